@@ -1,0 +1,233 @@
+//! The one error type of the `odm` crate, shared by the driver, the pool and
+//! the mapper.
+//!
+//! Every variant is something a caller can act on; the predicates
+//! ([`Error::code`], [`Error::is_closed`], [`Error::is_pool_timeout`],
+//! [`Error::is_wrong_context`]) answer the common questions without a
+//! `match`. Messages are lower-case, one clause, and never contain a password.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+/// A boxed error from a value conversion (`ToSql` / `FromSql`).
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The text every wrong-context error starts with, kept identical to
+/// pulsar-odm's so that ported code and tests can match on it.
+pub const WRONG_CONTEXT: &str = "acquire in main greenlet";
+
+/// Everything that can go wrong in odm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A database URL or connection setting is malformed; the message names
+    /// the offending part (never the password).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// Database work was attempted outside a green worker (a plain OS
+    /// thread, such as `main`). Nothing was blocked and nothing was sent.
+    #[error("acquire in main greenlet: {operation} must run on a green worker (submit it to a green::GreenPool)")]
+    WrongContext {
+        /// What was attempted, e.g. `"connect"` or `"pool acquire"`.
+        operation: &'static str,
+    },
+
+    /// A new connection could not be opened (DNS, refused, timed out).
+    #[error("could not connect to {target}: {source}")]
+    Connect {
+        /// `host:port` or the unix socket path that was tried.
+        target: String,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An I/O error on an established connection; the connection is closed.
+    #[error("i/o error on the connection: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// The connection was closed (by us, the server, or an earlier error).
+    #[error("connection closed")]
+    Closed,
+
+    /// The server reported an error. Carries SQLSTATE, message, detail, hint.
+    #[error("{0}")]
+    Db(Box<DbError>),
+
+    /// The server sent something the protocol does not allow here.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// Authentication could not proceed (unsupported method, missing
+    /// password). A rejected password is a [`Error::Db`] with SQLSTATE 28P01.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+
+    /// TLS was required but this build does not speak TLS.
+    #[error("tls is not supported by this build: use sslmode=disable or sslmode=prefer")]
+    TlsUnsupported,
+
+    /// A parameter could not be encoded.
+    #[error("cannot encode parameter ${index}: {source}")]
+    ToSql {
+        /// 1-based parameter position, as in `$1`.
+        index: usize,
+        /// Why the value could not be encoded.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A column value could not be decoded into the requested Rust type.
+    #[error("cannot decode column `{column}`: {source}")]
+    FromSql {
+        /// Column name.
+        column: String,
+        /// Why the value could not be decoded.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A row has no column with this name, or the index is out of range.
+    #[error("no column `{0}` in the row")]
+    ColumnNotFound(String),
+
+    /// The statement returned a different number of rows than required
+    /// (`query_one`, `Query::one`).
+    #[error("expected exactly one row, got {0}")]
+    RowCount(usize),
+
+    /// No connection became free within the pool timeout.
+    #[error("pool timed out after {waited:?} waiting for a connection (size: {size})")]
+    PoolTimeout {
+        /// How long the caller waited.
+        waited: Duration,
+        /// The pool's maximum size.
+        size: usize,
+    },
+
+    /// The pool was closed; no more connections are handed out.
+    #[error("pool is closed")]
+    PoolClosed,
+
+    /// The task already holds a connection from this pool and asked for a
+    /// second one, which would deadlock a full pool.
+    #[error("nested acquire: this task already holds a connection from this pool")]
+    NestedAcquire,
+
+    /// The green runtime refused the work (closed pool, panicked task).
+    #[error(transparent)]
+    Green(#[from] green::GreenError),
+
+    /// A mapper-level misuse: unknown model, missing bind, bad argument.
+    /// The message names the model, bind or column.
+    #[error("{0}")]
+    Mapper(String),
+
+    /// A value read from the database matches no variant of a `Choice`.
+    #[error("column `{column}` holds {value}, which is not a valid {type_name}")]
+    InvalidChoice {
+        /// The column that held the value.
+        column: String,
+        /// The offending value, as text.
+        value: String,
+        /// The Rust enum it was decoded into.
+        type_name: &'static str,
+    },
+}
+
+impl Error {
+    /// The wrong-context error for `operation`.
+    pub fn wrong_context(operation: &'static str) -> Error {
+        Error::WrongContext { operation }
+    }
+
+    /// The five-character SQLSTATE of a database error, e.g. `"23505"`.
+    pub fn code(&self) -> Option<&str> {
+        self.as_db_error().map(|e| e.code.as_str())
+    }
+
+    /// The server's error fields, when the server reported this error.
+    pub fn as_db_error(&self) -> Option<&DbError> {
+        match self {
+            Error::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// True when the connection this came from can no longer be used.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Error::Closed | Error::Io(_) | Error::Protocol(_) => true,
+            // admin_shutdown, crash_shutdown, cannot_connect_now
+            Error::Db(e) => matches!(e.code.as_str(), "57P01" | "57P02" | "57P03"),
+            _ => false,
+        }
+    }
+
+    /// True when a pool acquire timed out.
+    pub fn is_pool_timeout(&self) -> bool {
+        matches!(self, Error::PoolTimeout { .. })
+    }
+
+    /// True when database work was attempted off a green worker.
+    pub fn is_wrong_context(&self) -> bool {
+        matches!(self, Error::WrongContext { .. })
+    }
+
+    /// True for a serialization failure (40001) or deadlock (40P01): the
+    /// transaction may succeed if retried.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.code(), Some("40001" | "40P01"))
+    }
+}
+
+/// The fields of a server error or notice (`ErrorResponse` / `NoticeResponse`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DbError {
+    /// `ERROR`, `FATAL`, `PANIC`, or for notices `WARNING`, `NOTICE`, ...
+    pub severity: String,
+    /// SQLSTATE, five characters.
+    pub code: String,
+    /// The primary message.
+    pub message: String,
+    /// Optional secondary message with more detail.
+    pub detail: Option<String>,
+    /// Optional suggestion what to do about it.
+    pub hint: Option<String>,
+    /// 1-based character position in the query text.
+    pub position: Option<u32>,
+    /// Schema, table, column, constraint named by the error, if any.
+    pub schema: Option<String>,
+    /// Table named by the error.
+    pub table: Option<String>,
+    /// Column named by the error.
+    pub column: Option<String>,
+    /// Constraint named by the error.
+    pub constraint: Option<String>,
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.severity.to_lowercase(),
+            self.code,
+            self.message
+        )?;
+        if let Some(detail) = &self.detail {
+            write!(f, " (detail: {detail})")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for DbError {}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

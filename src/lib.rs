@@ -1,0 +1,7 @@
+//! odm: a blocking-facade object data mapper for PostgreSQL on stackful
+//! coroutines.
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod error;
+
+pub use error::{BoxError, DbError, Error, Result, WRONG_CONTEXT};
