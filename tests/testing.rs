@@ -166,6 +166,7 @@ fn two_clusters_run_at_once_without_colliding() {
 #[test]
 fn dropping_a_cluster_stops_the_server_and_removes_its_data_dir() {
     let cluster = TempCluster::start().unwrap();
+    assert_eq!(cluster.port_attempts(), 1);
     let data_dir = cluster.data_dir().to_path_buf();
     let url = cluster.url();
     let pid = postmaster_pid(&data_dir);
@@ -267,6 +268,8 @@ fn dropping_a_test_database_succeeds_while_a_connection_to_it_is_open() {
     let url = db.url().replacen("postgresql+green://", "postgresql://", 1);
     let mut holder = Command::new("psql")
         .args(["-X", "-q", "-d", &url, "-c", "SELECT pg_sleep(60)"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let server = db.server_url();

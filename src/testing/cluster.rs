@@ -53,8 +53,11 @@ host  all all       127.0.0.1/32 scram-sha-256
 /// destructors, a watchdog still stops the server and removes the directory.
 #[derive(Debug)]
 pub struct TempCluster {
-    // Field order matters: the server stops before its directory goes.
+    // Field order matters: the servers stop before their directory goes.
     server: ServerProcess,
+    /// Watchdogs of attempts that lost their port to another process; kept
+    /// leashed until the cluster is dropped, as they remove the directory.
+    failed_attempts: Vec<ServerProcess>,
     scratch: ScratchDir,
     port: u16,
     data_dir: PathBuf,
@@ -72,6 +75,15 @@ impl TempCluster {
 
     /// Starts a new cluster from the server binaries in `bin_dir`.
     pub fn start_with_bin_dir(bin_dir: &Path) -> Result<TempCluster, Error> {
+        TempCluster::start_with_ports(bin_dir, free_port)
+    }
+
+    /// Starts a new cluster on the first port from `next_port` that the
+    /// server can bind (up to [`PORT_ATTEMPTS`] ports are asked for).
+    fn start_with_ports(
+        bin_dir: &Path,
+        mut next_port: impl FnMut() -> Result<u16, Error>,
+    ) -> Result<TempCluster, Error> {
         let run_as = RunAs::for_server()?;
         let scratch = ScratchDir::create(run_as)?;
         let socket_dir = scratch.subdir("socket", run_as)?;
@@ -80,26 +92,42 @@ impl TempCluster {
         std::fs::write(data_dir.join("pg_hba.conf"), PG_HBA)
             .map_err(|e| Error::TestServer(format!("cannot write pg_hba.conf: {e}")))?;
 
-        let mut attempt = 0;
+        let mut failed_attempts = Vec::new();
         let (server, port) = loop {
-            attempt += 1;
-            let port = free_port()?;
+            let attempt = failed_attempts.len() + 1;
+            let port = next_port()?;
             let log_path = scratch.path().join(format!("postgres-{attempt}.log"));
             let log = open_log(&log_path)?;
+            let exited_marker = scratch.path().join(format!("postgres-{attempt}.exited"));
             let command = postgres_command(bin_dir, &data_dir, &socket_dir, port);
-            let mut server = ServerProcess::spawn(&command, scratch.path(), &data_dir, log, run_as)
-                .map_err(|e| {
-                    Error::TestServer(format!("cannot start the postgres watchdog: {e}"))
-                })?;
+            let mut server = ServerProcess::spawn(
+                &command,
+                scratch.path(),
+                &data_dir,
+                &exited_marker,
+                log,
+                run_as,
+            )
+            .map_err(|e| Error::TestServer(format!("cannot start the postgres watchdog: {e}")))?;
             match wait_ready(&mut server, &log_path) {
                 Ok(()) => break (server, port),
-                Err(failure) if failure.port_taken && attempt < PORT_ATTEMPTS => continue,
+                Err(failure) if failure.port_taken && attempt < PORT_ATTEMPTS => {
+                    failed_attempts.push(server);
+                }
+                Err(failure) if failure.port_taken => {
+                    return Err(Error::TestServer(format!(
+                        "{PORT_ATTEMPTS} tcp ports in a row were taken before postgres could bind \
+                         them; {}",
+                        failure.message
+                    )))
+                }
                 Err(failure) => return Err(Error::TestServer(failure.message)),
             }
         };
 
         let cluster = TempCluster {
             server,
+            failed_attempts,
             scratch,
             port,
             data_dir,
@@ -140,6 +168,12 @@ impl TempCluster {
     /// The data directory (removed on drop).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// How many ports the server tried before one was free (1 unless
+    /// another process took the chosen port first).
+    pub fn port_attempts(&self) -> usize {
+        self.failed_attempts.len() + 1
     }
 
     /// The directory of the server binaries this cluster runs.
@@ -336,4 +370,55 @@ fn tail_of(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_whose_port_is_taken_starts_on_another_one() {
+        let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let mut offered = Vec::new();
+        let cluster = TempCluster::start_with_ports(&find_server_bin_dir().unwrap(), || {
+            let port = if offered.is_empty() {
+                taken_port
+            } else {
+                free_port()?
+            };
+            offered.push(port);
+            Ok(port)
+        })
+        .unwrap();
+        assert_eq!(offered.len(), 2);
+        assert_eq!(cluster.port_attempts(), 2);
+        assert_eq!(cluster.port(), offered[1]);
+        assert_ne!(cluster.port(), taken_port);
+        let first_log = tail_of(&cluster.scratch.path().join("postgres-1.log"));
+        assert!(first_log.contains("could not bind"), "{first_log}");
+    }
+
+    #[test]
+    fn a_cluster_gives_up_when_every_port_it_tries_is_taken() {
+        let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let mut asked = 0;
+        let err = TempCluster::start_with_ports(&find_server_bin_dir().unwrap(), || {
+            asked += 1;
+            Ok(taken_port)
+        })
+        .unwrap_err();
+        assert_eq!(asked, PORT_ATTEMPTS);
+        assert!(matches!(err, Error::TestServer(_)), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(
+                "test server: 8 tcp ports in a row were taken before postgres could bind them; \
+                 postgres exited during startup; server log:\n"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("could not bind"), "{message}");
+    }
 }

@@ -1,6 +1,7 @@
 //! [`TestDatabase`]: a fresh, uniquely named database that is dropped again
 //! when the test is done with it.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -13,8 +14,7 @@ use crate::Error;
 
 /// A fresh database on a test server; dropping it drops the database
 /// (`DROP DATABASE ... WITH (FORCE)`, so connections still open to it do not
-/// keep it alive).
-#[derive(Debug)]
+/// keep it alive). Its `Debug` form never shows a password.
 pub struct TestDatabase {
     name: String,
     server: ServerUrl,
@@ -86,6 +86,16 @@ impl TestDatabase {
     /// The superuser URL of the server's maintenance database `postgres`.
     pub fn server_url(&self) -> String {
         self.server.green_url(None, "postgres")
+    }
+}
+
+impl fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestDatabase")
+            .field("name", &self.name)
+            .field("server", &self.server)
+            .field("psql", &self.psql)
+            .finish_non_exhaustive()
     }
 }
 

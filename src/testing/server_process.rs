@@ -16,20 +16,30 @@ use std::time::{Duration, Instant};
 
 use super::scratch::RunAs;
 
-/// The watchdog script. `$1` is the directory to remove once `postgres` has
-/// exited; the rest of the arguments are the `postgres` command line.
+/// The watchdog script. `$1` is the directory to remove once the leash is
+/// closed and `postgres` has exited, `$2` the file to create when `postgres`
+/// exits (on its own or stopped); the rest of the arguments are the
+/// `postgres` command line.
+///
+/// The leash (standard input) is watched by a subshell that signals the
+/// watchdog with SIGUSR1 at end of file; the watchdog then stops `postgres`
+/// with SIGINT. The postmaster's process id is only signalled while it has
+/// not been reaped, so it can never hit a recycled process id.
 const WATCHDOG: &str = r#"
 root=$1
-shift
+exited=$2
+shift 2
 exec 3<&0 0</dev/null
 "$@" 3<&- &
 pid=$!
-(cat <&3 >/dev/null 2>&1; kill -INT "$pid" 2>/dev/null) &
+trap 'kill -INT "$pid" 2>/dev/null' USR1 INT TERM HUP
+(cat <&3 >/dev/null 2>&1; kill -USR1 $$ 2>/dev/null) &
 watcher=$!
 exec 3<&-
-trap 'kill -INT "$pid" 2>/dev/null' INT TERM HUP
 while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
-kill "$watcher" 2>/dev/null
+trap '' USR1 INT TERM HUP
+: >"$exited"
+wait "$watcher"
 rm -rf "$root"
 "#;
 
@@ -43,16 +53,21 @@ pub(crate) struct ServerProcess {
     /// The write end of the watchdog's leash; dropping it stops the server.
     leash: Option<ChildStdin>,
     data_dir: PathBuf,
+    /// Created by the watchdog when `postgres` has exited.
+    exited_marker: PathBuf,
 }
 
 impl ServerProcess {
     /// Starts `postgres_command` (program and arguments) under the watchdog,
     /// as `run_as` when set, with its output appended to `log`. `scratch` is
-    /// removed by the watchdog once the server has exited.
+    /// removed by the watchdog once this value is dropped (or the process
+    /// exits) and the server has stopped; `exited_marker` is created (in
+    /// `scratch`) as soon as the server exits.
     pub(crate) fn spawn(
         postgres_command: &[String],
         scratch: &Path,
         data_dir: &Path,
+        exited_marker: &Path,
         log: File,
         run_as: Option<RunAs>,
     ) -> std::io::Result<ServerProcess> {
@@ -63,6 +78,7 @@ impl ServerProcess {
             .arg(WATCHDOG)
             .arg("odm-pg-watchdog")
             .arg(scratch)
+            .arg(exited_marker)
             .args(postgres_command)
             .current_dir(scratch)
             .stdin(Stdio::piped())
@@ -77,11 +93,16 @@ impl ServerProcess {
             watchdog,
             leash,
             data_dir: data_dir.to_path_buf(),
+            exited_marker: exited_marker.to_path_buf(),
         })
     }
 
-    /// True once the server (and so its watchdog) has exited.
+    /// True once the server has exited (or its watchdog is gone).
     pub(crate) fn has_exited(&mut self) -> bool {
+        self.exited_marker.exists() || self.watchdog_has_exited()
+    }
+
+    fn watchdog_has_exited(&mut self) -> bool {
         !matches!(self.watchdog.try_wait(), Ok(None))
     }
 
@@ -102,7 +123,7 @@ impl ServerProcess {
     fn wait_exit(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.has_exited() {
+            if self.watchdog_has_exited() {
                 return true;
             }
             if Instant::now() >= deadline {

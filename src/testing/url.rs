@@ -2,6 +2,8 @@
 //! `postgresql+green://` URLs and re-targeting the `DATABASE_URL` at another
 //! database or user (the driver's `Config` does the real parsing).
 
+use std::fmt;
+
 use crate::Error;
 
 /// The scheme of the URLs handed to odm.
@@ -32,7 +34,7 @@ const LIBPQ_PARAMS: [&str; 16] = [
 ];
 
 /// A server URL split into the parts a test database replaces.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ServerUrl {
     /// `user[:password]`, still percent-encoded; may be empty.
     userinfo: String,
@@ -123,6 +125,19 @@ impl ServerUrl {
     }
 }
 
+impl fmt::Debug for ServerUrl {
+    /// Shows the URL with the password replaced by `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = self.userinfo.split(':').next().unwrap_or("");
+        let userinfo = if self.userinfo.contains(':') {
+            format!("{user}:***")
+        } else {
+            user.to_string()
+        };
+        f.write_str(&self.assemble(GREEN_SCHEME, &userinfo, &self.dbname, &self.query))
+    }
+}
+
 /// `user:password`, each percent-encoded.
 pub(crate) fn encode_userinfo(user: &str, password: &str) -> String {
     format!("{}:{}", encode_component(user), encode_component(password))
@@ -165,6 +180,12 @@ mod tests {
             url.libpq_url("postgres"),
             "postgresql://odm:odmtest@db.example:5433/postgres?sslmode=disable"
         );
+    }
+
+    #[test]
+    fn the_debug_form_of_a_server_url_hides_the_password() {
+        let url = ServerUrl::parse("postgresql://odm:hunter2@h:1/db?x=1", "DATABASE_URL").unwrap();
+        assert_eq!(format!("{url:?}"), "postgresql+green://odm:***@h:1/db?x=1");
     }
 
     #[test]
