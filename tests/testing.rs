@@ -13,9 +13,11 @@ use odm::testing::{
 };
 use odm::Error;
 
-/// Runs `sql` through `psql` against a `postgresql+green://` URL and returns
-/// the unaligned, tuples-only output, or psql's error text.
+/// Runs `sql` through `psql` against a `postgresql+green://` URL (its query
+/// parameters, which may be odm's own, left out) and returns the unaligned,
+/// tuples-only output, or psql's error text.
 fn psql(url: &str, sql: &str) -> Result<String, String> {
+    let url = url.split('?').next().unwrap();
     let url = url.replacen("postgresql+green://", "postgresql://", 1);
     let output = Command::new("psql")
         .args([
@@ -296,14 +298,54 @@ fn dropping_a_test_database_succeeds_while_a_connection_to_it_is_open() {
     assert!(!status.success(), "the held connection was terminated");
 }
 
+/// Also run as a child process with `DATABASE_URL` set, by the next test.
 #[test]
 fn a_test_database_url_logs_in_as_another_role() {
     let db = test_database().unwrap();
+    println!("ODM_TEST_DATABASE_URL={}", db.url());
     let url = db.url_as(SCRAM_USER, SCRAM_PASSWORD);
     assert!(url.starts_with("postgresql+green://odm_scram:scramsecret@"));
     assert_eq!(
         psql(&url, "SELECT current_user || '@' || current_database()").unwrap(),
         format!("odm_scram@{}", db.name())
+    );
+}
+
+#[test]
+fn test_database_uses_the_server_of_database_url_when_it_is_set() {
+    let cluster = TempCluster::start().unwrap();
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_test_database_url_logs_in_as_another_role",
+            "--nocapture",
+        ])
+        .env("DATABASE_URL", format!("{}?pool_size=4", cluster.url()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let url = stdout
+        .lines()
+        .find_map(|line| {
+            line.split_once("ODM_TEST_DATABASE_URL=")
+                .map(|(_, url)| url)
+        })
+        .unwrap_or_else(|| panic!("no url printed: {stdout}"));
+    let prefix = format!(
+        "postgresql+green://odm:odmtest@127.0.0.1:{}/odm_test_",
+        cluster.port()
+    );
+    assert!(url.starts_with(&prefix), "{url}");
+    assert!(url.ends_with("?pool_size=4"), "{url}");
+    // The child dropped its database on the DATABASE_URL server.
+    assert_eq!(
+        psql(
+            &cluster.url(),
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'odm_test_%'"
+        )
+        .unwrap(),
+        "0"
     );
 }
 
