@@ -3,5 +3,6 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod error;
+pub mod pg;
 
 pub use error::{BoxError, DbError, Error, Result, WRONG_CONTEXT};
