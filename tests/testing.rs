@@ -205,17 +205,31 @@ fn the_shared_cluster_is_started_once_per_process() {
     println!("ODM_SHARED_DATA_DIR={}", first.data_dir().display());
 }
 
+/// The scratch directories (clusters and the initdb template) a process
+/// with `pid` has in the temp directory.
+fn scratch_dirs_of(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("odm-pg-{pid}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+        .collect()
+}
+
 #[test]
 fn the_shared_cluster_stops_and_is_removed_when_its_process_exits() {
-    let output = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "the_shared_cluster_is_started_once_per_process",
             "--nocapture",
-            "--test-threads=1",
         ])
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let pid = child.id();
+    let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     let data_dir = stdout
@@ -223,12 +237,22 @@ fn the_shared_cluster_stops_and_is_removed_when_its_process_exits() {
         .find_map(|line| line.split_once("ODM_SHARED_DATA_DIR=").map(|(_, dir)| dir))
         .map(PathBuf::from)
         .unwrap_or_else(|| panic!("no data dir printed: {stdout}"));
-    // The child exited without dropping the static; its watchdog cleans up.
+    assert!(data_dir.starts_with(std::env::temp_dir()));
     assert!(
-        wait_until(Duration::from_secs(30), || !data_dir.exists()),
-        "{} still exists after its process exited",
+        data_dir
+            .to_string_lossy()
+            .contains(&format!("/odm-pg-{pid}-")),
+        "{}",
         data_dir.display()
     );
+    // The child exited without dropping the static; its watchdogs clean up
+    // the cluster and the initdb template.
+    assert!(
+        wait_until(Duration::from_secs(30), || scratch_dirs_of(pid).is_empty()),
+        "{:?} still exist after their process exited",
+        scratch_dirs_of(pid)
+    );
+    assert!(!data_dir.exists());
 }
 
 #[test]
