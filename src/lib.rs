@@ -3,6 +3,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod error;
+pub mod pg;
 pub mod testing;
 
 pub use error::{BoxError, DbError, Error, Result, WRONG_CONTEXT};
