@@ -136,6 +136,40 @@ fn every_test_role_logs_in_over_tcp_with_its_own_method_and_password() {
     );
 }
 
+/// Runs `f` on a `may` coroutine (the odm driver refuses plain threads).
+fn on_coroutine<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    // 64 Ki words (512 KiB): ample for the driver's connect path.
+    may::config().set_stack_size(0x1_0000);
+    match may::go!(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+#[test]
+fn the_odm_driver_logs_in_as_every_test_role_with_its_own_method() {
+    let db = test_database().unwrap();
+    let roles = [
+        (SUPERUSER, SUPERUSER_PASSWORD),
+        (MD5_USER, MD5_PASSWORD),
+        (SCRAM_USER, SCRAM_PASSWORD),
+        (CLEARTEXT_USER, CLEARTEXT_PASSWORD),
+    ];
+    for (user, password) in roles {
+        let url = db.url_as(user, password);
+        let name = db.name().to_string();
+        let (who, database) = on_coroutine(move || {
+            let config = odm::pg::Config::parse(&url).unwrap();
+            let client = odm::pg::Client::connect(&config).unwrap();
+            let row = client
+                .query_one("SELECT current_user::text, current_database()::text", &[])
+                .unwrap();
+            (row.get::<_, String>(0), row.get::<_, String>(1))
+        });
+        assert_eq!((who.as_str(), database), (user, name));
+    }
+}
+
 #[test]
 fn two_clusters_run_at_once_without_colliding() {
     let (a, b) = std::thread::scope(|s| {
