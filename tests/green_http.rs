@@ -10,7 +10,7 @@ mod app;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use odm::pg::Client;
@@ -30,8 +30,8 @@ fn served() -> &'static Served {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let running =
-            app::start(&format!("127.0.0.1:{port}"), &db.url(), 2, true).expect("the app starts");
+        let running = app::start(&format!("127.0.0.1:{port}"), &db.url(), 2, 64, true)
+            .expect("the app starts");
         // The accept loop runs until the test process exits.
         std::mem::forget(running);
         Served { port, db }
@@ -226,7 +226,8 @@ fn queries_treats_a_missing_or_junk_count_as_one() {
 /// The stored random numbers of these worlds, read with the driver.
 fn stored_numbers(ids: Vec<i32>) -> HashMap<i32, i32> {
     let url = served().db.url();
-    app::on_coroutine(move || {
+    let green = green::GreenPool::with_max_workers(1);
+    app::on_green_pool(&green, move || {
         let client = Client::connect(&odm::pg::Config::parse(&url)?)?;
         let rows = client.query(
             "SELECT id, randomnumber FROM world WHERE id = ANY($1)",
@@ -239,8 +240,13 @@ fn stored_numbers(ids: Vec<i32>) -> HashMap<i32, i32> {
     .expect("read back the worlds")
 }
 
+/// Serializes the tests that update `world`, so that one cannot overwrite
+/// the rows another reads back.
+static UPDATES: Mutex<()> = Mutex::new(());
+
 #[test]
 fn updates_writes_the_new_random_numbers() {
+    let _serial = UPDATES.lock().unwrap_or_else(|p| p.into_inner());
     let response = get("/updates?queries=12");
     assert_eq!(response.status, 200);
     assert_eq!(response.header("Content-Type"), "application/json");
@@ -262,6 +268,7 @@ fn updates_writes_the_new_random_numbers() {
 
 #[test]
 fn updates_clamps_and_defaults_the_count() {
+    let _serial = UPDATES.lock().unwrap_or_else(|p| p.into_inner());
     for (query, expected) in [
         ("", 1),
         ("?queries=junk", 1),
@@ -350,4 +357,24 @@ fn concurrent_clients_all_get_their_worlds() {
     for thread in threads {
         thread.join().expect("a client thread");
     }
+}
+
+#[test]
+fn starting_with_a_malformed_url_is_a_configuration_error() {
+    let error = app::start("127.0.0.1:0", "mysql://nowhere", 1, 1, false).unwrap_err();
+    assert!(error.starts_with("invalid configuration"), "{error}");
+}
+
+#[test]
+fn starting_against_a_missing_database_names_it() {
+    let url = served().db.url();
+    let missing = odm::pg::Config::parse(&url)
+        .expect("the test URL parses")
+        .with_dbname("odm_no_such_database")
+        .to_url();
+    let error = app::start("127.0.0.1:0", &missing, 1, 1, false).unwrap_err();
+    assert!(
+        error.contains("odm_no_such_database") && error.contains("does not exist"),
+        "{error}"
+    );
 }
