@@ -6,7 +6,7 @@
 //! workload may prints `stack size = S, used size = U` in machine words
 //! (multiply by 8 for bytes) when the probing pool's worker exits.
 //! `stack_probe overflow` recurses past a 32 KiB worker stack to show what
-//! an overflow does (the worker is lost and its task never completes).
+//! an overflow does (the worker is lost, the task fails with `StackOverflow`).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -122,20 +122,23 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("overflow") {
         // shows what overflowing a worker stack does: may's guard-page
         // handler prints "coroutine has overflowed its stack" and drops the
-        // worker without unwinding it, so the task never completes
+        // worker without unwinding it; green fails the task
         let pool = GreenPool::builder()
             .max_workers(1)
             .stack_size(32 * 1024)
             .build()
             .expect("valid");
-        let task = pool.submit(|| recurse(256)).expect("open");
-        std::thread::sleep(Duration::from_secs(2));
+        let result = pool.submit(|| recurse(256)).expect("open").join();
         println!(
-            "task finished: {}; workers still counted: {} (the overflowed worker is lost)",
-            task.is_finished(),
+            "overflowing task: {result:?}; workers left: {}",
             pool.worker_count()
         );
-        std::process::exit(1);
+        let after = pool
+            .submit(|| "a fresh worker ran the next task")
+            .expect("open")
+            .join();
+        println!("{after:?}");
+        return;
     }
     probe("empty task", || {});
     probe("formatting, a HashMap and a sort", || {

@@ -66,11 +66,12 @@
 //! re-measure a workload. Choose another size per pool with
 //! [`GreenPoolBuilder::stack_size`] or for the process with
 //! [`RuntimeConfig::stack_size`]. **Overflowing a coroutine stack is
-//! fatal** and cannot be caught: the segmentation fault on the guard page is
-//! taken by may, which prints "coroutine has overflowed its stack" and drops
-//! the worker without unwinding it; the task never completes (`join` waits
-//! forever) and the worker is lost (sometimes may exits the process
-//! instead). Size stacks with the probe, never by trial.
+//! fatal** to the task and its worker: the segmentation fault on the guard
+//! page is taken by may, which prints "coroutine has overflowed its stack"
+//! and drops the worker without unwinding it (no destructor of the task
+//! runs, its memory leaks); the task fails with [`GreenError::StackOverflow`]
+//! and a new worker takes over the queue. In some cases may exits the whole
+//! process instead. Size stacks with the probe, never by trial.
 //!
 //! **Shutdown.** [`GreenPool::shutdown`] closes the pool (later `submit`s,
 //! inline ones included, fail with [`GreenError::Closed`]), lets queued and

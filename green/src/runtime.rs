@@ -24,11 +24,14 @@ use crate::error::GreenError;
 /// pages a task touches become resident, so a large stack costs address
 /// space, not RSS: 10,000 workers parked on a `GreenLock` cost ~8 KiB of RSS
 /// each in release builds (~12 KiB in debug builds). Overflowing the stack is
-/// fatal and cannot be caught: the segmentation fault on the guard page is
-/// handled by may, which prints "coroutine has overflowed its stack" and
-/// drops the worker without unwinding it, so the task never completes (a
-/// `join` on it waits forever) and the worker is lost; may exits the process
-/// only when the overflow wrote the stack's last words.
+/// fatal to the task and its worker and cannot be caught inside the task: the
+/// segmentation fault on the guard page is taken by may, which prints
+/// "coroutine has overflowed its stack" and drops the worker without
+/// unwinding it (destructors of the task's locals never run, its memory
+/// leaks). green then fails the task with
+/// [`GreenError::StackOverflow`](crate::GreenError::StackOverflow) and starts
+/// a replacement worker for queued tasks. may exits the whole process
+/// instead when the overflow overwrote the last words of the stack.
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
 /// The smallest stack a pool accepts, in bytes.
