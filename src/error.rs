@@ -79,6 +79,15 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A statement was run with the wrong number of parameters.
+    #[error("the statement takes {expected} parameters but {given} were given")]
+    ParameterCount {
+        /// How many `$n` placeholders the statement has.
+        expected: usize,
+        /// How many values were passed.
+        given: usize,
+    },
+
     /// A column value could not be decoded into the requested Rust type.
     #[error("cannot decode column `{column}`: {source}")]
     FromSql {
@@ -135,6 +144,11 @@ pub enum Error {
         /// The Rust enum it was decoded into.
         type_name: &'static str,
     },
+
+    /// A throwaway test server (`odm::testing`) could not be found, started
+    /// or prepared; the message says what to install or set.
+    #[error("test server: {0}")]
+    TestServer(String),
 }
 
 impl Error {
