@@ -330,6 +330,49 @@ fn a_connection_returned_mid_transaction_is_rolled_back() {
     assert_eq!(stats.connections_discarded, 0, "{stats:?}");
 }
 
+#[test]
+fn a_connection_held_by_a_panicking_task_is_discarded_not_reused() {
+    let db = fresh_db();
+    let pool = pool(&db, "pool_size=1&pool_timeout=10");
+    let p = pool.clone();
+    let pid = on_green(move || {
+        let conn = p.acquire().expect("acquire");
+        conn.batch_execute("CREATE TABLE note (body text)")
+            .expect("create");
+        conn.backend_pid()
+    });
+    let p = pool.clone();
+    let outcome = spawn(move || {
+        let conn = p.acquire().expect("acquire");
+        conn.batch_execute("BEGIN; INSERT INTO note VALUES ('never committed')")
+            .expect("insert");
+        panic!("the task fails while holding a connection in a transaction");
+    })
+    .join();
+    assert!(
+        matches!(&outcome, Err(green::GreenError::Panicked(m)) if m.contains("the task fails")),
+        "{outcome:?}"
+    );
+    let p = pool.clone();
+    let (new_pid, rows) = on_green(move || {
+        let conn = p.acquire().expect("the pool still serves");
+        let rows: i64 = conn
+            .query_one("SELECT count(*) FROM note", &[])
+            .expect("count")
+            .get(0);
+        (conn.backend_pid(), rows)
+    });
+    assert_ne!(
+        new_pid, pid,
+        "a fresh connection replaced the discarded one"
+    );
+    assert_eq!(rows, 0);
+    let stats = pool.stats();
+    assert_eq!(stats.connections_discarded, 1, "{stats:?}");
+    assert_eq!(stats.rollbacks_on_return, 0, "{stats:?}");
+    assert!(pool.size() <= 1);
+}
+
 /// Terminates every backend of the test database except the caller's own.
 fn kill_every_backend(db: &TestDatabase) -> i64 {
     let url = db.url();
