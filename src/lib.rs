@@ -4,5 +4,12 @@
 
 mod error;
 pub mod pg;
+pub mod testing;
 
 pub use error::{BoxError, DbError, Error, Result, WRONG_CONTEXT};
+
+mod engine;
+pub mod pool;
+
+pub use engine::Engine;
+pub use pool::{Pool, PoolStats, PooledConnection};
