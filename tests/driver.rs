@@ -12,71 +12,10 @@ use odm::pg::{Client, Config, Host, Param, TransactionStatus};
 use odm::Error;
 use uuid::Uuid;
 
-mod shim {
-    //! A fresh database per test on the developer's server (DATABASE_URL).
-    use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    pub const MD5_USER: &str = "odm_md5";
-    pub const MD5_PASSWORD: &str = "md5secret";
-    pub const SCRAM_USER: &str = "odm_scram";
-    pub const SCRAM_PASSWORD: &str = "scramsecret";
-    pub const CLEARTEXT_USER: &str = "odm_clear";
-    pub const CLEARTEXT_PASSWORD: &str = "clearsecret";
-
-    pub struct TestDatabase {
-        name: String,
-        server: Config,
-    }
-
-    fn server() -> Config {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgresql://odm:odmtest@127.0.0.1:54329/postgres".into());
-        Config::parse(&url).unwrap()
-    }
-
-    pub fn test_database() -> Result<TestDatabase, Error> {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "drv_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let server = server();
-        let (s, n) = (server.clone(), name.clone());
-        on_coroutine(move || {
-            let c = Client::connect(&s)?;
-            c.batch_execute(&format!("CREATE DATABASE {n}"))
-        })?;
-        Ok(TestDatabase { name, server })
-    }
-
-    impl TestDatabase {
-        pub fn url(&self) -> String {
-            self.server.with_dbname(&self.name).to_url()
-        }
-        pub fn url_as(&self, user: &str, password: &str) -> String {
-            let c = self.server.with_dbname(&self.name);
-            let mut url = c.to_url();
-            let at = url.find('@').unwrap();
-            let scheme_end = url.find("://").unwrap() + 3;
-            url.replace_range(scheme_end..at, &format!("{user}:{password}"));
-            url
-        }
-    }
-
-    impl Drop for TestDatabase {
-        fn drop(&mut self) {
-            let (s, n) = (self.server.clone(), self.name.clone());
-            let _ = on_coroutine(move || {
-                let c = Client::connect(&s)?;
-                c.batch_execute(&format!("DROP DATABASE {n} WITH (FORCE)"))
-            });
-        }
-    }
-}
-
-use shim::*;
+use odm::testing::{
+    test_database, CLEARTEXT_PASSWORD, CLEARTEXT_USER, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD,
+    SCRAM_USER,
+};
 
 /// Runs `f` on a coroutine of the `may` scheduler (two worker threads) and
 /// returns its result, re-raising its panic.
