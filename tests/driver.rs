@@ -573,6 +573,9 @@ fn a_terminated_backend_fails_the_next_query_with_a_closed_error() {
         assert_eq!(e.code(), Some("57P01"), "{e}");
         let e = c.batch_execute("SELECT 1").unwrap_err();
         assert!(e.is_closed(), "{e:?}");
+        let e = c.notifications().recv().unwrap_err();
+        assert!(e.is_closed(), "{e:?}");
+        assert!(c.notifications().next().is_none());
     });
 }
 
@@ -606,10 +609,24 @@ fn a_cancelled_query_reports_57014_and_the_connection_is_reused() {
             let c = c.clone();
             go(move || c.query("SELECT pg_sleep(30)", &[]).unwrap_err())
         };
-        may::coroutine::sleep(Duration::from_millis(300));
+        may::coroutine::sleep(Duration::from_millis(200));
+        // A request pipelined behind the sleeping one must not be hit.
+        let queued = {
+            let c = c.clone();
+            go(move || {
+                c.query_one("SELECT 'after'::text", &[])
+                    .map(|r| r.get::<_, String>(0))
+            })
+        };
+        may::coroutine::sleep(Duration::from_millis(100));
         token.cancel_query().unwrap();
         let e = sleeper.join().unwrap();
         assert_eq!(e.code(), Some("57014"), "{e}");
+        assert_eq!(
+            e.as_db_error().unwrap().message,
+            "canceling statement due to user request"
+        );
+        assert_eq!(queued.join().unwrap().unwrap(), "after");
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(!c.is_closed());
         // The next queries are not hit by the cancel.
@@ -724,6 +741,17 @@ fn copy_errors_are_reported_and_the_connection_recovers() {
         drop(r);
         let n: i64 = c.query_one("SELECT count(*) FROM n", &[]).unwrap().get(0);
         assert_eq!(n, 0);
+        // A statement that is not the right COPY is refused with its reason.
+        let e = c.copy_in("SELECT 1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "protocol error: the statement given to copy_in is not COPY ... FROM STDIN"
+        );
+        let e = c.copy_out("SELECT 1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "protocol error: the statement given to copy_out is not COPY ... TO STDOUT"
+        );
         // COPY FROM STDIN through a query method is refused, cleanly.
         let e = c.batch_execute("COPY n FROM STDIN").unwrap_err();
         assert!(matches!(e, Error::Protocol(_) | Error::Db(_)), "{e:?}");
@@ -901,4 +929,82 @@ fn close_terminates_and_later_use_fails() {
             may::coroutine::sleep(Duration::from_millis(20));
         }
     });
+}
+
+/// A fake server on 127.0.0.1 that runs `serve` for each accepted socket
+/// on a plain thread; returns its port.
+fn fake_server(serve: impl Fn(usize, std::net::TcpStream) + Send + Sync + 'static) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serve = Arc::new(serve);
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { return };
+            let serve = serve.clone();
+            std::thread::spawn(move || serve(n, stream));
+        }
+    });
+    port
+}
+
+#[test]
+fn sslmode_prefer_reconnects_in_plain_text_when_the_server_offers_tls() {
+    let db = test_database().unwrap();
+    let config = Config::parse(&db.url()).unwrap();
+    let real_port = config.port();
+    // The first connection answers the TLS request with `S` (willing) and
+    // is dropped by the client; the second is piped to the real server.
+    let port = fake_server(move |n, mut client| {
+        if n == 0 {
+            let mut request = [0u8; 8];
+            client.read_exact(&mut request).unwrap();
+            assert_eq!(&request[4..], &[0x04, 0xd2, 0x16, 0x2f], "an SSLRequest");
+            client.write_all(b"S").unwrap();
+            let mut rest = Vec::new();
+            let _ = client.read_to_end(&mut rest);
+            return;
+        }
+        let server = std::net::TcpStream::connect(("127.0.0.1", real_port)).unwrap();
+        let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c2, &mut s2);
+            let _ = s2.shutdown(std::net::Shutdown::Write);
+        });
+        let (mut s, mut c) = (server, client);
+        let _ = std::io::copy(&mut s, &mut c);
+        let _ = c.shutdown(std::net::Shutdown::Write);
+    });
+    let url = db
+        .url()
+        .replace(&format!(":{real_port}/"), &format!(":{port}/"));
+    let url = format!("{url}?sslmode=prefer");
+    let value: i32 = on_coroutine(move || {
+        connect(&url)
+            .query_one("SELECT 41 + 1", &[])
+            .unwrap()
+            .get(0)
+    });
+    assert_eq!(value, 42);
+}
+
+#[test]
+fn connect_timeout_bounds_a_server_that_never_answers() {
+    let port = fake_server(|_, mut stream| {
+        // Accept, read, never answer.
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink);
+    });
+    let url = format!("postgresql://u:pw@127.0.0.1:{port}/d?connect_timeout=0.3&sslmode=disable");
+    let started = Instant::now();
+    let e = connect_error(url);
+    let elapsed = started.elapsed();
+    match &e {
+        Error::Connect { target, source } => {
+            assert_eq!(target, &format!("127.0.0.1:{port}"));
+            assert_eq!(source.kind(), std::io::ErrorKind::TimedOut, "{source}");
+        }
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+    assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }
