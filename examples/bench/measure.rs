@@ -97,11 +97,6 @@ impl Histogram {
         self.total += other.total;
     }
 
-    /// Latencies counted.
-    pub fn len(&self) -> u64 {
-        self.total
-    }
-
     /// The latency below which a fraction `q` (0..=1) of the counted ones
     /// fall; `None` when nothing was counted.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
@@ -304,9 +299,32 @@ impl Probe {
         Instant::now() < self.0.end
     }
 
-    /// When the window ends.
-    pub fn end(&self) -> Instant {
-        self.0.end
+    /// Records one request straight into the shared totals (no per-worker
+    /// tally: for runs with so many tasks that a histogram each would
+    /// dominate their memory).
+    pub fn record_shared<E: fmt::Display>(&self, started: Instant, outcome: Result<u64, E>) {
+        let now = Instant::now();
+        let inner = &self.0;
+        let counted = now >= inner.measure_from && now <= inner.end;
+        let mut totals = inner.totals.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(queries) if counted => {
+                totals.requests += 1;
+                totals.queries += queries;
+                totals.latency.record(now - started);
+                inner.progress_queries.fetch_add(queries, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if totals.first_error.is_none() {
+                    totals.first_error = Some(e.to_string());
+                }
+                if counted {
+                    totals.errors += 1;
+                    inner.progress_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     /// A fresh tally for one worker.

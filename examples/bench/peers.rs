@@ -17,6 +17,7 @@
 //! All of them run the same statements as odm: [`SELECT_WORLD`],
 //! [`SELECT_FORTUNES`] and the batched [`update_sql`] of 20 rows.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,11 @@ pub const TOKIO_CONNECTIONS: [usize; 4] = [1, 2, 4, 8];
 const CONNECTION_RESERVE: usize = 40;
 /// Fraction of pgbench transactions logged for latency percentiles.
 const PGBENCH_SAMPLING: f64 = 0.05;
+/// A first guess of how long pgbench takes to open one connection per
+/// thread (md5 or trust authentication), before it has reported its own.
+const PGBENCH_CONNECT_GUESS: Duration = Duration::from_millis(5);
+/// The allowance per connection and thread when the guess proved short.
+const PGBENCH_CONNECT_ALLOWANCE: Duration = Duration::from_millis(40);
 /// OS thread stack for the sync crate's threads.
 const SYNC_THREAD_STACK: usize = 256 * 1024;
 
@@ -93,6 +99,10 @@ pub struct Pgbench {
     program: PathBuf,
     scratch: PathBuf,
     target: Target,
+    /// Connection time pgbench reported, by client count: its `-T` clock
+    /// includes opening the connections while its tps excludes it, so the
+    /// run is extended by as much to measure `duration` of querying.
+    connect_times: Mutex<HashMap<usize, Duration>>,
 }
 
 /// One pgbench script and what one of its transactions amounts to.
@@ -112,16 +122,8 @@ impl Pgbench {
             program,
             scratch,
             target,
+            connect_times: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// The contender name for plain or pipeline mode.
-    pub fn name(pipeline: bool) -> &'static str {
-        if pipeline {
-            "pgbench-pipe"
-        } else {
-            "pgbench"
-        }
     }
 
     fn script(workload: Workload, pipeline: bool) -> Script {
@@ -210,6 +212,9 @@ impl Pgbench {
 
     /// Runs pgbench for `duration` (whole seconds, at least one) with
     /// `level` clients (capped by the server's connection budget).
+    ///
+    /// When opening the connections took the whole run (no transaction
+    /// processed), it runs once more with a generous allowance for them.
     pub fn run(
         &self,
         cell: &Cell,
@@ -219,6 +224,38 @@ impl Pgbench {
         let clients = cell.level.min(self.target.connection_budget());
         let cores = thread::available_parallelism().map_or(2, |n| n.get());
         let threads = clients.min(cores);
+        let guess = self
+            .connect_times
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&clients)
+            .copied()
+            .unwrap_or(PGBENCH_CONNECT_GUESS * clients.div_ceil(threads) as u32);
+        match self.run_once(cell, pipeline, duration, clients, threads, guess)? {
+            Some(measured) => Ok(measured),
+            None => {
+                let allowance = PGBENCH_CONNECT_ALLOWANCE * clients.div_ceil(threads) as u32;
+                self.run_once(cell, pipeline, duration, clients, threads, allowance)?
+                    .ok_or_else(|| {
+                        format!(
+                            "pgbench processed no transaction in {:.1} s with {clients} clients",
+                            (duration + allowance).as_secs_f64()
+                        )
+                    })
+            }
+        }
+    }
+
+    /// One pgbench run; `None` when it processed no transaction.
+    fn run_once(
+        &self,
+        cell: &Cell,
+        pipeline: bool,
+        duration: Duration,
+        clients: usize,
+        threads: usize,
+        connecting: Duration,
+    ) -> Result<Option<Measurement>, String> {
         let script = Pgbench::script(cell.workload, pipeline);
         let tag = format!(
             "{}-{}-{}",
@@ -231,7 +268,10 @@ impl Pgbench {
             .map_err(|e| format!("cannot write {}: {e}", script_path.display()))?;
         let log_prefix = self.scratch.join(format!("log-{tag}"));
         remove_logs(&self.scratch, &log_prefix);
-        let seconds = duration.as_secs_f64().ceil().max(1.0) as u64;
+        let seconds = (duration + connecting.mul_f64(1.5))
+            .as_secs_f64()
+            .ceil()
+            .max(1.0) as u64;
 
         let mut command = Command::new(&self.program);
         command
@@ -270,15 +310,25 @@ impl Pgbench {
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
         }
-        let tps = report_number(&stdout, "tps = ")
-            .ok_or_else(|| format!("no tps in pgbench's report: {stdout}"))?;
         let transactions = report_number(&stdout, "number of transactions actually processed: ")
             .ok_or_else(|| format!("no transaction count in pgbench's report: {stdout}"))?;
+        if transactions < 1.0 {
+            remove_logs(&self.scratch, &log_prefix);
+            return Ok(None);
+        }
+        let tps = report_number(&stdout, "tps = ")
+            .ok_or_else(|| format!("no tps in pgbench's report: {stdout}"))?;
         let failed = report_number(&stdout, "number of failed transactions: ").unwrap_or(0.0);
+        if let Some(ms) = report_number(&stdout, "initial connection time = ") {
+            self.connect_times
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(clients, Duration::from_secs_f64(ms / 1e3));
+        }
         let latency = read_logs(&self.scratch, &log_prefix);
         remove_logs(&self.scratch, &log_prefix);
         let transactions = transactions as u64;
-        Ok(Measurement {
+        Ok(Some(Measurement {
             contender: cell.contender.clone(),
             workload: cell.workload,
             level: cell.level,
@@ -300,7 +350,7 @@ impl Pgbench {
             elapsed: Duration::from_secs_f64(transactions as f64 / tps.max(1e-9)),
             cpu,
             latency,
-        })
+        }))
     }
 }
 
@@ -622,7 +672,6 @@ impl BlockingPool {
 
 /// The sync `postgres` crate on OS threads.
 pub struct SyncPeer {
-    target: Target,
     pool: Arc<BlockingPool>,
     connections: usize,
 }
@@ -658,18 +707,12 @@ impl SyncPeer {
         });
         let idle = opened.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(SyncPeer {
-            target: target.clone(),
             pool: Arc::new(BlockingPool {
                 idle: Mutex::new(idle),
                 available: Condvar::new(),
             }),
             connections,
         })
-    }
-
-    /// The server this peer talks to.
-    pub fn target(&self) -> &Target {
-        &self.target
     }
 
     /// Runs `cell.level` threads; each takes a connection per request from
