@@ -2,6 +2,25 @@
 //! coroutines.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+extern crate self as odm;
+
 mod error;
 
 pub use error::{BoxError, DbError, Error, Result, WRONG_CONTEXT};
+
+pub mod ddl;
+pub mod model;
+pub mod query;
+pub mod types;
+
+pub use model::{ColumnDef, ForeignKey, Model, Record, Table};
+pub use odm_derive::{Choice, Model};
+pub use query::{Assignment, Expr, Field, Order};
+pub use types::Choice;
+
+#[doc(hidden)]
+/// Items the derives expand to; not a public API.
+pub mod __private {
+    pub use bytes::BytesMut;
+    pub use postgres_types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+}
