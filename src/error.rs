@@ -79,6 +79,15 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A statement was run with the wrong number of parameters.
+    #[error("the statement takes {expected} parameters but {given} were given")]
+    ParameterCount {
+        /// How many `$n` placeholders the statement has.
+        expected: usize,
+        /// How many values were passed.
+        given: usize,
+    },
+
     /// A column value could not be decoded into the requested Rust type.
     #[error("cannot decode column `{column}`: {source}")]
     FromSql {

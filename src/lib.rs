@@ -5,6 +5,7 @@
 extern crate self as odm;
 
 mod error;
+pub mod pg;
 
 pub use error::{BoxError, DbError, Error, Result, WRONG_CONTEXT};
 

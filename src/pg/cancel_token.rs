@@ -1,0 +1,77 @@
+//! Cancelling the query a connection is running, from any coroutine.
+
+use std::io::{Read, Write};
+use std::sync::Weak;
+
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
+
+use super::config::Config;
+use super::connect::open_socket;
+use super::connection::Connection;
+use crate::Error;
+
+/// Sends a `CancelRequest` for one connection's backend on a fresh socket.
+///
+/// While the request is in flight, new requests on the connection are held
+/// back, so a cancel that arrives after its target finished finds the
+/// backend idle (and is ignored) instead of hitting the next request.
+#[derive(Debug, Clone)]
+pub struct CancelToken {
+    config: Config,
+    process_id: i32,
+    secret_key: i32,
+    connection: Weak<Connection>,
+}
+
+impl CancelToken {
+    pub(crate) fn new(
+        config: Config,
+        process_id: i32,
+        secret_key: i32,
+        connection: Weak<Connection>,
+    ) -> CancelToken {
+        CancelToken {
+            config,
+            process_id,
+            secret_key,
+            connection,
+        }
+    }
+
+    /// The backend process this token cancels.
+    pub fn process_id(&self) -> i32 {
+        self.process_id
+    }
+
+    /// Asks the server to cancel whatever the connection is executing. The
+    /// cancelled request fails with SQLSTATE 57014; the connection stays
+    /// usable. Returns once the server has taken the request.
+    pub fn cancel_query(&self) -> Result<(), Error> {
+        if !may::coroutine::is_coroutine() {
+            return Err(Error::wrong_context("cancel query"));
+        }
+        let connection = self.connection.upgrade();
+        let held = match &connection {
+            Some(c) => c.hold_writes(false).is_ok(),
+            None => false,
+        };
+        let result = self.send_cancel();
+        if let (true, Some(c)) = (held, &connection) {
+            c.release_writes();
+        }
+        result
+    }
+
+    fn send_cancel(&self) -> Result<(), Error> {
+        let mut socket = open_socket(&self.config)?;
+        let mut buf = BytesMut::with_capacity(16);
+        frontend::cancel_request(self.process_id, self.secret_key, &mut buf);
+        socket.write_all(&buf)?;
+        // The server signals the backend, then closes this socket: waiting
+        // for end-of-file means the signal has been sent.
+        let mut sink = [0u8; 64];
+        while socket.read(&mut sink)? > 0 {}
+        Ok(())
+    }
+}

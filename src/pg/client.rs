@@ -1,0 +1,340 @@
+//! [`Client`]: one server connection and the query API.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use may::sync::mpsc::Receiver;
+use parking_lot::Mutex;
+use postgres_protocol::message::frontend;
+
+use super::cancel_token::CancelToken;
+use super::config::Config;
+use super::connect::{open_socket, startup};
+use super::connection::Connection;
+use super::copy::{CopyInWriter, CopyOutReader};
+use super::notification::{Notification, Notifications};
+use super::query::RowSink;
+use super::row::Row;
+use super::statement::Statement;
+use super::transaction::{Transaction, TransactionStatus};
+use super::Param;
+use crate::{DbError, Error};
+
+/// Gives every connection (and so every statement) a process-unique id.
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+/// Gives every named statement a process-unique name.
+static NEXT_STATEMENT: AtomicU64 = AtomicU64::new(1);
+
+/// One server connection.
+///
+/// `Send + Sync`, and the query methods take `&self`: several green tasks
+/// may share one `Client`, and their requests are pipelined (written
+/// together, answered in order). Each request ends with its own `Sync`, so
+/// an error in one never affects another. A [`Transaction`] needs
+/// `&mut Client` and so has the connection to itself.
+///
+/// Every method that talks to the server must run on a coroutine (a green
+/// worker); elsewhere it returns [`Error::WrongContext`] at once.
+pub struct Client {
+    conn: Arc<Connection>,
+    id: u64,
+    config: Config,
+    statements: Mutex<HashMap<String, Statement>>,
+    notifications: may::sync::Mutex<Receiver<Notification>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("backend_pid", &self.conn.process_id)
+            .field("closed", &self.conn.is_closed())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Opens a connection: socket, startup and authentication.
+    pub fn connect(config: &Config) -> Result<Client, Error> {
+        if !may::coroutine::is_coroutine() {
+            return Err(Error::wrong_context("connect"));
+        }
+        let socket = open_socket(config)?;
+        let (socket, state) = startup(socket, config)?;
+        let (read, write, shutdown) = socket.split()?;
+        let (sender, receiver) = may::sync::mpsc::channel();
+        let conn = Connection::start(read, write, shutdown, state, sender)?;
+        Ok(Client {
+            conn,
+            id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+            config: config.clone(),
+            statements: Mutex::new(HashMap::new()),
+            notifications: may::sync::Mutex::new(receiver),
+        })
+    }
+
+    pub(crate) fn connection(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The wrong-context error unless the caller runs on a coroutine.
+    pub(crate) fn check_context(&self, operation: &'static str) -> Result<(), Error> {
+        if may::coroutine::is_coroutine() {
+            Ok(())
+        } else {
+            Err(Error::wrong_context(operation))
+        }
+    }
+
+    pub(crate) fn notification_receiver(
+        &self,
+    ) -> Result<may::sync::MutexGuard<'_, Receiver<Notification>>, Error> {
+        self.notifications.lock().map_err(|_| Error::Closed)
+    }
+
+    /// The settings this connection was opened with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs one or more statements separated by `;` with the simple query
+    /// protocol (no parameters, results discarded).
+    pub fn batch_execute(&self, sql: &str) -> Result<(), Error> {
+        self.check_context("batch_execute")?;
+        self.simple_query(sql)
+    }
+
+    /// Runs a statement and returns the number of rows it affected.
+    pub fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
+        self.check_context("execute")?;
+        self.run_sql(sql, params, RowSink::Discard)
+    }
+
+    /// Runs a query and returns its rows.
+    pub fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
+        self.check_context("query")?;
+        let mut rows = Vec::new();
+        self.run_sql(sql, params, RowSink::Collect(&mut rows))?;
+        Ok(rows)
+    }
+
+    /// Runs a query that must return exactly one row
+    /// ([`Error::RowCount`] otherwise).
+    pub fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, Error> {
+        let mut rows = self.query(sql, params)?;
+        match rows.len() {
+            1 => Ok(rows.pop().expect("one row")),
+            n => Err(Error::RowCount(n)),
+        }
+    }
+
+    /// Runs a query that returns at most one row ([`Error::RowCount`] when
+    /// it returns more).
+    pub fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, Error> {
+        let mut rows = self.query(sql, params)?;
+        match rows.len() {
+            0 => Ok(None),
+            1 => Ok(rows.pop()),
+            n => Err(Error::RowCount(n)),
+        }
+    }
+
+    /// Prepares a statement, or returns it from this connection's cache.
+    pub fn prepare(&self, sql: &str) -> Result<Statement, Error> {
+        self.check_context("prepare")?;
+        if !self.config.statement_cache() {
+            return self.describe(String::new(), sql);
+        }
+        if let Some(statement) = self.statements.lock().get(sql) {
+            return Ok(statement.clone());
+        }
+        let name = format!("odm_s{}", NEXT_STATEMENT.fetch_add(1, Ordering::Relaxed));
+        let statement = self.describe(name, sql)?;
+        let mut cache = self.statements.lock();
+        let cached = cache
+            .entry(sql.to_owned())
+            .or_insert_with(|| statement.clone())
+            .clone();
+        drop(cache);
+        if cached.name() != statement.name() {
+            // Another task prepared the same SQL meanwhile: drop ours.
+            let name = statement.name();
+            self.request_detached(|buf| {
+                frontend::close(b'S', name, buf)?;
+                frontend::sync(buf);
+                Ok(())
+            })?;
+        }
+        Ok(cached)
+    }
+
+    /// Runs a prepared statement and returns its rows.
+    pub fn query_statement(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>, Error> {
+        self.check_context("query")?;
+        let mut rows = Vec::new();
+        self.run_statement(statement, params, RowSink::Collect(&mut rows))?;
+        Ok(rows)
+    }
+
+    /// Runs a prepared statement and returns the number of rows affected.
+    pub fn execute_statement(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+    ) -> Result<u64, Error> {
+        self.check_context("execute")?;
+        self.run_statement(statement, params, RowSink::Discard)
+    }
+
+    fn run_statement(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+        rows: RowSink<'_>,
+    ) -> Result<u64, Error> {
+        if statement.connection_id() == self.id {
+            self.run(statement, params, rows)
+        } else {
+            // Prepared on another connection: prepare it here.
+            self.run_sql(statement.sql(), params, rows)
+        }
+    }
+
+    /// Prepare (cached) and run; a cached statement the server no longer
+    /// knows or can no longer use (schema change) is prepared again once,
+    /// when not inside a transaction.
+    fn run_sql(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        mut rows: RowSink<'_>,
+    ) -> Result<u64, Error> {
+        let statement = self.prepare(sql)?;
+        let first = match &mut rows {
+            RowSink::Discard => self.run(&statement, params, RowSink::Discard),
+            RowSink::Collect(rows) => self.run(&statement, params, RowSink::Collect(rows)),
+        };
+        match first {
+            Err(e) if is_stale_statement(&e) && self.config.statement_cache() => {
+                self.statements.lock().remove(sql);
+                if self.transaction_status() != TransactionStatus::Idle {
+                    return Err(e);
+                }
+                if let RowSink::Collect(rows) = &mut rows {
+                    rows.clear();
+                }
+                let statement = self.prepare(sql)?;
+                self.run(&statement, params, rows)
+            }
+            other => other,
+        }
+    }
+
+    /// Starts a transaction (`BEGIN`). Dropping it without
+    /// [`Transaction::commit`] rolls it back.
+    pub fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
+        self.check_context("transaction")?;
+        self.simple_query("BEGIN")?;
+        Ok(Transaction::new(self))
+    }
+
+    /// Starts `COPY ... FROM STDIN`: write the data to the returned writer,
+    /// then call [`CopyInWriter::finish`].
+    pub fn copy_in(&self, sql: &str) -> Result<CopyInWriter<'_>, Error> {
+        self.check_context("copy_in")?;
+        CopyInWriter::start(self, sql)
+    }
+
+    /// Starts `COPY ... TO STDOUT` and returns a reader of its data.
+    pub fn copy_out(&self, sql: &str) -> Result<CopyOutReader<'_>, Error> {
+        self.check_context("copy_out")?;
+        CopyOutReader::start(self, sql)
+    }
+
+    /// The notifications arriving on this connection (after `LISTEN`).
+    pub fn notifications(&self) -> Notifications<'_> {
+        Notifications::new(self)
+    }
+
+    /// A token that can cancel this connection's running query from
+    /// another task.
+    pub fn cancel_token(&self) -> CancelToken {
+        CancelToken::new(
+            self.config.clone(),
+            self.conn.process_id,
+            self.conn.secret_key,
+            Arc::downgrade(&self.conn),
+        )
+    }
+
+    /// True once the connection is closed (by us, the server, or an I/O
+    /// error); every request then fails at once.
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_closed()
+    }
+
+    /// Inside a transaction or not, as of the last answer.
+    pub fn transaction_status(&self) -> TransactionStatus {
+        self.conn.transaction_status()
+    }
+
+    /// The server process serving this connection.
+    pub fn backend_pid(&self) -> i32 {
+        self.conn.process_id
+    }
+
+    /// A server parameter reported at startup or since (`server_version`,
+    /// `TimeZone`, `application_name`, ...).
+    pub fn parameter(&self, name: &str) -> Option<String> {
+        self.conn.parameter(name)
+    }
+
+    /// The most recent notices (warnings, `RAISE NOTICE`), oldest first;
+    /// every notice is also logged through the `log` crate.
+    pub fn notices(&self) -> Vec<DbError> {
+        self.conn.notices()
+    }
+
+    /// Number of statements in this connection's cache.
+    pub fn cached_statements(&self) -> usize {
+        self.statements.lock().len()
+    }
+
+    /// Closes the connection with `Terminate`.
+    pub fn close(self) -> Result<(), Error> {
+        self.check_context("close")?;
+        if self.conn.is_closed() {
+            return Ok(());
+        }
+        // Drop sends Terminate and shuts the socket down.
+        drop(self);
+        Ok(())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.conn.terminate();
+    }
+}
+
+fn is_stale_statement(e: &Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => {
+            db.code == "26000"
+                || (db.code == "0A000" && db.message.starts_with("cached plan must not change"))
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,245 @@
+//! Opening a connection: socket, TLS negotiation (`sslmode`), the startup
+//! message, authentication (trust, cleartext, MD5, SCRAM-SHA-256) and the
+//! server's parameter status and backend key, up to the first
+//! `ReadyForQuery`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::message::{backend::Message, frontend};
+
+use super::config::{Config, Host, SslMode};
+use super::connection::StartupState;
+use super::server_error::{db_error, log_notice, parse_fields};
+use super::socket::Socket;
+use super::transaction::TransactionStatus;
+use crate::Error;
+
+/// Opens the socket the configuration names, negotiating TLS per `sslmode`.
+pub(crate) fn open_socket(config: &Config) -> Result<Socket, Error> {
+    match config.host() {
+        Host::Unix(dir) => Socket::connect_unix(dir, config.port()),
+        Host::Tcp(host) => {
+            let connect = || Socket::connect_tcp(host, config.port(), config.connect_timeout());
+            match config.ssl_mode() {
+                SslMode::Require => Err(Error::TlsUnsupported),
+                SslMode::Disable => connect(),
+                SslMode::Prefer => {
+                    let mut socket = connect()?;
+                    if ask_for_tls(&mut socket)? {
+                        // The server would speak TLS, which this build cannot:
+                        // prefer means plain text is acceptable, so start over
+                        // on a fresh socket without asking.
+                        drop(socket);
+                        connect()
+                    } else {
+                        Ok(socket)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends `SSLRequest`; true when the server answered `S` (willing).
+fn ask_for_tls(socket: &mut Socket) -> Result<bool, Error> {
+    debug_assert!(socket.is_tcp());
+    let mut buf = BytesMut::with_capacity(8);
+    frontend::ssl_request(&mut buf);
+    socket.write_all(&buf)?;
+    let mut answer = [0u8; 1];
+    socket.read_exact(&mut answer)?;
+    match answer[0] {
+        b'S' => Ok(true),
+        b'N' => Ok(false),
+        other => Err(Error::Protocol(format!(
+            "unexpected answer {other:#04x} to the tls request"
+        ))),
+    }
+}
+
+/// Runs startup and authentication on an open socket.
+pub(crate) fn startup(
+    mut socket: Socket,
+    config: &Config,
+) -> Result<(Socket, StartupState), Error> {
+    let mut buf = BytesMut::with_capacity(256);
+    let statement_timeout = config
+        .statement_timeout()
+        .map(|t| t.as_millis().to_string());
+    let mut params: Vec<(&str, &str)> = vec![
+        ("user", config.user()),
+        ("database", config.dbname()),
+        ("client_encoding", "UTF8"),
+    ];
+    if let Some(name) = config.application_name() {
+        params.push(("application_name", name));
+    }
+    if let Some(options) = config.options() {
+        params.push(("options", options));
+    }
+    if let Some(timeout) = &statement_timeout {
+        params.push(("statement_timeout", timeout));
+    }
+    frontend::startup_message(params.iter().copied(), &mut buf)?;
+    socket.write_all(&buf)?;
+    buf.clear();
+
+    let mut reader = MessageReader::new();
+    authenticate(&mut socket, &mut reader, config)?;
+
+    let mut parameters = HashMap::new();
+    let mut key = None;
+    loop {
+        match reader.next(&mut socket)? {
+            Message::ParameterStatus(body) => {
+                parameters.insert(body.name()?.to_owned(), body.value()?.to_owned());
+            }
+            Message::BackendKeyData(body) => key = Some((body.process_id(), body.secret_key())),
+            Message::NoticeResponse(body) => log_notice(&parse_fields(body.fields())?),
+            Message::ErrorResponse(body) => return Err(db_error(body.fields())),
+            Message::ReadyForQuery(body) => {
+                let (process_id, secret_key) = key.unwrap_or((0, 0));
+                let state = StartupState {
+                    parameters,
+                    process_id,
+                    secret_key,
+                    status: TransactionStatus::from_byte(body.status()),
+                    leftover: reader.buf,
+                };
+                return Ok((socket, state));
+            }
+            _ => return Err(unexpected("startup")),
+        }
+    }
+}
+
+fn authenticate(
+    socket: &mut Socket,
+    reader: &mut MessageReader,
+    config: &Config,
+) -> Result<(), Error> {
+    let mut buf = BytesMut::new();
+    let password = || {
+        config.password().ok_or_else(|| {
+            Error::Auth(format!(
+                "the server asked for a password for user `{}` and none was given",
+                config.user()
+            ))
+        })
+    };
+    match reader.next(socket)? {
+        Message::AuthenticationOk => return Ok(()),
+        Message::AuthenticationCleartextPassword => {
+            frontend::password_message(password()?.as_bytes(), &mut buf)?;
+        }
+        Message::AuthenticationMd5Password(body) => {
+            let hash = md5_hash(
+                config.user().as_bytes(),
+                password()?.as_bytes(),
+                body.salt(),
+            );
+            frontend::password_message(hash.as_bytes(), &mut buf)?;
+        }
+        Message::AuthenticationSasl(body) => {
+            let mut mechanisms = body.mechanisms();
+            let mut scram = false;
+            while let Some(mechanism) = mechanisms.next()? {
+                scram |= mechanism == SCRAM_SHA_256;
+            }
+            if !scram {
+                return Err(Error::Auth(
+                    "the server offers no supported sasl mechanism (need SCRAM-SHA-256)".to_owned(),
+                ));
+            }
+            return scram_sha_256(socket, reader, password()?);
+        }
+        Message::AuthenticationKerberosV5
+        | Message::AuthenticationScmCredential
+        | Message::AuthenticationGss
+        | Message::AuthenticationSspi => {
+            return Err(Error::Auth(
+                "the server asked for an unsupported authentication method (gss, sspi or kerberos)"
+                    .to_owned(),
+            ))
+        }
+        Message::ErrorResponse(body) => return Err(db_error(body.fields())),
+        _ => return Err(unexpected("authentication")),
+    }
+    socket.write_all(&buf)?;
+    match reader.next(socket)? {
+        Message::AuthenticationOk => Ok(()),
+        Message::ErrorResponse(body) => Err(db_error(body.fields())),
+        _ => Err(unexpected("authentication")),
+    }
+}
+
+fn scram_sha_256(
+    socket: &mut Socket,
+    reader: &mut MessageReader,
+    password: &str,
+) -> Result<(), Error> {
+    let mut buf = BytesMut::new();
+    let mut scram = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+    frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut buf)?;
+    socket.write_all(&buf)?;
+    buf.clear();
+    let server_first = match reader.next(socket)? {
+        Message::AuthenticationSaslContinue(body) => body,
+        Message::ErrorResponse(body) => return Err(db_error(body.fields())),
+        _ => return Err(unexpected("scram authentication")),
+    };
+    scram
+        .update(server_first.data())
+        .map_err(|e| Error::Auth(format!("invalid scram challenge from the server: {e}")))?;
+    frontend::sasl_response(scram.message(), &mut buf)?;
+    socket.write_all(&buf)?;
+    let server_final = match reader.next(socket)? {
+        Message::AuthenticationSaslFinal(body) => body,
+        Message::ErrorResponse(body) => return Err(db_error(body.fields())),
+        _ => return Err(unexpected("scram authentication")),
+    };
+    scram
+        .finish(server_final.data())
+        .map_err(|e| Error::Auth(format!("the server's scram signature is invalid: {e}")))?;
+    match reader.next(socket)? {
+        Message::AuthenticationOk => Ok(()),
+        Message::ErrorResponse(body) => Err(db_error(body.fields())),
+        _ => Err(unexpected("scram authentication")),
+    }
+}
+
+fn unexpected(phase: &str) -> Error {
+    Error::Protocol(format!("unexpected message from the server during {phase}"))
+}
+
+/// Reads whole backend messages from a socket during startup.
+struct MessageReader {
+    buf: BytesMut,
+}
+
+impl MessageReader {
+    fn new() -> MessageReader {
+        MessageReader {
+            buf: BytesMut::with_capacity(4096),
+        }
+    }
+
+    fn next(&mut self, socket: &mut Socket) -> Result<Message, Error> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(message) = Message::parse(&mut self.buf)? {
+                return Ok(message);
+            }
+            let n = socket.read(&mut chunk)?;
+            if n == 0 {
+                return Err(Error::Closed);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! The shared state of one server connection: the write queue, the queue of
+//! answer slots, and the reader coroutine that routes backend messages.
+//!
+//! Requests are pipelined. A request is a run of frontend messages ending
+//! with `Sync`; under one short lock its bytes are appended to the write
+//! buffer and its [`Slot`] to the answer queue, so byte order and answer
+//! order agree. Whoever finds the socket idle writes everything queued in
+//! one go. The reader parses message frames, handles asynchronous messages
+//! (notices, notifications, parameter changes) itself, and hands every
+//! other message to the oldest slot; `ReadyForQuery` completes it.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use may::sync::mpsc::Sender;
+use may::sync::Blocker;
+use parking_lot::Mutex;
+use postgres_protocol::message::backend::Message;
+
+use super::notification::Notification;
+use super::response::Slot;
+use super::server_error::{log_notice, parse_fields};
+use super::socket::{ReadHalf, ShutdownHandle, WriteHalf};
+use super::transaction::TransactionStatus;
+use crate::{DbError, Error};
+
+/// How many recent notices a connection keeps for inspection.
+const KEPT_NOTICES: usize = 16;
+/// A write buffer larger than this is not kept for reuse.
+const MAX_SPARE_BUFFER: usize = 256 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+/// Stack of the reader coroutine, in machine words (`may`'s unit): 64 KiB.
+const READER_STACK_WORDS: usize = 0x2000;
+
+/// Why a connection is closed.
+#[derive(Debug, Clone)]
+enum CloseReason {
+    /// We closed it (`close`, `Drop`).
+    ByClient,
+    /// The server reported a fatal error, then hung up.
+    Fatal(Box<DbError>),
+    /// A socket error or end-of-file.
+    Io(io::ErrorKind, String),
+    /// The server broke the protocol.
+    Protocol(String),
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    buf: BytesMut,
+    spare: BytesMut,
+    pending: VecDeque<Arc<Slot>>,
+    writing: bool,
+    closed: bool,
+    /// Write holds (COPY IN in progress, cancel in flight): other requests
+    /// wait until it drops to zero.
+    holds: usize,
+    gate_waiters: Vec<Arc<Blocker>>,
+}
+
+/// One server connection, shared by the client handle, its reader
+/// coroutine and its cancel tokens.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    queue: Mutex<Queue>,
+    writer: may::sync::Mutex<WriteHalf>,
+    shutdown: ShutdownHandle,
+    closed: AtomicBool,
+    close_reason: Mutex<Option<CloseReason>>,
+    status: AtomicU8,
+    parameters: Mutex<HashMap<String, String>>,
+    notices: Mutex<VecDeque<DbError>>,
+    pub(crate) process_id: i32,
+    pub(crate) secret_key: i32,
+}
+
+impl std::fmt::Debug for WriteHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteHalf")
+    }
+}
+
+impl Connection {
+    /// Wraps a started connection and spawns its reader coroutine.
+    pub(crate) fn start(
+        read: ReadHalf,
+        write: WriteHalf,
+        shutdown: ShutdownHandle,
+        startup: StartupState,
+        notifications: Sender<Notification>,
+    ) -> Result<Arc<Connection>, Error> {
+        let conn = Arc::new(Connection {
+            queue: Mutex::new(Queue::default()),
+            writer: may::sync::Mutex::new(write),
+            shutdown,
+            closed: AtomicBool::new(false),
+            close_reason: Mutex::new(None),
+            status: AtomicU8::new(startup.status as u8),
+            parameters: Mutex::new(startup.parameters),
+            notices: Mutex::new(VecDeque::new()),
+            process_id: startup.process_id,
+            secret_key: startup.secret_key,
+        });
+        let reader = Reader {
+            conn: conn.clone(),
+            read,
+            buf: startup.leftover,
+            current: None,
+            notifications,
+        };
+        let builder = may::coroutine::Builder::new()
+            .name("odm-pg-reader".to_owned())
+            .stack_size(READER_STACK_WORDS);
+        // SAFETY: `may` marks spawning unsafe because a coroutine must not
+        // keep thread-local references across a park; the reader touches no
+        // thread-locals and owns everything it uses.
+        let spawned = unsafe { builder.spawn(move || reader.run()) };
+        spawned.map_err(Error::Io)?;
+        Ok(conn)
+    }
+
+    /// Whether the connection is closed (by either side).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The error a request on this closed connection gets.
+    pub(crate) fn closed_error(&self) -> Error {
+        match &*self.close_reason.lock() {
+            Some(CloseReason::Fatal(e)) => Error::Db(e.clone()),
+            Some(CloseReason::Io(kind, message)) => {
+                Error::Io(io::Error::new(*kind, message.clone()))
+            }
+            Some(CloseReason::Protocol(message)) => Error::Protocol(message.clone()),
+            Some(CloseReason::ByClient) | None => Error::Closed,
+        }
+    }
+
+    /// The transaction status of the last `ReadyForQuery`.
+    pub(crate) fn transaction_status(&self) -> TransactionStatus {
+        TransactionStatus::from_byte(self.status.load(Ordering::Acquire))
+    }
+
+    /// A server parameter (`server_version`, `TimeZone`, ...).
+    pub(crate) fn parameter(&self, name: &str) -> Option<String> {
+        self.parameters.lock().get(name).cloned()
+    }
+
+    /// The most recent notices, oldest first.
+    pub(crate) fn notices(&self) -> Vec<DbError> {
+        self.notices.lock().iter().cloned().collect()
+    }
+
+    /// Queues a request (its bytes, and the slot for its answer) and writes
+    /// the queue if nobody else is writing. `bypass_gate` is for the holder
+    /// of a write hold (COPY data).
+    pub(crate) fn send(
+        &self,
+        bytes: &[u8],
+        slot: Option<Arc<Slot>>,
+        bypass_gate: bool,
+    ) -> Result<(), Error> {
+        let mut queue = self.queue.lock();
+        loop {
+            if queue.closed {
+                drop(queue);
+                return Err(self.closed_error());
+            }
+            if queue.holds == 0 || bypass_gate {
+                break;
+            }
+            let waiter = Arc::new(Blocker::new(true));
+            queue.gate_waiters.push(waiter.clone());
+            drop(queue);
+            let _ = waiter.park(None);
+            queue = self.queue.lock();
+        }
+        queue.buf.extend_from_slice(bytes);
+        if let Some(slot) = slot {
+            queue.pending.push_back(slot);
+        }
+        if queue.writing {
+            return Ok(());
+        }
+        queue.writing = true;
+        drop(queue);
+        self.flush()
+    }
+
+    /// Writes the queue until it is empty. Only the task that set
+    /// `writing` calls this, so the writer lock is never contended.
+    fn flush(&self) -> Result<(), Error> {
+        let mut writer = self.writer.lock().map_err(|_| Error::Closed)?;
+        let mut done: Option<BytesMut> = None;
+        loop {
+            let mut out = {
+                let mut queue = self.queue.lock();
+                if let Some(mut used) = done.take() {
+                    if used.capacity() <= MAX_SPARE_BUFFER {
+                        used.clear();
+                        queue.spare = used;
+                    }
+                }
+                if queue.buf.is_empty() || queue.closed {
+                    queue.writing = false;
+                    return if queue.closed {
+                        drop(queue);
+                        Err(self.closed_error())
+                    } else {
+                        Ok(())
+                    };
+                }
+                let spare = std::mem::take(&mut queue.spare);
+                std::mem::replace(&mut queue.buf, spare)
+            };
+            if let Err(e) = writer.write_all(&out) {
+                drop(writer);
+                self.shut(CloseReason::Io(e.kind(), e.to_string()));
+                self.queue.lock().writing = false;
+                return Err(self.closed_error());
+            }
+            out.clear();
+            done = Some(out);
+        }
+    }
+
+    /// Holds back other requests (not the holder's): for COPY IN, waits
+    /// until no one else holds; for a cancel, `wait` is false.
+    pub(crate) fn hold_writes(&self, wait: bool) -> Result<(), Error> {
+        let mut queue = self.queue.lock();
+        loop {
+            if queue.closed {
+                drop(queue);
+                return Err(self.closed_error());
+            }
+            if queue.holds == 0 || !wait {
+                queue.holds += 1;
+                return Ok(());
+            }
+            let waiter = Arc::new(Blocker::new(true));
+            queue.gate_waiters.push(waiter.clone());
+            drop(queue);
+            let _ = waiter.park(None);
+            queue = self.queue.lock();
+        }
+    }
+
+    /// Ends a hold taken by [`Connection::hold_writes`].
+    pub(crate) fn release_writes(&self) {
+        let waiters = {
+            let mut queue = self.queue.lock();
+            queue.holds = queue.holds.saturating_sub(1);
+            if queue.holds > 0 {
+                return;
+            }
+            std::mem::take(&mut queue.gate_waiters)
+        };
+        for waiter in waiters {
+            waiter.unpark();
+        }
+    }
+
+    /// Marks the connection closed, fails every queued request and shuts
+    /// the socket down (which also stops the reader).
+    fn shut(&self, reason: CloseReason) {
+        let (pending, waiters) = {
+            let mut queue = self.queue.lock();
+            {
+                let mut current = self.close_reason.lock();
+                // A fatal error from the server explains the end-of-file
+                // that follows it better than the end-of-file itself.
+                if current.is_none() {
+                    *current = Some(reason);
+                }
+            }
+            queue.closed = true;
+            self.closed.store(true, Ordering::Release);
+            (
+                std::mem::take(&mut queue.pending),
+                std::mem::take(&mut queue.gate_waiters),
+            )
+        };
+        for slot in pending {
+            slot.fail(self.closed_error());
+        }
+        for waiter in waiters {
+            waiter.unpark();
+        }
+        self.shutdown.shutdown();
+    }
+
+    /// Closes from our side: queued bytes and a `Terminate` are written
+    /// with one non-blocking attempt, then the socket is shut down.
+    pub(crate) fn terminate(&self) {
+        let tail = {
+            let mut queue = self.queue.lock();
+            if queue.closed {
+                return;
+            }
+            let mut tail = std::mem::take(&mut queue.buf);
+            if queue.writing {
+                // A writer is mid-flush (only possible if a request was
+                // abandoned mid-write); do not interleave bytes with it.
+                tail.clear();
+            } else {
+                postgres_protocol::message::frontend::terminate(&mut tail);
+            }
+            tail
+        };
+        if !tail.is_empty() {
+            self.shutdown.try_write(&tail);
+        }
+        self.shut(CloseReason::ByClient);
+    }
+
+    fn record_fatal(&self, error: DbError) {
+        let mut reason = self.close_reason.lock();
+        if reason.is_none() {
+            *reason = Some(CloseReason::Fatal(Box::new(error)));
+        }
+    }
+}
+
+/// What the startup phase leaves for the connection.
+#[derive(Debug)]
+pub(crate) struct StartupState {
+    pub(crate) parameters: HashMap<String, String>,
+    pub(crate) process_id: i32,
+    pub(crate) secret_key: i32,
+    pub(crate) status: TransactionStatus,
+    pub(crate) leftover: BytesMut,
+}
+
+/// The per-connection reader coroutine.
+struct Reader {
+    conn: Arc<Connection>,
+    read: ReadHalf,
+    buf: BytesMut,
+    current: Option<Arc<Slot>>,
+    notifications: Sender<Notification>,
+}
+
+impl Reader {
+    fn run(mut self) {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let reason = loop {
+            if let Err(reason) = self.route() {
+                break reason;
+            }
+            match self.read.read(&mut chunk) {
+                Ok(0) => {
+                    break CloseReason::Io(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection".to_owned(),
+                    )
+                }
+                Ok(n) => {
+                    if self.buf.capacity() - self.buf.len() < n {
+                        self.buf.reserve(n.max(READ_CHUNK));
+                    }
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break CloseReason::Io(e.kind(), e.to_string()),
+            }
+        };
+        if let CloseReason::Protocol(message) = &reason {
+            log::error!(target: "odm::pg", "closing the connection: {message}");
+        }
+        self.conn.shut(reason);
+        if let Some(slot) = self.current.take() {
+            slot.fail(self.conn.closed_error());
+        }
+    }
+
+    /// Routes every complete message in the buffer.
+    fn route(&mut self) -> Result<(), CloseReason> {
+        let mut pos = 0;
+        loop {
+            let available = self.buf.len() - pos;
+            if available < 5 {
+                break;
+            }
+            let tag = self.buf[pos];
+            let len = u32::from_be_bytes([
+                self.buf[pos + 1],
+                self.buf[pos + 2],
+                self.buf[pos + 3],
+                self.buf[pos + 4],
+            ]) as usize;
+            if len < 4 {
+                return Err(CloseReason::Protocol(format!(
+                    "invalid message length {len}"
+                )));
+            }
+            let total = len + 1;
+            if available < total {
+                break;
+            }
+            match tag {
+                b'A' | b'N' | b'S' => {
+                    if pos > 0 {
+                        let segment = self.buf.split_to(pos);
+                        self.deliver(segment, false)?;
+                        pos = 0;
+                    }
+                    let message = self.buf.split_to(total);
+                    self.handle_async(message)?;
+                }
+                b'Z' => {
+                    if total >= 6 {
+                        self.conn.status.store(self.buf[pos + 5], Ordering::Release);
+                    }
+                    pos += total;
+                    let segment = self.buf.split_to(pos);
+                    pos = 0;
+                    self.deliver(segment, true)?;
+                }
+                b'E' => {
+                    self.check_fatal(pos, total);
+                    pos += total;
+                }
+                _ => pos += total,
+            }
+        }
+        if pos > 0 {
+            let segment = self.buf.split_to(pos);
+            self.deliver(segment, false)?;
+        }
+        Ok(())
+    }
+
+    /// Hands whole messages to the request they answer.
+    fn deliver(&mut self, segment: BytesMut, last: bool) -> Result<(), CloseReason> {
+        if self.current.is_none() {
+            self.current = self.conn.queue.lock().pending.pop_front();
+        }
+        match &self.current {
+            Some(slot) => {
+                slot.push(segment, last);
+                if last {
+                    self.current = None;
+                }
+                Ok(())
+            }
+            None => self.unsolicited(segment),
+        }
+    }
+
+    /// Messages nobody asked for: a fatal error before the server hangs up
+    /// (e.g. `pg_terminate_backend`) is kept as the reason; anything else
+    /// breaks the protocol.
+    fn unsolicited(&mut self, mut segment: BytesMut) -> Result<(), CloseReason> {
+        while let Some(message) = Message::parse(&mut segment)
+            .map_err(|e| CloseReason::Protocol(format!("malformed message: {e}")))?
+        {
+            match message {
+                Message::ErrorResponse(body) => {
+                    let error = parse_fields(body.fields())
+                        .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+                    log::warn!(target: "odm::pg", "server error outside any request: {error}");
+                }
+                _ => {
+                    return Err(CloseReason::Protocol(
+                        "unexpected message outside any request".to_owned(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Remembers a FATAL/PANIC error as the reason the connection ends.
+    fn check_fatal(&self, pos: usize, total: usize) {
+        let mut copy = BytesMut::from(&self.buf[pos..pos + total]);
+        if let Ok(Some(Message::ErrorResponse(body))) = Message::parse(&mut copy) {
+            if let Ok(error) = parse_fields(body.fields()) {
+                if matches!(error.severity.as_str(), "FATAL" | "PANIC") {
+                    self.conn.record_fatal(error);
+                }
+            }
+        }
+    }
+
+    fn handle_async(&mut self, mut message: BytesMut) -> Result<(), CloseReason> {
+        let protocol = |e: io::Error| CloseReason::Protocol(format!("malformed message: {e}"));
+        match Message::parse(&mut message).map_err(protocol)? {
+            Some(Message::NoticeResponse(body)) => {
+                let notice = parse_fields(body.fields())
+                    .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+                log_notice(&notice);
+                let mut notices = self.conn.notices.lock();
+                if notices.len() == KEPT_NOTICES {
+                    notices.pop_front();
+                }
+                notices.push_back(notice);
+            }
+            Some(Message::NotificationResponse(body)) => {
+                let notification = Notification::new(
+                    body.process_id(),
+                    body.channel().map_err(protocol)?.to_owned(),
+                    body.message().map_err(protocol)?.to_owned(),
+                );
+                // Nobody listening any more is fine.
+                let _ = self.notifications.send(notification);
+            }
+            Some(Message::ParameterStatus(body)) => {
+                let name = body.name().map_err(protocol)?.to_owned();
+                let value = body.value().map_err(protocol)?.to_owned();
+                self.conn.parameters.lock().insert(name, value);
+            }
+            _ => {
+                return Err(CloseReason::Protocol(
+                    "malformed asynchronous message".to_owned(),
+                ))
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,35 @@
+//! The coroutine PostgreSQL driver.
+//!
+//! All socket I/O goes through `may`, so every wait parks the calling
+//! coroutine and the scheduler runs other tasks. A [`Client`] may be shared
+//! by many green tasks; their requests are pipelined on the one connection.
+//! Values are encoded with `postgres-types`' [`ToSql`] and rows decoded
+//! lazily with [`FromSql`].
+
+mod cancel_token;
+mod client;
+mod config;
+mod connect;
+mod connection;
+mod copy;
+mod notification;
+mod query;
+mod response;
+mod row;
+mod server_error;
+mod socket;
+mod statement;
+mod transaction;
+
+pub use cancel_token::CancelToken;
+pub use client::Client;
+pub use config::{Config, Host, SslMode};
+pub use copy::{CopyInWriter, CopyOutReader};
+pub use notification::{Notification, Notifications};
+pub use postgres_types::{FromSql, IsNull, ToSql, Type};
+pub use row::{Row, RowIndex};
+pub use statement::{Column, Statement};
+pub use transaction::{Transaction, TransactionStatus};
+
+/// A query parameter: any value that can be encoded for PostgreSQL.
+pub type Param<'a> = &'a (dyn ToSql + Sync);

@@ -1,0 +1,97 @@
+//! LISTEN/NOTIFY: notifications delivered by the reader coroutine, received
+//! by blocking (parking) calls.
+
+use std::time::Duration;
+
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
+
+use super::client::Client;
+use crate::Error;
+
+/// A message sent with `NOTIFY channel, 'payload'`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    process_id: i32,
+    channel: String,
+    payload: String,
+}
+
+impl Notification {
+    pub(crate) fn new(process_id: i32, channel: String, payload: String) -> Notification {
+        Notification {
+            process_id,
+            channel,
+            payload,
+        }
+    }
+
+    /// The backend process that sent it.
+    pub fn process_id(&self) -> i32 {
+        self.process_id
+    }
+
+    /// The channel it was sent on.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// The payload (empty when none was given).
+    pub fn payload(&self) -> &str {
+        &self.payload
+    }
+}
+
+/// The notifications arriving on one connection (after `LISTEN channel`).
+///
+/// Notifications are queued by the connection as soon as they arrive, also
+/// while nobody is receiving. As an [`Iterator`] it blocks (parks) for the
+/// next one and ends when the connection closes.
+#[derive(Debug)]
+pub struct Notifications<'a> {
+    client: &'a Client,
+}
+
+impl<'a> Notifications<'a> {
+    pub(crate) fn new(client: &'a Client) -> Notifications<'a> {
+        Notifications { client }
+    }
+
+    /// Parks until a notification arrives; an error once the connection
+    /// is closed and every queued notification was received.
+    pub fn recv(&self) -> Result<Notification, Error> {
+        self.client.check_context("receive notifications")?;
+        let receiver = self.client.notification_receiver()?;
+        receiver
+            .recv()
+            .map_err(|_| self.client.connection().closed_error())
+    }
+
+    /// Like [`Notifications::recv`], giving up with `Ok(None)` after `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Notification>, Error> {
+        self.client.check_context("receive notifications")?;
+        let receiver = self.client.notification_receiver()?;
+        match receiver.recv_timeout(timeout) {
+            Ok(n) => Ok(Some(n)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(self.client.connection().closed_error()),
+        }
+    }
+
+    /// A notification if one is queued, without waiting.
+    pub fn try_recv(&self) -> Result<Option<Notification>, Error> {
+        let receiver = self.client.notification_receiver()?;
+        match receiver.try_recv() {
+            Ok(n) => Ok(Some(n)),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(self.client.connection().closed_error()),
+        }
+    }
+}
+
+impl Iterator for Notifications<'_> {
+    type Item = Notification;
+
+    fn next(&mut self) -> Option<Notification> {
+        self.recv().ok()
+    }
+}

@@ -1,0 +1,198 @@
+//! One request's place in the connection's answer queue ([`Slot`]) and the
+//! requesting task's view of its answer ([`Response`]).
+//!
+//! The reader coroutine appends the backend messages that belong to a
+//! request to its slot, up to and including the `ReadyForQuery` that ends
+//! it, and wakes the requester: once at the end for ordinary requests, on
+//! every arrival for streaming ones (COPY). The requester parses the
+//! messages itself, so the reader only frames bytes.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use may::sync::Blocker;
+use parking_lot::Mutex;
+use postgres_protocol::message::backend::Message;
+
+use crate::Error;
+
+/// Where the reader puts one request's answer.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    state: Mutex<SlotState>,
+    blocker: Blocker,
+    streaming: bool,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    data: BytesMut,
+    done: bool,
+    failed: Option<Error>,
+    abandoned: bool,
+}
+
+impl Slot {
+    /// A slot for the calling task; `streaming` wakes it on every arrival.
+    pub(crate) fn new(streaming: bool) -> Arc<Slot> {
+        Arc::new(Slot {
+            state: Mutex::new(SlotState::default()),
+            blocker: Blocker::new(true),
+            streaming,
+        })
+    }
+
+    /// A slot nobody waits for: its answer is read and thrown away.
+    pub(crate) fn abandoned() -> Arc<Slot> {
+        let slot = Slot::new(false);
+        slot.state.lock().abandoned = true;
+        slot
+    }
+
+    /// Called by the reader with whole messages; `last` ends the answer.
+    pub(crate) fn push(&self, segment: BytesMut, last: bool) {
+        let wake = {
+            let mut state = self.state.lock();
+            if !state.abandoned {
+                state.data.unsplit(segment);
+            }
+            if last {
+                state.done = true;
+            }
+            (last || self.streaming) && !state.abandoned
+        };
+        if wake {
+            self.blocker.unpark();
+        }
+    }
+
+    /// The connection failed before the answer was complete.
+    pub(crate) fn fail(&self, error: Error) {
+        {
+            let mut state = self.state.lock();
+            if state.done || state.abandoned {
+                return;
+            }
+            state.failed = Some(error);
+        }
+        self.blocker.unpark();
+    }
+
+    /// The requester gave up on the answer: the reader discards the rest.
+    fn abandon(&self) {
+        let mut state = self.state.lock();
+        state.abandoned = true;
+        state.data = BytesMut::new();
+    }
+
+    /// Whether an error has already arrived in this (streaming) answer,
+    /// without waiting.
+    pub(crate) fn has_data(&self) -> bool {
+        let state = self.state.lock();
+        !state.data.is_empty() || state.done || state.failed.is_some()
+    }
+
+    /// Parks until messages (or the end, or a failure) are there.
+    fn wait(&self) -> Result<(BytesMut, bool), Error> {
+        loop {
+            {
+                let mut state = self.state.lock();
+                if let Some(error) = state.failed.take() {
+                    return Err(error);
+                }
+                if state.done || (!state.data.is_empty() && self.streaming) {
+                    return Ok((std::mem::take(&mut state.data), state.done));
+                }
+            }
+            // A park error means the wait was interrupted (cancelled
+            // coroutine); the loop re-checks the state either way.
+            let _ = self.blocker.park(None);
+        }
+    }
+}
+
+/// The requesting task's reader of its answer, message by message.
+#[derive(Debug)]
+pub(crate) struct Response {
+    slot: Arc<Slot>,
+    data: BytesMut,
+    received_all: bool,
+    finished: bool,
+}
+
+impl Response {
+    pub(crate) fn new(slot: Arc<Slot>) -> Response {
+        Response {
+            slot,
+            data: BytesMut::new(),
+            received_all: false,
+            finished: false,
+        }
+    }
+
+    /// The next backend message of this answer; `ReadyForQuery` is the last.
+    pub(crate) fn next(&mut self) -> Result<Message, Error> {
+        loop {
+            if let Some(message) = Message::parse(&mut self.data)
+                .map_err(|e| Error::Protocol(format!("malformed message: {e}")))?
+            {
+                if matches!(message, Message::ReadyForQuery(_)) {
+                    self.finished = true;
+                }
+                return Ok(message);
+            }
+            if self.received_all || self.finished {
+                self.finished = true;
+                return Err(Error::Protocol(
+                    "the answer ended without ReadyForQuery".to_owned(),
+                ));
+            }
+            match self.slot.wait() {
+                Ok((data, last)) => {
+                    self.data.unsplit(data);
+                    self.received_all = last;
+                }
+                Err(e) => {
+                    self.finished = true;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// True once `ReadyForQuery` (or a failure) was returned.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Whether more messages can be read without waiting.
+    pub(crate) fn has_buffered(&self) -> bool {
+        !self.data.is_empty() || self.slot.has_data()
+    }
+
+    /// Reads and drops messages up to `ReadyForQuery`, returning the first
+    /// server error seen on the way, if any.
+    pub(crate) fn drain(&mut self) -> Result<(), Error> {
+        let mut first_error = None;
+        while !self.finished {
+            match self.next() {
+                Ok(Message::ErrorResponse(body)) => {
+                    if first_error.is_none() {
+                        first_error = Some(super::server_error::db_error(body.fields()));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(first_error.unwrap_or(e)),
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Response {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.slot.abandon();
+        }
+    }
+}

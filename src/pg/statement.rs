@@ -1,0 +1,107 @@
+//! Prepared statements and their result columns.
+
+use std::fmt;
+use std::sync::Arc;
+
+use postgres_types::Type;
+
+/// A result column: its name and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    name: String,
+    type_: Type,
+}
+
+impl Column {
+    pub(crate) fn new(name: String, type_: Type) -> Column {
+        Column { name, type_ }
+    }
+
+    /// The column's name (its alias, if the query gave one).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The column's type.
+    pub fn type_(&self) -> &Type {
+        &self.type_
+    }
+}
+
+/// A statement prepared on one connection: its parameter types and result
+/// columns. Cheap to clone. Used on another connection, it is prepared
+/// there again (through that connection's cache) from its SQL.
+#[derive(Clone)]
+pub struct Statement(Arc<StatementInner>);
+
+struct StatementInner {
+    /// Server-side name; empty for the unnamed statement (cache disabled),
+    /// which is parsed again with every execution.
+    name: String,
+    sql: String,
+    connection_id: u64,
+    params: Vec<Type>,
+    columns: Arc<[Column]>,
+}
+
+impl fmt::Debug for Statement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Statement")
+            .field("name", &self.0.name)
+            .field("sql", &self.0.sql)
+            .field("params", &self.0.params)
+            .field("columns", &self.0.columns)
+            .finish()
+    }
+}
+
+impl Statement {
+    pub(crate) fn new(
+        name: String,
+        sql: String,
+        connection_id: u64,
+        params: Vec<Type>,
+        columns: Vec<Column>,
+    ) -> Statement {
+        Statement(Arc::new(StatementInner {
+            name,
+            sql,
+            connection_id,
+            params,
+            columns: columns.into(),
+        }))
+    }
+
+    /// The SQL text.
+    pub fn sql(&self) -> &str {
+        &self.0.sql
+    }
+
+    /// The types the server inferred for `$1`, `$2`, ...
+    pub fn params(&self) -> &[Type] {
+        &self.0.params
+    }
+
+    /// The result columns (empty for statements that return no rows).
+    pub fn columns(&self) -> &[Column] {
+        &self.0.columns
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub(crate) fn shared_columns(&self) -> &Arc<[Column]> {
+        &self.0.columns
+    }
+
+    pub(crate) fn connection_id(&self) -> u64 {
+        self.0.connection_id
+    }
+
+    /// True for the unnamed statement, which must be parsed again with
+    /// each execution.
+    pub(crate) fn is_unnamed(&self) -> bool {
+        self.0.name.is_empty()
+    }
+}
