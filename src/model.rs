@@ -53,6 +53,8 @@
 
 use postgres_types::ToSql;
 
+use crate::pg::Row;
+
 /// A foreign key: `table.column` as written in `#[odm(foreign_key = "...")]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ForeignKey {
@@ -213,6 +215,11 @@ pub trait Record: Send + Sync {
     /// Checks the values before a write (dict-style choice codes).
     fn validate(&self) -> crate::Result<()>;
 
+    /// Overwrites the own table's fields from a row holding the own columns
+    /// in column order (the `RETURNING` of an insert or update), reading
+    /// back generated keys and server defaults.
+    fn read_back(&mut self, row: &Row) -> crate::Result<()>;
+
     /// The parent record (joined-table inheritance).
     fn parent_record(&self) -> Option<&dyn Record>;
 
@@ -234,4 +241,14 @@ pub trait Model: Record + Sized + 'static {
 
     /// The static table metadata.
     fn table() -> &'static Table;
+
+    /// Builds the model from a row holding, from position `start`, every
+    /// column of its lineage (root ancestor first, each table's columns in
+    /// order) — what the query builder selects.
+    fn from_row_at(row: &Row, start: usize) -> crate::Result<Self>;
+
+    /// Builds the model from a row whose first columns are its lineage's.
+    fn from_row(row: &Row) -> crate::Result<Self> {
+        Self::from_row_at(row, 0)
+    }
 }

@@ -115,6 +115,10 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
             fn param(&self) -> ::core::option::Option<&(dyn ::odm::__private::ToSql + ::core::marker::Sync)> {
                 ::core::option::Option::Some(self)
             }
+
+            fn decode_nullable(row: &::odm::pg::Row, idx: usize) -> ::odm::Result<::core::option::Option<Self>> {
+                ::odm::types::decode_choice::<Self>(row, idx)
+            }
         }
 
         impl ::odm::__private::ToSql for #name {

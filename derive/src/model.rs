@@ -205,7 +205,8 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
     let column_defs = columns.iter().map(column_def);
     let params = columns.iter().map(|c| {
         let ident = &c.ident;
-        quote! { ::odm::types::ColumnType::param(&self.#ident) }
+        let ty = &c.ty;
+        quote_spanned! {ty.span()=> <#ty as ::odm::types::ColumnType>::param(&self.#ident) }
     });
     let checks = columns.iter().filter_map(|c| {
         let (codes, _) = c.attrs.choices.as_ref()?;
@@ -213,6 +214,47 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
         let column = &c.column;
         Some(quote! { ::odm::types::check_choice_code(#column, &self.#ident, &[#(#codes),*])?; })
     });
+    let own_offset: usize = if parent.is_some() { 1 } else { 0 };
+    let decodes: Vec<TokenStream> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ident = &c.ident;
+            let ty = &c.ty;
+            let pos = i + own_offset;
+            quote_spanned! {ty.span()=>
+                #ident: <#ty as ::odm::types::ColumnType>::decode(__odm_row, __odm_base + #pos)?
+            }
+        })
+        .collect();
+    let read_backs = columns.iter().enumerate().map(|(i, c)| {
+        let ident = &c.ident;
+        let ty = &c.ty;
+        let pos = i + own_offset;
+        quote_spanned! {ty.span()=>
+            self.#ident = <#ty as ::odm::types::ColumnType>::decode(row, #pos)?;
+        }
+    });
+    let read_checks: Vec<TokenStream> = columns
+        .iter()
+        .filter_map(|c| {
+            let (codes, _) = c.attrs.choices.as_ref()?;
+            let ident = &c.ident;
+            let column = &c.column;
+            Some(quote! { ::odm::types::check_choice_code(#column, &__odm_value.#ident, &[#(#codes),*])?; })
+        })
+        .collect();
+    let from_row_body = match &parent {
+        Some((pident, pty)) => quote! {
+            let __odm_parent = <#pty as ::odm::Model>::from_row_at(__odm_row, __odm_start)?;
+            let __odm_base = __odm_start + <#pty as ::odm::Model>::table().width();
+            let __odm_value = Self { #pident: __odm_parent, #(#decodes),* };
+        },
+        None => quote! {
+            let __odm_base = __odm_start;
+            let __odm_value = Self { #(#decodes),* };
+        },
+    };
     let bind = opt_str(model.bind.as_deref());
     let create_sql = opt_str(model.create_sql.as_deref());
     let drop_sql = opt_str(model.drop_sql.as_deref());
@@ -297,6 +339,11 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
                 ::core::result::Result::Ok(())
             }
 
+            fn read_back(&mut self, row: &::odm::pg::Row) -> ::odm::Result<()> {
+                #(#read_backs)*
+                ::core::result::Result::Ok(())
+            }
+
             fn parent_record(&self) -> ::core::option::Option<&dyn ::odm::Record> {
                 #parent_ref
             }
@@ -323,6 +370,12 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
                     parent: #parent_fn,
                 };
                 &TABLE
+            }
+
+            fn from_row_at(__odm_row: &::odm::pg::Row, __odm_start: usize) -> ::odm::Result<Self> {
+                #from_row_body
+                #(#read_checks)*
+                ::core::result::Result::Ok(__odm_value)
             }
         }
     })

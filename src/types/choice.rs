@@ -1,6 +1,8 @@
 //! Enumerated columns: enums deriving [`Choice`], and string columns limited
 //! to a fixed set of codes (`#[odm(choices = "a,b,c")]`).
 
+use super::column_type::column_name;
+use crate::pg::Row;
 use crate::Error;
 
 /// An enum stored in one column: as its integer discriminant in an `INTEGER`
@@ -38,6 +40,28 @@ pub trait Choice: Sized + 'static {
     fn from_i32(value: i32) -> Option<Self>;
     /// The variant with this name.
     fn from_name(name: &str) -> Option<Self>;
+}
+
+/// Reads a [`Choice`] from column `idx`: its discriminant or its name,
+/// mapped to a variant; a value matching no variant is
+/// [`Error::InvalidChoice`] naming the column and the value. Used by the
+/// derive's `ColumnType` implementation.
+pub fn decode_choice<C: Choice>(row: &Row, idx: usize) -> Result<Option<C>, Error> {
+    if C::TEXT {
+        match row.try_get::<usize, Option<&str>>(idx)? {
+            None => Ok(None),
+            Some(name) => C::from_name(name).map(Some).ok_or_else(|| {
+                invalid_choice(&column_name(row, idx), format!("{name:?}"), C::TYPE_NAME)
+            }),
+        }
+    } else {
+        match row.try_get::<usize, Option<i32>>(idx)? {
+            None => Ok(None),
+            Some(value) => C::from_i32(value).map(Some).ok_or_else(|| {
+                invalid_choice(&column_name(row, idx), value.to_string(), C::TYPE_NAME)
+            }),
+        }
+    }
 }
 
 /// The error for a stored value that matches no variant or code.

@@ -7,6 +7,9 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use postgres_types::ToSql;
 use uuid::Uuid;
 
+use crate::pg::Row;
+use crate::{Error, Result};
+
 /// A Rust type that can be stored in a model field: it knows its SQL type and
 /// how to bind itself as a parameter.
 ///
@@ -34,6 +37,35 @@ pub trait ColumnType: Sized {
 
     /// The value as a bound parameter, or `None` for SQL NULL.
     fn param(&self) -> Option<&(dyn ToSql + Sync)>;
+
+    /// Reads a possibly NULL value from column `idx` of `row`.
+    fn decode_nullable(row: &Row, idx: usize) -> Result<Option<Self>>;
+
+    /// Reads the value of column `idx`; NULL is an error naming the column
+    /// unless `Self` is an `Option`.
+    fn decode(row: &Row, idx: usize) -> Result<Self> {
+        Self::decode_nullable(row, idx)?.ok_or_else(|| null_error::<Self>(row, idx))
+    }
+}
+
+/// The error for a NULL in a column whose field is not an `Option`.
+pub(crate) fn null_error<T>(row: &Row, idx: usize) -> Error {
+    Error::FromSql {
+        column: column_name(row, idx),
+        source: format!(
+            "the value is NULL; use Option<{}>",
+            std::any::type_name::<T>()
+        )
+        .into(),
+    }
+}
+
+/// The name of column `idx` of `row`, for error messages.
+pub(crate) fn column_name(row: &Row, idx: usize) -> String {
+    row.columns()
+        .get(idx)
+        .map(|c| c.name().to_owned())
+        .unwrap_or_else(|| idx.to_string())
 }
 
 macro_rules! column_types {
@@ -46,6 +78,10 @@ macro_rules! column_types {
 
             fn param(&self) -> Option<&(dyn ToSql + Sync)> {
                 Some(self)
+            }
+
+            fn decode_nullable(row: &Row, idx: usize) -> Result<Option<Self>> {
+                row.try_get::<usize, Option<$ty>>(idx)
             }
         }
     )*};
@@ -82,6 +118,14 @@ where
 
     fn param(&self) -> Option<&(dyn ToSql + Sync)> {
         self.as_ref().map(|v| v as &(dyn ToSql + Sync))
+    }
+
+    fn decode_nullable(row: &Row, idx: usize) -> Result<Option<Self>> {
+        T::decode_nullable(row, idx).map(Some)
+    }
+
+    fn decode(row: &Row, idx: usize) -> Result<Self> {
+        T::decode_nullable(row, idx)
     }
 }
 

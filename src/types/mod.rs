@@ -18,5 +18,5 @@
 mod choice;
 mod column_type;
 
-pub use choice::{check_choice_code, Choice, ChoiceCode};
+pub use choice::{check_choice_code, decode_choice, Choice, ChoiceCode};
 pub use column_type::ColumnType;
