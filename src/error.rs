@@ -144,6 +144,11 @@ pub enum Error {
         /// The Rust enum it was decoded into.
         type_name: &'static str,
     },
+
+    /// A throwaway test server (`odm::testing`) could not be found, started
+    /// or prepared; the message says what to install or set.
+    #[error("test server: {0}")]
+    TestServer(String),
 }
 
 impl Error {

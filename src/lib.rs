@@ -6,6 +6,7 @@ extern crate self as odm;
 
 mod error;
 pub mod pg;
+pub mod testing;
 
 pub use error::{BoxError, DbError, Error, Result, WRONG_CONTEXT};
 

@@ -1,0 +1,424 @@
+//! [`TempCluster`]: a throwaway PostgreSQL server started from the installed
+//! server binaries.
+
+use std::fs::{File, OpenOptions};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::binaries::find_server_bin_dir;
+use super::psql;
+use super::scratch::{RunAs, ScratchDir};
+use super::server_process::ServerProcess;
+use super::url::{encode_userinfo, GREEN_SCHEME};
+use super::{
+    CLEARTEXT_PASSWORD, CLEARTEXT_USER, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER,
+    SUPERUSER, SUPERUSER_PASSWORD,
+};
+use crate::Error;
+
+/// How many fresh ports are tried when another process takes the chosen one
+/// between choosing and binding it.
+const PORT_ATTEMPTS: usize = 8;
+
+/// How long a starting server may take to accept connections. Generous,
+/// because many test binaries may start servers at once on a small machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many lines of the server log an error message carries.
+const LOG_TAIL_LINES: usize = 20;
+
+/// The client authentication rules of every cluster: trust over the unix
+/// socket; md5, cleartext password or SCRAM over TCP depending on the role.
+const PG_HBA: &str = "\
+# written by odm::testing::TempCluster
+local all all                  trust
+host  all odm_md5   127.0.0.1/32 md5
+host  all odm_clear 127.0.0.1/32 password
+host  all all       127.0.0.1/32 scram-sha-256
+";
+
+/// A throwaway PostgreSQL server for tests and examples.
+///
+/// [`TempCluster::start`] runs `initdb` into a fresh temporary directory and
+/// starts `postgres` on a free TCP port of 127.0.0.1 plus a private unix
+/// socket directory, tuned for speed over durability (`fsync=off`), with
+/// room for 300 connections. The roles [`SUPERUSER`], [`MD5_USER`],
+/// [`SCRAM_USER`] and [`CLEARTEXT_USER`] exist, each with its password
+/// constant and the authentication method its name says.
+///
+/// Dropping the cluster (also while a test panics) stops the server and
+/// removes its directory. Should the process exit without running
+/// destructors, a watchdog still stops the server and removes the directory.
+#[derive(Debug)]
+pub struct TempCluster {
+    // Field order matters: the servers stop before their directory goes.
+    server: ServerProcess,
+    /// Watchdogs of attempts that lost their port to another process; kept
+    /// leashed until the cluster is dropped, as they remove the directory.
+    failed_attempts: Vec<ServerProcess>,
+    scratch: ScratchDir,
+    port: u16,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    bin_dir: PathBuf,
+}
+
+impl TempCluster {
+    /// Starts a new cluster from the binaries found by
+    /// [`find_server_bin_dir`](super::find_server_bin_dir); ready for
+    /// connections, with the test roles created, when it returns.
+    pub fn start() -> Result<TempCluster, Error> {
+        TempCluster::start_with_bin_dir(&find_server_bin_dir()?)
+    }
+
+    /// Starts a new cluster from the server binaries in `bin_dir`.
+    pub fn start_with_bin_dir(bin_dir: &Path) -> Result<TempCluster, Error> {
+        TempCluster::start_with_ports(bin_dir, free_port)
+    }
+
+    /// Starts a new cluster on the first port from `next_port` that the
+    /// server can bind (up to [`PORT_ATTEMPTS`] ports are asked for).
+    fn start_with_ports(
+        bin_dir: &Path,
+        mut next_port: impl FnMut() -> Result<u16, Error>,
+    ) -> Result<TempCluster, Error> {
+        let run_as = RunAs::for_server()?;
+        let scratch = ScratchDir::create(run_as)?;
+        let socket_dir = scratch.subdir("socket", run_as)?;
+        let data_dir = scratch.path().join("data");
+        init_data_dir(bin_dir, scratch.path(), &data_dir, run_as)?;
+        std::fs::write(data_dir.join("pg_hba.conf"), PG_HBA)
+            .map_err(|e| Error::TestServer(format!("cannot write pg_hba.conf: {e}")))?;
+
+        let mut failed_attempts = Vec::new();
+        let (server, port) = loop {
+            let attempt = failed_attempts.len() + 1;
+            let port = next_port()?;
+            let log_path = scratch.path().join(format!("postgres-{attempt}.log"));
+            let log = open_log(&log_path)?;
+            let exited_marker = scratch.path().join(format!("postgres-{attempt}.exited"));
+            let command = postgres_command(bin_dir, &data_dir, &socket_dir, port);
+            let mut server = ServerProcess::spawn(
+                &command,
+                scratch.path(),
+                &data_dir,
+                &exited_marker,
+                log,
+                run_as,
+            )
+            .map_err(|e| Error::TestServer(format!("cannot start the postgres watchdog: {e}")))?;
+            match wait_ready(&mut server, &log_path) {
+                Ok(()) => break (server, port),
+                Err(failure) if failure.port_taken && attempt < PORT_ATTEMPTS => {
+                    failed_attempts.push(server);
+                }
+                Err(failure) if failure.port_taken => {
+                    return Err(Error::TestServer(format!(
+                        "{PORT_ATTEMPTS} tcp ports in a row were taken before postgres could bind \
+                         them; {}",
+                        failure.message
+                    )))
+                }
+                Err(failure) => return Err(Error::TestServer(failure.message)),
+            }
+        };
+
+        let cluster = TempCluster {
+            server,
+            failed_attempts,
+            scratch,
+            port,
+            data_dir,
+            socket_dir,
+            bin_dir: bin_dir.to_path_buf(),
+        };
+        cluster.create_roles()?;
+        Ok(cluster)
+    }
+
+    /// The superuser URL of the maintenance database:
+    /// `postgresql+green://odm:odmtest@127.0.0.1:{port}/postgres`.
+    pub fn url(&self) -> String {
+        self.url_for(SUPERUSER, SUPERUSER_PASSWORD, "postgres")
+    }
+
+    /// A TCP URL for `user` with `password` to database `dbname`.
+    pub fn url_for(&self, user: &str, password: &str, dbname: &str) -> String {
+        format!(
+            "{GREEN_SCHEME}{}@127.0.0.1:{}/{}",
+            encode_userinfo(user, password),
+            self.port,
+            super::url::encode_component(dbname)
+        )
+    }
+
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The directory holding the server's unix socket
+    /// (`.s.PGSQL.{port}`); connections there are trusted.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
+    /// The data directory (removed on drop).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// How many ports the server tried before one was free (1 unless
+    /// another process took the chosen port first).
+    pub fn port_attempts(&self) -> usize {
+        self.failed_attempts.len() + 1
+    }
+
+    /// The directory of the server binaries this cluster runs.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    /// The last lines of the server log.
+    pub fn log_tail(&self) -> String {
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.scratch.path())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|ext| ext == "log"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        logs.last().map(|p| tail_of(p)).unwrap_or_default()
+    }
+
+    /// True while the server process is running.
+    pub fn is_running(&mut self) -> bool {
+        !self.server.has_exited()
+    }
+
+    /// A libpq connection string to `dbname` as the superuser over the
+    /// unix socket (trusted, no password needed).
+    pub(crate) fn socket_conninfo(&self, dbname: &str) -> String {
+        psql::socket_conninfo(&self.socket_dir, self.port, SUPERUSER, dbname)
+    }
+
+    /// Sets the superuser's password and creates the other test roles.
+    fn create_roles(&self) -> Result<(), Error> {
+        let role = |name: &str, password: &str| {
+            format!(
+                "CREATE ROLE {} LOGIN PASSWORD {}",
+                psql::quote_ident(name),
+                psql::quote_literal(password)
+            )
+        };
+        let statements = [
+            "SET password_encryption = 'scram-sha-256'".to_string(),
+            format!(
+                "ALTER ROLE {} PASSWORD {}",
+                psql::quote_ident(SUPERUSER),
+                psql::quote_literal(SUPERUSER_PASSWORD)
+            ),
+            role(SCRAM_USER, SCRAM_PASSWORD),
+            role(CLEARTEXT_USER, CLEARTEXT_PASSWORD),
+            "SET password_encryption = 'md5'".to_string(),
+            role(MD5_USER, MD5_PASSWORD),
+        ];
+        let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+        let psql_program = psql::psql_program(Some(&self.bin_dir))?;
+        psql::run(
+            &psql_program,
+            &self.socket_conninfo("postgres"),
+            &statements,
+            "creating the test roles",
+        )
+        .map_err(|e| match e {
+            Error::TestServer(message) => {
+                Error::TestServer(format!("{message}\nserver log:\n{}", self.log_tail()))
+            }
+            other => other,
+        })
+    }
+}
+
+/// Runs `initdb` for a fast, trusting, C-locale cluster owned by `SUPERUSER`.
+fn init_data_dir(
+    bin_dir: &Path,
+    scratch: &Path,
+    data_dir: &Path,
+    run_as: Option<RunAs>,
+) -> Result<(), Error> {
+    let mut command = Command::new(bin_dir.join("initdb"));
+    command
+        .arg("-D")
+        .arg(data_dir)
+        .args(["--no-sync", "-A", "trust", "-U", SUPERUSER, "-E", "UTF8"])
+        .args(["--locale=C"])
+        .current_dir(scratch)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(run_as) = run_as {
+        run_as.apply(&mut command);
+    }
+    let output = command.output().map_err(|e| {
+        Error::TestServer(format!("cannot run initdb in {}: {e}", bin_dir.display()))
+    })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(Error::TestServer(format!(
+        "initdb failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout).trim(),
+        String::from_utf8_lossy(&output.stderr).trim()
+    )))
+}
+
+/// The `postgres` command line: TCP on 127.0.0.1:`port` only, the socket in
+/// `socket_dir`, durability off for speed.
+fn postgres_command(bin_dir: &Path, data_dir: &Path, socket_dir: &Path, port: u16) -> Vec<String> {
+    let mut command = vec![
+        bin_dir.join("postgres").to_string_lossy().into_owned(),
+        "-D".to_string(),
+        data_dir.to_string_lossy().into_owned(),
+        "-p".to_string(),
+        port.to_string(),
+    ];
+    let settings = [
+        "listen_addresses=127.0.0.1".to_string(),
+        format!("unix_socket_directories={}", socket_dir.to_string_lossy()),
+        "max_connections=300".to_string(),
+        "shared_buffers=32MB".to_string(),
+        "fsync=off".to_string(),
+        "synchronous_commit=off".to_string(),
+        "full_page_writes=off".to_string(),
+        "wal_level=minimal".to_string(),
+        "max_wal_senders=0".to_string(),
+        "huge_pages=off".to_string(),
+    ];
+    for setting in settings {
+        command.push("-c".to_string());
+        command.push(setting);
+    }
+    command
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> Result<u16, Error> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| Error::TestServer(format!("cannot find a free tcp port on 127.0.0.1: {e}")))
+}
+
+fn open_log(path: &Path) -> Result<File, Error> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| {
+            Error::TestServer(format!(
+                "cannot create the server log {}: {e}",
+                path.display()
+            ))
+        })
+}
+
+/// Why a server did not become ready.
+struct StartFailure {
+    /// The server exited because its port was taken: retry on another.
+    port_taken: bool,
+    message: String,
+}
+
+/// Waits until the postmaster reports `ready` and accepts TCP connections.
+fn wait_ready(server: &mut ServerProcess, log_path: &Path) -> Result<(), StartFailure> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if server.postmaster_status().as_deref() == Some("ready") {
+            return Ok(());
+        }
+        if server.has_exited() {
+            let tail = tail_of(log_path);
+            let port_taken = tail.contains("could not bind")
+                || tail.contains("Address already in use")
+                || tail.contains("could not create any TCP/IP sockets");
+            return Err(StartFailure {
+                port_taken,
+                message: format!("postgres exited during startup; server log:\n{tail}"),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(StartFailure {
+                port_taken: false,
+                message: format!(
+                    "postgres did not become ready within {READY_TIMEOUT:?}; server log:\n{}",
+                    tail_of(log_path)
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The last [`LOG_TAIL_LINES`] lines of the file at `path`.
+fn tail_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_whose_port_is_taken_starts_on_another_one() {
+        let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let mut offered = Vec::new();
+        let cluster = TempCluster::start_with_ports(&find_server_bin_dir().unwrap(), || {
+            let port = if offered.is_empty() {
+                taken_port
+            } else {
+                free_port()?
+            };
+            offered.push(port);
+            Ok(port)
+        })
+        .unwrap();
+        assert_eq!(offered.len(), 2);
+        assert_eq!(cluster.port_attempts(), 2);
+        assert_eq!(cluster.port(), offered[1]);
+        assert_ne!(cluster.port(), taken_port);
+        let first_log = tail_of(&cluster.scratch.path().join("postgres-1.log"));
+        assert!(first_log.contains("could not bind"), "{first_log}");
+    }
+
+    #[test]
+    fn a_cluster_gives_up_when_every_port_it_tries_is_taken() {
+        let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let mut asked = 0;
+        let err = TempCluster::start_with_ports(&find_server_bin_dir().unwrap(), || {
+            asked += 1;
+            Ok(taken_port)
+        })
+        .unwrap_err();
+        assert_eq!(asked, PORT_ATTEMPTS);
+        assert!(matches!(err, Error::TestServer(_)), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(
+                "test server: 8 tcp ports in a row were taken before postgres could bind them; \
+                 postgres exited during startup; server log:\n"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("could not bind"), "{message}");
+    }
+}

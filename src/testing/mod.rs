@@ -1,0 +1,77 @@
+//! Test servers: a throwaway PostgreSQL ([`TempCluster`]) and fresh
+//! databases on it ([`TestDatabase`], [`test_database`]).
+//!
+//! Tests and examples need a real server and no setup. When the environment
+//! variable `DATABASE_URL` is set, [`test_database`] uses that server;
+//! otherwise it starts one [`TempCluster`] per process from the installed
+//! PostgreSQL server binaries (found on `PATH`, via `pg_config --bindir`, or
+//! in `/usr/lib/postgresql/<version>/bin`) and stops it when the process
+//! exits. When the process runs as root, the server runs as the `postgres`
+//! system user.
+//!
+//! ```no_run
+//! let db = odm::testing::test_database()?;
+//! println!("a fresh database at {}", db.url());
+//! # Ok::<(), odm::Error>(())
+//! ```
+
+mod binaries;
+mod cluster;
+mod database;
+mod psql;
+mod scratch;
+mod server_process;
+mod url;
+
+use std::sync::Mutex;
+
+pub use binaries::{find_server_bin_dir, find_server_bin_dir_in, VERSIONED_ROOT};
+pub use cluster::TempCluster;
+pub use database::TestDatabase;
+
+use crate::Error;
+
+/// The superuser of a [`TempCluster`] (authenticates with SCRAM over TCP).
+pub const SUPERUSER: &str = "odm";
+/// The password of [`SUPERUSER`].
+pub const SUPERUSER_PASSWORD: &str = "odmtest";
+/// A role whose password is stored as md5 and checked with `md5` over TCP.
+pub const MD5_USER: &str = "odm_md5";
+/// The password of [`MD5_USER`].
+pub const MD5_PASSWORD: &str = "md5secret";
+/// A role checked with `scram-sha-256` over TCP.
+pub const SCRAM_USER: &str = "odm_scram";
+/// The password of [`SCRAM_USER`].
+pub const SCRAM_PASSWORD: &str = "scramsecret";
+/// A role checked with cleartext `password` authentication over TCP.
+pub const CLEARTEXT_USER: &str = "odm_clear";
+/// The password of [`CLEARTEXT_USER`].
+pub const CLEARTEXT_PASSWORD: &str = "clearsecret";
+
+/// The environment variable naming an existing server to test against.
+pub const DATABASE_URL: &str = "DATABASE_URL";
+
+/// A fresh database on the process-wide test server: the server named by
+/// `DATABASE_URL` when set, else one [`TempCluster`] started lazily once per
+/// process (and stopped when it exits).
+pub fn test_database() -> Result<TestDatabase, Error> {
+    match std::env::var(DATABASE_URL) {
+        Ok(url) if !url.trim().is_empty() => TestDatabase::create_on_url(url.trim()),
+        _ => TestDatabase::create_on(shared_cluster()?),
+    }
+}
+
+/// The process-wide cluster, started on first use. It lives in a `static`
+/// and is never dropped; its watchdog stops it when the process exits.
+pub fn shared_cluster() -> Result<&'static TempCluster, Error> {
+    static SHARED: Mutex<Option<&'static TempCluster>> = Mutex::new(None);
+    let mut shared = SHARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(cluster) = *shared {
+        return Ok(cluster);
+    }
+    let cluster: &'static TempCluster = Box::leak(Box::new(TempCluster::start()?));
+    *shared = Some(cluster);
+    Ok(cluster)
+}
