@@ -26,3 +26,9 @@ pub mod __private {
     pub use bytes::BytesMut;
     pub use postgres_types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 }
+
+mod engine;
+pub mod pool;
+
+pub use engine::Engine;
+pub use pool::{Pool, PoolStats, PooledConnection};

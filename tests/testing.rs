@@ -136,6 +136,40 @@ fn every_test_role_logs_in_over_tcp_with_its_own_method_and_password() {
     );
 }
 
+/// Runs `f` on a `may` coroutine (the odm driver refuses plain threads).
+fn on_coroutine<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    // 64 Ki words (512 KiB): ample for the driver's connect path.
+    may::config().set_stack_size(0x1_0000);
+    match may::go!(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+#[test]
+fn the_odm_driver_logs_in_as_every_test_role_with_its_own_method() {
+    let db = test_database().unwrap();
+    let roles = [
+        (SUPERUSER, SUPERUSER_PASSWORD),
+        (MD5_USER, MD5_PASSWORD),
+        (SCRAM_USER, SCRAM_PASSWORD),
+        (CLEARTEXT_USER, CLEARTEXT_PASSWORD),
+    ];
+    for (user, password) in roles {
+        let url = db.url_as(user, password);
+        let name = db.name().to_string();
+        let (who, database) = on_coroutine(move || {
+            let config = odm::pg::Config::parse(&url).unwrap();
+            let client = odm::pg::Client::connect(&config).unwrap();
+            let row = client
+                .query_one("SELECT current_user::text, current_database()::text", &[])
+                .unwrap();
+            (row.get::<_, String>(0), row.get::<_, String>(1))
+        });
+        assert_eq!((who.as_str(), database), (user, name));
+    }
+}
+
 #[test]
 fn two_clusters_run_at_once_without_colliding() {
     let (a, b) = std::thread::scope(|s| {
@@ -205,17 +239,31 @@ fn the_shared_cluster_is_started_once_per_process() {
     println!("ODM_SHARED_DATA_DIR={}", first.data_dir().display());
 }
 
+/// The scratch directories (clusters and the initdb template) a process
+/// with `pid` has in the temp directory.
+fn scratch_dirs_of(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("odm-pg-{pid}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+        .collect()
+}
+
 #[test]
 fn the_shared_cluster_stops_and_is_removed_when_its_process_exits() {
-    let output = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "the_shared_cluster_is_started_once_per_process",
             "--nocapture",
-            "--test-threads=1",
         ])
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let pid = child.id();
+    let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     let data_dir = stdout
@@ -223,12 +271,22 @@ fn the_shared_cluster_stops_and_is_removed_when_its_process_exits() {
         .find_map(|line| line.split_once("ODM_SHARED_DATA_DIR=").map(|(_, dir)| dir))
         .map(PathBuf::from)
         .unwrap_or_else(|| panic!("no data dir printed: {stdout}"));
-    // The child exited without dropping the static; its watchdog cleans up.
+    assert!(data_dir.starts_with(std::env::temp_dir()));
     assert!(
-        wait_until(Duration::from_secs(30), || !data_dir.exists()),
-        "{} still exists after its process exited",
+        data_dir
+            .to_string_lossy()
+            .contains(&format!("/odm-pg-{pid}-")),
+        "{}",
         data_dir.display()
     );
+    // The child exited without dropping the static; its watchdogs clean up
+    // the cluster and the initdb template.
+    assert!(
+        wait_until(Duration::from_secs(30), || scratch_dirs_of(pid).is_empty()),
+        "{:?} still exist after their process exited",
+        scratch_dirs_of(pid)
+    );
+    assert!(!data_dir.exists());
 }
 
 #[test]

@@ -13,4 +13,19 @@ pub enum GreenError {
     /// A green-only operation was called from a plain OS thread.
     #[error("acquire in main greenlet: {0} must run on a green worker (submit it to a GreenPool)")]
     WrongContext(&'static str),
+    /// A pool or runtime setting is out of range; names the setting.
+    #[error("invalid green configuration: {0}")]
+    InvalidConfig(String),
+    /// The runtime was configured after it had already started.
+    #[error("the green runtime is already running; configure it before the first task")]
+    RuntimeStarted,
+    /// A worker coroutine could not be started (for example its stack could not be mapped).
+    #[error("cannot start a green worker: {0}")]
+    Spawn(String),
+    /// The task overflowed its worker's coroutine stack; the worker was lost.
+    #[error("task overflowed its coroutine stack; give the pool a larger stack_size")]
+    StackOverflow,
+    /// The result of a `Submitted` was already taken (polled after completion).
+    #[error("the task's result was already taken")]
+    ResultTaken,
 }

@@ -4,13 +4,13 @@
 use std::fs::{File, OpenOptions};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::binaries::find_server_bin_dir;
 use super::psql;
 use super::scratch::{RunAs, ScratchDir};
 use super::server_process::ServerProcess;
+use super::template;
 use super::url::{encode_userinfo, GREEN_SCHEME};
 use super::{
     CLEARTEXT_PASSWORD, CLEARTEXT_USER, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER,
@@ -88,7 +88,7 @@ impl TempCluster {
         let scratch = ScratchDir::create(run_as)?;
         let socket_dir = scratch.subdir("socket", run_as)?;
         let data_dir = scratch.path().join("data");
-        init_data_dir(bin_dir, scratch.path(), &data_dir, run_as)?;
+        template::create_data_dir(bin_dir, &data_dir, run_as)?;
         std::fs::write(data_dir.join("pg_hba.conf"), PG_HBA)
             .map_err(|e| Error::TestServer(format!("cannot write pg_hba.conf: {e}")))?;
 
@@ -242,40 +242,6 @@ impl TempCluster {
             other => other,
         })
     }
-}
-
-/// Runs `initdb` for a fast, trusting, C-locale cluster owned by `SUPERUSER`.
-fn init_data_dir(
-    bin_dir: &Path,
-    scratch: &Path,
-    data_dir: &Path,
-    run_as: Option<RunAs>,
-) -> Result<(), Error> {
-    let mut command = Command::new(bin_dir.join("initdb"));
-    command
-        .arg("-D")
-        .arg(data_dir)
-        .args(["--no-sync", "-A", "trust", "-U", SUPERUSER, "-E", "UTF8"])
-        .args(["--locale=C"])
-        .current_dir(scratch)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(run_as) = run_as {
-        run_as.apply(&mut command);
-    }
-    let output = command.output().map_err(|e| {
-        Error::TestServer(format!("cannot run initdb in {}: {e}", bin_dir.display()))
-    })?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(Error::TestServer(format!(
-        "initdb failed ({}): {}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout).trim(),
-        String::from_utf8_lossy(&output.stderr).trim()
-    )))
 }
 
 /// The `postgres` command line: TCP on 127.0.0.1:`port` only, the socket in

@@ -21,6 +21,7 @@ mod database;
 mod psql;
 mod scratch;
 mod server_process;
+mod template;
 mod url;
 
 use std::sync::Mutex;

@@ -1,0 +1,89 @@
+//! [`PooledConnection`]: an exclusive checkout, returned on drop.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use super::connector::PgConnector;
+use super::core::Core;
+use crate::pg::Client;
+
+/// A connection checked out of a [`Pool`](crate::Pool) for one task's
+/// exclusive use (from [`Pool::acquire`](crate::Pool::acquire)).
+///
+/// It dereferences to [`Client`], so every driver method is available,
+/// including [`Client::transaction`]. Dropping it hands the connection back:
+///
+/// - still inside a transaction (a `BEGIN` without `COMMIT`, a failed
+///   transaction, a leaked `Transaction`): it is rolled back first, and
+///   closed instead if the rollback fails, so the next task never inherits
+///   uncommitted work or an aborted transaction;
+/// - broken ([`Client::is_closed`], e.g. the server terminated the backend):
+///   it is closed and its slot freed, so the pool opens a fresh one on demand;
+/// - dropped while its task panics: it is closed (the panic may have cut a
+///   request short, and a rollback would park the unwinding task);
+/// - the pool was [closed](crate::Pool::close): it is closed.
+///
+/// The rollback is a round trip on the dropping coroutine. Session state a
+/// task changed with `SET` (without `LOCAL`), `LISTEN`, temporary tables or
+/// advisory locks is *not* reset; use `SET LOCAL` inside a transaction, or
+/// [`PooledConnection::discard`] a connection whose session you changed.
+pub struct PooledConnection {
+    client: Option<Client>,
+    core: Arc<Core<PgConnector>>,
+    task: u64,
+}
+
+impl PooledConnection {
+    pub(crate) fn new(client: Client, core: Arc<Core<PgConnector>>, task: u64) -> Self {
+        PooledConnection {
+            client: Some(client),
+            core,
+            task,
+        }
+    }
+
+    /// Closes this connection instead of returning it to the pool; its slot
+    /// is freed and a fresh connection is opened when one is needed.
+    pub fn discard(mut self) {
+        if let Some(client) = self.client.take() {
+            self.core.discard(client, Some(self.task));
+        }
+    }
+}
+
+impl Deref for PooledConnection {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        // Invariant: `client` is only taken in `discard` and `drop`, which
+        // consume the value.
+        self.client
+            .as_ref()
+            .expect("pooled connection used after release")
+    }
+}
+
+impl DerefMut for PooledConnection {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client
+            .as_mut()
+            .expect("pooled connection used after release")
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            self.core.give_back(client, Some(self.task));
+        }
+    }
+}
+
+impl fmt::Debug for PooledConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledConnection")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,223 @@
+//! The green connection pool.
+//!
+//! A [`Pool`] owns up to [`max_size`](Pool::max_size) connections to one
+//! database and hands them to green tasks in two ways:
+//!
+//! - **Exclusive** — [`Pool::acquire`] checks out a [`PooledConnection`] that
+//!   only the calling task uses until it drops it. Use it for transactions
+//!   and for anything that changes session state.
+//! - **Shared** — [`Pool::query`], [`Pool::query_one`], [`Pool::query_opt`]
+//!   and [`Pool::execute`] run one autocommit statement on a connection that
+//!   other tasks' statements use at the same time: the driver pipelines them
+//!   (writes them in order, routes the answers back in order). This is what
+//!   lets a handful of connections carry hundreds of tasks. See
+//!   [the guarantees](#shared-mode-guarantees).
+//!
+//! # Settings
+//!
+//! Both come from the database URL (`?pool_size=N&pool_timeout=S`):
+//!
+//! | setting | default | why |
+//! |---|---|---|
+//! | `pool_size` | 10 | The most connections the pool ever has open (opening ones included). Every PostgreSQL connection is a server process with its own memory, and a small server is fastest with few busy backends; 10 covers a busy application's concurrent transactions while shared mode needs only a few connections for any number of tasks. sqlx uses the same default. |
+//! | `pool_timeout` | 30 s | How long [`Pool::acquire`] (or a shared statement) parks waiting for a connection before failing with [`Error::PoolTimeout`]. Long enough to ride out a burst, short enough that a leaked connection or a deadlock surfaces as an error instead of a hang (SQLAlchemy's and sqlx's default as well). |
+//!
+//! # How waiting works
+//!
+//! A task that finds no free connection and no room to open one parks (its
+//! coroutine is suspended; the worker thread runs other tasks) in a
+//! first-in, first-out queue. A connection handed back goes straight to the
+//! task at the front of the queue. Nobody spins or polls.
+//!
+//! Connections are opened lazily, by the task that needs one, outside every
+//! lock, and counted before they are opened: a herd of tasks arriving at an
+//! empty pool opens at most `pool_size` connections. If opening fails, that
+//! task gets the error ([`Error::Connect`], or [`Error::Db`] for a rejected
+//! login) and the next waiter gets the slot to try again.
+//!
+//! A connection that broke (server restart, `pg_terminate_backend`, I/O
+//! error) is dropped when the pool next sees it and a fresh one is opened on
+//! demand, so a pool heals by itself after the server comes back. The
+//! statement that met the broken connection fails with a typed error
+//! ([`Error::is_closed`] is true); it is not retried, because it may have run.
+//!
+//! # Nested acquire
+//!
+//! A task that holds a [`PooledConnection`] and asks the same pool for
+//! another one (or runs a shared statement on it) gets
+//! [`Error::NestedAcquire`] at once: with a full pool that request could only
+//! wait for the task itself, the classic pool deadlock, and a shared statement
+//! would silently run outside the task's transaction. The task is the
+//! calling coroutine (tracked in coroutine-local storage, not a thread-local);
+//! a connection moved to another coroutine still counts for the one that
+//! acquired it until it is dropped.
+//!
+//! # Shared-mode guarantees
+//!
+//! - Each shared call runs exactly one statement in autocommit mode: it is
+//!   committed when the call returns `Ok`, and other tasks' statements on the
+//!   same connection run before or after it, never inside it.
+//! - Statements run in the order the connection received them; a task sees
+//!   its own earlier writes (its previous call returned only after the server
+//!   answered).
+//! - There is no transaction across calls. Two shared calls of one task may
+//!   run on different connections. Use [`Pool::acquire`] and a transaction
+//!   when several statements must see one snapshot or commit together.
+//! - A statement must not change session state: `BEGIN`, `SET` without
+//!   `LOCAL`, `LISTEN`, temporary tables, `PREPARE` and advisory locks would
+//!   leak to other tasks. A connection found inside a transaction after a
+//!   shared statement is taken out of shared service at once, and rolled back
+//!   (or closed) when its statements in flight finish; statements pipelined
+//!   behind the `BEGIN` meanwhile did run inside that transaction.
+//! - When an exclusive caller waits, the least busy shared connection stops
+//!   taking new statements and goes to it once its statements in flight are
+//!   done, so shared traffic cannot starve [`Pool::acquire`].
+//! - Shared statements count against the same `pool_size`, wait in their own
+//!   first-in, first-out queue when every connection is checked out, and time
+//!   out after `pool_timeout` like [`Pool::acquire`].
+//! - A new connection is opened (up to `pool_size`) only when every open one
+//!   already has a statement in flight.
+//!
+//! [`Error::PoolTimeout`]: crate::Error::PoolTimeout
+//! [`Error::Connect`]: crate::Error::Connect
+//! [`Error::Db`]: crate::Error::Db
+//! [`Error::is_closed`]: crate::Error::is_closed
+//! [`Error::NestedAcquire`]: crate::Error::NestedAcquire
+
+mod connection;
+mod connector;
+mod core;
+mod shared;
+mod state;
+mod stats;
+mod task;
+mod waiter;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::connection::PooledConnection;
+pub use self::stats::PoolStats;
+
+use self::connector::PgConnector;
+use self::core::Core;
+use crate::pg::Config;
+use crate::Error;
+
+/// A green connection pool for one database: a cheap, cloneable handle
+/// (clones share the same connections). See the [module documentation](self).
+#[derive(Clone)]
+pub struct Pool {
+    core: Arc<Core<PgConnector>>,
+}
+
+impl Pool {
+    /// A pool for `config`, sized by its `pool_size` and timing out after its
+    /// `pool_timeout`. Opens nothing yet: connections are opened on demand.
+    pub fn new(config: Config) -> Pool {
+        let max_size = config.pool_size();
+        let timeout = config.pool_timeout();
+        Pool {
+            core: Arc::new(Core::new(PgConnector { config }, max_size, timeout)),
+        }
+    }
+
+    /// Checks out a connection for the calling task's exclusive use, parking
+    /// until one is free.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::WrongContext`] at once when called off a green worker
+    ///   (its message starts with `acquire in main greenlet`);
+    /// - [`Error::NestedAcquire`] when this task already holds a connection
+    ///   from this pool;
+    /// - [`Error::PoolTimeout`] after [`timeout`](Pool::timeout) with no free
+    ///   connection, carrying how long the caller waited;
+    /// - [`Error::PoolClosed`] after [`close`](Pool::close);
+    /// - the connect error when this task had to open a new connection and
+    ///   could not.
+    pub fn acquire(&self) -> Result<PooledConnection, Error> {
+        if !may::coroutine::is_coroutine() {
+            return Err(Error::wrong_context("pool acquire"));
+        }
+        let task = task::current_task();
+        let client = self.core.acquire(task)?;
+        Ok(PooledConnection::new(client, Arc::clone(&self.core), task))
+    }
+
+    /// The most connections this pool opens (`pool_size`, default 10).
+    pub fn max_size(&self) -> usize {
+        self.core.max_size
+    }
+
+    /// How long a caller waits for a connection (`pool_timeout`, default 30 s).
+    pub fn timeout(&self) -> Duration {
+        self.core.timeout
+    }
+
+    /// Connections open right now: idle, checked out or running shared
+    /// statements (connections still being opened are not counted).
+    pub fn size(&self) -> usize {
+        self.core.state().size
+    }
+
+    /// Idle connections: open, in the pool, with no statement running.
+    pub fn available(&self) -> usize {
+        self.core.state().available()
+    }
+
+    /// Callers parked right now waiting for a connection (exclusive and
+    /// shared).
+    pub fn waiting(&self) -> usize {
+        let state = self.core.state();
+        state.exclusive_waiters.len() + state.shared_waiters.len()
+    }
+
+    /// `"size: N, available: M"`, read under one lock.
+    pub fn status(&self) -> String {
+        let state = self.core.state();
+        format!("size: {}, available: {}", state.size, state.available())
+    }
+
+    /// Counters since the pool was created: checkouts, waits (count, total
+    /// and longest wait), timeouts, connections opened and discarded.
+    pub fn stats(&self) -> PoolStats {
+        self.core.counters.snapshot()
+    }
+
+    /// The configuration connections are opened with.
+    pub fn config(&self) -> &Config {
+        &self.core.connector.config
+    }
+
+    /// Closes the pool: parked callers get [`Error::PoolClosed`], idle
+    /// connections are closed now, busy ones when they are handed back, and
+    /// every later [`acquire`](Pool::acquire) or shared statement fails with
+    /// [`Error::PoolClosed`]. Idempotent.
+    pub fn close(&self) {
+        self.core.close();
+    }
+
+    /// True once [`close`](Pool::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.core.state().closed
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.core.state();
+        f.debug_struct("Pool")
+            .field("config", &self.core.connector.config)
+            .field("max_size", &self.core.max_size)
+            .field("timeout", &self.core.timeout)
+            .field("size", &state.size)
+            .field("pending", &state.pending)
+            .field("available", &state.available())
+            .field("exclusive_waiters", &state.exclusive_waiters.len())
+            .field("shared_waiters", &state.shared_waiters.len())
+            .field("closed", &state.closed)
+            .finish()
+    }
+}

@@ -1,0 +1,85 @@
+//! Shared mode: one autocommit statement on a pipelined connection, without
+//! an exclusive checkout. The guarantees are in the
+//! [module documentation](super#shared-mode-guarantees).
+
+use std::sync::Arc;
+
+use super::connector::PgConnector;
+use super::core::Core;
+use super::state::Lease;
+use super::Pool;
+use crate::pg::{Client, Param, Row};
+use crate::Error;
+
+/// A shared statement's hold on its connection; released on drop, also when
+/// the statement panics or the coroutine is cancelled mid-statement.
+struct SharedUse<'a> {
+    core: &'a Arc<Core<PgConnector>>,
+    lease: Option<Lease<Client>>,
+}
+
+impl SharedUse<'_> {
+    fn client(&self) -> Option<&Client> {
+        self.lease.as_ref().map(|lease| &*lease.conn)
+    }
+}
+
+impl Drop for SharedUse<'_> {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.core.release(lease);
+        }
+    }
+}
+
+impl Pool {
+    /// Runs `statement` on a shared connection.
+    fn shared<R>(
+        &self,
+        operation: &'static str,
+        statement: impl FnOnce(&Client) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        if !may::coroutine::is_coroutine() {
+            return Err(Error::wrong_context(operation));
+        }
+        let held = SharedUse {
+            core: &self.core,
+            lease: Some(self.core.lease()?),
+        };
+        self.core.counters.shared_statement();
+        match held.client() {
+            Some(client) => statement(client),
+            None => Err(Error::PoolClosed),
+        }
+    }
+
+    /// Runs one autocommit statement on a shared, pipelined connection and
+    /// returns its rows.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Pool::acquire`] (wrong context, nested acquire, pool
+    /// timeout, closed pool, connect errors), then those of
+    /// [`Client::query`].
+    pub fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
+        self.shared("pool query", |client| client.query(sql, params))
+    }
+
+    /// Like [`Pool::query`] for a statement that returns exactly one row;
+    /// [`Error::RowCount`] otherwise.
+    pub fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, Error> {
+        self.shared("pool query", |client| client.query_one(sql, params))
+    }
+
+    /// Like [`Pool::query`] for a statement that returns at most one row;
+    /// [`Error::RowCount`] for more.
+    pub fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, Error> {
+        self.shared("pool query", |client| client.query_opt(sql, params))
+    }
+
+    /// Runs one autocommit statement on a shared, pipelined connection and
+    /// returns the number of rows it affected.
+    pub fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
+        self.shared("pool execute", |client| client.execute(sql, params))
+    }
+}

@@ -1,0 +1,447 @@
+//! The pool's bookkeeping, always mutated under one short lock: which
+//! connections exist, who uses them, and who waits.
+//!
+//! Invariants (checked by the tests from the outside):
+//! - `size + pending <= max_size`: a connection is counted *before* it is
+//!   opened, so a thundering herd can never overshoot.
+//! - A connection is either checked out exclusively (then it is not in
+//!   `entries`) or it is an [`Entry`] lent to `users` shared statements.
+//! - An entry with `users == 0` holds the only `Arc` to its connection:
+//!   a [`Lease`] drops its clone before the count goes down.
+//! - After every change, [`State::dispatch`] has served every waiter that can
+//!   be served, front of queue first.
+//!
+//! Nothing here does I/O or parks: dropped connections and wake-ups are
+//! collected in [`Effects`] and carried out after the lock is released.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::connector::Connector;
+use super::waiter::{Grant, Waiter};
+
+/// A connection in the pool that is not checked out exclusively.
+#[derive(Debug)]
+pub(crate) struct Entry<C> {
+    pub(crate) id: u64,
+    pub(crate) conn: Arc<C>,
+    /// Shared statements running on it right now.
+    pub(crate) users: usize,
+    /// Kept for the next exclusive waiter: no new shared statement lands on
+    /// it, so it drains and is handed over (a busy shared pool cannot starve
+    /// `acquire`).
+    pub(crate) reserved: bool,
+    /// Out of service (broken, left inside a transaction, pool closed):
+    /// removed when its last user leaves.
+    pub(crate) retired: bool,
+}
+
+/// A shared statement's right to use one pooled connection.
+#[derive(Debug)]
+pub(crate) struct Lease<C> {
+    pub(crate) entry: u64,
+    pub(crate) conn: Arc<C>,
+}
+
+/// Work to do once the lock is released.
+#[derive(Debug)]
+pub(crate) struct Effects<C> {
+    pub(crate) wake_exclusive: Vec<Arc<Waiter<C>>>,
+    pub(crate) wake_shared: Vec<Arc<Waiter<Lease<C>>>>,
+    /// Connections to close (dropping a client writes Terminate); every one
+    /// of them counts as discarded.
+    pub(crate) close: Vec<C>,
+}
+
+impl<C> Default for Effects<C> {
+    fn default() -> Self {
+        Effects {
+            wake_exclusive: Vec::new(),
+            wake_shared: Vec::new(),
+            close: Vec::new(),
+        }
+    }
+}
+
+impl<C> Effects<C> {
+    /// Wakes the served waiters and closes the discarded connections.
+    pub(crate) fn run(self) {
+        for waiter in &self.wake_exclusive {
+            waiter.wake();
+        }
+        for waiter in &self.wake_shared {
+            waiter.wake();
+        }
+        drop(self.close);
+    }
+}
+
+/// What a shared statement should do.
+enum SharedChoice {
+    /// Use the entry at this index.
+    Lend(usize),
+    /// Open a new connection (already counted in `pending`).
+    Create,
+    /// Nothing usable and no room: queue.
+    Wait,
+}
+
+/// Everything behind the pool lock.
+#[derive(Debug)]
+pub(crate) struct State<K: Connector> {
+    pub(crate) max_size: usize,
+    pub(crate) entries: Vec<Entry<K::Conn>>,
+    /// Established connections: entries plus exclusive checkouts plus
+    /// connections being rolled back.
+    pub(crate) size: usize,
+    /// Connections being opened right now (already counted against max).
+    pub(crate) pending: usize,
+    pub(crate) exclusive_waiters: VecDeque<Arc<Waiter<K::Conn>>>,
+    pub(crate) shared_waiters: VecDeque<Arc<Waiter<Lease<K::Conn>>>>,
+    /// Tasks holding an exclusive checkout (one entry per checkout).
+    pub(crate) holders: Vec<u64>,
+    pub(crate) closed: bool,
+    next_entry: u64,
+}
+
+impl<K: Connector> State<K> {
+    pub(crate) fn new(max_size: usize) -> State<K> {
+        State {
+            max_size,
+            entries: Vec::new(),
+            size: 0,
+            pending: 0,
+            exclusive_waiters: VecDeque::new(),
+            shared_waiters: VecDeque::new(),
+            holders: Vec::new(),
+            closed: false,
+            next_entry: 1,
+        }
+    }
+
+    /// True when one more connection may be opened.
+    pub(crate) fn has_room(&self) -> bool {
+        self.size + self.pending < self.max_size
+    }
+
+    /// Idle connections: in the pool, in service, no statement running.
+    pub(crate) fn available(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.users == 0 && !e.retired)
+            .count()
+    }
+
+    /// Does `task` hold an exclusive checkout?
+    pub(crate) fn holds(&self, task: u64) -> bool {
+        !self.holders.is_empty() && self.holders.contains(&task)
+    }
+
+    /// Forgets one exclusive checkout of `task`.
+    pub(crate) fn release_holder(&mut self, task: u64) {
+        if let Some(i) = self.holders.iter().position(|&t| t == task) {
+            self.holders.swap_remove(i);
+        }
+    }
+
+    fn new_entry(&mut self, conn: K::Conn, users: usize) -> &Entry<K::Conn> {
+        let id = self.next_entry;
+        self.next_entry += 1;
+        self.entries.push(Entry {
+            id,
+            conn: Arc::new(conn),
+            users,
+            reserved: false,
+            retired: false,
+        });
+        &self.entries[self.entries.len() - 1]
+    }
+
+    /// Puts a clean connection back in service, idle.
+    pub(crate) fn insert_idle(&mut self, conn: K::Conn) {
+        self.new_entry(conn, 0);
+    }
+
+    /// Puts a new connection in service, lent to the statement that opened it.
+    pub(crate) fn insert_lent(&mut self, conn: K::Conn) -> Lease<K::Conn> {
+        let entry = self.new_entry(conn, 1);
+        Lease {
+            entry: entry.id,
+            conn: Arc::clone(&entry.conn),
+        }
+    }
+
+    /// Closes idle connections found broken (a backend killed while idle is
+    /// noticed here, not by the next statement).
+    fn prune_broken(&mut self, fx: &mut Effects<K::Conn>) {
+        let mut i = 0;
+        while i < self.entries.len() {
+            let entry = &self.entries[i];
+            if entry.users == 0 && K::is_broken(&entry.conn) {
+                let entry = self.entries.swap_remove(i);
+                match Arc::try_unwrap(entry.conn) {
+                    Ok(conn) => {
+                        self.size -= 1;
+                        fx.close.push(conn);
+                    }
+                    Err(conn) => {
+                        self.entries.push(Entry {
+                            conn,
+                            retired: true,
+                            ..entry
+                        });
+                        i += 1;
+                    }
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Returns a retired entry's connection once its last user left: `Ok`
+    /// with the connection, or `Err` if a lease still holds it (impossible
+    /// by the lease invariant; the entry is then kept).
+    pub(crate) fn remove_entry(&mut self, index: usize) -> Option<K::Conn> {
+        let entry = self.entries.swap_remove(index);
+        match Arc::try_unwrap(entry.conn) {
+            Ok(conn) => Some(conn),
+            Err(conn) => {
+                self.entries.push(Entry {
+                    conn,
+                    retired: true,
+                    ..entry
+                });
+                None
+            }
+        }
+    }
+
+    /// A connection is gone for good (discarded or failed to open).
+    pub(crate) fn forget(&mut self) {
+        self.size -= 1;
+    }
+
+    /// Takes an idle connection for exclusive use, preferring one that was
+    /// reserved (drained) for an exclusive waiter. Broken idle connections
+    /// met on the way are discarded.
+    pub(crate) fn take_idle(&mut self, fx: &mut Effects<K::Conn>) -> Option<K::Conn> {
+        loop {
+            let index = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.users == 0 && !e.retired)
+                .max_by_key(|(_, e)| e.reserved)
+                .map(|(i, _)| i)?;
+            let entry = self.entries.swap_remove(index);
+            match Arc::try_unwrap(entry.conn) {
+                Ok(conn) if K::is_broken(&conn) => {
+                    self.size -= 1;
+                    fx.close.push(conn);
+                }
+                Ok(conn) => return Some(conn),
+                Err(conn) => {
+                    // Unreachable by the lease invariant; keep the entry
+                    // rather than lose a counted connection.
+                    self.entries.push(Entry {
+                        conn,
+                        retired: true,
+                        ..entry
+                    });
+                }
+            }
+        }
+    }
+
+    /// Where a shared statement should run. Spreads statements over the
+    /// least-loaded connection; opens another (up to `max_size`) as soon as
+    /// every open one has a statement in flight.
+    fn shared_choice(&mut self) -> SharedChoice {
+        let best = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.reserved && !e.retired && !K::is_broken(&e.conn))
+            .min_by_key(|(_, e)| e.users)
+            .map(|(i, e)| (i, e.users));
+        let room = self.has_room();
+        match best {
+            Some((i, users)) if users == 0 || !room => SharedChoice::Lend(i),
+            _ if room => {
+                self.pending += 1;
+                SharedChoice::Create
+            }
+            Some((i, _)) => SharedChoice::Lend(i),
+            None => SharedChoice::Wait,
+        }
+    }
+
+    /// Lends the entry at `index` to one more shared statement.
+    fn lend(&mut self, index: usize) -> Lease<K::Conn> {
+        let entry = &mut self.entries[index];
+        entry.users += 1;
+        Lease {
+            entry: entry.id,
+            conn: Arc::clone(&entry.conn),
+        }
+    }
+
+    /// Serves an exclusive caller at once if it need not queue.
+    pub(crate) fn try_exclusive(
+        &mut self,
+        task: u64,
+        fx: &mut Effects<K::Conn>,
+    ) -> Option<Grant<K::Conn>> {
+        if !self.exclusive_waiters.is_empty() {
+            return None; // first come, first served
+        }
+        let grant = if let Some(conn) = self.take_idle(fx) {
+            Grant::Ready(conn)
+        } else if self.has_room() {
+            self.pending += 1;
+            Grant::Create
+        } else {
+            return None;
+        };
+        self.holders.push(task);
+        Some(grant)
+    }
+
+    /// Serves a shared statement at once if it need not queue.
+    pub(crate) fn try_shared(
+        &mut self,
+        fx: &mut Effects<K::Conn>,
+    ) -> Option<Grant<Lease<K::Conn>>> {
+        if !self.shared_waiters.is_empty() {
+            return None;
+        }
+        self.prune_broken(fx);
+        match self.shared_choice() {
+            SharedChoice::Lend(i) => Some(Grant::Ready(self.lend(i))),
+            SharedChoice::Create => Some(Grant::Create),
+            SharedChoice::Wait => None,
+        }
+    }
+
+    /// Serves every waiter that can be served, in arrival order, then keeps
+    /// one busy connection reserved per exclusive waiter still queued.
+    pub(crate) fn dispatch(&mut self, fx: &mut Effects<K::Conn>) {
+        while let Some(front) = self.exclusive_waiters.front() {
+            let task = front.task;
+            let grant = if let Some(conn) = self.take_idle(fx) {
+                Grant::Ready(conn)
+            } else if self.has_room() {
+                self.pending += 1;
+                Grant::Create
+            } else {
+                break;
+            };
+            self.holders.push(task);
+            if let Some(waiter) = self.exclusive_waiters.pop_front() {
+                waiter.give(grant);
+                fx.wake_exclusive.push(waiter);
+            }
+        }
+        if !self.shared_waiters.is_empty() {
+            self.prune_broken(fx);
+        }
+        while !self.shared_waiters.is_empty() {
+            let grant = match self.shared_choice() {
+                SharedChoice::Lend(i) => Grant::Ready(self.lend(i)),
+                SharedChoice::Create => Grant::Create,
+                SharedChoice::Wait => break,
+            };
+            if let Some(waiter) = self.shared_waiters.pop_front() {
+                waiter.give(grant);
+                fx.wake_shared.push(waiter);
+            }
+        }
+        self.rebalance_reservations();
+    }
+
+    /// One busy, in-service entry reserved per queued exclusive waiter.
+    fn rebalance_reservations(&mut self) {
+        let in_service = self.entries.iter().filter(|e| !e.retired).count();
+        let wanted = self.exclusive_waiters.len().min(in_service);
+        let mut reserved = self
+            .entries
+            .iter()
+            .filter(|e| e.reserved && !e.retired)
+            .count();
+        while reserved < wanted {
+            let next = self
+                .entries
+                .iter_mut()
+                .filter(|e| !e.reserved && !e.retired)
+                .min_by_key(|e| e.users);
+            match next {
+                Some(entry) => {
+                    entry.reserved = true;
+                    reserved += 1;
+                }
+                None => break,
+            }
+        }
+        while reserved > wanted {
+            let next = self
+                .entries
+                .iter_mut()
+                .filter(|e| e.reserved && !e.retired)
+                .max_by_key(|e| e.users);
+            match next {
+                Some(entry) => {
+                    entry.reserved = false;
+                    reserved -= 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Removes a waiter that gave up (timeout, cancellation).
+    pub(crate) fn leave_exclusive(&mut self, waiter: &Arc<Waiter<K::Conn>>) {
+        self.exclusive_waiters.retain(|w| !Arc::ptr_eq(w, waiter));
+    }
+
+    /// Removes a shared waiter that gave up.
+    pub(crate) fn leave_shared(&mut self, waiter: &Arc<Waiter<Lease<K::Conn>>>) {
+        self.shared_waiters.retain(|w| !Arc::ptr_eq(w, waiter));
+    }
+
+    /// Closes the pool: every waiter is told, idle connections are closed,
+    /// busy ones retire when their users leave.
+    pub(crate) fn close(&mut self, fx: &mut Effects<K::Conn>) {
+        self.closed = true;
+        for waiter in self.exclusive_waiters.drain(..) {
+            waiter.give(Grant::Closed);
+            fx.wake_exclusive.push(waiter);
+        }
+        for waiter in self.shared_waiters.drain(..) {
+            waiter.give(Grant::Closed);
+            fx.wake_shared.push(waiter);
+        }
+        let mut busy = Vec::new();
+        for entry in self.entries.drain(..) {
+            if entry.users > 0 {
+                busy.push(Entry {
+                    retired: true,
+                    ..entry
+                });
+                continue;
+            }
+            match Arc::try_unwrap(entry.conn) {
+                Ok(conn) => {
+                    self.size -= 1;
+                    fx.close.push(conn);
+                }
+                Err(conn) => busy.push(Entry {
+                    conn,
+                    retired: true,
+                    ..entry
+                }),
+            }
+        }
+        self.entries = busy;
+    }
+}

@@ -1,0 +1,122 @@
+//! Counters the pool keeps about itself: how often and how long callers
+//! waited, how many connections it opened and threw away.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A snapshot of a pool's counters since it was created
+/// ([`Pool::stats`](crate::Pool::stats)).
+///
+/// Waits count only callers that had to park because no connection was
+/// free; a caller served at once does not add to `waits` or `total_wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Exclusive checkouts handed out by [`Pool::acquire`](crate::Pool::acquire).
+    pub acquires: u64,
+    /// Statements run in shared mode ([`Pool::query`](crate::Pool::query) and friends).
+    pub shared_statements: u64,
+    /// Callers (exclusive or shared) that parked waiting for a connection.
+    pub waits: u64,
+    /// Time spent parked by all of them together.
+    pub total_wait: Duration,
+    /// The longest single wait.
+    pub max_wait: Duration,
+    /// Callers that gave up with [`Error::PoolTimeout`](crate::Error::PoolTimeout).
+    pub timeouts: u64,
+    /// Connections opened successfully.
+    pub connections_opened: u64,
+    /// Connection attempts that failed.
+    pub connect_failures: u64,
+    /// Connections thrown away: broken, not cleanly rolled back, or returned
+    /// after [`Pool::close`](crate::Pool::close).
+    pub connections_discarded: u64,
+    /// Connections handed back inside a transaction and rolled back.
+    pub rollbacks_on_return: u64,
+}
+
+impl PoolStats {
+    /// Mean time a waiting caller spent parked (zero when nobody waited).
+    pub fn mean_wait(&self) -> Duration {
+        match u32::try_from(self.waits) {
+            Ok(0) => Duration::ZERO,
+            Ok(waits) => self.total_wait / waits,
+            Err(_) => Duration::from_nanos(
+                u64::try_from(self.total_wait.as_nanos() / u128::from(self.waits))
+                    .unwrap_or(u64::MAX),
+            ),
+        }
+    }
+}
+
+/// The live counters behind [`PoolStats`]; lock-free so that recording never
+/// contends with the pool's state lock.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    acquires: AtomicU64,
+    shared_statements: AtomicU64,
+    waits: AtomicU64,
+    total_wait_nanos: AtomicU64,
+    max_wait_nanos: AtomicU64,
+    timeouts: AtomicU64,
+    connections_opened: AtomicU64,
+    connect_failures: AtomicU64,
+    connections_discarded: AtomicU64,
+    rollbacks_on_return: AtomicU64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Counters {
+    pub(crate) fn acquired(&self) {
+        self.acquires.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn shared_statement(&self) {
+        self.shared_statements.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A caller parked for `waited` (whatever the outcome).
+    pub(crate) fn waited(&self, waited: Duration) {
+        let n = nanos(waited);
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        self.total_wait_nanos.fetch_add(n, Ordering::Relaxed);
+        self.max_wait_nanos.fetch_max(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn timed_out(&self) {
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn opened(&self) {
+        self.connections_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connect_failed(&self) {
+        self.connect_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn discarded(&self) {
+        self.connections_discarded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn rolled_back(&self) {
+        self.rollbacks_on_return.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> PoolStats {
+        PoolStats {
+            acquires: self.acquires.load(Ordering::Relaxed),
+            shared_statements: self.shared_statements.load(Ordering::Relaxed),
+            waits: self.waits.load(Ordering::Relaxed),
+            total_wait: Duration::from_nanos(self.total_wait_nanos.load(Ordering::Relaxed)),
+            max_wait: Duration::from_nanos(self.max_wait_nanos.load(Ordering::Relaxed)),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+            connections_opened: self.connections_opened.load(Ordering::Relaxed),
+            connect_failures: self.connect_failures.load(Ordering::Relaxed),
+            connections_discarded: self.connections_discarded.load(Ordering::Relaxed),
+            rollbacks_on_return: self.rollbacks_on_return.load(Ordering::Relaxed),
+        }
+    }
+}
