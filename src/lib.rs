@@ -11,13 +11,17 @@ pub mod testing;
 pub use error::{BoxError, DbError, Error, Result, WRONG_CONTEXT};
 
 pub mod ddl;
+pub mod mapper;
 pub mod model;
 pub mod query;
+pub mod session;
 pub mod types;
 
+pub use mapper::Mapper;
 pub use model::{ColumnDef, ForeignKey, Model, Record, Table};
 pub use odm_derive::{Choice, Model};
-pub use query::{Assignment, Expr, Field, Order};
+pub use query::{Assignment, Expr, Field, Order, Query};
+pub use session::Session;
 pub use types::Choice;
 
 #[doc(hidden)]

@@ -327,9 +327,8 @@ fn bulk_updates_set_bound_values_per_table() {
     parts.add_filter(Task::DONE.eq(false));
     let sets = [Task::DONE.set(true), Task::INFO.set_null()];
     let st = sql::update(Task::table(), &parts, &sets).unwrap();
-    assert_eq!(st.len(), 1);
     assert_eq!(
-        st[0].sql,
+        st.sql,
         "UPDATE \"task\" SET \"done\" = $1, \"info\" = NULL WHERE \"task\".\"done\" = $2"
     );
     let wrong = [Employee::NAME.set("x")];
@@ -343,6 +342,23 @@ fn bulk_updates_set_bound_values_per_table() {
         err.to_string(),
         "update of `task` needs at least one column to set"
     );
+}
+
+#[test]
+fn bulk_updates_of_a_child_select_the_keys_once() {
+    let mut parts = QueryParts::default();
+    parts.add_filter(Employee::NAME.like("g%"));
+    let sets = [Employee::NAME.set("h"), Engineer::ENGINEER_NAME.set("rust")];
+    let st = sql::update(Engineer::table(), &parts, &sets).unwrap();
+    assert_eq!(
+        st.sql,
+        "WITH keys AS (SELECT \"engineer\".\"id\" AS \"id\" FROM \"engineer\" JOIN \"employee\" ON \
+         \"employee\".\"id\" = \"engineer\".\"id\" WHERE \"employee\".\"name\" LIKE $1), \
+         u0 AS (UPDATE \"employee\" SET \"name\" = $2 WHERE \"id\" IN (SELECT \"id\" FROM keys) RETURNING 1), \
+         u1 AS (UPDATE \"engineer\" SET \"engineer_name\" = $3 WHERE \"id\" IN (SELECT \"id\" FROM keys) RETURNING 1) \
+         SELECT COUNT(*) FROM keys"
+    );
+    assert_eq!(st.params.len(), 3);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use postgres_types::ToSql;
 
 use super::expr::{Assignment, ColumnRef, Expr, Node, Order};
-use crate::model::Table;
+use crate::model::{ColumnDef, Table};
 use crate::{Error, Result};
 
 /// A quoted identifier: `"name"`, with embedded double quotes doubled.
@@ -249,14 +249,16 @@ fn push_key_subquery<'a>(
     st.push(")");
 }
 
-/// Bulk `UPDATE ... SET ... WHERE ...`: one statement per table of the
-/// lineage that has assigned columns. An assignment to a column of another
-/// model is an error naming it.
+/// Bulk `UPDATE ... SET ... WHERE ...`. For a child model whose
+/// assignments touch several tables of its lineage, one statement: the
+/// matching keys are selected once (`WITH keys AS (...)`), every table is
+/// updated by those keys, and the statement returns the number of matching
+/// rows. An assignment to a column of another model is an error naming it.
 pub fn update<'a>(
     table: &'static Table,
     parts: &'a QueryParts,
     assignments: &'a [Assignment],
-) -> Result<Vec<Statement<'a>>> {
+) -> Result<Statement<'a>> {
     if assignments.is_empty() {
         return Err(Error::Mapper(format!(
             "update of `{}` needs at least one column to set",
@@ -273,39 +275,57 @@ pub fn update<'a>(
             )));
         }
     }
-    let mut statements = Vec::new();
-    for own in lineage.iter().copied() {
-        let mine: Vec<&'a Assignment> = assignments
-            .iter()
-            .filter(|a| a.column.table == own.name)
-            .collect();
-        if mine.is_empty() {
+    let mut st = Statement::default();
+    if table.parent.is_none() {
+        push_update_head(&mut st, table, assignments);
+        st.push_where(parts.filter.as_ref());
+        return Ok(st);
+    }
+    let leaf_key = quote_ident(table.primary_key().name);
+    st.push("WITH keys AS (SELECT ");
+    st.push_column(ColumnRef {
+        table: table.name,
+        column: table.primary_key().name,
+    });
+    st.push(&format!(" AS {leaf_key}"));
+    st.push_from(table);
+    st.push_where(parts.filter.as_ref());
+    st.push(")");
+    for (i, own) in lineage.iter().copied().enumerate() {
+        if !assignments.iter().any(|a| a.column.table == own.name) {
             continue;
         }
-        let mut st = Statement::default();
-        st.push("UPDATE ");
-        st.push_ident(own.name);
-        st.push(" SET ");
-        for (i, a) in mine.iter().enumerate() {
-            if i > 0 {
-                st.push(", ");
-            }
-            st.push_ident(a.column.column);
-            st.push(" = ");
-            match &a.value {
-                Some(v) => st.push_param(v.as_ref()),
-                None => st.push("NULL"),
-            }
-        }
-        if table.parent.is_none() {
-            st.push_where(parts.filter.as_ref());
-        } else {
-            st.push(" WHERE ");
-            push_key_subquery(&mut st, own, table, parts.filter.as_ref());
-        }
-        statements.push(st);
+        st.push(&format!(", u{i} AS ("));
+        push_update_head(&mut st, own, assignments);
+        st.push(" WHERE ");
+        st.push_ident(own.primary_key().name);
+        st.push(&format!(" IN (SELECT {leaf_key} FROM keys) RETURNING 1)"));
     }
-    Ok(statements)
+    st.push(" SELECT COUNT(*) FROM keys");
+    Ok(st)
+}
+
+/// `UPDATE "own" SET ...` with the assignments to `own`'s columns.
+fn push_update_head<'a>(
+    st: &mut Statement<'a>,
+    own: &'static Table,
+    assignments: &'a [Assignment],
+) {
+    st.push("UPDATE ");
+    st.push_ident(own.name);
+    st.push(" SET ");
+    let mine = assignments.iter().filter(|a| a.column.table == own.name);
+    for (i, a) in mine.enumerate() {
+        if i > 0 {
+            st.push(", ");
+        }
+        st.push_ident(a.column.column);
+        st.push(" = ");
+        match &a.value {
+            Some(v) => st.push_param(v.as_ref()),
+            None => st.push("NULL"),
+        }
+    }
 }
 
 /// Bulk `DELETE ... WHERE ...`; for a child model the matching rows of the
@@ -428,5 +448,33 @@ pub fn delete_by_key<'a>(table: &'static Table, key: &'a (dyn ToSql + Sync)) -> 
     st.push_ident(table.primary_key().name);
     st.push(" = ");
     st.push_param(key);
+    st
+}
+
+/// `SELECT ... WHERE "owner"."column" = $1 ORDER BY <key>`: the rows of a
+/// model whose foreign key `column` (of `owner`, a table of the model's
+/// lineage) equals `value`.
+pub fn select_related<'a>(
+    table: &'static Table,
+    owner: &'static Table,
+    column: &ColumnDef,
+    value: &'a (dyn ToSql + Sync),
+) -> Statement<'a> {
+    let mut st = Statement::default();
+    st.push("SELECT ");
+    st.push_select_list(table);
+    st.push_from(table);
+    st.push(" WHERE ");
+    st.push_column(ColumnRef {
+        table: owner.name,
+        column: column.name,
+    });
+    st.push(" = ");
+    st.push_param(value);
+    st.push(" ORDER BY ");
+    st.push_column(ColumnRef {
+        table: table.name,
+        column: table.primary_key().name,
+    });
     st
 }
