@@ -106,9 +106,13 @@ impl Session {
         Ok(&self.open[index].conn)
     }
 
-    /// The connection for a table's bind.
-    fn client_for(&mut self, table: &Table) -> Result<&Client> {
+    /// The connection for a table's bind; a bind the mapper lacks is an
+    /// error naming the model.
+    pub(crate) fn client_for(&mut self, table: &Table) -> Result<&Client> {
         let label = table.bind_label();
+        if !self.open.iter().any(|o| o.label == label) {
+            self.mapper.engine_for(table)?;
+        }
         self.client(label)
     }
 
