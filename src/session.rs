@@ -1,9 +1,10 @@
 //! [`Session`]: one transaction scope over the mapper's binds.
 //!
 //! A session takes no connection until its first statement on a bind; then
-//! it checks one out of that bind's pool, sends `BEGIN`, and keeps the
-//! connection until [`Session::commit`] / [`Session::rollback`] or drop (which
-//! rolls back). Objects are plain structs: they stay usable after the session
+//! it checks one out of that bind's pool, queues `BEGIN` right before that
+//! statement without waiting for its answer (so the transaction costs no
+//! extra round trip), and keeps the connection until [`Session::commit`] /
+//! [`Session::rollback`] or drop (which rolls back). Objects are plain structs: they stay usable after the session
 //! ends (pulsar-odm's `expire_on_commit=False`).
 //!
 //! Sessions spanning several binds run one transaction per bind; the commits
@@ -46,6 +47,18 @@ impl fmt::Debug for Session {
     }
 }
 
+/// Queues `BEGIN` without waiting for its answer: it is written at once and
+/// the session's first statement follows it on the wire, so opening a
+/// transaction costs no round trip of its own. `BEGIN` cannot fail on a
+/// healthy idle connection (the pool hands out only those); if the
+/// connection broke, the first statement reports it.
+fn send_begin(client: &Client) -> Result<()> {
+    client.request_detached(|buf| {
+        postgres_protocol::message::frontend::query("BEGIN", buf)?;
+        Ok(())
+    })
+}
+
 fn savepoint_name(level: usize) -> String {
     format!("odm_savepoint_{level}")
 }
@@ -75,7 +88,7 @@ impl Session {
                     Error::Mapper(format!("bind `{label}` is not a bind of this mapper"))
                 })?;
                 let conn = engine.pool().acquire()?;
-                conn.batch_execute("BEGIN")?;
+                send_begin(&conn)?;
                 self.open.push(Open {
                     label: label.to_owned(),
                     conn,
@@ -93,9 +106,13 @@ impl Session {
         Ok(&self.open[index].conn)
     }
 
-    /// The connection for a table's bind.
-    fn client_for(&mut self, table: &Table) -> Result<&Client> {
+    /// The connection for a table's bind; a bind the mapper lacks is an
+    /// error naming the model.
+    pub(crate) fn client_for(&mut self, table: &Table) -> Result<&Client> {
         let label = table.bind_label();
+        if !self.open.iter().any(|o| o.label == label) {
+            self.mapper.engine_for(table)?;
+        }
         self.client(label)
     }
 

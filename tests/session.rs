@@ -613,3 +613,151 @@ fn objects_stay_usable_after_their_session_ends() {
     assert_eq!(task.subject, "kept around");
     assert!(task.created.is_some());
 }
+
+/// A mood stored by variant name.
+#[derive(odm::Choice, Debug, Clone, Copy, PartialEq, Eq)]
+#[odm(text)]
+enum Mood {
+    Happy,
+    Grumpy,
+}
+
+/// A model with two foreign keys to `employee` and a text choice.
+#[derive(odm::Model, Debug, Clone, Default, PartialEq)]
+struct Review {
+    #[odm(primary_key)]
+    id: Option<i32>,
+    #[odm(foreign_key = "employee.id")]
+    author: Option<i32>,
+    #[odm(foreign_key = "employee.id")]
+    reviewer: Option<i32>,
+    mood: Option<Mood>,
+}
+
+/// A model whose foreign key names a column `employee` does not have.
+#[derive(odm::Model, Debug, Clone, Default)]
+struct Dangling {
+    #[odm(primary_key)]
+    id: Option<i32>,
+    #[odm(foreign_key = "employee.nope")]
+    employee: Option<i32>,
+}
+
+/// The `task` table read through a model that does not accept NULL info.
+#[derive(odm::Model, Debug, Clone)]
+#[odm(table = "task")]
+struct StrictTask {
+    #[odm(primary_key)]
+    id: uuid::Uuid,
+    info: serde_json::Value,
+}
+
+/// A model on a bind the test mappers do not have.
+#[derive(odm::Model, Debug, Clone, Default)]
+#[odm(bind = "archive")]
+struct Elsewhere {
+    #[odm(primary_key)]
+    id: Option<i32>,
+}
+
+#[test]
+fn a_text_choice_round_trips_and_an_unknown_name_is_an_error() {
+    let (_db, mp) = mapper_with_models();
+    mp.register::<Review>().unwrap();
+    green(move || {
+        mp.table_create().unwrap();
+        mp.begin(|s| {
+            let mut r = Review {
+                mood: Some(Mood::Grumpy),
+                ..Default::default()
+            };
+            s.add(&mut r)?;
+            let back = s.get::<Review>(r.id.unwrap())?.unwrap();
+            assert_eq!(back.mood, Some(Mood::Grumpy));
+            let n = s
+                .query::<Review>()
+                .filter(Review::MOOD.eq(Mood::Grumpy))
+                .count()?;
+            assert_eq!(n, 1);
+            assert_eq!(
+                s.query_raw("SELECT mood FROM review", &[])?[0].get::<_, String>(0),
+                "Grumpy"
+            );
+            s.execute("UPDATE review SET mood = 'Sleepy'", &[])?;
+            let err = s.get::<Review>(r.id.unwrap()).unwrap_err();
+            assert!(matches!(err, Error::InvalidChoice { .. }));
+            assert_eq!(
+                err.to_string(),
+                "column `mood` holds \"Sleepy\", which is not a valid Mood"
+            );
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn related_through_an_ambiguous_or_dangling_foreign_key_is_an_error() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            let owner = Employee {
+                id: Some(1),
+                ..Default::default()
+            };
+            let err = s.related::<Review>(&owner).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "model `Review` has several foreign keys to `employee`; filter with a query instead"
+            );
+            let err = s.related::<Dangling>(&owner).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "foreign key `dangling.employee` references `employee.nope`, which does not exist"
+            );
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_null_in_a_non_option_field_is_an_error_naming_the_column() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            let t = Task::new("no info");
+            s.add(&mut t.clone())?;
+            let err = s.get::<StrictTask>(t.id).unwrap_err();
+            assert!(matches!(err, Error::FromSql { .. }), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with("cannot decode column `info`: the value is NULL; use Option<"),
+                "{err}"
+            );
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_model_on_a_bind_the_mapper_lacks_is_an_error_naming_it() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        let err = mp.begin(|s| s.query::<Elsewhere>().all()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "model `Elsewhere` is bound to `archive`, which is not a bind of this mapper"
+        );
+        let err = mp.begin(|s| s.add(&mut Elsewhere::default())).unwrap_err();
+        assert!(matches!(err, Error::Mapper(_)));
+        let err = mp
+            .begin(|s| s.query_raw_on("archive", "SELECT 1", &[]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bind `archive` is not a bind of this mapper"
+        );
+    });
+}
