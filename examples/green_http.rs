@@ -29,16 +29,17 @@
 //! where every database socket wait parks the worker in turn. Two scheduler
 //! threads thus serve thousands of HTTP connections and their queries.
 //!
-//! The closure talks to an odm [`Pool`](odm::Pool) in shared mode: each
-//! statement is an autocommit statement on a pooled connection that other
-//! tasks' statements share, pipelined, so a few server connections
-//! (`pool_size`, default two per core, `--connections N`) carry every
-//! request. `/updates` writes its rows in one batched statement, sorted by
-//! id so that concurrent batches cannot deadlock.
+//! The closure is plain ORM code: `World` and `Fortune` models
+//! (`bench/odm_orm.rs`), an [`odm::Mapper`] whose pool holds
+//! `--connections` connections (default two per core), and one
+//! [`odm::Session`] per request, as pulsar-odm's app does: `session.get`,
+//! `session.query().all()`, and for `/updates` the request's rows written in
+//! one batched statement (`session.execute`), sorted by id so that
+//! concurrent batches cannot deadlock; then `commit`.
 
 #[allow(dead_code)]
-#[path = "bench/odm_pool.rs"]
-mod odm_pool;
+#[path = "bench/odm_orm.rs"]
+mod odm_orm;
 #[allow(dead_code)]
 #[path = "bench/odm_raw.rs"]
 mod odm_raw;
@@ -55,9 +56,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use green::GreenPool;
 use may_minihttp::{HttpServer, HttpService, Request, Response};
 use odm::pg::{Client, Config};
-use odm::{Error, Pool};
+use odm::{Error, Mapper, Session};
 
-use odm_pool::PoolExecutor;
 use workload::{RequestError, Rng};
 
 /// The largest `queries` a request may ask for.
@@ -94,7 +94,7 @@ fn json_array(worlds: &[workload::World]) -> String {
 #[derive(Debug, Clone)]
 pub struct Techempower {
     green: GreenPool,
-    db: PoolExecutor,
+    mapper: Mapper,
 }
 
 fn internal(e: impl std::fmt::Display) -> io::Error {
@@ -102,12 +102,9 @@ fn internal(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl Techempower {
-    /// A service running its database work on `green` against `pool`.
-    pub fn new(green: GreenPool, pool: Pool) -> Techempower {
-        Techempower {
-            green,
-            db: PoolExecutor::new(pool),
-        }
+    /// A service running its database work on `green` through `mapper`.
+    pub fn new(green: GreenPool, mapper: Mapper) -> Techempower {
+        Techempower { green, mapper }
     }
 
     fn rng() -> Rng {
@@ -119,15 +116,17 @@ impl Techempower {
         Rng::new(nanos ^ ((SEED.fetch_add(1, Ordering::Relaxed) as u64) << 32))
     }
 
-    /// Runs `work` on a green worker; parks the calling connection
-    /// coroutine until it is done.
+    /// Runs `work` in a new session on a green worker (committed if it
+    /// succeeds); parks the calling connection coroutine until it is done.
     fn on_green<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Rng, &PoolExecutor) -> Result<T, RequestError<Error>> + Send + 'static,
+        work: impl FnOnce(&mut Rng, &mut Session) -> Result<T, RequestError<Error>> + Send + 'static,
     ) -> io::Result<T> {
-        let db = self.db.clone();
+        let mapper = self.mapper.clone();
         self.green
-            .submit(move || work(&mut Techempower::rng(), &db))
+            .submit(move || {
+                odm_orm::in_session(&mapper, |session| work(&mut Techempower::rng(), session))
+            })
             .map_err(internal)?
             .join()
             .map_err(internal)?
@@ -149,26 +148,30 @@ impl HttpService for Techempower {
                 rsp.body("Hello, World!");
             }
             "/db" => {
-                let world = self.on_green(|rng, db| workload::db(rng, &mut |op| db.exec(op)))?;
+                let world =
+                    self.on_green(|rng, s| workload::db(rng, &mut |op| odm_orm::exec(s, op)))?;
                 rsp.header("Content-Type: application/json");
                 rsp.body_vec(world.to_json().into_bytes());
             }
             "/queries" => {
                 let n = queries_param(path);
-                let worlds =
-                    self.on_green(move |rng, db| workload::queries(rng, n, &mut |op| db.exec(op)))?;
+                let worlds = self.on_green(move |rng, s| {
+                    workload::queries(rng, n, &mut |op| odm_orm::exec(s, op))
+                })?;
                 rsp.header("Content-Type: application/json");
                 rsp.body_vec(json_array(&worlds).into_bytes());
             }
             "/updates" => {
                 let n = queries_param(path);
-                let worlds =
-                    self.on_green(move |rng, db| workload::updates(rng, n, &mut |op| db.exec(op)))?;
+                let worlds = self.on_green(move |rng, s| {
+                    workload::updates(rng, n, &mut |op| odm_orm::exec(s, op))
+                })?;
                 rsp.header("Content-Type: application/json");
                 rsp.body_vec(json_array(&worlds).into_bytes());
             }
             "/fortunes" => {
-                let fortunes = self.on_green(|_, db| workload::fortunes(&mut |op| db.exec(op)))?;
+                let fortunes =
+                    self.on_green(|_, s| workload::fortunes(&mut |op| odm_orm::exec(s, op)))?;
                 rsp.header("Content-Type: text/html; charset=utf-8");
                 rsp.body_vec(workload::fortunes_html(&fortunes).into_bytes());
             }
@@ -227,9 +230,9 @@ pub fn start(
         }
         setup.close()
     })?;
-    let pooled =
-        Config::parse(&with_pool_size(&config.to_url(), connections)).map_err(|e| e.to_string())?;
-    let server = HttpServer(Techempower::new(green, Pool::new(pooled)))
+    let mapper = odm_orm::mapper(&with_pool_size(&config.to_url(), connections))
+        .map_err(|e| e.to_string())?;
+    let server = HttpServer(Techempower::new(green, mapper))
         .start(addr)
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     Ok(Running {

@@ -30,7 +30,7 @@ fn served() -> &'static Served {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let running = app::start(&format!("127.0.0.1:{port}"), &db.url(), 2, 64, true)
+        let running = app::start(&format!("127.0.0.1:{port}"), &db.url(), 4, 64, true)
             .expect("the app starts");
         // The accept loop runs until the test process exits.
         std::mem::forget(running);
@@ -160,7 +160,7 @@ fn world(value: &serde_json::Value) -> (i32, i32) {
 #[test]
 fn json_answers_hello_world() {
     let response = get("/json");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "application/json");
     assert_eq!(response.body, r#"{"message":"Hello, World!"}"#);
 }
@@ -168,7 +168,7 @@ fn json_answers_hello_world() {
 #[test]
 fn plaintext_answers_hello_world() {
     let response = get("/plaintext");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "text/plain");
     assert_eq!(response.body, "Hello, World!");
 }
@@ -176,7 +176,7 @@ fn plaintext_answers_hello_world() {
 #[test]
 fn db_answers_one_world_object() {
     let response = get("/db");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "application/json");
     let value: serde_json::Value = serde_json::from_str(&response.body).expect("JSON");
     world(&value);
@@ -185,7 +185,7 @@ fn db_answers_one_world_object() {
 #[test]
 fn queries_answers_as_many_worlds_as_asked() {
     let response = get("/queries?queries=7");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "application/json");
     assert_eq!(worlds(&response.body).len(), 7);
 }
@@ -201,7 +201,7 @@ fn queries_clamps_the_count_to_one_and_five_hundred() {
         ("?queries=100000", 500),
     ] {
         let response = get(&format!("/queries{query}"));
-        assert_eq!(response.status, 200, "{query}");
+        assert_eq!(response.status, 200, "{query}: {}", response.body);
         assert_eq!(worlds(&response.body).len(), expected, "{query}");
     }
 }
@@ -218,7 +218,7 @@ fn queries_treats_a_missing_or_junk_count_as_one() {
         "?other=9",
     ] {
         let response = get(&format!("/queries{query}"));
-        assert_eq!(response.status, 200, "{query}");
+        assert_eq!(response.status, 200, "{query}: {}", response.body);
         assert_eq!(worlds(&response.body).len(), 1, "{query}");
     }
 }
@@ -248,7 +248,7 @@ static UPDATES: Mutex<()> = Mutex::new(());
 fn updates_writes_the_new_random_numbers() {
     let _serial = UPDATES.lock().unwrap_or_else(|p| p.into_inner());
     let response = get("/updates?queries=12");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "application/json");
     let updated = worlds(&response.body);
     assert_eq!(updated.len(), 12);
@@ -276,7 +276,7 @@ fn updates_clamps_and_defaults_the_count() {
         ("?queries=501", 500),
     ] {
         let response = get(&format!("/updates{query}"));
-        assert_eq!(response.status, 200, "{query}");
+        assert_eq!(response.status, 200, "{query}: {}", response.body);
         assert_eq!(worlds(&response.body).len(), expected, "{query}");
     }
 }
@@ -303,7 +303,7 @@ const FORTUNES_HTML: &str = concat!(
 #[test]
 fn fortunes_renders_the_escaped_sorted_table_with_the_extra_fortune() {
     let response = get("/fortunes");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "text/html; charset=utf-8");
     assert_eq!(response.body, FORTUNES_HTML);
     assert!(!response.body.contains("<script>"));
@@ -330,7 +330,7 @@ fn one_connection_serves_many_requests_in_order() {
     }
     let responses: Vec<HttpResponse> = (0..5).map(|_| read_response(&mut reader)).collect();
     for response in &responses {
-        assert_eq!(response.status, 200);
+        assert_eq!(response.status, 200, "{}", response.body);
         check_common_headers(response);
     }
     assert_eq!(responses[0].body, r#"{"message":"Hello, World!"}"#);
@@ -348,7 +348,7 @@ fn concurrent_clients_all_get_their_worlds() {
                 for _ in 0..20 {
                     send(&mut reader, "/queries?queries=5");
                     let response = read_response(&mut reader);
-                    assert_eq!(response.status, 200);
+                    assert_eq!(response.status, 200, "{}", response.body);
                     assert_eq!(worlds(&response.body).len(), 5);
                 }
             })
