@@ -82,13 +82,21 @@ pub fn in_session<T>(
     Ok(value)
 }
 
-/// One benchmark request of `workload` in its own session.
+/// One benchmark request of `workload` in its own session; `done` is
+/// called after each statement that succeeded.
 pub fn request(
     mapper: &Mapper,
     workload: Workload,
     rng: &mut Rng,
+    done: &dyn Fn(),
 ) -> Result<u64, RequestError<Error>> {
     in_session(mapper, |session| {
-        workload::request(workload, rng, &mut |op| exec(session, op))
+        workload::request(workload, rng, &mut |op| {
+            let reply = exec(session, op);
+            if reply.is_ok() {
+                done();
+            }
+            reply
+        })
     })
 }

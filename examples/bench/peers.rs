@@ -26,7 +26,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::measure::{cpu_time, time_boxed, Cell, Histogram, Measurement, Probe};
+use super::measure::{
+    cpu_time, time_boxed, time_boxed_with, Cell, Histogram, Measurement, Probe,
+    MAX_WARMUP_EXTENSION,
+};
 use super::workload::{
     request, request_async, update_params, update_sql, Fortune, Op, Reply, Rng, Workload, World,
     ROWS_PER_REQUEST, SELECT_FORTUNES, SELECT_WORLD, WORLD_ROWS,
@@ -46,8 +49,9 @@ const PGBENCH_SAMPLING: f64 = 0.05;
 /// A first guess of how long pgbench takes to open one connection per
 /// thread (md5 or trust authentication), before it has reported its own.
 const PGBENCH_CONNECT_GUESS: Duration = Duration::from_millis(5);
-/// The allowance per connection and thread when the guess proved short.
-const PGBENCH_CONNECT_ALLOWANCE: Duration = Duration::from_millis(40);
+/// Most pgbench clients: more only thrash a small server's processes, and
+/// opening hundreds more connections would eat the run.
+const PGBENCH_MAX_CLIENTS: usize = 256;
 /// OS thread stack for the sync crate's threads.
 const SYNC_THREAD_STACK: usize = 256 * 1024;
 
@@ -103,6 +107,9 @@ pub struct Pgbench {
     /// includes opening the connections while its tps excludes it, so the
     /// run is extended by as much to measure `duration` of querying.
     connect_times: Mutex<HashMap<usize, Duration>>,
+    /// Runs already made, by workload, mode and client count: a level
+    /// above the client cap reuses the run at the cap.
+    runs: Mutex<HashMap<(Workload, bool, usize), Measurement>>,
 }
 
 /// One pgbench script and what one of its transactions amounts to.
@@ -123,6 +130,7 @@ impl Pgbench {
             scratch,
             target,
             connect_times: Mutex::new(HashMap::new()),
+            runs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -221,7 +229,26 @@ impl Pgbench {
         pipeline: bool,
         duration: Duration,
     ) -> Result<Measurement, String> {
-        let clients = cell.level.min(self.target.connection_budget());
+        let clients = cell
+            .level
+            .min(self.target.connection_budget())
+            .min(PGBENCH_MAX_CLIENTS);
+        let key = (cell.workload, pipeline, clients);
+        if let Some(earlier) = self
+            .runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            let mut reused = earlier.clone();
+            reused.setup = format!(
+                "{} (the x{} run: clients capped)",
+                reused.setup, reused.level
+            );
+            reused.level = cell.level;
+            reused.contender = cell.contender.clone();
+            return Ok(reused);
+        }
         let cores = thread::available_parallelism().map_or(2, |n| n.get());
         let threads = clients.min(cores);
         let guess = self
@@ -231,19 +258,26 @@ impl Pgbench {
             .get(&clients)
             .copied()
             .unwrap_or(PGBENCH_CONNECT_GUESS * clients.div_ceil(threads) as u32);
-        match self.run_once(cell, pipeline, duration, clients, threads, guess)? {
-            Some(measured) => Ok(measured),
+        let first_try = Instant::now();
+        let measured = match self.run_once(cell, pipeline, duration, clients, threads, guess)? {
+            Some(measured) => measured,
             None => {
-                let allowance = PGBENCH_CONNECT_ALLOWANCE * clients.div_ceil(threads) as u32;
+                // Connecting took the whole run: allow at least as long again.
+                let allowance = first_try.elapsed();
                 self.run_once(cell, pipeline, duration, clients, threads, allowance)?
                     .ok_or_else(|| {
                         format!(
                             "pgbench processed no transaction in {:.1} s with {clients} clients",
-                            (duration + allowance).as_secs_f64()
+                            (duration + allowance.mul_f64(1.5)).as_secs_f64()
                         )
-                    })
+                    })?
             }
-        }
+        };
+        self.runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, measured.clone());
+        Ok(measured)
     }
 
     /// One pgbench run; `None` when it processed no transaction.
@@ -513,16 +547,17 @@ impl TokioPeer {
         Ok(TokioPeer { runtime, clients })
     }
 
-    /// Runs `cell.level` tasks over the first `connections` connections.
+    /// Runs `cell.level` tasks over the first `connections` connections,
+    /// warming up for `warmup` to `max_warmup` (see [`time_boxed_with`]).
     pub fn run(
         &self,
         cell: &Cell,
         connections: usize,
-        warmup: Duration,
+        (warmup, max_warmup): (Duration, Duration),
         duration: Duration,
     ) -> Result<Measurement, String> {
         let connections = connections.clamp(1, self.clients.len()).min(cell.level);
-        time_boxed(cell, warmup, duration, |probe| {
+        time_boxed_with(cell, warmup, max_warmup, duration, |probe| {
             self.runtime.block_on(async {
                 let mut tasks = Vec::with_capacity(cell.level);
                 for task in 0..cell.level {
@@ -534,8 +569,17 @@ impl TokioPeer {
                         let mut rng = Rng::new(task as u64);
                         while probe.running() {
                             let started = Instant::now();
-                            let outcome =
-                                request_async(workload, &mut rng, |op| client.exec(op)).await;
+                            let outcome = request_async(workload, &mut rng, |op| {
+                                let reply = client.exec(op);
+                                async {
+                                    let reply = reply.await;
+                                    if reply.is_ok() {
+                                        probe.statement_done();
+                                    }
+                                    reply
+                                }
+                            })
+                            .await;
                             tally.record(started, outcome);
                         }
                     }));
@@ -549,8 +593,10 @@ impl TokioPeer {
         })
     }
 
-    /// The best of [`TOKIO_CONNECTIONS`]: each count is tried for `trial`,
-    /// then the best one is measured properly.
+    /// The best of [`TOKIO_CONNECTIONS`]: each count is tried for `trial`
+    /// (after a short warm-up, not extended), then the best one is measured
+    /// properly. Ties (such as no request finishing in a trial) go to the
+    /// larger count.
     pub fn run_best(
         &self,
         cell: &Cell,
@@ -563,13 +609,18 @@ impl TokioPeer {
             if connections > cell.level.max(1) || connections > self.clients.len() {
                 continue;
             }
-            let tried = self.run(cell, connections, trial / 4, trial)?;
-            if best.map_or(true, |(qps, _)| tried.qps() > qps) {
+            let tried = self.run(cell, connections, (trial / 2, trial / 2), trial)?;
+            if best.map_or(true, |(qps, _)| tried.qps() >= qps) {
                 best = Some((tried.qps(), connections));
             }
         }
         let connections = best.map_or(1, |(_, c)| c);
-        let mut measured = self.run(cell, connections, warmup, duration)?;
+        let mut measured = self.run(
+            cell,
+            connections,
+            (warmup, warmup + MAX_WARMUP_EXTENSION),
+            duration,
+        )?;
         measured.setup = format!("best of 1-8 conn: {}", measured.setup);
         Ok(measured)
     }
@@ -741,13 +792,18 @@ impl SyncPeer {
                             while probe.running() {
                                 let started = Instant::now();
                                 let outcome = match own.as_mut() {
-                                    Some(client) => {
-                                        request(workload, &mut rng, &mut |op| client.exec(op))
-                                    }
+                                    Some(client) => request(
+                                        workload,
+                                        &mut rng,
+                                        &mut probe.counting(|op| client.exec(op)),
+                                    ),
                                     None => {
                                         let mut client = pool.take();
-                                        let outcome =
-                                            request(workload, &mut rng, &mut |op| client.exec(op));
+                                        let outcome = request(
+                                            workload,
+                                            &mut rng,
+                                            &mut probe.counting(|op| client.exec(op)),
+                                        );
                                         pool.give(client);
                                         outcome
                                     }
