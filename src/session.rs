@@ -1,11 +1,33 @@
-//! [`Session`]: one transaction scope over the mapper's binds.
+//! [`Session`]: one transaction scope over the mapper's binds. Objects are
+//! plain structs: they stay usable after the session ends (pulsar-odm's
+//! `expire_on_commit=False`).
 //!
-//! A session takes no connection until its first statement on a bind; then
-//! it checks one out of that bind's pool, queues `BEGIN` right before that
-//! statement without waiting for its answer (so the transaction costs no
-//! extra round trip), and keeps the connection until [`Session::commit`] /
-//! [`Session::rollback`] or drop (which rolls back). Objects are plain structs: they stay usable after the session
-//! ends (pulsar-odm's `expire_on_commit=False`).
+//! # When the transaction starts (what each shortcut guarantees)
+//!
+//! A session takes no connection until its first statement on a bind, then
+//! keeps that one connection until [`Session::commit`] /
+//! [`Session::rollback`] or drop (which rolls back).
+//!
+//! * The transaction starts with the session's first **write** on the bind:
+//!   `add`, `delete`, bulk `update`/`delete`, and every raw statement
+//!   (`execute`, `query_raw`, ...), or [`Session::set_isolation`]. `BEGIN` is
+//!   queued right before that statement without waiting for its answer, so
+//!   it costs no round trip. Everything after it, reads included, runs in the
+//!   transaction; rollback undoes all of it.
+//! * ORM **reads** (`get`, queries, `related`) that come *before* the first
+//!   write run on the session's connection outside a transaction. Under
+//!   PostgreSQL's default isolation, READ COMMITTED, every statement takes a
+//!   fresh snapshot whether or not it is in a transaction, so these reads
+//!   return exactly what they would inside it; a plain `SELECT` takes no row
+//!   locks either way. A session that only reads therefore sends no `BEGIN`
+//!   and no `COMMIT`: one round trip per query, like the raw driver.
+//! * What differs: with `REPEATABLE READ`/`SERIALIZABLE` as the server's
+//!   default, reads before the first write would each get their own
+//!   snapshot. When reads must share the transaction's snapshot, start it
+//!   first with [`Session::set_isolation`] (or any raw statement, e.g.
+//!   `SELECT ... FOR UPDATE` through `query_raw`).
+//! * `COMMIT` and `ROLLBACK` wait for the server's answer, so a commit error
+//!   (e.g. a serialization failure, 40001) is always reported.
 //!
 //! Sessions spanning several binds run one transaction per bind; the commits
 //! are not atomic across binds (no two-phase commit).
@@ -24,6 +46,8 @@ use crate::{Error, Result};
 struct Open {
     label: String,
     conn: PooledConnection,
+    /// Whether `BEGIN` has been sent on this connection.
+    in_transaction: bool,
     /// How many of the session's savepoint levels exist on this connection.
     savepoints: usize,
 }
@@ -47,16 +71,50 @@ impl fmt::Debug for Session {
     }
 }
 
-/// Queues `BEGIN` without waiting for its answer: it is written at once and
-/// the session's first statement follows it on the wire, so opening a
-/// transaction costs no round trip of its own. `BEGIN` cannot fail on a
-/// healthy idle connection (the pool hands out only those); if the
-/// connection broke, the first statement reports it.
-fn send_begin(client: &Client) -> Result<()> {
+/// Queues a simple statement (`BEGIN`, `SAVEPOINT`) without waiting for
+/// its answer: it is written at once and the statement that needed it
+/// follows it on the wire, so it costs no round trip of its own. Neither can
+/// fail on a healthy connection outside an aborted transaction; when the
+/// connection broke or the transaction is aborted, the statement that
+/// follows reports it.
+fn send_simple(client: &Client, sql: &str) -> Result<()> {
     client.request_detached(|buf| {
-        postgres_protocol::message::frontend::query("BEGIN", buf)?;
+        postgres_protocol::message::frontend::query(sql, buf)?;
         Ok(())
     })
+}
+
+/// What a statement does, which decides whether it needs the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// An ORM read (`get`, queries, `related`): runs in the transaction if
+    /// one has started on the bind, else on its own.
+    Read,
+    /// A write or raw SQL: starts the transaction first.
+    Write,
+}
+
+/// Transaction isolation levels for [`Session::set_isolation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// PostgreSQL's default: each statement sees data committed before it
+    /// began.
+    ReadCommitted,
+    /// One snapshot for the whole transaction.
+    RepeatableRead,
+    /// Repeatable read plus detection of serialization anomalies (retry
+    /// with [`Mapper::begin_with_retry`]).
+    Serializable,
+}
+
+impl Isolation {
+    fn sql(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "READ COMMITTED",
+            Isolation::RepeatableRead => "REPEATABLE READ",
+            Isolation::Serializable => "SERIALIZABLE",
+        }
+    }
 }
 
 fn savepoint_name(level: usize) -> String {
@@ -77,9 +135,11 @@ impl Session {
         &self.mapper
     }
 
-    /// The connection of bind `label`, in a transaction at the current
-    /// savepoint level: checked out and `BEGIN`-ed on first use.
-    pub(crate) fn client(&mut self, label: &str) -> Result<&Client> {
+    /// The connection of bind `label`, checked out on first use. For a
+    /// [`Access::Write`] it is in the session's transaction at the current
+    /// savepoint level: `BEGIN` and any missing `SAVEPOINT`s are queued ahead
+    /// of the statement without waiting for their answers.
+    pub(crate) fn client(&mut self, label: &str, access: Access) -> Result<&Client> {
         let index = match self.open.iter().position(|o| o.label == label) {
             Some(i) => i,
             None => {
@@ -88,32 +148,62 @@ impl Session {
                     Error::Mapper(format!("bind `{label}` is not a bind of this mapper"))
                 })?;
                 let conn = engine.pool().acquire()?;
-                send_begin(&conn)?;
                 self.open.push(Open {
                     label: label.to_owned(),
                     conn,
+                    in_transaction: false,
                     savepoints: 0,
                 });
                 self.open.len() - 1
             }
         };
         let open = &mut self.open[index];
-        while open.savepoints < self.depth {
-            open.savepoints += 1;
-            open.conn
-                .batch_execute(&format!("SAVEPOINT {}", savepoint_name(open.savepoints)))?;
+        if access == Access::Write {
+            if !open.in_transaction {
+                send_simple(&open.conn, "BEGIN")?;
+                open.in_transaction = true;
+            }
+            while open.savepoints < self.depth {
+                open.savepoints += 1;
+                send_simple(
+                    &open.conn,
+                    &format!("SAVEPOINT {}", savepoint_name(open.savepoints)),
+                )?;
+            }
         }
         Ok(&self.open[index].conn)
     }
 
     /// The connection for a table's bind; a bind the mapper lacks is an
     /// error naming the model.
-    pub(crate) fn client_for(&mut self, table: &Table) -> Result<&Client> {
+    pub(crate) fn client_for(&mut self, table: &Table, access: Access) -> Result<&Client> {
         let label = table.bind_label();
         if !self.open.iter().any(|o| o.label == label) {
             self.mapper.engine_for(table)?;
         }
-        self.client(label)
+        self.client(label, access)
+    }
+
+    /// Starts the transaction on the default bind now with an isolation
+    /// level (`SET TRANSACTION ISOLATION LEVEL ...` right after `BEGIN`), so
+    /// that every later statement, reads included, runs in it. Call it
+    /// before anything else in the session.
+    ///
+    /// # Errors
+    ///
+    /// The server's error 25001 when the transaction has already run a
+    /// statement.
+    pub fn set_isolation(&mut self, level: Isolation) -> Result<()> {
+        self.client(DEFAULT_BIND, Access::Write)?
+            .batch_execute(&format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql()))
+    }
+
+    /// Whether the transaction has started on the default bind (a write,
+    /// raw SQL or [`Session::set_isolation`] ran).
+    pub fn in_transaction(&self) -> bool {
+        self.open
+            .iter()
+            .any(|o| o.label == DEFAULT_BIND && o.in_transaction)
     }
 
     /// Inserts or updates `object` by primary key (an upsert) and reads the
@@ -137,7 +227,7 @@ impl Session {
         let row = {
             let values = record.values();
             let statement = sql::upsert(table, &values);
-            self.client_for(table)?
+            self.client_for(table, Access::Write)?
                 .query_one(&statement.sql, &statement.params)?
         };
         record.read_back(&row)
@@ -153,7 +243,7 @@ impl Session {
         let table = M::table();
         let statement = sql::get_by_key(table, &key);
         let row = self
-            .client_for(table)?
+            .client_for(table, Access::Read)?
             .query_opt(&statement.sql, &statement.params)?;
         row.map(|r| M::from_row(&r)).transpose()
     }
@@ -180,7 +270,7 @@ impl Session {
         for t in lineage {
             let statement = sql::delete_by_key(t, key);
             let n = self
-                .client_for(t)?
+                .client_for(t, Access::Write)?
                 .execute(&statement.sql, &statement.params)?;
             deleted.get_or_insert(n);
         }
@@ -252,7 +342,7 @@ impl Session {
         })?;
         let statement = sql::select_related(table, t, c, value);
         let rows = self
-            .client_for(table)?
+            .client_for(table, Access::Read)?
             .query(&statement.sql, &statement.params)?;
         rows.iter().map(M::from_row).collect()
     }
@@ -264,7 +354,8 @@ impl Session {
     ///
     /// The server's error.
     pub fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        self.client(DEFAULT_BIND)?.execute(sql, params)
+        self.client(DEFAULT_BIND, Access::Write)?
+            .execute(sql, params)
     }
 
     /// Runs a raw query with bound parameters on the default bind.
@@ -273,7 +364,7 @@ impl Session {
     ///
     /// The server's error.
     pub fn query_raw(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
-        self.client(DEFAULT_BIND)?.query(sql, params)
+        self.client(DEFAULT_BIND, Access::Write)?.query(sql, params)
     }
 
     /// Runs a raw query with bound parameters on bind `label`.
@@ -287,7 +378,7 @@ impl Session {
         sql: &str,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>> {
-        self.client(label)?.query(sql, params)
+        self.client(label, Access::Write)?.query(sql, params)
     }
 
     /// Runs raw SQL (one or more statements, no parameters, simple query
@@ -297,7 +388,7 @@ impl Session {
     ///
     /// [`Error::Mapper`] for an unknown bind; the server's error.
     pub fn batch_execute_on(&mut self, label: &str, sql: &str) -> Result<()> {
-        self.client(label)?.batch_execute(sql)
+        self.client(label, Access::Write)?.batch_execute(sql)
     }
 
     /// Runs `work` inside a savepoint: its changes are kept when it returns
@@ -343,7 +434,7 @@ impl Session {
     /// the transaction is then rolled back.
     pub fn commit(mut self) -> Result<()> {
         let mut failure = None;
-        for open in self.open.drain(..) {
+        for open in self.open.drain(..).filter(|o| o.in_transaction) {
             let outcome = if failure.is_none() {
                 open.conn.batch_execute("COMMIT")
             } else {
@@ -369,7 +460,7 @@ impl Session {
 
     fn rollback_all(&mut self) -> Result<()> {
         let mut failure = None;
-        for open in self.open.drain(..) {
+        for open in self.open.drain(..).filter(|o| o.in_transaction) {
             if let Err(e) = open.conn.batch_execute("ROLLBACK") {
                 failure.get_or_insert(e);
             }
@@ -380,7 +471,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.open.is_empty() {
+        if !self.open.iter().any(|o| o.in_transaction) {
             return;
         }
         if let Err(e) = self.rollback_all() {
