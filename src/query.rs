@@ -87,7 +87,7 @@ impl<'s, M: Model> Query<'s, M> {
 
     /// The SQL this query runs as `all()`, for inspection.
     pub fn to_sql(&self) -> String {
-        sql::select(M::table(), &self.parts).sql
+        sql::select(M::table(), &self.parts).sql.into_owned()
     }
 
     fn rows(
