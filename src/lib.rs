@@ -21,7 +21,7 @@ pub use mapper::Mapper;
 pub use model::{ColumnDef, ForeignKey, Model, Record, Table};
 pub use odm_derive::{Choice, Model};
 pub use query::{Assignment, Expr, Field, Order, Query};
-pub use session::{Isolation, Session};
+pub use session::{Isolation, LoadPolicy, Session};
 pub use types::Choice;
 
 #[doc(hidden)]

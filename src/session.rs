@@ -42,6 +42,26 @@ use crate::query::sql;
 use crate::query::Query;
 use crate::{Error, Result};
 
+/// How many times one relation may be loaded with [`Session::related`] in a
+/// session before it counts as an N+1 pattern.
+pub const N_PLUS_ONE_THRESHOLD: usize = 10;
+
+/// What a session does when it sees an N+1 pattern: the same relation loaded
+/// with [`Session::related`] once per owner, more than
+/// [`N_PLUS_ONE_THRESHOLD`] times. (On coroutines a load in a loop simply
+/// blocks and works — there is no "MissingGreenlet" — so the cost to watch
+/// is the round trips.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadPolicy {
+    /// Load silently.
+    Allow,
+    /// Load, and log one warning per relation naming it (the default).
+    #[default]
+    Warn,
+    /// Refuse the load past the threshold with [`Error::Mapper`].
+    Raise,
+}
+
 /// One bind's connection inside a session.
 struct Open {
     label: String,
@@ -59,6 +79,10 @@ pub struct Session {
     open: Vec<Open>,
     /// Current savepoint nesting level (0 outside `nested`).
     depth: usize,
+    /// The N+1 policy.
+    load_policy: LoadPolicy,
+    /// `related` calls per (table, foreign key column).
+    related_calls: Vec<((&'static str, &'static str), usize)>,
 }
 
 impl fmt::Debug for Session {
@@ -127,6 +151,51 @@ impl Session {
             mapper,
             open: Vec::new(),
             depth: 0,
+            load_policy: LoadPolicy::default(),
+            related_calls: Vec::new(),
+        }
+    }
+
+    /// Sets what happens when [`Session::related`] loads the same relation
+    /// row by row more than [`N_PLUS_ONE_THRESHOLD`] times.
+    pub fn set_load_policy(&mut self, policy: LoadPolicy) {
+        self.load_policy = policy;
+    }
+
+    /// Counts a `related` load of `table.column` and applies the policy.
+    fn note_related(
+        &mut self,
+        model: &str,
+        table: &'static str,
+        column: &'static str,
+    ) -> Result<()> {
+        let key = (table, column);
+        let calls = match self.related_calls.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.related_calls.push((key, 1));
+                1
+            }
+        };
+        if calls <= N_PLUS_ONE_THRESHOLD {
+            return Ok(());
+        }
+        let message = format!(
+            "n+1 loading: related::<{model}> through `{table}.{column}` ran {calls} times in one session; \
+             load the rows with one query filtering `{column}` with in_"
+        );
+        match self.load_policy {
+            LoadPolicy::Allow => Ok(()),
+            LoadPolicy::Warn => {
+                if calls == N_PLUS_ONE_THRESHOLD + 1 {
+                    log::warn!("{message}");
+                }
+                Ok(())
+            }
+            LoadPolicy::Raise => Err(Error::Mapper(message)),
         }
     }
 
@@ -283,10 +352,13 @@ impl Session {
     }
 
     /// The rows of `M` whose foreign key points at `owner` (the tasks of an
-    /// employee), ordered by `M`'s primary key.
+    /// employee), ordered by `M`'s primary key. Loading the same relation for
+    /// many owners one by one is an N+1 pattern; see
+    /// [`Session::set_load_policy`].
     ///
     /// # Errors
     ///
+    /// [`Error::Mapper`] past the N+1 threshold under [`LoadPolicy::Raise`].
     /// [`Error::Mapper`] when `M` has no foreign key, or several, to
     /// `owner`'s table (or its ancestors), or when the referenced value of
     /// `owner` is not set; the server's error.
@@ -340,6 +412,7 @@ impl Session {
                 rec_table.name
             ))
         })?;
+        self.note_related(table.model, t.name, c.name)?;
         let statement = sql::select_related(table, t, c, value);
         let rows = self
             .client_for(table, Access::Read)?

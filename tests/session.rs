@@ -811,3 +811,48 @@ fn set_isolation_starts_the_transaction_with_that_level() {
         assert_eq!(count_tasks(&mp), 0);
     });
 }
+
+#[test]
+fn loading_a_relation_row_by_row_is_flagged_as_n_plus_one() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            let mut owners = Vec::new();
+            for i in 0..12 {
+                let mut e = Employee {
+                    name: format!("e{i}"),
+                    ..Default::default()
+                };
+                s.add(&mut e)?;
+                s.add(&mut Task {
+                    employee_id: e.id,
+                    ..Task::new(&format!("t{i}"))
+                })?;
+                owners.push(e);
+            }
+            // the default policy warns and loads
+            for e in &owners {
+                assert_eq!(s.related::<Task>(e)?.len(), 1);
+            }
+            Ok(owners)
+        })
+        .and_then(|owners| {
+            let mut s = mp.session()?;
+            s.set_load_policy(odm::LoadPolicy::Raise);
+            for e in &owners[..odm::session::N_PLUS_ONE_THRESHOLD] {
+                s.related::<Task>(e)?;
+            }
+            let err = s.related::<Task>(&owners[10]).unwrap_err();
+            assert!(matches!(err, Error::Mapper(_)));
+            assert_eq!(
+                err.to_string(),
+                "n+1 loading: related::<Task> through `task.employee_id` ran 11 times in one session; \
+                 load the rows with one query filtering `employee_id` with in_"
+            );
+            s.set_load_policy(odm::LoadPolicy::Allow);
+            assert_eq!(s.related::<Task>(&owners[11])?.len(), 1);
+            Ok(())
+        })
+        .unwrap();
+    });
+}
