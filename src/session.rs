@@ -547,6 +547,12 @@ impl Drop for Session {
         if !self.open.iter().any(|o| o.in_transaction) {
             return;
         }
+        if std::thread::panicking() {
+            // No I/O while unwinding: the pool discards connections dropped
+            // during a panic, and closing one rolls its transaction back.
+            self.open.clear();
+            return;
+        }
         if let Err(e) = self.rollback_all() {
             log::warn!("rollback of a dropped session failed: {e}");
         }
