@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use postgres_protocol::message::frontend;
 
 use super::cancel_token::CancelToken;
-use super::config::Config;
+use super::config::{Config, Host};
 use super::connect::{open_socket, startup};
 use super::connection::Connection;
 use super::copy::{CopyInWriter, CopyOutReader};
@@ -62,8 +62,24 @@ impl Client {
         if !may::coroutine::is_coroutine() {
             return Err(Error::wrong_context("connect"));
         }
-        let socket = open_socket(config)?;
-        let (socket, state) = startup(socket, config)?;
+        // `connect_timeout` bounds the whole startup, not only the TCP
+        // handshake; I/O failures before the first ReadyForQuery are
+        // connect errors naming the server.
+        let as_connect_error = |e: Error| match e {
+            Error::Io(source) => Error::Connect {
+                target: target_of(config),
+                source,
+            },
+            other => other,
+        };
+        let socket = open_socket(config).map_err(as_connect_error)?;
+        socket
+            .set_timeouts(config.connect_timeout())
+            .map_err(|e| as_connect_error(e.into()))?;
+        let (socket, state) = startup(socket, config).map_err(as_connect_error)?;
+        socket
+            .set_timeouts(None)
+            .map_err(|e| as_connect_error(e.into()))?;
         let (read, write, shutdown) = socket.split()?;
         let (sender, receiver) = may::sync::mpsc::channel();
         let conn = Connection::start(read, write, shutdown, state, sender)?;
@@ -326,6 +342,17 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         self.conn.terminate();
+    }
+}
+
+/// `host:port` or the socket path, for connect errors.
+fn target_of(config: &Config) -> String {
+    match config.host() {
+        Host::Tcp(host) => format!("{host}:{}", config.port()),
+        Host::Unix(dir) => dir
+            .join(format!(".s.PGSQL.{}", config.port()))
+            .display()
+            .to_string(),
     }
 }
 

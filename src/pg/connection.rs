@@ -404,7 +404,7 @@ impl Reader {
                 b'A' | b'N' | b'S' => {
                     if pos > 0 {
                         let segment = self.buf.split_to(pos);
-                        self.deliver(segment, false)?;
+                        self.deliver(segment, false, false)?;
                         pos = 0;
                     }
                     let message = self.buf.split_to(total);
@@ -417,7 +417,15 @@ impl Reader {
                     pos += total;
                     let segment = self.buf.split_to(pos);
                     pos = 0;
-                    self.deliver(segment, true)?;
+                    self.deliver(segment, true, false)?;
+                }
+                b'G' | b'W' => {
+                    // CopyInResponse / CopyBothResponse: the server now
+                    // waits for the client, so hand the messages over now.
+                    pos += total;
+                    let segment = self.buf.split_to(pos);
+                    pos = 0;
+                    self.deliver(segment, false, true)?;
                 }
                 b'E' => {
                     self.check_fatal(pos, total);
@@ -428,19 +436,19 @@ impl Reader {
         }
         if pos > 0 {
             let segment = self.buf.split_to(pos);
-            self.deliver(segment, false)?;
+            self.deliver(segment, false, false)?;
         }
         Ok(())
     }
 
     /// Hands whole messages to the request they answer.
-    fn deliver(&mut self, segment: BytesMut, last: bool) -> Result<(), CloseReason> {
+    fn deliver(&mut self, segment: BytesMut, last: bool, copy_in: bool) -> Result<(), CloseReason> {
         if self.current.is_none() {
             self.current = self.conn.queue.lock().pending.pop_front();
         }
         match &self.current {
             Some(slot) => {
-                slot.push(segment, last);
+                slot.push(segment, last, copy_in);
                 if last {
                     self.current = None;
                 }

@@ -21,11 +21,12 @@ use crate::Error;
 pub(crate) struct Slot {
     state: Mutex<SlotState>,
     blocker: Blocker,
-    streaming: bool,
 }
 
 #[derive(Debug, Default)]
 struct SlotState {
+    /// Wake the requester on every arrival, not only at the end.
+    streaming: bool,
     data: BytesMut,
     done: bool,
     failed: Option<Error>,
@@ -36,9 +37,11 @@ impl Slot {
     /// A slot for the calling task; `streaming` wakes it on every arrival.
     pub(crate) fn new(streaming: bool) -> Arc<Slot> {
         Arc::new(Slot {
-            state: Mutex::new(SlotState::default()),
+            state: Mutex::new(SlotState {
+                streaming,
+                ..SlotState::default()
+            }),
             blocker: Blocker::new(true),
-            streaming,
         })
     }
 
@@ -50,7 +53,9 @@ impl Slot {
     }
 
     /// Called by the reader with whole messages; `last` ends the answer.
-    pub(crate) fn push(&self, segment: BytesMut, last: bool) {
+    /// `copy_in` says the server now waits for COPY data, so the requester
+    /// must see the messages before the end (the slot streams from now on).
+    pub(crate) fn push(&self, segment: BytesMut, last: bool, copy_in: bool) {
         let wake = {
             let mut state = self.state.lock();
             if !state.abandoned {
@@ -59,7 +64,8 @@ impl Slot {
             if last {
                 state.done = true;
             }
-            (last || self.streaming) && !state.abandoned
+            state.streaming |= copy_in;
+            (last || state.streaming) && !state.abandoned
         };
         if wake {
             self.blocker.unpark();
@@ -100,7 +106,7 @@ impl Slot {
                 if let Some(error) = state.failed.take() {
                     return Err(error);
                 }
-                if state.done || (!state.data.is_empty() && self.streaming) {
+                if state.done || (!state.data.is_empty() && state.streaming) {
                     return Ok((std::mem::take(&mut state.data), state.done));
                 }
             }

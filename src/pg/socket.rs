@@ -42,7 +42,11 @@ impl Socket {
             match attempt {
                 Ok(stream) => {
                     // Requests are written whole; Nagle would only add latency.
-                    stream.set_nodelay(true).map_err(|source| Error::Connect {
+                    let configured = stream.set_nodelay(true).and_then(|()| {
+                        stream.set_read_timeout(timeout)?;
+                        stream.set_write_timeout(timeout)
+                    });
+                    configured.map_err(|source| Error::Connect {
                         target: target(),
                         source,
                     })?;
@@ -66,6 +70,22 @@ impl Socket {
                 target: path.display().to_string(),
                 source,
             })
+    }
+
+    /// Sets (or with `None` clears) the read and write timeouts, which
+    /// bound the startup phase by `connect_timeout`. Must be cleared before
+    /// [`Socket::split`], whose halves inherit them.
+    pub(crate) fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => {
+                s.set_read_timeout(timeout)?;
+                s.set_write_timeout(timeout)
+            }
+            Socket::Unix(s) => {
+                s.set_read_timeout(timeout)?;
+                s.set_write_timeout(timeout)
+            }
+        }
     }
 
     /// Whether this is a TCP stream (TLS negotiation only applies to TCP).
