@@ -228,3 +228,27 @@ fn off_a_coroutine_every_entry_refuses_at_once() {
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(!client.is_closed());
 }
+
+#[test]
+fn application_name_and_options_reach_the_server() {
+    let db = test_database().unwrap();
+    let url = format!(
+        "{}?application_name=odm%20driver%20test&options=-c%20search_path%3Dmy_schema,public",
+        db.url()
+    );
+    on_coroutine(move || {
+        let c = connect(&url);
+        let row = c
+            .query_one(
+                "SELECT current_setting('application_name'), current_setting('search_path')",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, &str>(0), "odm driver test");
+        assert_eq!(row.get::<_, &str>(1), "my_schema,public");
+        assert_eq!(
+            c.parameter("application_name").as_deref(),
+            Some("odm driver test")
+        );
+    });
+}
