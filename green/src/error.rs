@@ -22,6 +22,9 @@ pub enum GreenError {
     /// A worker coroutine could not be started (for example its stack could not be mapped).
     #[error("cannot start a green worker: {0}")]
     Spawn(String),
+    /// The task overflowed its worker's coroutine stack; the worker was lost.
+    #[error("task overflowed its coroutine stack; give the pool a larger stack_size")]
+    StackOverflow,
     /// The result of a `Submitted` was already taken (polled after completion).
     #[error("the task's result was already taken")]
     ResultTaken,

@@ -58,14 +58,20 @@
 //!
 //! **Stack size.** Each worker has its own fixed stack, by default
 //! [`runtime::DEFAULT_STACK_SIZE`] (256 KiB of address space, of which only
-//! the touched pages become resident: a parked idle worker costs about
-//! 12 KiB of RSS). The default was chosen by measuring the deepest path
-//! known, a panic with `RUST_BACKTRACE=1` inside a task (~100 KiB); see the
+//! the touched pages become resident: a worker parked on a lock costs about
+//! 8 KiB of RSS in release builds, 12 KiB in debug builds). The default was
+//! chosen by measuring: the deepest path known, a panic with
+//! `RUST_BACKTRACE=1` inside a task, uses about 22 KiB; see the
 //! `stack_probe` example and [`GreenPoolBuilder::report_stack_usage`] to
 //! re-measure a workload. Choose another size per pool with
-//! [`GreenPoolBuilder::stack_size`]. **Overflowing a coroutine stack is
-//! fatal**: the process dies with a segmentation fault (may prints
-//! "coroutine has overflowed its stack"); it cannot be caught.
+//! [`GreenPoolBuilder::stack_size`] or for the process with
+//! [`RuntimeConfig::stack_size`]. **Overflowing a coroutine stack is
+//! fatal** to the task and its worker: the segmentation fault on the guard
+//! page is taken by may, which prints "coroutine has overflowed its stack"
+//! and drops the worker without unwinding it (no destructor of the task
+//! runs, its memory leaks); the task fails with [`GreenError::StackOverflow`]
+//! and a new worker takes over the queue. In some cases may exits the whole
+//! process instead. Size stacks with the probe, never by trial.
 //!
 //! **Shutdown.** [`GreenPool::shutdown`] closes the pool (later `submit`s,
 //! inline ones included, fail with [`GreenError::Closed`]), lets queued and

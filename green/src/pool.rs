@@ -1,5 +1,6 @@
 //! `GreenPool`: run plain synchronous closures on reusable may coroutines.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -20,7 +21,26 @@ pub const DEFAULT_MAX_WORKERS: usize = 100;
 
 type Job = Arc<dyn Run>;
 
-may::coroutine_local!(static WORKER_OF: std::cell::Cell<usize> = std::cell::Cell::new(0));
+may::coroutine_local!(static WORKER: RefCell<Option<WorkerRecord>> = RefCell::new(None));
+
+/// What a worker coroutine keeps in its coroutine-local storage: its pool,
+/// and the job it is running. may drops coroutine-locals when a coroutine
+/// ends, also when a stack overflow abandons it without unwinding: then the
+/// record still holds the job, which it fails with
+/// [`GreenError::StackOverflow`] instead of leaving its caller waiting.
+struct WorkerRecord {
+    shared: Arc<Shared>,
+    running: Option<Job>,
+}
+
+impl Drop for WorkerRecord {
+    fn drop(&mut self) {
+        if let Some(job) = self.running.take() {
+            job.abandon(GreenError::StackOverflow);
+            self.shared.worker_lost();
+        }
+    }
+}
 
 /// Source of pool ids; 0 means "not a worker".
 static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
@@ -176,7 +196,14 @@ impl GreenPool {
 
     /// Whether the caller runs on one of this pool's workers.
     pub fn in_green_worker(&self) -> bool {
-        may::coroutine::is_coroutine() && WORKER_OF.with(|id| id.get()) == self.shared().id
+        let id = self.shared().id;
+        may::coroutine::is_coroutine()
+            && WORKER.with(|record| {
+                record
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|record| record.shared.id == id)
+            })
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called (or every handle dropped).
@@ -345,6 +372,29 @@ impl Shared {
         }
     }
 
+    /// Counts out a worker lost to a stack overflow and, if tasks are
+    /// queued, starts a replacement so they are not stranded.
+    fn worker_lost(self: &Arc<Shared>) {
+        let replacement = {
+            let mut state = self.state.lock();
+            if state.closed {
+                None
+            } else {
+                state.queue.pop_front()
+            }
+        };
+        match replacement {
+            // the lost worker's slot goes to its replacement
+            Some(job) => {
+                if let Err(error) = self.spawn_worker(Arc::clone(&job)) {
+                    job.abandon(error);
+                    self.worker_exited();
+                }
+            }
+            None => self.worker_exited(),
+        }
+    }
+
     /// Refuses new tasks and tells idle workers to exit (does not wait).
     fn close(&self) {
         let idle = {
@@ -359,16 +409,32 @@ impl Shared {
     }
 }
 
+/// Records the job this worker runs (see [`WorkerRecord`]).
+fn set_running(job: Option<Job>) {
+    WORKER.with(|record| {
+        if let Some(record) = record.borrow_mut().as_mut() {
+            record.running = job;
+        }
+    });
+}
+
 /// The body of every worker coroutine.
 fn worker_main(shared: Arc<Shared>, first: Job) {
-    WORKER_OF.with(|id| id.set(shared.id));
+    WORKER.with(|record| {
+        *record.borrow_mut() = Some(WorkerRecord {
+            shared: Arc::clone(&shared),
+            running: None,
+        })
+    });
     let mailbox = Arc::new(Mailbox {
         co: may::coroutine::current(),
         mail: Mutex::new(Mail::Empty),
     });
     let mut job = first;
     loop {
+        set_running(Some(Arc::clone(&job)));
         job.run();
+        set_running(None);
         drop(job);
         match shared.next_job(&mailbox) {
             Some(next) => job = next,

@@ -13,15 +13,25 @@ use crate::error::GreenError;
 
 /// Default coroutine stack size, in bytes: 256 KiB of address space.
 ///
-/// Measured with `cargo run --release -p green --example stack_probe`
-/// (may's stack-usage tracking, see the crate docs): the deepest path found
-/// is a panic inside a task while `RUST_BACKTRACE=1` (the panic hook captures
-/// and symbolizes a backtrace on the coroutine stack), which used about
-/// 100 KiB; ordinary work (formatting, TCP I/O through `may::net`, a panic
-/// without backtrace) stays far below. Only the pages a task touches become
-/// resident, so a large stack costs address space, not RSS. Overflowing it is
-/// fatal: the process gets a segmentation fault (may reports
-/// "coroutine has overflowed its stack" and aborts).
+/// Measured with `cargo run [--release] -p green --example stack_probe`
+/// (may's stack-usage tracking, see [`GreenPoolBuilder::report_stack_usage`](crate::GreenPoolBuilder::report_stack_usage)):
+/// an empty task uses ~1 KiB (release) / ~5 KiB (debug); formatting with a
+/// `HashMap` ~3 / ~7 KiB; a TCP round trip through `may::net` ~2 / ~6 KiB;
+/// the deepest path found, a panic inside a task with `RUST_BACKTRACE=1`
+/// (the panic hook captures and symbolizes a backtrace on the coroutine
+/// stack), ~21 / ~22 KiB. 256 KiB leaves more than ten times that for the
+/// database driver and ORM paths (re-measure them with the probe). Only the
+/// pages a task touches become resident, so a large stack costs address
+/// space, not RSS: 10,000 workers parked on a `GreenLock` cost ~8 KiB of RSS
+/// each in release builds (~12 KiB in debug builds). Overflowing the stack is
+/// fatal to the task and its worker and cannot be caught inside the task: the
+/// segmentation fault on the guard page is taken by may, which prints
+/// "coroutine has overflowed its stack" and drops the worker without
+/// unwinding it (destructors of the task's locals never run, its memory
+/// leaks). green then fails the task with
+/// [`GreenError::StackOverflow`](crate::GreenError::StackOverflow) and starts
+/// a replacement worker for queued tasks. may exits the whole process
+/// instead when the overflow overwrote the last words of the stack.
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
 /// The smallest stack a pool accepts, in bytes.

@@ -52,7 +52,7 @@ impl<T> Slot<T> {
         }
     }
 
-    fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         !matches!(*self.state.lock(), SlotState::Pending(_))
     }
 
@@ -83,6 +83,8 @@ impl<T> Slot<T> {
 pub(crate) trait Run: Send + Sync {
     /// Runs the closure (once) and completes the slot; never unwinds.
     fn run(&self);
+    /// Fails the task with `error` unless it already completed.
+    fn abandon(&self, error: GreenError);
 }
 
 /// Gives a `Submitted<T>` access to its result slot.
@@ -118,6 +120,12 @@ where
         let func = self.func.lock().take();
         if let Some(func) = func {
             self.slot.complete(run_catching(func));
+        }
+    }
+
+    fn abandon(&self, error: GreenError) {
+        if !self.slot.is_done() {
+            self.slot.complete(Err(error));
         }
     }
 }

@@ -86,3 +86,29 @@ fn configuring_the_runtime_after_it_started_is_refused() {
     assert_eq!(settings.default_stack_size, DEFAULT_STACK_SIZE);
     assert_eq!(may::config().get_workers(), settings.scheduler_threads);
 }
+
+#[test]
+fn pool_lock_and_handles_can_cross_threads() {
+    fn send_sync<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    fn send<T: Send + std::fmt::Debug>() {}
+    send_sync::<GreenPool>();
+    send::<green::GreenLock>();
+    fn sync<T: Sync>() {}
+    sync::<green::GreenLock>();
+    send::<green::Submitted<String>>();
+}
+
+#[test]
+fn dropping_the_last_handle_closes_the_pool_and_running_tasks_still_finish() {
+    let pool = GreenPool::with_max_workers(1);
+    let running = pool
+        .submit(|| {
+            may::coroutine::sleep(std::time::Duration::from_millis(20));
+            "finished"
+        })
+        .unwrap();
+    let queued = pool.submit(|| "queued too").unwrap();
+    drop(pool);
+    assert_eq!(running.join(), Ok("finished"));
+    assert_eq!(queued.join(), Ok("queued too"));
+}

@@ -20,6 +20,8 @@ use crate::pg::Client;
 ///   uncommitted work or an aborted transaction;
 /// - broken ([`Client::is_closed`], e.g. the server terminated the backend):
 ///   it is closed and its slot freed, so the pool opens a fresh one on demand;
+/// - dropped while its task panics: it is closed (the panic may have cut a
+///   request short, and a rollback would park the unwinding task);
 /// - the pool was [closed](crate::Pool::close): it is closed.
 ///
 /// The rollback is a round trip on the dropping coroutine. Session state a

@@ -254,8 +254,13 @@ impl<K: Connector> Core<K> {
 
     /// Takes back an exclusive checkout: broken → discarded; inside a
     /// transaction → rolled back, or discarded if that fails; else idle.
+    ///
+    /// During a panic the connection is discarded without a rollback: the
+    /// panic may have interrupted it mid-request, and a rollback would park
+    /// an unwinding coroutine (a second panic there, from a cancelled
+    /// coroutine, would abort the process).
     pub(crate) fn give_back(&self, conn: K::Conn, task: Option<u64>) {
-        if K::is_broken(&conn) {
+        if K::is_broken(&conn) || std::thread::panicking() {
             return self.discard(conn, task);
         }
         if K::in_transaction(&conn) {
