@@ -96,6 +96,16 @@ fn copy_errors_are_reported_and_the_connection_recovers() {
             e.to_string(),
             "protocol error: the statement given to copy_in is not COPY ... FROM STDIN"
         );
+        let e = c.copy_out("COPY n FROM STDIN").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "protocol error: the statement given to copy_out is not COPY ... TO STDOUT"
+        );
+        let e = c.copy_in("COPY n TO STDOUT").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "protocol error: the statement given to copy_in is not COPY ... FROM STDIN"
+        );
         let e = c.copy_out("SELECT 1").unwrap_err();
         assert_eq!(
             e.to_string(),
