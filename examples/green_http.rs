@@ -207,7 +207,15 @@ pub fn on_coroutine<T: Send + 'static>(
 ) -> Result<T, String> {
     let builder = may::coroutine::Builder::new().stack_size(CONNECTION_STACK_WORDS);
     // SAFETY: the closure keeps no thread-local references across a park.
-    let handle = unsafe { builder.spawn(f) }.map_err(|e| format!("cannot spawn: {e}"))?;
+    // The trailing yield dodges may's Park-drop livelock (green/src/pool.rs).
+    let handle = unsafe {
+        builder.spawn(move || {
+            let result = f();
+            may::coroutine::yield_now();
+            result
+        })
+    }
+    .map_err(|e| format!("cannot spawn: {e}"))?;
     handle
         .join()
         .map_err(|_| "the setup coroutine panicked".to_string())?

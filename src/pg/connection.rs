@@ -126,14 +126,27 @@ impl Connection {
         // SAFETY: `may` marks spawning unsafe because a coroutine must not
         // keep thread-local references across a park; the reader touches no
         // thread-locals and owns everything it uses.
-        let spawned = unsafe { builder.spawn(move || reader.run()) };
+        // The trailing yield dodges a `may` livelock: a coroutine that ends
+        // while resumed inside `Park::subscribe` spins forever in
+        // `Park::drop` (see green's worker loop for the details).
+        let spawned = unsafe {
+            builder.spawn(move || {
+                reader.run();
+                may::coroutine::yield_now();
+            })
+        };
         spawned.map_err(Error::Io)?;
         let flusher = conn.clone();
         let builder = may::coroutine::Builder::new()
             .name("odm-pg-writer".to_owned())
             .stack_size(WRITER_STACK_WORDS);
         // SAFETY: as for the reader: no thread-locals, owns what it uses.
-        let spawned = unsafe { builder.spawn(move || flusher.run_writer()) };
+        let spawned = unsafe {
+            builder.spawn(move || {
+                flusher.run_writer();
+                may::coroutine::yield_now();
+            })
+        };
         if let Err(e) = spawned {
             conn.shut(CloseReason::Io(e.kind(), e.to_string()));
             return Err(Error::Io(e));

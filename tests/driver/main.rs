@@ -31,7 +31,12 @@ fn go<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> may::corouti
     CONFIGURE.call_once(|| {
         may::config().set_workers(2).set_stack_size(0x8000);
     });
-    may::go!(f)
+    // yield before ending: dodges may's Park-drop livelock (green/src/pool.rs)
+    may::go!(move || {
+        let value = f();
+        may::coroutine::yield_now();
+        value
+    })
 }
 
 /// A fresh database and a connection to it, on a coroutine.
