@@ -448,7 +448,9 @@ fn two_hundred_sleeping_tasks_on_their_own_connections_overlap() {
     let connecting: Vec<_> = (0..200)
         .map(|_| {
             let config = config.clone();
-            go(move || Client::connect(&config).unwrap())
+            go(move || {
+                Client::connect(&config).unwrap_or_else(|e| panic!("connect failed: {e} ({e:?})"))
+            })
         })
         .collect();
     let clients: Vec<Client> = connecting.into_iter().map(|h| h.join().unwrap()).collect();

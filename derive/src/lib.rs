@@ -1,1 +1,34 @@
-//! derives
+//! `#[derive(Model)]` and `#[derive(Choice)]` for odm; use them through the
+//! `odm` crate (`odm::Model`, `odm::Choice`).
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod attrs;
+mod choice;
+mod model;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+/// Maps a struct to a table. See `odm::Model` for the attributes.
+///
+/// Model attributes: `#[odm(table = "...", bind = "label", create_sql = "...", drop_sql = "...")]`.
+/// Field attributes: `primary_key`, `max_length = n`, `default = "sql"`,
+/// `unique`, `index`, `column = "name"`, `foreign_key = "table.column"`,
+/// `json`, `choices = "a,b,c"`, `parent`.
+#[proc_macro_derive(Model, attributes(odm))]
+pub fn derive_model(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    model::expand(input)
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+/// Stores a fieldless enum in one column: its integer discriminant, or its
+/// variant name with `#[odm(text)]` on the enum.
+#[proc_macro_derive(Choice, attributes(odm))]
+pub fn derive_choice(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    choice::expand(input)
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}

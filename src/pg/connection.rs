@@ -34,6 +34,8 @@ const MAX_SPARE_BUFFER: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Stack of the reader coroutine, in machine words (`may`'s unit): 64 KiB.
 const READER_STACK_WORDS: usize = 0x2000;
+/// Stack of the writer coroutine, in machine words: 32 KiB.
+const WRITER_STACK_WORDS: usize = 0x1000;
 
 /// Why a connection is closed.
 #[derive(Debug, Clone)]
@@ -54,6 +56,8 @@ struct Queue {
     spare: BytesMut,
     pending: VecDeque<Arc<Slot>>,
     writing: bool,
+    /// The writer coroutine was woken and will flush the queue soon.
+    flush_scheduled: bool,
     closed: bool,
     /// Write holds (COPY IN in progress, cancel in flight): other requests
     /// wait until it drops to zero.
@@ -67,6 +71,8 @@ struct Queue {
 pub(crate) struct Connection {
     queue: Mutex<Queue>,
     writer: may::sync::Mutex<WriteHalf>,
+    /// Wakes the writer coroutine.
+    flusher: Blocker,
     shutdown: ShutdownHandle,
     closed: AtomicBool,
     close_reason: Mutex<Option<CloseReason>>,
@@ -95,6 +101,7 @@ impl Connection {
         let conn = Arc::new(Connection {
             queue: Mutex::new(Queue::default()),
             writer: may::sync::Mutex::new(write),
+            flusher: Blocker::new(true),
             shutdown,
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
@@ -119,6 +126,16 @@ impl Connection {
         // thread-locals and owns everything it uses.
         let spawned = unsafe { builder.spawn(move || reader.run()) };
         spawned.map_err(Error::Io)?;
+        let flusher = conn.clone();
+        let builder = may::coroutine::Builder::new()
+            .name("odm-pg-writer".to_owned())
+            .stack_size(WRITER_STACK_WORDS);
+        // SAFETY: as for the reader: no thread-locals, owns what it uses.
+        let spawned = unsafe { builder.spawn(move || flusher.run_writer()) };
+        if let Err(e) = spawned {
+            conn.shut(CloseReason::Io(e.kind(), e.to_string()));
+            return Err(Error::Io(e));
+        }
         Ok(conn)
     }
 
@@ -154,9 +171,16 @@ impl Connection {
         self.notices.lock().iter().cloned().collect()
     }
 
-    /// Queues a request (its bytes, and the slot for its answer) and writes
-    /// the queue if nobody else is writing. `bypass_gate` is for the holder
-    /// of a write hold (COPY data).
+    /// Queues a request (its bytes, and the slot for its answer) and gets
+    /// it written. `bypass_gate` is for the holder of a write hold (COPY
+    /// data), whose bytes are always written before this returns, so a
+    /// large COPY feels the socket's back-pressure.
+    ///
+    /// When the connection is idle the caller writes at once (lowest
+    /// latency). When answers to earlier requests are still outstanding the
+    /// server is busy anyway, so the write is left to the writer coroutine,
+    /// which runs after the tasks woken in the same round have queued their
+    /// requests too: many requests then share one system call.
     pub(crate) fn send(
         &self,
         bytes: &[u8],
@@ -178,16 +202,44 @@ impl Connection {
             let _ = waiter.park(None);
             queue = self.queue.lock();
         }
+        let busy = !queue.pending.is_empty();
         queue.buf.extend_from_slice(bytes);
         if let Some(slot) = slot {
             queue.pending.push_back(slot);
         }
-        if queue.writing {
+        if queue.writing || (queue.flush_scheduled && !bypass_gate) {
+            return Ok(());
+        }
+        if busy && !bypass_gate {
+            queue.flush_scheduled = true;
+            drop(queue);
+            self.flusher.unpark();
             return Ok(());
         }
         queue.writing = true;
         drop(queue);
         self.flush()
+    }
+
+    /// The writer coroutine: flushes the queue whenever woken, until the
+    /// connection closes.
+    fn run_writer(self: Arc<Connection>) {
+        loop {
+            let _ = self.flusher.park(None);
+            let mut queue = self.queue.lock();
+            queue.flush_scheduled = false;
+            if queue.closed {
+                return;
+            }
+            if queue.writing || queue.buf.is_empty() {
+                continue;
+            }
+            queue.writing = true;
+            drop(queue);
+            if self.flush().is_err() {
+                return;
+            }
+        }
     }
 
     /// Writes the queue until it is empty. Only the task that set
@@ -289,6 +341,7 @@ impl Connection {
         for waiter in waiters {
             waiter.unpark();
         }
+        self.flusher.unpark();
         self.shutdown.shutdown();
     }
 

@@ -1,0 +1,7 @@
+#[derive(odm::Choice)]
+enum Shape {
+    Circle(f64),
+    Square,
+}
+
+fn main() {}

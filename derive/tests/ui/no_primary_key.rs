@@ -1,0 +1,7 @@
+#[derive(odm::Model)]
+struct Task {
+    id: i32,
+    subject: String,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(odm::Model)]
+struct Task {
+    #[odm(primary_key, nullable)]
+    id: i32,
+}
+
+fn main() {}

@@ -1,0 +1,373 @@
+//! [`Session`]: one transaction scope over the mapper's binds.
+//!
+//! A session takes no connection until its first statement on a bind; then
+//! it checks one out of that bind's pool, sends `BEGIN`, and keeps the
+//! connection until [`Session::commit`] / [`Session::rollback`] or drop (which
+//! rolls back). Objects are plain structs: they stay usable after the session
+//! ends (pulsar-odm's `expire_on_commit=False`).
+//!
+//! Sessions spanning several binds run one transaction per bind; the commits
+//! are not atomic across binds (no two-phase commit).
+
+use std::fmt;
+
+use crate::mapper::{check_context, Mapper, DEFAULT_BIND};
+use crate::model::{Model, Record, Table};
+use crate::pg::{Client, Param, Row};
+use crate::pool::PooledConnection;
+use crate::query::sql;
+use crate::query::Query;
+use crate::{Error, Result};
+
+/// One bind's connection inside a session.
+struct Open {
+    label: String,
+    conn: PooledConnection,
+    /// How many of the session's savepoint levels exist on this connection.
+    savepoints: usize,
+}
+
+/// A transaction scope: `add`, `get`, `delete`, `query`, `related`, raw SQL.
+/// Obtain one with [`Mapper::session`] or [`Mapper::begin`].
+pub struct Session {
+    mapper: Mapper,
+    open: Vec<Open>,
+    /// Current savepoint nesting level (0 outside `nested`).
+    depth: usize,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let binds: Vec<&str> = self.open.iter().map(|o| o.label.as_str()).collect();
+        f.debug_struct("Session")
+            .field("open_binds", &binds)
+            .field("depth", &self.depth)
+            .finish()
+    }
+}
+
+fn savepoint_name(level: usize) -> String {
+    format!("odm_savepoint_{level}")
+}
+
+impl Session {
+    pub(crate) fn new(mapper: Mapper) -> Session {
+        Session {
+            mapper,
+            open: Vec::new(),
+            depth: 0,
+        }
+    }
+
+    /// The mapper this session belongs to.
+    pub fn mapper(&self) -> &Mapper {
+        &self.mapper
+    }
+
+    /// The connection of bind `label`, in a transaction at the current
+    /// savepoint level: checked out and `BEGIN`-ed on first use.
+    pub(crate) fn client(&mut self, label: &str) -> Result<&Client> {
+        let index = match self.open.iter().position(|o| o.label == label) {
+            Some(i) => i,
+            None => {
+                check_context("session")?;
+                let engine = self.mapper.engine(Some(label)).ok_or_else(|| {
+                    Error::Mapper(format!("bind `{label}` is not a bind of this mapper"))
+                })?;
+                let conn = engine.pool().acquire()?;
+                conn.batch_execute("BEGIN")?;
+                self.open.push(Open {
+                    label: label.to_owned(),
+                    conn,
+                    savepoints: 0,
+                });
+                self.open.len() - 1
+            }
+        };
+        let open = &mut self.open[index];
+        while open.savepoints < self.depth {
+            open.savepoints += 1;
+            open.conn
+                .batch_execute(&format!("SAVEPOINT {}", savepoint_name(open.savepoints)))?;
+        }
+        Ok(&self.open[index].conn)
+    }
+
+    /// The connection for a table's bind.
+    fn client_for(&mut self, table: &Table) -> Result<&Client> {
+        let label = table.bind_label();
+        self.client(label)
+    }
+
+    /// Inserts or updates `object` by primary key (an upsert) and reads the
+    /// row back: generated keys and server defaults land in `object`. A
+    /// child model writes its parent's row first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidChoice`] for a code outside a `choices` list; the
+    /// server's error (constraint violations, ...).
+    pub fn add<M: Model>(&mut self, object: &mut M) -> Result<()> {
+        self.add_record(object)
+    }
+
+    fn add_record(&mut self, record: &mut dyn Record) -> Result<()> {
+        if let Some(parent) = record.parent_record_mut() {
+            self.add_record(parent)?;
+        }
+        record.validate()?;
+        let table = record.record_table();
+        let row = {
+            let values = record.values();
+            let statement = sql::upsert(table, &values);
+            self.client_for(table)?
+                .query_one(&statement.sql, &statement.params)?
+        };
+        record.read_back(&row)
+    }
+
+    /// The model with primary key `key`, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// The server's error; a decoding error naming the column.
+    pub fn get<M: Model>(&mut self, key: impl Into<M::Key>) -> Result<Option<M>> {
+        let key: M::Key = key.into();
+        let table = M::table();
+        let statement = sql::get_by_key(table, &key);
+        let row = self
+            .client_for(table)?
+            .query_opt(&statement.sql, &statement.params)?;
+        row.map(|r| M::from_row(&r)).transpose()
+    }
+
+    /// Deletes `object`'s row (and, for a child model, its ancestors' rows)
+    /// by primary key. Returns whether a row was deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mapper`] when the object has no primary key yet; the
+    /// server's error.
+    pub fn delete<M: Model>(&mut self, object: &M) -> Result<bool> {
+        let table = M::table();
+        let key = object.key_param().ok_or_else(|| {
+            Error::Mapper(format!(
+                "cannot delete a `{}` whose primary key `{}` is not set",
+                table.model,
+                table.primary_key().name
+            ))
+        })?;
+        let mut deleted = None;
+        let mut lineage = table.lineage();
+        lineage.reverse();
+        for t in lineage {
+            let statement = sql::delete_by_key(t, key);
+            let n = self
+                .client_for(t)?
+                .execute(&statement.sql, &statement.params)?;
+            deleted.get_or_insert(n);
+        }
+        Ok(deleted.unwrap_or(0) > 0)
+    }
+
+    /// A query over model `M`: `s.query::<Task>().filter(Task::DONE.eq(false)).all()`.
+    pub fn query<M: Model>(&mut self) -> Query<'_, M> {
+        Query::new(self)
+    }
+
+    /// The rows of `M` whose foreign key points at `owner` (the tasks of an
+    /// employee), ordered by `M`'s primary key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mapper`] when `M` has no foreign key, or several, to
+    /// `owner`'s table (or its ancestors), or when the referenced value of
+    /// `owner` is not set; the server's error.
+    pub fn related<M: Model>(&mut self, owner: &dyn Record) -> Result<Vec<M>> {
+        let table = M::table();
+        // (column of M's lineage, the owner's record holding the referenced column)
+        let mut found = Vec::new();
+        for t in table.lineage() {
+            for c in t.columns.iter() {
+                let Some(fk) = c.foreign_key else { continue };
+                if c.primary_key && t.parent.is_some() {
+                    continue; // the inheritance key, not a relation
+                }
+                let mut r: Option<&dyn Record> = Some(owner);
+                while let Some(rec) = r {
+                    if rec.record_table().name == fk.table {
+                        found.push((t, c, rec, fk.column));
+                        break;
+                    }
+                    r = rec.parent_record();
+                }
+            }
+        }
+        let owner_table = owner.record_table();
+        let (t, c, rec, referenced) = match found.len() {
+            1 => found.remove(0),
+            0 => {
+                return Err(Error::Mapper(format!(
+                    "model `{}` has no foreign key to `{}`",
+                    table.model, owner_table.name
+                )))
+            }
+            _ => {
+                return Err(Error::Mapper(format!(
+                    "model `{}` has several foreign keys to `{}`; filter with a query instead",
+                    table.model, owner_table.name
+                )))
+            }
+        };
+        let rec_table = rec.record_table();
+        let position = rec_table.column_index(referenced).ok_or_else(|| {
+            Error::Mapper(format!(
+                "foreign key `{}.{}` references `{}.{referenced}`, which does not exist",
+                t.name, c.name, rec_table.name
+            ))
+        })?;
+        let values = rec.values();
+        let value = values[position].ok_or_else(|| {
+            Error::Mapper(format!(
+                "`{}.{referenced}` of the owner is not set",
+                rec_table.name
+            ))
+        })?;
+        let statement = sql::select_related(table, t, c, value);
+        let rows = self
+            .client_for(table)?
+            .query(&statement.sql, &statement.params)?;
+        rows.iter().map(M::from_row).collect()
+    }
+
+    /// Runs raw SQL with bound parameters on the default bind; returns the
+    /// number of rows affected.
+    ///
+    /// # Errors
+    ///
+    /// The server's error.
+    pub fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        self.client(DEFAULT_BIND)?.execute(sql, params)
+    }
+
+    /// Runs a raw query with bound parameters on the default bind.
+    ///
+    /// # Errors
+    ///
+    /// The server's error.
+    pub fn query_raw(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        self.client(DEFAULT_BIND)?.query(sql, params)
+    }
+
+    /// Runs a raw query with bound parameters on bind `label`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mapper`] for an unknown bind; the server's error.
+    pub fn query_raw_on(
+        &mut self,
+        label: &str,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>> {
+        self.client(label)?.query(sql, params)
+    }
+
+    /// Runs raw SQL (one or more statements, no parameters, simple query
+    /// protocol) on bind `label`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mapper`] for an unknown bind; the server's error.
+    pub fn batch_execute_on(&mut self, label: &str, sql: &str) -> Result<()> {
+        self.client(label)?.batch_execute(sql)
+    }
+
+    /// Runs `work` inside a savepoint: its changes are kept when it returns
+    /// `Ok` and undone (while the session's transaction goes on) when it
+    /// returns `Err`. Nests to any depth.
+    ///
+    /// # Errors
+    ///
+    /// `work`'s error; the server's error from the savepoint commands.
+    pub fn nested<T, F>(&mut self, work: F) -> Result<T>
+    where
+        F: FnOnce(&mut Session) -> Result<T>,
+    {
+        self.depth += 1;
+        let level = self.depth;
+        let result = work(self);
+        self.depth = level - 1;
+        let name = savepoint_name(level);
+        let sql = match &result {
+            Ok(_) => format!("RELEASE SAVEPOINT {name}"),
+            Err(_) => format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"),
+        };
+        let mut failure = None;
+        for open in self.open.iter_mut().filter(|o| o.savepoints >= level) {
+            open.savepoints = level - 1;
+            if let Err(e) = open.conn.batch_execute(&sql) {
+                failure.get_or_insert(e);
+            }
+        }
+        match (result, failure) {
+            (Ok(value), None) => Ok(value),
+            (Ok(_), Some(e)) => Err(e),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// Commits the transaction on every bind used, and returns the
+    /// connections to their pools.
+    ///
+    /// # Errors
+    ///
+    /// The server's error (e.g. a serialization failure at commit, 40001);
+    /// the transaction is then rolled back.
+    pub fn commit(mut self) -> Result<()> {
+        let mut failure = None;
+        for open in self.open.drain(..) {
+            let outcome = if failure.is_none() {
+                open.conn.batch_execute("COMMIT")
+            } else {
+                open.conn.batch_execute("ROLLBACK")
+            };
+            if let Err(e) = outcome {
+                failure.get_or_insert(e);
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Rolls back the transaction on every bind used and returns the
+    /// connections to their pools.
+    ///
+    /// # Errors
+    ///
+    /// The server's error; the connection is then discarded by its pool if
+    /// it is still in a transaction.
+    pub fn rollback(mut self) -> Result<()> {
+        self.rollback_all()
+    }
+
+    fn rollback_all(&mut self) -> Result<()> {
+        let mut failure = None;
+        for open in self.open.drain(..) {
+            if let Err(e) = open.conn.batch_execute("ROLLBACK") {
+                failure.get_or_insert(e);
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        if let Err(e) = self.rollback_all() {
+            log::warn!("rollback of a dropped session failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Models and helpers shared by the ORM integration tests: pulsar-odm's test
+//! models (Task, Employee, Engineer, PersonalTasks) and a green pool runner.
+#![allow(dead_code)]
+
+use std::sync::LazyLock;
+
+use chrono::NaiveDateTime;
+use green::GreenPool;
+use odm::testing::{test_database, TestDatabase};
+use odm::Mapper;
+use uuid::Uuid;
+
+/// pulsar-odm's `TaskType` enum, stored as its integer discriminant.
+#[derive(odm::Choice, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskType {
+    #[default]
+    Work = 1,
+    Personal = 2,
+    Social = 3,
+}
+
+/// pulsar-odm's `Task`: UUID key, enum type, JSON info, employee foreign key.
+#[derive(odm::Model, Debug, Clone, Default, PartialEq)]
+pub struct Task {
+    #[odm(primary_key)]
+    pub id: Uuid,
+    #[odm(max_length = 250)]
+    pub subject: String,
+    #[odm(default = "false")]
+    pub done: bool,
+    #[odm(default = "now()")]
+    pub created: Option<NaiveDateTime>,
+    pub info: Option<serde_json::Value>,
+    #[odm(json)]
+    pub info2: Option<serde_json::Value>,
+    #[odm(default = "1")]
+    pub r#type: TaskType,
+    #[odm(foreign_key = "employee.id", index)]
+    pub employee_id: Option<i32>,
+}
+
+impl Task {
+    pub fn new(subject: &str) -> Task {
+        Task {
+            id: Uuid::new_v4(),
+            subject: subject.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// pulsar-odm's `Employee`, with a dict-style choice column `sex`.
+#[derive(odm::Model, Debug, Clone, Default, PartialEq)]
+pub struct Employee {
+    #[odm(primary_key)]
+    pub id: Option<i32>,
+    #[odm(max_length = 80)]
+    pub name: String,
+    #[odm(choices = "female,male")]
+    pub sex: Option<String>,
+}
+
+/// pulsar-odm's `Engineer`: joined-table inheritance from `Employee`.
+#[derive(odm::Model, Debug, Clone, Default, PartialEq)]
+pub struct Engineer {
+    #[odm(parent)]
+    pub employee: Employee,
+    #[odm(max_length = 30)]
+    pub engineer_name: Option<String>,
+}
+
+/// pulsar-odm's `PersonalTasks`: a view over `task` from `create_sql`.
+#[derive(odm::Model, Debug, Clone, PartialEq)]
+#[odm(
+    create_sql = "CREATE OR REPLACE VIEW {name} AS (SELECT id, subject, done, created FROM task WHERE type = 2)",
+    drop_sql = "DROP VIEW {name}"
+)]
+pub struct PersonalTasks {
+    #[odm(primary_key)]
+    pub id: Uuid,
+    pub subject: String,
+    pub done: bool,
+    pub created: Option<NaiveDateTime>,
+}
+
+static POOL: LazyLock<GreenPool> = LazyLock::new(GreenPool::new);
+
+/// Runs `work` on a green worker and returns its result (panics propagate
+/// as a test failure).
+pub fn green<T, F>(work: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    POOL.submit(work)
+        .expect("submit to the green pool")
+        .join()
+        .expect("green task")
+}
+
+/// The shared green pool.
+pub fn pool() -> &'static GreenPool {
+    &POOL
+}
+
+/// A fresh database and a mapper on it with pulsar-odm's models registered
+/// and their tables created.
+pub fn mapper_with_models() -> (TestDatabase, Mapper) {
+    let db = test_database().expect("test database");
+    let mp = Mapper::new(&db.url()).expect("mapper");
+    mp.register::<Employee>().unwrap();
+    mp.register::<Engineer>().unwrap();
+    mp.register::<Task>().unwrap();
+    mp.register::<PersonalTasks>().unwrap();
+    let created = mp.clone();
+    green(move || created.table_create()).expect("table_create");
+    (db, mp)
+}

@@ -1,0 +1,615 @@
+//! Sessions and queries against a real server: transactions, savepoints,
+//! retry, the query builder, inheritance, choices, hostile input.
+
+mod orm_common;
+
+use odm::{Error, Mapper, Model};
+use orm_common::{green, mapper_with_models, pool, Employee, Engineer, Task, TaskType};
+
+fn count_tasks(mp: &Mapper) -> u64 {
+    mp.begin(|s| s.query::<Task>().count()).unwrap()
+}
+
+#[test]
+fn a_session_dropped_without_commit_rolls_back() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        {
+            let mut s = mp.session().unwrap();
+            s.add(&mut Task::new("forgotten")).unwrap();
+        }
+        assert_eq!(count_tasks(&mp), 0);
+        let mut s = mp.session().unwrap();
+        s.add(&mut Task::new("kept")).unwrap();
+        s.commit().unwrap();
+        assert_eq!(count_tasks(&mp), 1);
+        let mut s = mp.session().unwrap();
+        s.add(&mut Task::new("rolled back")).unwrap();
+        s.rollback().unwrap();
+        assert_eq!(count_tasks(&mp), 1);
+    });
+}
+
+#[test]
+fn a_panic_inside_begin_rolls_back_and_the_panic_continues() {
+    let (_db, mp) = mapper_with_models();
+    let inner = mp.clone();
+    let joined = pool()
+        .submit(move || {
+            let _: Result<(), Error> = inner.begin(|s| {
+                s.add(&mut Task::new("panicking")).unwrap();
+                panic!("boom inside begin");
+            });
+        })
+        .unwrap()
+        .join();
+    let err = joined.unwrap_err();
+    assert!(err.to_string().contains("boom inside begin"), "{err}");
+    assert_eq!(green(move || count_tasks(&mp)), 0);
+}
+
+#[test]
+fn nested_savepoints_undo_only_the_failed_scope() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            s.add(&mut Task::new("outer"))?;
+            let failed: Result<(), Error> = s.nested(|s| {
+                s.add(&mut Task::new("inner, undone"))?;
+                s.nested(|s| s.add(&mut Task::new("innermost, undone too")))?;
+                Err(Error::Mapper("inner failure".into()))
+            });
+            assert_eq!(failed.unwrap_err().to_string(), "inner failure");
+            s.nested(|s| s.add(&mut Task::new("inner, kept")))?;
+            Ok(())
+        })
+        .unwrap();
+        let subjects: Vec<String> = mp
+            .begin(|s| s.query::<Task>().order_by(Task::SUBJECT.asc()).all())
+            .unwrap()
+            .into_iter()
+            .map(|t| t.subject)
+            .collect();
+        assert_eq!(subjects, ["inner, kept", "outer"]);
+    });
+}
+
+#[test]
+fn a_statement_error_inside_a_savepoint_keeps_the_transaction_usable() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            let mut task = Task::new("first");
+            s.add(&mut task)?;
+            let err = s
+                .nested(|s| s.execute("INSERT INTO task (id) VALUES (NULL)", &[]))
+                .unwrap_err();
+            assert_eq!(err.code(), Some("23502"), "{err}");
+            s.add(&mut Task::new("second"))?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(count_tasks(&mp), 2);
+    });
+}
+
+#[test]
+fn begin_with_retry_runs_again_after_a_serialization_failure() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        let mut runs = 0;
+        let value = mp
+            .begin_with_retry(3, |s| {
+                runs += 1;
+                if runs < 3 {
+                    // a genuine 40001 raised by the server
+                    s.execute(
+                        "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$",
+                        &[],
+                    )?;
+                }
+                s.add(&mut Task::new("after retries"))?;
+                Ok(runs)
+            })
+            .unwrap();
+        assert_eq!(value, 3);
+        assert_eq!(count_tasks(&mp), 1);
+        let mut runs = 0;
+        let err = mp
+            .begin_with_retry(2, |s| {
+                runs += 1;
+                s.execute(
+                    "DO $$ BEGIN RAISE EXCEPTION 'deadlock' USING ERRCODE = 'deadlock_detected'; END $$",
+                    &[],
+                )
+            })
+            .unwrap_err();
+        assert_eq!(runs, 2);
+        assert_eq!(err.code(), Some("40P01"));
+        let mut runs = 0;
+        let err = mp
+            .begin_with_retry(5, |s| {
+                runs += 1;
+                s.execute("SELECT 1/0", &[])
+            })
+            .unwrap_err();
+        assert_eq!((runs, err.code()), (1, Some("22012")));
+    });
+}
+
+#[test]
+fn get_returns_none_for_a_missing_key_and_delete_removes_the_row() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            assert!(s.get::<Employee>(12345)?.is_none());
+            let mut e = Employee {
+                name: "ann".into(),
+                ..Default::default()
+            };
+            s.add(&mut e)?;
+            assert!(s.delete(&e)?);
+            assert!(!s.delete(&e)?);
+            assert!(s.get::<Employee>(e.id.unwrap())?.is_none());
+            let err = s.delete(&Employee::default()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "cannot delete a `Employee` whose primary key `id` is not set"
+            );
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn the_query_builder_filters_orders_pages_counts_updates_and_deletes() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            for i in 0..10 {
+                let mut t = Task::new(&format!("task {i}"));
+                t.done = i % 2 == 0;
+                t.r#type = if i < 3 {
+                    TaskType::Social
+                } else {
+                    TaskType::Work
+                };
+                s.add(&mut t)?;
+            }
+            let q = || Task::DONE.eq(false);
+            assert_eq!(s.query::<Task>().filter(q()).count()?, 5);
+            let page: Vec<String> = s
+                .query::<Task>()
+                .filter(q())
+                .order_by(Task::SUBJECT.desc())
+                .limit(2)
+                .offset(1)
+                .all()?
+                .into_iter()
+                .map(|t| t.subject)
+                .collect();
+            assert_eq!(page, ["task 7", "task 5"]);
+            let first = s
+                .query::<Task>()
+                .order_by(Task::SUBJECT.asc())
+                .first()?
+                .unwrap();
+            assert_eq!(first.subject, "task 0");
+            assert!(s
+                .query::<Task>()
+                .filter(Task::SUBJECT.eq("nope"))
+                .first()?
+                .is_none());
+            let one = s.query::<Task>().filter(Task::SUBJECT.eq("task 4")).one()?;
+            assert!(one.done);
+            let err = s.query::<Task>().filter(q()).one().unwrap_err();
+            assert_eq!(err.to_string(), "expected exactly one row, got 5");
+            let err = s
+                .query::<Task>()
+                .filter(Task::SUBJECT.eq("nope"))
+                .one()
+                .unwrap_err();
+            assert!(matches!(err, Error::RowCount(0)));
+            assert_eq!(
+                s.query::<Task>()
+                    .filter(Task::SUBJECT.in_(["task 1", "task 2", "zzz"]))
+                    .count()?,
+                2
+            );
+            assert_eq!(
+                s.query::<Task>()
+                    .filter(Task::SUBJECT.in_(Vec::<String>::new()))
+                    .count()?,
+                0
+            );
+            assert_eq!(
+                s.query::<Task>()
+                    .filter(Task::SUBJECT.like("task 1%"))
+                    .count()?,
+                1
+            );
+            assert_eq!(
+                s.query::<Task>()
+                    .filter(
+                        Task::TYPE
+                            .eq(TaskType::Social)
+                            .or(Task::SUBJECT.eq("task 9"))
+                    )
+                    .count()?,
+                4
+            );
+            assert_eq!(
+                s.query::<Task>()
+                    .filter(Task::DONE.eq(true).not())
+                    .count()?,
+                5
+            );
+            assert_eq!(s.query::<Task>().filter(Task::INFO.is_null()).count()?, 10);
+            assert_eq!(
+                s.query::<Task>()
+                    .filter(Task::CREATED.is_not_null())
+                    .count()?,
+                10
+            );
+            assert!(s
+                .query::<Task>()
+                .filter(Task::SUBJECT.ge("task 9"))
+                .exists()?);
+            assert!(!s
+                .query::<Task>()
+                .filter(Task::SUBJECT.gt("task 9"))
+                .exists()?);
+            assert_eq!(
+                s.query::<Task>()
+                    .filter(Task::SUBJECT.lt("task 2"))
+                    .count()?,
+                2
+            );
+            assert_eq!(
+                s.query::<Task>()
+                    .filter(Task::SUBJECT.le("task 2"))
+                    .count()?,
+                3
+            );
+            assert_eq!(
+                s.query::<Task>()
+                    .filter(Task::SUBJECT.ne("task 2"))
+                    .count()?,
+                9
+            );
+            let updated = s.query::<Task>().filter(q()).update([
+                Task::DONE.set(true),
+                Task::INFO.set(serde_json::json!({"bulk": 1})),
+            ])?;
+            assert_eq!(updated, 5);
+            assert_eq!(s.query::<Task>().filter(q()).count()?, 0);
+            let deleted = s
+                .query::<Task>()
+                .filter(Task::TYPE.eq(TaskType::Social))
+                .delete()?;
+            assert_eq!(deleted, 3);
+            assert_eq!(s.query::<Task>().count()?, 7);
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn hostile_strings_are_stored_verbatim() {
+    let (_db, mp) = mapper_with_models();
+    let hostile = [
+        "Robert'); DROP TABLE task;--",
+        "\"quoted\" and 'single' and `back`",
+        "semi;colon; /* comment */ -- line comment",
+        "back\\slash \\' \\\" \\\\",
+        "$1 $$ dollar $tag$ quoting",
+        "unicode ✓ \u{1F600} and tab\t and newline\n",
+    ];
+    green(move || {
+        mp.begin(|s| {
+            for h in hostile {
+                s.add(&mut Task::new(h))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        mp.begin(|s| {
+            for h in hostile {
+                let t = s.query::<Task>().filter(Task::SUBJECT.eq(h)).one()?;
+                assert_eq!(t.subject, h);
+            }
+            assert_eq!(s.query::<Task>().count()?, hostile.len() as u64);
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+/// A table and columns whose names need quoting.
+#[derive(odm::Model, Debug, Clone, Default, PartialEq)]
+#[odm(table = "Odd Table; \"quoted\"")]
+struct Odd {
+    #[odm(primary_key)]
+    id: Option<i64>,
+    #[odm(column = "select", unique)]
+    selected: String,
+    #[odm(column = "Mixed Case \"col\"", index)]
+    mixed: Option<i32>,
+}
+
+#[test]
+fn a_model_whose_table_and_columns_need_quoting_works() {
+    let db = odm::testing::test_database().unwrap();
+    let mp = Mapper::new(&db.url()).unwrap();
+    mp.register::<Odd>().unwrap();
+    green(move || {
+        mp.table_create().unwrap();
+        mp.table_create().unwrap();
+        let mut odd = Odd {
+            selected: "a".into(),
+            mixed: Some(3),
+            ..Default::default()
+        };
+        mp.begin(|s| s.add(&mut odd)).unwrap();
+        assert!(odd.id.is_some());
+        odd.mixed = None;
+        mp.begin(|s| s.add(&mut odd)).unwrap();
+        let back = mp
+            .begin(|s| s.query::<Odd>().filter(Odd::SELECTED.eq("a")).one())
+            .unwrap();
+        assert_eq!(back, odd);
+        let err = mp
+            .begin(|s| {
+                s.add(&mut Odd {
+                    selected: "a".into(),
+                    ..Default::default()
+                })
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), Some("23505"), "{err}");
+        let tables = mp.tables().unwrap();
+        assert_eq!(tables[0].1, ["Odd Table; \"quoted\""]);
+        mp.table_drop().unwrap();
+        mp.table_drop().unwrap();
+        assert!(mp.tables().unwrap()[0].1.is_empty());
+    });
+}
+
+#[test]
+fn a_stored_value_matching_no_variant_is_an_error_naming_column_and_value() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            let mut t = Task::new("odd type");
+            s.add(&mut t)?;
+            s.execute("UPDATE task SET type = 42 WHERE id = $1", &[&t.id])?;
+            let err = s.get::<Task>(t.id).unwrap_err();
+            assert!(matches!(err, Error::InvalidChoice { .. }));
+            assert_eq!(
+                err.to_string(),
+                "column `type` holds 42, which is not a valid TaskType"
+            );
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_code_outside_the_choices_is_refused_before_and_by_the_server() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        let err = mp
+            .begin(|s| {
+                s.add(&mut Employee {
+                    name: "x".into(),
+                    sex: Some("robot".into()),
+                    ..Default::default()
+                })
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "column `sex` holds \"robot\", which is not a valid choice"
+        );
+        let err = mp
+            .begin(|s| {
+                s.execute(
+                    "INSERT INTO employee (name, sex) VALUES ('x', 'robot')",
+                    &[],
+                )
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), Some("23514"), "{err}");
+    });
+}
+
+#[test]
+fn an_engineer_is_an_employee_in_two_joined_tables() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        let eng = mp
+            .begin(|s| {
+                let mut eng = Engineer {
+                    employee: Employee {
+                        name: "grace".into(),
+                        sex: Some("female".into()),
+                        ..Default::default()
+                    },
+                    engineer_name: Some("cobol".into()),
+                };
+                s.add(&mut eng)?;
+                Ok(eng)
+            })
+            .unwrap();
+        let id = eng.employee.id.expect("key generated by the parent row");
+        mp.begin(|s| {
+            let back = s.get::<Engineer>(id)?.expect("the engineer");
+            assert_eq!(back, eng);
+            // the parent row is an employee too
+            let as_employee = s.get::<Employee>(id)?.expect("the employee row");
+            assert_eq!(as_employee.name, "grace");
+            // filters on both tables
+            let found = s
+                .query::<Engineer>()
+                .filter(Employee::NAME.eq("grace") & Engineer::ENGINEER_NAME.eq("cobol"))
+                .all()?;
+            assert_eq!(found, std::slice::from_ref(&eng));
+            // update through add touches both rows
+            let mut changed = eng.clone();
+            changed.employee.name = "grace hopper".into();
+            changed.engineer_name = None;
+            s.add(&mut changed)?;
+            let back = s.get::<Engineer>(id)?.unwrap();
+            assert_eq!(back.employee.name, "grace hopper");
+            assert_eq!(back.engineer_name, None);
+            // a plain employee is not an engineer
+            let mut plain = Employee {
+                name: "plain".into(),
+                ..Default::default()
+            };
+            s.add(&mut plain)?;
+            assert!(s.get::<Engineer>(plain.id.unwrap())?.is_none());
+            assert_eq!(s.query::<Engineer>().count()?, 1);
+            assert_eq!(s.query::<Employee>().count()?, 2);
+            // tasks of an engineer through the parent's key
+            s.add(&mut Task {
+                employee_id: Some(id),
+                ..Task::new("engineer's task")
+            })?;
+            assert_eq!(s.related::<Task>(&back)?.len(), 1);
+            // bulk update across both tables
+            let n = s
+                .query::<Engineer>()
+                .filter(Employee::NAME.like("grace%"))
+                .update([Employee::NAME.set("g"), Engineer::ENGINEER_NAME.set("rust")])?;
+            assert_eq!(n, 1);
+            let back = s.get::<Engineer>(id)?.unwrap();
+            assert_eq!(
+                (back.employee.name.as_str(), back.engineer_name.as_deref()),
+                ("g", Some("rust"))
+            );
+            s.execute("DELETE FROM task", &[])?;
+            assert!(s.delete(&back)?);
+            assert!(s.get::<Employee>(id)?.is_none());
+            assert_eq!(s.query::<Employee>().count()?, 1);
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn bulk_delete_of_a_child_removes_the_parent_rows_too() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            for name in ["a", "b", "c"] {
+                s.add(&mut Engineer {
+                    employee: Employee {
+                        name: name.into(),
+                        ..Default::default()
+                    },
+                    engineer_name: None,
+                })?;
+            }
+            let n = s
+                .query::<Engineer>()
+                .filter(Employee::NAME.in_(["a", "b"]))
+                .delete()?;
+            assert_eq!(n, 2);
+            assert_eq!(s.query::<Employee>().count()?, 1);
+            assert_eq!(s.query::<Engineer>().count()?, 1);
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn related_without_a_foreign_key_is_an_error() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            let task = Task::new("t");
+            let err = s.related::<Employee>(&task).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "model `Employee` has no foreign key to `task`"
+            );
+            let err = s.related::<Task>(&Employee::default()).unwrap_err();
+            assert_eq!(err.to_string(), "`employee.id` of the owner is not set");
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn raw_sql_runs_in_the_session_transaction() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            let mut t = Task::new("raw");
+            s.add(&mut t)?;
+            let n = s.execute("UPDATE task SET done = $1 WHERE id = $2", &[&true, &t.id])?;
+            assert_eq!(n, 1);
+            let rows = s.query_raw("SELECT subject, done FROM task WHERE id = $1", &[&t.id])?;
+            assert_eq!(rows[0].get::<_, String>(0), "raw");
+            assert!(rows[0].get::<_, bool>(1));
+            let task = Task::from_row(&s.query_raw("SELECT * FROM task", &[])?[0])?;
+            assert!(task.done);
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn sessions_refuse_to_start_off_the_green_pool() {
+    let (_db, mp) = mapper_with_models();
+    let err = mp.session().unwrap_err();
+    assert!(matches!(
+        err,
+        Error::WrongContext {
+            operation: "session"
+        }
+    ));
+    assert_eq!(
+        err.to_string(),
+        "acquire in main greenlet: session must run on a green worker (submit it to a green::GreenPool)"
+    );
+    for err in [
+        mp.table_create().unwrap_err(),
+        mp.table_drop().unwrap_err(),
+        mp.tables().unwrap_err(),
+        mp.database_all().unwrap_err(),
+        mp.database_exist().unwrap_err(),
+        mp.database_create("x").unwrap_err(),
+        mp.database_drop("x").unwrap_err(),
+        mp.begin(|_| Ok(())).unwrap_err(),
+        mp.begin_with_retry(3, |_| Ok(())).unwrap_err(),
+    ] {
+        assert!(
+            err.to_string().starts_with("acquire in main greenlet"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn objects_stay_usable_after_their_session_ends() {
+    let (_db, mp) = mapper_with_models();
+    let task = green(move || {
+        mp.begin(|s| {
+            let mut t = Task::new("kept around");
+            s.add(&mut t)?;
+            Ok(t)
+        })
+        .unwrap()
+    });
+    assert_eq!(task.subject, "kept around");
+    assert!(task.created.is_some());
+}
