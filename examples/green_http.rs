@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run --release --example green_http                    # throwaway cluster, port 8080
 //! PORT=9000 DATABASE_URL=postgresql://u:p@host/db cargo run --release --example green_http
-//! cargo run --release --example green_http -- --port 9000 --database-url postgresql://...
+//! cargo run --release --example green_http -- --port 9000 --connections 4 --workers 1024 \
+//!     --database-url postgresql://...
 //! ```
 //!
 //! Endpoints: `/json`, `/plaintext`, `/db`, `/queries?queries=N` (N clamped
@@ -18,21 +19,27 @@
 //!
 //! # How the database work stays green
 //!
-//! `may_minihttp` runs every HTTP connection on its own `may` coroutine
-//! and calls the handler there. odm's driver refuses to run anywhere but on
-//! a coroutine, and there every socket wait parks the coroutine instead of
-//! the OS thread: a handler blocked on PostgreSQL costs a parked coroutine,
-//! and the two scheduler threads keep serving other connections. The
-//! handler's database code is the same synchronous code a user writes in a
-//! green pool task. The connection coroutines get a 128 KiB stack (set once
-//! through `may::config()` before the server starts), enough for the
-//! driver's deepest path.
+//! `may_minihttp` runs every HTTP connection on its own `may` coroutine and
+//! calls the handler there. Like pulsar's `GreenWSGI`, the handler does not
+//! run the request's database code itself: it submits a plain synchronous
+//! closure to a [`green::GreenPool`] and waits with
+//! [`Submitted::join`](green::Submitted::join), which *parks* the
+//! connection's coroutine (it does not block the scheduler thread). The
+//! closure runs on a green worker, with the pool's measured stack size,
+//! where every database socket wait parks the worker in turn. Two scheduler
+//! threads thus serve thousands of HTTP connections and their queries.
 //!
-//! All connections share a few pipelined odm [`Client`](odm::pg::Client)s
-//! (two per core by default, `--connections N`): single statements of
-//! concurrent handlers are written together and answered in order, so a
-//! handful of server connections serves any number of HTTP connections.
+//! The closure is plain ORM code: `World` and `Fortune` models
+//! (`bench/odm_orm.rs`), an [`odm::Mapper`] whose pool holds
+//! `--connections` connections (default two per core), and one
+//! [`odm::Session`] per request, as pulsar-odm's app does: `session.get`,
+//! `session.query().all()`, and for `/updates` the request's rows written in
+//! one batched statement (`session.execute`), sorted by id so that
+//! concurrent batches cannot deadlock; then `commit`.
 
+#[allow(dead_code)]
+#[path = "bench/odm_orm.rs"]
+mod odm_orm;
 #[allow(dead_code)]
 #[path = "bench/odm_raw.rs"]
 mod odm_raw;
@@ -45,51 +52,16 @@ mod workload;
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
+use green::GreenPool;
 use may_minihttp::{HttpServer, HttpService, Request, Response};
-use odm::pg::Config;
-use odm::Error;
+use odm::pg::{Client, Config};
+use odm::{Error, Mapper, Session};
 
-use odm_raw::RawExecutor;
-use workload::{Op, Reply, Rng};
+use workload::{RequestError, Rng};
 
-/// Coroutine stack of the HTTP connections, in machine words (128 KiB).
-const CONNECTION_STACK_WORDS: usize = 16 * 1024;
 /// The largest `queries` a request may ask for.
 const MAX_QUERIES: usize = 500;
-
-/// The database side of the app: shared pipelined connections.
-#[derive(Debug)]
-pub struct Database {
-    executors: Vec<RawExecutor>,
-    next: AtomicUsize,
-}
-
-impl Database {
-    /// Opens `connections` connections to `url`; must run on a coroutine.
-    pub fn connect(url: &str, connections: usize) -> Result<Database, Error> {
-        let config = Config::parse(url)?;
-        let executors = (0..connections.max(1))
-            .map(|_| RawExecutor::connect(&config))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Database {
-            executors,
-            next: AtomicUsize::new(0),
-        })
-    }
-
-    /// The next connection, round robin.
-    fn executor(&self) -> &RawExecutor {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.executors[i % self.executors.len()]
-    }
-
-    fn exec(&self) -> impl FnMut(Op) -> Result<Reply, Error> + '_ {
-        let executor = self.executor();
-        move |op| executor.exec(op)
-    }
-}
 
 /// The `queries` parameter of a query string: clamped to 1..=500, and 1
 /// when missing or not a number.
@@ -121,7 +93,8 @@ fn json_array(worlds: &[workload::World]) -> String {
 /// The service: one clone per HTTP connection.
 #[derive(Debug, Clone)]
 pub struct Techempower {
-    db: Arc<Database>,
+    green: GreenPool,
+    mapper: Mapper,
 }
 
 fn internal(e: impl std::fmt::Display) -> io::Error {
@@ -129,9 +102,9 @@ fn internal(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl Techempower {
-    /// A service over this database.
-    pub fn new(db: Arc<Database>) -> Techempower {
-        Techempower { db }
+    /// A service running its database work on `green` through `mapper`.
+    pub fn new(green: GreenPool, mapper: Mapper) -> Techempower {
+        Techempower { green, mapper }
     }
 
     fn rng() -> Rng {
@@ -141,6 +114,23 @@ impl Techempower {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos() as u64);
         Rng::new(nanos ^ ((SEED.fetch_add(1, Ordering::Relaxed) as u64) << 32))
+    }
+
+    /// Runs `work` in a new session on a green worker (committed if it
+    /// succeeds); parks the calling connection coroutine until it is done.
+    fn on_green<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Rng, &mut Session) -> Result<T, RequestError<Error>> + Send + 'static,
+    ) -> io::Result<T> {
+        let mapper = self.mapper.clone();
+        self.green
+            .submit(move || {
+                odm_orm::in_session(&mapper, |session| work(&mut Techempower::rng(), session))
+            })
+            .map_err(internal)?
+            .join()
+            .map_err(internal)?
+            .map_err(internal)
     }
 }
 
@@ -159,26 +149,29 @@ impl HttpService for Techempower {
             }
             "/db" => {
                 let world =
-                    workload::db(&mut Techempower::rng(), &mut self.db.exec()).map_err(internal)?;
+                    self.on_green(|rng, s| workload::db(rng, &mut |op| odm_orm::exec(s, op)))?;
                 rsp.header("Content-Type: application/json");
                 rsp.body_vec(world.to_json().into_bytes());
             }
             "/queries" => {
                 let n = queries_param(path);
-                let worlds = workload::queries(&mut Techempower::rng(), n, &mut self.db.exec())
-                    .map_err(internal)?;
+                let worlds = self.on_green(move |rng, s| {
+                    workload::queries(rng, n, &mut |op| odm_orm::exec(s, op))
+                })?;
                 rsp.header("Content-Type: application/json");
                 rsp.body_vec(json_array(&worlds).into_bytes());
             }
             "/updates" => {
                 let n = queries_param(path);
-                let worlds = workload::updates(&mut Techempower::rng(), n, &mut self.db.exec())
-                    .map_err(internal)?;
+                let worlds = self.on_green(move |rng, s| {
+                    workload::updates(rng, n, &mut |op| odm_orm::exec(s, op))
+                })?;
                 rsp.header("Content-Type: application/json");
                 rsp.body_vec(json_array(&worlds).into_bytes());
             }
             "/fortunes" => {
-                let fortunes = workload::fortunes(&mut self.db.exec()).map_err(internal)?;
+                let fortunes =
+                    self.on_green(|_, s| workload::fortunes(&mut |op| odm_orm::exec(s, op)))?;
                 rsp.header("Content-Type: text/html; charset=utf-8");
                 rsp.body_vec(workload::fortunes_html(&fortunes).into_bytes());
             }
@@ -201,55 +194,63 @@ pub struct Running {
     pub addr: String,
 }
 
-/// Runs `f` on a fresh coroutine and waits for it from this thread.
-pub fn on_coroutine<T: Send + 'static>(
+/// Runs `f` on a green worker of `green` and waits for it.
+pub fn on_green_pool<T: Send + 'static>(
+    green: &GreenPool,
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, String> {
-    let builder = may::coroutine::Builder::new().stack_size(CONNECTION_STACK_WORDS);
-    // SAFETY: the closure keeps no thread-local references across a park.
-    // The trailing yield dodges may's Park-drop livelock (green/src/pool.rs).
-    let handle = unsafe {
-        builder.spawn(move || {
-            let result = f();
-            may::coroutine::yield_now();
-            result
-        })
-    }
-    .map_err(|e| format!("cannot spawn: {e}"))?;
-    handle
+    green
+        .submit(f)
+        .map_err(|e| e.to_string())?
         .join()
-        .map_err(|_| "the setup coroutine panicked".to_string())?
+        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
 }
 
-/// Connects to `url`, creates the schema when `create_schema` is set or
-/// `world` is missing, and starts serving on `addr`.
+/// Creates the schema when `create_schema` is set or `world` is missing,
+/// and starts serving on `addr` with a pool of `connections` connections
+/// and a green pool of `workers` workers.
 pub fn start(
     addr: &str,
     url: &str,
     connections: usize,
+    workers: usize,
     create_schema: bool,
 ) -> Result<Running, String> {
-    may::config().set_stack_size(CONNECTION_STACK_WORDS);
-    let owned = url.to_owned();
-    let db = on_coroutine(move || {
-        let setup = odm::pg::Client::connect(&Config::parse(&owned)?)?;
+    let config = Config::parse(url).map_err(|e| e.to_string())?;
+    let green = GreenPool::with_max_workers(workers.max(1));
+    let setup_config = config.clone();
+    on_green_pool(&green, move || {
+        let setup = Client::connect(&setup_config)?;
         let exists = setup
             .query_one("SELECT to_regclass('world') IS NOT NULL", &[])?
             .try_get::<_, bool>(0)?;
         if create_schema || !exists {
             schema::create(|sql| setup.batch_execute(sql))?;
         }
-        setup.close()?;
-        Database::connect(&owned, connections)
+        setup.close()
     })?;
-    let server = HttpServer(Techempower::new(Arc::new(db)))
+    let mapper = odm_orm::mapper(&with_pool_size(&config.to_url(), connections))
+        .map_err(|e| e.to_string())?;
+    let server = HttpServer(Techempower::new(green, mapper))
         .start(addr)
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     Ok(Running {
         server,
         addr: addr.to_owned(),
     })
+}
+
+/// `url` with its `pool_size` set to `size`.
+fn with_pool_size(url: &str, size: usize) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut params: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("pool_size="))
+        .map(String::from)
+        .collect();
+    params.push(format!("pool_size={}", size.max(1)));
+    format!("{base}?{}", params.join("&"))
 }
 
 fn arg_value(args: &[String], flag: &str) -> Option<String> {
@@ -279,6 +280,14 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let workers = match arg_value(&args, "--workers").map(|c| c.parse::<usize>()) {
+        None => 1024,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("green_http: --workers needs a positive integer");
+            std::process::exit(2);
+        }
+    };
     let given = arg_value(&args, "--database-url")
         .or_else(|| std::env::var("DATABASE_URL").ok())
         .filter(|u| !u.trim().is_empty());
@@ -297,10 +306,17 @@ fn main() {
         }
     };
     let fresh = database.is_some();
-    match start(&format!("0.0.0.0:{port}"), &url, connections, fresh) {
+    match start(
+        &format!("0.0.0.0:{port}"),
+        &url,
+        connections,
+        workers,
+        fresh,
+    ) {
         Ok(running) => {
             eprintln!(
-                "green_http: listening on http://{} ({connections} database connections)",
+                "green_http: listening on http://{} ({connections} database connections, \
+                 {workers} green workers)",
                 running.addr
             );
             let _ = running.server.join();

@@ -10,7 +10,7 @@ mod app;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use odm::pg::Client;
@@ -30,8 +30,8 @@ fn served() -> &'static Served {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let running =
-            app::start(&format!("127.0.0.1:{port}"), &db.url(), 2, true).expect("the app starts");
+        let running = app::start(&format!("127.0.0.1:{port}"), &db.url(), 4, 64, true)
+            .expect("the app starts");
         // The accept loop runs until the test process exits.
         std::mem::forget(running);
         Served { port, db }
@@ -160,7 +160,7 @@ fn world(value: &serde_json::Value) -> (i32, i32) {
 #[test]
 fn json_answers_hello_world() {
     let response = get("/json");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "application/json");
     assert_eq!(response.body, r#"{"message":"Hello, World!"}"#);
 }
@@ -168,7 +168,7 @@ fn json_answers_hello_world() {
 #[test]
 fn plaintext_answers_hello_world() {
     let response = get("/plaintext");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "text/plain");
     assert_eq!(response.body, "Hello, World!");
 }
@@ -176,7 +176,7 @@ fn plaintext_answers_hello_world() {
 #[test]
 fn db_answers_one_world_object() {
     let response = get("/db");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "application/json");
     let value: serde_json::Value = serde_json::from_str(&response.body).expect("JSON");
     world(&value);
@@ -185,7 +185,7 @@ fn db_answers_one_world_object() {
 #[test]
 fn queries_answers_as_many_worlds_as_asked() {
     let response = get("/queries?queries=7");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "application/json");
     assert_eq!(worlds(&response.body).len(), 7);
 }
@@ -201,7 +201,7 @@ fn queries_clamps_the_count_to_one_and_five_hundred() {
         ("?queries=100000", 500),
     ] {
         let response = get(&format!("/queries{query}"));
-        assert_eq!(response.status, 200, "{query}");
+        assert_eq!(response.status, 200, "{query}: {}", response.body);
         assert_eq!(worlds(&response.body).len(), expected, "{query}");
     }
 }
@@ -218,7 +218,7 @@ fn queries_treats_a_missing_or_junk_count_as_one() {
         "?other=9",
     ] {
         let response = get(&format!("/queries{query}"));
-        assert_eq!(response.status, 200, "{query}");
+        assert_eq!(response.status, 200, "{query}: {}", response.body);
         assert_eq!(worlds(&response.body).len(), 1, "{query}");
     }
 }
@@ -226,7 +226,8 @@ fn queries_treats_a_missing_or_junk_count_as_one() {
 /// The stored random numbers of these worlds, read with the driver.
 fn stored_numbers(ids: Vec<i32>) -> HashMap<i32, i32> {
     let url = served().db.url();
-    app::on_coroutine(move || {
+    let green = green::GreenPool::with_max_workers(1);
+    app::on_green_pool(&green, move || {
         let client = Client::connect(&odm::pg::Config::parse(&url)?)?;
         let rows = client.query(
             "SELECT id, randomnumber FROM world WHERE id = ANY($1)",
@@ -239,10 +240,15 @@ fn stored_numbers(ids: Vec<i32>) -> HashMap<i32, i32> {
     .expect("read back the worlds")
 }
 
+/// Serializes the tests that update `world`, so that one cannot overwrite
+/// the rows another reads back.
+static UPDATES: Mutex<()> = Mutex::new(());
+
 #[test]
 fn updates_writes_the_new_random_numbers() {
+    let _serial = UPDATES.lock().unwrap_or_else(|p| p.into_inner());
     let response = get("/updates?queries=12");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "application/json");
     let updated = worlds(&response.body);
     assert_eq!(updated.len(), 12);
@@ -262,6 +268,7 @@ fn updates_writes_the_new_random_numbers() {
 
 #[test]
 fn updates_clamps_and_defaults_the_count() {
+    let _serial = UPDATES.lock().unwrap_or_else(|p| p.into_inner());
     for (query, expected) in [
         ("", 1),
         ("?queries=junk", 1),
@@ -269,7 +276,7 @@ fn updates_clamps_and_defaults_the_count() {
         ("?queries=501", 500),
     ] {
         let response = get(&format!("/updates{query}"));
-        assert_eq!(response.status, 200, "{query}");
+        assert_eq!(response.status, 200, "{query}: {}", response.body);
         assert_eq!(worlds(&response.body).len(), expected, "{query}");
     }
 }
@@ -296,7 +303,7 @@ const FORTUNES_HTML: &str = concat!(
 #[test]
 fn fortunes_renders_the_escaped_sorted_table_with_the_extra_fortune() {
     let response = get("/fortunes");
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("Content-Type"), "text/html; charset=utf-8");
     assert_eq!(response.body, FORTUNES_HTML);
     assert!(!response.body.contains("<script>"));
@@ -323,7 +330,7 @@ fn one_connection_serves_many_requests_in_order() {
     }
     let responses: Vec<HttpResponse> = (0..5).map(|_| read_response(&mut reader)).collect();
     for response in &responses {
-        assert_eq!(response.status, 200);
+        assert_eq!(response.status, 200, "{}", response.body);
         check_common_headers(response);
     }
     assert_eq!(responses[0].body, r#"{"message":"Hello, World!"}"#);
@@ -341,7 +348,7 @@ fn concurrent_clients_all_get_their_worlds() {
                 for _ in 0..20 {
                     send(&mut reader, "/queries?queries=5");
                     let response = read_response(&mut reader);
-                    assert_eq!(response.status, 200);
+                    assert_eq!(response.status, 200, "{}", response.body);
                     assert_eq!(worlds(&response.body).len(), 5);
                 }
             })
@@ -350,4 +357,24 @@ fn concurrent_clients_all_get_their_worlds() {
     for thread in threads {
         thread.join().expect("a client thread");
     }
+}
+
+#[test]
+fn starting_with_a_malformed_url_is_a_configuration_error() {
+    let error = app::start("127.0.0.1:0", "mysql://nowhere", 1, 1, false).unwrap_err();
+    assert!(error.starts_with("invalid configuration"), "{error}");
+}
+
+#[test]
+fn starting_against_a_missing_database_names_it() {
+    let url = served().db.url();
+    let missing = odm::pg::Config::parse(&url)
+        .expect("the test URL parses")
+        .with_dbname("odm_no_such_database")
+        .to_url();
+    let error = app::start("127.0.0.1:0", &missing, 1, 1, false).unwrap_err();
+    assert!(
+        error.contains("odm_no_such_database") && error.contains("does not exist"),
+        "{error}"
+    );
 }

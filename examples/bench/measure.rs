@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::workload::Workload;
+use super::workload::{Op, Reply, Workload};
 
 /// Sub-buckets per power of two in the latency histogram (~3% precision).
 const SUB_BUCKET_BITS: u32 = 5;
@@ -95,11 +95,6 @@ impl Histogram {
             *mine += theirs;
         }
         self.total += other.total;
-    }
-
-    /// Latencies counted.
-    pub fn len(&self) -> u64 {
-        self.total
     }
 
     /// The latency below which a fraction `q` (0..=1) of the counted ones
@@ -202,7 +197,6 @@ impl Measurement {
 pub struct Tally {
     probe: Probe,
     requests: u64,
-    queries: u64,
     errors: u64,
     first_error: Option<String>,
     latency: Histogram,
@@ -214,7 +208,8 @@ impl Tally {
     pub fn record<E: fmt::Display>(&mut self, started: Instant, outcome: Result<u64, E>) {
         let now = Instant::now();
         let inner = &self.probe.0;
-        if now < inner.measure_from || now > inner.end {
+        inner.completions.fetch_add(1, Ordering::Relaxed);
+        if !inner.in_window(now) {
             if let Err(e) = outcome {
                 // Outside the window: keep the reason, pause, do not count.
                 self.first_error.get_or_insert_with(|| e.to_string());
@@ -223,11 +218,9 @@ impl Tally {
             return;
         }
         match outcome {
-            Ok(queries) => {
+            Ok(_) => {
                 self.requests += 1;
-                self.queries += queries;
                 self.latency.record(now - started);
-                inner.progress_queries.fetch_add(queries, Ordering::Relaxed);
             }
             Err(e) => {
                 self.errors += 1;
@@ -256,7 +249,6 @@ impl Drop for Tally {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         totals.requests += self.requests;
-        totals.queries += self.queries;
         totals.errors += self.errors;
         totals.latency.merge(&self.latency);
         if totals.first_error.is_none() {
@@ -268,19 +260,37 @@ impl Drop for Tally {
 #[derive(Debug, Default)]
 struct Totals {
     requests: u64,
-    queries: u64,
     errors: u64,
     first_error: Option<String>,
     latency: Histogram,
 }
 
+/// Window bounds not set yet.
+const UNSET: u64 = u64::MAX;
+
 #[derive(Debug)]
 struct ProbeInner {
-    measure_from: Instant,
-    end: Instant,
+    start: Instant,
+    /// Nanoseconds after `start` where the window opens and closes; set by
+    /// the progress thread once the warm-up is over.
+    measure_from: AtomicU64,
+    end: AtomicU64,
+    /// Requests finished (counted or not): tells when warm-up is over.
+    completions: AtomicU64,
     progress_queries: AtomicU64,
     progress_errors: AtomicU64,
     totals: Mutex<Totals>,
+}
+
+impl ProbeInner {
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.start).as_nanos()).unwrap_or(UNSET - 1)
+    }
+
+    fn in_window(&self, at: Instant) -> bool {
+        let t = self.nanos(at);
+        t >= self.measure_from.load(Ordering::Acquire) && t <= self.end.load(Ordering::Acquire)
+    }
 }
 
 /// The shared clock and counters of one cell; cheap to clone into workers.
@@ -288,11 +298,12 @@ struct ProbeInner {
 pub struct Probe(Arc<ProbeInner>);
 
 impl Probe {
-    fn new(warmup: Duration, duration: Duration) -> Probe {
-        let start = Instant::now();
+    fn new() -> Probe {
         Probe(Arc::new(ProbeInner {
-            measure_from: start + warmup,
-            end: start + warmup + duration,
+            start: Instant::now(),
+            measure_from: AtomicU64::new(UNSET),
+            end: AtomicU64::new(UNSET),
+            completions: AtomicU64::new(0),
             progress_queries: AtomicU64::new(0),
             progress_errors: AtomicU64::new(0),
             totals: Mutex::new(Totals::default()),
@@ -301,12 +312,60 @@ impl Probe {
 
     /// True until the window ends: workers start no request after that.
     pub fn running(&self) -> bool {
-        Instant::now() < self.0.end
+        self.0.nanos(Instant::now()) < self.0.end.load(Ordering::Acquire)
     }
 
-    /// When the window ends.
-    pub fn end(&self) -> Instant {
-        self.0.end
+    /// Records one request straight into the shared totals (no per-worker
+    /// tally: for runs with so many tasks that a histogram each would
+    /// dominate their memory).
+    pub fn record_shared<E: fmt::Display>(&self, started: Instant, outcome: Result<u64, E>) {
+        let now = Instant::now();
+        let inner = &self.0;
+        inner.completions.fetch_add(1, Ordering::Relaxed);
+        let counted = inner.in_window(now);
+        let mut totals = inner.totals.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(_) if counted => {
+                totals.requests += 1;
+                totals.latency.record(now - started);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if totals.first_error.is_none() {
+                    totals.first_error = Some(e.to_string());
+                }
+                if counted {
+                    totals.errors += 1;
+                    inner.progress_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Counts one statement that just completed (if inside the window).
+    ///
+    /// Throughput counts statements as they complete, not requests: with
+    /// slow requests started together, completions come in bursts that a
+    /// short window could miss entirely.
+    pub fn statement_done(&self) {
+        let inner = &self.0;
+        if inner.in_window(Instant::now()) {
+            inner.progress_queries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `exec` with every successful operation counted as one statement.
+    pub fn counting<'a, E>(
+        &'a self,
+        mut exec: impl FnMut(Op) -> Result<Reply, E> + 'a,
+    ) -> impl FnMut(Op) -> Result<Reply, E> + 'a {
+        move |op| {
+            let reply = exec(op);
+            if reply.is_ok() {
+                self.statement_done();
+            }
+            reply
+        }
     }
 
     /// A fresh tally for one worker.
@@ -314,7 +373,6 @@ impl Probe {
         Tally {
             probe: self.clone(),
             requests: 0,
-            queries: 0,
             errors: 0,
             first_error: None,
             latency: Histogram::new(),
@@ -347,19 +405,40 @@ impl Cell {
 /// Runs one cell: `body` starts the workers (cloning the probe into each,
 /// dropping each worker's [`Tally`] when it stops) and returns once they
 /// have all stopped, with a description of the setup.
+///
+/// The warm-up lasts `warmup`, and longer (up to [`MAX_WARMUP_EXTENSION`]
+/// more) until the workers have finished as many requests as there are
+/// workers: with slow requests (1,024 tasks each running 20 queries) a
+/// fixed warm-up would end before the first requests complete, and the
+/// window would count a burst of synchronized first completions, or none.
 pub fn time_boxed(
     cell: &Cell,
     warmup: Duration,
     duration: Duration,
     body: impl FnOnce(&Probe) -> Result<String, String>,
 ) -> Result<Measurement, String> {
-    let probe = Probe::new(warmup, duration);
+    time_boxed_with(cell, warmup, warmup + MAX_WARMUP_EXTENSION, duration, body)
+}
+
+/// How much longer than asked a warm-up may last waiting for steady state.
+pub const MAX_WARMUP_EXTENSION: Duration = Duration::from_secs(3);
+
+/// [`time_boxed`] with an explicit cap on the warm-up.
+pub fn time_boxed_with(
+    cell: &Cell,
+    warmup: Duration,
+    max_warmup: Duration,
+    duration: Duration,
+    body: impl FnOnce(&Probe) -> Result<String, String>,
+) -> Result<Measurement, String> {
+    let probe = Probe::new();
     let progress = {
         let probe = probe.clone();
         let label = cell.label();
+        let level = cell.level as u64;
         thread::Builder::new()
             .name("bench-progress".into())
-            .spawn(move || progress_and_cpu(&probe, &label))
+            .spawn(move || progress_and_cpu(&probe, &label, level, warmup, max_warmup, duration))
             .map_err(|e| format!("cannot start the progress thread: {e}"))?
     };
     let setup = body(&probe);
@@ -374,7 +453,7 @@ pub fn time_boxed(
         level: cell.level,
         setup,
         requests: totals.requests,
-        queries: totals.queries,
+        queries: probe.0.progress_queries.load(Ordering::Relaxed),
         errors: totals.errors,
         first_error: totals.first_error,
         elapsed: duration,
@@ -385,7 +464,14 @@ pub fn time_boxed(
 
 /// Prints the progress line until the window ends; returns the process CPU
 /// time spent inside the window.
-fn progress_and_cpu(probe: &Probe, label: &str) -> Duration {
+fn progress_and_cpu(
+    probe: &Probe,
+    label: &str,
+    level: u64,
+    warmup: Duration,
+    max_warmup: Duration,
+    duration: Duration,
+) -> Duration {
     let inner = &probe.0;
     let sleep_until = |t: Instant| {
         let now = Instant::now();
@@ -397,15 +483,25 @@ fn progress_and_cpu(probe: &Probe, label: &str) -> Duration {
     if tty {
         eprint!("\r\x1b[2K{label} warming up");
     }
-    sleep_until(inner.measure_from);
+    sleep_until(inner.start + warmup);
+    while inner.completions.load(Ordering::Relaxed) < level
+        && inner.start.elapsed() < max_warmup.max(warmup)
+    {
+        thread::sleep(Duration::from_millis(5));
+    }
     let cpu_before = cpu_time(false);
     let started = Instant::now();
+    let end = started + duration;
+    inner
+        .measure_from
+        .store(inner.nanos(started), Ordering::Release);
+    inner.end.store(inner.nanos(end), Ordering::Release);
     loop {
         let now = Instant::now();
-        if now >= inner.end {
+        if now >= end {
             break;
         }
-        sleep_until((now + PROGRESS_EVERY).min(inner.end));
+        sleep_until((now + PROGRESS_EVERY).min(end));
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
         let queries = inner.progress_queries.load(Ordering::Relaxed);
         let errors = inner.progress_errors.load(Ordering::Relaxed);
@@ -416,7 +512,7 @@ fn progress_and_cpu(probe: &Probe, label: &str) -> Duration {
         if tty {
             eprint!("\r\x1b[2K{line}");
             let _ = std::io::stderr().flush();
-        } else if Instant::now() >= inner.end {
+        } else if Instant::now() >= end {
             // Not a terminal: one line per cell, no carriage returns.
             eprintln!("{line}");
         }

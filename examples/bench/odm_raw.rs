@@ -52,11 +52,6 @@ impl RawExecutor {
         })
     }
 
-    /// The shared client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// Runs one workload operation.
     pub fn exec(&self, op: Op) -> Result<Reply, Error> {
         match op {

@@ -17,6 +17,7 @@
 //! All of them run the same statements as odm: [`SELECT_WORLD`],
 //! [`SELECT_FORTUNES`] and the batched [`update_sql`] of 20 rows.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::measure::{cpu_time, time_boxed, Cell, Histogram, Measurement, Probe};
+use super::measure::{
+    cpu_time, time_boxed, time_boxed_with, Cell, Histogram, Measurement, Probe,
+    MAX_WARMUP_EXTENSION,
+};
 use super::workload::{
     request, request_async, update_params, update_sql, Fortune, Op, Reply, Rng, Workload, World,
     ROWS_PER_REQUEST, SELECT_FORTUNES, SELECT_WORLD, WORLD_ROWS,
@@ -42,6 +46,12 @@ pub const TOKIO_CONNECTIONS: [usize; 4] = [1, 2, 4, 8];
 const CONNECTION_RESERVE: usize = 40;
 /// Fraction of pgbench transactions logged for latency percentiles.
 const PGBENCH_SAMPLING: f64 = 0.05;
+/// A first guess of how long pgbench takes to open one connection per
+/// thread (md5 or trust authentication), before it has reported its own.
+const PGBENCH_CONNECT_GUESS: Duration = Duration::from_millis(5);
+/// Most pgbench clients: more only thrash a small server's processes, and
+/// opening hundreds more connections would eat the run.
+const PGBENCH_MAX_CLIENTS: usize = 256;
 /// OS thread stack for the sync crate's threads.
 const SYNC_THREAD_STACK: usize = 256 * 1024;
 
@@ -93,6 +103,13 @@ pub struct Pgbench {
     program: PathBuf,
     scratch: PathBuf,
     target: Target,
+    /// Connection time pgbench reported, by client count: its `-T` clock
+    /// includes opening the connections while its tps excludes it, so the
+    /// run is extended by as much to measure `duration` of querying.
+    connect_times: Mutex<HashMap<usize, Duration>>,
+    /// Runs already made, by workload, mode and client count: a level
+    /// above the client cap reuses the run at the cap.
+    runs: Mutex<HashMap<(Workload, bool, usize), Measurement>>,
 }
 
 /// One pgbench script and what one of its transactions amounts to.
@@ -112,16 +129,9 @@ impl Pgbench {
             program,
             scratch,
             target,
+            connect_times: Mutex::new(HashMap::new()),
+            runs: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// The contender name for plain or pipeline mode.
-    pub fn name(pipeline: bool) -> &'static str {
-        if pipeline {
-            "pgbench-pipe"
-        } else {
-            "pgbench"
-        }
     }
 
     fn script(workload: Workload, pipeline: bool) -> Script {
@@ -210,15 +220,76 @@ impl Pgbench {
 
     /// Runs pgbench for `duration` (whole seconds, at least one) with
     /// `level` clients (capped by the server's connection budget).
+    ///
+    /// When opening the connections took the whole run (no transaction
+    /// processed), it runs once more with a generous allowance for them.
     pub fn run(
         &self,
         cell: &Cell,
         pipeline: bool,
         duration: Duration,
     ) -> Result<Measurement, String> {
-        let clients = cell.level.min(self.target.connection_budget());
+        let clients = cell
+            .level
+            .min(self.target.connection_budget())
+            .min(PGBENCH_MAX_CLIENTS);
+        let key = (cell.workload, pipeline, clients);
+        if let Some(earlier) = self
+            .runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            let mut reused = earlier.clone();
+            reused.setup = format!(
+                "{} (the x{} run: clients capped)",
+                reused.setup, reused.level
+            );
+            reused.level = cell.level;
+            reused.contender = cell.contender.clone();
+            return Ok(reused);
+        }
         let cores = thread::available_parallelism().map_or(2, |n| n.get());
         let threads = clients.min(cores);
+        let guess = self
+            .connect_times
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&clients)
+            .copied()
+            .unwrap_or(PGBENCH_CONNECT_GUESS * clients.div_ceil(threads) as u32);
+        let first_try = Instant::now();
+        let measured = match self.run_once(cell, pipeline, duration, clients, threads, guess)? {
+            Some(measured) => measured,
+            None => {
+                // Connecting took the whole run: allow at least as long again.
+                let allowance = first_try.elapsed();
+                self.run_once(cell, pipeline, duration, clients, threads, allowance)?
+                    .ok_or_else(|| {
+                        format!(
+                            "pgbench processed no transaction in {:.1} s with {clients} clients",
+                            (duration + allowance.mul_f64(1.5)).as_secs_f64()
+                        )
+                    })?
+            }
+        };
+        self.runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, measured.clone());
+        Ok(measured)
+    }
+
+    /// One pgbench run; `None` when it processed no transaction.
+    fn run_once(
+        &self,
+        cell: &Cell,
+        pipeline: bool,
+        duration: Duration,
+        clients: usize,
+        threads: usize,
+        connecting: Duration,
+    ) -> Result<Option<Measurement>, String> {
         let script = Pgbench::script(cell.workload, pipeline);
         let tag = format!(
             "{}-{}-{}",
@@ -231,7 +302,10 @@ impl Pgbench {
             .map_err(|e| format!("cannot write {}: {e}", script_path.display()))?;
         let log_prefix = self.scratch.join(format!("log-{tag}"));
         remove_logs(&self.scratch, &log_prefix);
-        let seconds = duration.as_secs_f64().ceil().max(1.0) as u64;
+        let seconds = (duration + connecting.mul_f64(1.5))
+            .as_secs_f64()
+            .ceil()
+            .max(1.0) as u64;
 
         let mut command = Command::new(&self.program);
         command
@@ -270,15 +344,25 @@ impl Pgbench {
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
         }
-        let tps = report_number(&stdout, "tps = ")
-            .ok_or_else(|| format!("no tps in pgbench's report: {stdout}"))?;
         let transactions = report_number(&stdout, "number of transactions actually processed: ")
             .ok_or_else(|| format!("no transaction count in pgbench's report: {stdout}"))?;
+        if transactions < 1.0 {
+            remove_logs(&self.scratch, &log_prefix);
+            return Ok(None);
+        }
+        let tps = report_number(&stdout, "tps = ")
+            .ok_or_else(|| format!("no tps in pgbench's report: {stdout}"))?;
         let failed = report_number(&stdout, "number of failed transactions: ").unwrap_or(0.0);
+        if let Some(ms) = report_number(&stdout, "initial connection time = ") {
+            self.connect_times
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(clients, Duration::from_secs_f64(ms / 1e3));
+        }
         let latency = read_logs(&self.scratch, &log_prefix);
         remove_logs(&self.scratch, &log_prefix);
         let transactions = transactions as u64;
-        Ok(Measurement {
+        Ok(Some(Measurement {
             contender: cell.contender.clone(),
             workload: cell.workload,
             level: cell.level,
@@ -300,7 +384,7 @@ impl Pgbench {
             elapsed: Duration::from_secs_f64(transactions as f64 / tps.max(1e-9)),
             cpu,
             latency,
-        })
+        }))
     }
 }
 
@@ -463,16 +547,17 @@ impl TokioPeer {
         Ok(TokioPeer { runtime, clients })
     }
 
-    /// Runs `cell.level` tasks over the first `connections` connections.
+    /// Runs `cell.level` tasks over the first `connections` connections,
+    /// warming up for `warmup` to `max_warmup` (see [`time_boxed_with`]).
     pub fn run(
         &self,
         cell: &Cell,
         connections: usize,
-        warmup: Duration,
+        (warmup, max_warmup): (Duration, Duration),
         duration: Duration,
     ) -> Result<Measurement, String> {
         let connections = connections.clamp(1, self.clients.len()).min(cell.level);
-        time_boxed(cell, warmup, duration, |probe| {
+        time_boxed_with(cell, warmup, max_warmup, duration, |probe| {
             self.runtime.block_on(async {
                 let mut tasks = Vec::with_capacity(cell.level);
                 for task in 0..cell.level {
@@ -484,8 +569,17 @@ impl TokioPeer {
                         let mut rng = Rng::new(task as u64);
                         while probe.running() {
                             let started = Instant::now();
-                            let outcome =
-                                request_async(workload, &mut rng, |op| client.exec(op)).await;
+                            let outcome = request_async(workload, &mut rng, |op| {
+                                let reply = client.exec(op);
+                                async {
+                                    let reply = reply.await;
+                                    if reply.is_ok() {
+                                        probe.statement_done();
+                                    }
+                                    reply
+                                }
+                            })
+                            .await;
                             tally.record(started, outcome);
                         }
                     }));
@@ -499,8 +593,10 @@ impl TokioPeer {
         })
     }
 
-    /// The best of [`TOKIO_CONNECTIONS`]: each count is tried for `trial`,
-    /// then the best one is measured properly.
+    /// The best of [`TOKIO_CONNECTIONS`]: each count is tried for `trial`
+    /// (after a short warm-up, not extended), then the best one is measured
+    /// properly. Ties (such as no request finishing in a trial) go to the
+    /// larger count.
     pub fn run_best(
         &self,
         cell: &Cell,
@@ -513,13 +609,18 @@ impl TokioPeer {
             if connections > cell.level.max(1) || connections > self.clients.len() {
                 continue;
             }
-            let tried = self.run(cell, connections, trial / 4, trial)?;
-            if best.map_or(true, |(qps, _)| tried.qps() > qps) {
+            let tried = self.run(cell, connections, (trial / 2, trial / 2), trial)?;
+            if best.map_or(true, |(qps, _)| tried.qps() >= qps) {
                 best = Some((tried.qps(), connections));
             }
         }
         let connections = best.map_or(1, |(_, c)| c);
-        let mut measured = self.run(cell, connections, warmup, duration)?;
+        let mut measured = self.run(
+            cell,
+            connections,
+            (warmup, warmup + MAX_WARMUP_EXTENSION),
+            duration,
+        )?;
         measured.setup = format!("best of 1-8 conn: {}", measured.setup);
         Ok(measured)
     }
@@ -622,7 +723,6 @@ impl BlockingPool {
 
 /// The sync `postgres` crate on OS threads.
 pub struct SyncPeer {
-    target: Target,
     pool: Arc<BlockingPool>,
     connections: usize,
 }
@@ -658,18 +758,12 @@ impl SyncPeer {
         });
         let idle = opened.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(SyncPeer {
-            target: target.clone(),
             pool: Arc::new(BlockingPool {
                 idle: Mutex::new(idle),
                 available: Condvar::new(),
             }),
             connections,
         })
-    }
-
-    /// The server this peer talks to.
-    pub fn target(&self) -> &Target {
-        &self.target
     }
 
     /// Runs `cell.level` threads; each takes a connection per request from
@@ -698,13 +792,18 @@ impl SyncPeer {
                             while probe.running() {
                                 let started = Instant::now();
                                 let outcome = match own.as_mut() {
-                                    Some(client) => {
-                                        request(workload, &mut rng, &mut |op| client.exec(op))
-                                    }
+                                    Some(client) => request(
+                                        workload,
+                                        &mut rng,
+                                        &mut probe.counting(|op| client.exec(op)),
+                                    ),
                                     None => {
                                         let mut client = pool.take();
-                                        let outcome =
-                                            request(workload, &mut rng, &mut |op| client.exec(op));
+                                        let outcome = request(
+                                            workload,
+                                            &mut rng,
+                                            &mut probe.counting(|op| client.exec(op)),
+                                        );
                                         pool.give(client);
                                         outcome
                                     }

@@ -41,6 +41,8 @@ pub struct Report {
     pub rows: Vec<Measurement>,
     /// Failed cells: contender, workload, level, error.
     pub failures: Vec<(String, Workload, usize, String)>,
+    /// Free-form lines printed after the table (the scale run).
+    pub notes: Vec<String>,
     /// The ceiling contender (`pgbench-pipe`).
     pub ceiling: String,
     /// The reference contender (`odm-orm`).
@@ -136,6 +138,9 @@ impl Report {
                 error.replace('|', "/").replace('\n', " ")
             );
         }
+        for note in &self.notes {
+            let _ = writeln!(out, "\n{note}");
+        }
         let errors: Vec<&Measurement> = self.rows.iter().filter(|m| m.errors > 0).collect();
         if !errors.is_empty() {
             let _ = writeln!(out, "\nfirst error per cell with errors:");
@@ -211,6 +216,7 @@ impl Report {
             "reference": self.reference,
             "rows": rows,
             "failures": failures,
+            "notes": self.notes,
         })
     }
 

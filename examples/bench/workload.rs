@@ -237,11 +237,25 @@ fn expect_world<E>(id: i32, reply: Reply) -> Outcome<World, E> {
     }
 }
 
-fn expect_updated<E>(reply: Reply) -> Outcome<(), E> {
+/// The update must have changed each distinct world once.
+fn expect_updated<E>(worlds: &[World], reply: Reply) -> Outcome<(), E> {
+    let mut ids: Vec<i32> = worlds.iter().map(|w| w.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
     match reply {
-        Reply::Updated(_) => Ok(()),
+        Reply::Updated(n) if n == ids.len() as u64 => Ok(()),
+        Reply::Updated(n) => Err(RequestError::Wrong(format!(
+            "the update changed {n} rows instead of {}",
+            ids.len()
+        ))),
         other => Err(RequestError::Wrong(format!("an update answered {other:?}"))),
     }
+}
+
+/// Renders what a request read, as the HTTP app would (JSON for worlds,
+/// HTML for fortunes): the same client work for every contender.
+fn render_worlds(worlds: &[World]) -> usize {
+    worlds.iter().map(|w| w.to_json().len()).sum()
 }
 
 /// Adds the extra fortune and sorts by message, checking the row count.
@@ -297,7 +311,8 @@ pub fn updates<E>(
     for world in &mut worlds {
         world.randomnumber = rng.world_number();
     }
-    expect_updated(exec(Op::Update(worlds.clone())).map_err(RequestError::Executor)?)?;
+    let reply = exec(Op::Update(worlds.clone())).map_err(RequestError::Executor)?;
+    expect_updated(&worlds, reply)?;
     Ok(worlds)
 }
 
@@ -312,11 +327,14 @@ pub fn request<E>(
     rng: &mut Rng,
     exec: &mut impl FnMut(Op) -> Result<Reply, E>,
 ) -> Outcome<u64, E> {
-    match workload {
-        Workload::Db => db(rng, exec).map(drop)?,
-        Workload::Queries => queries(rng, ROWS_PER_REQUEST, exec).map(drop)?,
-        Workload::Updates => updates(rng, ROWS_PER_REQUEST, exec).map(drop)?,
-        Workload::Fortunes => fortunes(exec).map(drop)?,
+    let rendered = match workload {
+        Workload::Db => render_worlds(&[db(rng, exec)?]),
+        Workload::Queries => render_worlds(&queries(rng, ROWS_PER_REQUEST, exec)?),
+        Workload::Updates => render_worlds(&updates(rng, ROWS_PER_REQUEST, exec)?),
+        Workload::Fortunes => fortunes_html(&fortunes(exec)?).len(),
+    };
+    if rendered == 0 {
+        return Err(RequestError::Wrong("nothing to render".into()));
     }
     Ok(workload.queries_per_request())
 }
@@ -342,21 +360,25 @@ where
         let reply = exec(Op::World(id)).await.map_err(RequestError::Executor)?;
         worlds.push(expect_world(id, reply)?);
     }
-    match workload {
+    let rendered = match workload {
         Workload::Updates => {
             for world in &mut worlds {
                 world.randomnumber = rng.world_number();
             }
-            let reply = exec(Op::Update(worlds))
+            let reply = exec(Op::Update(worlds.clone()))
                 .await
                 .map_err(RequestError::Executor)?;
-            expect_updated(reply)?;
+            expect_updated(&worlds, reply)?;
+            render_worlds(&worlds)
         }
         Workload::Fortunes => {
             let reply = exec(Op::Fortunes).await.map_err(RequestError::Executor)?;
-            finish_fortunes(reply)?;
+            fortunes_html(&finish_fortunes(reply)?).len()
         }
-        Workload::Db | Workload::Queries => {}
+        Workload::Db | Workload::Queries => render_worlds(&worlds),
+    };
+    if rendered == 0 {
+        return Err(RequestError::Wrong("nothing to render".into()));
     }
     Ok(workload.queries_per_request())
 }
