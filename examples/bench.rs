@@ -57,6 +57,10 @@ const PIPELINE_DEPTH: usize = 10;
 fn main() {
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
+        Err(message) if message == "help" => {
+            println!("{}", Args::USAGE);
+            return;
+        }
         Err(message) => {
             eprintln!("bench: {message}\n\n{}", Args::USAGE);
             std::process::exit(2);

@@ -1,5 +1,79 @@
 //! odm: a blocking-facade object data mapper for PostgreSQL on stackful
 //! coroutines.
+//!
+//! You write plain synchronous model code — no `async`, no `.await` — and
+//! submit it to a [`green::GreenPool`]. Every database socket wait parks the
+//! coroutine, so thousands of such tasks share a couple of OS threads. It is
+//! the Rust form of Python's pulsar-odm (SQLAlchemy + greenlet + psycopg2's
+//! wait callbacks + pulsar's `GreenPool`).
+//!
+//! ```
+//! use green::GreenPool;
+//! use odm::Mapper;
+//!
+//! #[derive(odm::Model, Debug, Clone, Default)]
+//! struct Task {
+//!     #[odm(primary_key)]
+//!     id: Option<i32>,
+//!     #[odm(max_length = 250)]
+//!     subject: String,
+//!     #[odm(default = "false")]
+//!     done: bool,
+//!     #[odm(default = "now()")]
+//!     created: Option<chrono::NaiveDateTime>,
+//! }
+//!
+//! fn add_task(mp: &Mapper) -> odm::Result<Task> {
+//!     mp.table_create()?;
+//!     mp.begin(|s| {
+//!         let mut task = Task { subject: "my task".into(), ..Default::default() };
+//!         s.add(&mut task)?; // id and created are read back from the server
+//!         Ok(task)
+//!     })
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // DATABASE_URL when set, else a throwaway PostgreSQL for this process
+//! let db = odm::testing::test_database()?;
+//! let mp = Mapper::new(&db.url())?; // no I/O yet
+//! mp.register::<Task>()?;
+//!
+//! let pool = GreenPool::new();
+//! let on_pool = mp.clone();
+//! let task = pool.submit(move || add_task(&on_pool))?.join()??;
+//! assert!(task.id.is_some() && task.created.is_some());
+//!
+//! // The same code called off the pool is refused at once.
+//! let err = add_task(&mp).unwrap_err();
+//! assert!(err.to_string().contains("acquire in main greenlet"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Behavior
+//!
+//! - **What parks.** Every socket wait of the driver ([`pg`]), every wait for
+//!   a pool slot ([`Pool::acquire`]) and every [`green::GreenLock`] wait
+//!   parks the calling coroutine; the scheduler thread runs other tasks
+//!   meanwhile. Nothing in odm blocks an OS thread on I/O.
+//! - **What blocks.** [`green::Submitted::join`] blocks a plain thread (and
+//!   parks a coroutine). Database work on a plain thread never blocks: it is
+//!   refused at once with [`Error::WrongContext`], whose text starts with
+//!   `acquire in main greenlet`, before anything is sent.
+//! - **Transactions.** [`Mapper::begin`] commits when the closure returns
+//!   `Ok`, rolls back on `Err` or panic (the panic then continues). A
+//!   [`Session`] dropped without `commit` rolls back; a pooled connection
+//!   handed back inside a transaction is rolled back or discarded, never
+//!   reused dirty.
+//! - **Pool.** `pool_size` (default 10) is enforced; waiters are served first
+//!   come, first served and time out after `pool_timeout` (default 30 s) with
+//!   [`Error::PoolTimeout`]; asking for a second connection while holding one
+//!   is [`Error::NestedAcquire`], not a deadlock.
+//! - **Stack size.** Green workers run on fixed-size coroutine stacks
+//!   ([`green::runtime::DEFAULT_STACK_SIZE`], 256 KiB of address space, of which only
+//!   the touched pages cost memory). A stack overflow in a coroutine is fatal
+//!   (may reports it and the task is lost), so code with deep recursion or
+//!   large stack arrays needs a pool built with a bigger `stack_size`.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 extern crate self as odm;
@@ -21,7 +95,7 @@ pub use mapper::Mapper;
 pub use model::{ColumnDef, ForeignKey, Model, Record, Table};
 pub use odm_derive::{Choice, Model};
 pub use query::{Assignment, Expr, Field, Order, Query};
-pub use session::Session;
+pub use session::{Isolation, LoadPolicy, Session};
 pub use types::Choice;
 
 #[doc(hidden)]

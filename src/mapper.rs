@@ -422,9 +422,10 @@ impl Mapper {
         }
     }
 
-    /// A new session. No connection is taken until the first statement, and
-    /// `BEGIN` is sent with it. Dropped without [`Session::commit`], it rolls
-    /// back.
+    /// A new session. No connection is taken until the first statement; the
+    /// transaction starts with the first write (see [`crate::session`] for
+    /// exactly what that guarantees). Dropped without [`Session::commit`],
+    /// it rolls back.
     ///
     /// # Errors
     ///

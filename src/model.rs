@@ -51,6 +51,8 @@
 //!
 //! Chains are allowed (a child of a child); each level adds one join.
 
+use std::sync::OnceLock;
+
 use postgres_types::ToSql;
 
 use crate::pg::Row;
@@ -121,6 +123,34 @@ pub struct Table {
     pub drop_sql: Option<&'static str>,
     /// The parent model's table, for joined-table inheritance.
     pub parent: Option<fn() -> &'static Table>,
+    /// SQL text built once per table (filled on first use).
+    #[doc(hidden)]
+    pub cache: SqlCache,
+}
+
+/// SQL text that depends only on the table, built on first use and kept for
+/// the life of the process (the derive puts one in every [`Table`]).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SqlCache {
+    pub(crate) select: OnceLock<String>,
+    pub(crate) get: OnceLock<String>,
+}
+
+impl SqlCache {
+    /// An empty cache (const, for the derive's static).
+    pub const fn new() -> SqlCache {
+        SqlCache {
+            select: OnceLock::new(),
+            get: OnceLock::new(),
+        }
+    }
+}
+
+impl Default for SqlCache {
+    fn default() -> Self {
+        SqlCache::new()
+    }
 }
 
 impl Table {

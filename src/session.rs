@@ -1,11 +1,33 @@
-//! [`Session`]: one transaction scope over the mapper's binds.
+//! [`Session`]: one transaction scope over the mapper's binds. Objects are
+//! plain structs: they stay usable after the session ends (pulsar-odm's
+//! `expire_on_commit=False`).
 //!
-//! A session takes no connection until its first statement on a bind; then
-//! it checks one out of that bind's pool, queues `BEGIN` right before that
-//! statement without waiting for its answer (so the transaction costs no
-//! extra round trip), and keeps the connection until [`Session::commit`] /
-//! [`Session::rollback`] or drop (which rolls back). Objects are plain structs: they stay usable after the session
-//! ends (pulsar-odm's `expire_on_commit=False`).
+//! # When the transaction starts (what each shortcut guarantees)
+//!
+//! A session takes no connection until its first statement on a bind, then
+//! keeps that one connection until [`Session::commit`] /
+//! [`Session::rollback`] or drop (which rolls back).
+//!
+//! * The transaction starts with the session's first **write** on the bind:
+//!   `add`, `delete`, bulk `update`/`delete`, and every raw statement
+//!   (`execute`, `query_raw`, ...), or [`Session::set_isolation`]. `BEGIN` is
+//!   queued right before that statement without waiting for its answer, so
+//!   it costs no round trip. Everything after it, reads included, runs in the
+//!   transaction; rollback undoes all of it.
+//! * ORM **reads** (`get`, queries, `related`) that come *before* the first
+//!   write run on the session's connection outside a transaction. Under
+//!   PostgreSQL's default isolation, READ COMMITTED, every statement takes a
+//!   fresh snapshot whether or not it is in a transaction, so these reads
+//!   return exactly what they would inside it; a plain `SELECT` takes no row
+//!   locks either way. A session that only reads therefore sends no `BEGIN`
+//!   and no `COMMIT`: one round trip per query, like the raw driver.
+//! * What differs: with `REPEATABLE READ`/`SERIALIZABLE` as the server's
+//!   default, reads before the first write would each get their own
+//!   snapshot. When reads must share the transaction's snapshot, start it
+//!   first with [`Session::set_isolation`] (or any raw statement, e.g.
+//!   `SELECT ... FOR UPDATE` through `query_raw`).
+//! * `COMMIT` and `ROLLBACK` wait for the server's answer, so a commit error
+//!   (e.g. a serialization failure, 40001) is always reported.
 //!
 //! Sessions spanning several binds run one transaction per bind; the commits
 //! are not atomic across binds (no two-phase commit).
@@ -20,10 +42,32 @@ use crate::query::sql;
 use crate::query::Query;
 use crate::{Error, Result};
 
+/// How many times one relation may be loaded with [`Session::related`] in a
+/// session before it counts as an N+1 pattern.
+pub const N_PLUS_ONE_THRESHOLD: usize = 10;
+
+/// What a session does when it sees an N+1 pattern: the same relation loaded
+/// with [`Session::related`] once per owner, more than
+/// [`N_PLUS_ONE_THRESHOLD`] times. (On coroutines a load in a loop simply
+/// blocks and works — there is no "MissingGreenlet" — so the cost to watch
+/// is the round trips.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadPolicy {
+    /// Load silently.
+    Allow,
+    /// Load, and log one warning per relation naming it (the default).
+    #[default]
+    Warn,
+    /// Refuse the load past the threshold with [`Error::Mapper`].
+    Raise,
+}
+
 /// One bind's connection inside a session.
 struct Open {
     label: String,
     conn: PooledConnection,
+    /// Whether `BEGIN` has been sent on this connection.
+    in_transaction: bool,
     /// How many of the session's savepoint levels exist on this connection.
     savepoints: usize,
 }
@@ -35,6 +79,10 @@ pub struct Session {
     open: Vec<Open>,
     /// Current savepoint nesting level (0 outside `nested`).
     depth: usize,
+    /// The N+1 policy.
+    load_policy: LoadPolicy,
+    /// `related` calls per (table, foreign key column).
+    related_calls: Vec<((&'static str, &'static str), usize)>,
 }
 
 impl fmt::Debug for Session {
@@ -47,16 +95,50 @@ impl fmt::Debug for Session {
     }
 }
 
-/// Queues `BEGIN` without waiting for its answer: it is written at once and
-/// the session's first statement follows it on the wire, so opening a
-/// transaction costs no round trip of its own. `BEGIN` cannot fail on a
-/// healthy idle connection (the pool hands out only those); if the
-/// connection broke, the first statement reports it.
-fn send_begin(client: &Client) -> Result<()> {
+/// Queues a simple statement (`BEGIN`, `SAVEPOINT`) without waiting for
+/// its answer: it is written at once and the statement that needed it
+/// follows it on the wire, so it costs no round trip of its own. Neither can
+/// fail on a healthy connection outside an aborted transaction; when the
+/// connection broke or the transaction is aborted, the statement that
+/// follows reports it.
+fn send_simple(client: &Client, sql: &str) -> Result<()> {
     client.request_detached(|buf| {
-        postgres_protocol::message::frontend::query("BEGIN", buf)?;
+        postgres_protocol::message::frontend::query(sql, buf)?;
         Ok(())
     })
+}
+
+/// What a statement does, which decides whether it needs the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// An ORM read (`get`, queries, `related`): runs in the transaction if
+    /// one has started on the bind, else on its own.
+    Read,
+    /// A write or raw SQL: starts the transaction first.
+    Write,
+}
+
+/// Transaction isolation levels for [`Session::set_isolation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// PostgreSQL's default: each statement sees data committed before it
+    /// began.
+    ReadCommitted,
+    /// One snapshot for the whole transaction.
+    RepeatableRead,
+    /// Repeatable read plus detection of serialization anomalies (retry
+    /// with [`Mapper::begin_with_retry`]).
+    Serializable,
+}
+
+impl Isolation {
+    fn sql(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "READ COMMITTED",
+            Isolation::RepeatableRead => "REPEATABLE READ",
+            Isolation::Serializable => "SERIALIZABLE",
+        }
+    }
 }
 
 fn savepoint_name(level: usize) -> String {
@@ -69,6 +151,51 @@ impl Session {
             mapper,
             open: Vec::new(),
             depth: 0,
+            load_policy: LoadPolicy::default(),
+            related_calls: Vec::new(),
+        }
+    }
+
+    /// Sets what happens when [`Session::related`] loads the same relation
+    /// row by row more than [`N_PLUS_ONE_THRESHOLD`] times.
+    pub fn set_load_policy(&mut self, policy: LoadPolicy) {
+        self.load_policy = policy;
+    }
+
+    /// Counts a `related` load of `table.column` and applies the policy.
+    fn note_related(
+        &mut self,
+        model: &str,
+        table: &'static str,
+        column: &'static str,
+    ) -> Result<()> {
+        let key = (table, column);
+        let calls = match self.related_calls.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.related_calls.push((key, 1));
+                1
+            }
+        };
+        if calls <= N_PLUS_ONE_THRESHOLD {
+            return Ok(());
+        }
+        let message = format!(
+            "n+1 loading: related::<{model}> through `{table}.{column}` ran {calls} times in one session; \
+             load the rows with one query filtering `{column}` with in_"
+        );
+        match self.load_policy {
+            LoadPolicy::Allow => Ok(()),
+            LoadPolicy::Warn => {
+                if calls == N_PLUS_ONE_THRESHOLD + 1 {
+                    log::warn!("{message}");
+                }
+                Ok(())
+            }
+            LoadPolicy::Raise => Err(Error::Mapper(message)),
         }
     }
 
@@ -77,9 +204,11 @@ impl Session {
         &self.mapper
     }
 
-    /// The connection of bind `label`, in a transaction at the current
-    /// savepoint level: checked out and `BEGIN`-ed on first use.
-    pub(crate) fn client(&mut self, label: &str) -> Result<&Client> {
+    /// The connection of bind `label`, checked out on first use. For a
+    /// [`Access::Write`] it is in the session's transaction at the current
+    /// savepoint level: `BEGIN` and any missing `SAVEPOINT`s are queued ahead
+    /// of the statement without waiting for their answers.
+    pub(crate) fn client(&mut self, label: &str, access: Access) -> Result<&Client> {
         let index = match self.open.iter().position(|o| o.label == label) {
             Some(i) => i,
             None => {
@@ -88,32 +217,62 @@ impl Session {
                     Error::Mapper(format!("bind `{label}` is not a bind of this mapper"))
                 })?;
                 let conn = engine.pool().acquire()?;
-                send_begin(&conn)?;
                 self.open.push(Open {
                     label: label.to_owned(),
                     conn,
+                    in_transaction: false,
                     savepoints: 0,
                 });
                 self.open.len() - 1
             }
         };
         let open = &mut self.open[index];
-        while open.savepoints < self.depth {
-            open.savepoints += 1;
-            open.conn
-                .batch_execute(&format!("SAVEPOINT {}", savepoint_name(open.savepoints)))?;
+        if access == Access::Write {
+            if !open.in_transaction {
+                send_simple(&open.conn, "BEGIN")?;
+                open.in_transaction = true;
+            }
+            while open.savepoints < self.depth {
+                open.savepoints += 1;
+                send_simple(
+                    &open.conn,
+                    &format!("SAVEPOINT {}", savepoint_name(open.savepoints)),
+                )?;
+            }
         }
         Ok(&self.open[index].conn)
     }
 
     /// The connection for a table's bind; a bind the mapper lacks is an
     /// error naming the model.
-    pub(crate) fn client_for(&mut self, table: &Table) -> Result<&Client> {
+    pub(crate) fn client_for(&mut self, table: &Table, access: Access) -> Result<&Client> {
         let label = table.bind_label();
         if !self.open.iter().any(|o| o.label == label) {
             self.mapper.engine_for(table)?;
         }
-        self.client(label)
+        self.client(label, access)
+    }
+
+    /// Starts the transaction on the default bind now with an isolation
+    /// level (`SET TRANSACTION ISOLATION LEVEL ...` right after `BEGIN`), so
+    /// that every later statement, reads included, runs in it. Call it
+    /// before anything else in the session.
+    ///
+    /// # Errors
+    ///
+    /// The server's error 25001 when the transaction has already run a
+    /// statement.
+    pub fn set_isolation(&mut self, level: Isolation) -> Result<()> {
+        self.client(DEFAULT_BIND, Access::Write)?
+            .batch_execute(&format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql()))
+    }
+
+    /// Whether the transaction has started on the default bind (a write,
+    /// raw SQL or [`Session::set_isolation`] ran).
+    pub fn in_transaction(&self) -> bool {
+        self.open
+            .iter()
+            .any(|o| o.label == DEFAULT_BIND && o.in_transaction)
     }
 
     /// Inserts or updates `object` by primary key (an upsert) and reads the
@@ -137,7 +296,7 @@ impl Session {
         let row = {
             let values = record.values();
             let statement = sql::upsert(table, &values);
-            self.client_for(table)?
+            self.client_for(table, Access::Write)?
                 .query_one(&statement.sql, &statement.params)?
         };
         record.read_back(&row)
@@ -153,7 +312,7 @@ impl Session {
         let table = M::table();
         let statement = sql::get_by_key(table, &key);
         let row = self
-            .client_for(table)?
+            .client_for(table, Access::Read)?
             .query_opt(&statement.sql, &statement.params)?;
         row.map(|r| M::from_row(&r)).transpose()
     }
@@ -180,7 +339,7 @@ impl Session {
         for t in lineage {
             let statement = sql::delete_by_key(t, key);
             let n = self
-                .client_for(t)?
+                .client_for(t, Access::Write)?
                 .execute(&statement.sql, &statement.params)?;
             deleted.get_or_insert(n);
         }
@@ -193,10 +352,13 @@ impl Session {
     }
 
     /// The rows of `M` whose foreign key points at `owner` (the tasks of an
-    /// employee), ordered by `M`'s primary key.
+    /// employee), ordered by `M`'s primary key. Loading the same relation for
+    /// many owners one by one is an N+1 pattern; see
+    /// [`Session::set_load_policy`].
     ///
     /// # Errors
     ///
+    /// [`Error::Mapper`] past the N+1 threshold under [`LoadPolicy::Raise`].
     /// [`Error::Mapper`] when `M` has no foreign key, or several, to
     /// `owner`'s table (or its ancestors), or when the referenced value of
     /// `owner` is not set; the server's error.
@@ -250,9 +412,10 @@ impl Session {
                 rec_table.name
             ))
         })?;
+        self.note_related(table.model, t.name, c.name)?;
         let statement = sql::select_related(table, t, c, value);
         let rows = self
-            .client_for(table)?
+            .client_for(table, Access::Read)?
             .query(&statement.sql, &statement.params)?;
         rows.iter().map(M::from_row).collect()
     }
@@ -264,7 +427,8 @@ impl Session {
     ///
     /// The server's error.
     pub fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        self.client(DEFAULT_BIND)?.execute(sql, params)
+        self.client(DEFAULT_BIND, Access::Write)?
+            .execute(sql, params)
     }
 
     /// Runs a raw query with bound parameters on the default bind.
@@ -273,7 +437,7 @@ impl Session {
     ///
     /// The server's error.
     pub fn query_raw(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
-        self.client(DEFAULT_BIND)?.query(sql, params)
+        self.client(DEFAULT_BIND, Access::Write)?.query(sql, params)
     }
 
     /// Runs a raw query with bound parameters on bind `label`.
@@ -287,7 +451,7 @@ impl Session {
         sql: &str,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>> {
-        self.client(label)?.query(sql, params)
+        self.client(label, Access::Write)?.query(sql, params)
     }
 
     /// Runs raw SQL (one or more statements, no parameters, simple query
@@ -297,7 +461,7 @@ impl Session {
     ///
     /// [`Error::Mapper`] for an unknown bind; the server's error.
     pub fn batch_execute_on(&mut self, label: &str, sql: &str) -> Result<()> {
-        self.client(label)?.batch_execute(sql)
+        self.client(label, Access::Write)?.batch_execute(sql)
     }
 
     /// Runs `work` inside a savepoint: its changes are kept when it returns
@@ -343,7 +507,7 @@ impl Session {
     /// the transaction is then rolled back.
     pub fn commit(mut self) -> Result<()> {
         let mut failure = None;
-        for open in self.open.drain(..) {
+        for open in self.open.drain(..).filter(|o| o.in_transaction) {
             let outcome = if failure.is_none() {
                 open.conn.batch_execute("COMMIT")
             } else {
@@ -369,7 +533,7 @@ impl Session {
 
     fn rollback_all(&mut self) -> Result<()> {
         let mut failure = None;
-        for open in self.open.drain(..) {
+        for open in self.open.drain(..).filter(|o| o.in_transaction) {
             if let Err(e) = open.conn.batch_execute("ROLLBACK") {
                 failure.get_or_insert(e);
             }
@@ -380,7 +544,13 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.open.is_empty() {
+        if !self.open.iter().any(|o| o.in_transaction) {
+            return;
+        }
+        if std::thread::panicking() {
+            // No I/O while unwinding: the pool discards connections dropped
+            // during a panic, and closing one rolls its transaction back.
+            self.open.clear();
             return;
         }
         if let Err(e) = self.rollback_all() {

@@ -228,3 +228,14 @@ fn a_closed_mapper_refuses_new_sessions_work() {
         assert!(matches!(err, Error::PoolClosed), "{err}");
     });
 }
+
+#[test]
+fn mappers_are_cheap_send_and_sync_handles() {
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync_clone::<Mapper>();
+    let mp = Mapper::new("postgresql://odm@127.0.0.1/a").unwrap();
+    let clone = mp.clone();
+    clone.register::<Task>().unwrap();
+    // clones share the registry
+    assert_eq!(mp.models().len(), 1);
+}

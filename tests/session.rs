@@ -761,3 +761,98 @@ fn a_model_on_a_bind_the_mapper_lacks_is_an_error_naming_it() {
         );
     });
 }
+
+#[test]
+fn a_session_that_only_reads_never_opens_a_transaction() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        let mut s = mp.session().unwrap();
+        assert!(s.get::<Employee>(1).unwrap().is_none());
+        assert_eq!(s.query::<Task>().count().unwrap(), 0);
+        assert!(!s.in_transaction());
+        s.add(&mut Task::new("write")).unwrap();
+        assert!(s.in_transaction());
+        // reads after the first write see the uncommitted row
+        assert_eq!(s.query::<Task>().count().unwrap(), 1);
+        let status = s
+            .query_raw("SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid() AND state = 'active' AND backend_xid IS NOT NULL", &[])
+            .unwrap();
+        assert_eq!(
+            status[0].get::<_, i64>(0),
+            1,
+            "the write holds a transaction id"
+        );
+        s.rollback().unwrap();
+        assert_eq!(count_tasks(&mp), 0);
+        let s = mp.session().unwrap();
+        s.commit().unwrap();
+    });
+}
+
+#[test]
+fn set_isolation_starts_the_transaction_with_that_level() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            s.set_isolation(odm::Isolation::RepeatableRead)?;
+            assert!(s.in_transaction());
+            let level = s.query_raw("SHOW transaction_isolation", &[])?;
+            assert_eq!(level[0].get::<_, String>(0), "repeatable read");
+            Ok(())
+        })
+        .unwrap();
+        let err = mp
+            .begin(|s| {
+                s.add(&mut Task::new("first"))?;
+                s.set_isolation(odm::Isolation::Serializable)
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), Some("25001"), "{err}");
+        assert_eq!(count_tasks(&mp), 0);
+    });
+}
+
+#[test]
+fn loading_a_relation_row_by_row_is_flagged_as_n_plus_one() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            let mut owners = Vec::new();
+            for i in 0..12 {
+                let mut e = Employee {
+                    name: format!("e{i}"),
+                    ..Default::default()
+                };
+                s.add(&mut e)?;
+                s.add(&mut Task {
+                    employee_id: e.id,
+                    ..Task::new(&format!("t{i}"))
+                })?;
+                owners.push(e);
+            }
+            // the default policy warns and loads
+            for e in &owners {
+                assert_eq!(s.related::<Task>(e)?.len(), 1);
+            }
+            Ok(owners)
+        })
+        .and_then(|owners| {
+            let mut s = mp.session()?;
+            s.set_load_policy(odm::LoadPolicy::Raise);
+            for e in &owners[..odm::session::N_PLUS_ONE_THRESHOLD] {
+                s.related::<Task>(e)?;
+            }
+            let err = s.related::<Task>(&owners[10]).unwrap_err();
+            assert!(matches!(err, Error::Mapper(_)));
+            assert_eq!(
+                err.to_string(),
+                "n+1 loading: related::<Task> through `task.employee_id` ran 11 times in one session; \
+                 load the rows with one query filtering `employee_id` with in_"
+            );
+            s.set_load_policy(odm::LoadPolicy::Allow);
+            assert_eq!(s.related::<Task>(&owners[11])?.len(), 1);
+            Ok(())
+        })
+        .unwrap();
+    });
+}

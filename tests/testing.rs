@@ -140,7 +140,13 @@ fn every_test_role_logs_in_over_tcp_with_its_own_method_and_password() {
 fn on_coroutine<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     // 64 Ki words (512 KiB): ample for the driver's connect path.
     may::config().set_stack_size(0x1_0000);
-    match may::go!(f).join() {
+    // yield before ending: dodges may's Park-drop livelock (green/src/pool.rs)
+    let task = may::go!(move || {
+        let value = f();
+        may::coroutine::yield_now();
+        value
+    });
+    match task.join() {
         Ok(value) => value,
         Err(panic) => std::panic::resume_unwind(panic),
     }

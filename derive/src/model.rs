@@ -368,6 +368,7 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
                     create_sql: #create_sql,
                     drop_sql: #drop_sql,
                     parent: #parent_fn,
+                    cache: ::odm::model::SqlCache::new(),
                 };
                 &TABLE
             }

@@ -93,6 +93,13 @@ struct Mailbox {
     mail: Mutex<Mail>,
 }
 
+/// A worker's next step once its job is done.
+enum Next {
+    Run(Job),
+    Wait,
+    Exit,
+}
+
 enum Mail {
     Empty,
     Job(Job),
@@ -329,29 +336,29 @@ impl Shared {
         }
     }
 
-    /// The next job for a worker that finished one, or `None` when it must exit.
-    fn next_job(&self, mailbox: &Arc<Mailbox>) -> Option<Job> {
-        {
-            let mut state = self.state.lock();
-            if let Some(job) = state.queue.pop_front() {
-                return Some(job);
-            }
-            if state.closed {
-                drop(state);
-                self.worker_exited();
-                return None;
-            }
-            state.idle.push(Arc::clone(mailbox));
+    /// What a worker does after its current job, decided before the job's
+    /// result is handed over, so that a caller who joins and submits again
+    /// finds this worker idle instead of starting another one.
+    fn after_job(&self, mailbox: &Arc<Mailbox>) -> Next {
+        let mut state = self.state.lock();
+        if let Some(job) = state.queue.pop_front() {
+            return Next::Run(job);
         }
+        if state.closed {
+            return Next::Exit;
+        }
+        state.idle.push(Arc::clone(mailbox));
+        Next::Wait
+    }
+
+    /// Parks an idle worker until it gets a job, or `None` when told to exit.
+    fn wait_for_mail(&self, mailbox: &Mailbox) -> Option<Job> {
         loop {
             // take the mail in its own statement: the lock must be released before parking
             let mail = std::mem::replace(&mut *mailbox.mail.lock(), Mail::Empty);
             match mail {
                 Mail::Job(job) => return Some(job),
-                Mail::Exit => {
-                    self.worker_exited();
-                    return None;
-                }
+                Mail::Exit => return None,
                 Mail::Empty => may::coroutine::park(),
             }
         }
@@ -433,14 +440,27 @@ fn worker_main(shared: Arc<Shared>, first: Job) {
     let mut job = first;
     loop {
         set_running(Some(Arc::clone(&job)));
-        job.run();
+        let mut next = Next::Wait;
+        job.run(&mut || next = shared.after_job(&mailbox));
         set_running(None);
         drop(job);
-        match shared.next_job(&mailbox) {
-            Some(next) => job = next,
-            None => return,
-        }
+        job = match next {
+            Next::Run(queued) => queued,
+            Next::Wait => match shared.wait_for_mail(&mailbox) {
+                Some(sent) => sent,
+                None => break,
+            },
+            Next::Exit => break,
+        };
     }
+    shared.worker_exited();
+    // A wake-up that races with `park` makes may resume this coroutine
+    // inside the scheduler's registration of that park, and may's `Park`
+    // destructor then spins until the registration returns. Ending the
+    // coroutine right there would drop its last handle, and with it that
+    // `Park`, inside the registration: a livelock of the scheduler thread.
+    // Yielding once first lets the registration return.
+    may::coroutine::yield_now();
 }
 
 impl fmt::Debug for GreenPool {

@@ -81,8 +81,9 @@ impl<T> Slot<T> {
 
 /// Runs a queued task on a worker.
 pub(crate) trait Run: Send + Sync {
-    /// Runs the closure (once) and completes the slot; never unwinds.
-    fn run(&self);
+    /// Runs the closure (once), calls `before_complete`, then completes the
+    /// slot (waking the joiner); never unwinds.
+    fn run(&self, before_complete: &mut dyn FnMut());
     /// Fails the task with `error` unless it already completed.
     fn abandon(&self, error: GreenError);
 }
@@ -116,10 +117,12 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn run(&self) {
+    fn run(&self, before_complete: &mut dyn FnMut()) {
         let func = self.func.lock().take();
-        if let Some(func) = func {
-            self.slot.complete(run_catching(func));
+        let result = func.map(run_catching);
+        before_complete();
+        if let Some(result) = result {
+            self.slot.complete(result);
         }
     }
 

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use green::{GreenError, GreenLock, GreenPool};
 
-/// Parks the calling coroutine until `condition` holds (10 s at most).
+/// Parks the calling coroutine until `condition` holds (30 s at most: generous, the machine may be loaded).
 fn park_until(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         may::coroutine::sleep(Duration::from_millis(1));

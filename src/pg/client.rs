@@ -115,6 +115,12 @@ impl Client {
         self.notifications.lock().map_err(|_| Error::Closed)
     }
 
+    pub(crate) fn try_notification_receiver(
+        &self,
+    ) -> Option<may::sync::MutexGuard<'_, Receiver<Notification>>> {
+        self.notifications.try_lock().ok()
+    }
+
     /// The settings this connection was opened with.
     pub fn config(&self) -> &Config {
         &self.config

@@ -9,6 +9,7 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
 use super::client::Client;
+use super::query::rows_affected;
 use super::response::{Response, Slot};
 use super::server_error::db_error;
 use crate::Error;
@@ -134,14 +135,7 @@ impl<'a> CopyInWriter<'a> {
         let mut error = None;
         while !self.response.is_finished() {
             match self.response.next()? {
-                Message::CommandComplete(body) => {
-                    rows = body
-                        .tag()?
-                        .rsplit(' ')
-                        .next()
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(0)
-                }
+                Message::CommandComplete(body) => rows = rows_affected(body.tag()?),
                 Message::ErrorResponse(body) => {
                     error = error.or_else(|| Some(db_error(body.fields())))
                 }
@@ -254,7 +248,11 @@ impl<'a> CopyOutReader<'a> {
                 response.drain().ok();
                 Err(error)
             }
-            _ => {
+            other => {
+                if matches!(other, Message::CopyInResponse(_)) {
+                    // The server waits for data that will never come.
+                    client.refuse_copy_in()?;
+                }
                 response.drain().ok();
                 Err(Error::Protocol(
                     "the statement given to copy_out is not COPY ... TO STDOUT".to_owned(),
@@ -278,14 +276,7 @@ impl<'a> CopyOutReader<'a> {
                         return Ok(true);
                     }
                 }
-                Message::CommandComplete(body) => {
-                    self.rows = body
-                        .tag()?
-                        .rsplit(' ')
-                        .next()
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(0)
-                }
+                Message::CommandComplete(body) => self.rows = rows_affected(body.tag()?),
                 Message::ErrorResponse(body) => {
                     let e = db_error(body.fields());
                     self.response.drain().ok();

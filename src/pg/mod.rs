@@ -5,6 +5,24 @@
 //! by many green tasks; their requests are pipelined on the one connection.
 //! Values are encoded with `postgres-types`' [`ToSql`] and rows decoded
 //! lazily with [`FromSql`].
+//!
+//! ```no_run
+//! use odm::pg::{Client, Config};
+//!
+//! let config = Config::parse("postgresql+green://odm:odmtest@127.0.0.1:5432/odmtests")?;
+//! let answer = may::go!(move || -> Result<i32, odm::Error> {
+//!     let client = Client::connect(&config)?;          // parks, never blocks the thread
+//!     let row = client.query_one("SELECT $1::int4 + 1", &[&41i32])?;
+//!     Ok(row.get(0))
+//! })
+//! .join()
+//! .expect("the task panicked")?;
+//! assert_eq!(answer, 42);
+//! # Ok::<(), odm::Error>(())
+//! ```
+//!
+//! Off a coroutine every call that would touch the server returns
+//! [`Error::WrongContext`](crate::Error::WrongContext) at once.
 
 mod cancel_token;
 mod client;

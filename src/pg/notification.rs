@@ -77,9 +77,12 @@ impl<'a> Notifications<'a> {
         }
     }
 
-    /// A notification if one is queued, without waiting.
+    /// A notification if one is queued, without waiting (also `Ok(None)`
+    /// while another task is blocked in [`Notifications::recv`]).
     pub fn try_recv(&self) -> Result<Option<Notification>, Error> {
-        let receiver = self.client.notification_receiver()?;
+        let Some(receiver) = self.client.try_notification_receiver() else {
+            return Ok(None);
+        };
         match receiver.try_recv() {
             Ok(n) => Ok(Some(n)),
             Err(TryRecvError::Empty) => Ok(None),

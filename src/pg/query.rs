@@ -225,7 +225,7 @@ impl Client {
     }
 
     /// A COPY FROM STDIN reached through a query method: end it at once.
-    fn refuse_copy_in(&self) -> Result<(), Error> {
+    pub(crate) fn refuse_copy_in(&self) -> Result<(), Error> {
         let mut buf = BytesMut::new();
         frontend::copy_fail("COPY FROM STDIN needs Client::copy_in", &mut buf)?;
         self.connection().send(&buf, None, true)
@@ -277,7 +277,7 @@ fn encode_bind(
 }
 
 /// The row count at the end of a command tag (`INSERT 0 5`, `UPDATE 2`).
-fn rows_affected(tag: &str) -> u64 {
+pub(crate) fn rows_affected(tag: &str) -> u64 {
     tag.rsplit(' ')
         .next()
         .and_then(|n| n.parse().ok())

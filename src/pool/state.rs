@@ -327,6 +327,13 @@ impl<K: Connector> State<K> {
     /// Serves every waiter that can be served, in arrival order, then keeps
     /// one busy connection reserved per exclusive waiter still queued.
     pub(crate) fn dispatch(&mut self, fx: &mut Effects<K::Conn>) {
+        if self.exclusive_waiters.is_empty() && self.shared_waiters.is_empty() {
+            // The common case in shared mode: nobody to serve.
+            if self.entries.iter().any(|e| e.reserved) {
+                self.rebalance_reservations();
+            }
+            return;
+        }
         while let Some(front) = self.exclusive_waiters.front() {
             let task = front.task;
             let grant = if let Some(conn) = self.take_idle(fx) {

@@ -1,6 +1,8 @@
 //! SQL text generation for the query builder and the session: identifiers
 //! are always quoted, values are always `$n` parameters.
 
+use std::borrow::Cow;
+
 use postgres_types::ToSql;
 
 use super::expr::{Assignment, ColumnRef, Expr, Node, Order};
@@ -25,30 +27,32 @@ pub fn quote_ident(name: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Statement<'a> {
     /// The SQL text with `$1..$n` placeholders.
-    pub sql: String,
+    pub sql: Cow<'static, str>,
     /// The parameters, in placeholder order.
     pub params: Vec<&'a (dyn ToSql + Sync)>,
 }
 
 impl<'a> Statement<'a> {
     fn push(&mut self, text: &str) {
-        self.sql.push_str(text);
+        self.sql.to_mut().push_str(text);
     }
 
     fn push_ident(&mut self, name: &str) {
-        self.sql.push_str(&quote_ident(name));
+        self.sql.to_mut().push_str(&quote_ident(name));
     }
 
     fn push_column(&mut self, column: ColumnRef) {
         self.push_ident(column.table);
-        self.sql.push('.');
+        self.push(".");
         self.push_ident(column.column);
     }
 
     fn push_param(&mut self, value: &'a (dyn ToSql + Sync)) {
         self.params.push(value);
-        self.sql.push('$');
-        self.sql.push_str(&self.params.len().to_string());
+        let n = self.params.len();
+        let sql = self.sql.to_mut();
+        sql.push('$');
+        sql.push_str(&n.to_string());
     }
 
     fn push_node(&mut self, node: &'a Node) {
@@ -174,10 +178,11 @@ impl QueryParts {
 /// `SELECT <every column of the lineage> FROM ... WHERE ... ORDER BY ...
 /// LIMIT ... OFFSET ...`.
 pub fn select<'a>(table: &'static Table, parts: &'a QueryParts) -> Statement<'a> {
-    let mut st = Statement::default();
-    st.push("SELECT ");
-    st.push_select_list(table);
-    st.push_from(table);
+    let prefix = select_prefix(table);
+    let mut st = Statement {
+        sql: Cow::Borrowed(prefix),
+        params: Vec::new(),
+    };
     st.push_where(parts.filter.as_ref());
     if !parts.order.is_empty() {
         st.push(" ORDER BY ");
@@ -206,7 +211,7 @@ pub fn count<'a>(table: &'static Table, parts: &'a QueryParts) -> Statement<'a> 
     if parts.limit.is_some() || parts.offset.is_some() {
         let inner = select(table, parts);
         return Statement {
-            sql: format!("SELECT COUNT(*) FROM ({}) AS counted", inner.sql),
+            sql: Cow::Owned(format!("SELECT COUNT(*) FROM ({}) AS counted", inner.sql)),
             params: inner.params,
         };
     }
@@ -423,20 +428,36 @@ pub fn upsert<'a>(
     st
 }
 
-/// `SELECT ... WHERE "table"."key" = $1`: one model by primary key.
+/// `SELECT <every column of the lineage> FROM <joins>`, built once per
+/// table.
+fn select_prefix(table: &'static Table) -> &'static str {
+    table.cache.select.get_or_init(|| {
+        let mut st = Statement::default();
+        st.push("SELECT ");
+        st.push_select_list(table);
+        st.push_from(table);
+        st.sql.into_owned()
+    })
+}
+
+/// `SELECT ... WHERE "table"."key" = $1`: one model by primary key (the
+/// text is built once per table).
 pub fn get_by_key<'a>(table: &'static Table, key: &'a (dyn ToSql + Sync)) -> Statement<'a> {
-    let mut st = Statement::default();
-    st.push("SELECT ");
-    st.push_select_list(table);
-    st.push_from(table);
-    st.push(" WHERE ");
-    st.push_column(ColumnRef {
-        table: table.name,
-        column: table.primary_key().name,
+    let sql = table.cache.get.get_or_init(|| {
+        let mut st = Statement::default();
+        st.push(select_prefix(table));
+        st.push(" WHERE ");
+        st.push_column(ColumnRef {
+            table: table.name,
+            column: table.primary_key().name,
+        });
+        st.push(" = $1");
+        st.sql.into_owned()
     });
-    st.push(" = ");
-    st.push_param(key);
-    st
+    Statement {
+        sql: Cow::Borrowed(sql),
+        params: vec![key],
+    }
 }
 
 /// `DELETE FROM "table" WHERE "key" = $1` for one table of a lineage.

@@ -12,7 +12,7 @@
 //! | `uuid::Uuid` | `UUID` |
 //! | `serde_json::Value` | `JSONB` (`JSON` with `#[odm(json)]`) |
 //! | `std::net::IpAddr` | `INET` |
-//! | an enum deriving [`Choice`](crate::Choice) | `INTEGER`, or `TEXT` with `#[odm(text)]` |
+//! | an enum deriving [`Choice`] | `INTEGER`, or `TEXT` with `#[odm(text)]` |
 //! | `Option<T>` | the type of `T`, NULL-able |
 
 mod choice;

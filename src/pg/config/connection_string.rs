@@ -1,0 +1,518 @@
+//! Parsing connection strings: URLs (`postgresql+green://`,
+//! `postgresql://`, `postgres://`) and libpq's `key=value` form, with
+//! percent-decoding. Errors name the bad part and never the password.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{config_error, Config, Host, SslMode};
+use crate::Error;
+
+const SCHEMES: [&str; 3] = ["postgresql+green", "postgresql", "postgres"];
+
+impl Config {
+    /// Applies one setting by its libpq / URL name.
+    pub(super) fn set(&mut self, key: &str, value: String) -> Result<(), Error> {
+        match key {
+            "host" => self.host = parse_host(&value)?,
+            "port" => self.port = parse_port(&value)?,
+            "dbname" => self.dbname = value,
+            "user" => self.user = value,
+            "password" => self.password = Some(value),
+            "application_name" => self.application_name = Some(value),
+            "connect_timeout" => {
+                self.connect_timeout = Some(parse_seconds(key, &value)?).filter(|d| !d.is_zero())
+            }
+            "statement_timeout" => self.statement_timeout = Some(parse_millis(key, &value)?),
+            "options" => self.options = Some(value),
+            "sslmode" => {
+                self.ssl_mode = match value.as_str() {
+                    "disable" => SslMode::Disable,
+                    "allow" | "prefer" => SslMode::Prefer,
+                    "require" | "verify-ca" | "verify-full" => SslMode::Require,
+                    _ => {
+                        return Err(config_error(&format!(
+                            "invalid sslmode `{value}`: expected disable, prefer or require"
+                        )))
+                    }
+                }
+            }
+            "pool_size" => {
+                self.pool_size = match value.parse::<usize>() {
+                    Ok(n) if n > 0 => n,
+                    _ => {
+                        return Err(config_error(&format!(
+                            "invalid pool_size `{value}`: expected a positive integer"
+                        )))
+                    }
+                }
+            }
+            "pool_timeout" => self.pool_timeout = parse_seconds(key, &value)?,
+            "statement_cache" => {
+                self.statement_cache = match value.to_ascii_lowercase().as_str() {
+                    "true" | "on" | "yes" | "1" => true,
+                    "false" | "off" | "no" | "0" => false,
+                    _ => {
+                        return Err(config_error(&format!(
+                            "invalid statement_cache `{value}`: expected true or false"
+                        )))
+                    }
+                }
+            }
+            _ => return Err(config_error(&format!("unknown setting `{key}`"))),
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn parse_url(scheme: &str, rest: &str) -> Result<Config, Error> {
+    let scheme = SCHEMES
+        .iter()
+        .find(|known| **known == scheme)
+        .ok_or_else(|| {
+            config_error(&format!(
+                "unsupported url scheme `{scheme}`: expected postgresql+green, postgresql or postgres"
+            ))
+        })?;
+    let mut config = Config::empty(scheme);
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.split_once('/') {
+        Some((authority, path)) => (authority, path),
+        None => (rest, ""),
+    };
+    let host_port = match authority.rsplit_once('@') {
+        Some((userinfo, host_port)) => {
+            let (user, password) = match userinfo.split_once(':') {
+                Some((user, password)) => (user, Some(password)),
+                None => (userinfo, None),
+            };
+            config.user = percent_decode(user, "user")?;
+            if let Some(password) = password {
+                config.password = Some(percent_decode(password, "password")?);
+            }
+            host_port
+        }
+        None => authority,
+    };
+    parse_host_port(&mut config, host_port)?;
+    if path.contains('/') {
+        return Err(config_error(&format!(
+            "invalid database name `{path}` in url: it contains `/`"
+        )));
+    }
+    config.dbname = percent_decode(path, "database name")?;
+    if let Some(query) = query {
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                config_error(&format!(
+                    "invalid url parameter `{pair}`: expected key=value"
+                ))
+            })?;
+            let key = percent_decode(key, "parameter name")?;
+            let value = if key == "password" {
+                percent_decode(value, "password")?
+            } else {
+                percent_decode(value, &key)?
+            };
+            config.set(&key, value)?;
+        }
+    }
+    Ok(config)
+}
+
+fn parse_host_port(config: &mut Config, host_port: &str) -> Result<(), Error> {
+    if host_port.is_empty() {
+        return Ok(());
+    }
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']').ok_or_else(|| {
+            config_error(&format!("invalid host `{host_port}` in url: unclosed `[`"))
+        })?;
+        match after {
+            "" => (host.to_owned(), None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (host.to_owned(), Some(port)),
+                None => {
+                    return Err(config_error(&format!(
+                        "invalid host `{host_port}` in url: unexpected text after `]`"
+                    )))
+                }
+            },
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (percent_decode(host, "host")?, Some(port)),
+            None => (percent_decode(host_port, "host")?, None),
+        }
+    };
+    if !host.is_empty() {
+        config.host = parse_host(&host)?;
+    }
+    if let Some(port) = port {
+        config.port = parse_port(port)?;
+    }
+    Ok(())
+}
+
+fn parse_host(host: &str) -> Result<Host, Error> {
+    if host.is_empty() {
+        return Err(config_error("empty host"));
+    }
+    if host.starts_with('/') {
+        Ok(Host::Unix(Path::new(host).to_path_buf()))
+    } else if host.contains('/') {
+        Err(config_error(&format!(
+            "invalid host `{host}`: a unix socket directory must be an absolute path"
+        )))
+    } else {
+        Ok(Host::Tcp(host.to_owned()))
+    }
+}
+
+fn parse_port(port: &str) -> Result<u16, Error> {
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(config_error(&format!(
+            "invalid port `{port}`: expected a number from 1 to 65535"
+        ))),
+    }
+}
+
+/// Seconds, integer or decimal (`30`, `0.5`).
+fn parse_seconds(key: &str, value: &str) -> Result<Duration, Error> {
+    match value.parse::<f64>() {
+        Ok(s) if (0.0..1e9).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        _ => Err(config_error(&format!(
+            "invalid {key} `{value}`: expected a number of seconds"
+        ))),
+    }
+}
+
+/// Milliseconds, or a number with a unit (`ms`, `s`, `min`), as PostgreSQL
+/// accepts for `statement_timeout`.
+fn parse_millis(key: &str, value: &str) -> Result<Duration, Error> {
+    let trimmed = value.trim();
+    let (number, scale) = if let Some(n) = trimmed.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = trimmed.strip_suffix("min") {
+        (n, 60_000.0)
+    } else if let Some(n) = trimmed.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (trimmed, 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 && n * scale < 1e12 => {
+            Ok(Duration::from_micros((n * scale * 1000.0).round() as u64))
+        }
+        _ => Err(config_error(&format!(
+            "invalid {key} `{value}`: expected milliseconds or a number with ms, s or min"
+        ))),
+    }
+}
+
+/// Decodes `%XX` escapes. `what` names the part for the error message; the
+/// offending text is quoted only when it is not the password.
+fn percent_decode(s: &str, what: &str) -> Result<String, Error> {
+    if !s.contains('%') {
+        return Ok(s.to_owned());
+    }
+    let bad = || {
+        if what == "password" {
+            config_error("invalid percent-encoding in the password")
+        } else {
+            config_error(&format!("invalid percent-encoding in {what} `{s}`"))
+        }
+    };
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// libpq's `key=value key='quoted \' value'` form.
+pub(super) fn parse_key_values(s: &str) -> Result<Config, Error> {
+    let mut config = Config::empty("postgresql+green");
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(config_error(&format!(
+                "invalid setting `{key}`: expected key=value"
+            )));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\'' => {
+                        closed = true;
+                        break;
+                    }
+                    '\\' => match chars.next() {
+                        Some(escaped) => value.push(escaped),
+                        None => break,
+                    },
+                    c => value.push(c),
+                }
+            }
+            if !closed {
+                return Err(config_error(&format!(
+                    "unterminated quoted value for `{key}`"
+                )));
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    if let Some(escaped) = chars.next() {
+                        value.push(escaped);
+                    }
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        config.set(&key, value)?;
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(s: &str) -> String {
+        Config::parse(s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn green_url_with_every_part_parses() {
+        let c = Config::parse(
+            "postgresql+green://odm:odmtest@127.0.0.1:5433/odmtests?pool_size=7&pool_timeout=15",
+        )
+        .unwrap();
+        assert_eq!(c.user(), "odm");
+        assert_eq!(c.password(), Some("odmtest"));
+        assert_eq!(c.host(), &Host::Tcp("127.0.0.1".into()));
+        assert_eq!(c.port(), 5433);
+        assert_eq!(c.dbname(), "odmtests");
+        assert_eq!(c.pool_size(), 7);
+        assert_eq!(c.pool_timeout(), Duration::from_secs(15));
+        assert!(c.statement_cache());
+        assert_eq!(c.ssl_mode(), SslMode::Prefer);
+    }
+
+    #[test]
+    fn defaults_apply_when_parts_are_missing() {
+        let c = Config::parse("postgres://").unwrap();
+        assert_eq!(c.user(), "postgres");
+        assert_eq!(c.dbname(), "postgres");
+        assert_eq!(c.port(), 5432);
+        assert_eq!(c.host(), &Host::Tcp("localhost".into()));
+        assert_eq!(c.pool_size(), 10);
+        assert_eq!(c.pool_timeout(), Duration::from_secs(30));
+        assert_eq!(c.password(), None);
+        let c = Config::parse("postgresql://alice@db").unwrap();
+        assert_eq!(c.dbname(), "alice");
+    }
+
+    #[test]
+    fn percent_encoded_user_password_and_database_decode() {
+        let c = Config::parse("postgresql://us%40er:p%3Ass%2Fw%25rd@host/my%20db").unwrap();
+        assert_eq!(c.user(), "us@er");
+        assert_eq!(c.password(), Some("p:ss/w%rd"));
+        assert_eq!(c.dbname(), "my db");
+    }
+
+    #[test]
+    fn unix_socket_directory_as_host() {
+        let c = Config::parse("postgresql://odm@/db?host=/tmp/pg%20sock&port=5439").unwrap();
+        assert_eq!(c.host(), &Host::Unix("/tmp/pg sock".into()));
+        assert_eq!(c.port(), 5439);
+        let c = Config::parse("postgresql://odm@%2Fvar%2Frun%2Fpostgresql/db").unwrap();
+        assert_eq!(c.host(), &Host::Unix("/var/run/postgresql".into()));
+    }
+
+    #[test]
+    fn ipv6_host_in_brackets() {
+        let c = Config::parse("postgres://u@[::1]:6000/d").unwrap();
+        assert_eq!(c.host(), &Host::Tcp("::1".into()));
+        assert_eq!(c.port(), 6000);
+    }
+
+    #[test]
+    fn every_setting_parses() {
+        let c = Config::parse(
+            "postgresql://u:p@h/d?application_name=my%20app&connect_timeout=2.5&statement_timeout=1500\
+             &options=-c%20search_path%3Dx&sslmode=disable&pool_size=3&pool_timeout=0.25&statement_cache=false",
+        )
+        .unwrap();
+        assert_eq!(c.application_name(), Some("my app"));
+        assert_eq!(c.connect_timeout(), Some(Duration::from_millis(2500)));
+        assert_eq!(c.statement_timeout(), Some(Duration::from_millis(1500)));
+        assert_eq!(c.options(), Some("-c search_path=x"));
+        assert_eq!(c.ssl_mode(), SslMode::Disable);
+        assert_eq!(c.pool_size(), 3);
+        assert_eq!(c.pool_timeout(), Duration::from_millis(250));
+        assert!(!c.statement_cache());
+        let c = Config::parse("postgres://u@h/d?statement_timeout=2s&sslmode=require").unwrap();
+        assert_eq!(c.statement_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(c.ssl_mode(), SslMode::Require);
+    }
+
+    #[test]
+    fn key_value_form_parses_with_quotes() {
+        let c = Config::parse(
+            "host=/tmp port=5439 user=odm password='it''s' dbname = 'my db' application_name=x\\ y",
+        );
+        // `''` is not an escape in libpq; a backslash is.
+        assert!(c.is_err());
+        let c = Config::parse(
+            "host=/tmp port=5439 user=odm password='it\\'s' dbname = 'my db' application_name=x\\ y",
+        )
+        .unwrap();
+        assert_eq!(c.host(), &Host::Unix("/tmp".into()));
+        assert_eq!(c.port(), 5439);
+        assert_eq!(c.user(), "odm");
+        assert_eq!(c.password(), Some("it's"));
+        assert_eq!(c.dbname(), "my db");
+        assert_eq!(c.application_name(), Some("x y"));
+    }
+
+    #[test]
+    fn bad_input_errors_name_the_bad_part() {
+        assert_eq!(
+            err("mysql://u@h/d"),
+            "invalid configuration: unsupported url scheme `mysql`: expected postgresql+green, postgresql or postgres"
+        );
+        assert_eq!(
+            err("postgres://u@h:abc/d"),
+            "invalid configuration: invalid port `abc`: expected a number from 1 to 65535"
+        );
+        assert_eq!(
+            err("postgres://u@h/d?pool_size=zero"),
+            "invalid configuration: invalid pool_size `zero`: expected a positive integer"
+        );
+        assert_eq!(
+            err("postgres://u@h/d?pool_timeout=-1"),
+            "invalid configuration: invalid pool_timeout `-1`: expected a number of seconds"
+        );
+        assert_eq!(
+            err("postgres://u@h/d?bogus=1"),
+            "invalid configuration: unknown setting `bogus`"
+        );
+        assert_eq!(
+            err("postgres://u@h/d?sslmode=maybe"),
+            "invalid configuration: invalid sslmode `maybe`: expected disable, prefer or require"
+        );
+        assert_eq!(
+            err("postgres://u@h/d?statement_cache=perhaps"),
+            "invalid configuration: invalid statement_cache `perhaps`: expected true or false"
+        );
+        assert_eq!(
+            err("postgres://u@h/d?statement_timeout=soon"),
+            "invalid configuration: invalid statement_timeout `soon`: expected milliseconds or a number with ms, s or min"
+        );
+        assert_eq!(
+            err("postgres://u@h/d?pool_size"),
+            "invalid configuration: invalid url parameter `pool_size`: expected key=value"
+        );
+        assert_eq!(
+            err("postgres://u%zz@h/d"),
+            "invalid configuration: invalid percent-encoding in user `u%zz`"
+        );
+        assert_eq!(
+            err("postgres://u@h/a/b"),
+            "invalid configuration: invalid database name `a/b` in url: it contains `/`"
+        );
+        assert_eq!(
+            err("host=h port"),
+            "invalid configuration: invalid setting `port`: expected key=value"
+        );
+        assert_eq!(
+            err("not a url"),
+            "invalid configuration: connection string is neither a url (scheme://...) nor key=value pairs"
+        );
+        assert_eq!(err(""), "invalid configuration: empty connection string");
+    }
+
+    #[test]
+    fn password_never_appears_in_errors_or_debug() {
+        let e = err("postgres://u:s3cr%zzet@h/d");
+        assert_eq!(
+            e,
+            "invalid configuration: invalid percent-encoding in the password"
+        );
+        assert!(!e.contains("s3cr"));
+        let e = err("postgres://u:s3cret@h:99999/d");
+        assert!(!e.contains("s3cret"), "{e}");
+        let e = err("user=u password='s3cret");
+        assert!(!e.contains("s3cret"), "{e}");
+        let c = Config::parse("postgres://u:s3cret@h/d").unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+    }
+
+    #[test]
+    fn to_url_round_trips() {
+        for url in [
+            "postgresql+green://odm:odm%20t@st@127.0.0.1:5433/odmtests?pool_size=7&pool_timeout=15",
+            "postgresql://u:p@[::1]:6000/d?application_name=a%26b&connect_timeout=3&statement_timeout=250\
+             &options=-c%20x%3D1&sslmode=disable&pool_timeout=0.5&statement_cache=false",
+            "postgres://u@/d?host=/tmp/pg%20dir&port=5439",
+        ] {
+            let c = Config::parse(url).unwrap();
+            let again = Config::parse(&c.to_url()).unwrap();
+            assert_eq!(c, again, "{url} -> {}", c.to_url());
+        }
+    }
+
+    #[test]
+    fn with_dbname_changes_only_the_database() {
+        let c = Config::parse("postgres://u:p@h:1/a?pool_size=2").unwrap();
+        let d = c.with_dbname("b");
+        assert_eq!(d.dbname(), "b");
+        assert_eq!(d.pool_size(), 2);
+        assert_eq!(d.password(), Some("p"));
+    }
+}

@@ -1,0 +1,254 @@
+//! Connecting: authentication methods, TLS negotiation, timeouts, bad input, and the off-coroutine refusal.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use odm::pg::{Client, Config, Host};
+use odm::Error;
+
+use odm::testing::{
+    test_database, CLEARTEXT_PASSWORD, CLEARTEXT_USER, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD,
+    SCRAM_USER,
+};
+
+use crate::{connect, connect_error, fake_server, on_coroutine};
+
+#[test]
+fn a_wrong_password_gives_28p01_without_the_password_for_md5_and_scram() {
+    let db = test_database().unwrap();
+    for user in [MD5_USER, SCRAM_USER, CLEARTEXT_USER] {
+        let e = connect_error(db.url_as(user, "Wr0ngPassw0rd"));
+        assert_eq!(e.code(), Some("28P01"), "{user}: {e}");
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("Wr0ngPassw0rd"), "{shown}");
+        assert!(
+            e.to_string().contains("password authentication failed"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn md5_scram_and_cleartext_logins_work() {
+    let db = test_database().unwrap();
+    for (user, password) in [
+        (MD5_USER, MD5_PASSWORD),
+        (SCRAM_USER, SCRAM_PASSWORD),
+        (CLEARTEXT_USER, CLEARTEXT_PASSWORD),
+    ] {
+        let url = db.url_as(user, password);
+        let who: String = on_coroutine(move || {
+            connect(&url)
+                .query_one("SELECT current_user::text", &[])
+                .unwrap()
+                .get(0)
+        });
+        assert_eq!(who, user);
+    }
+}
+
+#[test]
+fn a_missing_password_is_an_auth_error_naming_the_user() {
+    let db = test_database().unwrap();
+    let url = db.url_as(SCRAM_USER, "x").replace(":x@", "@");
+    let e = connect_error(url);
+    assert!(matches!(e, Error::Auth(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "authentication failed: the server asked for a password for user `odm_scram` and none was given"
+    );
+}
+
+#[test]
+fn a_refused_connection_is_a_connect_error() {
+    // Find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = connect_error(format!("postgresql://u:secretpw@127.0.0.1:{port}/d"));
+    match &e {
+        Error::Connect { target, source } => {
+            assert_eq!(target, &format!("127.0.0.1:{port}"));
+            assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
+        }
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+    assert!(e
+        .to_string()
+        .starts_with(&format!("could not connect to 127.0.0.1:{port}")));
+    assert!(!format!("{e} {e:?}").contains("secretpw"));
+}
+
+#[test]
+fn bad_urls_are_configuration_errors_naming_the_bad_part() {
+    let e = Config::parse("postgresql://u:pw@host:70000/db").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid configuration: invalid port `70000`: expected a number from 1 to 65535"
+    );
+    let e = Config::parse("mongodb://u:pw@host/db").unwrap_err();
+    assert!(matches!(e, Error::Config(_)));
+    assert!(e.to_string().contains("`mongodb`"), "{e}");
+    let e = Config::parse("postgresql://u:pw@host/db?pool_size=-3").unwrap_err();
+    assert!(e.to_string().contains("pool_size `-3`"), "{e}");
+}
+
+#[test]
+fn sslmode_prefer_falls_back_to_plain_and_require_is_refused() {
+    let db = test_database().unwrap();
+    let prefer = format!("{}?sslmode=prefer", db.url());
+    let require = format!("{}?sslmode=require", db.url());
+    on_coroutine(move || {
+        assert_eq!(
+            connect(&prefer)
+                .query_one("SELECT 1", &[])
+                .unwrap()
+                .get::<_, i32>(0),
+            1
+        );
+        let e = Client::connect(&Config::parse(&require).unwrap()).unwrap_err();
+        assert!(matches!(e, Error::TlsUnsupported));
+        assert!(e.to_string().contains("sslmode=disable"), "{e}");
+    });
+}
+
+#[test]
+fn sslmode_prefer_reconnects_in_plain_text_when_the_server_offers_tls() {
+    let db = test_database().unwrap();
+    let config = Config::parse(&db.url()).unwrap();
+    let real_port = config.port();
+    // The first connection answers the TLS request with `S` (willing) and
+    // is dropped by the client; the second is piped to the real server.
+    let port = fake_server(move |n, mut client| {
+        if n == 0 {
+            let mut request = [0u8; 8];
+            client.read_exact(&mut request).unwrap();
+            assert_eq!(&request[4..], &[0x04, 0xd2, 0x16, 0x2f], "an SSLRequest");
+            client.write_all(b"S").unwrap();
+            let mut rest = Vec::new();
+            let _ = client.read_to_end(&mut rest);
+            return;
+        }
+        let server = std::net::TcpStream::connect(("127.0.0.1", real_port)).unwrap();
+        let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c2, &mut s2);
+            let _ = s2.shutdown(std::net::Shutdown::Write);
+        });
+        let (mut s, mut c) = (server, client);
+        let _ = std::io::copy(&mut s, &mut c);
+        let _ = c.shutdown(std::net::Shutdown::Write);
+    });
+    let url = db
+        .url()
+        .replace(&format!(":{real_port}/"), &format!(":{port}/"));
+    let url = format!("{url}?sslmode=prefer");
+    let value: i32 = on_coroutine(move || {
+        connect(&url)
+            .query_one("SELECT 41 + 1", &[])
+            .unwrap()
+            .get(0)
+    });
+    assert_eq!(value, 42);
+}
+
+#[test]
+fn connect_timeout_bounds_a_server_that_never_answers() {
+    let port = fake_server(|_, mut stream| {
+        // Accept, read, never answer.
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink);
+    });
+    let url = format!("postgresql://u:pw@127.0.0.1:{port}/d?connect_timeout=0.3&sslmode=disable");
+    let started = Instant::now();
+    let e = connect_error(url);
+    let elapsed = started.elapsed();
+    match &e {
+        Error::Connect { target, source } => {
+            assert_eq!(target, &format!("127.0.0.1:{port}"));
+            assert_eq!(source.kind(), std::io::ErrorKind::TimedOut, "{source}");
+        }
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+    assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[test]
+fn a_unix_socket_connection_works() {
+    let db = test_database().unwrap();
+    let url = db.url();
+    on_coroutine(move || {
+        let c = connect(&url);
+        let dir: String = c
+            .query_one("SELECT current_setting('unix_socket_directories')", &[])
+            .unwrap()
+            .get(0);
+        let port = c.config().port();
+        let dir = dir.split(',').next().unwrap().trim().to_owned();
+        let config = Config::parse(&format!("{url}&host={dir}"))
+            .or_else(|_| Config::parse(&format!("{url}?host={dir}")))
+            .unwrap();
+        assert_eq!(config.host(), &Host::Unix(dir.into()));
+        assert_eq!(config.port(), port);
+        let unix = Client::connect(&config).unwrap();
+        let addr: Option<String> = unix
+            .query_one("SELECT inet_client_addr()::text", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(addr, None, "a unix socket has no client address");
+    });
+}
+
+#[test]
+fn off_a_coroutine_every_entry_refuses_at_once() {
+    let db = test_database().unwrap();
+    let config = Config::parse(&db.url()).unwrap();
+    let started = Instant::now();
+    let e = Client::connect(&config).unwrap_err();
+    assert!(e.is_wrong_context());
+    assert!(e.to_string().starts_with("acquire in main greenlet"), "{e}");
+    // A client made on a coroutine and handed to a plain thread refuses too.
+    let c2 = config.clone();
+    let client = on_coroutine(move || Client::connect(&c2).unwrap());
+    for e in [
+        client.query("SELECT 1", &[]).unwrap_err(),
+        client.execute("SELECT 1", &[]).unwrap_err(),
+        client.batch_execute("SELECT 1").unwrap_err(),
+        client.prepare("SELECT 1").unwrap_err(),
+        client.copy_out("COPY (SELECT 1) TO STDOUT").unwrap_err(),
+        client.notifications().recv().unwrap_err(),
+        client.cancel_token().cancel_query().unwrap_err(),
+    ] {
+        assert!(e.is_wrong_context(), "{e:?}");
+        assert!(e.to_string().starts_with("acquire in main greenlet"), "{e}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(!client.is_closed());
+}
+
+#[test]
+fn application_name_and_options_reach_the_server() {
+    let db = test_database().unwrap();
+    let url = format!(
+        "{}?application_name=odm%20driver%20test&options=-c%20search_path%3Dmy_schema,public",
+        db.url()
+    );
+    on_coroutine(move || {
+        let c = connect(&url);
+        let row = c
+            .query_one(
+                "SELECT current_setting('application_name'), current_setting('search_path')",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, &str>(0), "odm driver test");
+        assert_eq!(row.get::<_, &str>(1), "my_schema,public");
+        assert_eq!(
+            c.parameter("application_name").as_deref(),
+            Some("odm driver test")
+        );
+    });
+}
