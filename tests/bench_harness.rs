@@ -1,0 +1,178 @@
+//! The benchmark's building blocks (`examples/bench/`): the latency
+//! histogram, the batched update statement, workload parsing, resident
+//! memory parsing, and the workloads and pgbench run against a real server.
+
+#![allow(dead_code)]
+
+#[path = "../examples/bench/chart.rs"]
+mod chart;
+#[path = "../examples/bench/measure.rs"]
+mod measure;
+#[path = "../examples/bench/odm_raw.rs"]
+mod odm_raw;
+#[path = "../examples/bench/peers.rs"]
+mod peers;
+#[path = "../examples/bench/report.rs"]
+mod report;
+#[path = "../examples/bench/scale.rs"]
+mod scale;
+#[path = "../examples/bench/schema.rs"]
+mod schema;
+#[path = "../examples/bench/workload.rs"]
+mod workload;
+
+use std::time::Duration;
+
+use green::GreenPool;
+use odm::pg::{Client, Config, Host};
+use odm::testing::{find_server_bin_dir, test_database};
+
+use measure::{Cell, Histogram};
+use odm_raw::RawExecutor;
+use workload::{Rng, Workload, World};
+
+#[test]
+fn histogram_quantiles_are_within_a_few_percent() {
+    let mut histogram = Histogram::new();
+    assert_eq!(histogram.quantile(0.5), None);
+    for micros in 1..=10_000u64 {
+        histogram.record(Duration::from_micros(micros));
+    }
+    let p50 = histogram.quantile(0.50).unwrap().as_micros() as f64;
+    let p99 = histogram.quantile(0.99).unwrap().as_micros() as f64;
+    assert!((p50 / 5_000.0 - 1.0).abs() < 0.04, "p50 {p50}");
+    assert!((p99 / 9_900.0 - 1.0).abs() < 0.04, "p99 {p99}");
+    let mut other = Histogram::new();
+    other.record_micros_n(3, 10);
+    histogram.merge(&other);
+    assert_eq!(histogram.quantile(0.0), Some(Duration::from_micros(1)));
+}
+
+#[test]
+fn the_batched_update_pairs_parameters_sorted_by_id() {
+    assert_eq!(
+        workload::update_sql(2),
+        "UPDATE world SET randomnumber = v.r FROM (VALUES ($1::int, $2::int), ($3::int, $4::int)) \
+         AS v (id, r) WHERE world.id = v.id"
+    );
+    let worlds = [
+        World {
+            id: 9,
+            randomnumber: 1,
+        },
+        World {
+            id: 2,
+            randomnumber: 7,
+        },
+    ];
+    assert_eq!(workload::update_params(&worlds), vec![2, 7, 9, 1]);
+}
+
+#[test]
+fn workload_lists_parse_and_unknown_names_are_named() {
+    assert_eq!(Workload::parse_list("all").unwrap(), Workload::ALL.to_vec());
+    assert_eq!(
+        Workload::parse_list("db, fortunes").unwrap(),
+        vec![Workload::Db, Workload::Fortunes]
+    );
+    assert_eq!(
+        Workload::parse_list("db,nope").unwrap_err(),
+        "unknown workload `nope` (expected db, queries, updates, fortunes)"
+    );
+    assert_eq!(Workload::parse_list(",").unwrap_err(), "no workload given");
+}
+
+#[test]
+fn resident_memory_is_read_from_proc_status() {
+    assert_eq!(
+        scale::parse_vm_rss("Name:\tx\nVmRSS:\t   1234 kB\nVmData: 1 kB\n"),
+        Some(1234)
+    );
+    assert_eq!(scale::parse_vm_rss("Name:\tx\n"), None);
+    assert!(scale::rss_kib().unwrap() > 0);
+}
+
+#[test]
+fn every_workload_runs_and_checks_its_answers_on_a_real_server() {
+    let db = test_database().unwrap();
+    let config = Config::parse(&db.url()).unwrap();
+    let green = GreenPool::with_max_workers(2);
+    let ran = green
+        .submit(move || {
+            let setup = Client::connect(&config)?;
+            schema::create(|sql| setup.batch_execute(sql))?;
+            let executor = RawExecutor::connect(&config)?;
+            let mut rng = Rng::new(7);
+            let mut statements = Vec::new();
+            for workload in Workload::ALL {
+                let ran = workload::request(workload, &mut rng, &mut |op| executor.exec(op))
+                    .map_err(|e| odm::Error::Protocol(e.to_string()))?;
+                statements.push(ran);
+            }
+            let fortunes = workload::fortunes(&mut |op| executor.exec(op))
+                .map_err(|e| odm::Error::Protocol(e.to_string()))?;
+            Ok::<_, odm::Error>((statements, fortunes))
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(ran.0, vec![1, 20, 21, 1]);
+    let messages: Vec<&str> = ran.1.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(messages.len(), 13);
+    assert!(messages.windows(2).all(|w| w[0] <= w[1]), "{messages:?}");
+    assert!(messages.contains(&workload::EXTRA_FORTUNE));
+}
+
+#[test]
+fn pgbench_runs_the_same_statements_and_reports_queries_per_second() {
+    let db = test_database().unwrap();
+    let config = Config::parse(&db.url()).unwrap();
+    let setup_config = config.clone();
+    GreenPool::with_max_workers(1)
+        .submit(move || {
+            let setup = Client::connect(&setup_config)?;
+            schema::create(|sql| setup.batch_execute(sql))
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
+    let target = peers::Target {
+        host: match config.host() {
+            Host::Tcp(host) => host.clone(),
+            Host::Unix(dir) => dir.display().to_string(),
+        },
+        port: config.port(),
+        user: config.user().to_owned(),
+        password: config.password().map(String::from),
+        dbname: config.dbname().to_owned(),
+        max_connections: 100,
+    };
+    let scratch = std::env::temp_dir().join(format!("odm-bench-test-{}", std::process::id()));
+    let pgbench = peers::Pgbench::new(
+        find_server_bin_dir().unwrap().join("pgbench"),
+        scratch.clone(),
+        target,
+    )
+    .unwrap();
+    for (workload, pipeline) in [(Workload::Updates, false), (Workload::Queries, true)] {
+        let cell = Cell {
+            contender: "pgbench".into(),
+            workload,
+            level: 2,
+            position: (1, 1),
+        };
+        let measured = pgbench
+            .run(&cell, pipeline, Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(measured.errors, 0, "{:?}", measured.first_error);
+        assert!(measured.requests > 0);
+        assert_eq!(
+            measured.queries,
+            measured.requests * workload.queries_per_request()
+        );
+        assert!(measured.qps() > 0.0);
+    }
+    let _ = std::fs::remove_dir_all(scratch);
+}
