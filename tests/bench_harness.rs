@@ -12,6 +12,8 @@ mod measure;
 mod odm_raw;
 #[path = "../examples/bench/peers.rs"]
 mod peers;
+#[path = "../examples/bench/pgbench.rs"]
+mod pgbench;
 #[path = "../examples/bench/report.rs"]
 mod report;
 #[path = "../examples/bench/scale.rs"]
@@ -150,7 +152,7 @@ fn pgbench_runs_the_same_statements_and_reports_queries_per_second() {
         max_connections: 100,
     };
     let scratch = std::env::temp_dir().join(format!("odm-bench-test-{}", std::process::id()));
-    let pgbench = peers::Pgbench::new(
+    let pgbench = pgbench::Pgbench::new(
         find_server_bin_dir().unwrap().join("pgbench"),
         scratch.clone(),
         target,

@@ -1,0 +1,144 @@
+//! The benchmark's command line.
+
+use std::time::Duration;
+
+use super::workload::Workload;
+
+/// Every contender, in report order.
+pub const CONTENDERS: [&str; 7] = [
+    "pgbench",
+    "pgbench-pipe",
+    "odm-raw",
+    "odm-pool",
+    "odm-orm",
+    "tokio-postgres",
+    "postgres-sync",
+];
+/// Command-line flags.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Workloads to run.
+    pub workloads: Vec<Workload>,
+    /// Concurrency levels.
+    pub levels: Vec<usize>,
+    /// Measured window per cell.
+    pub duration: Duration,
+    /// Warm-up per cell (at least).
+    pub warmup: Duration,
+    /// Contenders to run, in order.
+    pub contenders: Vec<String>,
+    /// Connections of odm-raw and odm-pool.
+    pub connections: usize,
+    /// `pool_size` of odm-orm's mapper.
+    pub orm_connections: usize,
+    /// Tasks of the scale run, if any.
+    pub scale: Option<usize>,
+    /// `pool_size` of the scale run.
+    pub scale_pool: usize,
+}
+
+impl Args {
+    /// Usage text.
+    pub const USAGE: &'static str = "usage: bench [--workloads db,queries,updates,fortunes] \
+[--levels 1,16,256,1024] [--duration SECS] [--warmup SECS] \
+[--contenders pgbench,pgbench-pipe,odm-raw,odm-pool,odm-orm,tokio-postgres,postgres-sync] \
+[--connections N] [--orm-connections N] [--scale [TASKS]] [--scale-pool N]";
+
+    /// Parses the flags (without the program name).
+    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut parsed = Args {
+            workloads: Workload::ALL.to_vec(),
+            levels: vec![1, 16, 256, 1024],
+            duration: Duration::from_millis(600),
+            warmup: Duration::from_millis(200),
+            contenders: CONTENDERS.map(String::from).to_vec(),
+            connections: cores,
+            orm_connections: 4 * cores,
+            scale: None,
+            scale_pool: 4,
+        };
+        let mut pending: Option<String> = None;
+        while let Some(flag) = pending.take().or_else(|| args.next()) {
+            let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--workloads" => parsed.workloads = Workload::parse_list(&value()?)?,
+                "--levels" => parsed.levels = positive_list("--levels", &value()?)?,
+                "--duration" => parsed.duration = seconds("--duration", &value()?)?,
+                "--warmup" => {
+                    let v = value()?;
+                    parsed.warmup = if v == "0" {
+                        Duration::ZERO
+                    } else {
+                        seconds("--warmup", &v)?
+                    }
+                }
+                "--contenders" => {
+                    let list = value()?;
+                    parsed.contenders = Vec::new();
+                    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        if !CONTENDERS.contains(&name) {
+                            return Err(format!(
+                                "--contenders: unknown contender `{name}` (expected one of {})",
+                                CONTENDERS.join(", ")
+                            ));
+                        }
+                        if !parsed.contenders.iter().any(|c| c == name) {
+                            parsed.contenders.push(name.to_owned());
+                        }
+                    }
+                    if parsed.contenders.is_empty() {
+                        return Err("--contenders: no contender given".into());
+                    }
+                }
+                "--connections" => {
+                    parsed.connections = positive("--connections", &value()?)?;
+                }
+                "--orm-connections" => {
+                    parsed.orm_connections = positive("--orm-connections", &value()?)?;
+                }
+                "--scale" => {
+                    // An optional task count may follow.
+                    match args.next() {
+                        Some(next) if !next.starts_with("--") => {
+                            parsed.scale = Some(positive("--scale", &next)?);
+                        }
+                        other => {
+                            parsed.scale = Some(10_000);
+                            pending = other;
+                        }
+                    }
+                }
+                "--scale-pool" => parsed.scale_pool = positive("--scale-pool", &value()?)?,
+                "-h" | "--help" => return Err("help".into()),
+                other => return Err(format!("unknown flag `{other}`")),
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+fn positive(flag: &str, value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{flag}: `{value}` is not a positive integer")),
+    }
+}
+
+fn positive_list(flag: &str, value: &str) -> Result<Vec<usize>, String> {
+    let mut list = value
+        .split(',')
+        .map(|v| positive(flag, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    list.dedup();
+    Ok(list)
+}
+
+fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
+    match value.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "{flag}: `{value}` is not a positive number of seconds"
+        )),
+    }
+}
