@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+#[path = "../examples/bench/args.rs"]
+mod args;
 #[path = "../examples/bench/chart.rs"]
 mod chart;
 #[path = "../examples/bench/measure.rs"]
@@ -177,4 +179,54 @@ fn pgbench_runs_the_same_statements_and_reports_queries_per_second() {
         assert!(measured.qps() > 0.0);
     }
     let _ = std::fs::remove_dir_all(scratch);
+}
+
+fn parse(flags: &str) -> Result<args::Args, String> {
+    args::Args::parse(flags.split_whitespace().map(String::from))
+}
+
+#[test]
+fn the_command_line_has_defaults_and_takes_every_flag() {
+    let defaults = parse("").unwrap();
+    assert_eq!(defaults.levels, vec![1, 16, 256, 1024]);
+    assert_eq!(defaults.workloads, Workload::ALL.to_vec());
+    assert_eq!(defaults.contenders.len(), args::CONTENDERS.len());
+    assert_eq!(defaults.scale, None);
+    let given = parse(
+        "--workloads db --levels 8,64 --duration 1.5 --warmup 0 --contenders odm-raw,pgbench \
+         --connections 3 --orm-connections 5 --scale --scale-pool 2",
+    )
+    .unwrap();
+    assert_eq!(given.workloads, vec![Workload::Db]);
+    assert_eq!(given.levels, vec![8, 64]);
+    assert_eq!(given.duration, Duration::from_millis(1500));
+    assert_eq!(given.warmup, Duration::ZERO);
+    assert_eq!(given.contenders, vec!["odm-raw", "pgbench"]);
+    assert_eq!((given.connections, given.orm_connections), (3, 5));
+    assert_eq!((given.scale, given.scale_pool), (Some(10_000), 2));
+    assert_eq!(parse("--scale 500").unwrap().scale, Some(500));
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_message_naming_them() {
+    assert_eq!(parse("--fast").unwrap_err(), "unknown flag `--fast`");
+    assert_eq!(parse("--levels").unwrap_err(), "--levels needs a value");
+    assert_eq!(
+        parse("--levels 1,x").unwrap_err(),
+        "--levels: `x` is not a positive integer"
+    );
+    assert_eq!(
+        parse("--duration -1").unwrap_err(),
+        "--duration: `-1` is not a positive number of seconds"
+    );
+    assert_eq!(
+        parse("--contenders odm,pgbench").unwrap_err(),
+        "--contenders: unknown contender `odm` (expected one of pgbench, pgbench-pipe, \
+         odm-raw, odm-pool, odm-orm, tokio-postgres, postgres-sync)"
+    );
+    assert_eq!(
+        parse("--workloads plaintext").unwrap_err(),
+        "unknown workload `plaintext` (expected db, queries, updates, fortunes)"
+    );
+    assert_eq!(parse("--help").unwrap_err(), "help");
 }

@@ -39,10 +39,24 @@ pub struct Args {
 
 impl Args {
     /// Usage text.
-    pub const USAGE: &'static str = "usage: bench [--workloads db,queries,updates,fortunes] \
-[--levels 1,16,256,1024] [--duration SECS] [--warmup SECS] \
-[--contenders pgbench,pgbench-pipe,odm-raw,odm-pool,odm-orm,tokio-postgres,postgres-sync] \
-[--connections N] [--orm-connections N] [--scale [TASKS]] [--scale-pool N]";
+    pub const USAGE: &'static str = "\
+usage: cargo run --release --example bench -- [FLAGS]
+
+  --workloads LIST      db,queries,updates,fortunes (default: all)
+  --levels LIST         concurrent tasks per cell (default: 1,16,256,1024)
+  --duration SECS       measured window per cell (default: 0.6)
+  --warmup SECS         warm-up per cell, extended until every task finished
+                        a request (default: 0.2)
+  --contenders LIST     pgbench,pgbench-pipe,odm-raw,odm-pool,odm-orm,
+                        tokio-postgres,postgres-sync (default: all)
+  --connections N       connections of odm-raw and odm-pool (default: cores)
+  --orm-connections N   pool_size of odm-orm (default: 4 x cores)
+  --scale [TASKS]       also run TASKS (10,000) green tasks on db through one
+                        pool and report memory per task
+  --scale-pool N        pool_size of the scale run (default: 4)
+
+DATABASE_URL names the server to use; without it a throwaway cluster runs.
+Results: stdout and target/bench/{bench.json,bench.md,throughput.svg}.";
 
     /// Parses the flags (without the program name).
     pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
