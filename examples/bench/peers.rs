@@ -377,7 +377,10 @@ impl SyncPeer {
     /// Opens the connections `level` threads need: one each up to
     /// [`SYNC_MAX_CONNECTIONS`], then that many, shared.
     pub fn connect(target: &Target, level: usize) -> Result<SyncPeer, String> {
-        let connections = level.clamp(1, SYNC_MAX_CONNECTIONS);
+        let connections = level
+            .min(SYNC_MAX_CONNECTIONS)
+            .min(target.connection_budget())
+            .max(1);
         // Open them in parallel: authentication dominates.
         let opened: Vec<Result<SyncClient, String>> = thread::scope(|scope| {
             let handles: Vec<_> = (0..connections)
