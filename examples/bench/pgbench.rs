@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -260,16 +261,24 @@ impl Pgbench {
             Some(password) => command.env("PGPASSWORD", password),
             None => command.env_remove("PGPASSWORD"),
         };
-        eprint!(
-            "\r\x1b[2K[{}/{}] {} {} x{} running {seconds}s",
+        let tty = std::io::stderr().is_terminal();
+        let label = format!(
+            "[{}/{}] {} {} x{} running {seconds}s",
             cell.position.0, cell.position.1, cell.contender, cell.workload, cell.level
         );
+        if tty {
+            eprint!("\r\x1b[2K{label}");
+        } else {
+            eprintln!("{label}");
+        }
         let cpu_before = cpu_time(true);
         let output = command
             .output()
             .map_err(|e| format!("cannot run {}: {e}", self.program.display()))?;
         let cpu = cpu_time(true).saturating_sub(cpu_before);
-        eprint!("\r\x1b[2K");
+        if tty {
+            eprint!("\r\x1b[2K");
+        }
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {
             remove_logs(&self.scratch, &log_prefix);
