@@ -31,7 +31,7 @@ pub use expr::{Assignment, ColumnRef, Expr, Field, Order};
 pub use sql::{quote_ident, QueryParts, Statement};
 
 use crate::model::Model;
-use crate::session::{Access, Session};
+use crate::session::Session;
 use crate::{Error, Result};
 
 /// A query over model `M` in a session; build it with [`Session::query`],
@@ -96,9 +96,9 @@ impl<'s, M: Model> Query<'s, M> {
     ) -> Result<Vec<crate::pg::Row>> {
         let table = M::table();
         let statement = statement_of(table, &self.parts);
-        self.session
-            .client_for(table, Access::Read)?
-            .query(&statement.sql, &statement.params)
+        self.session.read(table, |client| {
+            client.query(&statement.sql, &statement.params)
+        })
     }
 
     /// Every matching row.
@@ -171,7 +171,7 @@ impl<'s, M: Model> Query<'s, M> {
         let table = M::table();
         let assignments: Vec<Assignment> = assignments.into_iter().collect();
         let statement = sql::update(table, &self.parts, &assignments)?;
-        let client = self.session.client_for(table, Access::Write)?;
+        let client = self.session.client_for(table)?;
         if table.parent.is_some() {
             let row = client.query_one(&statement.sql, &statement.params)?;
             let n: i64 = row.try_get(0usize)?;
@@ -191,7 +191,7 @@ impl<'s, M: Model> Query<'s, M> {
     pub fn delete(self) -> Result<u64> {
         let table = M::table();
         let statement = sql::delete(table, &self.parts);
-        let client = self.session.client_for(table, Access::Write)?;
+        let client = self.session.client_for(table)?;
         if table.parent.is_some() {
             let row = client.query_one(&statement.sql, &statement.params)?;
             let n: i64 = row.try_get(0usize)?;

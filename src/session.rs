@@ -4,9 +4,9 @@
 //!
 //! # When the transaction starts (what each shortcut guarantees)
 //!
-//! A session takes no connection until its first statement on a bind, then
-//! keeps that one connection until [`Session::commit`] /
-//! [`Session::rollback`] or drop (which rolls back).
+//! A session checks a connection out of a bind's pool at its first write on
+//! that bind and keeps it until [`Session::commit`] / [`Session::rollback`]
+//! or drop (which rolls back).
 //!
 //! * The transaction starts with the session's first **write** on the bind:
 //!   `add`, `delete`, bulk `update`/`delete`, and every raw statement
@@ -15,7 +15,10 @@
 //!   it costs no round trip. Everything after it, reads included, runs in the
 //!   transaction; rollback undoes all of it.
 //! * ORM **reads** (`get`, queries, `related`) that come *before* the first
-//!   write run on the session's connection outside a transaction. Under
+//!   write on a bind hold no connection: each runs as one autocommit
+//!   statement on a shared, pipelined connection of the bind's pool (see
+//!   [`Pool`](crate::Pool)'s shared mode), so read-only sessions of many
+//!   tasks share a few connections instead of waiting for one each. Under
 //!   PostgreSQL's default isolation, READ COMMITTED, every statement takes a
 //!   fresh snapshot whether or not it is in a transaction, so these reads
 //!   return exactly what they would inside it; a plain `SELECT` takes no row
@@ -108,16 +111,6 @@ fn send_simple(client: &Client, sql: &str) -> Result<()> {
     })
 }
 
-/// What a statement does, which decides whether it needs the transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// An ORM read (`get`, queries, `related`): runs in the transaction if
-    /// one has started on the bind, else on its own.
-    Read,
-    /// A write or raw SQL: starts the transaction first.
-    Write,
-}
-
 /// Transaction isolation levels for [`Session::set_isolation`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
@@ -204,11 +197,11 @@ impl Session {
         &self.mapper
     }
 
-    /// The connection of bind `label`, checked out on first use. For a
-    /// [`Access::Write`] it is in the session's transaction at the current
+    /// The connection of bind `label` for a write or raw statement, checked
+    /// out on first use and in the session's transaction at the current
     /// savepoint level: `BEGIN` and any missing `SAVEPOINT`s are queued ahead
     /// of the statement without waiting for their answers.
-    pub(crate) fn client(&mut self, label: &str, access: Access) -> Result<&Client> {
+    pub(crate) fn client(&mut self, label: &str) -> Result<&Client> {
         let index = match self.open.iter().position(|o| o.label == label) {
             Some(i) => i,
             None => {
@@ -227,30 +220,49 @@ impl Session {
             }
         };
         let open = &mut self.open[index];
-        if access == Access::Write {
-            if !open.in_transaction {
-                send_simple(&open.conn, "BEGIN")?;
-                open.in_transaction = true;
-            }
-            while open.savepoints < self.depth {
-                open.savepoints += 1;
-                send_simple(
-                    &open.conn,
-                    &format!("SAVEPOINT {}", savepoint_name(open.savepoints)),
-                )?;
-            }
+        if !open.in_transaction {
+            send_simple(&open.conn, "BEGIN")?;
+            open.in_transaction = true;
         }
-        Ok(&self.open[index].conn)
+        while open.savepoints < self.depth {
+            open.savepoints += 1;
+            send_simple(
+                &open.conn,
+                &format!("SAVEPOINT {}", savepoint_name(open.savepoints)),
+            )?;
+        }
+        Ok(&open.conn)
+    }
+
+    /// Runs an ORM read of `table`: on the session's connection to the
+    /// table's bind when it has one (inside the transaction once it has
+    /// started), else as one autocommit statement on a shared, pipelined
+    /// connection of the bind's pool, so a session that only reads never
+    /// holds a connection exclusively.
+    pub(crate) fn read<R>(
+        &mut self,
+        table: &Table,
+        read: impl FnOnce(&Client) -> Result<R>,
+    ) -> Result<R> {
+        let label = table.bind_label();
+        if let Some(open) = self.open.iter().find(|o| o.label == label) {
+            return read(&open.conn);
+        }
+        check_context("session")?;
+        self.mapper
+            .engine_for(table)?
+            .pool()
+            .shared("session read", read)
     }
 
     /// The connection for a table's bind; a bind the mapper lacks is an
     /// error naming the model.
-    pub(crate) fn client_for(&mut self, table: &Table, access: Access) -> Result<&Client> {
+    pub(crate) fn client_for(&mut self, table: &Table) -> Result<&Client> {
         let label = table.bind_label();
         if !self.open.iter().any(|o| o.label == label) {
             self.mapper.engine_for(table)?;
         }
-        self.client(label, access)
+        self.client(label)
     }
 
     /// Starts the transaction on the default bind now with an isolation
@@ -263,7 +275,7 @@ impl Session {
     /// The server's error 25001 when the transaction has already run a
     /// statement.
     pub fn set_isolation(&mut self, level: Isolation) -> Result<()> {
-        self.client(DEFAULT_BIND, Access::Write)?
+        self.client(DEFAULT_BIND)?
             .batch_execute(&format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql()))
     }
 
@@ -296,7 +308,7 @@ impl Session {
         let row = {
             let values = record.values();
             let statement = sql::upsert(table, &values);
-            self.client_for(table, Access::Write)?
+            self.client_for(table)?
                 .query_one(&statement.sql, &statement.params)?
         };
         record.read_back(&row)
@@ -311,9 +323,9 @@ impl Session {
         let key: M::Key = key.into();
         let table = M::table();
         let statement = sql::get_by_key(table, &key);
-        let row = self
-            .client_for(table, Access::Read)?
-            .query_opt(&statement.sql, &statement.params)?;
+        let row = self.read(table, |client| {
+            client.query_opt(&statement.sql, &statement.params)
+        })?;
         row.map(|r| M::from_row(&r)).transpose()
     }
 
@@ -339,7 +351,7 @@ impl Session {
         for t in lineage {
             let statement = sql::delete_by_key(t, key);
             let n = self
-                .client_for(t, Access::Write)?
+                .client_for(t)?
                 .execute(&statement.sql, &statement.params)?;
             deleted.get_or_insert(n);
         }
@@ -414,9 +426,9 @@ impl Session {
         })?;
         self.note_related(table.model, t.name, c.name)?;
         let statement = sql::select_related(table, t, c, value);
-        let rows = self
-            .client_for(table, Access::Read)?
-            .query(&statement.sql, &statement.params)?;
+        let rows = self.read(table, |client| {
+            client.query(&statement.sql, &statement.params)
+        })?;
         rows.iter().map(M::from_row).collect()
     }
 
@@ -427,8 +439,7 @@ impl Session {
     ///
     /// The server's error.
     pub fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        self.client(DEFAULT_BIND, Access::Write)?
-            .execute(sql, params)
+        self.client(DEFAULT_BIND)?.execute(sql, params)
     }
 
     /// Runs a raw query with bound parameters on the default bind.
@@ -437,7 +448,7 @@ impl Session {
     ///
     /// The server's error.
     pub fn query_raw(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
-        self.client(DEFAULT_BIND, Access::Write)?.query(sql, params)
+        self.client(DEFAULT_BIND)?.query(sql, params)
     }
 
     /// Runs a raw query with bound parameters on bind `label`.
@@ -451,7 +462,7 @@ impl Session {
         sql: &str,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>> {
-        self.client(label, Access::Write)?.query(sql, params)
+        self.client(label)?.query(sql, params)
     }
 
     /// Runs raw SQL (one or more statements, no parameters, simple query
@@ -461,7 +472,7 @@ impl Session {
     ///
     /// [`Error::Mapper`] for an unknown bind; the server's error.
     pub fn batch_execute_on(&mut self, label: &str, sql: &str) -> Result<()> {
-        self.client(label, Access::Write)?.batch_execute(sql)
+        self.client(label)?.batch_execute(sql)
     }
 
     /// Runs `work` inside a savepoint: its changes are kept when it returns

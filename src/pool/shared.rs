@@ -33,8 +33,9 @@ impl Drop for SharedUse<'_> {
 }
 
 impl Pool {
-    /// Runs `statement` on a shared connection.
-    fn shared<R>(
+    /// Runs `statement` on a shared connection (also used by sessions for
+    /// their reads before the first write).
+    pub(crate) fn shared<R>(
         &self,
         operation: &'static str,
         statement: impl FnOnce(&Client) -> Result<R, Error>,
