@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use may::sync::Blocker;
 use parking_lot::Mutex;
 use postgres_protocol::message::backend::Message;
@@ -117,6 +117,19 @@ impl Slot {
     }
 }
 
+/// A backend message as [`Response::next_light`] returns it.
+pub(crate) enum Frame {
+    /// A message with nothing to read but its tag (`BindComplete`,
+    /// `ParseComplete`, `NoData`, `EmptyQueryResponse`, ...).
+    Skip,
+    /// `CommandComplete` with the row count of its tag.
+    CommandComplete(u64),
+    /// `ReadyForQuery`: the answer is complete.
+    Ready,
+    /// Any other message, parsed.
+    Message(Message),
+}
+
 /// The requesting task's reader of its answer, message by message.
 #[derive(Debug)]
 pub(crate) struct Response {
@@ -139,29 +152,99 @@ impl Response {
     /// The next backend message of this answer; `ReadyForQuery` is the last.
     pub(crate) fn next(&mut self) -> Result<Message, Error> {
         loop {
-            if let Some(message) = Message::parse(&mut self.data)
-                .map_err(|e| Error::Protocol(format!("malformed message: {e}")))?
-            {
+            if self.complete_frame()?.is_some() {
+                return self.parse_frame();
+            }
+            self.receive()?;
+        }
+    }
+
+    /// Like [`Response::next`], but the messages that carry nothing a
+    /// query result needs beyond their tag (`BindComplete`, `CommandComplete`,
+    /// `ReadyForQuery`, ...) are consumed in place, without splitting them
+    /// off the shared receive buffer (each split costs atomic reference
+    /// counting on a buffer the reader and other tasks touch too).
+    pub(crate) fn next_light(&mut self) -> Result<Frame, Error> {
+        loop {
+            let Some((tag, total)) = self.complete_frame()? else {
+                self.receive()?;
+                continue;
+            };
+            let bodyless = total == 5;
+            let frame = match tag {
+                b'1' | b'2' | b'3' | b'n' | b'I' | b's' if bodyless => Frame::Skip,
+                b'Z' if total == 6 => {
+                    self.finished = true;
+                    Frame::Ready
+                }
+                b'C' => {
+                    let body = &self.data[5..total];
+                    let tag = body
+                        .iter()
+                        .position(|&b| b == 0)
+                        .and_then(|end| std::str::from_utf8(&body[..end]).ok())
+                        .ok_or_else(|| {
+                            Error::Protocol("malformed message: bad command tag".to_owned())
+                        })?;
+                    Frame::CommandComplete(super::query::rows_affected(tag))
+                }
+                _ => return self.parse_frame().map(Frame::Message),
+            };
+            self.data.advance(total);
+            return Ok(frame);
+        }
+    }
+
+    /// The tag and total length of the first buffered message, when it is
+    /// complete.
+    fn complete_frame(&self) -> Result<Option<(u8, usize)>, Error> {
+        if self.data.len() < 5 {
+            return Ok(None);
+        }
+        let len =
+            u32::from_be_bytes([self.data[1], self.data[2], self.data[3], self.data[4]]) as usize;
+        if len < 4 {
+            return Err(Error::Protocol(format!(
+                "malformed message: invalid message length {len}"
+            )));
+        }
+        Ok((self.data.len() > len).then_some((self.data[0], len + 1)))
+    }
+
+    /// Parses the first buffered message, known to be complete.
+    fn parse_frame(&mut self) -> Result<Message, Error> {
+        match Message::parse(&mut self.data)
+            .map_err(|e| Error::Protocol(format!("malformed message: {e}")))?
+        {
+            Some(message) => {
                 if matches!(message, Message::ReadyForQuery(_)) {
                     self.finished = true;
                 }
-                return Ok(message);
+                Ok(message)
             }
-            if self.received_all || self.finished {
+            None => Err(Error::Protocol(
+                "malformed message: incomplete frame".to_owned(),
+            )),
+        }
+    }
+
+    /// Waits for more of the answer; an error when it already ended.
+    fn receive(&mut self) -> Result<(), Error> {
+        if self.received_all || self.finished {
+            self.finished = true;
+            return Err(Error::Protocol(
+                "the answer ended without ReadyForQuery".to_owned(),
+            ));
+        }
+        match self.slot.wait() {
+            Ok((data, last)) => {
+                self.data.unsplit(data);
+                self.received_all = last;
+                Ok(())
+            }
+            Err(e) => {
                 self.finished = true;
-                return Err(Error::Protocol(
-                    "the answer ended without ReadyForQuery".to_owned(),
-                ));
-            }
-            match self.slot.wait() {
-                Ok((data, last)) => {
-                    self.data.unsplit(data);
-                    self.received_all = last;
-                }
-                Err(e) => {
-                    self.finished = true;
-                    return Err(e);
-                }
+                Err(e)
             }
         }
     }
