@@ -7,6 +7,7 @@
 //! every arrival for streaming ones (COPY). The requester parses the
 //! messages itself, so the reader only frames bytes.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
@@ -15,6 +16,17 @@ use parking_lot::Mutex;
 use postgres_protocol::message::backend::Message;
 
 use crate::Error;
+
+thread_local! {
+    /// Finished slots kept for the next requests on this thread: a slot is
+    /// put here when its answer was read to the end and nobody else holds
+    /// it, and taken out without parking in between, so nothing is held
+    /// across a park.
+    static SPARE_SLOTS: RefCell<Vec<Arc<Slot>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many finished slots a thread keeps for reuse.
+const SPARE_SLOTS_KEPT: usize = 64;
 
 /// Where the reader puts one request's answer.
 #[derive(Debug)]
@@ -36,6 +48,20 @@ struct SlotState {
 impl Slot {
     /// A slot for the calling task; `streaming` wakes it on every arrival.
     pub(crate) fn new(streaming: bool) -> Arc<Slot> {
+        if may::coroutine::is_coroutine() {
+            if let Some(mut slot) = SPARE_SLOTS.with(|spare| spare.borrow_mut().pop()) {
+                if let Some(unique) = Arc::get_mut(&mut slot) {
+                    *unique.state.get_mut() = SlotState {
+                        streaming,
+                        ..SlotState::default()
+                    };
+                    // A wake-up left over from the last answer (it came
+                    // before its requester parked) at worst makes the
+                    // next wait loop once more.
+                    return slot;
+                }
+            }
+        }
         Arc::new(Slot {
             state: Mutex::new(SlotState {
                 streaming,
@@ -282,6 +308,18 @@ impl Drop for Response {
     fn drop(&mut self) {
         if !self.finished {
             self.slot.abandon();
+            return;
+        }
+        // Keep the slot for the next request when nobody else (the reader)
+        // still holds it, saving two allocations and two frees per request.
+        if Arc::get_mut(&mut self.slot).is_some() && may::coroutine::is_coroutine() {
+            let slot = self.slot.clone();
+            SPARE_SLOTS.with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.len() < SPARE_SLOTS_KEPT {
+                    spare.push(slot);
+                }
+            });
         }
     }
 }
