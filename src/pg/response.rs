@@ -143,6 +143,24 @@ impl Slot {
     }
 }
 
+/// The row count at the end of a command tag (`INSERT 0 5`, `SELECT 1`),
+/// 0 when the tag has none: as [`super::query::rows_affected`], on bytes.
+fn tag_row_count(tag: &[u8]) -> u64 {
+    let last = tag.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    if last.is_empty() {
+        return 0;
+    }
+    last.iter()
+        .try_fold(0u64, |count, &b| {
+            if b.is_ascii_digit() {
+                count.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+            } else {
+                None
+            }
+        })
+        .unwrap_or(0)
+}
+
 /// A backend message as [`Response::next_light`] returns it.
 pub(crate) enum Frame {
     /// A message with nothing to read but its tag (`BindComplete`,
@@ -205,14 +223,10 @@ impl Response {
                 }
                 b'C' => {
                     let body = &self.data[5..total];
-                    let tag = body
-                        .iter()
-                        .position(|&b| b == 0)
-                        .and_then(|end| std::str::from_utf8(&body[..end]).ok())
-                        .ok_or_else(|| {
-                            Error::Protocol("malformed message: bad command tag".to_owned())
-                        })?;
-                    Frame::CommandComplete(super::query::rows_affected(tag))
+                    let end = body.iter().position(|&b| b == 0).ok_or_else(|| {
+                        Error::Protocol("malformed message: bad command tag".to_owned())
+                    })?;
+                    Frame::CommandComplete(tag_row_count(&body[..end]))
                 }
                 _ => return self.parse_frame().map(Frame::Message),
             };
@@ -320,6 +334,29 @@ impl Drop for Response {
                     spare.push(slot);
                 }
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tag_row_count;
+    use crate::pg::query::rows_affected;
+
+    #[test]
+    fn tag_row_counts_agree_with_the_string_parser() {
+        for tag in [
+            "SELECT 1",
+            "INSERT 0 5",
+            "UPDATE 20",
+            "BEGIN",
+            "",
+            "COPY 18446744073709551615",
+            "COPY 18446744073709551616",
+            "DELETE -1",
+            "SELECT 1 ",
+        ] {
+            assert_eq!(tag_row_count(tag.as_bytes()), rows_affected(tag), "{tag:?}");
         }
     }
 }
