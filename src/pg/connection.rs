@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -79,6 +79,9 @@ pub(crate) struct Connection {
     closed: AtomicBool,
     close_reason: Mutex<Option<CloseReason>>,
     status: AtomicU8,
+    /// How many answer slots the reader has taken from the queue and not
+    /// completed yet (a hint for `send`: answers are outstanding).
+    reader_holds: AtomicUsize,
     parameters: Mutex<HashMap<String, String>>,
     notices: Mutex<VecDeque<DbError>>,
     pub(crate) process_id: i32,
@@ -108,6 +111,7 @@ impl Connection {
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             status: AtomicU8::new(startup.status as u8),
+            reader_holds: AtomicUsize::new(0),
             parameters: Mutex::new(startup.parameters),
             notices: Mutex::new(VecDeque::new()),
             process_id: startup.process_id,
@@ -118,6 +122,7 @@ impl Connection {
             read,
             buf: startup.leftover,
             current: None,
+            taken: VecDeque::new(),
             notifications,
         };
         let builder = may::coroutine::Builder::new()
@@ -225,7 +230,7 @@ impl Connection {
             let _ = waiter.park(None);
             queue = self.queue.lock();
         }
-        let busy = !queue.pending.is_empty();
+        let busy = !queue.pending.is_empty() || self.reader_holds.load(Ordering::Relaxed) > 0;
         queue.buf.extend_from_slice(bytes);
         if let Some(slot) = slot {
             queue.pending.push_back(slot);
@@ -417,6 +422,9 @@ struct Reader {
     read: ReadHalf,
     buf: BytesMut,
     current: Option<Arc<Slot>>,
+    /// Slots taken from the connection's queue in one batch (one lock for
+    /// many answers), oldest first.
+    taken: VecDeque<Arc<Slot>>,
     notifications: Sender<Notification>,
 }
 
@@ -449,6 +457,9 @@ impl Reader {
         }
         self.conn.shut(reason);
         if let Some(slot) = self.current.take() {
+            slot.fail(self.conn.closed_error());
+        }
+        for slot in self.taken.drain(..) {
             slot.fail(self.conn.closed_error());
         }
     }
@@ -521,18 +532,30 @@ impl Reader {
     /// Hands whole messages to the request they answer.
     fn deliver(&mut self, segment: BytesMut, last: bool, copy_in: bool) -> Result<(), CloseReason> {
         if self.current.is_none() {
-            self.current = self.conn.queue.lock().pending.pop_front();
+            if self.taken.is_empty() {
+                let mut queue = self.conn.queue.lock();
+                std::mem::swap(&mut self.taken, &mut queue.pending);
+            }
+            self.current = self.taken.pop_front();
+            self.publish_holds();
         }
         match &self.current {
             Some(slot) => {
                 slot.push(segment, last, copy_in);
                 if last {
                     self.current = None;
+                    self.publish_holds();
                 }
                 Ok(())
             }
             None => self.unsolicited(segment),
         }
+    }
+
+    /// Tells `send` how many answers the reader still owes.
+    fn publish_holds(&self) {
+        let holds = self.taken.len() + usize::from(self.current.is_some());
+        self.conn.reader_holds.store(holds, Ordering::Relaxed);
     }
 
     /// Messages nobody asked for: a fatal error before the server hangs up

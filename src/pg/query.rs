@@ -11,7 +11,7 @@ use postgres_protocol::message::frontend;
 use postgres_types::{IsNull, Type};
 
 use super::client::Client;
-use super::response::{Response, Slot};
+use super::response::{Frame, Response, Slot};
 use super::row::Row;
 use super::server_error::db_error;
 use super::statement::{Column, Statement};
@@ -169,7 +169,16 @@ impl Client {
         let mut affected = 0;
         let mut error = None;
         loop {
-            match response.next()? {
+            let message = match response.next_light()? {
+                Frame::Skip => continue,
+                Frame::CommandComplete(count) => {
+                    affected = count;
+                    continue;
+                }
+                Frame::Ready => break,
+                Frame::Message(message) => message,
+            };
+            match message {
                 Message::DataRow(body) => {
                     if let (RowSink::Collect(rows), None) = (&mut rows, &error) {
                         match Row::new(columns.clone(), body) {

@@ -7,14 +7,26 @@
 //! every arrival for streaming ones (COPY). The requester parses the
 //! messages itself, so the reader only frames bytes.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use may::sync::Blocker;
 use parking_lot::Mutex;
 use postgres_protocol::message::backend::Message;
 
 use crate::Error;
+
+thread_local! {
+    /// Finished slots kept for the next requests on this thread: a slot is
+    /// put here when its answer was read to the end and nobody else holds
+    /// it, and taken out without parking in between, so nothing is held
+    /// across a park.
+    static SPARE_SLOTS: RefCell<Vec<Arc<Slot>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many finished slots a thread keeps for reuse.
+const SPARE_SLOTS_KEPT: usize = 64;
 
 /// Where the reader puts one request's answer.
 #[derive(Debug)]
@@ -36,6 +48,20 @@ struct SlotState {
 impl Slot {
     /// A slot for the calling task; `streaming` wakes it on every arrival.
     pub(crate) fn new(streaming: bool) -> Arc<Slot> {
+        if may::coroutine::is_coroutine() {
+            if let Some(mut slot) = SPARE_SLOTS.with(|spare| spare.borrow_mut().pop()) {
+                if let Some(unique) = Arc::get_mut(&mut slot) {
+                    *unique.state.get_mut() = SlotState {
+                        streaming,
+                        ..SlotState::default()
+                    };
+                    // A wake-up left over from the last answer (it came
+                    // before its requester parked) at worst makes the
+                    // next wait loop once more.
+                    return slot;
+                }
+            }
+        }
         Arc::new(Slot {
             state: Mutex::new(SlotState {
                 streaming,
@@ -117,6 +143,37 @@ impl Slot {
     }
 }
 
+/// The row count at the end of a command tag (`INSERT 0 5`, `SELECT 1`),
+/// 0 when the tag has none: as [`super::query::rows_affected`], on bytes.
+fn tag_row_count(tag: &[u8]) -> u64 {
+    let last = tag.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    if last.is_empty() {
+        return 0;
+    }
+    last.iter()
+        .try_fold(0u64, |count, &b| {
+            if b.is_ascii_digit() {
+                count.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+            } else {
+                None
+            }
+        })
+        .unwrap_or(0)
+}
+
+/// A backend message as [`Response::next_light`] returns it.
+pub(crate) enum Frame {
+    /// A message with nothing to read but its tag (`BindComplete`,
+    /// `ParseComplete`, `NoData`, `EmptyQueryResponse`, ...).
+    Skip,
+    /// `CommandComplete` with the row count of its tag.
+    CommandComplete(u64),
+    /// `ReadyForQuery`: the answer is complete.
+    Ready,
+    /// Any other message, parsed.
+    Message(Message),
+}
+
 /// The requesting task's reader of its answer, message by message.
 #[derive(Debug)]
 pub(crate) struct Response {
@@ -139,29 +196,95 @@ impl Response {
     /// The next backend message of this answer; `ReadyForQuery` is the last.
     pub(crate) fn next(&mut self) -> Result<Message, Error> {
         loop {
-            if let Some(message) = Message::parse(&mut self.data)
-                .map_err(|e| Error::Protocol(format!("malformed message: {e}")))?
-            {
+            if self.complete_frame()?.is_some() {
+                return self.parse_frame();
+            }
+            self.receive()?;
+        }
+    }
+
+    /// Like [`Response::next`], but the messages that carry nothing a
+    /// query result needs beyond their tag (`BindComplete`, `CommandComplete`,
+    /// `ReadyForQuery`, ...) are consumed in place, without splitting them
+    /// off the shared receive buffer (each split costs atomic reference
+    /// counting on a buffer the reader and other tasks touch too).
+    pub(crate) fn next_light(&mut self) -> Result<Frame, Error> {
+        loop {
+            let Some((tag, total)) = self.complete_frame()? else {
+                self.receive()?;
+                continue;
+            };
+            let bodyless = total == 5;
+            let frame = match tag {
+                b'1' | b'2' | b'3' | b'n' | b'I' | b's' if bodyless => Frame::Skip,
+                b'Z' if total == 6 => {
+                    self.finished = true;
+                    Frame::Ready
+                }
+                b'C' => {
+                    let body = &self.data[5..total];
+                    let end = body.iter().position(|&b| b == 0).ok_or_else(|| {
+                        Error::Protocol("malformed message: bad command tag".to_owned())
+                    })?;
+                    Frame::CommandComplete(tag_row_count(&body[..end]))
+                }
+                _ => return self.parse_frame().map(Frame::Message),
+            };
+            self.data.advance(total);
+            return Ok(frame);
+        }
+    }
+
+    /// The tag and total length of the first buffered message, when it is
+    /// complete.
+    fn complete_frame(&self) -> Result<Option<(u8, usize)>, Error> {
+        if self.data.len() < 5 {
+            return Ok(None);
+        }
+        let len =
+            u32::from_be_bytes([self.data[1], self.data[2], self.data[3], self.data[4]]) as usize;
+        if len < 4 {
+            return Err(Error::Protocol(format!(
+                "malformed message: invalid message length {len}"
+            )));
+        }
+        Ok((self.data.len() > len).then_some((self.data[0], len + 1)))
+    }
+
+    /// Parses the first buffered message, known to be complete.
+    fn parse_frame(&mut self) -> Result<Message, Error> {
+        match Message::parse(&mut self.data)
+            .map_err(|e| Error::Protocol(format!("malformed message: {e}")))?
+        {
+            Some(message) => {
                 if matches!(message, Message::ReadyForQuery(_)) {
                     self.finished = true;
                 }
-                return Ok(message);
+                Ok(message)
             }
-            if self.received_all || self.finished {
+            None => Err(Error::Protocol(
+                "malformed message: incomplete frame".to_owned(),
+            )),
+        }
+    }
+
+    /// Waits for more of the answer; an error when it already ended.
+    fn receive(&mut self) -> Result<(), Error> {
+        if self.received_all || self.finished {
+            self.finished = true;
+            return Err(Error::Protocol(
+                "the answer ended without ReadyForQuery".to_owned(),
+            ));
+        }
+        match self.slot.wait() {
+            Ok((data, last)) => {
+                self.data.unsplit(data);
+                self.received_all = last;
+                Ok(())
+            }
+            Err(e) => {
                 self.finished = true;
-                return Err(Error::Protocol(
-                    "the answer ended without ReadyForQuery".to_owned(),
-                ));
-            }
-            match self.slot.wait() {
-                Ok((data, last)) => {
-                    self.data.unsplit(data);
-                    self.received_all = last;
-                }
-                Err(e) => {
-                    self.finished = true;
-                    return Err(e);
-                }
+                Err(e)
             }
         }
     }
@@ -199,6 +322,41 @@ impl Drop for Response {
     fn drop(&mut self) {
         if !self.finished {
             self.slot.abandon();
+            return;
+        }
+        // Keep the slot for the next request when nobody else (the reader)
+        // still holds it, saving two allocations and two frees per request.
+        if Arc::get_mut(&mut self.slot).is_some() && may::coroutine::is_coroutine() {
+            let slot = self.slot.clone();
+            SPARE_SLOTS.with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.len() < SPARE_SLOTS_KEPT {
+                    spare.push(slot);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tag_row_count;
+    use crate::pg::query::rows_affected;
+
+    #[test]
+    fn tag_row_counts_agree_with_the_string_parser() {
+        for tag in [
+            "SELECT 1",
+            "INSERT 0 5",
+            "UPDATE 20",
+            "BEGIN",
+            "",
+            "COPY 18446744073709551615",
+            "COPY 18446744073709551616",
+            "DELETE -1",
+            "SELECT 1 ",
+        ] {
+            assert_eq!(tag_row_count(tag.as_bytes()), rows_affected(tag), "{tag:?}");
         }
     }
 }

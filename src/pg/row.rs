@@ -46,11 +46,65 @@ impl<T: RowIndex + ?Sized> RowIndex for &T {
     }
 }
 
+/// How many value positions a row keeps without a heap allocation.
+const INLINE_VALUES: usize = 8;
+
+/// Where each value lies in a row's bytes: inline for narrow rows (no
+/// allocation per row), on the heap for wide ones.
+enum Ranges {
+    /// `(start, length)` per value; a length of `u32::MAX` is NULL.
+    Inline([(u32, u32); INLINE_VALUES]),
+    Heap(Vec<Option<Range<usize>>>),
+}
+
+impl Ranges {
+    fn collect(body: &DataRowBody, count: usize) -> Result<Ranges, std::io::Error> {
+        let mut iter = body.ranges();
+        if count > INLINE_VALUES {
+            return Ok(Ranges::Heap(iter.collect()?));
+        }
+        let mut inline = [(0, 0); INLINE_VALUES];
+        let mut seen = 0;
+        while let Some(range) = iter.next()? {
+            if seen < INLINE_VALUES {
+                // A DataRow is at most 1 GiB, so offsets fit in u32.
+                inline[seen] = match range {
+                    Some(r) => (r.start as u32, (r.end - r.start) as u32),
+                    None => (0, u32::MAX),
+                };
+            }
+            seen += 1;
+        }
+        if seen == count {
+            Ok(Ranges::Inline(inline))
+        } else {
+            // The caller reports the mismatch with the real count.
+            Ok(Ranges::Heap(body.ranges().collect()?))
+        }
+    }
+
+    fn len(&self, columns: usize) -> usize {
+        match self {
+            Ranges::Inline(_) => columns,
+            Ranges::Heap(ranges) => ranges.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<Option<Range<usize>>> {
+        match self {
+            Ranges::Inline(inline) => inline.get(i).map(|&(start, len)| {
+                (len != u32::MAX).then(|| start as usize..start as usize + len as usize)
+            }),
+            Ranges::Heap(ranges) => ranges.get(i).cloned(),
+        }
+    }
+}
+
 /// One result row.
 pub struct Row {
     columns: Arc<[Column]>,
     body: DataRowBody,
-    ranges: Vec<Option<Range<usize>>>,
+    ranges: Ranges,
 }
 
 impl fmt::Debug for Row {
@@ -64,14 +118,12 @@ impl fmt::Debug for Row {
 
 impl Row {
     pub(crate) fn new(columns: Arc<[Column]>, body: DataRowBody) -> Result<Row, Error> {
-        let ranges: Vec<_> = body
-            .ranges()
-            .collect()
+        let ranges = Ranges::collect(&body, columns.len())
             .map_err(|e| Error::Protocol(format!("malformed data row: {e}")))?;
-        if ranges.len() != columns.len() {
+        let values = ranges.len(columns.len());
+        if values != columns.len() {
             return Err(Error::Protocol(format!(
-                "data row has {} values for {} columns",
-                ranges.len(),
+                "data row has {values} values for {} columns",
                 columns.len()
             )));
         }
@@ -133,7 +185,7 @@ impl Row {
                 source: Box::new(WrongType::new::<T>(ty.clone())),
             });
         }
-        let raw = self.ranges[i].clone().map(|r| &self.body.buffer()[r]);
+        let raw = self.ranges.get(i).flatten().map(|r| &self.body.buffer()[r]);
         T::from_sql_nullable(ty, raw).map_err(|source| {
             let source = if source.is::<WasNull>() {
                 format!(
@@ -153,9 +205,9 @@ impl Row {
 
     /// The raw binary value of a column (`None` for NULL).
     pub fn raw(&self, idx: usize) -> Option<&[u8]> {
-        self.ranges
-            .get(idx)?
-            .clone()
-            .map(|r| &self.body.buffer()[r])
+        if idx >= self.columns.len() {
+            return None;
+        }
+        self.ranges.get(idx)?.map(|r| &self.body.buffer()[r])
     }
 }
