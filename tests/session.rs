@@ -856,3 +856,27 @@ fn loading_a_relation_row_by_row_is_flagged_as_n_plus_one() {
         .unwrap();
     });
 }
+
+#[test]
+fn a_session_that_only_read_holds_no_connection_so_another_session_can_write() {
+    let db = odm::testing::test_database().unwrap();
+    let url = format!("{}?pool_size=1&pool_timeout=2", db.url());
+    let mp = Mapper::new(&url).unwrap();
+    mp.register::<Employee>().unwrap();
+    mp.register::<Engineer>().unwrap();
+    mp.register::<Task>().unwrap();
+    green(move || {
+        mp.table_create().unwrap();
+        let mut reader = mp.session().unwrap();
+        assert_eq!(reader.query::<Task>().count().unwrap(), 0);
+        // the only connection went back to the pool after the read
+        assert_eq!(mp.engine(None).unwrap().pool().available(), 1);
+        // so a second session in the same task can write (no nested acquire,
+        // no pool timeout) while the first is still open
+        let mut writer = mp.session().unwrap();
+        writer.add(&mut Task::new("written")).unwrap();
+        writer.commit().unwrap();
+        assert_eq!(reader.query::<Task>().count().unwrap(), 1);
+        reader.commit().unwrap();
+    });
+}
