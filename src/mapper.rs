@@ -235,24 +235,37 @@ impl Mapper {
     /// foreign-key cycle; the server's error for bad DDL.
     pub fn table_create(&self) -> Result<()> {
         check_context("table_create")?;
+        self.ddl_per_bind(ddl::creation_order, |session, label, table| {
+            if table.is_custom() {
+                if relation_exists(session, label, table.name)? {
+                    return Ok(());
+                }
+                for sql in ddl::create_table_sql(table) {
+                    session.batch_execute_on(label, &sql)?;
+                }
+                Ok(())
+            } else {
+                let sql = ddl::create_table_sql(table).join(";\n");
+                session.batch_execute_on(label, &sql)
+            }
+        })
+    }
+
+    /// Runs `apply` on every registered table of each bind, in `order`, in
+    /// one session (one transaction) per bind that has tables.
+    fn ddl_per_bind(
+        &self,
+        order: fn(&[&'static Table]) -> Result<Vec<&'static Table>>,
+        mut apply: impl FnMut(&mut Session, &str, &'static Table) -> Result<()>,
+    ) -> Result<()> {
         for (label, _) in &self.inner.binds {
-            let tables = ddl::creation_order(&self.tables_of(label))?;
+            let tables = order(&self.tables_of(label))?;
             if tables.is_empty() {
                 continue;
             }
             let mut session = self.session()?;
             for table in tables {
-                if table.is_custom() {
-                    if relation_exists(&mut session, label, table.name)? {
-                        continue;
-                    }
-                    for sql in ddl::create_table_sql(table) {
-                        session.batch_execute_on(label, &sql)?;
-                    }
-                } else {
-                    let sql = ddl::create_table_sql(table).join(";\n");
-                    session.batch_execute_on(label, &sql)?;
-                }
+                apply(&mut session, label, table)?;
             }
             session.commit()?;
         }
@@ -269,30 +282,22 @@ impl Mapper {
     /// As [`Mapper::table_create`].
     pub fn table_drop(&self) -> Result<()> {
         check_context("table_drop")?;
-        for (label, _) in &self.inner.binds {
-            let tables = ddl::drop_order(&self.tables_of(label))?;
-            if tables.is_empty() {
-                continue;
-            }
-            let mut session = self.session()?;
-            for table in tables {
-                match ddl::drop_table_sql(table) {
-                    Some(sql) if table.is_custom() => {
-                        if relation_exists(&mut session, label, table.name)? {
-                            session.batch_execute_on(label, &sql)?;
-                        }
+        self.ddl_per_bind(ddl::drop_order, |session, label, table| {
+            match ddl::drop_table_sql(table) {
+                Some(sql) if table.is_custom() => {
+                    if relation_exists(session, label, table.name)? {
+                        session.batch_execute_on(label, &sql)?;
                     }
-                    Some(sql) => session.batch_execute_on(label, &sql)?,
-                    None => log::warn!(
-                        "model `{}` has create_sql but no drop_sql; `{}` is not dropped",
-                        table.model,
-                        table.name
-                    ),
                 }
+                Some(sql) => session.batch_execute_on(label, &sql)?,
+                None => log::warn!(
+                    "model `{}` has create_sql but no drop_sql; `{}` is not dropped",
+                    table.model,
+                    table.name
+                ),
             }
-            session.commit()?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The base tables of the current schema on every bind: `(label, sorted
