@@ -69,6 +69,46 @@ pub enum Error {
     #[error("tls is not supported by this build: use sslmode=disable or sslmode=prefer")]
     TlsUnsupported,
 
+    /// `COMMIT` did not commit: the server rolled the transaction back
+    /// (answered `COMMIT` with the tag `ROLLBACK` because an earlier
+    /// statement failed, or failed the commit itself: a deferred constraint,
+    /// a serialization failure). Nothing of the transaction is stored.
+    /// [`Error::code`] is the SQLSTATE of the cause when it is known.
+    #[error("the transaction was rolled back, not committed{}", rolled_back_cause(.cause))]
+    RolledBack {
+        /// The error that doomed the transaction: the first failed
+        /// statement's, or the commit's own; `None` when unknown (the
+        /// failure was seen by a statement whose error was not kept).
+        cause: Option<Box<DbError>>,
+    },
+
+    /// A request got no complete answer within `query_timeout`. The server
+    /// was asked to cancel it; the connection is closed if it did not
+    /// answer promptly after that, so a late answer can never reach
+    /// another request. The statement may or may not have run.
+    #[error("query timed out after {} ms (query_timeout)", .timeout.as_millis())]
+    QueryTimeout {
+        /// The deadline that passed.
+        timeout: Duration,
+    },
+
+    /// A statement that would leave state on a shared connection
+    /// (transaction control, `COPY`, `LISTEN`, session `SET`, `PREPARE`,
+    /// `DECLARE`, `DISCARD`, ...) was refused before it was sent; the
+    /// message names what to use instead.
+    #[error("`{command}` is not allowed on a shared connection: {alternative}")]
+    NotShareable {
+        /// The statement's leading keyword(s), upper-case.
+        command: String,
+        /// What to use instead.
+        alternative: &'static str,
+    },
+
+    /// A `COPY` reached a query method (`query`, `execute`, ...); it was
+    /// ended with `CopyFail` and the connection is still usable.
+    #[error("{0}")]
+    CopyNotAllowed(&'static str),
+
     /// A parameter could not be encoded.
     #[error("cannot encode parameter ${index}: {source}")]
     ToSql {
@@ -162,12 +202,25 @@ impl Error {
         self.as_db_error().map(|e| e.code.as_str())
     }
 
-    /// The server's error fields, when the server reported this error.
+    /// The server's error fields, when the server reported this error (for
+    /// [`Error::RolledBack`], the cause's).
     pub fn as_db_error(&self) -> Option<&DbError> {
         match self {
             Error::Db(e) => Some(e),
+            Error::RolledBack { cause: Some(e) } => Some(e),
             _ => None,
         }
+    }
+
+    /// True when a commit was answered with a rollback: nothing of the
+    /// transaction is stored.
+    pub fn is_rolled_back(&self) -> bool {
+        matches!(self, Error::RolledBack { .. })
+    }
+
+    /// True when a request passed its `query_timeout`.
+    pub fn is_query_timeout(&self) -> bool {
+        matches!(self, Error::QueryTimeout { .. })
     }
 
     /// True when the connection this came from can no longer be used.
@@ -194,6 +247,13 @@ impl Error {
     /// transaction may succeed if retried.
     pub fn is_retryable(&self) -> bool {
         matches!(self.code(), Some("40001" | "40P01"))
+    }
+}
+
+fn rolled_back_cause(cause: &Option<Box<DbError>>) -> String {
+    match cause {
+        Some(cause) => format!(": {cause}"),
+        None => String::new(),
     }
 }
 

@@ -16,6 +16,15 @@ mod connection_string;
 const DEFAULT_PORT: u16 = 5432;
 const DEFAULT_POOL_SIZE: usize = 10;
 const DEFAULT_POOL_TIMEOUT: Duration = Duration::from_secs(30);
+/// pgjdbc's default: long enough for a loaded server's authentication,
+/// short enough that a silent peer surfaces as an error.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(60);
+const DEFAULT_KEEPALIVES_INTERVAL: Duration = Duration::from_secs(10);
+const DEFAULT_KEEPALIVES_COUNT: u32 = 6;
+const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 256;
+const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,11 +73,20 @@ pub struct Config {
     application_name: Option<String>,
     connect_timeout: Option<Duration>,
     statement_timeout: Option<Duration>,
+    query_timeout: Option<Duration>,
+    keepalives: bool,
+    keepalives_idle: Duration,
+    keepalives_interval: Duration,
+    keepalives_count: u32,
+    tcp_user_timeout: Option<Duration>,
     options: Option<String>,
     ssl_mode: SslMode,
     pool_size: usize,
     pool_timeout: Duration,
     statement_cache: bool,
+    statement_cache_capacity: usize,
+    max_lifetime: Option<Duration>,
+    idle_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Config {
@@ -82,11 +100,20 @@ impl fmt::Debug for Config {
             .field("application_name", &self.application_name)
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)
+            .field("query_timeout", &self.query_timeout)
+            .field("keepalives", &self.keepalives)
+            .field("keepalives_idle", &self.keepalives_idle)
+            .field("keepalives_interval", &self.keepalives_interval)
+            .field("keepalives_count", &self.keepalives_count)
+            .field("tcp_user_timeout", &self.tcp_user_timeout)
             .field("options", &self.options)
             .field("ssl_mode", &self.ssl_mode)
             .field("pool_size", &self.pool_size)
             .field("pool_timeout", &self.pool_timeout)
             .field("statement_cache", &self.statement_cache)
+            .field("statement_cache_capacity", &self.statement_cache_capacity)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }
@@ -109,13 +136,22 @@ impl Config {
             port: DEFAULT_PORT,
             dbname: String::new(),
             application_name: None,
-            connect_timeout: None,
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             statement_timeout: None,
+            query_timeout: None,
+            keepalives: true,
+            keepalives_idle: DEFAULT_KEEPALIVES_IDLE,
+            keepalives_interval: DEFAULT_KEEPALIVES_INTERVAL,
+            keepalives_count: DEFAULT_KEEPALIVES_COUNT,
+            tcp_user_timeout: None,
             options: None,
             ssl_mode: SslMode::Prefer,
             pool_size: DEFAULT_POOL_SIZE,
             pool_timeout: DEFAULT_POOL_TIMEOUT,
             statement_cache: true,
+            statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
+            max_lifetime: Some(DEFAULT_MAX_LIFETIME),
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
     }
 
@@ -177,14 +213,70 @@ impl Config {
         self.application_name.as_deref()
     }
 
-    /// How long to wait for the TCP connection to open.
+    /// How long opening a connection may take in all: host-name lookup,
+    /// TCP handshake, TLS and authentication, up to the first
+    /// `ReadyForQuery` (`connect_timeout`, seconds; default 10 s as in
+    /// pgjdbc, `0` waits forever as in libpq).
     pub fn connect_timeout(&self) -> Option<Duration> {
         self.connect_timeout
+    }
+
+    /// Sets (or with `None` removes) the connect timeout.
+    pub fn set_connect_timeout(&mut self, timeout: Option<Duration>) -> &mut Config {
+        self.connect_timeout = timeout.filter(|d| !d.is_zero());
+        self
     }
 
     /// The server-side `statement_timeout`, sent as a startup option.
     pub fn statement_timeout(&self) -> Option<Duration> {
         self.statement_timeout
+    }
+
+    /// The client-side deadline of one request (`query_timeout`,
+    /// milliseconds; default none). A request still unanswered after it
+    /// fails with [`Error::QueryTimeout`](crate::Error::QueryTimeout), the
+    /// server is asked to cancel it, and the connection is closed if the
+    /// server does not answer promptly.
+    pub fn query_timeout(&self) -> Option<Duration> {
+        self.query_timeout
+    }
+
+    /// Sets (or with `None` removes) the client-side request deadline.
+    pub fn set_query_timeout(&mut self, timeout: Option<Duration>) -> &mut Config {
+        self.query_timeout = timeout.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// Whether TCP keepalive probes are sent on an idle connection
+    /// (`keepalives`, default on), so a peer that vanished is noticed.
+    pub fn keepalives(&self) -> bool {
+        self.keepalives
+    }
+
+    /// Idle time before the first keepalive probe (`keepalives_idle`,
+    /// seconds; default 60 s).
+    pub fn keepalives_idle(&self) -> Duration {
+        self.keepalives_idle
+    }
+
+    /// Time between unanswered keepalive probes (`keepalives_interval`,
+    /// seconds; default 10 s).
+    pub fn keepalives_interval(&self) -> Duration {
+        self.keepalives_interval
+    }
+
+    /// Unanswered probes before the connection is declared dead
+    /// (`keepalives_count`; default 6, so a silent peer is noticed about
+    /// two minutes after the connection went idle).
+    pub fn keepalives_count(&self) -> u32 {
+        self.keepalives_count
+    }
+
+    /// How long sent data may stay unacknowledged before the kernel drops
+    /// the connection (`tcp_user_timeout`, milliseconds; default none: the
+    /// system's, which is about 15 minutes on Linux).
+    pub fn tcp_user_timeout(&self) -> Option<Duration> {
+        self.tcp_user_timeout
     }
 
     /// Command-line options sent to the server (libpq's `options`).
@@ -211,6 +303,29 @@ impl Config {
     /// true; `statement_cache=false` for PgBouncer in transaction mode).
     pub fn statement_cache(&self) -> bool {
         self.statement_cache
+    }
+
+    /// How many prepared statements one connection keeps
+    /// (`statement_cache_capacity`; default 256, between sqlx's 100 and
+    /// pgx's 512). The least recently used one is closed on the server when
+    /// a new one would exceed it.
+    pub fn statement_cache_capacity(&self) -> usize {
+        self.statement_cache_capacity
+    }
+
+    /// How long a pooled connection lives before the pool closes it
+    /// (`max_lifetime`, seconds; default 30 min as in HikariCP, `0` for
+    /// ever): server-side memory held by a backend is given back, and a
+    /// load balancer's idea of the servers is followed.
+    pub fn max_lifetime(&self) -> Option<Duration> {
+        self.max_lifetime
+    }
+
+    /// How long a pooled connection may sit idle before the pool closes it
+    /// (`idle_timeout`, seconds; default 10 min as in HikariCP, `0` for
+    /// ever), so a quiet application gives its server processes back.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
     }
 
     /// The same settings for another database.
@@ -241,11 +356,33 @@ impl Config {
         if let Some(name) = &self.application_name {
             query.push(("application_name", name.clone()));
         }
-        if let Some(timeout) = self.connect_timeout {
+        if self.connect_timeout != Some(DEFAULT_CONNECT_TIMEOUT) {
+            let timeout = self.connect_timeout.unwrap_or_default();
             query.push(("connect_timeout", format_seconds(timeout)));
         }
         if let Some(timeout) = self.statement_timeout {
             query.push(("statement_timeout", timeout.as_millis().to_string()));
+        }
+        if let Some(timeout) = self.query_timeout {
+            query.push(("query_timeout", format_millis(timeout)));
+        }
+        if !self.keepalives {
+            query.push(("keepalives", "0".to_owned()));
+        }
+        if self.keepalives_idle != DEFAULT_KEEPALIVES_IDLE {
+            query.push(("keepalives_idle", format_seconds(self.keepalives_idle)));
+        }
+        if self.keepalives_interval != DEFAULT_KEEPALIVES_INTERVAL {
+            query.push((
+                "keepalives_interval",
+                format_seconds(self.keepalives_interval),
+            ));
+        }
+        if self.keepalives_count != DEFAULT_KEEPALIVES_COUNT {
+            query.push(("keepalives_count", self.keepalives_count.to_string()));
+        }
+        if let Some(timeout) = self.tcp_user_timeout {
+            query.push(("tcp_user_timeout", format_millis(timeout)));
         }
         if let Some(options) = &self.options {
             query.push(("options", options.clone()));
@@ -261,6 +398,20 @@ impl Config {
         }
         if !self.statement_cache {
             query.push(("statement_cache", "false".to_owned()));
+        }
+        if self.statement_cache_capacity != DEFAULT_STATEMENT_CACHE_CAPACITY {
+            query.push((
+                "statement_cache_capacity",
+                self.statement_cache_capacity.to_string(),
+            ));
+        }
+        if self.max_lifetime != Some(DEFAULT_MAX_LIFETIME) {
+            let lifetime = self.max_lifetime.unwrap_or_default();
+            query.push(("max_lifetime", format_seconds(lifetime)));
+        }
+        if self.idle_timeout != Some(DEFAULT_IDLE_TIMEOUT) {
+            let timeout = self.idle_timeout.unwrap_or_default();
+            query.push(("idle_timeout", format_seconds(timeout)));
         }
         for (i, (key, value)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
@@ -281,6 +432,15 @@ fn format_seconds(d: Duration) -> String {
         d.as_secs().to_string()
     } else {
         d.as_secs_f64().to_string()
+    }
+}
+
+fn format_millis(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros % 1000 == 0 {
+        (micros / 1000).to_string()
+    } else {
+        format!("{}", micros as f64 / 1000.0)
     }
 }
 

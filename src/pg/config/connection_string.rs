@@ -24,6 +24,38 @@ impl Config {
                 self.connect_timeout = Some(parse_seconds(key, &value)?).filter(|d| !d.is_zero())
             }
             "statement_timeout" => self.statement_timeout = Some(parse_millis(key, &value)?),
+            "query_timeout" => {
+                self.query_timeout = Some(parse_millis(key, &value)?).filter(|d| !d.is_zero())
+            }
+            "keepalives" => self.keepalives = parse_bool(key, &value)?,
+            "keepalives_idle" => self.keepalives_idle = parse_whole_seconds(key, &value)?,
+            "keepalives_interval" => self.keepalives_interval = parse_whole_seconds(key, &value)?,
+            "keepalives_count" => {
+                self.keepalives_count = match value.parse::<u32>() {
+                    Ok(n) if (1..=127).contains(&n) => n,
+                    _ => {
+                        return Err(config_error(&format!(
+                            "invalid keepalives_count `{value}`: expected a number from 1 to 127"
+                        )))
+                    }
+                }
+            }
+            "tcp_user_timeout" => {
+                self.tcp_user_timeout = Some(parse_millis(key, &value)?).filter(|d| !d.is_zero())
+            }
+            "statement_cache_capacity" => {
+                self.statement_cache_capacity = value.parse::<usize>().map_err(|_| {
+                    config_error(&format!(
+                        "invalid statement_cache_capacity `{value}`: expected a whole number"
+                    ))
+                })?
+            }
+            "max_lifetime" => {
+                self.max_lifetime = Some(parse_seconds(key, &value)?).filter(|d| !d.is_zero())
+            }
+            "idle_timeout" => {
+                self.idle_timeout = Some(parse_seconds(key, &value)?).filter(|d| !d.is_zero())
+            }
             "options" => self.options = Some(value),
             "sslmode" => {
                 self.ssl_mode = match value.as_str() {
@@ -48,17 +80,7 @@ impl Config {
                 }
             }
             "pool_timeout" => self.pool_timeout = parse_seconds(key, &value)?,
-            "statement_cache" => {
-                self.statement_cache = match value.to_ascii_lowercase().as_str() {
-                    "true" | "on" | "yes" | "1" => true,
-                    "false" | "off" | "no" | "0" => false,
-                    _ => {
-                        return Err(config_error(&format!(
-                            "invalid statement_cache `{value}`: expected true or false"
-                        )))
-                    }
-                }
-            }
+            "statement_cache" => self.statement_cache = parse_bool(key, &value)?,
             _ => return Err(config_error(&format!("unknown setting `{key}`"))),
         }
         Ok(())
@@ -177,6 +199,28 @@ fn parse_port(port: &str) -> Result<u16, Error> {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(config_error(&format!(
             "invalid port `{port}`: expected a number from 1 to 65535"
+        ))),
+    }
+}
+
+/// `true`/`false` and their libpq spellings (`on`, `yes`, `1`, ...).
+fn parse_bool(key: &str, value: &str) -> Result<bool, Error> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err(config_error(&format!(
+            "invalid {key} `{value}`: expected true or false"
+        ))),
+    }
+}
+
+/// A whole number of seconds, at least 1 (what the kernel's keepalive
+/// settings accept).
+fn parse_whole_seconds(key: &str, value: &str) -> Result<Duration, Error> {
+    match value.parse::<u64>() {
+        Ok(s) if (1..=32_767).contains(&s) => Ok(Duration::from_secs(s)),
+        _ => Err(config_error(&format!(
+            "invalid {key} `{value}`: expected whole seconds from 1 to 32767"
         ))),
     }
 }
@@ -397,6 +441,55 @@ mod tests {
         let c = Config::parse("postgres://u@h/d?statement_timeout=2s&sslmode=require").unwrap();
         assert_eq!(c.statement_timeout(), Some(Duration::from_secs(2)));
         assert_eq!(c.ssl_mode(), SslMode::Require);
+    }
+
+    #[test]
+    fn reliability_settings_have_documented_defaults() {
+        let c = Config::parse("postgres://u@h/d").unwrap();
+        assert_eq!(c.connect_timeout(), Some(Duration::from_secs(10)));
+        assert_eq!(c.query_timeout(), None);
+        assert!(c.keepalives());
+        assert_eq!(c.keepalives_idle(), Duration::from_secs(60));
+        assert_eq!(c.keepalives_interval(), Duration::from_secs(10));
+        assert_eq!(c.keepalives_count(), 6);
+        assert_eq!(c.tcp_user_timeout(), None);
+        assert_eq!(c.statement_cache_capacity(), 256);
+        assert_eq!(c.max_lifetime(), Some(Duration::from_secs(1800)));
+        assert_eq!(c.idle_timeout(), Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn reliability_settings_parse_and_round_trip() {
+        let url = "postgres://u@h/d?connect_timeout=0&query_timeout=2000&keepalives=0\
+                   &keepalives_idle=5&keepalives_interval=2&keepalives_count=3&tcp_user_timeout=10000\
+                   &statement_cache_capacity=16&max_lifetime=0&idle_timeout=0.5";
+        let c = Config::parse(url).unwrap();
+        assert_eq!(c.connect_timeout(), None);
+        assert_eq!(c.query_timeout(), Some(Duration::from_secs(2)));
+        assert!(!c.keepalives());
+        assert_eq!(c.keepalives_idle(), Duration::from_secs(5));
+        assert_eq!(c.keepalives_interval(), Duration::from_secs(2));
+        assert_eq!(c.keepalives_count(), 3);
+        assert_eq!(c.tcp_user_timeout(), Some(Duration::from_secs(10)));
+        assert_eq!(c.statement_cache_capacity(), 16);
+        assert_eq!(c.max_lifetime(), None);
+        assert_eq!(c.idle_timeout(), Some(Duration::from_millis(500)));
+        assert_eq!(Config::parse(&c.to_url()).unwrap(), c, "{}", c.to_url());
+        let c = Config::parse("postgres://u@h/d?query_timeout=1.5").unwrap();
+        assert_eq!(c.query_timeout(), Some(Duration::from_micros(1500)));
+        assert_eq!(Config::parse(&c.to_url()).unwrap(), c, "{}", c.to_url());
+        assert_eq!(
+            err("postgres://u@h/d?keepalives_count=0"),
+            "invalid configuration: invalid keepalives_count `0`: expected a number from 1 to 127"
+        );
+        assert_eq!(
+            err("postgres://u@h/d?keepalives_idle=1.5"),
+            "invalid configuration: invalid keepalives_idle `1.5`: expected whole seconds from 1 to 32767"
+        );
+        assert_eq!(
+            err("postgres://u@h/d?keepalives=maybe"),
+            "invalid configuration: invalid keepalives `maybe`: expected true or false"
+        );
     }
 
     #[test]
