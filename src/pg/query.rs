@@ -211,14 +211,21 @@ impl Client {
     }
 
     /// The simple query protocol: one or more statements, no parameters.
-    pub(crate) fn simple_query(&self, sql: &str) -> Result<(), Error> {
+    /// Returns the command tag of the last statement that completed
+    /// (`COMMIT`, `ROLLBACK`, `INSERT 0 1`, ...; empty when none did).
+    pub(crate) fn simple_query(&self, sql: &str) -> Result<String, Error> {
         let mut response = self.request(false, |buf| {
             frontend::query(sql, buf)?;
             Ok(())
         })?;
         let mut error = None;
+        let mut tag = String::new();
         loop {
             match response.next()? {
+                Message::CommandComplete(body) => {
+                    tag.clear();
+                    tag.push_str(body.tag()?);
+                }
                 Message::ErrorResponse(body) if error.is_none() => {
                     error = Some(db_error(body.fields()));
                 }
@@ -230,7 +237,7 @@ impl Client {
                 _ => {}
             }
         }
-        error.map_or(Ok(()), Err)
+        error.map_or(Ok(tag), Err)
     }
 
     /// A COPY FROM STDIN reached through a query method: end it at once.
