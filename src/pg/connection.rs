@@ -328,6 +328,46 @@ impl Connection {
         }
     }
 
+    /// Ends a `COPY ... FROM STDIN` (or `COPY BOTH`) that reached a query
+    /// method. The server ignores everything but COPY messages now, and a
+    /// `Sync` sent with the request was swallowed, so `CopyFail` goes out
+    /// with a fresh `Sync` when the request used the extended protocol
+    /// (`extended`). That keeps the connection in step only if no other
+    /// request was queued behind this one — their messages would abort the
+    /// copy themselves and their `Sync` would answer for ours — so with
+    /// anything queued behind, the connection is closed instead and every
+    /// request on it fails (none is answered wrongly). Returns whether the
+    /// connection is still usable.
+    pub(crate) fn refuse_copy(&self, extended: bool) -> bool {
+        let mut queue = self.queue.lock();
+        if queue.closed {
+            return false;
+        }
+        // While the refused request is the reader's current answer, the
+        // reader takes nothing new from `pending`, so this count is exact.
+        let alone = queue.pending.is_empty() && self.reader_holds.load(Ordering::Acquire) <= 1;
+        if !alone {
+            drop(queue);
+            self.shut(CloseReason::Protocol(
+                "a COPY reached a query method while other requests were pipelined behind it"
+                    .to_owned(),
+            ));
+            return false;
+        }
+        // No new request may be written before CopyFail (and Sync).
+        queue.holds += 1;
+        drop(queue);
+        let mut buf = BytesMut::new();
+        let encoded =
+            postgres_protocol::message::frontend::copy_fail("COPY needs the COPY API", &mut buf);
+        if extended {
+            postgres_protocol::message::frontend::sync(&mut buf);
+        }
+        let sent = encoded.is_ok() && self.send(&buf, None, true).is_ok();
+        self.release_writes();
+        sent
+    }
+
     /// Ends a hold taken by [`Connection::hold_writes`].
     pub(crate) fn release_writes(&self) {
         let waiters = {

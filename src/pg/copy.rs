@@ -249,9 +249,12 @@ impl<'a> CopyOutReader<'a> {
                 Err(error)
             }
             other => {
-                if matches!(other, Message::CopyInResponse(_)) {
-                    // The server waits for data that will never come.
-                    client.refuse_copy_in()?;
+                if matches!(other, Message::CopyInResponse(_))
+                    && !client.connection().refuse_copy(false)
+                {
+                    // The server waited for data that will never come, and
+                    // the connection had to be closed to end that.
+                    return Err(client.connection().closed_error());
                 }
                 response.drain().ok();
                 Err(Error::Protocol(

@@ -196,10 +196,10 @@ impl Client {
                     }
                 }
                 Message::CopyInResponse(_) => {
-                    self.refuse_copy_in()?;
-                    error = error.or_else(|| Some(copy_needs_copy_in()));
+                    error = error.or(Some(refuse_copy(self, true)?));
                 }
-                Message::CopyOutResponse(_) | Message::CopyData(_) | Message::CopyDone => {}
+                Message::CopyOutResponse(_) => error = error.or(Some(copy_out_refused())),
+                Message::CopyData(_) | Message::CopyDone => {}
                 Message::ReadyForQuery(_) => break,
                 _ => error = error.or_else(|| Some(unexpected("query"))),
             }
@@ -230,9 +230,9 @@ impl Client {
                     error = Some(db_error(body.fields()));
                 }
                 Message::CopyInResponse(_) => {
-                    self.refuse_copy_in()?;
-                    error = error.or_else(|| Some(copy_needs_copy_in()));
+                    error = error.or(Some(refuse_copy(self, false)?));
                 }
+                Message::CopyOutResponse(_) => error = error.or(Some(copy_out_refused())),
                 Message::ReadyForQuery(_) => break,
                 _ => {}
             }
@@ -240,16 +240,24 @@ impl Client {
         error.map_or(Ok(tag), Err)
     }
 
-    /// A COPY FROM STDIN reached through a query method: end it at once.
-    pub(crate) fn refuse_copy_in(&self) -> Result<(), Error> {
-        let mut buf = BytesMut::new();
-        frontend::copy_fail("COPY FROM STDIN needs Client::copy_in", &mut buf)?;
-        self.connection().send(&buf, None, true)
+}
+
+/// A `COPY ... FROM STDIN` met by a query method: the copy is ended on the
+/// server (see `Connection::refuse_copy`)
+/// and the caller gets [`Error::CopyNotAllowed`]; `Err` when the connection
+/// had to be closed instead.
+fn refuse_copy(client: &Client, extended: bool) -> Result<Error, Error> {
+    if client.connection().refuse_copy(extended) {
+        Ok(Error::CopyNotAllowed(
+            "COPY ... FROM STDIN needs copy_in(), not a query method",
+        ))
+    } else {
+        Err(client.connection().closed_error())
     }
 }
 
-fn copy_needs_copy_in() -> Error {
-    Error::Protocol("COPY FROM STDIN must be run with copy_in".to_owned())
+fn copy_out_refused() -> Error {
+    Error::CopyNotAllowed("COPY ... TO STDOUT needs copy_out(), not a query method")
 }
 
 fn unexpected(phase: &str) -> Error {
