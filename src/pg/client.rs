@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use may::sync::mpsc::Receiver;
@@ -43,6 +43,7 @@ pub struct Client {
     config: Config,
     statements: Mutex<HashMap<String, Statement>>,
     notifications: may::sync::Mutex<Receiver<Notification>>,
+    shared: AtomicBool,
 }
 
 impl fmt::Debug for Client {
@@ -89,6 +90,7 @@ impl Client {
             config: config.clone(),
             statements: Mutex::new(HashMap::new()),
             notifications: may::sync::Mutex::new(receiver),
+            shared: AtomicBool::new(false),
         })
     }
 
@@ -341,6 +343,22 @@ impl Client {
     /// Number of statements in this connection's cache.
     pub fn cached_statements(&self) -> usize {
         self.statements.lock().len()
+    }
+
+    /// Marks this client as shared by several tasks at once (the pool's
+    /// shared mode does so for its connections; off by default). A request
+    /// on a shared client must leave the connection outside a transaction:
+    /// one whose answer ends inside a transaction (a `BEGIN` that slipped
+    /// through) fails, the connection is closed, and every request
+    /// pipelined behind it — which ran inside that transaction — fails too,
+    /// so none of them is reported as stored.
+    pub fn set_shared(&self, shared: bool) {
+        self.shared.store(shared, Ordering::Relaxed);
+    }
+
+    /// Whether [`Client::set_shared`] is on.
+    pub fn is_shared(&self) -> bool {
+        self.shared.load(Ordering::Relaxed)
     }
 
     /// Closes the connection with `Terminate`.

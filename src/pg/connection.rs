@@ -50,6 +50,8 @@ enum CloseReason {
     Io(io::ErrorKind, String),
     /// The server broke the protocol.
     Protocol(String),
+    /// A request on a shared client ended inside a transaction.
+    SharedTransaction,
 }
 
 #[derive(Debug, Default)]
@@ -180,6 +182,10 @@ impl Connection {
                 Error::Io(io::Error::new(*kind, message.clone()))
             }
             Some(CloseReason::Protocol(message)) => Error::Protocol(message.clone()),
+            Some(CloseReason::SharedTransaction) => Error::Io(io::Error::other(
+                "a statement on a shared connection left a transaction open: the connection \
+                 was closed, and the statements pipelined behind it were rolled back",
+            )),
             Some(CloseReason::ByClient) | None => Error::Closed,
         }
     }
@@ -581,6 +587,12 @@ impl Reader {
         }
         match &self.current {
             Some(slot) => {
+                if last && self.conn.status.load(Ordering::Acquire) != b'I' && slot.requires_idle()
+                {
+                    // Every request behind it ran inside that transaction,
+                    // which dies with the connection: all of them fail.
+                    return Err(CloseReason::SharedTransaction);
+                }
                 slot.push(segment, last, copy_in);
                 if last {
                     self.current = None;

@@ -50,7 +50,7 @@ impl<'a> CopyInWriter<'a> {
             conn.release_writes();
             return Err(e.into());
         }
-        let slot = Slot::new(true);
+        let slot = Slot::new(true, false);
         if let Err(e) = conn.send(&query, Some(slot.clone()), true) {
             conn.release_writes();
             return Err(e);

@@ -59,7 +59,7 @@ impl Client {
             put_scratch(buf);
             return Err(e);
         }
-        let slot = Slot::new(streaming);
+        let slot = Slot::new(streaming, self.is_shared());
         let sent = self.connection().send(&buf, Some(slot.clone()), false);
         put_scratch(buf);
         sent?;
@@ -239,7 +239,6 @@ impl Client {
         }
         error.map_or(Ok(tag), Err)
     }
-
 }
 
 /// A `COPY ... FROM STDIN` met by a query method: the copy is ended on the

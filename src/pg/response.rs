@@ -43,16 +43,22 @@ struct SlotState {
     done: bool,
     failed: Option<Error>,
     abandoned: bool,
+    /// The request ran on a shared client: its `ReadyForQuery` must find
+    /// the connection idle (no transaction left open).
+    require_idle: bool,
 }
 
 impl Slot {
-    /// A slot for the calling task; `streaming` wakes it on every arrival.
-    pub(crate) fn new(streaming: bool) -> Arc<Slot> {
+    /// A slot for the calling task; `streaming` wakes it on every arrival;
+    /// `require_idle` makes the connection fail the request (and close) if
+    /// it ends inside a transaction.
+    pub(crate) fn new(streaming: bool, require_idle: bool) -> Arc<Slot> {
         if may::coroutine::is_coroutine() {
             if let Some(mut slot) = SPARE_SLOTS.with(|spare| spare.borrow_mut().pop()) {
                 if let Some(unique) = Arc::get_mut(&mut slot) {
                     *unique.state.get_mut() = SlotState {
                         streaming,
+                        require_idle,
                         ..SlotState::default()
                     };
                     // A wake-up left over from the last answer (it came
@@ -65,6 +71,7 @@ impl Slot {
         Arc::new(Slot {
             state: Mutex::new(SlotState {
                 streaming,
+                require_idle,
                 ..SlotState::default()
             }),
             blocker: Blocker::new(true),
@@ -73,7 +80,7 @@ impl Slot {
 
     /// A slot nobody waits for: its answer is read and thrown away.
     pub(crate) fn abandoned() -> Arc<Slot> {
-        let slot = Slot::new(false);
+        let slot = Slot::new(false, false);
         slot.state.lock().abandoned = true;
         slot
     }
@@ -96,6 +103,11 @@ impl Slot {
         if wake {
             self.blocker.unpark();
         }
+    }
+
+    /// Whether this request must leave the connection outside a transaction.
+    pub(crate) fn requires_idle(&self) -> bool {
+        self.state.lock().require_idle
     }
 
     /// The connection failed before the answer was complete.

@@ -63,12 +63,18 @@
 //! - There is no transaction across calls. Two shared calls of one task may
 //!   run on different connections. Use [`Pool::acquire`] and a transaction
 //!   when several statements must see one snapshot or commit together.
-//! - A statement must not change session state: `BEGIN`, `SET` without
-//!   `LOCAL`, `LISTEN`, temporary tables, `PREPARE` and advisory locks would
-//!   leak to other tasks. A connection found inside a transaction after a
-//!   shared statement is taken out of shared service at once, and rolled back
-//!   (or closed) when its statements in flight finish; statements pipelined
-//!   behind the `BEGIN` meanwhile did run inside that transaction.
+//! - A statement must not change session state. Transaction control
+//!   (`BEGIN`, `START TRANSACTION`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, ...),
+//!   `COPY`, `LISTEN`/`UNLISTEN`, session `SET`/`RESET`, `PREPARE`/
+//!   `DEALLOCATE`, cursors (`DECLARE`, `FETCH`, ...), `DISCARD` and
+//!   `CREATE TEMP TABLE` are refused with [`Error::NotShareable`] before
+//!   anything is sent; the message names what to use instead. State changed
+//!   through a function (`set_config(..., false)`, advisory locks) cannot
+//!   be seen from the text and would leak: don't.
+//! - Backstop: a shared statement whose answer leaves the connection inside
+//!   a transaction fails, the connection is closed, and every statement
+//!   pipelined behind it (which ran inside that transaction) fails too —
+//!   none of them returns `Ok` for a write that was rolled back.
 //! - When an exclusive caller waits, the least busy shared connection stops
 //!   taking new statements and goes to it once its statements in flight are
 //!   done, so shared traffic cannot starve [`Pool::acquire`].
@@ -83,10 +89,12 @@
 //! [`Error::Db`]: crate::Error::Db
 //! [`Error::is_closed`]: crate::Error::is_closed
 //! [`Error::NestedAcquire`]: crate::Error::NestedAcquire
+//! [`Error::NotShareable`]: crate::Error::NotShareable
 
 mod connection;
 mod connector;
 mod core;
+mod shareable;
 mod shared;
 mod state;
 mod stats;
@@ -143,6 +151,7 @@ impl Pool {
         }
         let task = task::current_task();
         let client = self.core.acquire(task)?;
+        client.set_shared(false);
         Ok(PooledConnection::new(client, Arc::clone(&self.core), task))
     }
 

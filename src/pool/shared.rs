@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::connector::PgConnector;
 use super::core::Core;
+use super::shareable;
 use super::state::Lease;
 use super::Pool;
 use crate::pg::{Client, Param, Row};
@@ -49,9 +50,24 @@ impl Pool {
         };
         self.core.counters.shared_statement();
         match held.client() {
-            Some(client) => statement(client),
+            Some(client) => {
+                client.set_shared(true);
+                statement(client)
+            }
             None => Err(Error::PoolClosed),
         }
+    }
+
+    /// [`Pool::shared`] for user SQL: a statement that would leave state on
+    /// the shared connection is refused before anything is sent.
+    fn shared_sql<R>(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        statement: impl FnOnce(&Client) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        shareable::check(sql)?;
+        self.shared(operation, statement)
     }
 
     /// Runs one autocommit statement on a shared, pipelined connection and
@@ -59,28 +75,31 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// The errors of [`Pool::acquire`] (wrong context, nested acquire, pool
-    /// timeout, closed pool, connect errors), then those of
+    /// [`Error::NotShareable`] before anything is sent for a statement that
+    /// would leave state on the connection (transaction control, `COPY`,
+    /// `LISTEN`, session `SET`, `PREPARE`, cursors, `DISCARD`, temporary
+    /// tables); the errors of [`Pool::acquire`] (wrong context, nested
+    /// acquire, pool timeout, closed pool, connect errors), then those of
     /// [`Client::query`].
     pub fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
-        self.shared("pool query", |client| client.query(sql, params))
+        self.shared_sql("pool query", sql, |client| client.query(sql, params))
     }
 
     /// Like [`Pool::query`] for a statement that returns exactly one row;
     /// [`Error::RowCount`] otherwise.
     pub fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, Error> {
-        self.shared("pool query", |client| client.query_one(sql, params))
+        self.shared_sql("pool query", sql, |client| client.query_one(sql, params))
     }
 
     /// Like [`Pool::query`] for a statement that returns at most one row;
     /// [`Error::RowCount`] for more.
     pub fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, Error> {
-        self.shared("pool query", |client| client.query_opt(sql, params))
+        self.shared_sql("pool query", sql, |client| client.query_opt(sql, params))
     }
 
     /// Runs one autocommit statement on a shared, pipelined connection and
     /// returns the number of rows it affected.
     pub fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
-        self.shared("pool execute", |client| client.execute(sql, params))
+        self.shared_sql("pool execute", sql, |client| client.execute(sql, params))
     }
 }

@@ -206,7 +206,10 @@ fn copy_through_execute_with_requests_pipelined_behind_it_never_answers_them_wro
         let acknowledged: u64 = tasks.into_iter().map(|t| t.join().unwrap()).sum();
         let url = c.config().to_url();
         let fresh = crate::connect(&url);
-        let present: i64 = fresh.query_one("SELECT count(*) FROM p", &[]).unwrap().get(0);
+        let present: i64 = fresh
+            .query_one("SELECT count(*) FROM p", &[])
+            .unwrap()
+            .get(0);
         assert_eq!(present as u64, acknowledged);
     });
 }
