@@ -1,7 +1,8 @@
 //! Cancelling the query a connection is running, from any coroutine.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::Weak;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
@@ -9,6 +10,7 @@ use postgres_protocol::message::frontend;
 use super::config::Config;
 use super::connect::open_socket;
 use super::connection::Connection;
+use super::response::whole_millis;
 use crate::Error;
 
 /// Sends a `CancelRequest` for one connection's backend on a fresh socket.
@@ -64,14 +66,50 @@ impl CancelToken {
     }
 
     fn send_cancel(&self) -> Result<(), Error> {
-        let mut socket = open_socket(&self.config)?;
-        let mut buf = BytesMut::with_capacity(16);
-        frontend::cancel_request(self.process_id, self.secret_key, &mut buf);
-        socket.write_all(&buf)?;
-        // The server signals the backend, then closes this socket: waiting
-        // for end-of-file means the signal has been sent.
-        let mut sink = [0u8; 64];
-        while socket.read(&mut sink)? > 0 {}
-        Ok(())
+        let timeout = self
+            .config
+            .connect_timeout()
+            .unwrap_or(DEFAULT_CANCEL_TIMEOUT);
+        send_cancel(
+            &self.config,
+            self.process_id,
+            self.secret_key,
+            Instant::now() + timeout,
+        )
+    }
+}
+
+/// How long a cancel may take when `connect_timeout` is off.
+const DEFAULT_CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends a `CancelRequest` for backend `process_id` on a fresh socket and
+/// waits until the server closed it (it has signalled the backend then), all
+/// before `deadline`.
+pub(crate) fn send_cancel(
+    config: &Config,
+    process_id: i32,
+    secret_key: i32,
+    deadline: Instant,
+) -> Result<(), Error> {
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .map(whole_millis)
+            .ok_or_else(|| Error::Io(io::Error::new(io::ErrorKind::TimedOut, "cancel timed out")))
+    };
+    let mut bounded = config.clone();
+    bounded.set_connect_timeout(Some(left()?));
+    let mut socket = open_socket(&bounded)?;
+    socket.set_timeouts(Some(left()?))?;
+    let mut buf = BytesMut::with_capacity(16);
+    frontend::cancel_request(process_id, secret_key, &mut buf);
+    socket.write_all(&buf)?;
+    let mut sink = [0u8; 64];
+    loop {
+        socket.set_timeouts(Some(left()?))?;
+        if socket.read(&mut sink)? == 0 {
+            return Ok(());
+        }
     }
 }

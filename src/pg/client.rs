@@ -16,6 +16,7 @@ use super::connection::Connection;
 use super::copy::{CopyInWriter, CopyOutReader};
 use super::notification::{Notification, Notifications};
 use super::query::RowSink;
+use super::response::Deadline;
 use super::row::Row;
 use super::statement::Statement;
 use super::transaction::{Transaction, TransactionStatus};
@@ -83,7 +84,7 @@ impl Client {
             .map_err(|e| as_connect_error(e.into()))?;
         let (read, write, shutdown) = socket.split()?;
         let (sender, receiver) = may::sync::mpsc::channel();
-        let conn = Connection::start(read, write, shutdown, state, sender)?;
+        let conn = Connection::start(read, write, shutdown, state, sender, config)?;
         Ok(Client {
             conn,
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
@@ -141,8 +142,15 @@ impl Client {
     /// out a connection that sat idle.
     pub fn check_alive(&self, timeout: std::time::Duration) -> Result<(), Error> {
         self.check_context("check_alive")?;
-        let _ = timeout; // bounded by the request deadline (driver work in progress)
-        self.simple_query("").map(drop)
+        let deadline = Deadline {
+            timeout,
+            connection: self.conn.clone(),
+        };
+        let mut response = self.request_until(false, Some(deadline), |buf| {
+            frontend::query("", buf)?;
+            Ok(())
+        })?;
+        response.drain()
     }
 
     /// Runs a statement and returns the number of rows it affected.

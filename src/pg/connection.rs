@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use may::sync::mpsc::Sender;
@@ -20,6 +21,8 @@ use may::sync::Blocker;
 use parking_lot::Mutex;
 use postgres_protocol::message::backend::Message;
 
+use super::cancel_token::send_cancel;
+use super::config::Config;
 use super::notification::Notification;
 use super::response::Slot;
 use super::server_error::{log_notice, parse_fields};
@@ -38,6 +41,9 @@ const READER_STACK_WORDS: usize = 0x2000;
 /// Stack of the writer coroutine, in machine words: 32 KiB (measured:
 /// at most ~4 KiB used).
 const WRITER_STACK_WORDS: usize = 0x1000;
+/// How long a request that passed its `query_timeout` may take to be
+/// cancelled and answered before its connection is closed instead.
+pub(crate) const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a connection is closed.
 #[derive(Debug, Clone)]
@@ -52,6 +58,9 @@ enum CloseReason {
     Protocol(String),
     /// A request on a shared client ended inside a transaction.
     SharedTransaction,
+    /// A request passed its `query_timeout` and could not be cancelled
+    /// cleanly.
+    TimedOut,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +97,8 @@ pub(crate) struct Connection {
     notices: Mutex<VecDeque<DbError>>,
     pub(crate) process_id: i32,
     pub(crate) secret_key: i32,
+    /// Where a `CancelRequest` for this connection goes.
+    cancel: Config,
 }
 
 impl std::fmt::Debug for WriteHalf {
@@ -104,6 +115,7 @@ impl Connection {
         shutdown: ShutdownHandle,
         startup: StartupState,
         notifications: Sender<Notification>,
+        config: &Config,
     ) -> Result<Arc<Connection>, Error> {
         let conn = Arc::new(Connection {
             queue: Mutex::new(Queue::default()),
@@ -118,6 +130,7 @@ impl Connection {
             notices: Mutex::new(VecDeque::new()),
             process_id: startup.process_id,
             secret_key: startup.secret_key,
+            cancel: config.clone(),
         });
         let reader = Reader {
             conn: conn.clone(),
@@ -182,6 +195,10 @@ impl Connection {
                 Error::Io(io::Error::new(*kind, message.clone()))
             }
             Some(CloseReason::Protocol(message)) => Error::Protocol(message.clone()),
+            Some(CloseReason::TimedOut) => Error::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the connection was closed after a request passed its query_timeout",
+            )),
             Some(CloseReason::SharedTransaction) => Error::Io(io::Error::other(
                 "a statement on a shared connection left a transaction open: the connection \
                  was closed, and the statements pipelined behind it were rolled back",
@@ -372,6 +389,39 @@ impl Connection {
         let sent = encoded.is_ok() && self.send(&buf, None, true).is_ok();
         self.release_writes();
         sent
+    }
+
+    /// Cleans up after `slot`'s request passed its `query_timeout`, so that
+    /// its late answer can never reach another request and no cancel can hit
+    /// one: when it is the only request in flight, new requests are held
+    /// back, the server is asked to cancel it, and its answer is awaited for
+    /// at most [`CANCEL_GRACE`]; otherwise — other requests pipelined
+    /// behind it, or no answer in time — the connection is closed and every
+    /// request on it fails.
+    pub(crate) fn time_out(&self, slot: &Arc<Slot>) {
+        let alone = {
+            let mut queue = self.queue.lock();
+            if queue.closed {
+                return;
+            }
+            let alone = queue.pending.len() + self.reader_holds.load(Ordering::Acquire) <= 1;
+            if alone {
+                queue.holds += 1;
+            }
+            alone
+        };
+        let answered = alone && {
+            let deadline = Instant::now() + CANCEL_GRACE;
+            let cancelled =
+                send_cancel(&self.cancel, self.process_id, self.secret_key, deadline).is_ok();
+            let answered = cancelled && slot.wait_done(deadline);
+            self.release_writes();
+            answered
+        };
+        if !answered {
+            slot.abandon();
+            self.shut(CloseReason::TimedOut);
+        }
     }
 
     /// Ends a hold taken by [`Connection::hold_writes`].
@@ -581,6 +631,11 @@ impl Reader {
             if self.taken.is_empty() {
                 let mut queue = self.conn.queue.lock();
                 std::mem::swap(&mut self.taken, &mut queue.pending);
+                // Published under the lock, so that `pending` plus the
+                // reader's holds never undercounts what is in flight.
+                self.conn
+                    .reader_holds
+                    .store(self.taken.len(), Ordering::Release);
             }
             self.current = self.taken.pop_front();
             self.publish_holds();
@@ -607,7 +662,7 @@ impl Reader {
     /// Tells `send` how many answers the reader still owes.
     fn publish_holds(&self) {
         let holds = self.taken.len() + usize::from(self.current.is_some());
-        self.conn.reader_holds.store(holds, Ordering::Relaxed);
+        self.conn.reader_holds.store(holds, Ordering::Release);
     }
 
     /// Messages nobody asked for: a fatal error before the server hangs up

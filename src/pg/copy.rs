@@ -55,7 +55,7 @@ impl<'a> CopyInWriter<'a> {
             conn.release_writes();
             return Err(e);
         }
-        let mut response = Response::new(slot);
+        let mut response = Response::new(slot, client.deadline());
         let first = response.next();
         match first {
             Ok(Message::CopyInResponse(_)) => {

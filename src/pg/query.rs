@@ -11,7 +11,7 @@ use postgres_protocol::message::frontend;
 use postgres_types::{IsNull, Type};
 
 use super::client::Client;
-use super::response::{Frame, Response, Slot};
+use super::response::{Deadline, Frame, Response, Slot};
 use super::row::Row;
 use super::server_error::db_error;
 use super::statement::{Column, Statement};
@@ -54,6 +54,19 @@ impl Client {
     where
         F: FnOnce(&mut BytesMut) -> Result<(), Error>,
     {
+        self.request_until(streaming, self.deadline(), encode)
+    }
+
+    /// [`Client::request`] with an explicit deadline.
+    pub(crate) fn request_until<F>(
+        &self,
+        streaming: bool,
+        deadline: Option<Deadline>,
+        encode: F,
+    ) -> Result<Response, Error>
+    where
+        F: FnOnce(&mut BytesMut) -> Result<(), Error>,
+    {
         let mut buf = take_scratch();
         if let Err(e) = encode(&mut buf) {
             put_scratch(buf);
@@ -63,7 +76,15 @@ impl Client {
         let sent = self.connection().send(&buf, Some(slot.clone()), false);
         put_scratch(buf);
         sent?;
-        Ok(Response::new(slot))
+        Ok(Response::new(slot, deadline))
+    }
+
+    /// The deadline of this client's requests, when `query_timeout` is set.
+    pub(crate) fn deadline(&self) -> Option<Deadline> {
+        self.config().query_timeout().map(|timeout| Deadline {
+            timeout,
+            connection: self.connection().clone(),
+        })
     }
 
     /// Queues a request whose answer nobody waits for.

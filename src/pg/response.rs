@@ -9,12 +9,14 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use may::sync::Blocker;
 use parking_lot::Mutex;
 use postgres_protocol::message::backend::Message;
 
+use super::connection::Connection;
 use crate::Error;
 
 thread_local! {
@@ -123,7 +125,7 @@ impl Slot {
     }
 
     /// The requester gave up on the answer: the reader discards the rest.
-    fn abandon(&self) {
+    pub(crate) fn abandon(&self) {
         let mut state = self.state.lock();
         state.abandoned = true;
         state.data = BytesMut::new();
@@ -136,8 +138,9 @@ impl Slot {
         !state.data.is_empty() || state.done || state.failed.is_some()
     }
 
-    /// Parks until messages (or the end, or a failure) are there.
-    fn wait(&self) -> Result<(BytesMut, bool), Error> {
+    /// Parks until messages (or the end, or a failure) are there; `None`
+    /// when `deadline` passed first.
+    fn wait(&self, deadline: Option<Instant>) -> Result<Option<(BytesMut, bool)>, Error> {
         loop {
             {
                 let mut state = self.state.lock();
@@ -145,14 +148,39 @@ impl Slot {
                     return Err(error);
                 }
                 if state.done || (!state.data.is_empty() && state.streaming) {
-                    return Ok((std::mem::take(&mut state.data), state.done));
+                    return Ok(Some((std::mem::take(&mut state.data), state.done)));
                 }
             }
-            // A park error means the wait was interrupted (cancelled
-            // coroutine); the loop re-checks the state either way.
-            let _ = self.blocker.park(None);
+            // A park error means the wait timed out or was interrupted
+            // (cancelled coroutine); the loop re-checks the state either way.
+            let left = match deadline {
+                None => None,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(None),
+                },
+            };
+            let _ = self.blocker.park(left.map(whole_millis));
         }
     }
+
+    /// Waits (throwing the data away) until the answer is complete; false
+    /// when `deadline` passed or the connection failed first.
+    pub(crate) fn wait_done(&self, deadline: Instant) -> bool {
+        loop {
+            match self.wait(Some(deadline)) {
+                Ok(Some((_, true))) => return true,
+                Ok(Some((_, false))) => {}
+                Ok(None) | Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// `d` rounded up to whole milliseconds: `may` keeps park timeouts in
+/// whole milliseconds, and a timeout that rounds down to zero never fires.
+pub(crate) fn whole_millis(d: Duration) -> Duration {
+    Duration::from_millis(d.as_nanos().div_ceil(1_000_000).max(1) as u64)
 }
 
 /// The row count at the end of a command tag (`INSERT 0 5`, `SELECT 1`),
@@ -186,6 +214,15 @@ pub(crate) enum Frame {
     Message(Message),
 }
 
+/// A request's client-side deadline (`query_timeout`): how long each wait
+/// for more of the answer may last, and the connection to clean up when
+/// one does not end in time.
+#[derive(Debug)]
+pub(crate) struct Deadline {
+    pub(crate) timeout: Duration,
+    pub(crate) connection: Arc<Connection>,
+}
+
 /// The requesting task's reader of its answer, message by message.
 #[derive(Debug)]
 pub(crate) struct Response {
@@ -193,15 +230,17 @@ pub(crate) struct Response {
     data: BytesMut,
     received_all: bool,
     finished: bool,
+    deadline: Option<Deadline>,
 }
 
 impl Response {
-    pub(crate) fn new(slot: Arc<Slot>) -> Response {
+    pub(crate) fn new(slot: Arc<Slot>, deadline: Option<Deadline>) -> Response {
         Response {
             slot,
             data: BytesMut::new(),
             received_all: false,
             finished: false,
+            deadline,
         }
     }
 
@@ -288,11 +327,21 @@ impl Response {
                 "the answer ended without ReadyForQuery".to_owned(),
             ));
         }
-        match self.slot.wait() {
-            Ok((data, last)) => {
+        let deadline = self.deadline.as_ref().map(|d| Instant::now() + d.timeout);
+        match self.slot.wait(deadline) {
+            Ok(Some((data, last))) => {
                 self.data.unsplit(data);
                 self.received_all = last;
                 Ok(())
+            }
+            Ok(None) => {
+                // Only a wait with a deadline ends without an answer.
+                self.finished = true;
+                let timeout = self.deadline.take().map_or(Duration::ZERO, |d| {
+                    d.connection.time_out(&self.slot);
+                    d.timeout
+                });
+                Err(Error::QueryTimeout { timeout })
             }
             Err(e) => {
                 self.finished = true;
