@@ -61,11 +61,14 @@ use std::fmt;
 
 use crate::mapper::{check_context, Mapper, DEFAULT_BIND};
 use crate::model::{Model, Record, Table};
-use crate::pg::{AbortTracker, Client, Param, Row, TransactionStatus};
-use crate::pool::PooledConnection;
+use crate::pg::{Client, Param, Row};
 use crate::query::sql;
 use crate::query::Query;
 use crate::{Error, Result};
+
+mod bind_connection;
+
+use bind_connection::BindConnection;
 
 /// How many times one relation may be loaded with [`Session::related`] in a
 /// session before it counts as an N+1 pattern.
@@ -87,23 +90,11 @@ pub enum LoadPolicy {
     Raise,
 }
 
-/// One bind's connection inside a session.
-struct Open {
-    label: String,
-    conn: PooledConnection,
-    /// Whether `BEGIN` has been sent on this connection.
-    in_transaction: bool,
-    /// How many of the session's savepoint levels exist on this connection.
-    savepoints: usize,
-    /// The first failure of the transaction, while it is aborted.
-    aborted: AbortTracker,
-}
-
 /// A transaction scope: `add`, `get`, `delete`, `query`, `related`, raw SQL.
 /// Obtain one with [`Mapper::session`] or [`Mapper::begin`].
 pub struct Session {
     mapper: Mapper,
-    open: Vec<Open>,
+    open: Vec<BindConnection>,
     /// Current savepoint nesting level (0 outside `nested`).
     depth: usize,
     /// The N+1 policy.
@@ -120,19 +111,6 @@ impl fmt::Debug for Session {
             .field("depth", &self.depth)
             .finish()
     }
-}
-
-/// Queues a simple statement (`BEGIN`, `SAVEPOINT`) without waiting for
-/// its answer: it is written at once and the statement that needed it
-/// follows it on the wire, so it costs no round trip of its own. Neither can
-/// fail on a healthy connection outside an aborted transaction; when the
-/// connection broke or the transaction is aborted, the statement that
-/// follows reports it.
-fn send_simple(client: &Client, sql: &str) -> Result<()> {
-    client.request_detached(|buf| {
-        postgres_protocol::message::frontend::query(sql, buf)?;
-        Ok(())
-    })
 }
 
 /// Transaction isolation levels for [`Session::set_isolation`].
@@ -156,10 +134,6 @@ impl Isolation {
             Isolation::Serializable => "SERIALIZABLE",
         }
     }
-}
-
-fn savepoint_name(level: usize) -> String {
-    format!("odm_savepoint_{level}")
 }
 
 impl Session {
@@ -222,7 +196,7 @@ impl Session {
     }
 
     /// The session's connection to bind `label`, checked out on first use.
-    fn bind(&mut self, label: &str) -> Result<&mut Open> {
+    fn bind(&mut self, label: &str) -> Result<&mut BindConnection> {
         let index = match self.open.iter().position(|o| o.label == label) {
             Some(i) => i,
             None => {
@@ -231,13 +205,7 @@ impl Session {
                     Error::Mapper(format!("bind `{label}` is not a bind of this mapper"))
                 })?;
                 let conn = engine.pool().acquire()?;
-                self.open.push(Open {
-                    label: label.to_owned(),
-                    conn,
-                    in_transaction: false,
-                    savepoints: 0,
-                    aborted: AbortTracker::default(),
-                });
+                self.open.push(BindConnection::new(label, conn));
                 self.open.len() - 1
             }
         };
@@ -245,11 +213,8 @@ impl Session {
     }
 
     /// Runs a write or raw statement on bind `label`, in the session's
-    /// transaction at the current savepoint level: `BEGIN` and any missing
-    /// `SAVEPOINT`s are queued ahead of it without waiting for their
-    /// answers. In an aborted transaction the statement is refused unless
-    /// `sql` (the caller's own SQL, `None` for the ORM's) is a rollback; the
-    /// error that aborts the transaction is kept.
+    /// transaction at the current savepoint level (see
+    /// [`BindConnection::run`]).
     fn run<R>(
         &mut self,
         label: &str,
@@ -257,24 +222,7 @@ impl Session {
         work: impl FnOnce(&Client) -> Result<R>,
     ) -> Result<R> {
         let depth = self.depth;
-        let open = self.bind(label)?;
-        open.aborted.refuse_if_aborted(&open.conn, sql)?;
-        if open.conn.transaction_status() != TransactionStatus::Failed {
-            if !open.in_transaction {
-                send_simple(&open.conn, "BEGIN")?;
-                open.in_transaction = true;
-            }
-            while open.savepoints < depth {
-                open.savepoints += 1;
-                send_simple(
-                    &open.conn,
-                    &format!("SAVEPOINT {}", savepoint_name(open.savepoints)),
-                )?;
-            }
-        }
-        let outcome = work(&open.conn);
-        open.aborted.note(&open.conn, &outcome);
-        outcome
+        self.bind(label)?.run(depth, sql, work)
     }
 
     /// Runs an ORM read of `table`: on the session's connection to the
@@ -548,15 +496,9 @@ impl Session {
         let level = self.depth;
         let result = work(self);
         self.depth = level - 1;
-        let name = savepoint_name(level);
         let mut failure = None;
-        for open in self.open.iter_mut().filter(|o| o.savepoints >= level) {
-            open.savepoints = level - 1;
-            let ended = match &result {
-                Ok(_) => open.aborted.release_savepoint(&open.conn, &name),
-                Err(_) => open.aborted.rollback_to_savepoint(&open.conn, &name),
-            };
-            if let Err(e) = ended {
+        for open in self.open.iter_mut() {
+            if let Err(e) = open.end_savepoint(level, result.is_ok()) {
                 failure.get_or_insert(e);
             }
         }
@@ -582,11 +524,11 @@ impl Session {
     /// outcome unknown.
     pub fn commit(mut self) -> Result<()> {
         let mut failure = None;
-        for mut open in self.open.drain(..).filter(|o| o.in_transaction) {
+        for open in self.open.drain(..).filter(|o| o.in_transaction) {
             let outcome = if failure.is_none() {
-                open.aborted.commit(&open.conn)
+                open.commit()
             } else {
-                open.conn.batch_execute("ROLLBACK")
+                open.rollback()
             };
             if let Err(e) = outcome {
                 failure.get_or_insert(e);
@@ -609,7 +551,7 @@ impl Session {
     fn rollback_all(&mut self) -> Result<()> {
         let mut failure = None;
         for open in self.open.drain(..).filter(|o| o.in_transaction) {
-            if let Err(e) = open.conn.batch_execute("ROLLBACK") {
+            if let Err(e) = open.rollback() {
                 failure.get_or_insert(e);
             }
         }

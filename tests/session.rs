@@ -955,8 +955,15 @@ fn the_statement_after_an_ignored_failure_is_refused_naming_the_first_error() {
                 };
                 assert_eq!(cause.code, "23502");
                 // reads on the session's connection and raw SQL are refused too
-                assert!(s.query::<Task>().count().unwrap_err().is_transaction_aborted());
-                assert!(s.query_raw("SELECT 1", &[]).unwrap_err().is_transaction_aborted());
+                assert!(s
+                    .query::<Task>()
+                    .count()
+                    .unwrap_err()
+                    .is_transaction_aborted());
+                assert!(s
+                    .query_raw("SELECT 1", &[])
+                    .unwrap_err()
+                    .is_transaction_aborted());
                 Ok(())
             })
             .unwrap_err();

@@ -142,7 +142,10 @@ fn the_statement_after_a_failure_in_a_transaction_is_refused_naming_the_cause() 
                 .ends_with("aborted by error 22012: division by zero"),
             "{refused}"
         );
-        assert!(t.query("SELECT 1", &[]).unwrap_err().is_transaction_aborted());
+        assert!(t
+            .query("SELECT 1", &[])
+            .unwrap_err()
+            .is_transaction_aborted());
         assert!(t.savepoint("late").unwrap_err().is_transaction_aborted());
         let err = t.commit().unwrap_err();
         assert!(err.is_rolled_back(), "{err}");
