@@ -74,11 +74,30 @@ pub enum Error {
     /// statement failed, or failed the commit itself: a deferred constraint,
     /// a serialization failure). Nothing of the transaction is stored.
     /// [`Error::code`] is the SQLSTATE of the cause when it is known.
+    /// A savepoint released while its transaction was aborted
+    /// ([`Session::nested`](crate::Session::nested) whose work returned `Ok`,
+    /// a savepoint's [`Transaction::commit`](crate::pg::Transaction::commit))
+    /// is rolled back to instead and reported the same way: nothing done
+    /// since the savepoint is stored, and the enclosing transaction goes on.
     #[error("the transaction was rolled back, not committed{}", rolled_back_cause(.cause))]
     RolledBack {
         /// The error that doomed the transaction: the first failed
         /// statement's, or the commit's own; `None` when unknown (the
         /// failure was seen by a statement whose error was not kept).
+        cause: Option<Box<DbError>>,
+    },
+
+    /// A statement was refused without being sent because an earlier
+    /// statement of the same transaction failed: PostgreSQL ignores every
+    /// command of an aborted transaction (SQLSTATE 25P02) until it is rolled
+    /// back, whole or to a savepoint. `cause` is that first failure, which
+    /// the server's own 25P02 does not name. [`Error::code`] is `"25P02"`,
+    /// as the server would have answered; [`Error::is_retryable`] follows
+    /// the cause.
+    #[error("the transaction is aborted, statement not sent{}", aborted_cause(.cause))]
+    TransactionAborted {
+        /// The error of the statement that aborted the transaction; `None`
+        /// when it was not seen (e.g. a statement run on the bare client).
         cause: Option<Box<DbError>>,
     },
 
@@ -197,9 +216,13 @@ impl Error {
         Error::WrongContext { operation }
     }
 
-    /// The five-character SQLSTATE of a database error, e.g. `"23505"`.
+    /// The five-character SQLSTATE of a database error, e.g. `"23505"`
+    /// (`"25P02"` for [`Error::TransactionAborted`]).
     pub fn code(&self) -> Option<&str> {
-        self.as_db_error().map(|e| e.code.as_str())
+        match self {
+            Error::TransactionAborted { .. } => Some("25P02"),
+            _ => self.as_db_error().map(|e| e.code.as_str()),
+        }
     }
 
     /// The server's error fields, when the server reported this error (for
@@ -216,6 +239,12 @@ impl Error {
     /// transaction is stored.
     pub fn is_rolled_back(&self) -> bool {
         matches!(self, Error::RolledBack { .. })
+    }
+
+    /// True when a statement was refused because its transaction was
+    /// already aborted by an earlier failure.
+    pub fn is_transaction_aborted(&self) -> bool {
+        matches!(self, Error::TransactionAborted { .. })
     }
 
     /// True when a request passed its `query_timeout`.
@@ -244,9 +273,21 @@ impl Error {
     }
 
     /// True for a serialization failure (40001) or deadlock (40P01): the
-    /// transaction may succeed if retried.
+    /// transaction may succeed if retried. For [`Error::RolledBack`] and [`Error::TransactionAborted`], the
+    /// cause's code decides.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.code(), Some("40001" | "40P01"))
+        let code = match self {
+            Error::TransactionAborted { cause } => cause.as_deref().map(|c| c.code.as_str()),
+            _ => self.code(),
+        };
+        matches!(code, Some("40001" | "40P01"))
+    }
+}
+
+fn aborted_cause(cause: &Option<Box<DbError>>) -> String {
+    match cause {
+        Some(cause) => format!(": aborted by {cause}"),
+        None => ": aborted by an earlier error".to_owned(),
     }
 }
 

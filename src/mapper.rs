@@ -448,7 +448,11 @@ impl Mapper {
     /// # Errors
     ///
     /// The wrong-context error off a green worker (before `work` runs);
-    /// `work`'s error; the commit's error.
+    /// `work`'s error; [`Error::RolledBack`] when `work` returned `Ok` but
+    /// nothing was committed: a statement inside it failed and its error was
+    /// ignored (the cause is that error), or the commit itself failed (a
+    /// deferred constraint, a serialization failure). See
+    /// [`Session::commit`].
     pub fn begin<T, F>(&self, work: F) -> Result<T>
     where
         F: FnOnce(&mut Session) -> Result<T>,
@@ -470,7 +474,9 @@ impl Mapper {
 
     /// Like [`Mapper::begin`], but runs `work` again in a fresh transaction
     /// when it fails with a serialization failure (40001) or a deadlock
-    /// (40P01), up to `attempts` runs in all.
+    /// (40P01), up to `attempts` runs in all — whether `work` returned the
+    /// error or the commit reported it ([`Error::RolledBack`] with such a
+    /// cause).
     ///
     /// # Errors
     ///

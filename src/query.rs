@@ -171,14 +171,15 @@ impl<'s, M: Model> Query<'s, M> {
         let table = M::table();
         let assignments: Vec<Assignment> = assignments.into_iter().collect();
         let statement = sql::update(table, &self.parts, &assignments)?;
-        let client = self.session.client_for(table)?;
-        if table.parent.is_some() {
-            let row = client.query_one(&statement.sql, &statement.params)?;
-            let n: i64 = row.try_get(0usize)?;
-            Ok(n.max(0) as u64)
-        } else {
-            client.execute(&statement.sql, &statement.params)
-        }
+        self.session.write(table, |client| {
+            if table.parent.is_some() {
+                let row = client.query_one(&statement.sql, &statement.params)?;
+                let n: i64 = row.try_get(0usize)?;
+                Ok(n.max(0) as u64)
+            } else {
+                client.execute(&statement.sql, &statement.params)
+            }
+        })
     }
 
     /// Deletes every matching row (for a child model, with its ancestors'
@@ -191,13 +192,14 @@ impl<'s, M: Model> Query<'s, M> {
     pub fn delete(self) -> Result<u64> {
         let table = M::table();
         let statement = sql::delete(table, &self.parts);
-        let client = self.session.client_for(table)?;
-        if table.parent.is_some() {
-            let row = client.query_one(&statement.sql, &statement.params)?;
-            let n: i64 = row.try_get(0usize)?;
-            Ok(n.max(0) as u64)
-        } else {
-            client.execute(&statement.sql, &statement.params)
-        }
+        self.session.write(table, |client| {
+            if table.parent.is_some() {
+                let row = client.query_one(&statement.sql, &statement.params)?;
+                let n: i64 = row.try_get(0usize)?;
+                Ok(n.max(0) as u64)
+            } else {
+                client.execute(&statement.sql, &statement.params)
+            }
+        })
     }
 }

@@ -32,6 +32,28 @@
 //! * `COMMIT` and `ROLLBACK` wait for the server's answer, so a commit error
 //!   (e.g. a serialization failure, 40001) is always reported.
 //!
+//! # When a statement fails
+//!
+//! A statement that fails inside the transaction aborts it on the server,
+//! even when the caller ignores the error: PostgreSQL then ignores every
+//! later command and answers `COMMIT` with `ROLLBACK`. The session keeps
+//! the first such error and tells the truth about it:
+//!
+//! * the next statement on that bind is refused without being sent, with
+//!   [`Error::TransactionAborted`] naming the first error (only a raw
+//!   `ROLLBACK ...` passes);
+//! * [`Session::commit`] (and so [`Mapper::begin`]) returns
+//!   [`Error::RolledBack`] with the first error as its cause: nothing of the
+//!   transaction is stored. An error of the commit itself (a deferred
+//!   constraint, a serialization failure) is [`Error::RolledBack`] with that
+//!   error, so callers have one thing to match, and
+//!   [`Error::is_retryable`] follows the cause;
+//! * inside [`Session::nested`], a failure is undone with the savepoint:
+//!   when `work` returns `Err`, the savepoint is rolled back to and the
+//!   transaction is healthy again; when `work` swallowed the error and
+//!   returned `Ok`, the savepoint cannot be kept, so it is rolled back to
+//!   all the same and `nested` returns [`Error::RolledBack`].
+//!
 //! Sessions spanning several binds run one transaction per bind; the commits
 //! are not atomic across binds (no two-phase commit).
 
@@ -40,10 +62,13 @@ use std::fmt;
 use crate::mapper::{check_context, Mapper, DEFAULT_BIND};
 use crate::model::{Model, Record, Table};
 use crate::pg::{Client, Param, Row};
-use crate::pool::PooledConnection;
 use crate::query::sql;
 use crate::query::Query;
 use crate::{Error, Result};
+
+mod bind_connection;
+
+use bind_connection::BindConnection;
 
 /// How many times one relation may be loaded with [`Session::related`] in a
 /// session before it counts as an N+1 pattern.
@@ -65,21 +90,11 @@ pub enum LoadPolicy {
     Raise,
 }
 
-/// One bind's connection inside a session.
-struct Open {
-    label: String,
-    conn: PooledConnection,
-    /// Whether `BEGIN` has been sent on this connection.
-    in_transaction: bool,
-    /// How many of the session's savepoint levels exist on this connection.
-    savepoints: usize,
-}
-
 /// A transaction scope: `add`, `get`, `delete`, `query`, `related`, raw SQL.
 /// Obtain one with [`Mapper::session`] or [`Mapper::begin`].
 pub struct Session {
     mapper: Mapper,
-    open: Vec<Open>,
+    open: Vec<BindConnection>,
     /// Current savepoint nesting level (0 outside `nested`).
     depth: usize,
     /// The N+1 policy.
@@ -96,19 +111,6 @@ impl fmt::Debug for Session {
             .field("depth", &self.depth)
             .finish()
     }
-}
-
-/// Queues a simple statement (`BEGIN`, `SAVEPOINT`) without waiting for
-/// its answer: it is written at once and the statement that needed it
-/// follows it on the wire, so it costs no round trip of its own. Neither can
-/// fail on a healthy connection outside an aborted transaction; when the
-/// connection broke or the transaction is aborted, the statement that
-/// follows reports it.
-fn send_simple(client: &Client, sql: &str) -> Result<()> {
-    client.request_detached(|buf| {
-        postgres_protocol::message::frontend::query(sql, buf)?;
-        Ok(())
-    })
 }
 
 /// Transaction isolation levels for [`Session::set_isolation`].
@@ -132,10 +134,6 @@ impl Isolation {
             Isolation::Serializable => "SERIALIZABLE",
         }
     }
-}
-
-fn savepoint_name(level: usize) -> String {
-    format!("odm_savepoint_{level}")
 }
 
 impl Session {
@@ -197,11 +195,8 @@ impl Session {
         &self.mapper
     }
 
-    /// The connection of bind `label` for a write or raw statement, checked
-    /// out on first use and in the session's transaction at the current
-    /// savepoint level: `BEGIN` and any missing `SAVEPOINT`s are queued ahead
-    /// of the statement without waiting for their answers.
-    pub(crate) fn client(&mut self, label: &str) -> Result<&Client> {
+    /// The session's connection to bind `label`, checked out on first use.
+    fn bind(&mut self, label: &str) -> Result<&mut BindConnection> {
         let index = match self.open.iter().position(|o| o.label == label) {
             Some(i) => i,
             None => {
@@ -210,28 +205,24 @@ impl Session {
                     Error::Mapper(format!("bind `{label}` is not a bind of this mapper"))
                 })?;
                 let conn = engine.pool().acquire()?;
-                self.open.push(Open {
-                    label: label.to_owned(),
-                    conn,
-                    in_transaction: false,
-                    savepoints: 0,
-                });
+                self.open.push(BindConnection::new(label, conn));
                 self.open.len() - 1
             }
         };
-        let open = &mut self.open[index];
-        if !open.in_transaction {
-            send_simple(&open.conn, "BEGIN")?;
-            open.in_transaction = true;
-        }
-        while open.savepoints < self.depth {
-            open.savepoints += 1;
-            send_simple(
-                &open.conn,
-                &format!("SAVEPOINT {}", savepoint_name(open.savepoints)),
-            )?;
-        }
-        Ok(&open.conn)
+        Ok(&mut self.open[index])
+    }
+
+    /// Runs a write or raw statement on bind `label`, in the session's
+    /// transaction at the current savepoint level (see
+    /// [`BindConnection::run`]).
+    fn run<R>(
+        &mut self,
+        label: &str,
+        sql: Option<&str>,
+        work: impl FnOnce(&Client) -> Result<R>,
+    ) -> Result<R> {
+        let depth = self.depth;
+        self.bind(label)?.run(depth, sql, work)
     }
 
     /// Runs an ORM read of `table`: on the session's connection to the
@@ -245,8 +236,8 @@ impl Session {
         read: impl FnOnce(&Client) -> Result<R>,
     ) -> Result<R> {
         let label = table.bind_label();
-        if let Some(open) = self.open.iter().find(|o| o.label == label) {
-            return read(&open.conn);
+        if self.open.iter().any(|o| o.label == label) {
+            return self.run(label, None, read);
         }
         check_context("session")?;
         self.mapper
@@ -255,14 +246,19 @@ impl Session {
             .shared("session read", read)
     }
 
-    /// The connection for a table's bind; a bind the mapper lacks is an
-    /// error naming the model.
-    pub(crate) fn client_for(&mut self, table: &Table) -> Result<&Client> {
+    /// Runs an ORM write of `table` on the session's connection to the
+    /// table's bind, in the transaction; a bind the mapper lacks is an error
+    /// naming the model.
+    pub(crate) fn write<R>(
+        &mut self,
+        table: &Table,
+        write: impl FnOnce(&Client) -> Result<R>,
+    ) -> Result<R> {
         let label = table.bind_label();
         if !self.open.iter().any(|o| o.label == label) {
             self.mapper.engine_for(table)?;
         }
-        self.client(label)
+        self.run(label, None, write)
     }
 
     /// Starts the transaction on the default bind now with an isolation
@@ -275,8 +271,8 @@ impl Session {
     /// The server's error 25001 when the transaction has already run a
     /// statement.
     pub fn set_isolation(&mut self, level: Isolation) -> Result<()> {
-        self.client(DEFAULT_BIND)?
-            .batch_execute(&format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql()))
+        let sql = format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql());
+        self.run(DEFAULT_BIND, None, |client| client.batch_execute(&sql))
     }
 
     /// Whether the transaction has started on the default bind (a write,
@@ -308,8 +304,9 @@ impl Session {
         let row = {
             let values = record.values();
             let statement = sql::upsert(table, &values);
-            self.client_for(table)?
-                .query_one(&statement.sql, &statement.params)?
+            self.write(table, |client| {
+                client.query_one(&statement.sql, &statement.params)
+            })?
         };
         record.read_back(&row)
     }
@@ -350,9 +347,9 @@ impl Session {
         lineage.reverse();
         for t in lineage {
             let statement = sql::delete_by_key(t, key);
-            let n = self
-                .client_for(t)?
-                .execute(&statement.sql, &statement.params)?;
+            let n = self.write(t, |client| {
+                client.execute(&statement.sql, &statement.params)
+            })?;
             deleted.get_or_insert(n);
         }
         Ok(deleted.unwrap_or(0) > 0)
@@ -437,9 +434,13 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// The server's error.
+    /// [`Error::TransactionAborted`], without sending `sql`, when an earlier
+    /// statement of the transaction failed (see the
+    /// [module docs](crate::session)); the server's error.
     pub fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        self.client(DEFAULT_BIND)?.execute(sql, params)
+        self.run(DEFAULT_BIND, Some(sql), |client| {
+            client.execute(sql, params)
+        })
     }
 
     /// Runs a raw query with bound parameters on the default bind.
@@ -448,7 +449,7 @@ impl Session {
     ///
     /// The server's error.
     pub fn query_raw(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
-        self.client(DEFAULT_BIND)?.query(sql, params)
+        self.run(DEFAULT_BIND, Some(sql), |client| client.query(sql, params))
     }
 
     /// Runs a raw query with bound parameters on bind `label`.
@@ -462,7 +463,7 @@ impl Session {
         sql: &str,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>> {
-        self.client(label)?.query(sql, params)
+        self.run(label, Some(sql), |client| client.query(sql, params))
     }
 
     /// Runs raw SQL (one or more statements, no parameters, simple query
@@ -472,16 +473,21 @@ impl Session {
     ///
     /// [`Error::Mapper`] for an unknown bind; the server's error.
     pub fn batch_execute_on(&mut self, label: &str, sql: &str) -> Result<()> {
-        self.client(label)?.batch_execute(sql)
+        self.run(label, Some(sql), |client| client.batch_execute(sql))
     }
 
     /// Runs `work` inside a savepoint: its changes are kept when it returns
     /// `Ok` and undone (while the session's transaction goes on) when it
-    /// returns `Err`. Nests to any depth.
+    /// returns `Err`. Nests to any depth. A statement that failed inside
+    /// `work` is undone with the savepoint even when `work` ignored its error
+    /// and returned `Ok`: the transaction is healthy again after `nested`.
     ///
     /// # Errors
     ///
-    /// `work`'s error; the server's error from the savepoint commands.
+    /// `work`'s error; [`Error::RolledBack`] (cause: the failed statement's
+    /// error) when `work` returned `Ok` but a statement inside it failed, so
+    /// nothing it did is kept; the server's error from the savepoint
+    /// commands.
     pub fn nested<T, F>(&mut self, work: F) -> Result<T>
     where
         F: FnOnce(&mut Session) -> Result<T>,
@@ -490,15 +496,9 @@ impl Session {
         let level = self.depth;
         let result = work(self);
         self.depth = level - 1;
-        let name = savepoint_name(level);
-        let sql = match &result {
-            Ok(_) => format!("RELEASE SAVEPOINT {name}"),
-            Err(_) => format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"),
-        };
         let mut failure = None;
-        for open in self.open.iter_mut().filter(|o| o.savepoints >= level) {
-            open.savepoints = level - 1;
-            if let Err(e) = open.conn.batch_execute(&sql) {
+        for open in self.open.iter_mut() {
+            if let Err(e) = open.end_savepoint(level, result.is_ok()) {
                 failure.get_or_insert(e);
             }
         }
@@ -514,15 +514,21 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// The server's error (e.g. a serialization failure at commit, 40001);
-    /// the transaction is then rolled back.
+    /// [`Error::RolledBack`] when the transaction did not commit: a
+    /// statement in it had failed (even if its error was ignored; the cause
+    /// is that error), or the commit itself failed (a deferred constraint, a
+    /// serialization failure 40001: the cause is that error, and
+    /// [`Error::is_retryable`] follows it). With several binds, the binds
+    /// after the first failure are rolled back; those before it stay
+    /// committed. Another error (the connection broke) leaves that bind's
+    /// outcome unknown.
     pub fn commit(mut self) -> Result<()> {
         let mut failure = None;
         for open in self.open.drain(..).filter(|o| o.in_transaction) {
             let outcome = if failure.is_none() {
-                open.conn.batch_execute("COMMIT")
+                open.commit()
             } else {
-                open.conn.batch_execute("ROLLBACK")
+                open.rollback()
             };
             if let Err(e) = outcome {
                 failure.get_or_insert(e);
@@ -545,7 +551,7 @@ impl Session {
     fn rollback_all(&mut self) -> Result<()> {
         let mut failure = None;
         for open in self.open.drain(..).filter(|o| o.in_transaction) {
-            if let Err(e) = open.conn.batch_execute("ROLLBACK") {
+            if let Err(e) = open.rollback() {
                 failure.get_or_insert(e);
             }
         }

@@ -880,3 +880,254 @@ fn a_session_that_only_read_holds_no_connection_so_another_session_can_write() {
         reader.commit().unwrap();
     });
 }
+
+/// A statement that fails with 23502 (a null primary key). The bug the
+/// tests below guard against: `work` ignores its error and returns `Ok`, the
+/// server answers `COMMIT` with `ROLLBACK`, and the rows written before it
+/// are silently gone.
+const NULL_INTO_NOT_NULL: &str = "INSERT INTO task (id) VALUES (NULL)";
+
+#[test]
+fn a_commit_answered_with_rollback_is_an_error() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        let err = mp
+            .begin(|s| {
+                s.add(&mut Task::new("acknowledged"))?;
+                let _ = s.execute(NULL_INTO_NOT_NULL, &[]);
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(err.is_rolled_back(), "{err}");
+        assert_eq!(err.code(), Some("23502"), "{err}");
+        assert_eq!(err.as_db_error().unwrap().column.as_deref(), Some("id"));
+        assert!(!err.is_retryable());
+        assert!(
+            err.to_string()
+                .starts_with("the transaction was rolled back, not committed: error 23502: "),
+            "{err}"
+        );
+        assert_eq!(count_tasks(&mp), 0);
+    });
+}
+
+#[test]
+fn session_commit_after_an_ignored_failure_is_rolled_back() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        let mut s = mp.session().unwrap();
+        s.add(&mut Task::new("acknowledged")).unwrap();
+        let failed = s.execute(NULL_INTO_NOT_NULL, &[]).unwrap_err();
+        assert_eq!(failed.code(), Some("23502"));
+        let err = s.commit().unwrap_err();
+        assert!(err.is_rolled_back(), "{err}");
+        assert_eq!(err.code(), Some("23502"), "{err}");
+        assert_eq!(count_tasks(&mp), 0);
+        // the connection went back clean: the next session commits
+        let mut s = mp.session().unwrap();
+        s.add(&mut Task::new("later")).unwrap();
+        s.commit().unwrap();
+        assert_eq!(count_tasks(&mp), 1);
+    });
+}
+
+#[test]
+fn the_statement_after_an_ignored_failure_is_refused_naming_the_first_error() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        let err = mp
+            .begin(|s| {
+                s.add(&mut Task::new("acknowledged"))?;
+                let _ = s.execute(NULL_INTO_NOT_NULL, &[]);
+                let refused = s.add(&mut Task::new("never sent")).unwrap_err();
+                assert!(refused.is_transaction_aborted(), "{refused}");
+                assert_eq!(refused.code(), Some("25P02"));
+                let message = refused.to_string();
+                assert!(
+                    message.starts_with(
+                        "the transaction is aborted, statement not sent: aborted by error 23502: "
+                    ),
+                    "{message}"
+                );
+                assert!(message.contains("\"id\""), "{message}");
+                let Error::TransactionAborted { cause: Some(cause) } = &refused else {
+                    panic!("no cause in {refused:?}");
+                };
+                assert_eq!(cause.code, "23502");
+                // reads on the session's connection and raw SQL are refused too
+                assert!(s
+                    .query::<Task>()
+                    .count()
+                    .unwrap_err()
+                    .is_transaction_aborted());
+                assert!(s
+                    .query_raw("SELECT 1", &[])
+                    .unwrap_err()
+                    .is_transaction_aborted());
+                Ok(())
+            })
+            .unwrap_err();
+        // the commit names the first error, not the refusals
+        assert!(err.is_rolled_back(), "{err}");
+        assert_eq!(err.code(), Some("23502"), "{err}");
+        assert_eq!(count_tasks(&mp), 0);
+    });
+}
+
+#[test]
+fn a_failed_statement_in_a_nested_savepoint_rolled_back_keeps_the_outer_transaction_committable() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            s.add(&mut Task::new("outer"))?;
+            let err = s
+                .nested(|s| {
+                    s.add(&mut Task::new("inner, undone"))?;
+                    s.execute(NULL_INTO_NOT_NULL, &[])
+                })
+                .unwrap_err();
+            assert_eq!(err.code(), Some("23502"), "{err}");
+            Ok(())
+        })
+        .unwrap();
+        let subjects: Vec<String> = mp
+            .begin(|s| s.query::<Task>().all())
+            .unwrap()
+            .into_iter()
+            .map(|t| t.subject)
+            .collect();
+        assert_eq!(subjects, ["outer"]);
+    });
+}
+
+#[test]
+fn a_nested_block_that_ignores_a_failed_statement_is_rolled_back_to_its_savepoint() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            s.add(&mut Task::new("outer"))?;
+            let err = s
+                .nested(|s| {
+                    s.add(&mut Task::new("inner, undone"))?;
+                    let _ = s.execute(NULL_INTO_NOT_NULL, &[]);
+                    Ok(())
+                })
+                .unwrap_err();
+            assert!(err.is_rolled_back(), "{err}");
+            assert_eq!(err.code(), Some("23502"), "{err}");
+            // the outer transaction is healthy again
+            s.add(&mut Task::new("after"))?;
+            Ok(())
+        })
+        .unwrap();
+        let subjects: Vec<String> = mp
+            .begin(|s| s.query::<Task>().order_by(Task::SUBJECT.asc()).all())
+            .unwrap()
+            .into_iter()
+            .map(|t| t.subject)
+            .collect();
+        assert_eq!(subjects, ["after", "outer"]);
+    });
+}
+
+#[test]
+fn a_deferred_foreign_key_violated_at_commit_is_rolled_back() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        mp.begin(|s| {
+            s.batch_execute_on(
+                "default",
+                "CREATE TABLE parent (id int PRIMARY KEY);
+                 CREATE TABLE child (parent_id int REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+            )
+        })
+        .unwrap();
+        let err = mp
+            .begin(|s| {
+                s.add(&mut Task::new("acknowledged"))?;
+                s.execute("INSERT INTO child VALUES (42)", &[])?;
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(err.is_rolled_back(), "{err}");
+        assert_eq!(err.code(), Some("23503"), "{err}");
+        assert_eq!(
+            err.as_db_error().unwrap().constraint.as_deref(),
+            Some("child_parent_id_fkey")
+        );
+        assert!(!err.is_retryable());
+        assert_eq!(count_tasks(&mp), 0);
+    });
+}
+
+/// Two serializable transactions that each read what the other writes
+/// (write skew): the second to commit must fail with 40001.
+fn write_skew_table(mp: &Mapper) {
+    mp.begin(|s| {
+        s.batch_execute_on(
+            "default",
+            "CREATE TABLE skew (class int NOT NULL, value int NOT NULL);
+             INSERT INTO skew VALUES (1, 10), (2, 20)",
+        )
+    })
+    .unwrap();
+}
+
+/// Reads the sum of class `read` and inserts it as a row of class `write`,
+/// in a serializable transaction.
+fn copy_sum(s: &mut odm::Session, read: i32, write: i32) -> odm::Result<()> {
+    s.set_isolation(odm::Isolation::Serializable)?;
+    s.execute(
+        "INSERT INTO skew SELECT $2, sum(value) FROM skew WHERE class = $1",
+        &[&read, &write],
+    )?;
+    Ok(())
+}
+
+#[test]
+fn a_serialization_failure_at_commit_is_rolled_back_and_retryable() {
+    let (db, mp) = mapper_with_models();
+    // a second pool, so one task can hold two connections
+    let other = Mapper::new(&db.url()).unwrap();
+    green(move || {
+        write_skew_table(&mp);
+        let mut first = mp.session().unwrap();
+        copy_sum(&mut first, 1, 2).unwrap();
+        other.begin(|s| copy_sum(s, 2, 1)).unwrap();
+        let err = first.commit().unwrap_err();
+        assert!(err.is_rolled_back(), "{err}");
+        assert_eq!(err.code(), Some("40001"), "{err}");
+        assert!(err.is_retryable());
+        let rows = mp
+            .begin(|s| s.query_raw("SELECT count(*) FROM skew", &[]))
+            .unwrap();
+        assert_eq!(rows[0].get::<_, i64>(0), 3);
+    });
+}
+
+#[test]
+fn begin_with_retry_runs_again_after_a_serialization_failure_at_commit() {
+    let (db, mp) = mapper_with_models();
+    let other = Mapper::new(&db.url()).unwrap();
+    green(move || {
+        write_skew_table(&mp);
+        let mut runs = 0;
+        mp.begin_with_retry(3, |s| {
+            runs += 1;
+            copy_sum(s, 1, 2)?;
+            if runs == 1 {
+                // commits first, so this run's commit fails with 40001
+                other.begin(|s| copy_sum(s, 2, 1))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(runs, 2);
+        let rows = mp
+            .begin(|s| s.query_raw("SELECT class, value FROM skew ORDER BY class, value", &[]))
+            .unwrap();
+        let values: Vec<(i32, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        // the retry saw the other transaction's row of class 1 (20)
+        assert_eq!(values, [(1, 10), (1, 20), (2, 20), (2, 30)]);
+    });
+}

@@ -24,6 +24,7 @@
 //! Off a coroutine every call that would touch the server returns
 //! [`Error::WrongContext`](crate::Error::WrongContext) at once.
 
+mod abort;
 mod cancel_token;
 mod client;
 mod config;
@@ -39,6 +40,7 @@ mod socket;
 mod statement;
 mod transaction;
 
+pub(crate) use abort::AbortTracker;
 pub use cancel_token::CancelToken;
 pub use client::Client;
 pub use config::{Config, Host, SslMode};

@@ -1,7 +1,21 @@
 //! Transactions and savepoints.
+//!
+//! A statement that fails inside a [`Transaction`] aborts it on the server.
+//! The transaction remembers that first error: the next statement is
+//! refused without being sent ([`Error::TransactionAborted`] naming it),
+//! [`Transaction::commit`] answers [`Error::RolledBack`] with it (the server
+//! answers such a `COMMIT` with `ROLLBACK`, which used to look like
+//! success), and an error of the commit itself (a deferred constraint, a
+//! serialization failure) is [`Error::RolledBack`] too. Rolling a savepoint
+//! back makes the enclosing transaction healthy again; committing (releasing)
+//! a savepoint whose statements failed rolls back to it instead and answers
+//! [`Error::RolledBack`].
 
 use std::fmt;
 
+use parking_lot::Mutex;
+
+use super::abort::{rollback_to_savepoint_sql, AbortTracker};
 use super::client::Client;
 use super::copy::{CopyInWriter, CopyOutReader};
 use super::row::Row;
@@ -38,6 +52,9 @@ pub struct Transaction<'a> {
     client: &'a Client,
     savepoint: Option<String>,
     done: bool,
+    /// The first failure of this transaction (or savepoint), while it is
+    /// aborted; locked only around status checks, never across I/O.
+    aborted: Mutex<AbortTracker>,
 }
 
 impl fmt::Debug for Transaction<'_> {
@@ -60,22 +77,48 @@ impl<'a> Transaction<'a> {
             client,
             savepoint: None,
             done: false,
+            aborted: Mutex::new(AbortTracker::default()),
         }
     }
 
-    /// The connection this transaction runs on.
+    /// The connection this transaction runs on. Statements run on it
+    /// directly are not tracked: if one fails, the transaction still
+    /// refuses what follows and commit still reports the rollback, but
+    /// without naming the cause.
     pub fn client(&self) -> &Client {
         self.client
     }
 
+    /// Runs `work` unless the transaction is aborted (a rollback statement
+    /// `sql` still passes), and keeps the error that aborts it.
+    fn run<T>(
+        &self,
+        sql: Option<&str>,
+        work: impl FnOnce(&'a Client) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.aborted.lock().refuse_if_aborted(self.client, sql)?;
+        let outcome = work(self.client);
+        self.aborted.lock().note(self.client, &outcome);
+        outcome
+    }
+
     /// Commits (or, for a savepoint, releases it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RolledBack`] when nothing was committed: a statement of the
+    /// transaction had failed (the cause is its error), or the commit itself
+    /// failed (a deferred constraint, a serialization failure: the cause is
+    /// that error, and [`Error::is_retryable`] follows it). For a savepoint
+    /// whose statements failed, the savepoint is rolled back to and the
+    /// enclosing transaction goes on. Other errors (the connection broke)
+    /// leave the outcome unknown.
     pub fn commit(mut self) -> Result<(), Error> {
         self.done = true;
+        let aborted = self.aborted.get_mut();
         match &self.savepoint {
-            Some(name) => self
-                .client
-                .batch_execute(&format!("RELEASE SAVEPOINT {}", quote_identifier(name))),
-            None => self.client.batch_execute("COMMIT"),
+            Some(name) => aborted.release_savepoint(self.client, &quote_identifier(name)),
+            None => aborted.commit(self.client),
         }
     }
 
@@ -87,54 +130,59 @@ impl<'a> Transaction<'a> {
 
     fn rollback_sql(&self) -> String {
         match &self.savepoint {
-            Some(name) => {
-                let name = quote_identifier(name);
-                format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
-            }
+            Some(name) => rollback_to_savepoint_sql(&quote_identifier(name)),
             None => "ROLLBACK".to_owned(),
         }
     }
 
     /// Opens a savepoint named `name`: a nested transaction that commits
     /// by releasing the savepoint and rolls back to it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TransactionAborted`] when the transaction is aborted; the
+    /// server's error.
     pub fn savepoint(&mut self, name: &str) -> Result<Transaction<'_>, Error> {
-        self.client
-            .batch_execute(&format!("SAVEPOINT {}", quote_identifier(name)))?;
+        let sql = format!("SAVEPOINT {}", quote_identifier(name));
+        self.run(Some(&sql), |client| client.batch_execute(&sql))?;
         Ok(Transaction {
             client: self.client,
             savepoint: Some(name.to_owned()),
             done: false,
+            aborted: Mutex::new(AbortTracker::default()),
         })
     }
 
-    /// See [`Client::batch_execute`].
+    /// See [`Client::batch_execute`]. In an aborted transaction only a
+    /// rollback (`ROLLBACK`, `ROLLBACK TO SAVEPOINT ...`) is sent; anything
+    /// else is [`Error::TransactionAborted`], as for every method below.
     pub fn batch_execute(&self, sql: &str) -> Result<(), Error> {
-        self.client.batch_execute(sql)
+        self.run(Some(sql), |client| client.batch_execute(sql))
     }
 
     /// See [`Client::execute`].
     pub fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
-        self.client.execute(sql, params)
+        self.run(Some(sql), |client| client.execute(sql, params))
     }
 
     /// See [`Client::query`].
     pub fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
-        self.client.query(sql, params)
+        self.run(Some(sql), |client| client.query(sql, params))
     }
 
     /// See [`Client::query_one`].
     pub fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, Error> {
-        self.client.query_one(sql, params)
+        self.run(Some(sql), |client| client.query_one(sql, params))
     }
 
     /// See [`Client::query_opt`].
     pub fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, Error> {
-        self.client.query_opt(sql, params)
+        self.run(Some(sql), |client| client.query_opt(sql, params))
     }
 
     /// See [`Client::prepare`].
     pub fn prepare(&self, sql: &str) -> Result<Statement, Error> {
-        self.client.prepare(sql)
+        self.run(None, |client| client.prepare(sql))
     }
 
     /// See [`Client::query_statement`].
@@ -143,7 +191,9 @@ impl<'a> Transaction<'a> {
         statement: &Statement,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>, Error> {
-        self.client.query_statement(statement, params)
+        self.run(Some(statement.sql()), |client| {
+            client.query_statement(statement, params)
+        })
     }
 
     /// See [`Client::execute_statement`].
@@ -152,17 +202,19 @@ impl<'a> Transaction<'a> {
         statement: &Statement,
         params: &[Param<'_>],
     ) -> Result<u64, Error> {
-        self.client.execute_statement(statement, params)
+        self.run(Some(statement.sql()), |client| {
+            client.execute_statement(statement, params)
+        })
     }
 
     /// See [`Client::copy_in`].
     pub fn copy_in(&self, sql: &str) -> Result<CopyInWriter<'_>, Error> {
-        self.client.copy_in(sql)
+        self.run(None, |client| client.copy_in(sql))
     }
 
     /// See [`Client::copy_out`].
     pub fn copy_out(&self, sql: &str) -> Result<CopyOutReader<'_>, Error> {
-        self.client.copy_out(sql)
+        self.run(None, |client| client.copy_out(sql))
     }
 }
 

@@ -1,0 +1,116 @@
+//! [`BindConnection`]: a session's connection to one bind and the state of
+//! its transaction there — whether `BEGIN` was sent, how many savepoint
+//! levels exist, and, once a statement failed, the error that aborted it.
+//!
+//! `BEGIN` and `SAVEPOINT` are queued ahead of the statement that needs
+//! them without waiting for their answers (no round trip of their own).
+//! After every statement the connection's transaction status says whether
+//! the transaction is aborted; the first error that aborted it is kept, so
+//! the next statement is refused naming it and the commit reports it (see
+//! [`crate::session`]).
+
+use crate::pg::{AbortTracker, Client, TransactionStatus};
+use crate::pool::PooledConnection;
+use crate::Result;
+
+/// One bind's connection inside a session.
+pub(super) struct BindConnection {
+    /// The bind's label.
+    pub(super) label: String,
+    conn: PooledConnection,
+    /// Whether `BEGIN` has been sent on this connection.
+    pub(super) in_transaction: bool,
+    /// How many of the session's savepoint levels exist on this connection.
+    savepoints: usize,
+    /// The first failure of the transaction, while it is aborted.
+    aborted: AbortTracker,
+}
+
+/// Queues a simple statement (`BEGIN`, `SAVEPOINT`) without waiting for
+/// its answer: it is written at once and the statement that needed it
+/// follows it on the wire, so it costs no round trip of its own. Neither can
+/// fail on a healthy connection, and neither is sent in an aborted
+/// transaction; when the connection broke, the statement that follows
+/// reports it.
+fn send_simple(client: &Client, sql: &str) -> Result<()> {
+    client.request_detached(|buf| {
+        postgres_protocol::message::frontend::query(sql, buf)?;
+        Ok(())
+    })
+}
+
+fn savepoint_name(level: usize) -> String {
+    format!("odm_savepoint_{level}")
+}
+
+impl BindConnection {
+    /// A connection checked out for bind `label`, not yet in a transaction.
+    pub(super) fn new(label: &str, conn: PooledConnection) -> BindConnection {
+        BindConnection {
+            label: label.to_owned(),
+            conn,
+            in_transaction: false,
+            savepoints: 0,
+            aborted: AbortTracker::default(),
+        }
+    }
+
+    /// Runs a statement in the transaction at savepoint level `depth`:
+    /// `BEGIN` and any missing `SAVEPOINT`s are queued ahead of it. In an
+    /// aborted transaction the statement is refused unless `sql` (the
+    /// caller's own SQL, `None` for the ORM's) is a rollback; the error that
+    /// aborts the transaction is kept.
+    pub(super) fn run<R>(
+        &mut self,
+        depth: usize,
+        sql: Option<&str>,
+        work: impl FnOnce(&Client) -> Result<R>,
+    ) -> Result<R> {
+        self.aborted.refuse_if_aborted(&self.conn, sql)?;
+        if self.conn.transaction_status() != TransactionStatus::Failed {
+            if !self.in_transaction {
+                send_simple(&self.conn, "BEGIN")?;
+                self.in_transaction = true;
+            }
+            while self.savepoints < depth {
+                self.savepoints += 1;
+                send_simple(
+                    &self.conn,
+                    &format!("SAVEPOINT {}", savepoint_name(self.savepoints)),
+                )?;
+            }
+        }
+        let outcome = work(&self.conn);
+        self.aborted.note(&self.conn, &outcome);
+        outcome
+    }
+
+    /// Ends savepoint level `level` if it exists here: released when `keep`,
+    /// else rolled back to. A savepoint cannot be kept in an aborted
+    /// transaction: it is rolled back to and the answer is
+    /// [`Error::RolledBack`](crate::Error::RolledBack). Either way the
+    /// transaction is healthy afterwards.
+    pub(super) fn end_savepoint(&mut self, level: usize, keep: bool) -> Result<()> {
+        if self.savepoints < level {
+            return Ok(());
+        }
+        self.savepoints = level - 1;
+        let name = savepoint_name(level);
+        if keep {
+            self.aborted.release_savepoint(&self.conn, &name)
+        } else {
+            self.aborted.rollback_to_savepoint(&self.conn, &name)
+        }
+    }
+
+    /// Sends `COMMIT`; [`Error::RolledBack`](crate::Error::RolledBack) when
+    /// it did not commit.
+    pub(super) fn commit(mut self) -> Result<()> {
+        self.aborted.commit(&self.conn)
+    }
+
+    /// Sends `ROLLBACK`.
+    pub(super) fn rollback(self) -> Result<()> {
+        self.conn.batch_execute("ROLLBACK")
+    }
+}
