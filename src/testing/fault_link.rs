@@ -29,7 +29,11 @@ pub(super) struct Link {
 impl Link {
     /// Connects to `upstream` for `client`; every socket wait is bounded by
     /// `poll`. When the upstream cannot be reached the client is reset.
-    pub(super) fn open(client: TcpStream, upstream: SocketAddr, poll: Duration) -> io::Result<Link> {
+    pub(super) fn open(
+        client: TcpStream,
+        upstream: SocketAddr,
+        poll: Duration,
+    ) -> io::Result<Link> {
         let upstream = match TcpStream::connect_timeout(&upstream, UPSTREAM_CONNECT_TIMEOUT) {
             Ok(stream) => stream,
             Err(e) => {

@@ -44,9 +44,17 @@ pub enum Direction {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Mode {
     Forward,
-    BlackHole { to_server: bool, to_client: bool },
-    Delay { to_server: Duration, to_client: Duration },
-    TruncateToClient { bytes: u64 },
+    BlackHole {
+        to_server: bool,
+        to_client: bool,
+    },
+    Delay {
+        to_server: Duration,
+        to_client: Duration,
+    },
+    TruncateToClient {
+        bytes: u64,
+    },
     Reset,
     Refuse,
 }

@@ -181,9 +181,10 @@ impl InsertSoak {
             let write_path = self.write_path;
             let pause = self.pause_after_error;
             let task = i32::try_from(task).unwrap_or(i32::MAX);
-            tasks.push(green.submit(move || {
-                insert_until(&pool, &sql, task, write_path, deadline, pause)
-            })?);
+            tasks
+                .push(green.submit(move || {
+                    insert_until(&pool, &sql, task, write_path, deadline, pause)
+                })?);
         }
         let mut report = SoakReport::default();
         for task in tasks {

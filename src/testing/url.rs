@@ -194,8 +194,8 @@ mod tests {
 
     #[test]
     fn a_url_is_aimed_at_another_host_and_port_keeping_everything_else() {
-        let url = ServerUrl::parse("postgres://odm:p%40ss@db.example:5433/d%20b?x=1", "the url")
-            .unwrap();
+        let url =
+            ServerUrl::parse("postgres://odm:p%40ss@db.example:5433/d%20b?x=1", "the url").unwrap();
         assert_eq!(
             url.green_url_at("127.0.0.1:9"),
             "postgresql+green://odm:p%40ss@127.0.0.1:9/d%20b?x=1"
