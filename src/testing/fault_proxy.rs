@@ -247,10 +247,12 @@ impl FaultProxy {
         };
         let upstream = match host.parse::<IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, config.port()),
+            // IPv4 first: a test server usually listens on 127.0.0.1 only,
+            // while `localhost` may resolve to ::1 first.
             Err(_) => (host.as_str(), config.port())
                 .to_socket_addrs()
                 .ok()
-                .and_then(|mut addrs| addrs.next())
+                .and_then(|addrs| addrs.min_by_key(|addr| addr.is_ipv6()))
                 .ok_or_else(|| Error::Config(format!("host `{host}` does not resolve")))?,
         };
         FaultProxy::start(upstream)
@@ -486,7 +488,11 @@ fn serve(state: Arc<ProxyState>, client: TcpStream) {
             return;
         }
     };
-    state.links.lock().push(Arc::downgrade(&link));
+    {
+        let mut links = state.links.lock();
+        links.retain(|link| link.strong_count() > 0);
+        links.push(Arc::downgrade(&link));
+    }
     let answers_state = Arc::clone(&state);
     let answers_link = Arc::clone(&link);
     if state.spawn("fault-proxy-answers", move || {
