@@ -1,5 +1,8 @@
 //! Test servers: a throwaway PostgreSQL ([`TempCluster`]) and fresh
-//! databases on it ([`TestDatabase`], [`test_database`]).
+//! databases on it ([`TestDatabase`], [`test_database`]), and the network
+//! faults to test against them: [`FaultProxy`] (forward, black-hole, delay,
+//! truncate, reset, refuse), [`SilentListener`] (accepts and never answers)
+//! and [`InsertSoak`] (are all acknowledged writes present afterwards?).
 //!
 //! Tests and examples need a real server and no setup. When the environment
 //! variable `DATABASE_URL` is set, [`test_database`] uses that server;
@@ -18,9 +21,13 @@
 mod binaries;
 mod cluster;
 mod database;
+mod fault_link;
+mod fault_proxy;
 mod psql;
 mod scratch;
 mod server_process;
+mod silent_listener;
+mod soak;
 mod template;
 mod url;
 
@@ -29,6 +36,9 @@ use std::sync::Mutex;
 pub use binaries::{find_server_bin_dir, find_server_bin_dir_in, VERSIONED_ROOT};
 pub use cluster::TempCluster;
 pub use database::TestDatabase;
+pub use fault_proxy::{Direction, FaultProxy};
+pub use silent_listener::SilentListener;
+pub use soak::{InsertSoak, SoakReport, WritePath};
 
 use crate::Error;
 

@@ -84,6 +84,16 @@ impl ServerUrl {
         )
     }
 
+    /// This URL (`postgresql+green://`, same user, database and settings)
+    /// aimed at `hostport` instead of its own host and port.
+    pub(crate) fn green_url_at(&self, hostport: &str) -> String {
+        ServerUrl {
+            hostport: hostport.to_string(),
+            ..self.clone()
+        }
+        .assemble(GREEN_SCHEME, &self.userinfo, &self.dbname, &self.query)
+    }
+
     /// A `postgresql://` URL that `psql` accepts, for database `dbname`
     /// (odm-only query parameters removed).
     pub(crate) fn libpq_url(&self, dbname: &str) -> String {
@@ -179,6 +189,16 @@ mod tests {
         assert_eq!(
             url.libpq_url("postgres"),
             "postgresql://odm:odmtest@db.example:5433/postgres?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn a_url_is_aimed_at_another_host_and_port_keeping_everything_else() {
+        let url =
+            ServerUrl::parse("postgres://odm:p%40ss@db.example:5433/d%20b?x=1", "the url").unwrap();
+        assert_eq!(
+            url.green_url_at("127.0.0.1:9"),
+            "postgresql+green://odm:p%40ss@127.0.0.1:9/d%20b?x=1"
         );
     }
 
