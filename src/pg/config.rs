@@ -12,6 +12,9 @@ use std::time::Duration;
 use crate::Error;
 
 mod connection_string;
+mod url_parts;
+
+pub(crate) use url_parts::UrlParts;
 
 const DEFAULT_PORT: u16 = 5432;
 const DEFAULT_POOL_SIZE: usize = 10;

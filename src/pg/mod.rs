@@ -42,6 +42,7 @@ mod transaction;
 pub use cancel_token::CancelToken;
 pub use client::Client;
 pub use config::{Config, Host, SslMode};
+pub(crate) use config::UrlParts;
 pub use copy::{CopyInWriter, CopyOutReader};
 pub use notification::{Notification, Notifications};
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};
