@@ -37,12 +37,13 @@ mod row;
 mod server_error;
 mod socket;
 mod statement;
+mod statement_cache;
 mod transaction;
 
 pub use cancel_token::CancelToken;
 pub use client::Client;
-pub use config::{Config, Host, SslMode};
 pub(crate) use config::UrlParts;
+pub use config::{Config, Host, SslMode};
 pub use copy::{CopyInWriter, CopyOutReader};
 pub use notification::{Notification, Notifications};
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};
