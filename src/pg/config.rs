@@ -303,7 +303,9 @@ impl Config {
     }
 
     /// Whether prepared statements are cached per connection (default
-    /// true; `statement_cache=false` for PgBouncer in transaction mode).
+    /// true; `statement_cache=false` for PgBouncer in transaction mode:
+    /// every statement is then parsed unnamed with each run, the same as
+    /// `statement_cache_capacity=0`).
     pub fn statement_cache(&self) -> bool {
         self.statement_cache
     }
@@ -311,7 +313,9 @@ impl Config {
     /// How many prepared statements one connection keeps
     /// (`statement_cache_capacity`; default 256, between sqlx's 100 and
     /// pgx's 512). The least recently used one is closed on the server when
-    /// a new one would exceed it.
+    /// a new one would exceed it; statements a caller holds are never
+    /// closed while held (they may keep the cache above its capacity until
+    /// dropped). `0` caches nothing, the same as `statement_cache=false`.
     pub fn statement_cache_capacity(&self) -> usize {
         self.statement_cache_capacity
     }

@@ -46,7 +46,11 @@ impl TestDatabase {
         TestDatabase::create(server, admin, psql)
     }
 
-    fn create(server: ServerUrl, admin: psql::Target, psql: PathBuf) -> Result<TestDatabase, Error> {
+    fn create(
+        server: ServerUrl,
+        admin: psql::Target,
+        psql: PathBuf,
+    ) -> Result<TestDatabase, Error> {
         let name = unique_name();
         let create = format!("CREATE DATABASE {}", psql::quote_ident(&name));
         psql::run(

@@ -150,7 +150,10 @@ mod tests {
         let role = "CREATE ROLE r LOGIN PASSWORD 'r0le-s3cret'";
         run(&fake_psql, &target, &[role, "SELECT 1"], "testing").unwrap();
         let argv = std::fs::read_to_string(dir.join("argv")).unwrap();
-        assert!(argv.contains("postgresql://odm@db.example/postgres"), "{argv}");
+        assert!(
+            argv.contains("postgresql://odm@db.example/postgres"),
+            "{argv}"
+        );
         assert!(!argv.contains("s3cret"), "{argv}");
         assert_eq!(
             std::fs::read_to_string(dir.join("password")).unwrap(),
