@@ -12,9 +12,9 @@ use std::time::Duration;
 use crate::Error;
 
 mod connection_string;
-mod url_parts;
+mod url;
 
-pub(crate) use url_parts::UrlParts;
+pub(crate) use url::UrlParts;
 
 const DEFAULT_PORT: u16 = 5432;
 const DEFAULT_POOL_SIZE: usize = 10;
@@ -169,7 +169,7 @@ impl Config {
             return Err(config_error("empty connection string"));
         }
         let mut config = match s.split_once("://") {
-            Some((scheme, rest)) => connection_string::parse_url(scheme, rest)?,
+            Some((scheme, rest)) => url::parse_url(scheme, rest)?,
             None if s.contains('=') => connection_string::parse_key_values(s)?,
             None => {
                 return Err(config_error(

@@ -1,17 +1,15 @@
-//! Parsing connection strings: URLs (`postgresql+green://`,
-//! `postgresql://`, `postgres://`) and libpq's `key=value` form, with
-//! percent-decoding. Errors name the bad part and never the password.
+//! Parsing connection strings: the settings by their libpq / URL names,
+//! libpq's `key=value` form, and the value parsers and percent-decoding
+//! that URLs ([`super::url`]) share. Errors name the bad part and never the
+//! password.
 
 use std::iter::Peekable;
 use std::path::Path;
 use std::str::Chars;
 use std::time::Duration;
 
-use super::url_parts::UrlParts;
 use super::{config_error, Config, Host, SslMode};
 use crate::Error;
-
-const SCHEMES: [&str; 3] = ["postgresql+green", "postgresql", "postgres"];
 
 impl Config {
     /// Applies one setting by its libpq / URL name.
@@ -92,7 +90,7 @@ impl Config {
 
 /// Whether an error may quote the text it is about.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Shown {
+pub(super) enum Shown {
     /// The text cannot hold a secret: quote it.
     Quoted,
     /// The text is, or may be, part of a user name or password: name only
@@ -102,7 +100,7 @@ enum Shown {
 
 impl Shown {
     /// `what` followed by the quoted text, or by where it is when hidden.
-    fn name(self, what: &str, text: &str) -> String {
+    pub(super) fn name(self, what: &str, text: &str) -> String {
         match self {
             Shown::Quoted => format!("{what} `{text}`"),
             Shown::Hidden => format!("{what} in the url"),
@@ -110,121 +108,7 @@ impl Shown {
     }
 }
 
-/// Parses the URL after its `scheme://`; see [`UrlParts`] for how the
-/// parts are found without ever mistaking a password for something else.
-pub(super) fn parse_url(scheme: &str, rest: &str) -> Result<Config, Error> {
-    let scheme = SCHEMES
-        .iter()
-        .find(|known| **known == scheme)
-        .ok_or_else(|| {
-            config_error(&format!(
-                "unsupported url scheme `{scheme}`: expected postgresql+green, postgresql or postgres"
-            ))
-        })?;
-    let parts = UrlParts::split(rest)?;
-    let mut config = Config::empty(scheme);
-    if let Some(user) = parts.user() {
-        config.user = percent_decode(user, "the user name", Shown::Hidden)?;
-    }
-    if let Some(password) = parts.password() {
-        config.password = Some(percent_decode(password, "the password", Shown::Hidden)?);
-    }
-    let shown = if parts.has_userinfo() {
-        Shown::Quoted
-    } else {
-        Shown::Hidden
-    };
-    parse_host_port(&mut config, parts.host_port, shown)?;
-    if parts.path.contains('/') {
-        return Err(config_error(&match shown {
-            Shown::Quoted => format!(
-                "invalid database name `{}` in url: it contains `/`",
-                parts.path
-            ),
-            Shown::Hidden => "invalid database name in the url: it contains `/`".to_owned(),
-        }));
-    }
-    config.dbname = percent_decode(parts.path, "database name", shown)?;
-    if let Some(query) = parts.query {
-        parse_query(&mut config, query)?;
-    }
-    Ok(config)
-}
-
-/// The `key=value&...` parameters of a URL. A raw `&` in a password given
-/// as `password=` cuts it short; the parameter after a password is
-/// therefore never quoted in an error.
-fn parse_query(config: &mut Config, query: &str) -> Result<(), Error> {
-    let mut after_password = false;
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let applied = apply_query_pair(config, pair);
-        if after_password && applied.is_err() {
-            return Err(config_error(
-                "invalid url parameter after `password` (not shown, as it may be part of the \
-                 password): percent-encode `&` in a password as %26",
-            ));
-        }
-        after_password = applied? == "password";
-    }
-    Ok(())
-}
-
-/// Applies one `key=value` parameter of a URL; returns its key.
-fn apply_query_pair(config: &mut Config, pair: &str) -> Result<String, Error> {
-    let (key, value) = pair.split_once('=').ok_or_else(|| {
-        config_error(&format!(
-            "invalid url parameter `{pair}`: expected key=value"
-        ))
-    })?;
-    let key = percent_decode(key, "parameter name", Shown::Quoted)?;
-    let value = if key == "password" {
-        percent_decode(value, "the password", Shown::Hidden)?
-    } else {
-        percent_decode(value, &key, Shown::Quoted)?
-    };
-    config.set(&key, value)?;
-    Ok(key)
-}
-
-fn parse_host_port(config: &mut Config, host_port: &str, shown: Shown) -> Result<(), Error> {
-    if host_port.is_empty() {
-        return Ok(());
-    }
-    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
-        let (host, after) = bracketed.split_once(']').ok_or_else(|| {
-            config_error(&format!(
-                "invalid {}: unclosed `[`",
-                shown.name("host", host_port)
-            ))
-        })?;
-        match after {
-            "" => (host.to_owned(), None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (host.to_owned(), Some(port)),
-                None => {
-                    return Err(config_error(&format!(
-                        "invalid {}: unexpected text after `]`",
-                        shown.name("host", host_port)
-                    )))
-                }
-            },
-        }
-    } else {
-        match host_port.rsplit_once(':') {
-            Some((host, port)) => (percent_decode(host, "host", shown)?, Some(port)),
-            None => (percent_decode(host_port, "host", shown)?, None),
-        }
-    };
-    if !host.is_empty() {
-        config.host = parse_host(&host, shown)?;
-    }
-    if let Some(port) = port {
-        config.port = parse_port(port, shown)?;
-    }
-    Ok(())
-}
-
-fn parse_host(host: &str, shown: Shown) -> Result<Host, Error> {
+pub(super) fn parse_host(host: &str, shown: Shown) -> Result<Host, Error> {
     if host.is_empty() {
         return Err(config_error("empty host"));
     }
@@ -240,7 +124,7 @@ fn parse_host(host: &str, shown: Shown) -> Result<Host, Error> {
     }
 }
 
-fn parse_port(port: &str, shown: Shown) -> Result<u16, Error> {
+pub(super) fn parse_port(port: &str, shown: Shown) -> Result<u16, Error> {
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(config_error(&format!(
@@ -307,7 +191,7 @@ fn parse_millis(key: &str, value: &str) -> Result<Duration, Error> {
 
 /// Decodes `%XX` escapes. `what` names the part for the error message,
 /// which quotes the text only when `shown` allows.
-fn percent_decode(s: &str, what: &str, shown: Shown) -> Result<String, Error> {
+pub(super) fn percent_decode(s: &str, what: &str, shown: Shown) -> Result<String, Error> {
     if !s.contains('%') {
         return Ok(s.to_owned());
     }
@@ -653,46 +537,6 @@ mod tests {
         let debug = format!("{c:?}");
         assert!(!debug.contains("s3cret"), "{debug}");
         assert!(debug.contains("<redacted>"), "{debug}");
-    }
-
-    #[test]
-    fn a_password_with_a_slash_question_mark_or_hash_is_refused_without_quoting_it() {
-        for url in [
-            "postgresql://app:Zq9/Xk7@db.example/x",
-            "postgresql://app:Zq9?Xk7@db.example/x",
-            "postgresql://app:Zq9#Xk7@db.example/x",
-        ] {
-            let e = err(url);
-            assert_eq!(
-                e,
-                "invalid configuration: ambiguous url: an `@` follows the host; percent-encode \
-                 `/`, `?`, `#` and `@` in the user name and password (as %2F, %3F, %23 and %40), \
-                 and `@` elsewhere"
-            );
-        }
-        let c = Config::parse("postgresql://app:Zq9%2FXk7%3F%23@db.example/x").unwrap();
-        assert_eq!(c.password(), Some("Zq9/Xk7?#"));
-        assert_eq!(c.host(), &Host::Tcp("db.example".into()));
-    }
-
-    #[test]
-    fn a_url_without_an_at_sign_quotes_no_host_port_or_database_in_errors() {
-        assert_eq!(
-            err("postgres://app:s3cret/x"),
-            "invalid configuration: invalid port in the url: expected a number from 1 to 65535"
-        );
-        assert_eq!(
-            err("postgres://app:123/s3cret/x"),
-            "invalid configuration: invalid database name in the url: it contains `/`"
-        );
-        assert_eq!(
-            err("postgres://s3%zzcret/x"),
-            "invalid configuration: invalid percent-encoding in host"
-        );
-        assert_eq!(
-            err("postgres://u@h/s3%zzcret"),
-            "invalid configuration: invalid percent-encoding in database name `s3%zzcret`"
-        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Splitting a connection URL (the text after `scheme://`) into its parts,
-//! so that no part of the user name or password can land anywhere but in
-//! the user and password, whatever characters they hold.
+//! Parsing connection URLs (`postgresql+green://`, `postgresql://`,
+//! `postgres://`): splitting one into its parts ([`UrlParts`]) so that no
+//! part of the user name or password can land anywhere but in the user and
+//! password, whatever characters they hold, then reading each part.
 //!
 //! The rules:
 //!
@@ -22,8 +23,11 @@
 
 use std::fmt;
 
-use super::config_error;
+use super::connection_string::{parse_host, parse_port, percent_decode, Shown};
+use super::{config_error, Config};
 use crate::Error;
+
+const SCHEMES: [&str; 3] = ["postgresql+green", "postgresql", "postgres"];
 
 /// A connection URL cut into its still percent-encoded parts.
 #[derive(Clone, Copy)]
@@ -109,9 +113,124 @@ impl fmt::Debug for UrlParts<'_> {
     }
 }
 
+/// Parses the URL after its `scheme://`; see [`UrlParts`] for how the
+/// parts are found without ever mistaking a password for something else.
+pub(super) fn parse_url(scheme: &str, rest: &str) -> Result<Config, Error> {
+    let scheme = SCHEMES
+        .iter()
+        .find(|known| **known == scheme)
+        .ok_or_else(|| {
+            config_error(&format!(
+                "unsupported url scheme `{scheme}`: expected postgresql+green, postgresql or postgres"
+            ))
+        })?;
+    let parts = UrlParts::split(rest)?;
+    let mut config = Config::empty(scheme);
+    if let Some(user) = parts.user() {
+        config.user = percent_decode(user, "the user name", Shown::Hidden)?;
+    }
+    if let Some(password) = parts.password() {
+        config.password = Some(percent_decode(password, "the password", Shown::Hidden)?);
+    }
+    let shown = if parts.has_userinfo() {
+        Shown::Quoted
+    } else {
+        Shown::Hidden
+    };
+    parse_host_port(&mut config, parts.host_port, shown)?;
+    if parts.path.contains('/') {
+        return Err(config_error(&match shown {
+            Shown::Quoted => format!(
+                "invalid database name `{}` in url: it contains `/`",
+                parts.path
+            ),
+            Shown::Hidden => "invalid database name in the url: it contains `/`".to_owned(),
+        }));
+    }
+    config.dbname = percent_decode(parts.path, "database name", shown)?;
+    if let Some(query) = parts.query {
+        parse_query(&mut config, query)?;
+    }
+    Ok(config)
+}
+
+/// The `key=value&...` parameters of a URL. A raw `&` in a password given
+/// as `password=` cuts it short; the parameter after a password is
+/// therefore never quoted in an error.
+fn parse_query(config: &mut Config, query: &str) -> Result<(), Error> {
+    let mut after_password = false;
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let applied = apply_query_pair(config, pair);
+        if after_password && applied.is_err() {
+            return Err(config_error(
+                "invalid url parameter after `password` (not shown, as it may be part of the \
+                 password): percent-encode `&` in a password as %26",
+            ));
+        }
+        after_password = applied? == "password";
+    }
+    Ok(())
+}
+
+/// Applies one `key=value` parameter of a URL; returns its key.
+fn apply_query_pair(config: &mut Config, pair: &str) -> Result<String, Error> {
+    let (key, value) = pair.split_once('=').ok_or_else(|| {
+        config_error(&format!(
+            "invalid url parameter `{pair}`: expected key=value"
+        ))
+    })?;
+    let key = percent_decode(key, "parameter name", Shown::Quoted)?;
+    let value = if key == "password" {
+        percent_decode(value, "the password", Shown::Hidden)?
+    } else {
+        percent_decode(value, &key, Shown::Quoted)?
+    };
+    config.set(&key, value)?;
+    Ok(key)
+}
+
+fn parse_host_port(config: &mut Config, host_port: &str, shown: Shown) -> Result<(), Error> {
+    if host_port.is_empty() {
+        return Ok(());
+    }
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']').ok_or_else(|| {
+            config_error(&format!(
+                "invalid {}: unclosed `[`",
+                shown.name("host", host_port)
+            ))
+        })?;
+        match after {
+            "" => (host.to_owned(), None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (host.to_owned(), Some(port)),
+                None => {
+                    return Err(config_error(&format!(
+                        "invalid {}: unexpected text after `]`",
+                        shown.name("host", host_port)
+                    )))
+                }
+            },
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (percent_decode(host, "host", shown)?, Some(port)),
+            None => (percent_decode(host_port, "host", shown)?, None),
+        }
+    };
+    if !host.is_empty() {
+        config.host = parse_host(&host, shown)?;
+    }
+    if let Some(port) = port {
+        config.port = parse_port(port, shown)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg::Host;
 
     fn split(rest: &str) -> UrlParts<'_> {
         UrlParts::split(rest).unwrap()
@@ -175,5 +294,49 @@ mod tests {
                  percent-encode `#` as %23"
             );
         }
+    }
+
+    fn err(s: &str) -> String {
+        Config::parse(s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_password_with_a_slash_question_mark_or_hash_is_refused_without_quoting_it() {
+        for url in [
+            "postgresql://app:Zq9/Xk7@db.example/x",
+            "postgresql://app:Zq9?Xk7@db.example/x",
+            "postgresql://app:Zq9#Xk7@db.example/x",
+        ] {
+            let e = err(url);
+            assert_eq!(
+                e,
+                "invalid configuration: ambiguous url: an `@` follows the host; percent-encode \
+                 `/`, `?`, `#` and `@` in the user name and password (as %2F, %3F, %23 and %40), \
+                 and `@` elsewhere"
+            );
+        }
+        let c = Config::parse("postgresql://app:Zq9%2FXk7%3F%23@db.example/x").unwrap();
+        assert_eq!(c.password(), Some("Zq9/Xk7?#"));
+        assert_eq!(c.host(), &Host::Tcp("db.example".into()));
+    }
+
+    #[test]
+    fn a_url_without_an_at_sign_quotes_no_host_port_or_database_in_errors() {
+        assert_eq!(
+            err("postgres://app:s3cret/x"),
+            "invalid configuration: invalid port in the url: expected a number from 1 to 65535"
+        );
+        assert_eq!(
+            err("postgres://app:123/s3cret/x"),
+            "invalid configuration: invalid database name in the url: it contains `/`"
+        );
+        assert_eq!(
+            err("postgres://s3%zzcret/x"),
+            "invalid configuration: invalid percent-encoding in host"
+        );
+        assert_eq!(
+            err("postgres://u@h/s3%zzcret"),
+            "invalid configuration: invalid percent-encoding in database name `s3%zzcret`"
+        );
     }
 }
