@@ -1,5 +1,6 @@
 //! Cancelling the query a connection is running, from any coroutine.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -18,12 +19,26 @@ use crate::Error;
 /// While the request is in flight, new requests on the connection are held
 /// back, so a cancel that arrives after its target finished finds the
 /// backend idle (and is ignored) instead of hitting the next request.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` form shows neither the backend's secret key (which lets
+/// anyone who can reach the server cancel that backend's queries) nor the
+/// password.
+#[derive(Clone)]
 pub struct CancelToken {
     config: Config,
     process_id: i32,
     secret_key: i32,
     connection: Weak<Connection>,
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelToken")
+            .field("config", &self.config)
+            .field("process_id", &self.process_id)
+            .field("secret_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 impl CancelToken {
@@ -111,5 +126,21 @@ pub(crate) fn send_cancel(
         if socket.read(&mut sink)? == 0 {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_debug_form_of_a_cancel_token_hides_the_secret_key_and_the_password() {
+        let config = Config::parse("postgres://u:pa55word@h/d").unwrap();
+        let token = CancelToken::new(config, 4242, 918_273_645, Weak::new());
+        let debug = format!("{token:?}");
+        assert!(debug.contains("4242"), "{debug}");
+        assert!(!debug.contains("918273645"), "{debug}");
+        assert!(!debug.contains("pa55word"), "{debug}");
+        assert!(debug.contains("secret_key: \"<redacted>\""), "{debug}");
     }
 }

@@ -1,6 +1,5 @@
 //! [`Client`]: one server connection and the query API.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use super::query::RowSink;
 use super::response::Deadline;
 use super::row::Row;
 use super::statement::Statement;
+use super::statement_cache::{forgets_prepared_statements, Insertion, StatementCache};
 use super::transaction::{Transaction, TransactionStatus};
 use super::Param;
 use crate::{DbError, Error};
@@ -42,7 +42,7 @@ pub struct Client {
     conn: Arc<Connection>,
     id: u64,
     config: Config,
-    statements: Mutex<HashMap<String, Statement>>,
+    statements: Mutex<StatementCache>,
     notifications: may::sync::Mutex<Receiver<Notification>>,
     shared: AtomicBool,
 }
@@ -89,7 +89,7 @@ impl Client {
             conn,
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             config: config.clone(),
-            statements: Mutex::new(HashMap::new()),
+            statements: Mutex::new(StatementCache::new(config.statement_cache_capacity())),
             notifications: may::sync::Mutex::new(receiver),
             shared: AtomicBool::new(false),
         })
@@ -133,7 +133,9 @@ impl Client {
     /// protocol (no parameters, results discarded).
     pub fn batch_execute(&self, sql: &str) -> Result<(), Error> {
         self.check_context("batch_execute")?;
-        self.simple_query(sql).map(drop)
+        let tag = self.simple_query(sql)?;
+        self.note_command_tag(&tag);
+        Ok(())
     }
 
     /// Checks that the server still answers: an empty query, which must be
@@ -189,32 +191,61 @@ impl Client {
     }
 
     /// Prepares a statement, or returns it from this connection's cache.
+    ///
+    /// The cache keeps up to [`Config::statement_cache_capacity`]
+    /// statements (default 256); beyond that, the least recently used one
+    /// that no caller holds is closed on the server. A returned
+    /// [`Statement`] is never closed while held, and one whose server-side
+    /// statement is gone (`DISCARD ALL`, `DEALLOCATE ALL`) is prepared again
+    /// when run. With `statement_cache=false` or a capacity of 0 nothing is
+    /// cached: each statement is parsed unnamed with every run.
     pub fn prepare(&self, sql: &str) -> Result<Statement, Error> {
         self.check_context("prepare")?;
-        if !self.config.statement_cache() {
+        if !self.caches_statements() {
             return self.describe(String::new(), sql);
         }
         if let Some(statement) = self.statements.lock().get(sql) {
-            return Ok(statement.clone());
+            return Ok(statement);
         }
         let name = format!("odm_s{}", NEXT_STATEMENT.fetch_add(1, Ordering::Relaxed));
         let statement = self.describe(name, sql)?;
-        let mut cache = self.statements.lock();
-        let cached = cache
-            .entry(sql.to_owned())
-            .or_insert_with(|| statement.clone())
-            .clone();
-        drop(cache);
-        if cached.name() != statement.name() {
-            // Another task prepared the same SQL meanwhile: drop ours.
-            let name = statement.name();
-            self.request_detached(|buf| {
-                frontend::close(b'S', name, buf)?;
-                frontend::sync(buf);
-                Ok(())
-            })?;
-        }
+        // `closed` holds the evicted statements and ours when another task
+        // prepared the same SQL meanwhile.
+        let Insertion { cached, closed } = self.statements.lock().insert(statement);
+        self.close_on_server(&closed);
         Ok(cached)
+    }
+
+    /// Whether prepared statements are cached (named and kept).
+    fn caches_statements(&self) -> bool {
+        self.config.statement_cache() && self.config.statement_cache_capacity() > 0
+    }
+
+    /// Queues `Close` for `statements` (and one `Sync`) without waiting
+    /// for the answer.
+    fn close_on_server(&self, statements: &[Statement]) {
+        if statements.is_empty() {
+            return;
+        }
+        // A connection that cannot take the request is closed, and the
+        // server-side statements went with it: nothing is left to close.
+        let _ = self.request_detached(|buf| {
+            for statement in statements {
+                frontend::close(b'S', statement.name(), buf)?;
+            }
+            frontend::sync(buf);
+            Ok(())
+        });
+    }
+
+    /// Called with the command tag of every completed statement: after
+    /// `DISCARD ALL` or `DEALLOCATE ALL` the server knows none of the
+    /// cached statements, so the cache is emptied (statements still held
+    /// are prepared again on their next run).
+    pub(crate) fn note_command_tag(&self, tag: &str) {
+        if forgets_prepared_statements(tag.as_bytes()) {
+            self.statements.lock().clear();
+        }
     }
 
     /// Runs a prepared statement and returns its rows.
@@ -245,39 +276,47 @@ impl Client {
         params: &[Param<'_>],
         rows: RowSink<'_>,
     ) -> Result<u64, Error> {
-        if statement.connection_id() == self.id {
-            self.run(statement, params, rows)
+        if statement.connection_id() == self.id && !statement.is_closed() {
+            self.run_prepared(statement, params, rows)
         } else {
-            // Prepared on another connection: prepare it here.
+            // Prepared on another connection, or closed here since: prepare
+            // it (again) through the cache.
             self.run_sql(statement.sql(), params, rows)
         }
     }
 
-    /// Prepare (cached) and run; a cached statement the server no longer
-    /// knows or can no longer use (schema change) is prepared again once,
-    /// when not inside a transaction.
-    fn run_sql(
+    /// Prepare (cached) and run.
+    fn run_sql(&self, sql: &str, params: &[Param<'_>], rows: RowSink<'_>) -> Result<u64, Error> {
+        let statement = self.prepare(sql)?;
+        self.run_prepared(&statement, params, rows)
+    }
+
+    /// Runs a statement prepared on this connection. A named statement the
+    /// server no longer knows or can no longer use (schema change) is
+    /// closed and, when not inside a transaction, prepared again once.
+    fn run_prepared(
         &self,
-        sql: &str,
+        statement: &Statement,
         params: &[Param<'_>],
         mut rows: RowSink<'_>,
     ) -> Result<u64, Error> {
-        let statement = self.prepare(sql)?;
         let first = match &mut rows {
-            RowSink::Discard => self.run(&statement, params, RowSink::Discard),
-            RowSink::Collect(rows) => self.run(&statement, params, RowSink::Collect(rows)),
+            RowSink::Discard => self.run(statement, params, RowSink::Discard),
+            RowSink::Collect(rows) => self.run(statement, params, RowSink::Collect(rows)),
         };
         match first {
-            Err(e) if is_stale_statement(&e) && self.config.statement_cache() => {
-                self.statements.lock().remove(sql);
+            Err(e) if !statement.is_unnamed() && is_stale_statement(&e) => {
+                if self.statements.lock().remove(statement) {
+                    self.close_on_server(std::slice::from_ref(statement));
+                }
                 if self.transaction_status() != TransactionStatus::Idle {
                     return Err(e);
                 }
                 if let RowSink::Collect(rows) = &mut rows {
                     rows.clear();
                 }
-                let statement = self.prepare(sql)?;
-                self.run(&statement, params, rows)
+                let again = self.prepare(statement.sql())?;
+                self.run(&again, params, rows)
             }
             other => other,
         }
@@ -348,7 +387,8 @@ impl Client {
         self.conn.notices()
     }
 
-    /// Number of statements in this connection's cache.
+    /// Number of statements in this connection's cache (at most
+    /// [`Config::statement_cache_capacity`] plus those callers hold).
     pub fn cached_statements(&self) -> usize {
         self.statements.lock().len()
     }

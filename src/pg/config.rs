@@ -12,6 +12,9 @@ use std::time::Duration;
 use crate::Error;
 
 mod connection_string;
+mod url;
+
+pub(crate) use url::UrlParts;
 
 const DEFAULT_PORT: u16 = 5432;
 const DEFAULT_POOL_SIZE: usize = 10;
@@ -166,7 +169,7 @@ impl Config {
             return Err(config_error("empty connection string"));
         }
         let mut config = match s.split_once("://") {
-            Some((scheme, rest)) => connection_string::parse_url(scheme, rest)?,
+            Some((scheme, rest)) => url::parse_url(scheme, rest)?,
             None if s.contains('=') => connection_string::parse_key_values(s)?,
             None => {
                 return Err(config_error(
@@ -300,7 +303,9 @@ impl Config {
     }
 
     /// Whether prepared statements are cached per connection (default
-    /// true; `statement_cache=false` for PgBouncer in transaction mode).
+    /// true; `statement_cache=false` for PgBouncer in transaction mode:
+    /// every statement is then parsed unnamed with each run, the same as
+    /// `statement_cache_capacity=0`).
     pub fn statement_cache(&self) -> bool {
         self.statement_cache
     }
@@ -308,7 +313,9 @@ impl Config {
     /// How many prepared statements one connection keeps
     /// (`statement_cache_capacity`; default 256, between sqlx's 100 and
     /// pgx's 512). The least recently used one is closed on the server when
-    /// a new one would exceed it.
+    /// a new one would exceed it; statements a caller holds are never
+    /// closed while held (they may keep the cache above its capacity until
+    /// dropped). `0` caches nothing, the same as `statement_cache=false`.
     pub fn statement_cache_capacity(&self) -> usize {
         self.statement_cache_capacity
     }

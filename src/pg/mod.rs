@@ -38,11 +38,13 @@ mod row;
 mod server_error;
 mod socket;
 mod statement;
+mod statement_cache;
 mod transaction;
 
 pub(crate) use abort::AbortTracker;
 pub use cancel_token::CancelToken;
 pub use client::Client;
+pub(crate) use config::UrlParts;
 pub use config::{Config, Host, SslMode};
 pub use copy::{CopyInWriter, CopyOutReader};
 pub use notification::{Notification, Notifications};

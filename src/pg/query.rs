@@ -209,7 +209,11 @@ impl Client {
                     }
                 }
                 Message::BindComplete | Message::ParseComplete => {}
-                Message::CommandComplete(body) => affected = rows_affected(body.tag()?),
+                Message::CommandComplete(body) => {
+                    let tag = body.tag()?;
+                    self.note_command_tag(tag);
+                    affected = rows_affected(tag);
+                }
                 Message::EmptyQueryResponse | Message::PortalSuspended => {}
                 Message::ErrorResponse(body) => {
                     if error.is_none() {

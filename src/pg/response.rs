@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use postgres_protocol::message::backend::Message;
 
 use super::connection::Connection;
+use super::statement_cache::forgets_prepared_statements;
 use crate::Error;
 
 thread_local! {
@@ -206,7 +207,8 @@ pub(crate) enum Frame {
     /// A message with nothing to read but its tag (`BindComplete`,
     /// `ParseComplete`, `NoData`, `EmptyQueryResponse`, ...).
     Skip,
-    /// `CommandComplete` with the row count of its tag.
+    /// `CommandComplete` with the row count of its tag (except after
+    /// `DISCARD ALL` and `DEALLOCATE ALL`, which come as a [`Frame::Message`]).
     CommandComplete(u64),
     /// `ReadyForQuery`: the answer is complete.
     Ready,
@@ -277,6 +279,11 @@ impl Response {
                     let end = body.iter().position(|&b| b == 0).ok_or_else(|| {
                         Error::Protocol("malformed message: bad command tag".to_owned())
                     })?;
+                    if forgets_prepared_statements(&body[..end]) {
+                        // The requester must see the tag to empty its
+                        // statement cache.
+                        return self.parse_frame().map(Frame::Message);
+                    }
                     Frame::CommandComplete(tag_row_count(&body[..end]))
                 }
                 _ => return self.parse_frame().map(Frame::Message),

@@ -1,6 +1,7 @@
 //! Prepared statements and their result columns.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use postgres_types::Type;
@@ -30,7 +31,10 @@ impl Column {
 
 /// A statement prepared on one connection: its parameter types and result
 /// columns. Cheap to clone. Used on another connection, it is prepared
-/// there again (through that connection's cache) from its SQL.
+/// there again (through that connection's cache) from its SQL; so is one
+/// whose server-side statement was closed meanwhile (`DISCARD ALL`,
+/// `DEALLOCATE ALL`, a schema change). A statement held here is never
+/// evicted from the connection's cache while held.
 #[derive(Clone)]
 pub struct Statement(Arc<StatementInner>);
 
@@ -42,6 +46,9 @@ struct StatementInner {
     connection_id: u64,
     params: Vec<Type>,
     columns: Arc<[Column]>,
+    /// The server no longer has it (evicted, stale or forgotten): runs go
+    /// through the connection's cache, which prepares the SQL again.
+    closed: AtomicBool,
 }
 
 impl fmt::Debug for Statement {
@@ -69,6 +76,7 @@ impl Statement {
             connection_id,
             params,
             columns: columns.into(),
+            closed: AtomicBool::new(false),
         }))
     }
 
@@ -97,6 +105,23 @@ impl Statement {
 
     pub(crate) fn connection_id(&self) -> u64 {
         self.0.connection_id
+    }
+
+    /// Records that the server-side statement is gone (or about to be:
+    /// `Close` is queued).
+    pub(crate) fn mark_closed(&self) {
+        self.0.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// True once the server-side statement is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.closed.load(Ordering::Relaxed)
+    }
+
+    /// True while a handle other than this one exists: a task or caller
+    /// holds the statement, so it must not be closed.
+    pub(crate) fn is_held_elsewhere(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
     }
 
     /// True for the unnamed statement, which must be parsed again with

@@ -200,10 +200,10 @@ impl TempCluster {
         !self.server.has_exited()
     }
 
-    /// A libpq connection string to `dbname` as the superuser over the
-    /// unix socket (trusted, no password needed).
-    pub(crate) fn socket_conninfo(&self, dbname: &str) -> String {
-        psql::socket_conninfo(&self.socket_dir, self.port, SUPERUSER, dbname)
+    /// Where `psql` reaches `dbname` as the superuser: the unix socket
+    /// (trusted, no password needed).
+    pub(crate) fn socket_target(&self, dbname: &str) -> psql::Target {
+        psql::socket_target(&self.socket_dir, self.port, SUPERUSER, dbname)
     }
 
     /// Sets the superuser's password and creates the other test roles.
@@ -231,7 +231,7 @@ impl TempCluster {
         let psql_program = psql::psql_program(Some(&self.bin_dir))?;
         psql::run(
             &psql_program,
-            &self.socket_conninfo("postgres"),
+            &self.socket_target("postgres"),
             &statements,
             "creating the test roles",
         )

@@ -18,9 +18,8 @@ use crate::Error;
 pub struct TestDatabase {
     name: String,
     server: ServerUrl,
-    /// How `psql` reaches the maintenance database (may hold a password:
-    /// never shown).
-    admin_conninfo: String,
+    /// How `psql` reaches the maintenance database.
+    admin: psql::Target,
     psql: PathBuf,
 }
 
@@ -29,7 +28,7 @@ impl TestDatabase {
     pub fn create_on(cluster: &TempCluster) -> Result<TestDatabase, Error> {
         let server = ServerUrl::parse(&cluster.url(), "the cluster url")?;
         let psql = psql::psql_program(Some(cluster.bin_dir()))?;
-        TestDatabase::create(server, cluster.socket_conninfo("postgres"), psql)
+        TestDatabase::create(server, cluster.socket_target("postgres"), psql)
     }
 
     /// Creates a fresh database on the server of `url` (a
@@ -42,28 +41,28 @@ impl TestDatabase {
             "" => "postgres".to_string(),
             named => named.to_string(),
         };
-        let admin_conninfo = server.libpq_url(&maintenance);
+        let admin = server.psql_target(&maintenance);
         let psql = psql::psql_program(None)?;
-        TestDatabase::create(server, admin_conninfo, psql)
+        TestDatabase::create(server, admin, psql)
     }
 
     fn create(
         server: ServerUrl,
-        admin_conninfo: String,
+        admin: psql::Target,
         psql: PathBuf,
     ) -> Result<TestDatabase, Error> {
         let name = unique_name();
         let create = format!("CREATE DATABASE {}", psql::quote_ident(&name));
         psql::run(
             &psql,
-            &admin_conninfo,
+            &admin,
             &[&create],
             &format!("creating test database {name}"),
         )?;
         Ok(TestDatabase {
             name,
             server,
-            admin_conninfo,
+            admin,
             psql,
         })
     }
@@ -107,7 +106,7 @@ impl Drop for TestDatabase {
         );
         if let Err(e) = psql::run(
             &self.psql,
-            &self.admin_conninfo,
+            &self.admin,
             &[&drop_sql],
             &format!("dropping test database {}", self.name),
         ) {

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use super::psql;
+use crate::pg::UrlParts;
 use crate::Error;
 
 /// The scheme of the URLs handed to odm.
@@ -13,13 +15,13 @@ pub(crate) const GREEN_SCHEME: &str = "postgresql+green://";
 const SCHEMES: [&str; 3] = ["postgresql+green://", "postgresql://", "postgres://"];
 
 /// Query parameters that libpq (and so `psql`) understands; odm's own
-/// (`pool_size`, `statement_cache`, ...) are left out of [`ServerUrl::libpq_url`].
-const LIBPQ_PARAMS: [&str; 16] = [
+/// (`pool_size`, `statement_cache`, ...) are left out of [`ServerUrl::psql_target`].
+/// `password` is not among them: it goes to `psql` through its environment.
+const LIBPQ_PARAMS: [&str; 15] = [
     "host",
     "hostaddr",
     "port",
     "user",
-    "password",
     "connect_timeout",
     "application_name",
     "options",
@@ -47,8 +49,10 @@ pub(crate) struct ServerUrl {
 }
 
 impl ServerUrl {
-    /// Splits a `postgresql+green://`, `postgresql://` or `postgres://` URL.
-    /// `source` names where it came from, for the error message.
+    /// Splits a `postgresql+green://`, `postgresql://` or `postgres://` URL
+    /// by the driver's rules ([`UrlParts`]: an ambiguous user name or
+    /// password is refused, never misread). `source` names where it came
+    /// from, for the error message.
     pub(crate) fn parse(url: &str, source: &str) -> Result<ServerUrl, Error> {
         let rest = SCHEMES
             .iter()
@@ -58,14 +62,12 @@ impl ServerUrl {
                     "{source} must start with postgresql+green://, postgresql:// or postgres://"
                 ))
             })?;
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, dbname) = rest.split_once('/').unwrap_or((rest, ""));
-        let (userinfo, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
+        let parts = UrlParts::split(rest)?;
         Ok(ServerUrl {
-            userinfo: userinfo.to_string(),
-            hostport: hostport.to_string(),
-            dbname: dbname.to_string(),
-            query: query.to_string(),
+            userinfo: parts.userinfo().unwrap_or_default().to_string(),
+            hostport: parts.host_port.to_string(),
+            dbname: parts.path.to_string(),
+            query: parts.query.unwrap_or_default().to_string(),
         })
     }
 
@@ -94,23 +96,36 @@ impl ServerUrl {
         .assemble(GREEN_SCHEME, &self.userinfo, &self.dbname, &self.query)
     }
 
-    /// A `postgresql://` URL that `psql` accepts, for database `dbname`
-    /// (odm-only query parameters removed).
-    pub(crate) fn libpq_url(&self, dbname: &str) -> String {
+    /// How `psql` reaches database `dbname`: a `postgresql://` URL with
+    /// only the parameters libpq knows and without the password, which is
+    /// handed over on its own (from the query's `password=`, else the
+    /// userinfo's), decoded.
+    pub(crate) fn psql_target(&self, dbname: &str) -> psql::Target {
+        let (user, userinfo_password) = match self.userinfo.split_once(':') {
+            Some((user, password)) => (user, Some(password)),
+            None => (self.userinfo.as_str(), None),
+        };
+        let mut query_password = None;
         let query: Vec<&str> = self
             .query
             .split('&')
             .filter(|pair| {
-                let key = pair.split('=').next().unwrap_or("");
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                if key == "password" {
+                    query_password = Some(value);
+                }
                 LIBPQ_PARAMS.contains(&key)
             })
             .collect();
-        self.assemble(
-            "postgresql://",
-            &self.userinfo,
-            &encode_component(dbname),
-            &query.join("&"),
-        )
+        psql::Target {
+            conninfo: self.assemble(
+                "postgresql://",
+                user,
+                &encode_component(dbname),
+                &query.join("&"),
+            ),
+            password: query_password.or(userinfo_password).map(percent_decode),
+        }
     }
 
     /// The database the URL names, still percent-encoded (empty if none).
@@ -146,6 +161,32 @@ impl fmt::Debug for ServerUrl {
         };
         f.write_str(&self.assemble(GREEN_SCHEME, &userinfo, &self.dbname, &self.query))
     }
+}
+
+/// `%XX` escapes decoded; a malformed one, or bytes that are not UTF-8,
+/// kept as they are (`psql` then reports the failed login).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
 }
 
 /// `user:password`, each percent-encoded.
@@ -187,8 +228,11 @@ mod tests {
             "postgresql+green://a%20b:p%40ss@db.example:5433/t1?pool_size=7&sslmode=disable"
         );
         assert_eq!(
-            url.libpq_url("postgres"),
-            "postgresql://odm:odmtest@db.example:5433/postgres?sslmode=disable"
+            url.psql_target("postgres"),
+            psql::Target {
+                conninfo: "postgresql://odm@db.example:5433/postgres?sslmode=disable".to_string(),
+                password: Some("odmtest".to_string()),
+            }
         );
     }
 
@@ -200,6 +244,36 @@ mod tests {
             url.green_url_at("127.0.0.1:9"),
             "postgresql+green://odm:p%40ss@127.0.0.1:9/d%20b?x=1"
         );
+    }
+
+    #[test]
+    fn the_psql_target_carries_the_password_outside_its_connection_string() {
+        let url = ServerUrl::parse(
+            "postgres://odm:p%40ss%2Fw0rd@h:1/db?password=from%20query&pool_size=2",
+            "DATABASE_URL",
+        )
+        .unwrap();
+        let target = url.psql_target("postgres");
+        assert_eq!(target.conninfo, "postgresql://odm@h:1/postgres");
+        assert_eq!(target.password.as_deref(), Some("from query"));
+        let target = ServerUrl::parse("postgres://odm:p%40ss@h/db", "DATABASE_URL")
+            .unwrap()
+            .psql_target("x");
+        assert_eq!(target.conninfo, "postgresql://odm@h/x");
+        assert_eq!(target.password.as_deref(), Some("p@ss"));
+        assert!(!format!("{target:?}").contains("p@ss"));
+        let target = ServerUrl::parse("postgres://odm@h/db", "DATABASE_URL")
+            .unwrap()
+            .psql_target("x");
+        assert_eq!(target.password, None);
+    }
+
+    #[test]
+    fn a_database_url_with_a_raw_slash_in_its_password_is_refused_without_it() {
+        let err = ServerUrl::parse("postgres://odm:hun/ter2@h/db", "DATABASE_URL").unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        assert!(!err.to_string().contains("hun"), "{err}");
+        assert!(!err.to_string().contains("ter2"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod concurrency;
 mod connecting;
 mod copy;
 mod server_errors;
+mod statement_cache;
 mod transactions_and_notifications;
 mod types;
 

@@ -1,21 +1,22 @@
-//! Parsing connection strings: URLs (`postgresql+green://`,
-//! `postgresql://`, `postgres://`) and libpq's `key=value` form, with
-//! percent-decoding. Errors name the bad part and never the password.
+//! Parsing connection strings: the settings by their libpq / URL names,
+//! libpq's `key=value` form, and the value parsers and percent-decoding
+//! that URLs ([`super::url`]) share. Errors name the bad part and never the
+//! password.
 
+use std::iter::Peekable;
 use std::path::Path;
+use std::str::Chars;
 use std::time::Duration;
 
 use super::{config_error, Config, Host, SslMode};
 use crate::Error;
 
-const SCHEMES: [&str; 3] = ["postgresql+green", "postgresql", "postgres"];
-
 impl Config {
     /// Applies one setting by its libpq / URL name.
     pub(super) fn set(&mut self, key: &str, value: String) -> Result<(), Error> {
         match key {
-            "host" => self.host = parse_host(&value)?,
-            "port" => self.port = parse_port(&value)?,
+            "host" => self.host = parse_host(&value, Shown::Quoted)?,
+            "port" => self.port = parse_port(&value, Shown::Quoted)?,
             "dbname" => self.dbname = value,
             "user" => self.user = value,
             "password" => self.password = Some(value),
@@ -87,99 +88,27 @@ impl Config {
     }
 }
 
-pub(super) fn parse_url(scheme: &str, rest: &str) -> Result<Config, Error> {
-    let scheme = SCHEMES
-        .iter()
-        .find(|known| **known == scheme)
-        .ok_or_else(|| {
-            config_error(&format!(
-                "unsupported url scheme `{scheme}`: expected postgresql+green, postgresql or postgres"
-            ))
-        })?;
-    let mut config = Config::empty(scheme);
-    let (rest, query) = match rest.split_once('?') {
-        Some((rest, query)) => (rest, Some(query)),
-        None => (rest, None),
-    };
-    let (authority, path) = match rest.split_once('/') {
-        Some((authority, path)) => (authority, path),
-        None => (rest, ""),
-    };
-    let host_port = match authority.rsplit_once('@') {
-        Some((userinfo, host_port)) => {
-            let (user, password) = match userinfo.split_once(':') {
-                Some((user, password)) => (user, Some(password)),
-                None => (userinfo, None),
-            };
-            config.user = percent_decode(user, "user")?;
-            if let Some(password) = password {
-                config.password = Some(percent_decode(password, "password")?);
-            }
-            host_port
-        }
-        None => authority,
-    };
-    parse_host_port(&mut config, host_port)?;
-    if path.contains('/') {
-        return Err(config_error(&format!(
-            "invalid database name `{path}` in url: it contains `/`"
-        )));
-    }
-    config.dbname = percent_decode(path, "database name")?;
-    if let Some(query) = query {
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (key, value) = pair.split_once('=').ok_or_else(|| {
-                config_error(&format!(
-                    "invalid url parameter `{pair}`: expected key=value"
-                ))
-            })?;
-            let key = percent_decode(key, "parameter name")?;
-            let value = if key == "password" {
-                percent_decode(value, "password")?
-            } else {
-                percent_decode(value, &key)?
-            };
-            config.set(&key, value)?;
-        }
-    }
-    Ok(config)
+/// Whether an error may quote the text it is about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shown {
+    /// The text cannot hold a secret: quote it.
+    Quoted,
+    /// The text is, or may be, part of a user name or password: name only
+    /// the part of the connection string.
+    Hidden,
 }
 
-fn parse_host_port(config: &mut Config, host_port: &str) -> Result<(), Error> {
-    if host_port.is_empty() {
-        return Ok(());
-    }
-    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
-        let (host, after) = bracketed.split_once(']').ok_or_else(|| {
-            config_error(&format!("invalid host `{host_port}` in url: unclosed `[`"))
-        })?;
-        match after {
-            "" => (host.to_owned(), None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (host.to_owned(), Some(port)),
-                None => {
-                    return Err(config_error(&format!(
-                        "invalid host `{host_port}` in url: unexpected text after `]`"
-                    )))
-                }
-            },
+impl Shown {
+    /// `what` followed by the quoted text, or by where it is when hidden.
+    pub(super) fn name(self, what: &str, text: &str) -> String {
+        match self {
+            Shown::Quoted => format!("{what} `{text}`"),
+            Shown::Hidden => format!("{what} in the url"),
         }
-    } else {
-        match host_port.rsplit_once(':') {
-            Some((host, port)) => (percent_decode(host, "host")?, Some(port)),
-            None => (percent_decode(host_port, "host")?, None),
-        }
-    };
-    if !host.is_empty() {
-        config.host = parse_host(&host)?;
     }
-    if let Some(port) = port {
-        config.port = parse_port(port)?;
-    }
-    Ok(())
 }
 
-fn parse_host(host: &str) -> Result<Host, Error> {
+pub(super) fn parse_host(host: &str, shown: Shown) -> Result<Host, Error> {
     if host.is_empty() {
         return Err(config_error("empty host"));
     }
@@ -187,18 +116,20 @@ fn parse_host(host: &str) -> Result<Host, Error> {
         Ok(Host::Unix(Path::new(host).to_path_buf()))
     } else if host.contains('/') {
         Err(config_error(&format!(
-            "invalid host `{host}`: a unix socket directory must be an absolute path"
+            "invalid {}: a unix socket directory must be an absolute path",
+            shown.name("host", host)
         )))
     } else {
         Ok(Host::Tcp(host.to_owned()))
     }
 }
 
-fn parse_port(port: &str) -> Result<u16, Error> {
+pub(super) fn parse_port(port: &str, shown: Shown) -> Result<u16, Error> {
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(config_error(&format!(
-            "invalid port `{port}`: expected a number from 1 to 65535"
+            "invalid {}: expected a number from 1 to 65535",
+            shown.name("port", port)
         ))),
     }
 }
@@ -258,25 +189,28 @@ fn parse_millis(key: &str, value: &str) -> Result<Duration, Error> {
     }
 }
 
-/// Decodes `%XX` escapes. `what` names the part for the error message; the
-/// offending text is quoted only when it is not the password.
-fn percent_decode(s: &str, what: &str) -> Result<String, Error> {
+/// Decodes `%XX` escapes. `what` names the part for the error message,
+/// which quotes the text only when `shown` allows.
+pub(super) fn percent_decode(s: &str, what: &str, shown: Shown) -> Result<String, Error> {
     if !s.contains('%') {
         return Ok(s.to_owned());
     }
     let bad = || {
-        if what == "password" {
-            config_error("invalid percent-encoding in the password")
-        } else {
-            config_error(&format!("invalid percent-encoding in {what} `{s}`"))
-        }
+        config_error(&match shown {
+            Shown::Quoted => format!("invalid percent-encoding in {what} `{s}`"),
+            Shown::Hidden => format!("invalid percent-encoding in {what}"),
+        })
     };
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            // Two hex digits (`from_str_radix` alone would take `%+f`).
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+                .ok_or_else(bad)?;
             let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
             i += 3;
@@ -288,76 +222,95 @@ fn percent_decode(s: &str, what: &str) -> Result<String, Error> {
     String::from_utf8(out).map_err(|_| bad())
 }
 
-/// libpq's `key=value key='quoted \' value'` form.
+/// libpq's `key=value key='quoted \' value'` form. A password with an
+/// unquoted space runs into the next setting; that setting is therefore
+/// never quoted in an error.
 pub(super) fn parse_key_values(s: &str) -> Result<Config, Error> {
     let mut config = Config::empty("postgresql+green");
     let mut chars = s.chars().peekable();
+    let mut after_password = false;
     loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
+        skip_whitespace(&mut chars);
         if chars.peek().is_none() {
             break;
         }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
+        let applied = next_setting(&mut chars).and_then(|(key, value)| {
+            config.set(&key, value)?;
+            Ok(key)
+        });
+        if after_password && applied.is_err() {
+            return Err(config_error(
+                "invalid setting after `password` (not shown, as it may be part of the \
+                 password): quote a password holding spaces or quotes, as password='...' with \
+                 `\\'` and `\\\\` inside",
+            ));
         }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            return Err(config_error(&format!(
-                "invalid setting `{key}`: expected key=value"
-            )));
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
-            chars.next();
-            let mut closed = false;
-            while let Some(c) = chars.next() {
-                match c {
-                    '\'' => {
-                        closed = true;
-                        break;
-                    }
-                    '\\' => match chars.next() {
-                        Some(escaped) => value.push(escaped),
-                        None => break,
-                    },
-                    c => value.push(c),
-                }
-            }
-            if !closed {
-                return Err(config_error(&format!(
-                    "unterminated quoted value for `{key}`"
-                )));
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                chars.next();
-                if c == '\\' {
-                    if let Some(escaped) = chars.next() {
-                        value.push(escaped);
-                    }
-                } else {
-                    value.push(c);
-                }
-            }
-        }
-        config.set(&key, value)?;
+        after_password = applied? == "password";
     }
     Ok(config)
+}
+
+fn skip_whitespace(chars: &mut Peekable<Chars<'_>>) {
+    while chars.peek().is_some_and(|c| c.is_whitespace()) {
+        chars.next();
+    }
+}
+
+/// Reads one `key = value` (the value quoted or not) after whitespace.
+fn next_setting(chars: &mut Peekable<Chars<'_>>) -> Result<(String, String), Error> {
+    let mut key = String::new();
+    while let Some(&c) = chars.peek() {
+        if c == '=' || c.is_whitespace() {
+            break;
+        }
+        key.push(c);
+        chars.next();
+    }
+    skip_whitespace(chars);
+    if chars.next() != Some('=') {
+        return Err(config_error(&format!(
+            "invalid setting `{key}`: expected key=value"
+        )));
+    }
+    skip_whitespace(chars);
+    let mut value = String::new();
+    if chars.peek() == Some(&'\'') {
+        chars.next();
+        let mut closed = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => {
+                    closed = true;
+                    break;
+                }
+                '\\' => match chars.next() {
+                    Some(escaped) => value.push(escaped),
+                    None => break,
+                },
+                c => value.push(c),
+            }
+        }
+        if !closed {
+            return Err(config_error(&format!(
+                "unterminated quoted value for `{key}`"
+            )));
+        }
+    } else {
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                break;
+            }
+            chars.next();
+            if c == '\\' {
+                if let Some(escaped) = chars.next() {
+                    value.push(escaped);
+                }
+            } else {
+                value.push(c);
+            }
+        }
+    }
+    Ok((key, value))
 }
 
 #[cfg(test)]
@@ -551,7 +504,7 @@ mod tests {
         );
         assert_eq!(
             err("postgres://u%zz@h/d"),
-            "invalid configuration: invalid percent-encoding in user `u%zz`"
+            "invalid configuration: invalid percent-encoding in the user name"
         );
         assert_eq!(
             err("postgres://u@h/a/b"),
@@ -584,6 +537,30 @@ mod tests {
         let debug = format!("{c:?}");
         assert!(!debug.contains("s3cret"), "{debug}");
         assert!(debug.contains("<redacted>"), "{debug}");
+    }
+
+    #[test]
+    fn a_setting_after_a_password_is_not_quoted_in_errors() {
+        let e = err("postgres://u@h/d?password=abc&s3cret&x=1");
+        assert!(e.contains("after `password`"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        let e = err("postgres://u@h/d?password=abc&s3cret=1");
+        assert!(!e.contains("s3cret"), "{e}");
+        let e = err("user=u password=abc s3cret dbname=d");
+        assert!(e.contains("after `password`"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        let e = err("user=u password='abc' s3cret='x'");
+        assert!(!e.contains("s3cret"), "{e}");
+        let c = Config::parse("password=abc port=6000").unwrap();
+        assert_eq!((c.password(), c.port()), (Some("abc"), 6000));
+    }
+
+    #[test]
+    fn a_percent_sign_needs_two_hex_digits() {
+        assert_eq!(
+            err("postgres://u:%+f@h/d"),
+            "invalid configuration: invalid percent-encoding in the password"
+        );
     }
 
     #[test]
