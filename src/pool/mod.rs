@@ -84,9 +84,13 @@
 //! [`Error::is_closed`]: crate::Error::is_closed
 //! [`Error::NestedAcquire`]: crate::Error::NestedAcquire
 
+mod backoff;
 mod connection;
 mod connector;
 mod core;
+mod jitter;
+mod lifecycle;
+mod opening;
 mod shared;
 mod state;
 mod stats;
@@ -102,6 +106,7 @@ pub use self::stats::PoolStats;
 
 use self::connector::PgConnector;
 use self::core::Core;
+use self::lifecycle::Lifecycle;
 use crate::pg::Config;
 use crate::Error;
 
@@ -118,8 +123,14 @@ impl Pool {
     pub fn new(config: Config) -> Pool {
         let max_size = config.pool_size();
         let timeout = config.pool_timeout();
+        let lifecycle = Lifecycle::from_config(&config);
         Pool {
-            core: Arc::new(Core::new(PgConnector { config }, max_size, timeout)),
+            core: Arc::new(Core::new(
+                PgConnector { config },
+                max_size,
+                timeout,
+                lifecycle,
+            )),
         }
     }
 
@@ -142,8 +153,8 @@ impl Pool {
             return Err(Error::wrong_context("pool acquire"));
         }
         let task = task::current_task();
-        let client = self.core.acquire(task)?;
-        Ok(PooledConnection::new(client, Arc::clone(&self.core), task))
+        let checkout = self.core.acquire(task)?;
+        Ok(PooledConnection::new(checkout, Arc::clone(&self.core), task))
     }
 
     /// The most connections this pool opens (`pool_size`, default 10).
@@ -218,6 +229,7 @@ impl fmt::Debug for Pool {
             .field("exclusive_waiters", &state.exclusive_waiters.len())
             .field("shared_waiters", &state.shared_waiters.len())
             .field("closed", &state.closed)
+            .field("failed_connect_rounds", &state.backoff.rounds())
             .finish()
     }
 }
