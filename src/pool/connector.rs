@@ -5,6 +5,7 @@
 //! on the wire protocol; [`PgConnector`] is the one implementation, for
 //! [`crate::pg::Client`].
 
+use std::io;
 use std::time::Duration;
 
 use crate::pg::{Client, Config, TransactionStatus};
@@ -45,7 +46,7 @@ impl Connector for PgConnector {
             _ => {
                 let mut config = self.config.clone();
                 config.set_connect_timeout(Some(within));
-                Client::connect(&config)
+                Client::connect(&config).map_err(|err| cut_short(err, within))
             }
         }
     }
@@ -64,5 +65,30 @@ impl Connector for PgConnector {
 
     fn roll_back(conn: &Client) -> Result<(), Error> {
         conn.batch_execute("ROLLBACK")
+    }
+}
+
+/// A connect that timed out because the caller's `pool_timeout` ran out
+/// says so, rather than blaming `connect_timeout`.
+fn cut_short(err: Error, within: Duration) -> Error {
+    match err {
+        Error::Connect { target, source }
+            if matches!(
+                source.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            Error::Connect {
+                target,
+                source: io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no answer within {} ms (what was left of pool_timeout)",
+                        within.as_millis()
+                    ),
+                ),
+            }
+        }
+        other => other,
     }
 }
