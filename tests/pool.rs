@@ -752,7 +752,11 @@ impl Forwarder {
         Forwarder { links }
     }
 
-    fn pump(client: std::net::TcpStream, server: std::net::TcpStream, cut: Arc<std::sync::atomic::AtomicBool>) {
+    fn pump(
+        client: std::net::TcpStream,
+        server: std::net::TcpStream,
+        cut: Arc<std::sync::atomic::AtomicBool>,
+    ) {
         use std::io::{Read, Write};
         use std::net::Shutdown;
         let (mut client_in, mut server_out) = (
@@ -838,14 +842,22 @@ fn acquire_from_a_server_that_never_answers_fails_within_the_pool_timeout() {
         let (err, took) = on_green(move || {
             let started = Instant::now();
             let err = if shared {
-                p.query("SELECT 1", &[]).map(drop).expect_err("nothing answers")
+                p.query("SELECT 1", &[])
+                    .map(drop)
+                    .expect_err("nothing answers")
             } else {
                 p.acquire().map(drop).expect_err("nothing answers")
             };
             (err, started.elapsed())
         });
-        assert!(took < Duration::from_secs(3), "shared: {shared}, took {took:?}");
-        assert!(matches!(err, Error::Connect { .. }), "shared: {shared}, {err:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "shared: {shared}, took {took:?}"
+        );
+        assert!(
+            matches!(err, Error::Connect { .. }),
+            "shared: {shared}, {err:?}"
+        );
         assert!(
             err.to_string().contains("pool_timeout"),
             "the error says which setting ran out: {err}"
@@ -909,7 +921,8 @@ fn a_connection_that_expires_while_checked_out_is_closed_when_it_comes_back() {
     on_green(move || {
         let conn = p.acquire().expect("acquire");
         may::coroutine::sleep(Duration::from_millis(1_200));
-        conn.batch_execute("SELECT 1").expect("still usable while held");
+        conn.batch_execute("SELECT 1")
+            .expect("still usable while held");
     });
     assert_eq!(pool.size(), 0, "{}", pool.status());
     assert_eq!(pool.stats().connections_expired, 1);
@@ -1029,7 +1042,9 @@ fn a_down_server_is_not_hammered_and_the_pool_serves_again_once_it_listens() {
                         let err = if i % 2 == 0 {
                             pool.acquire().map(drop).expect_err("nothing listens")
                         } else {
-                            pool.query("SELECT 1", &[]).map(drop).expect_err("nothing listens")
+                            pool.query("SELECT 1", &[])
+                                .map(drop)
+                                .expect_err("nothing listens")
                         };
                         may::coroutine::sleep(Duration::from_millis(20));
                         err
@@ -1054,11 +1069,15 @@ fn a_down_server_is_not_hammered_and_the_pool_serves_again_once_it_listens() {
         "{} connect attempts for {calls} calls in {took:?}: {stats:?}",
         stats.connect_failures
     );
-    assert!(stats.backoff_waits + stats.backoff_refusals > 0, "{stats:?}");
+    assert!(
+        stats.backoff_waits + stats.backoff_refusals > 0,
+        "{stats:?}"
+    );
     assert!(took < Duration::from_secs(CALLS as u64 * 2), "{took:?}");
 
     // The server comes (back) on that port.
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is still free");
+    let listener =
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is still free");
     let _forwarder = Forwarder::start(listener, &db);
     let p = pool.clone();
     let recovered = on_green(move || {
@@ -1070,7 +1089,10 @@ fn a_down_server_is_not_hammered_and_the_pool_serves_again_once_it_listens() {
                     return since.elapsed();
                 }
                 Err(err) => {
-                    assert!(since.elapsed() < Duration::from_secs(10), "never recovered: {err}");
+                    assert!(
+                        since.elapsed() < Duration::from_secs(10),
+                        "never recovered: {err}"
+                    );
                     may::coroutine::sleep(Duration::from_millis(50));
                 }
             }

@@ -292,7 +292,9 @@ mod tests {
         let (failure, next) = backoff.failed(&refused(), t0, t0, 0.0);
         assert_eq!(failure, Failure::Unavailable);
         assert_eq!(next, Some(t0 + Duration::from_millis(25)));
-        assert!(matches!(backoff.gate(t0, far), Gate::Wait(t) if t == t0 + Duration::from_millis(25)));
+        assert!(
+            matches!(backoff.gate(t0, far), Gate::Wait(t) if t == t0 + Duration::from_millis(25))
+        );
         backoff.succeeded();
         assert!(!backoff.is_armed());
         assert!(matches!(backoff.gate(t0, far), Gate::Open));

@@ -40,11 +40,7 @@ pub struct PooledConnection {
 }
 
 impl PooledConnection {
-    pub(crate) fn new(
-        checkout: Checkout<Client>,
-        core: Arc<Core<PgConnector>>,
-        task: u64,
-    ) -> Self {
+    pub(crate) fn new(checkout: Checkout<Client>, core: Arc<Core<PgConnector>>, task: u64) -> Self {
         PooledConnection {
             client: Some(checkout.conn),
             age: checkout.age,

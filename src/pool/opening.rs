@@ -140,12 +140,10 @@ impl<K: Connector> Core<K> {
                 }
                 Err(err) => {
                     self.counters.connect_failed();
-                    let (failure, next) = self.state().backoff.failed(
-                        &err,
-                        now,
-                        Instant::now(),
-                        jitter::fraction(),
-                    );
+                    let (failure, next) =
+                        self.state()
+                            .backoff
+                            .failed(&err, now, Instant::now(), jitter::fraction());
                     match next {
                         Some(next) if failure == Failure::Transient && next <= deadline.at => {}
                         _ => return Err(err),

@@ -249,13 +249,11 @@ impl<K: Connector> State<K> {
                 i += 1;
                 continue;
             }
-            match self.remove_entry(i) {
-                Some((conn, _)) => {
-                    self.size -= 1;
-                    fx.close_for(conn, why);
-                }
-                // Kept, retired, at the end (skipped when reached).
-                None => {}
+            // The last entry moves to `i`, so `i` is looked at again; an
+            // entry a lease still holds is kept, retired, at the end.
+            if let Some((conn, _)) = self.remove_entry(i) {
+                self.size -= 1;
+                fx.close_for(conn, why);
             }
         }
     }
