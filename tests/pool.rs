@@ -714,3 +714,391 @@ fn busy_shared_traffic_does_not_starve_an_exclusive_acquire() {
     assert!(statements > 500);
     assert!(waited < Duration::from_secs(10), "{waited:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Lifecycle, bounded acquire and connect backoff.
+// ---------------------------------------------------------------------------
+
+/// A TCP forwarder from a local port to the test server, whose existing
+/// links can be cut silently: the server's bytes are dropped and the client
+/// side is reset on its next write, as a proxy or NAT that lost the
+/// connection's state would.
+struct Forwarder {
+    links: Arc<std::sync::Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>>,
+}
+
+impl Forwarder {
+    /// Forwards connections accepted by `listener` to the server of `db`.
+    fn start(listener: std::net::TcpListener, db: &TestDatabase) -> Forwarder {
+        let config = Config::parse(&db.url()).expect("url");
+        let host = match config.host() {
+            odm::pg::Host::Tcp(host) => host.clone(),
+            odm::pg::Host::Unix(_) => panic!("the forwarder needs a tcp test server"),
+        };
+        let upstream = (host, config.port());
+        let links = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let all = Arc::clone(&links);
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = std::net::TcpStream::connect(upstream.clone()) else {
+                    continue;
+                };
+                let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                all.lock().expect("links").push(Arc::clone(&cut));
+                Forwarder::pump(client, server, cut);
+            }
+        });
+        Forwarder { links }
+    }
+
+    fn pump(
+        client: std::net::TcpStream,
+        server: std::net::TcpStream,
+        cut: Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use std::io::{Read, Write};
+        use std::net::Shutdown;
+        let (mut client_in, mut server_out) = (
+            client.try_clone().expect("clone"),
+            server.try_clone().expect("clone"),
+        );
+        let up_cut = Arc::clone(&cut);
+        thread::spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                let n = match client_in.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if up_cut.load(Ordering::SeqCst) {
+                    let _ = client_in.shutdown(Shutdown::Both);
+                    break;
+                }
+                if server_out.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = server_out.shutdown(Shutdown::Write);
+        });
+        let (mut server_in, mut client_out) = (server, client);
+        thread::spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                let n = match server_in.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if cut.load(Ordering::SeqCst) {
+                    continue; // black-holed
+                }
+                if client_out.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            if !cut.load(Ordering::SeqCst) {
+                let _ = client_out.shutdown(Shutdown::Write);
+            }
+        });
+    }
+
+    /// Cuts every link open now; later connections are forwarded normally.
+    fn cut_existing(&self) -> usize {
+        let links = self.links.lock().expect("links");
+        for cut in links.iter() {
+            cut.store(true, Ordering::SeqCst);
+        }
+        links.len()
+    }
+}
+
+/// The test database's URL with its host and port replaced by
+/// `127.0.0.1:port`, plus `settings`.
+fn url_via_port(db: &TestDatabase, port: u16, settings: &str) -> String {
+    let url = db.url();
+    let (head, rest) = url.rsplit_once('@').expect("the test url has credentials");
+    let (_, tail) = rest.split_once('/').expect("the test url names a database");
+    with_settings(&format!("{head}@127.0.0.1:{port}/{tail}"), settings)
+}
+
+/// A port nothing listens on (bound once, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+#[test]
+fn acquire_from_a_server_that_never_answers_fails_within_the_pool_timeout() {
+    let db = fresh_db();
+    // Accepts connections (the kernel completes the handshake) and never
+    // sends a byte; kept open until the end of the test.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let pool = Pool::new(
+        Config::parse(&url_via_port(&db, port, "pool_size=2&pool_timeout=1")).expect("url"),
+    );
+    for shared in [false, true] {
+        let p = pool.clone();
+        let (err, took) = on_green(move || {
+            let started = Instant::now();
+            let err = if shared {
+                p.query("SELECT 1", &[])
+                    .map(drop)
+                    .expect_err("nothing answers")
+            } else {
+                p.acquire().map(drop).expect_err("nothing answers")
+            };
+            (err, started.elapsed())
+        });
+        assert!(
+            took < Duration::from_secs(3),
+            "shared: {shared}, took {took:?}"
+        );
+        assert!(
+            matches!(err, Error::Connect { .. }),
+            "shared: {shared}, {err:?}"
+        );
+        assert!(
+            err.to_string().contains("pool_timeout"),
+            "the error says which setting ran out: {err}"
+        );
+    }
+    assert_eq!(pool.status(), "size: 0, available: 0");
+    drop(silent);
+}
+
+/// A model for the mapper-level reproduction below.
+#[derive(odm::Model, Debug, Clone, Default, PartialEq)]
+struct Note {
+    #[odm(primary_key)]
+    id: Option<i32>,
+    text: String,
+}
+
+#[test]
+fn a_mapper_transaction_against_a_server_that_never_answers_fails_within_the_pool_timeout() {
+    let db = fresh_db();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let mp = odm::Mapper::new(&url_via_port(&db, port, "pool_timeout=1")).expect("url");
+    mp.register::<Note>().expect("register");
+    let (result, took) = on_green(move || {
+        let started = Instant::now();
+        let result = mp.begin(|s| s.get::<Note>(1));
+        (result, started.elapsed())
+    });
+    let err = result.expect_err("nothing answers");
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    drop(silent);
+}
+
+#[test]
+fn a_connection_older_than_max_lifetime_is_replaced() {
+    let db = fresh_db();
+    let pool = pool(&db, "pool_size=2&max_lifetime=1");
+    let p = pool.clone();
+    let (first, again, later) = on_green(move || {
+        let pid = |p: &Pool| p.acquire().expect("acquire").backend_pid();
+        let first = pid(&p);
+        let again = pid(&p);
+        may::coroutine::sleep(Duration::from_millis(1_500));
+        (first, again, pid(&p))
+    });
+    assert_eq!(first, again, "a young connection is reused");
+    assert_ne!(first, later, "an expired connection is not handed out");
+    let stats = pool.stats();
+    assert_eq!(stats.connections_expired, 1, "{stats:?}");
+    assert_eq!(stats.connections_discarded, 0, "{stats:?}");
+    assert_eq!(pool.size(), 1);
+}
+
+#[test]
+fn a_connection_that_expires_while_checked_out_is_closed_when_it_comes_back() {
+    let db = fresh_db();
+    let pool = pool(&db, "pool_size=2&max_lifetime=1");
+    let p = pool.clone();
+    on_green(move || {
+        let conn = p.acquire().expect("acquire");
+        may::coroutine::sleep(Duration::from_millis(1_200));
+        conn.batch_execute("SELECT 1")
+            .expect("still usable while held");
+    });
+    assert_eq!(pool.size(), 0, "{}", pool.status());
+    assert_eq!(pool.stats().connections_expired, 1);
+}
+
+#[test]
+fn idle_connections_are_closed_after_idle_timeout_when_the_pool_is_next_touched() {
+    let db = fresh_db();
+    let pool = pool(&db, "pool_size=3&idle_timeout=1");
+    Holders::start(&pool, 3).release();
+    assert_eq!(pool.size(), 3);
+    thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(pool.size(), 3, "an untouched pool closes nothing");
+    let p = pool.clone();
+    on_green(move || {
+        p.acquire()
+            .expect("acquire")
+            .batch_execute("SELECT 1")
+            .expect("select");
+    });
+    assert_eq!(pool.size(), 1, "{}", pool.status());
+    let stats = pool.stats();
+    assert_eq!(stats.connections_idled_out, 3, "{stats:?}");
+    assert_eq!(stats.connections_opened, 4, "{stats:?}");
+}
+
+#[test]
+fn a_connection_killed_while_idle_is_not_handed_out() {
+    let db = fresh_db();
+    let pool = pool(&db, "pool_size=2");
+    let old: HashSet<i32> = Holders::start(&pool, 2).release().into_iter().collect();
+    assert_eq!(kill_every_backend(&db), 2);
+    thread::sleep(Duration::from_millis(700));
+    let p = pool.clone();
+    let (pid, shared_pid) = on_green(move || {
+        let conn = p.acquire().expect("acquire");
+        let pid: i32 = conn
+            .query_one("SELECT pg_backend_pid()", &[])
+            .expect("the connection handed out works")
+            .get(0);
+        drop(conn);
+        let shared: i32 = p
+            .query_one("SELECT pg_backend_pid()", &[])
+            .expect("a shared statement works too")
+            .get(0);
+        (pid, shared)
+    });
+    assert!(!old.contains(&pid) && !old.contains(&shared_pid));
+    assert!(pool.stats().connections_discarded >= 2);
+}
+
+#[test]
+fn an_idle_connection_that_died_silently_fails_its_liveness_check_and_is_replaced() {
+    let db = fresh_db();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let forwarder = Forwarder::start(listener, &db);
+    let pool = Pool::new(
+        Config::parse(&url_via_port(&db, port, "pool_size=1&pool_timeout=10")).expect("url"),
+    );
+    let p = pool.clone();
+    let first = on_green(move || p.acquire().expect("acquire").backend_pid());
+    // The backend dies; the client hears nothing (no error, no end of
+    // file) until it writes.
+    assert_eq!(forwarder.cut_existing(), 1);
+    assert_eq!(kill_every_backend(&db), 1);
+    thread::sleep(Duration::from_millis(700));
+    assert_eq!(pool.available(), 1, "the pool cannot know yet");
+    let p = pool.clone();
+    let second = on_green(move || {
+        let conn = p.acquire().expect("a working connection");
+        conn.query_one("SELECT pg_backend_pid()", &[])
+            .expect("it works")
+            .get::<_, i32>(0)
+    });
+    assert_ne!(first, second);
+    let stats = pool.stats();
+    assert_eq!(stats.liveness_failures, 1, "{stats:?}");
+    assert_eq!(stats.connections_opened, 2, "{stats:?}");
+}
+
+#[test]
+fn a_connection_used_within_the_liveness_window_is_not_checked() {
+    let db = fresh_db();
+    let pool = pool(&db, "pool_size=1");
+    let p = pool.clone();
+    on_green(move || {
+        for _ in 0..20 {
+            p.acquire()
+                .expect("acquire")
+                .batch_execute("SELECT 1")
+                .expect("select");
+        }
+    });
+    let stats = pool.stats();
+    assert_eq!(stats.acquires, 20);
+    assert_eq!(stats.connections_opened, 1);
+    assert_eq!(stats.liveness_failures, 0);
+}
+
+#[test]
+fn a_down_server_is_not_hammered_and_the_pool_serves_again_once_it_listens() {
+    let db = fresh_db();
+    let port = closed_port();
+    let pool = Pool::new(
+        Config::parse(&url_via_port(&db, port, "pool_size=4&pool_timeout=1")).expect("url"),
+    );
+    const TASKS: usize = 20;
+    const CALLS: usize = 5;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let pool = pool.clone();
+            spawn(move || {
+                (0..CALLS)
+                    .map(|_| {
+                        let err = if i % 2 == 0 {
+                            pool.acquire().map(drop).expect_err("nothing listens")
+                        } else {
+                            pool.query("SELECT 1", &[])
+                                .map(drop)
+                                .expect_err("nothing listens")
+                        };
+                        may::coroutine::sleep(Duration::from_millis(20));
+                        err
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for task in tasks {
+        for err in task.join().expect("task") {
+            assert!(
+                matches!(err, Error::Connect { .. } | Error::PoolTimeout { .. }),
+                "{err:?}"
+            );
+        }
+    }
+    let took = started.elapsed();
+    let stats = pool.stats();
+    let calls = (TASKS * CALLS) as u64;
+    assert!(
+        stats.connect_failures * 4 <= calls,
+        "{} connect attempts for {calls} calls in {took:?}: {stats:?}",
+        stats.connect_failures
+    );
+    assert!(
+        stats.backoff_waits + stats.backoff_refusals > 0,
+        "{stats:?}"
+    );
+    assert!(took < Duration::from_secs(CALLS as u64 * 2), "{took:?}");
+
+    // The server comes (back) on that port.
+    let listener =
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is still free");
+    let _forwarder = Forwarder::start(listener, &db);
+    let p = pool.clone();
+    let recovered = on_green(move || {
+        let since = Instant::now();
+        loop {
+            match p.acquire() {
+                Ok(conn) => {
+                    conn.batch_execute("SELECT 1").expect("select");
+                    return since.elapsed();
+                }
+                Err(err) => {
+                    assert!(
+                        since.elapsed() < Duration::from_secs(10),
+                        "never recovered: {err}"
+                    );
+                    may::coroutine::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    });
+    assert!(recovered < Duration::from_secs(4), "{recovered:?}");
+    let p = pool.clone();
+    on_green(move || p.query("SELECT 1", &[]).expect("shared mode serves again"));
+}

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use super::connector::PgConnector;
 use super::core::Core;
+use super::lifecycle::Age;
+use super::state::Checkout;
 use crate::pg::Client;
 
 /// A connection checked out of a [`Pool`](crate::Pool) for one task's
@@ -22,6 +24,7 @@ use crate::pg::Client;
 ///   it is closed and its slot freed, so the pool opens a fresh one on demand;
 /// - dropped while its task panics: it is closed (the panic may have cut a
 ///   request short, and a rollback would park the unwinding task);
+/// - older than the pool's `max_lifetime`: it is closed;
 /// - the pool was [closed](crate::Pool::close): it is closed.
 ///
 /// The rollback is a round trip on the dropping coroutine. Session state a
@@ -30,14 +33,17 @@ use crate::pg::Client;
 /// [`PooledConnection::discard`] a connection whose session you changed.
 pub struct PooledConnection {
     client: Option<Client>,
+    /// When it expires and since when it was idle, handed back with it.
+    age: Age,
     core: Arc<Core<PgConnector>>,
     task: u64,
 }
 
 impl PooledConnection {
-    pub(crate) fn new(client: Client, core: Arc<Core<PgConnector>>, task: u64) -> Self {
+    pub(crate) fn new(checkout: Checkout<Client>, core: Arc<Core<PgConnector>>, task: u64) -> Self {
         PooledConnection {
-            client: Some(client),
+            client: Some(checkout.conn),
+            age: checkout.age,
             core,
             task,
         }
@@ -74,8 +80,12 @@ impl DerefMut for PooledConnection {
 
 impl Drop for PooledConnection {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            self.core.give_back(client, Some(self.task));
+        if let Some(conn) = self.client.take() {
+            let checkout = Checkout {
+                conn,
+                age: self.age,
+            };
+            self.core.give_back(checkout, Some(self.task));
         }
     }
 }

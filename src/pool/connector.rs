@@ -1,9 +1,12 @@
 //! How the pool opens, inspects and cleans the connections it manages.
 //!
-//! The slot logic ([`super::state`], [`super::core`]) only needs these four
+//! The slot logic ([`super::state`], [`super::core`]) only needs these five
 //! operations, so it is written once against this trait and does not depend
 //! on the wire protocol; [`PgConnector`] is the one implementation, for
 //! [`crate::pg::Client`].
+
+use std::io;
+use std::time::Duration;
 
 use crate::pg::{Client, Config, TransactionStatus};
 use crate::Error;
@@ -12,10 +15,14 @@ use crate::Error;
 pub(crate) trait Connector: Send + Sync + 'static {
     /// A connection.
     type Conn: Send + Sync + std::fmt::Debug + 'static;
-    /// Opens a new connection (network I/O; called outside every lock).
-    fn connect(&self) -> Result<Self::Conn, Error>;
+    /// Opens a new connection within `within` at most (network I/O; called
+    /// outside every lock).
+    fn connect(&self, within: Duration) -> Result<Self::Conn, Error>;
     /// True when the connection can no longer be used.
     fn is_broken(conn: &Self::Conn) -> bool;
+    /// Asks the server whether the connection still works, waiting at most
+    /// `timeout` (network I/O; called outside every lock).
+    fn check_alive(conn: &Self::Conn, timeout: Duration) -> Result<(), Error>;
     /// True when the connection is inside a transaction (open or failed).
     fn in_transaction(conn: &Self::Conn) -> bool;
     /// Ends the open transaction (network I/O; called outside every lock).
@@ -31,12 +38,25 @@ pub(crate) struct PgConnector {
 impl Connector for PgConnector {
     type Conn = Client;
 
-    fn connect(&self) -> Result<Client, Error> {
-        Client::connect(&self.config)
+    /// Connects with the configured `connect_timeout`, or with `within` if
+    /// that is shorter (what is left of the caller's `pool_timeout`).
+    fn connect(&self, within: Duration) -> Result<Client, Error> {
+        match self.config.connect_timeout() {
+            Some(timeout) if timeout <= within => Client::connect(&self.config),
+            _ => {
+                let mut config = self.config.clone();
+                config.set_connect_timeout(Some(within));
+                Client::connect(&config).map_err(|err| cut_short(err, within))
+            }
+        }
     }
 
     fn is_broken(conn: &Client) -> bool {
         conn.is_closed()
+    }
+
+    fn check_alive(conn: &Client, timeout: Duration) -> Result<(), Error> {
+        conn.check_alive(timeout)
     }
 
     fn in_transaction(conn: &Client) -> bool {
@@ -45,5 +65,30 @@ impl Connector for PgConnector {
 
     fn roll_back(conn: &Client) -> Result<(), Error> {
         conn.batch_execute("ROLLBACK")
+    }
+}
+
+/// A connect that timed out because the caller's `pool_timeout` ran out
+/// says so, rather than blaming `connect_timeout`.
+fn cut_short(err: Error, within: Duration) -> Error {
+    match err {
+        Error::Connect { target, source }
+            if matches!(
+                source.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            Error::Connect {
+                target,
+                source: io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no answer within {} ms (what was left of pool_timeout)",
+                        within.as_millis()
+                    ),
+                ),
+            }
+        }
+        other => other,
     }
 }

@@ -1,20 +1,28 @@
-//! The pool's procedures: check out, give back, lend, release, wait, open.
+//! The pool's procedures: check out, vet, give back, lend, release, wait.
+//! Opening connections (with their deadline and backoff) is in
+//! [`super::opening`].
 //!
 //! Every procedure follows one pattern: take the state lock, decide, release
-//! the lock, then do the slow parts (open a connection, roll back, close,
-//! wake waiters). The lock is a `parking_lot` mutex held for a few
-//! instructions, never across I/O or a park.
+//! the lock, then do the slow parts (check liveness, roll back, close, wake
+//! waiters). The lock is a `parking_lot` mutex held for a few instructions,
+//! never across I/O or a park.
+//!
+//! A caller's whole visit is bounded by one [`Deadline`], `pool_timeout`
+//! after it asked: the wait in the queue, the liveness checks of idle
+//! connections, the backoff and the connect all take from it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 
 use super::connector::Connector;
-use super::state::{Effects, Lease, State};
+use super::lifecycle::Lifecycle;
+use super::opening::Opening;
+use super::state::{Checkout, Effects, Lease, State};
 use super::stats::Counters;
 use super::task::current_task;
-use super::waiter::{Grant, Waiter};
+use super::waiter::{Deadline, Grant, Waiter};
 use crate::Error;
 
 /// The shared part of a pool, behind the [`Pool`](crate::Pool) handle.
@@ -23,6 +31,8 @@ pub(crate) struct Core<K: Connector> {
     pub(crate) connector: K,
     pub(crate) max_size: usize,
     pub(crate) timeout: Duration,
+    /// A copy of the state's rules, readable without the lock.
+    pub(crate) lifecycle: Lifecycle,
     state: Mutex<State<K>>,
     pub(crate) counters: Counters,
 }
@@ -54,7 +64,7 @@ impl<K: Connector, T> Drop for WaitGuard<'_, K, T> {
             let grant = self.waiter.take();
             if grant.is_none() {
                 (self.exit.leave)(&mut state, self.waiter);
-                state.dispatch(&mut fx);
+                state.dispatch(Instant::now(), &mut fx);
             }
             grant
         };
@@ -65,40 +75,19 @@ impl<K: Connector, T> Drop for WaitGuard<'_, K, T> {
     }
 }
 
-/// A connection slot reserved for opening; gives the slot back if opening
-/// fails or the coroutine unwinds.
-struct Opening<'a, K: Connector> {
-    core: &'a Core<K>,
-    /// The exclusive holder registered for this slot, if any.
-    holder: Option<u64>,
-    armed: bool,
-}
-
-impl<K: Connector> Drop for Opening<'_, K> {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let mut fx = Effects::default();
-        {
-            let mut state = self.core.state.lock();
-            state.pending -= 1;
-            if let Some(task) = self.holder {
-                state.release_holder(task);
-            }
-            state.dispatch(&mut fx);
-        }
-        self.core.finish(fx);
-    }
-}
-
 impl<K: Connector> Core<K> {
-    pub(crate) fn new(connector: K, max_size: usize, timeout: Duration) -> Core<K> {
+    pub(crate) fn new(
+        connector: K,
+        max_size: usize,
+        timeout: Duration,
+        lifecycle: Lifecycle,
+    ) -> Core<K> {
         Core {
             connector,
             max_size,
             timeout,
-            state: Mutex::new(State::new(max_size)),
+            lifecycle,
+            state: Mutex::new(State::new(max_size, lifecycle)),
             counters: Counters::default(),
         }
     }
@@ -108,17 +97,54 @@ impl<K: Connector> Core<K> {
     }
 
     /// Carries out what a locked section decided.
-    fn finish(&self, fx: Effects<K::Conn>) {
+    pub(super) fn finish(&self, fx: Effects<K::Conn>) {
         for _ in &fx.close {
             self.counters.discarded();
+        }
+        for _ in &fx.expired {
+            self.counters.expired();
+        }
+        for _ in &fx.idled {
+            self.counters.idled_out();
         }
         fx.run();
     }
 
+    /// The timeout error for a caller whose deadline passed.
+    pub(super) fn timed_out(&self, deadline: &Deadline) -> Error {
+        self.counters.timed_out();
+        Error::PoolTimeout {
+            waited: deadline.started.elapsed(),
+            size: self.max_size,
+        }
+    }
+
     /// Checks out a connection for `task`'s exclusive use.
-    pub(crate) fn acquire(&self, task: u64) -> Result<K::Conn, Error> {
+    pub(crate) fn acquire(&self, task: u64) -> Result<Checkout<K::Conn>, Error> {
+        let deadline = Deadline::after(self.timeout);
+        loop {
+            let checkout = match self.exclusive_grant(task, &deadline)? {
+                Grant::Ready(checkout) => checkout,
+                Grant::Create => return self.open_exclusive(task, &deadline),
+                Grant::Closed => return Err(Error::PoolClosed),
+            };
+            if let Some(checkout) = self.vet(checkout, task, &deadline)? {
+                self.counters.acquired();
+                return Ok(checkout);
+            }
+        }
+    }
+
+    /// A connection, or the right to open one, for `task`: at once, or after
+    /// parking in the queue until `deadline`.
+    fn exclusive_grant(
+        &self,
+        task: u64,
+        deadline: &Deadline,
+    ) -> Result<Grant<Checkout<K::Conn>>, Error> {
         let mut fx = Effects::default();
-        let now = {
+        let now = Instant::now();
+        let immediate = {
             let mut state = self.state.lock();
             if state.closed {
                 return Err(Error::PoolClosed);
@@ -126,66 +152,64 @@ impl<K: Connector> Core<K> {
             if state.holds(task) {
                 return Err(Error::NestedAcquire);
             }
-            match state.try_exclusive(task, &mut fx) {
+            match state.try_exclusive(task, now, &mut fx) {
                 Some(grant) => Ok(grant),
                 None => {
                     let waiter = Waiter::new(task);
                     state.exclusive_waiters.push_back(Arc::clone(&waiter));
-                    state.dispatch(&mut fx);
+                    state.dispatch(now, &mut fx);
                     Err(waiter)
                 }
             }
         };
         self.finish(fx);
-        let grant = match now {
-            Ok(grant) => grant,
+        match immediate {
+            Ok(grant) => Ok(grant),
             Err(waiter) => self.wait(
                 &waiter,
+                deadline,
                 Exit {
                     leave: State::leave_exclusive,
                     hand_back: Core::hand_back_exclusive,
                 },
-            )?,
-        };
-        match grant {
-            Grant::Ready(conn) => {
-                self.counters.acquired();
-                Ok(conn)
-            }
-            Grant::Create => self.open_exclusive(task),
-            Grant::Closed => Err(Error::PoolClosed),
+            ),
         }
     }
 
-    /// Opens a connection for an exclusive checkout whose slot is counted.
-    fn open_exclusive(&self, task: u64) -> Result<K::Conn, Error> {
-        let mut opening = Opening {
-            core: self,
-            holder: Some(task),
-            armed: true,
-        };
-        let conn = self.connector.connect().inspect_err(|_| {
-            self.counters.connect_failed();
-        })?;
-        self.counters.opened();
-        opening.armed = false;
-        let mut state = self.state.lock();
-        state.pending -= 1;
-        if state.closed {
-            state.release_holder(task);
-            drop(state);
-            self.counters.discarded();
-            drop(conn);
-            return Err(Error::PoolClosed);
+    /// Lets a connection that sat idle past the liveness window out only if
+    /// it answers an empty query in time; a dead one is discarded and
+    /// `Ok(None)` says "try the next one".
+    fn vet(
+        &self,
+        checkout: Checkout<K::Conn>,
+        task: u64,
+        deadline: &Deadline,
+    ) -> Result<Option<Checkout<K::Conn>>, Error> {
+        let now = Instant::now();
+        if !self.lifecycle.needs_check(&checkout.age, now) {
+            return Ok(Some(checkout));
         }
-        state.size += 1;
-        drop(state);
-        self.counters.acquired();
-        Ok(conn)
+        let left = deadline.remaining(now);
+        if left.is_zero() {
+            self.check_in(checkout, Some(task));
+            return Err(self.timed_out(deadline));
+        }
+        let timeout = left.min(self.lifecycle.liveness_timeout);
+        if K::check_alive(&checkout.conn, timeout).is_ok() && !K::is_broken(&checkout.conn) {
+            return Ok(Some(checkout));
+        }
+        self.counters.liveness_failed();
+        self.discard(checkout.conn, Some(task));
+        Ok(None)
     }
 
-    /// Parks until the waiter is served or the pool timeout passes.
-    fn wait<T>(&self, waiter: &Arc<Waiter<T>>, exit: Exit<K, T>) -> Result<Grant<T>, Error> {
+    /// Parks until the waiter is served or the deadline passes.
+    fn wait<T>(
+        &self,
+        waiter: &Arc<Waiter<T>>,
+        deadline: &Deadline,
+        exit: Exit<K, T>,
+    ) -> Result<Grant<T>, Error> {
         let leave = exit.leave;
         let mut guard = WaitGuard {
             core: self,
@@ -193,8 +217,7 @@ impl<K: Connector> Core<K> {
             exit,
             settled: false,
         };
-        let deadline = waiter.since + self.timeout;
-        let grant = match waiter.park_until(deadline) {
+        let grant = match waiter.park_until(deadline.at) {
             Some(grant) => grant,
             None => {
                 let mut fx = Effects::default();
@@ -203,24 +226,17 @@ impl<K: Connector> Core<K> {
                     let grant = waiter.take();
                     if grant.is_none() {
                         leave(&mut state, waiter);
-                        state.dispatch(&mut fx);
+                        state.dispatch(Instant::now(), &mut fx);
                     }
                     grant
                 };
                 guard.settled = true;
                 self.finish(fx);
-                let waited = waiter.since.elapsed();
-                self.counters.waited(waited);
-                match raced {
-                    Some(grant) => return Ok(grant),
-                    None => {
-                        self.counters.timed_out();
-                        return Err(Error::PoolTimeout {
-                            waited,
-                            size: self.max_size,
-                        });
-                    }
-                }
+                self.counters.waited(waiter.since.elapsed());
+                return match raced {
+                    Some(grant) => Ok(grant),
+                    None => Err(self.timed_out(deadline)),
+                };
             }
         };
         guard.settled = true;
@@ -228,14 +244,10 @@ impl<K: Connector> Core<K> {
         Ok(grant)
     }
 
-    fn hand_back_exclusive(&self, task: u64, grant: Grant<K::Conn>) {
+    fn hand_back_exclusive(&self, task: u64, grant: Grant<Checkout<K::Conn>>) {
         match grant {
-            Grant::Ready(conn) => self.check_in(conn, Some(task)),
-            Grant::Create => drop(Opening {
-                core: self,
-                holder: Some(task),
-                armed: true,
-            }),
+            Grant::Ready(checkout) => self.check_in(checkout, Some(task)),
+            Grant::Create => drop(Opening::new(self, Some(task))),
             Grant::Closed => {}
         }
     }
@@ -243,39 +255,39 @@ impl<K: Connector> Core<K> {
     fn hand_back_shared(&self, _task: u64, grant: Grant<Lease<K::Conn>>) {
         match grant {
             Grant::Ready(lease) => self.release(lease),
-            Grant::Create => drop(Opening {
-                core: self,
-                holder: None,
-                armed: true,
-            }),
+            Grant::Create => drop(Opening::new(self, None)),
             Grant::Closed => {}
         }
     }
 
     /// Takes back an exclusive checkout: broken → discarded; inside a
-    /// transaction → rolled back, or discarded if that fails; else idle.
+    /// transaction → rolled back, or discarded if that fails; past its
+    /// `max_lifetime` → closed; else idle.
     ///
     /// During a panic the connection is discarded without a rollback: the
     /// panic may have interrupted it mid-request, and a rollback would park
     /// an unwinding coroutine (a second panic there, from a cancelled
     /// coroutine, would abort the process).
-    pub(crate) fn give_back(&self, conn: K::Conn, task: Option<u64>) {
-        if K::is_broken(&conn) || std::thread::panicking() {
-            return self.discard(conn, task);
+    pub(crate) fn give_back(&self, checkout: Checkout<K::Conn>, task: Option<u64>) {
+        let conn = &checkout.conn;
+        if K::is_broken(conn) || std::thread::panicking() {
+            return self.discard(checkout.conn, task);
         }
-        if K::in_transaction(&conn) {
-            let rolled_back = K::roll_back(&conn).is_ok();
-            if !rolled_back || K::is_broken(&conn) || K::in_transaction(&conn) {
-                return self.discard(conn, task);
+        if K::in_transaction(conn) {
+            let rolled_back = K::roll_back(conn).is_ok();
+            if !rolled_back || K::is_broken(conn) || K::in_transaction(conn) {
+                return self.discard(checkout.conn, task);
             }
             self.counters.rolled_back();
         }
-        self.check_in(conn, task);
+        self.check_in(checkout, task);
     }
 
     /// Puts a clean connection back in service (or closes it if the pool is
-    /// closed) and serves the queue.
-    fn check_in(&self, conn: K::Conn, task: Option<u64>) {
+    /// closed or it outlived `max_lifetime`) and serves the queue.
+    fn check_in(&self, checkout: Checkout<K::Conn>, task: Option<u64>) {
+        let Checkout { conn, age } = checkout;
+        let now = Instant::now();
         let mut fx = Effects::default();
         {
             let mut state = self.state.lock();
@@ -285,10 +297,14 @@ impl<K: Connector> Core<K> {
             if state.closed {
                 state.forget();
                 fx.close.push(conn);
+            } else if self.lifecycle.is_expired(&age, now) {
+                state.forget();
+                fx.expired.push(conn);
             } else {
-                state.insert_idle(conn);
+                state.insert_idle(conn, age.idle_from(now));
             }
-            state.dispatch(&mut fx);
+            state.sweep(now, &mut fx);
+            state.dispatch(now, &mut fx);
         }
         self.finish(fx);
     }
@@ -303,15 +319,17 @@ impl<K: Connector> Core<K> {
             }
             state.forget();
             fx.close.push(conn);
-            state.dispatch(&mut fx);
+            state.dispatch(Instant::now(), &mut fx);
         }
         self.finish(fx);
     }
 
     /// Lends a connection to one shared (pipelined, autocommit) statement.
     pub(crate) fn lease(&self) -> Result<Lease<K::Conn>, Error> {
+        let deadline = Deadline::after(self.timeout);
+        let now = deadline.started;
         let mut fx = Effects::default();
-        let now = {
+        let immediate = {
             let mut state = self.state.lock();
             if state.closed {
                 return Err(Error::PoolClosed);
@@ -319,7 +337,7 @@ impl<K: Connector> Core<K> {
             if !state.holders.is_empty() && state.holds(current_task()) {
                 return Err(Error::NestedAcquire);
             }
-            match state.try_shared(&mut fx) {
+            match state.try_shared(now, &mut fx) {
                 Some(grant) => Ok(grant),
                 None => {
                     let waiter = Waiter::new(0);
@@ -329,10 +347,11 @@ impl<K: Connector> Core<K> {
             }
         };
         self.finish(fx);
-        let grant = match now {
+        let grant = match immediate {
             Ok(grant) => grant,
             Err(waiter) => self.wait(
                 &waiter,
+                &deadline,
                 Exit {
                     leave: State::leave_shared,
                     hand_back: Core::hand_back_shared,
@@ -341,50 +360,21 @@ impl<K: Connector> Core<K> {
         };
         match grant {
             Grant::Ready(lease) => Ok(lease),
-            Grant::Create => self.open_shared(),
+            Grant::Create => self.open_shared(&deadline),
             Grant::Closed => Err(Error::PoolClosed),
         }
     }
 
-    /// Opens a connection for a shared statement whose slot is counted; the
-    /// new connection joins the pool and queued statements pile onto it.
-    fn open_shared(&self) -> Result<Lease<K::Conn>, Error> {
-        let mut opening = Opening {
-            core: self,
-            holder: None,
-            armed: true,
-        };
-        let conn = self.connector.connect().inspect_err(|_| {
-            self.counters.connect_failed();
-        })?;
-        self.counters.opened();
-        opening.armed = false;
-        let mut fx = Effects::default();
-        let lease = {
-            let mut state = self.state.lock();
-            state.pending -= 1;
-            if state.closed {
-                fx.close.push(conn);
-                None
-            } else {
-                state.size += 1;
-                let lease = state.insert_lent(conn);
-                state.dispatch(&mut fx);
-                Some(lease)
-            }
-        };
-        self.finish(fx);
-        lease.ok_or(Error::PoolClosed)
-    }
-
     /// Ends a shared statement's use of its connection. A connection found
-    /// broken or left inside a transaction is taken out of shared service and,
-    /// once its last statement finished, discarded or rolled back.
+    /// broken, left inside a transaction or past its `max_lifetime` is taken
+    /// out of shared service and, once its last statement finished,
+    /// discarded, rolled back or closed.
     pub(crate) fn release(&self, lease: Lease<K::Conn>) {
         let broken = K::is_broken(&lease.conn);
         let dirty = !broken && K::in_transaction(&lease.conn);
         let Lease { entry, conn } = lease;
         drop(conn); // before the count goes down: see the lease invariant
+        let now = Instant::now();
         let mut fx = Effects::default();
         let mut to_clean = None;
         {
@@ -393,25 +383,28 @@ impl<K: Connector> Core<K> {
             if let Some(index) = state.entries.iter().position(|e| e.id == entry) {
                 let e = &mut state.entries[index];
                 e.users -= 1;
-                if broken || dirty {
+                if broken || dirty || self.lifecycle.is_expired(&e.age, now) {
                     e.retired = true;
                 }
+                if e.users == 0 {
+                    e.age = e.age.idle_from(now);
+                }
                 if e.users == 0 && (e.retired || closed) {
-                    if let Some(conn) = state.remove_entry(index) {
+                    if let Some((conn, age)) = state.remove_entry(index) {
                         if closed || K::is_broken(&conn) {
                             state.forget();
                             fx.close.push(conn);
                         } else {
-                            to_clean = Some(conn);
+                            to_clean = Some(Checkout { conn, age });
                         }
                     }
                 }
             }
-            state.dispatch(&mut fx);
+            state.dispatch(now, &mut fx);
         }
         self.finish(fx);
-        if let Some(conn) = to_clean {
-            self.give_back(conn, None);
+        if let Some(checkout) = to_clean {
+            self.give_back(checkout, None);
         }
     }
 

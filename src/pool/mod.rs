@@ -15,12 +15,23 @@
 //!
 //! # Settings
 //!
-//! Both come from the database URL (`?pool_size=N&pool_timeout=S`):
+//! All come from the database URL (`?pool_size=N&pool_timeout=S&…`); the
+//! last three rows are fixed policy, not settings:
 //!
 //! | setting | default | why |
 //! |---|---|---|
 //! | `pool_size` | 10 | The most connections the pool ever has open (opening ones included). Every PostgreSQL connection is a server process with its own memory, and a small server is fastest with few busy backends; 10 covers a busy application's concurrent transactions while shared mode needs only a few connections for any number of tasks. sqlx uses the same default. |
-//! | `pool_timeout` | 30 s | How long [`Pool::acquire`] (or a shared statement) parks waiting for a connection before failing with [`Error::PoolTimeout`]. Long enough to ride out a burst, short enough that a leaked connection or a deadlock surfaces as an error instead of a hang (SQLAlchemy's and sqlx's default as well). |
+//! | `pool_timeout` | 30 s | The longest [`Pool::acquire`] (or a shared statement) takes **in total**: parked in the queue, checking idle connections, waiting out the connect backoff and connecting, all count. Past it the caller gets [`Error::PoolTimeout`] (or the connect error, if it was connecting). Long enough to ride out a burst, short enough that a leaked connection or a deadlock surfaces as an error instead of a hang (SQLAlchemy's and sqlx's default as well). |
+//! | `connect_timeout` | 10 s | Bounds opening one connection (TCP, startup, authentication); the pool cuts it to what is left of the caller's `pool_timeout`, so a server that accepts and never answers costs a caller at most `pool_timeout`, and an error cut short this way names `pool_timeout`. 10 s as in pgjdbc: a healthy server answers in milliseconds. |
+//! | `max_lifetime` | 30 min | A connection older than this is closed instead of being handed out or taken back (`0` = never). Each connection's lifetime is shortened by a random 0–2.5 % so that connections opened together do not all reconnect together. Gives back server memory that long-lived backends accumulate and lets a load balancer or failover move connections. HikariCP's default, jitter included. |
+//! | `idle_timeout` | 10 min | An idle connection unused for longer than this is closed (`0` = never), so a quiet application gives its server processes back. HikariCP's default. |
+//! | liveness check | after 500 ms idle | Before [`Pool::acquire`] hands out a connection that sat idle for more than 500 ms, it sends an empty query (waiting at most 5 s, cut to what is left of `pool_timeout`); a connection that fails is discarded and the next one tried. Catches a backend killed or a network path lost while idle, before the caller's first statement meets it; a busy pool never pays the round trip. HikariCP's 500 ms window and 5 s `validationTimeout`. Shared statements are not checked (a dead shared connection fails its statements with [`Error::is_closed`] and is replaced). |
+//! | connect backoff | 50 ms doubling to 2 s, jittered | After a connect fails because the server is unreachable (refused, timed out) or cannot take a connection yet (SQLSTATE class 53 such as 53300 "too many connections", 57P03 "starting up", 57P01/57P02 shutting down), this pool's next connect waits 50 ms, then 100 ms, … up to 2 s, each delay drawn from its upper half. When it passes, one caller probes; others park until the delay ends, or fail at once with a copy of the last connect error if it ends after their own deadline. A caller refused with 57P03 or class 53 retries within its `pool_timeout`; one whose connect was refused or timed out fails at once. A success resets it; a login the server rejects (wrong password, missing database) neither arms nor waits for it, since the server is up. So a restarting server sees about one attempt per pool per delay instead of one per caller, and a recovered server is used within 2 s. |
+//! | lifetime checks | when touched | There is no background thread: expiry, idleness and broken connections are checked whenever the pool is used (an acquire, a shared statement, a connection handed back). **An untouched pool closes nothing.** |
+//!
+//! [`Pool::stats`] counts what these did: connections expired and idled
+//! out, failed liveness checks, callers held back or refused by the
+//! backoff.
 //!
 //! # How waiting works
 //!
@@ -33,7 +44,8 @@
 //! lock, and counted before they are opened: a herd of tasks arriving at an
 //! empty pool opens at most `pool_size` connections. If opening fails, that
 //! task gets the error ([`Error::Connect`], or [`Error::Db`] for a rejected
-//! login) and the next waiter gets the slot to try again.
+//! login) and the next waiter gets the slot to try again, after the connect
+//! backoff when the server looked down.
 //!
 //! A connection that broke (server restart, `pg_terminate_backend`, I/O
 //! error) is dropped when the pool next sees it and a fresh one is opened on
@@ -91,9 +103,13 @@
 //! [`Error::NestedAcquire`]: crate::Error::NestedAcquire
 //! [`Error::NotShareable`]: crate::Error::NotShareable
 
+mod backoff;
 mod connection;
 mod connector;
 mod core;
+mod jitter;
+mod lifecycle;
+mod opening;
 mod shareable;
 mod shared;
 mod state;
@@ -110,6 +126,7 @@ pub use self::stats::PoolStats;
 
 use self::connector::PgConnector;
 use self::core::Core;
+use self::lifecycle::Lifecycle;
 use crate::pg::Config;
 use crate::Error;
 
@@ -126,8 +143,14 @@ impl Pool {
     pub fn new(config: Config) -> Pool {
         let max_size = config.pool_size();
         let timeout = config.pool_timeout();
+        let lifecycle = Lifecycle::from_config(&config);
         Pool {
-            core: Arc::new(Core::new(PgConnector { config }, max_size, timeout)),
+            core: Arc::new(Core::new(
+                PgConnector { config },
+                max_size,
+                timeout,
+                lifecycle,
+            )),
         }
     }
 
@@ -144,15 +167,25 @@ impl Pool {
     ///   connection, carrying how long the caller waited;
     /// - [`Error::PoolClosed`] after [`close`](Pool::close);
     /// - the connect error when this task had to open a new connection and
-    ///   could not.
+    ///   could not (within what was left of its timeout), or a copy of the
+    ///   last one when the connect backoff would not let it try before its
+    ///   timeout.
+    ///
+    /// It never takes longer than [`timeout`](Pool::timeout) in total. A
+    /// connection that sat idle for more than 500 ms is checked with an
+    /// empty query first; see the [settings](self#settings).
     pub fn acquire(&self) -> Result<PooledConnection, Error> {
         if !may::coroutine::is_coroutine() {
             return Err(Error::wrong_context("pool acquire"));
         }
         let task = task::current_task();
-        let client = self.core.acquire(task)?;
-        client.set_shared(false);
-        Ok(PooledConnection::new(client, Arc::clone(&self.core), task))
+        let checkout = self.core.acquire(task)?;
+        checkout.conn.set_shared(false);
+        Ok(PooledConnection::new(
+            checkout,
+            Arc::clone(&self.core),
+            task,
+        ))
     }
 
     /// The most connections this pool opens (`pool_size`, default 10).
@@ -190,7 +223,9 @@ impl Pool {
     }
 
     /// Counters since the pool was created: checkouts, waits (count, total
-    /// and longest wait), timeouts, connections opened and discarded.
+    /// and longest wait), timeouts, connections opened, discarded, expired
+    /// and idled out, failed liveness checks, and the connect backoff's
+    /// waits and refusals.
     pub fn stats(&self) -> PoolStats {
         self.core.counters.snapshot()
     }
@@ -227,6 +262,7 @@ impl fmt::Debug for Pool {
             .field("exclusive_waiters", &state.exclusive_waiters.len())
             .field("shared_waiters", &state.shared_waiters.len())
             .field("closed", &state.closed)
+            .field("failed_connect_rounds", &state.backoff.rounds())
             .finish()
     }
 }

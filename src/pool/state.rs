@@ -11,13 +11,21 @@
 //! - After every change, [`State::dispatch`] has served every waiter that can
 //!   be served, front of queue first.
 //!
+//! - An entry in service with `users == 0` is neither broken nor stale
+//!   once [`State::sweep`] ran (every procedure sweeps before it hands
+//!   anything out).
+//!
 //! Nothing here does I/O or parks: dropped connections and wake-ups are
 //! collected in [`Effects`] and carried out after the lock is released.
+//! Time comes in as an argument (`now`), so the rules are plain arithmetic.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
+use super::backoff::Backoff;
 use super::connector::Connector;
+use super::lifecycle::{Age, Lifecycle, Staleness};
 use super::waiter::{Grant, Waiter};
 
 /// A connection in the pool that is not checked out exclusively.
@@ -31,9 +39,19 @@ pub(crate) struct Entry<C> {
     /// it, so it drains and is handed over (a busy shared pool cannot starve
     /// `acquire`).
     pub(crate) reserved: bool,
-    /// Out of service (broken, left inside a transaction, pool closed):
-    /// removed when its last user leaves.
+    /// Out of service (broken, left inside a transaction, expired, pool
+    /// closed): removed when its last user leaves.
     pub(crate) retired: bool,
+    /// When it expires and since when it is idle.
+    pub(crate) age: Age,
+}
+
+/// A connection checked out for exclusive use, with the times the pool
+/// keeps for it.
+#[derive(Debug)]
+pub(crate) struct Checkout<C> {
+    pub(crate) conn: C,
+    pub(crate) age: Age,
 }
 
 /// A shared statement's right to use one pooled connection.
@@ -46,11 +64,15 @@ pub(crate) struct Lease<C> {
 /// Work to do once the lock is released.
 #[derive(Debug)]
 pub(crate) struct Effects<C> {
-    pub(crate) wake_exclusive: Vec<Arc<Waiter<C>>>,
+    pub(crate) wake_exclusive: Vec<Arc<Waiter<Checkout<C>>>>,
     pub(crate) wake_shared: Vec<Arc<Waiter<Lease<C>>>>,
     /// Connections to close (dropping a client writes Terminate); every one
     /// of them counts as discarded.
     pub(crate) close: Vec<C>,
+    /// Connections closed for outliving `max_lifetime`.
+    pub(crate) expired: Vec<C>,
+    /// Connections closed for sitting idle past `idle_timeout`.
+    pub(crate) idled: Vec<C>,
 }
 
 impl<C> Default for Effects<C> {
@@ -59,12 +81,23 @@ impl<C> Default for Effects<C> {
             wake_exclusive: Vec::new(),
             wake_shared: Vec::new(),
             close: Vec::new(),
+            expired: Vec::new(),
+            idled: Vec::new(),
         }
     }
 }
 
 impl<C> Effects<C> {
-    /// Wakes the served waiters and closes the discarded connections.
+    /// Queues `conn` to be closed: discarded (`None`) or stale.
+    pub(crate) fn close_for(&mut self, conn: C, why: Option<Staleness>) {
+        match why {
+            None => self.close.push(conn),
+            Some(Staleness::Expired) => self.expired.push(conn),
+            Some(Staleness::Idle) => self.idled.push(conn),
+        }
+    }
+
+    /// Wakes the served waiters and closes the connections put aside.
     pub(crate) fn run(self) {
         for waiter in &self.wake_exclusive {
             waiter.wake();
@@ -73,6 +106,8 @@ impl<C> Effects<C> {
             waiter.wake();
         }
         drop(self.close);
+        drop(self.expired);
+        drop(self.idled);
     }
 }
 
@@ -96,18 +131,24 @@ pub(crate) struct State<K: Connector> {
     pub(crate) size: usize,
     /// Connections being opened right now (already counted against max).
     pub(crate) pending: usize,
-    pub(crate) exclusive_waiters: VecDeque<Arc<Waiter<K::Conn>>>,
+    pub(crate) exclusive_waiters: VecDeque<Arc<Waiter<Checkout<K::Conn>>>>,
     pub(crate) shared_waiters: VecDeque<Arc<Waiter<Lease<K::Conn>>>>,
     /// Tasks holding an exclusive checkout (one entry per checkout).
     pub(crate) holders: Vec<u64>,
     pub(crate) closed: bool,
+    /// When connections expire, idle out and get checked.
+    pub(crate) lifecycle: Lifecycle,
+    /// Holds connects back after failures.
+    pub(crate) backoff: Backoff,
     next_entry: u64,
 }
 
 impl<K: Connector> State<K> {
-    pub(crate) fn new(max_size: usize) -> State<K> {
+    pub(crate) fn new(max_size: usize, lifecycle: Lifecycle) -> State<K> {
         State {
             max_size,
+            lifecycle,
+            backoff: Backoff::default(),
             entries: Vec::new(),
             size: 0,
             pending: 0,
@@ -144,7 +185,7 @@ impl<K: Connector> State<K> {
         }
     }
 
-    fn new_entry(&mut self, conn: K::Conn, users: usize) -> &Entry<K::Conn> {
+    fn new_entry(&mut self, conn: K::Conn, users: usize, age: Age) -> &Entry<K::Conn> {
         let id = self.next_entry;
         self.next_entry += 1;
         self.entries.push(Entry {
@@ -153,59 +194,78 @@ impl<K: Connector> State<K> {
             users,
             reserved: false,
             retired: false,
+            age,
         });
         &self.entries[self.entries.len() - 1]
     }
 
     /// Puts a clean connection back in service, idle.
-    pub(crate) fn insert_idle(&mut self, conn: K::Conn) {
-        self.new_entry(conn, 0);
+    pub(crate) fn insert_idle(&mut self, conn: K::Conn, age: Age) {
+        self.new_entry(conn, 0, age);
     }
 
     /// Puts a new connection in service, lent to the statement that opened it.
-    pub(crate) fn insert_lent(&mut self, conn: K::Conn) -> Lease<K::Conn> {
-        let entry = self.new_entry(conn, 1);
+    pub(crate) fn insert_lent(&mut self, conn: K::Conn, age: Age) -> Lease<K::Conn> {
+        let entry = self.new_entry(conn, 1, age);
         Lease {
             entry: entry.id,
             conn: Arc::clone(&entry.conn),
         }
     }
 
-    /// Closes idle connections found broken (a backend killed while idle is
-    /// noticed here, not by the next statement).
-    fn prune_broken(&mut self, fx: &mut Effects<K::Conn>) {
+    /// Why the entry at `index` should leave service now: `Some(None)` when
+    /// broken, `Some(Some(_))` when stale (only an idle entry idles out).
+    fn verdict(&self, index: usize, now: Instant) -> Option<Option<Staleness>> {
+        let entry = &self.entries[index];
+        if K::is_broken(&entry.conn) {
+            return Some(None);
+        }
+        if entry.users == 0 {
+            self.lifecycle.staleness(&entry.age, now).map(Some)
+        } else if self.lifecycle.is_expired(&entry.age, now) {
+            Some(Some(Staleness::Expired))
+        } else {
+            None
+        }
+    }
+
+    /// Takes broken and stale connections out of service: idle ones are
+    /// closed now (a backend killed while idle is noticed here, not by the
+    /// next statement), busy ones are retired so that no new statement
+    /// lands on them and they close when their last statement finishes.
+    pub(crate) fn sweep(&mut self, now: Instant, fx: &mut Effects<K::Conn>) {
         let mut i = 0;
         while i < self.entries.len() {
-            let entry = &self.entries[i];
-            if entry.users == 0 && K::is_broken(&entry.conn) {
-                let entry = self.entries.swap_remove(i);
-                match Arc::try_unwrap(entry.conn) {
-                    Ok(conn) => {
-                        self.size -= 1;
-                        fx.close.push(conn);
-                    }
-                    Err(conn) => {
-                        self.entries.push(Entry {
-                            conn,
-                            retired: true,
-                            ..entry
-                        });
-                        i += 1;
-                    }
-                }
-            } else {
+            if self.entries[i].retired {
                 i += 1;
+                continue;
+            }
+            let Some(why) = self.verdict(i, now) else {
+                i += 1;
+                continue;
+            };
+            if self.entries[i].users > 0 {
+                self.entries[i].retired = true;
+                i += 1;
+                continue;
+            }
+            // The last entry moves to `i`, so `i` is looked at again; an
+            // entry a lease still holds is kept, retired, at the end.
+            if let Some((conn, _)) = self.remove_entry(i) {
+                self.size -= 1;
+                fx.close_for(conn, why);
             }
         }
     }
 
-    /// Returns a retired entry's connection once its last user left: `Ok`
-    /// with the connection, or `Err` if a lease still holds it (impossible
-    /// by the lease invariant; the entry is then kept).
-    pub(crate) fn remove_entry(&mut self, index: usize) -> Option<K::Conn> {
+    /// Removes the entry at `index` and returns its connection, or `None`
+    /// if a lease still holds it (impossible by the lease invariant; the
+    /// entry is then kept, retired, at the end).
+    pub(crate) fn remove_entry(&mut self, index: usize) -> Option<(K::Conn, Age)> {
         let entry = self.entries.swap_remove(index);
+        let age = entry.age;
         match Arc::try_unwrap(entry.conn) {
-            Ok(conn) => Some(conn),
+            Ok(conn) => Some((conn, age)),
             Err(conn) => {
                 self.entries.push(Entry {
                     conn,
@@ -223,33 +283,33 @@ impl<K: Connector> State<K> {
     }
 
     /// Takes an idle connection for exclusive use, preferring one that was
-    /// reserved (drained) for an exclusive waiter. Broken idle connections
-    /// met on the way are discarded.
-    pub(crate) fn take_idle(&mut self, fx: &mut Effects<K::Conn>) -> Option<K::Conn> {
+    /// reserved (drained) for an exclusive waiter, then the most recently
+    /// used (so that surplus connections stay idle and time out). Broken
+    /// and stale ones met on the way are closed.
+    pub(crate) fn take_idle(
+        &mut self,
+        now: Instant,
+        fx: &mut Effects<K::Conn>,
+    ) -> Option<Checkout<K::Conn>> {
         loop {
             let index = self
                 .entries
                 .iter()
                 .enumerate()
                 .filter(|(_, e)| e.users == 0 && !e.retired)
-                .max_by_key(|(_, e)| e.reserved)
+                .max_by_key(|(_, e)| (e.reserved, e.age.idle_since))
                 .map(|(i, _)| i)?;
-            let entry = self.entries.swap_remove(index);
-            match Arc::try_unwrap(entry.conn) {
-                Ok(conn) if K::is_broken(&conn) => {
+            let verdict = self.verdict(index, now);
+            // `None` is unreachable by the lease invariant; the entry is kept.
+            let Some((conn, age)) = self.remove_entry(index) else {
+                continue;
+            };
+            match verdict {
+                Some(why) => {
                     self.size -= 1;
-                    fx.close.push(conn);
+                    fx.close_for(conn, why);
                 }
-                Ok(conn) => return Some(conn),
-                Err(conn) => {
-                    // Unreachable by the lease invariant; keep the entry
-                    // rather than lose a counted connection.
-                    self.entries.push(Entry {
-                        conn,
-                        retired: true,
-                        ..entry
-                    });
-                }
+                None => return Some(Checkout { conn, age }),
             }
         }
     }
@@ -291,12 +351,14 @@ impl<K: Connector> State<K> {
     pub(crate) fn try_exclusive(
         &mut self,
         task: u64,
+        now: Instant,
         fx: &mut Effects<K::Conn>,
-    ) -> Option<Grant<K::Conn>> {
+    ) -> Option<Grant<Checkout<K::Conn>>> {
+        self.sweep(now, fx);
         if !self.exclusive_waiters.is_empty() {
             return None; // first come, first served
         }
-        let grant = if let Some(conn) = self.take_idle(fx) {
+        let grant = if let Some(conn) = self.take_idle(now, fx) {
             Grant::Ready(conn)
         } else if self.has_room() {
             self.pending += 1;
@@ -311,12 +373,13 @@ impl<K: Connector> State<K> {
     /// Serves a shared statement at once if it need not queue.
     pub(crate) fn try_shared(
         &mut self,
+        now: Instant,
         fx: &mut Effects<K::Conn>,
     ) -> Option<Grant<Lease<K::Conn>>> {
+        self.sweep(now, fx);
         if !self.shared_waiters.is_empty() {
             return None;
         }
-        self.prune_broken(fx);
         match self.shared_choice() {
             SharedChoice::Lend(i) => Some(Grant::Ready(self.lend(i))),
             SharedChoice::Create => Some(Grant::Create),
@@ -326,7 +389,7 @@ impl<K: Connector> State<K> {
 
     /// Serves every waiter that can be served, in arrival order, then keeps
     /// one busy connection reserved per exclusive waiter still queued.
-    pub(crate) fn dispatch(&mut self, fx: &mut Effects<K::Conn>) {
+    pub(crate) fn dispatch(&mut self, now: Instant, fx: &mut Effects<K::Conn>) {
         if self.exclusive_waiters.is_empty() && self.shared_waiters.is_empty() {
             // The common case in shared mode: nobody to serve.
             if self.entries.iter().any(|e| e.reserved) {
@@ -336,7 +399,7 @@ impl<K: Connector> State<K> {
         }
         while let Some(front) = self.exclusive_waiters.front() {
             let task = front.task;
-            let grant = if let Some(conn) = self.take_idle(fx) {
+            let grant = if let Some(conn) = self.take_idle(now, fx) {
                 Grant::Ready(conn)
             } else if self.has_room() {
                 self.pending += 1;
@@ -351,7 +414,7 @@ impl<K: Connector> State<K> {
             }
         }
         if !self.shared_waiters.is_empty() {
-            self.prune_broken(fx);
+            self.sweep(now, fx);
         }
         while !self.shared_waiters.is_empty() {
             let grant = match self.shared_choice() {
@@ -407,7 +470,7 @@ impl<K: Connector> State<K> {
     }
 
     /// Removes a waiter that gave up (timeout, cancellation).
-    pub(crate) fn leave_exclusive(&mut self, waiter: &Arc<Waiter<K::Conn>>) {
+    pub(crate) fn leave_exclusive(&mut self, waiter: &Arc<Waiter<Checkout<K::Conn>>>) {
         self.exclusive_waiters.retain(|w| !Arc::ptr_eq(w, waiter));
     }
 

@@ -1,5 +1,6 @@
 //! Counters the pool keeps about itself: how often and how long callers
-//! waited, how many connections it opened and threw away.
+//! waited, how many connections it opened, threw away or retired for age,
+//! and how often the connect backoff held callers back.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -32,6 +33,21 @@ pub struct PoolStats {
     pub connections_discarded: u64,
     /// Connections handed back inside a transaction and rolled back.
     pub rollbacks_on_return: u64,
+    /// Connections closed because they outlived `max_lifetime` (not counted
+    /// in `connections_discarded`).
+    pub connections_expired: u64,
+    /// Connections closed because they sat idle past `idle_timeout` (not
+    /// counted in `connections_discarded`).
+    pub connections_idled_out: u64,
+    /// Idle connections that failed the liveness check before an exclusive
+    /// acquire and were discarded (also counted in `connections_discarded`).
+    pub liveness_failures: u64,
+    /// Times a caller parked because the connect backoff held its connect
+    /// back.
+    pub backoff_waits: u64,
+    /// Callers failed at once with the last connect error because the
+    /// backoff would not allow a connect before their deadline.
+    pub backoff_refusals: u64,
 }
 
 impl PoolStats {
@@ -62,6 +78,11 @@ pub(crate) struct Counters {
     connect_failures: AtomicU64,
     connections_discarded: AtomicU64,
     rollbacks_on_return: AtomicU64,
+    connections_expired: AtomicU64,
+    connections_idled_out: AtomicU64,
+    liveness_failures: AtomicU64,
+    backoff_waits: AtomicU64,
+    backoff_refusals: AtomicU64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -105,6 +126,26 @@ impl Counters {
         self.rollbacks_on_return.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn expired(&self) {
+        self.connections_expired.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn idled_out(&self) {
+        self.connections_idled_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn liveness_failed(&self) {
+        self.liveness_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn backoff_wait(&self) {
+        self.backoff_waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn backoff_refused(&self) {
+        self.backoff_refusals.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> PoolStats {
         PoolStats {
             acquires: self.acquires.load(Ordering::Relaxed),
@@ -117,6 +158,11 @@ impl Counters {
             connect_failures: self.connect_failures.load(Ordering::Relaxed),
             connections_discarded: self.connections_discarded.load(Ordering::Relaxed),
             rollbacks_on_return: self.rollbacks_on_return.load(Ordering::Relaxed),
+            connections_expired: self.connections_expired.load(Ordering::Relaxed),
+            connections_idled_out: self.connections_idled_out.load(Ordering::Relaxed),
+            liveness_failures: self.liveness_failures.load(Ordering::Relaxed),
+            backoff_waits: self.backoff_waits.load(Ordering::Relaxed),
+            backoff_refusals: self.backoff_refusals.load(Ordering::Relaxed),
         }
     }
 }

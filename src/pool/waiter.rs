@@ -92,12 +92,39 @@ impl<T> Waiter<T> {
     }
 }
 
+/// How long a caller may take in all: set once when it asks the pool, and
+/// shared by its wait in the queue, its liveness checks, its backoff and
+/// its connect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    /// When the caller asked.
+    pub(crate) started: Instant,
+    /// When it must have an answer.
+    pub(crate) at: Instant,
+}
+
+impl Deadline {
+    /// A deadline `timeout` from now.
+    pub(crate) fn after(timeout: Duration) -> Deadline {
+        let started = Instant::now();
+        Deadline {
+            started,
+            at: started + timeout,
+        }
+    }
+
+    /// What is left at `now` (zero once passed).
+    pub(crate) fn remaining(&self, now: Instant) -> Duration {
+        self.at.saturating_duration_since(now)
+    }
+}
+
 /// `remaining` rounded *up* to whole milliseconds, at least one.
 ///
 /// may keeps park timeouts in whole milliseconds and treats zero as "no
 /// timeout": parking for 0.4 ms would park forever, and 1.9 ms would wake
 /// early and then re-park for the sub-millisecond rest, forever.
-fn park_duration(remaining: Duration) -> Duration {
+pub(crate) fn park_duration(remaining: Duration) -> Duration {
     let millis = remaining.as_nanos().div_ceil(1_000_000).max(1);
     Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
 }
