@@ -148,3 +148,67 @@ fn check_alive_fails_within_its_timeout_on_a_hung_backend() {
     );
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
+
+#[test]
+fn connecting_to_a_server_that_accepts_and_never_answers_fails_within_connect_timeout() {
+    let silent = odm::testing::SilentListener::start().unwrap();
+    let url = format!(
+        "postgresql://odm:secret@127.0.0.1:{}/x?connect_timeout=1&sslmode=disable",
+        silent.port()
+    );
+    let (e, took) = on_green(move || {
+        let started = Instant::now();
+        let e = Client::connect(&Config::parse(&url).unwrap()).unwrap_err();
+        (e, started.elapsed())
+    });
+    assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+    assert!(e.to_string().contains("connect_timeout"), "{e}");
+    assert!(!e.to_string().contains("secret"), "{e}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(silent.connections_held() >= 1);
+}
+
+#[test]
+fn connect_timeout_bounds_the_whole_startup_not_each_read() {
+    // With sslmode=prefer the first read (the TLS answer) already waits:
+    // the deadline is shared by every step of the connect.
+    let silent = odm::testing::SilentListener::start().unwrap();
+    let url = format!(
+        "postgresql://odm@127.0.0.1:{}/x?connect_timeout=0.5",
+        silent.port()
+    );
+    let took = on_green(move || {
+        let started = Instant::now();
+        let e = Client::connect(&Config::parse(&url).unwrap()).unwrap_err();
+        assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+        started.elapsed()
+    });
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn a_host_name_is_resolved_off_the_scheduler_and_connects() {
+    let db = test_database().unwrap();
+    let url = db.url().replace("127.0.0.1", "localhost");
+    assert!(
+        url.contains("localhost"),
+        "the test server listens on 127.0.0.1"
+    );
+    let n: i32 = on_green(move || {
+        let client = Client::connect(&Config::parse(&url).unwrap()).unwrap();
+        client.query_one("SELECT 5", &[]).unwrap().get(0)
+    });
+    assert_eq!(n, 5);
+}
+
+#[test]
+fn an_unknown_host_name_is_a_connect_error_naming_the_host() {
+    let e = on_green(|| {
+        Client::connect(&Config::parse("postgresql://u:pw@no-such-host.invalid:5432/x").unwrap())
+            .unwrap_err()
+    });
+    assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+    assert!(e.to_string().contains("no-such-host.invalid:5432"), "{e}");
+    assert!(!e.to_string().contains("pw"), "{e}");
+}

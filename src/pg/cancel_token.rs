@@ -113,9 +113,7 @@ pub(crate) fn send_cancel(
             .map(whole_millis)
             .ok_or_else(|| Error::Io(io::Error::new(io::ErrorKind::TimedOut, "cancel timed out")))
     };
-    let mut bounded = config.clone();
-    bounded.set_connect_timeout(Some(left()?));
-    let mut socket = open_socket(&bounded)?;
+    let mut socket = open_socket(config, Some(deadline))?;
     socket.set_timeouts(Some(left()?))?;
     let mut buf = BytesMut::with_capacity(16);
     frontend::cancel_request(process_id, secret_key, &mut buf);

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use may::sync::mpsc::Receiver;
 use parking_lot::Mutex;
@@ -64,9 +65,9 @@ impl Client {
         if !may::coroutine::is_coroutine() {
             return Err(Error::wrong_context("connect"));
         }
-        // `connect_timeout` bounds the whole startup, not only the TCP
-        // handshake; I/O failures before the first ReadyForQuery are
-        // connect errors naming the server.
+        // `connect_timeout` bounds the whole connect: host-name lookup, TCP
+        // handshake and startup with authentication. I/O failures before
+        // the first ReadyForQuery are connect errors naming the server.
         let as_connect_error = |e: Error| match e {
             Error::Io(source) => Error::Connect {
                 target: target_of(config),
@@ -74,11 +75,9 @@ impl Client {
             },
             other => other,
         };
-        let socket = open_socket(config).map_err(as_connect_error)?;
-        socket
-            .set_timeouts(config.connect_timeout())
-            .map_err(|e| as_connect_error(e.into()))?;
-        let (socket, state) = startup(socket, config).map_err(as_connect_error)?;
+        let deadline = config.connect_timeout().map(|t| Instant::now() + t);
+        let socket = open_socket(config, deadline).map_err(as_connect_error)?;
+        let (socket, state) = startup(socket, config, deadline).map_err(as_connect_error)?;
         socket
             .set_timeouts(None)
             .map_err(|e| as_connect_error(e.into()))?;

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
@@ -15,22 +16,26 @@ use postgres_protocol::message::{backend::Message, frontend};
 use super::config::{Config, Host, SslMode};
 use super::connection::StartupState;
 use super::server_error::{db_error, log_notice, parse_fields};
-use super::socket::Socket;
+use super::socket::{Bounded, Socket};
 use super::transaction::TransactionStatus;
 use crate::Error;
 
-/// Opens the socket the configuration names, negotiating TLS per `sslmode`.
-pub(crate) fn open_socket(config: &Config) -> Result<Socket, Error> {
+/// Opens the socket the configuration names, negotiating TLS per `sslmode`,
+/// all before `deadline`.
+pub(crate) fn open_socket(config: &Config, deadline: Option<Instant>) -> Result<Socket, Error> {
     match config.host() {
         Host::Unix(dir) => Socket::connect_unix(dir, config.port()),
         Host::Tcp(host) => {
-            let connect = || Socket::connect_tcp(host, config.port(), config.connect_timeout());
+            let connect = || Socket::connect_tcp(host, config.port(), config, deadline);
             match config.ssl_mode() {
                 SslMode::Require => Err(Error::TlsUnsupported),
                 SslMode::Disable => connect(),
                 SslMode::Prefer => {
                     let mut socket = connect()?;
-                    if ask_for_tls(&mut socket)? {
+                    if ask_for_tls(&mut Bounded {
+                        socket: &mut socket,
+                        deadline,
+                    })? {
                         // The server would speak TLS, which this build cannot:
                         // prefer means plain text is acceptable, so start over
                         // on a fresh socket without asking.
@@ -46,8 +51,8 @@ pub(crate) fn open_socket(config: &Config) -> Result<Socket, Error> {
 }
 
 /// Sends `SSLRequest`; true when the server answered `S` (willing).
-fn ask_for_tls(socket: &mut Socket) -> Result<bool, Error> {
-    debug_assert!(socket.is_tcp());
+fn ask_for_tls(socket: &mut Bounded<'_>) -> Result<bool, Error> {
+    debug_assert!(socket.socket.is_tcp());
     let mut buf = BytesMut::with_capacity(8);
     frontend::ssl_request(&mut buf);
     socket.write_all(&buf)?;
@@ -66,7 +71,17 @@ fn ask_for_tls(socket: &mut Socket) -> Result<bool, Error> {
 pub(crate) fn startup(
     mut socket: Socket,
     config: &Config,
+    deadline: Option<Instant>,
 ) -> Result<(Socket, StartupState), Error> {
+    let mut bounded = Bounded {
+        socket: &mut socket,
+        deadline,
+    };
+    let state = startup_on(&mut bounded, config)?;
+    Ok((socket, state))
+}
+
+fn startup_on(socket: &mut Bounded<'_>, config: &Config) -> Result<StartupState, Error> {
     let mut buf = BytesMut::with_capacity(256);
     let statement_timeout = config
         .statement_timeout()
@@ -90,12 +105,12 @@ pub(crate) fn startup(
     buf.clear();
 
     let mut reader = MessageReader::new();
-    authenticate(&mut socket, &mut reader, config)?;
+    authenticate(socket, &mut reader, config)?;
 
     let mut parameters = HashMap::new();
     let mut key = None;
     loop {
-        match reader.next(&mut socket)? {
+        match reader.next(socket)? {
             Message::ParameterStatus(body) => {
                 parameters.insert(body.name()?.to_owned(), body.value()?.to_owned());
             }
@@ -111,7 +126,7 @@ pub(crate) fn startup(
                     status: TransactionStatus::from_byte(body.status()),
                     leftover: reader.buf,
                 };
-                return Ok((socket, state));
+                return Ok(state);
             }
             _ => return Err(unexpected("startup")),
         }
@@ -119,7 +134,7 @@ pub(crate) fn startup(
 }
 
 fn authenticate(
-    socket: &mut Socket,
+    socket: &mut Bounded<'_>,
     reader: &mut MessageReader,
     config: &Config,
 ) -> Result<(), Error> {
@@ -179,7 +194,7 @@ fn authenticate(
 }
 
 fn scram_sha_256(
-    socket: &mut Socket,
+    socket: &mut Bounded<'_>,
     reader: &mut MessageReader,
     password: &str,
 ) -> Result<(), Error> {
@@ -229,7 +244,7 @@ impl MessageReader {
         }
     }
 
-    fn next(&mut self, socket: &mut Socket) -> Result<Message, Error> {
+    fn next(&mut self, socket: &mut Bounded<'_>) -> Result<Message, Error> {
         let mut chunk = [0u8; 4096];
         loop {
             if let Some(message) = Message::parse(&mut self.buf)? {

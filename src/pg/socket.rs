@@ -1,15 +1,18 @@
 //! The byte stream to the server: TCP or a unix socket, both from `may`, so
-//! every wait parks the calling coroutine instead of its OS thread.
+//! every wait parks the calling coroutine instead of its OS thread; host
+//! names are resolved on a helper thread for the same reason.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use may::io::{SplitIo, SplitReader, SplitWriter};
 use may::net::TcpStream;
 use may::os::unix::net::UnixStream;
 
+use super::config::Config;
+use super::response::whole_millis;
 use crate::Error;
 
 /// A connected stream, before it is split into its reading and writing halves.
@@ -20,45 +23,40 @@ pub(crate) enum Socket {
 }
 
 impl Socket {
-    /// Opens a TCP connection, trying every address `host` resolves to.
+    /// Opens a TCP connection, trying every address `host` resolves to, all
+    /// before `deadline`; keepalive and `tcp_user_timeout` are set from
+    /// `config`.
     pub(crate) fn connect_tcp(
         host: &str,
         port: u16,
-        timeout: Option<Duration>,
+        config: &Config,
+        deadline: Option<Instant>,
     ) -> Result<Socket, Error> {
         let target = || format!("{host}:{port}");
-        let addrs = (host, port)
-            .to_socket_addrs()
-            .map_err(|source| Error::Connect {
-                target: target(),
-                source,
-            })?;
+        let connect_error = |source| Error::Connect {
+            target: target(),
+            source,
+        };
+        let addrs = resolve(host, port, deadline).map_err(connect_error)?;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "host resolved to no address");
         for addr in addrs {
-            let attempt = match timeout {
-                Some(t) => TcpStream::connect_timeout(&addr, t),
-                None => TcpStream::connect(addr),
+            let attempt = match time_left(deadline) {
+                Err(e) => Err(e),
+                Ok(Some(left)) => TcpStream::connect_timeout(&addr, left),
+                Ok(None) => TcpStream::connect(addr),
             };
             match attempt {
                 Ok(stream) => {
                     // Requests are written whole; Nagle would only add latency.
-                    let configured = stream.set_nodelay(true).and_then(|()| {
-                        stream.set_read_timeout(timeout)?;
-                        stream.set_write_timeout(timeout)
-                    });
-                    configured.map_err(|source| Error::Connect {
-                        target: target(),
-                        source,
-                    })?;
+                    stream.set_nodelay(true).map_err(connect_error)?;
+                    set_keepalive(stream.inner(), config).map_err(connect_error)?;
                     return Ok(Socket::Tcp(stream));
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => last = timed_out(),
                 Err(e) => last = e,
             }
         }
-        Err(Error::Connect {
-            target: target(),
-            source: last,
-        })
+        Err(connect_error(last))
     }
 
     /// Opens the unix socket `.s.PGSQL.<port>` in directory `dir`.
@@ -72,9 +70,9 @@ impl Socket {
             })
     }
 
-    /// Sets (or with `None` clears) the read and write timeouts, which
-    /// bound the startup phase by `connect_timeout`. Must be cleared before
-    /// [`Socket::split`], whose halves inherit them.
+    /// Sets (or with `None` clears) the read and write timeouts of the
+    /// next socket calls. Must be cleared before [`Socket::split`], whose
+    /// halves inherit them.
     pub(crate) fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
             Socket::Tcp(s) => {
@@ -108,6 +106,118 @@ impl Socket {
                 Ok((ReadHalf::Unix(r), WriteHalf::Unix(w), handle))
             }
         }
+    }
+}
+
+/// The time left before `deadline` (`None`: no deadline), rounded up to
+/// whole milliseconds as `may` keeps them; a timed-out error once it passed.
+pub(crate) fn time_left(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
+    match deadline {
+        None => Ok(None),
+        Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(Some(whole_millis(left))),
+            _ => Err(timed_out()),
+        },
+    }
+}
+
+/// The error of a wait that passed the connect deadline.
+pub(crate) fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "no answer within connect_timeout")
+}
+
+/// Resolves `host` to socket addresses. An IP address needs no lookup; a
+/// name is looked up on a helper thread (`getaddrinfo` blocks its thread)
+/// while the coroutine parks, for at most the time left before `deadline`.
+fn resolve(host: &str, port: u16, deadline: Option<Instant>) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if !may::coroutine::is_coroutine() {
+        return (host, port).to_socket_addrs().map(Iterator::collect);
+    }
+    let (sender, receiver) = may::sync::mpsc::channel();
+    let name = host.to_owned();
+    std::thread::Builder::new()
+        .name("odm-dns".to_owned())
+        .spawn(move || {
+            let found = (name.as_str(), port)
+                .to_socket_addrs()
+                .map(Iterator::collect::<Vec<_>>);
+            // The connect may have given up waiting: nobody to tell then.
+            let _ = sender.send(found);
+        })?;
+    let lost = || io::Error::other("the host-name lookup thread ended without an answer");
+    match time_left(deadline)? {
+        None => receiver.recv().map_err(|_| lost())?,
+        Some(left) => match receiver.recv_timeout(left) {
+            Ok(found) => found,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "host-name lookup took longer than connect_timeout",
+            )),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(lost()),
+        },
+    }
+}
+
+/// TCP keepalive (libpq's `keepalives*` settings) and `tcp_user_timeout`,
+/// so a peer that vanished is noticed by the kernel.
+fn set_keepalive(stream: &std::net::TcpStream, config: &Config) -> io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    if config.keepalives() {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(config.keepalives_idle())
+            .with_interval(config.keepalives_interval())
+            .with_retries(config.keepalives_count());
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Some(timeout) = config.tcp_user_timeout() {
+        socket.set_tcp_user_timeout(Some(timeout))?;
+    }
+    Ok(())
+}
+
+/// A socket whose every read and write must finish before a deadline: the
+/// startup phase, bounded as a whole by `connect_timeout`.
+pub(crate) struct Bounded<'a> {
+    pub(crate) socket: &'a mut Socket,
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl Bounded<'_> {
+    fn arm(&self) -> io::Result<()> {
+        if self.deadline.is_some() {
+            self.socket.set_timeouts(time_left(self.deadline)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// A socket call that ran into its timeout, named as the connect deadline.
+fn named(result: io::Result<usize>) -> io::Result<usize> {
+    result.map_err(|e| match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => timed_out(),
+        _ => e,
+    })
+}
+
+impl Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm()?;
+        named(self.socket.read(buf))
+    }
+}
+
+impl Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm()?;
+        named(self.socket.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
