@@ -138,14 +138,20 @@ impl Client {
     }
 
     /// Checks that the server still answers: an empty query, which must be
-    /// answered within `timeout` (else the connection is closed and
-    /// [`Error::QueryTimeout`] returned). Used by the pool before it hands
+    /// answered within `timeout` (and within `query_timeout` when that is
+    /// shorter); otherwise the connection is closed at once and
+    /// [`Error::QueryTimeout`] returned. The pool runs it before it hands
     /// out a connection that sat idle.
     pub fn check_alive(&self, timeout: std::time::Duration) -> Result<(), Error> {
         self.check_context("check_alive")?;
+        let timeout = self
+            .config
+            .query_timeout()
+            .map_or(timeout, |limit| limit.min(timeout));
         let deadline = Deadline {
             timeout,
             connection: self.conn.clone(),
+            cancel: false,
         };
         let mut response = self.request_until(false, Some(deadline), |buf| {
             frontend::query("", buf)?;

@@ -393,13 +393,13 @@ impl Connection {
 
     /// Cleans up after `slot`'s request passed its `query_timeout`, so that
     /// its late answer can never reach another request and no cancel can hit
-    /// one: when it is the only request in flight, new requests are held
-    /// back, the server is asked to cancel it, and its answer is awaited for
-    /// at most [`CANCEL_GRACE`]; otherwise — other requests pipelined
-    /// behind it, or no answer in time — the connection is closed and every
-    /// request on it fails.
-    pub(crate) fn time_out(&self, slot: &Arc<Slot>) {
-        let alone = {
+    /// one: when `cancel` is asked for and it is the only request in flight,
+    /// new requests are held back, the server is asked to cancel it, and its
+    /// answer is awaited for at most [`CANCEL_GRACE`]; otherwise — no
+    /// cancel wanted, other requests pipelined behind it, or no answer in
+    /// time — the connection is closed and every request on it fails.
+    pub(crate) fn time_out(&self, slot: &Arc<Slot>, cancel: bool) {
+        let alone = cancel && {
             let mut queue = self.queue.lock();
             if queue.closed {
                 return;
@@ -725,6 +725,13 @@ impl Reader {
             Some(Message::ParameterStatus(body)) => {
                 let name = body.name().map_err(protocol)?.to_owned();
                 let value = body.value().map_err(protocol)?.to_owned();
+                if name == "client_encoding" && !value.eq_ignore_ascii_case("UTF8") {
+                    // Text would now arrive in another encoding and be
+                    // decoded as UTF-8: wrong strings, not errors.
+                    return Err(CloseReason::Protocol(format!(
+                        "the server switched client_encoding to {value}; odm needs UTF8"
+                    )));
+                }
                 self.conn.parameters.lock().insert(name, value);
             }
             _ => {

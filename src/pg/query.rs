@@ -84,6 +84,7 @@ impl Client {
         self.config().query_timeout().map(|timeout| Deadline {
             timeout,
             connection: self.connection().clone(),
+            cancel: true,
         })
     }
 

@@ -223,6 +223,10 @@ pub(crate) enum Frame {
 pub(crate) struct Deadline {
     pub(crate) timeout: Duration,
     pub(crate) connection: Arc<Connection>,
+    /// Ask the server to cancel the request when it times out (else the
+    /// connection is closed at once: right for a probe such as
+    /// `check_alive`, where nothing is worth saving).
+    pub(crate) cancel: bool,
 }
 
 /// The requesting task's reader of its answer, message by message.
@@ -345,7 +349,7 @@ impl Response {
                 // Only a wait with a deadline ends without an answer.
                 self.finished = true;
                 let timeout = self.deadline.take().map_or(Duration::ZERO, |d| {
-                    d.connection.time_out(&self.slot);
+                    d.connection.time_out(&self.slot, d.cancel);
                     d.timeout
                 });
                 Err(Error::QueryTimeout { timeout })

@@ -195,12 +195,20 @@ impl<K: Connector> Core<K> {
             return Err(self.timed_out(deadline));
         }
         let timeout = left.min(self.lifecycle.liveness_timeout);
-        if K::check_alive(&checkout.conn, timeout).is_ok() && !K::is_broken(&checkout.conn) {
+        let answer = K::check_alive(&checkout.conn, timeout);
+        if answer.is_ok() && !K::is_broken(&checkout.conn) {
             return Ok(Some(checkout));
         }
         self.counters.liveness_failed();
         self.discard(checkout.conn, Some(task));
-        Ok(None)
+        match answer {
+            // No answer at all: the server or the path to it is not
+            // responding, and a new connection would only wait out
+            // connect_timeout too. The caller hears it now.
+            Err(e) if e.is_query_timeout() => Err(e),
+            // Closed (restart, terminated backend): try the next one.
+            _ => Ok(None),
+        }
     }
 
     /// Parks until the waiter is served or the deadline passes.
