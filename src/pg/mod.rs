@@ -10,16 +10,23 @@
 //! use odm::pg::{Client, Config};
 //!
 //! let config = Config::parse("postgresql+green://odm:odmtest@127.0.0.1:5432/odmtests")?;
-//! let answer = may::go!(move || -> Result<i32, odm::Error> {
-//!     let client = Client::connect(&config)?;          // parks, never blocks the thread
-//!     let row = client.query_one("SELECT $1::int4 + 1", &[&41i32])?;
-//!     Ok(row.get(0))
-//! })
-//! .join()
-//! .expect("the task panicked")?;
+//! let pool = green::GreenPool::new();
+//! let answer = pool
+//!     .submit(move || -> Result<i32, odm::Error> {
+//!         let client = Client::connect(&config)?;          // parks, never blocks the thread
+//!         let row = client.query_one("SELECT $1::int4 + 1", &[&41i32])?;
+//!         Ok(row.get(0))
+//!     })?
+//!     .join()??;
 //! assert_eq!(answer, 42);
-//! # Ok::<(), odm::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Run database work on a [`green::GreenPool`], not on coroutines spawned
+//! with a bare `may::go!`: `may` has a livelock where a coroutine that ends
+//! while it is being woken inside its park registration spins its
+//! scheduler thread forever; green's workers (and every coroutine odm
+//! spawns itself) yield before they end, which avoids it.
 //!
 //! Off a coroutine every call that would touch the server returns
 //! [`Error::WrongContext`](crate::Error::WrongContext) at once.

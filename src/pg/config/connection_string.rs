@@ -522,6 +522,19 @@ mod tests {
     }
 
     #[test]
+    fn a_url_password_holding_a_slash_question_mark_or_hash_never_appears_in_the_error() {
+        for url in [
+            "postgresql://app:Zq9/Xk7@db.example/x",
+            "postgresql://app:Zq9?Xk7@db.example/x",
+            "postgresql://app:Zq9#Xk7@db.example/x",
+        ] {
+            let e = err(url);
+            assert!(!e.contains("Zq9") && !e.contains("Xk7"), "{url}: {e}");
+            assert!(e.contains("percent-encode"), "{url}: {e}");
+        }
+    }
+
+    #[test]
     fn password_never_appears_in_errors_or_debug() {
         let e = err("postgres://u:s3cr%zzet@h/d");
         assert_eq!(
