@@ -18,7 +18,14 @@ use crate::Error;
 ///
 /// While the request is in flight, new requests on the connection are held
 /// back, so a cancel that arrives after its target finished finds the
-/// backend idle (and is ignored) instead of hitting the next request.
+/// backend idle (and is ignored) instead of hitting a request sent later.
+/// A cancel acts on the backend, not on one request: on a [`Client`]
+/// shared by several tasks, a request already pipelined behind the target
+/// can be the one cancelled (it then fails with 57014, never silently).
+/// `query_timeout` is exact where this cannot be: it cancels only a request
+/// alone on its connection and closes the connection otherwise.
+///
+/// [`Client`]: super::Client
 ///
 /// Its `Debug` form shows neither the backend's secret key (which lets
 /// anyone who can reach the server cancel that backend's queries) nor the
@@ -63,7 +70,8 @@ impl CancelToken {
 
     /// Asks the server to cancel whatever the connection is executing. The
     /// cancelled request fails with SQLSTATE 57014; the connection stays
-    /// usable. Returns once the server has taken the request.
+    /// usable. Returns once the server has taken the request, or with an
+    /// error after `connect_timeout` (10 s when that is off) if it did not.
     pub fn cancel_query(&self) -> Result<(), Error> {
         if !may::coroutine::is_coroutine() {
             return Err(Error::wrong_context("cancel query"));
