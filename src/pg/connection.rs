@@ -5,12 +5,10 @@
 //! with `Sync`; under one short lock its bytes are appended to the write
 //! buffer and its [`Slot`] to the answer queue, so byte order and answer
 //! order agree. Whoever finds the socket idle writes everything queued in
-//! one go. The reader parses message frames, handles asynchronous messages
-//! (notices, notifications, parameter changes) itself, and hands every
-//! other message to the oldest slot; `ReadyForQuery` completes it.
+//! one go. The reader coroutine ([`super::reader`]) routes the answers.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,22 +17,18 @@ use bytes::BytesMut;
 use may::sync::mpsc::Sender;
 use may::sync::Blocker;
 use parking_lot::Mutex;
-use postgres_protocol::message::backend::Message;
 
 use super::cancel_token::send_cancel;
 use super::config::Config;
 use super::notification::Notification;
+use super::reader::Reader;
 use super::response::Slot;
-use super::server_error::{log_notice, parse_fields};
 use super::socket::{ReadHalf, ShutdownHandle, WriteHalf};
 use super::transaction::TransactionStatus;
 use crate::{DbError, Error};
 
-/// How many recent notices a connection keeps for inspection.
-const KEPT_NOTICES: usize = 16;
 /// A write buffer larger than this is not kept for reuse.
 const MAX_SPARE_BUFFER: usize = 256 * 1024;
-const READ_CHUNK: usize = 64 * 1024;
 /// Stack of the reader coroutine, in machine words (`may`'s unit): 64 KiB.
 /// Measured (debug build, error paths included): at most ~16 KiB used.
 const READER_STACK_WORDS: usize = 0x2000;
@@ -47,7 +41,7 @@ pub(crate) const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a connection is closed.
 #[derive(Debug, Clone)]
-enum CloseReason {
+pub(super) enum CloseReason {
     /// We closed it (`close`, `Drop`).
     ByClient,
     /// The server reported a fatal error, then hung up.
@@ -64,10 +58,10 @@ enum CloseReason {
 }
 
 #[derive(Debug, Default)]
-struct Queue {
+pub(super) struct Queue {
     buf: BytesMut,
     spare: BytesMut,
-    pending: VecDeque<Arc<Slot>>,
+    pub(super) pending: VecDeque<Arc<Slot>>,
     writing: bool,
     /// The writer coroutine was woken and will flush the queue soon.
     flush_scheduled: bool,
@@ -82,19 +76,19 @@ struct Queue {
 /// coroutine and its cancel tokens.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    queue: Mutex<Queue>,
+    pub(super) queue: Mutex<Queue>,
     writer: may::sync::Mutex<WriteHalf>,
     /// Wakes the writer coroutine.
     flusher: Blocker,
     shutdown: ShutdownHandle,
     closed: AtomicBool,
-    close_reason: Mutex<Option<CloseReason>>,
-    status: AtomicU8,
+    pub(super) close_reason: Mutex<Option<CloseReason>>,
+    pub(super) status: AtomicU8,
     /// How many answer slots the reader has taken from the queue and not
     /// completed yet (a hint for `send`: answers are outstanding).
-    reader_holds: AtomicUsize,
-    parameters: Mutex<HashMap<String, String>>,
-    notices: Mutex<VecDeque<DbError>>,
+    pub(super) reader_holds: AtomicUsize,
+    pub(super) parameters: Mutex<HashMap<String, String>>,
+    pub(super) notices: Mutex<VecDeque<DbError>>,
     pub(crate) process_id: i32,
     pub(crate) secret_key: i32,
     /// Where a `CancelRequest` for this connection goes.
@@ -132,14 +126,7 @@ impl Connection {
             secret_key: startup.secret_key,
             cancel: config.clone(),
         });
-        let reader = Reader {
-            conn: conn.clone(),
-            read,
-            buf: startup.leftover,
-            current: None,
-            taken: VecDeque::new(),
-            notifications,
-        };
+        let reader = Reader::new(conn.clone(), read, startup.leftover, notifications);
         let builder = may::coroutine::Builder::new()
             .name("odm-pg-reader".to_owned())
             .stack_size(READER_STACK_WORDS);
@@ -441,7 +428,7 @@ impl Connection {
 
     /// Marks the connection closed, fails every queued request and shuts
     /// the socket down (which also stops the reader).
-    fn shut(&self, reason: CloseReason) {
+    pub(super) fn shut(&self, reason: CloseReason) {
         let (pending, waiters) = {
             let mut queue = self.queue.lock();
             {
@@ -493,7 +480,7 @@ impl Connection {
         self.shut(CloseReason::ByClient);
     }
 
-    fn record_fatal(&self, error: DbError) {
+    pub(super) fn record_fatal(&self, error: DbError) {
         log::warn!(target: "odm::pg", "the server is ending the session: {error}");
         let mut reason = self.close_reason.lock();
         if reason.is_none() {
@@ -510,236 +497,4 @@ pub(crate) struct StartupState {
     pub(crate) secret_key: i32,
     pub(crate) status: TransactionStatus,
     pub(crate) leftover: BytesMut,
-}
-
-/// The per-connection reader coroutine.
-struct Reader {
-    conn: Arc<Connection>,
-    read: ReadHalf,
-    buf: BytesMut,
-    current: Option<Arc<Slot>>,
-    /// Slots taken from the connection's queue in one batch (one lock for
-    /// many answers), oldest first.
-    taken: VecDeque<Arc<Slot>>,
-    notifications: Sender<Notification>,
-}
-
-impl Reader {
-    fn run(mut self) {
-        let mut chunk = vec![0u8; READ_CHUNK];
-        let reason = loop {
-            if let Err(reason) = self.route() {
-                break reason;
-            }
-            match self.read.read(&mut chunk) {
-                Ok(0) => {
-                    break CloseReason::Io(
-                        io::ErrorKind::UnexpectedEof,
-                        "the server closed the connection".to_owned(),
-                    )
-                }
-                Ok(n) => {
-                    if self.buf.capacity() - self.buf.len() < n {
-                        self.buf.reserve(n.max(READ_CHUNK));
-                    }
-                    self.buf.extend_from_slice(&chunk[..n]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break CloseReason::Io(e.kind(), e.to_string()),
-            }
-        };
-        if let CloseReason::Protocol(message) = &reason {
-            log::error!(target: "odm::pg", "closing the connection: {message}");
-        }
-        self.conn.shut(reason);
-        if let Some(slot) = self.current.take() {
-            slot.fail(self.conn.closed_error());
-        }
-        for slot in self.taken.drain(..) {
-            slot.fail(self.conn.closed_error());
-        }
-    }
-
-    /// Routes every complete message in the buffer.
-    fn route(&mut self) -> Result<(), CloseReason> {
-        let mut pos = 0;
-        loop {
-            let available = self.buf.len() - pos;
-            if available < 5 {
-                break;
-            }
-            let tag = self.buf[pos];
-            let len = u32::from_be_bytes([
-                self.buf[pos + 1],
-                self.buf[pos + 2],
-                self.buf[pos + 3],
-                self.buf[pos + 4],
-            ]) as usize;
-            if len < 4 {
-                return Err(CloseReason::Protocol(format!(
-                    "invalid message length {len}"
-                )));
-            }
-            let total = len + 1;
-            if available < total {
-                break;
-            }
-            match tag {
-                b'A' | b'N' | b'S' => {
-                    if pos > 0 {
-                        let segment = self.buf.split_to(pos);
-                        self.deliver(segment, false, false)?;
-                        pos = 0;
-                    }
-                    let message = self.buf.split_to(total);
-                    self.handle_async(message)?;
-                }
-                b'Z' => {
-                    if total >= 6 {
-                        self.conn.status.store(self.buf[pos + 5], Ordering::Release);
-                    }
-                    pos += total;
-                    let segment = self.buf.split_to(pos);
-                    pos = 0;
-                    self.deliver(segment, true, false)?;
-                }
-                b'G' | b'W' => {
-                    // CopyInResponse / CopyBothResponse: the server now
-                    // waits for the client, so hand the messages over now.
-                    pos += total;
-                    let segment = self.buf.split_to(pos);
-                    pos = 0;
-                    self.deliver(segment, false, true)?;
-                }
-                b'E' => {
-                    self.check_fatal(pos, total);
-                    pos += total;
-                }
-                _ => pos += total,
-            }
-        }
-        if pos > 0 {
-            let segment = self.buf.split_to(pos);
-            self.deliver(segment, false, false)?;
-        }
-        Ok(())
-    }
-
-    /// Hands whole messages to the request they answer.
-    fn deliver(&mut self, segment: BytesMut, last: bool, copy_in: bool) -> Result<(), CloseReason> {
-        if self.current.is_none() {
-            if self.taken.is_empty() {
-                let mut queue = self.conn.queue.lock();
-                std::mem::swap(&mut self.taken, &mut queue.pending);
-                // Published under the lock, so that `pending` plus the
-                // reader's holds never undercounts what is in flight.
-                self.conn
-                    .reader_holds
-                    .store(self.taken.len(), Ordering::Release);
-            }
-            self.current = self.taken.pop_front();
-            self.publish_holds();
-        }
-        match &self.current {
-            Some(slot) => {
-                if last && self.conn.status.load(Ordering::Acquire) != b'I' && slot.requires_idle()
-                {
-                    // Every request behind it ran inside that transaction,
-                    // which dies with the connection: all of them fail.
-                    return Err(CloseReason::SharedTransaction);
-                }
-                slot.push(segment, last, copy_in);
-                if last {
-                    self.current = None;
-                    self.publish_holds();
-                }
-                Ok(())
-            }
-            None => self.unsolicited(segment),
-        }
-    }
-
-    /// Tells `send` how many answers the reader still owes.
-    fn publish_holds(&self) {
-        let holds = self.taken.len() + usize::from(self.current.is_some());
-        self.conn.reader_holds.store(holds, Ordering::Release);
-    }
-
-    /// Messages nobody asked for: a fatal error before the server hangs up
-    /// (e.g. `pg_terminate_backend`) is kept as the reason; anything else
-    /// breaks the protocol.
-    fn unsolicited(&mut self, mut segment: BytesMut) -> Result<(), CloseReason> {
-        while let Some(message) = Message::parse(&mut segment)
-            .map_err(|e| CloseReason::Protocol(format!("malformed message: {e}")))?
-        {
-            match message {
-                Message::ErrorResponse(body) => {
-                    let error = parse_fields(body.fields())
-                        .map_err(|e| CloseReason::Protocol(e.to_string()))?;
-                    log::warn!(target: "odm::pg", "server error outside any request: {error}");
-                }
-                _ => {
-                    return Err(CloseReason::Protocol(
-                        "unexpected message outside any request".to_owned(),
-                    ))
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Remembers a FATAL/PANIC error as the reason the connection ends.
-    fn check_fatal(&self, pos: usize, total: usize) {
-        let mut copy = BytesMut::from(&self.buf[pos..pos + total]);
-        if let Ok(Some(Message::ErrorResponse(body))) = Message::parse(&mut copy) {
-            if let Ok(error) = parse_fields(body.fields()) {
-                if matches!(error.severity.as_str(), "FATAL" | "PANIC") {
-                    self.conn.record_fatal(error);
-                }
-            }
-        }
-    }
-
-    fn handle_async(&mut self, mut message: BytesMut) -> Result<(), CloseReason> {
-        let protocol = |e: io::Error| CloseReason::Protocol(format!("malformed message: {e}"));
-        match Message::parse(&mut message).map_err(protocol)? {
-            Some(Message::NoticeResponse(body)) => {
-                let notice = parse_fields(body.fields())
-                    .map_err(|e| CloseReason::Protocol(e.to_string()))?;
-                log_notice(&notice);
-                let mut notices = self.conn.notices.lock();
-                if notices.len() == KEPT_NOTICES {
-                    notices.pop_front();
-                }
-                notices.push_back(notice);
-            }
-            Some(Message::NotificationResponse(body)) => {
-                let notification = Notification::new(
-                    body.process_id(),
-                    body.channel().map_err(protocol)?.to_owned(),
-                    body.message().map_err(protocol)?.to_owned(),
-                );
-                // Nobody listening any more is fine.
-                let _ = self.notifications.send(notification);
-            }
-            Some(Message::ParameterStatus(body)) => {
-                let name = body.name().map_err(protocol)?.to_owned();
-                let value = body.value().map_err(protocol)?.to_owned();
-                if name == "client_encoding" && !value.eq_ignore_ascii_case("UTF8") {
-                    // Text would now arrive in another encoding and be
-                    // decoded as UTF-8: wrong strings, not errors.
-                    return Err(CloseReason::Protocol(format!(
-                        "the server switched client_encoding to {value}; odm needs UTF8"
-                    )));
-                }
-                self.conn.parameters.lock().insert(name, value);
-            }
-            _ => {
-                return Err(CloseReason::Protocol(
-                    "malformed asynchronous message".to_owned(),
-                ))
-            }
-        }
-        Ok(())
-    }
 }

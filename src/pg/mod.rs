@@ -40,6 +40,7 @@ mod connection;
 mod copy;
 mod notification;
 mod query;
+mod reader;
 mod response;
 mod row;
 mod server_error;

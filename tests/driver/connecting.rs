@@ -256,7 +256,9 @@ fn application_name_and_options_reach_the_server() {
 #[test]
 fn a_changed_client_encoding_closes_the_connection_with_a_clear_error() {
     crate::with_client(|c, _| {
-        let e = c.batch_execute("SET client_encoding = 'LATIN1'").unwrap_err();
+        let e = c
+            .batch_execute("SET client_encoding = 'LATIN1'")
+            .unwrap_err();
         assert!(e.to_string().contains("client_encoding to LATIN1"), "{e}");
         assert!(e.is_closed(), "{e:?}");
         assert!(c.is_closed());
