@@ -30,7 +30,7 @@ use std::marker::PhantomData;
 pub use expr::{Assignment, ColumnRef, Expr, Field, Order};
 pub use sql::{quote_ident, QueryParts, Statement};
 
-use crate::model::Model;
+use crate::model::{Model, Table};
 use crate::session::Session;
 use crate::{Error, Result};
 
@@ -171,15 +171,7 @@ impl<'s, M: Model> Query<'s, M> {
         let table = M::table();
         let assignments: Vec<Assignment> = assignments.into_iter().collect();
         let statement = sql::update(table, &self.parts, &assignments)?;
-        self.session.write(table, |client| {
-            if table.parent.is_some() {
-                let row = client.query_one(&statement.sql, &statement.params)?;
-                let n: i64 = row.try_get(0usize)?;
-                Ok(n.max(0) as u64)
-            } else {
-                client.execute(&statement.sql, &statement.params)
-            }
-        })
+        run_bulk(self.session, table, &statement)
     }
 
     /// Deletes every matching row (for a child model, with its ancestors'
@@ -192,14 +184,25 @@ impl<'s, M: Model> Query<'s, M> {
     pub fn delete(self) -> Result<u64> {
         let table = M::table();
         let statement = sql::delete(table, &self.parts);
-        self.session.write(table, |client| {
-            if table.parent.is_some() {
-                let row = client.query_one(&statement.sql, &statement.params)?;
-                let n: i64 = row.try_get(0usize)?;
-                Ok(n.max(0) as u64)
-            } else {
-                client.execute(&statement.sql, &statement.params)
-            }
-        })
+        run_bulk(self.session, table, &statement)
     }
+}
+
+/// Runs a bulk `UPDATE`/`DELETE` in the session's transaction and returns
+/// how many rows it touched; a child model's statement (a CTE over its
+/// ancestors' tables) returns that count as its one row.
+fn run_bulk(
+    session: &mut Session,
+    table: &'static Table,
+    statement: &Statement<'_>,
+) -> Result<u64> {
+    session.write(table, |client| {
+        if table.parent.is_some() {
+            let row = client.query_one(&statement.sql, &statement.params)?;
+            let n: i64 = row.try_get(0usize)?;
+            Ok(n.max(0) as u64)
+        } else {
+            client.execute(&statement.sql, &statement.params)
+        }
+    })
 }

@@ -4,35 +4,20 @@
 //!
 //! Run: `cargo test --test fault_proxy`
 
+mod green_tasks;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use green::{GreenPool, Submitted};
+use green_tasks::{green, on_green, spawn};
 use odm::pg::{Client, Config};
 use odm::testing::{
     test_database, Direction, FaultProxy, InsertSoak, SilentListener, TestDatabase,
 };
 use odm::{Error, Pool};
-
-fn green() -> &'static GreenPool {
-    static GREEN: OnceLock<GreenPool> = OnceLock::new();
-    GREEN.get_or_init(|| GreenPool::with_max_workers(64))
-}
-
-fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Submitted<T> {
-    green().submit(work).expect("the green pool accepts work")
-}
-
-/// Runs `work` on a green worker and waits for its result.
-fn on_green<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    spawn(work)
-        .join()
-        .expect("the green task finishes without panicking")
-}
 
 fn connect(url: &str) -> Result<Client, Error> {
     Client::connect(&Config::parse(url).expect("the test url parses"))

@@ -9,28 +9,17 @@
 //!
 //! Run: `cargo test --test faults`
 
+mod green_tasks;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use green::{GreenPool, Submitted};
+use green_tasks::{green, on_green, spawn};
 use odm::pg::{Client, Config};
 use odm::testing::{test_database, FaultProxy, InsertSoak, TempCluster, TestDatabase};
 use odm::{Error, Mapper};
-
-fn green() -> &'static GreenPool {
-    static GREEN: OnceLock<GreenPool> = OnceLock::new();
-    GREEN.get_or_init(|| GreenPool::with_max_workers(500))
-}
-
-fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Submitted<T> {
-    green().submit(work).expect("the green pool accepts work")
-}
-
-fn on_green<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    spawn(work).join().expect("the green task finishes")
-}
 
 /// A fresh database with table `t (id int4 primary key)`, a proxy in front
 /// of it, and a mapper through the proxy with `settings`.

@@ -4,25 +4,14 @@
 //!
 //! Run: `cargo test --test shared_mode`
 
-use std::sync::{Arc, OnceLock};
+mod green_tasks;
 
-use green::{GreenPool, Submitted};
+use std::sync::Arc;
+
+use green_tasks::{on_green, spawn};
 use odm::pg::{Client, Config};
 use odm::testing::{test_database, TestDatabase};
 use odm::{Error, Pool};
-
-fn green() -> &'static GreenPool {
-    static GREEN: OnceLock<GreenPool> = OnceLock::new();
-    GREEN.get_or_init(|| GreenPool::with_max_workers(500))
-}
-
-fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Submitted<T> {
-    green().submit(work).expect("the green pool accepts work")
-}
-
-fn on_green<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    spawn(work).join().expect("the green task finishes")
-}
 
 fn pool(db: &TestDatabase, settings: &str) -> Pool {
     Pool::new(Config::parse(&format!("{}?{settings}", db.url())).expect("the url parses"))

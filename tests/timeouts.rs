@@ -4,26 +4,15 @@
 //!
 //! Run: `cargo test --test timeouts`
 
-use std::sync::{Arc, OnceLock};
+mod green_tasks;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use green::{GreenPool, Submitted};
+use green_tasks::{on_green, spawn};
 use odm::pg::{Client, Config};
 use odm::testing::test_database;
 use odm::Error;
-
-fn green() -> &'static GreenPool {
-    static GREEN: OnceLock<GreenPool> = OnceLock::new();
-    GREEN.get_or_init(|| GreenPool::with_max_workers(500))
-}
-
-fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Submitted<T> {
-    green().submit(work).expect("the green pool accepts work")
-}
-
-fn on_green<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    spawn(work).join().expect("the green task finishes")
-}
 
 fn connect(url: &str, settings: &str) -> Client {
     Client::connect(&Config::parse(&format!("{url}?{settings}")).unwrap()).unwrap()
