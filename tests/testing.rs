@@ -13,24 +13,32 @@ use odm::testing::{
 };
 use odm::Error;
 
+/// `psql -X` connected to the database of `url`: the password goes through
+/// the environment (`PGPASSWORD`), never the command line, where `ps` shows
+/// it.
+fn psql_command(url: &str) -> Command {
+    let config = odm::pg::Config::parse(url).expect("the url parses");
+    let host = match config.host() {
+        odm::pg::Host::Tcp(host) => host.clone(),
+        odm::pg::Host::Unix(dir) => dir.display().to_string(),
+    };
+    let mut command = Command::new("psql");
+    command
+        .args(["-X", "-h", &host, "-p", &config.port().to_string()])
+        .args(["-U", config.user(), "-d", config.dbname()])
+        .env_remove("PGPASSWORD");
+    if let Some(password) = config.password() {
+        command.env("PGPASSWORD", password);
+    }
+    command
+}
+
 /// Runs `sql` through `psql` against a `postgresql+green://` URL (its query
 /// parameters, which may be odm's own, left out) and returns the unaligned,
 /// tuples-only output, or psql's error text.
 fn psql(url: &str, sql: &str) -> Result<String, String> {
-    let url = url.split('?').next().unwrap();
-    let url = url.replacen("postgresql+green://", "postgresql://", 1);
-    let output = Command::new("psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &url,
-            "-c",
-            sql,
-        ])
+    let output = psql_command(url)
+        .args(["-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
         .expect("psql runs");
     if output.status.success() {
@@ -331,9 +339,8 @@ fn test_database_gives_each_caller_a_distinct_database_that_drop_removes() {
 #[test]
 fn dropping_a_test_database_succeeds_while_a_connection_to_it_is_open() {
     let db = test_database().unwrap();
-    let url = db.url().replacen("postgresql+green://", "postgresql://", 1);
-    let mut holder = Command::new("psql")
-        .args(["-X", "-q", "-d", &url, "-c", "SELECT pg_sleep(60)"])
+    let mut holder = psql_command(&db.url())
+        .args(["-q", "-c", "SELECT pg_sleep(60)"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
