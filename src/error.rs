@@ -65,9 +65,42 @@ pub enum Error {
     #[error("authentication failed: {0}")]
     Auth(String),
 
-    /// TLS was required but this build does not speak TLS.
+    /// TLS was required but this build does not speak TLS (built without
+    /// the `tls` feature).
     #[error("tls is not supported by this build: use sslmode=disable or sslmode=prefer")]
     TlsUnsupported,
+
+    /// TLS could not be set up with the server as `sslmode` demands; the
+    /// message names the host and what failed (never a key or password).
+    #[error("tls with {host} failed: {failure}: {detail}")]
+    Tls {
+        /// `host:port` of the server.
+        host: String,
+        /// What failed.
+        failure: TlsFailure,
+        /// The TLS library's own words, or a file path.
+        detail: String,
+    },
+
+    /// `channel_binding=require` and the server did not offer (or the
+    /// connection cannot do) SCRAM-SHA-256-PLUS over TLS; nothing was sent.
+    #[error("channel binding is required but {host} did not offer it (needs tls and scram-sha-256-plus)")]
+    ChannelBindingRequired {
+        /// `host:port` of the server.
+        host: String,
+    },
+
+    /// The server asked for an authentication method that `require_auth`
+    /// refuses (e.g. cleartext `password` under `require_auth=scram-sha-256`);
+    /// no password was sent.
+    #[error("{host} asked for {method} authentication, which require_auth refuses")]
+    AuthMethodRefused {
+        /// `host:port` of the server.
+        host: String,
+        /// The method the server asked for: `password`, `md5`,
+        /// `scram-sha-256`, `gss`, `sspi`, `none`, ...
+        method: &'static str,
+    },
 
     /// `COMMIT` did not commit: the server rolled the transaction back
     /// (answered `COMMIT` with the tag `ROLLBACK` because an earlier
@@ -288,6 +321,37 @@ fn aborted_cause(cause: &Option<Box<DbError>>) -> String {
     match cause {
         Some(cause) => format!(": aborted by {cause}"),
         None => ": aborted by an earlier error".to_owned(),
+    }
+}
+
+/// What failed while setting up TLS ([`Error::Tls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The server answered the TLS request with "no" (`sslmode=require` or
+    /// stricter).
+    ServerRefused,
+    /// The server's certificate does not chain to a trusted root
+    /// (`verify-ca`, `verify-full`).
+    UntrustedCertificate,
+    /// The certificate is trusted but not for this host name
+    /// (`verify-full`).
+    HostnameMismatch,
+    /// A root, client certificate or key file could not be read or parsed.
+    CertificateFile,
+    /// The handshake failed otherwise (protocol, alert from the server).
+    Handshake,
+}
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsFailure::ServerRefused => "the server does not accept tls",
+            TlsFailure::UntrustedCertificate => "the server certificate is not trusted",
+            TlsFailure::HostnameMismatch => "the server certificate does not match the host name",
+            TlsFailure::CertificateFile => "a certificate or key file cannot be used",
+            TlsFailure::Handshake => "the tls handshake failed",
+        })
     }
 }
 

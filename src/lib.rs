@@ -82,7 +82,7 @@ mod error;
 pub mod pg;
 pub mod testing;
 
-pub use error::{BoxError, DbError, Error, Result, WRONG_CONTEXT};
+pub use error::{BoxError, DbError, Error, Result, TlsFailure, WRONG_CONTEXT};
 
 pub mod ddl;
 pub mod mapper;
