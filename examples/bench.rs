@@ -19,6 +19,7 @@
 //! | `pgbench` | `pgbench -M prepared`, `level` clients (at most 256, and below `max_connections`), the same statements: the ceiling for one statement per round trip |
 //! | `pgbench-pipe` | the same in pipeline mode, 10 statements per pipeline: the server's ceiling |
 //! | `odm-raw` | odm's driver: `level` green tasks sharing `--connections` pipelined `Client`s, statements prepared once |
+//! | `odm-raw-tls` | `odm-raw` over TLS (`sslmode=require`) to a TLS-enabled throwaway cluster with the same settings (or `DATABASE_URL`) |
 //! | `odm-pool` | odm's `Pool` in shared mode (`pool.query_opt(..)`), `pool_size = --connections` |
 //! | `odm-orm` | odm's ORM as the README shows it: `World`/`Fortune` models, a `Mapper` (`pool_size = --orm-connections`), one `Session` per request (`get`, `query().all()`, the batched update through `session.execute`), committed |
 //! | `tokio-postgres` | `level` tokio tasks sharing 1, 2, 4 or 8 connections (each tried briefly; the best is measured) |
@@ -71,12 +72,14 @@ mod schema;
 mod workload;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use green::GreenPool;
 use odm::pg::{Client, Config, Host};
-use odm::testing::{find_server_bin_dir, test_database, MD5_PASSWORD, MD5_USER};
+use odm::testing::{
+    find_server_bin_dir, shared_tls_cluster, test_database, TestDatabase, MD5_PASSWORD, MD5_USER,
+};
 use odm::{Error, Pool};
 
 use args::Args;
@@ -219,16 +222,50 @@ struct Bench<'a> {
     config: Config,
     target: Target,
     pgbench: Pgbench,
+    /// The TLS server of `odm-raw-tls`, prepared on first use.
+    tls: OnceLock<Result<(Option<TestDatabase>, Config), String>>,
 }
 
 impl Bench<'_> {
+    /// The configuration of `odm-raw-tls`: `DATABASE_URL` with
+    /// `sslmode=require`, or a database on a throwaway TLS cluster (same
+    /// settings as the plain one) with the benchmark's tables.
+    fn tls_config(&self) -> Result<Config, String> {
+        let prepared = self.tls.get_or_init(|| {
+            let throwaway = std::env::var("DATABASE_URL").map_or(true, |url| url.trim().is_empty());
+            let (database, url) = if throwaway {
+                let cluster = shared_tls_cluster().map_err(|e| e.to_string())?;
+                let database = TestDatabase::create_on(cluster).map_err(|e| e.to_string())?;
+                let url = database.url();
+                (Some(database), url)
+            } else {
+                (None, self.config.to_url())
+            };
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let config = Config::parse(&format!("{url}{separator}sslmode=require"))
+                .map_err(|e| e.to_string())?;
+            if throwaway {
+                prepare_server(&self.green, &config, true)?;
+            }
+            Ok((database, config))
+        });
+        match prepared {
+            Ok((_, config)) => Ok(config.clone()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
     fn prepare(&self, contender: &str, level: usize) -> Result<Prepared, String> {
         let connections = self.args.connections.min(level).max(1);
         Ok(match contender {
             "pgbench" => Prepared::Pgbench(false),
             "pgbench-pipe" => Prepared::Pgbench(true),
-            "odm-raw" => {
-                let config = self.config.clone();
+            "odm-raw" | "odm-raw-tls" => {
+                let config = if contender == "odm-raw" {
+                    self.config.clone()
+                } else {
+                    self.tls_config()?
+                };
                 Prepared::Raw(Arc::new(on_green(&self.green, move || {
                     (0..connections)
                         .map(|_| RawExecutor::connect(&config))
@@ -351,6 +388,7 @@ fn run(args: &Args) -> Result<(), String> {
         config: config.clone(),
         pgbench: Pgbench::new(bin_dir.join("pgbench"), scratch.clone(), target.clone())?,
         target,
+        tls: OnceLock::new(),
     };
     let mut report = Report {
         info: RunInfo {

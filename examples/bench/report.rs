@@ -220,6 +220,22 @@ impl Report {
                     ));
                 }
             }
+            check(
+                &mut out,
+                format!("odm-raw-tls / odm-raw, db x{level}"),
+                qps("odm-raw-tls", Workload::Db, level)
+                    .zip(qps("odm-raw", Workload::Db, level))
+                    .map(|(tls, plain)| tls / plain.max(1e-9)),
+                0.8,
+            );
+            if let Some(m) = self.find("odm-raw-tls", Workload::Db, level) {
+                let cpu = m.cpu_ms_per_1k();
+                if cpu.is_finite() {
+                    out.push(format!(
+                        "odm-raw-tls client CPU, db x{level}: {cpu:.2} ms per 1,000 queries"
+                    ));
+                }
+            }
             for (workload, goal) in [(Workload::Db, 0.7), (Workload::Queries, 0.8)] {
                 let ratio = qps("odm-orm", workload, level)
                     .zip(qps("odm-raw", workload, level))
