@@ -46,6 +46,10 @@ mod row;
 mod server_error;
 mod socket;
 mod statement;
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(feature = "tls")]
+mod tls_halves;
 mod statement_cache;
 mod transaction;
 
@@ -53,7 +57,7 @@ pub(crate) use abort::AbortTracker;
 pub use cancel_token::CancelToken;
 pub use client::Client;
 pub(crate) use config::UrlParts;
-pub use config::{Config, Host, SslMode};
+pub use config::{Config, Host, SslMode, SslNegotiation};
 pub use copy::{CopyInWriter, CopyOutReader};
 pub use notification::{Notification, Notifications};
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::str::Chars;
 use std::time::Duration;
 
-use super::{config_error, Config, Host, SslMode};
+use super::{config_error, Config, Host, SslMode, SslNegotiation};
 use crate::Error;
 
 impl Config {
@@ -61,11 +61,29 @@ impl Config {
             "sslmode" => {
                 self.ssl_mode = match value.as_str() {
                     "disable" => SslMode::Disable,
-                    "allow" | "prefer" => SslMode::Prefer,
-                    "require" | "verify-ca" | "verify-full" => SslMode::Require,
+                    "allow" => SslMode::Allow,
+                    "prefer" => SslMode::Prefer,
+                    "require" => SslMode::Require,
+                    "verify-ca" => SslMode::VerifyCa,
+                    "verify-full" => SslMode::VerifyFull,
                     _ => {
                         return Err(config_error(&format!(
-                            "invalid sslmode `{value}`: expected disable, prefer or require"
+                            "invalid sslmode `{value}`: expected disable, allow, prefer, require, \
+                             verify-ca or verify-full"
+                        )))
+                    }
+                }
+            }
+            "sslrootcert" => self.ssl_root_cert = Some(value).filter(|v| !v.is_empty()),
+            "sslcert" => self.ssl_cert = Some(value).filter(|v| !v.is_empty()),
+            "sslkey" => self.ssl_key = Some(value).filter(|v| !v.is_empty()),
+            "sslnegotiation" => {
+                self.ssl_negotiation = match value.as_str() {
+                    "postgres" => SslNegotiation::Postgres,
+                    "direct" => SslNegotiation::Direct,
+                    _ => {
+                        return Err(config_error(&format!(
+                            "invalid sslnegotiation `{value}`: expected postgres or direct"
                         )))
                     }
                 }
@@ -488,7 +506,8 @@ mod tests {
         );
         assert_eq!(
             err("postgres://u@h/d?sslmode=maybe"),
-            "invalid configuration: invalid sslmode `maybe`: expected disable, prefer or require"
+            "invalid configuration: invalid sslmode `maybe`: expected disable, allow, prefer, \
+             require, verify-ca or verify-full"
         );
         assert_eq!(
             err("postgres://u@h/d?statement_cache=perhaps"),
