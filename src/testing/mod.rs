@@ -29,6 +29,7 @@ mod server_process;
 mod silent_listener;
 mod soak;
 mod template;
+mod tls_files;
 mod url;
 
 use std::sync::Mutex;
@@ -39,6 +40,7 @@ pub use database::TestDatabase;
 pub use fault_proxy::{Direction, FaultProxy};
 pub use silent_listener::SilentListener;
 pub use soak::{InsertSoak, SoakReport, WritePath};
+pub use tls_files::{TlsFiles, TLS_SERVER_NAME};
 
 use crate::Error;
 
@@ -58,6 +60,17 @@ pub const SCRAM_PASSWORD: &str = "scramsecret";
 pub const CLEARTEXT_USER: &str = "odm_clear";
 /// The password of [`CLEARTEXT_USER`].
 pub const CLEARTEXT_PASSWORD: &str = "clearsecret";
+
+/// A role of a TLS cluster ([`TempCluster::start_tls`]) that logs in over
+/// TLS with a client certificate (`cert`: the certificate's common name is
+/// the role's name, [`TlsFiles::client_cert`]); it has no password and is
+/// rejected without TLS.
+pub const CERT_USER: &str = "odm_cert";
+/// A role of a TLS cluster ([`TempCluster::start_tls`]) checked with
+/// `scram-sha-256` over TLS and rejected without TLS.
+pub const TLS_ONLY_USER: &str = "odm_tls_only";
+/// The password of [`TLS_ONLY_USER`].
+pub const TLS_ONLY_PASSWORD: &str = "tlsonlysecret";
 
 /// The environment variable naming an existing server to test against.
 pub const DATABASE_URL: &str = "DATABASE_URL";
