@@ -4,19 +4,19 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use odm::testing::{
-    TempCluster, TlsFiles, CERT_USER, CLEARTEXT_PASSWORD, CLEARTEXT_USER, MD5_PASSWORD, MD5_USER,
-    SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, SUPERUSER_PASSWORD, TLS_ONLY_PASSWORD, TLS_ONLY_USER,
-    TLS_SERVER_NAME,
+    shared_tls_cluster, TempCluster, TlsFiles, CERT_USER, CLEARTEXT_PASSWORD, CLEARTEXT_USER,
+    MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, SUPERUSER_PASSWORD,
+    TLS_ONLY_PASSWORD, TLS_ONLY_USER, TLS_SERVER_NAME,
 };
 
-/// One TLS cluster shared by the tests that only connect to it.
+/// The process's TLS cluster, shared by the tests that only connect to it.
 fn tls_cluster() -> &'static TempCluster {
-    static CLUSTER: OnceLock<TempCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| TempCluster::start_tls().expect("a tls cluster starts"))
+    shared_tls_cluster().expect("a tls cluster starts")
 }
 
 fn tls_files(cluster: &TempCluster) -> &TlsFiles {
@@ -344,4 +344,45 @@ fn a_dropped_tls_cluster_takes_its_certificates_with_it() {
     for path in [&files.root_cert, &files.client_cert, &files.client_key] {
         assert!(!path.exists(), "{}", path.display());
     }
+}
+
+/// Also run as a child process by the next test, which then checks that the
+/// shared TLS cluster is cleaned up once that process has exited.
+#[test]
+fn the_shared_tls_cluster_is_started_once_per_process() {
+    let first = shared_tls_cluster().unwrap();
+    assert!(std::ptr::eq(first, shared_tls_cluster().unwrap()));
+    let files = tls_files(first);
+    println!("ODM_SHARED_TLS_FILES={}", files.client_key.display());
+}
+
+#[test]
+fn the_shared_tls_cluster_and_its_certificates_are_removed_when_its_process_exits() {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "the_shared_tls_cluster_is_started_once_per_process",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let client_key = stdout
+        .lines()
+        .find_map(|line| line.split_once("ODM_SHARED_TLS_FILES=").map(|(_, p)| p))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no tls file printed: {stdout}"));
+    // The scratch directory: .../odm-pg-<pid>-.../tls/client.key
+    let scratch = client_key.parent().unwrap().parent().unwrap().to_path_buf();
+    assert!(
+        scratch.starts_with(std::env::temp_dir()),
+        "{}",
+        scratch.display()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scratch.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!scratch.exists(), "{} still exists", scratch.display());
 }

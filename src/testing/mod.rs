@@ -89,13 +89,28 @@ pub fn test_database() -> Result<TestDatabase, Error> {
 /// and is never dropped; its watchdog stops it when the process exits.
 pub fn shared_cluster() -> Result<&'static TempCluster, Error> {
     static SHARED: Mutex<Option<&'static TempCluster>> = Mutex::new(None);
-    let mut shared = SHARED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    shared(&SHARED, TempCluster::start)
+}
+
+/// The process-wide TLS cluster ([`TempCluster::start_tls`]), started on
+/// first use, for tests that only connect to it. Like [`shared_cluster`] it
+/// is never dropped; its watchdog stops it and removes its directory, the
+/// certificates with it, when the process exits.
+pub fn shared_tls_cluster() -> Result<&'static TempCluster, Error> {
+    static SHARED: Mutex<Option<&'static TempCluster>> = Mutex::new(None);
+    shared(&SHARED, TempCluster::start_tls)
+}
+
+/// The cluster in `slot`, started with `start` (and leaked) on first use.
+fn shared(
+    slot: &Mutex<Option<&'static TempCluster>>,
+    start: fn() -> Result<TempCluster, Error>,
+) -> Result<&'static TempCluster, Error> {
+    let mut shared = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(cluster) = *shared {
         return Ok(cluster);
     }
-    let cluster: &'static TempCluster = Box::leak(Box::new(TempCluster::start()?));
+    let cluster: &'static TempCluster = Box::leak(Box::new(start()?));
     *shared = Some(cluster);
     Ok(cluster)
 }

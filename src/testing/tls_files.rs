@@ -70,8 +70,9 @@ impl TlsFiles {
     }
 
     /// Makes the certificates: the client's files go to a `tls` directory in
-    /// `scratch`, the server's into `data_dir`, its key owned by `run_as`
-    /// (the user the server runs as) when set, with mode 0600 as the server
+    /// `scratch` (the client key owned by this process, mode 0600, as libpq
+    /// demands), the server's into `data_dir`, owned by `run_as` (the user
+    /// the server runs as) when set, its key with mode 0600 as the server
     /// demands.
     pub(crate) fn create(
         scratch: &ScratchDir,
@@ -80,7 +81,9 @@ impl TlsFiles {
     ) -> Result<TlsFiles, Error> {
         let made = Certificates::make()
             .map_err(|e| Error::TestServer(format!("cannot make the test certificates: {e}")))?;
-        let dir = scratch.subdir("tls", None)?;
+        // Owned by the server's user, like the rest of the cluster's
+        // directory, so that its watchdog can remove it.
+        let dir = scratch.subdir("tls", run_as)?;
         let files = TlsFiles {
             root_cert: dir.join("root.crt"),
             untrusted_root_cert: dir.join("untrusted-root.crt"),
