@@ -5,9 +5,10 @@ mod orm_common;
 
 use std::time::Duration;
 
-use odm::testing::test_database;
 use odm::{Error, Mapper};
-use orm_common::{green, mapper_with_models, Employee, PersonalTasks, Task, TaskType};
+use orm_common::{
+    green, mapper_with_models, test_database, Employee, PersonalTasks, Task, TaskType,
+};
 
 #[test]
 fn the_mapper_has_binds() {
