@@ -589,4 +589,23 @@ mod tests {
         ];
         assert_eq!(server_end_point(&cert), Some(sha2::Sha256::digest(cert).to_vec()));
     }
+
+    #[test]
+    fn the_end_point_of_a_p384_certificate_is_its_sha384_hash() {
+        use sha2::Digest;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let der = cert.der().to_vec();
+        assert_eq!(server_end_point(&der), Some(sha2::Sha384::digest(&der).to_vec()));
+    }
+
+    #[test]
+    fn the_end_point_of_a_p256_certificate_is_its_sha256_hash() {
+        use sha2::Digest;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        assert_eq!(server_end_point(&der), Some(sha2::Sha256::digest(&der).to_vec()));
+    }
 }

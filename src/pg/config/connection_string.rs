@@ -602,11 +602,50 @@ mod tests {
             "postgresql://u:p@[::1]:6000/d?application_name=a%26b&connect_timeout=3&statement_timeout=250\
              &options=-c%20x%3D1&sslmode=disable&pool_timeout=0.5&statement_cache=false",
             "postgres://u@/d?host=/tmp/pg%20dir&port=5439",
+            "postgresql://app@db.example.com/app?sslmode=verify-full&sslrootcert=system\
+             &sslcert=/etc/odm/client%20cert.pem&sslkey=/etc/odm/client.key&sslnegotiation=direct",
         ] {
             let c = Config::parse(url).unwrap();
             let again = Config::parse(&c.to_url()).unwrap();
             assert_eq!(c, again, "{url} -> {}", c.to_url());
         }
+    }
+
+    #[test]
+    fn every_sslmode_and_the_tls_files_parse_by_their_libpq_names() {
+        for (name, mode) in [
+            ("disable", SslMode::Disable),
+            ("allow", SslMode::Allow),
+            ("prefer", SslMode::Prefer),
+            ("require", SslMode::Require),
+            ("verify-ca", SslMode::VerifyCa),
+            ("verify-full", SslMode::VerifyFull),
+        ] {
+            let c = Config::parse(&format!("host=h sslmode={name}")).unwrap();
+            assert_eq!(c.ssl_mode(), mode);
+            assert_eq!(mode.requires_tls(), mode >= SslMode::Require);
+        }
+        let c = Config::parse(
+            "host=h sslrootcert=/r.pem sslcert=/c.pem sslkey=/k.pem sslnegotiation=direct",
+        )
+        .unwrap();
+        assert_eq!(c.ssl_root_cert(), Some("/r.pem"));
+        assert_eq!(c.ssl_cert(), Some("/c.pem"));
+        assert_eq!(c.ssl_key(), Some("/k.pem"));
+        assert_eq!(c.ssl_negotiation(), SslNegotiation::Direct);
+        let debug = format!("{c:?}");
+        assert!(debug.contains("/r.pem") && debug.contains("Direct"), "{debug}");
+        let c = Config::parse("host=h").unwrap();
+        assert_eq!(c.ssl_negotiation(), SslNegotiation::Postgres);
+        assert_eq!((c.ssl_root_cert(), c.ssl_cert(), c.ssl_key()), (None, None, None));
+    }
+
+    #[test]
+    fn a_bad_sslnegotiation_is_an_error_naming_the_key() {
+        assert_eq!(
+            err("host=h sslnegotiation=fast"),
+            "invalid configuration: invalid sslnegotiation `fast`: expected postgres or direct"
+        );
     }
 
     #[test]
