@@ -290,3 +290,44 @@ fn a_large_copy_goes_both_ways_over_tls() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_query_past_query_timeout_is_cancelled_over_tls_and_the_connection_is_reused() {
+    let url = url_at(
+        tls_cluster(),
+        "localhost",
+        &format!("sslmode=verify-full&{}&query_timeout=300", trusted_root()),
+    );
+    let config = Config::parse(&url).unwrap();
+    on_green(move || {
+        let client = Client::connect(&config).unwrap();
+        let started = Instant::now();
+        let e = client.query("SELECT pg_sleep(10)", &[]).unwrap_err();
+        assert!(e.is_query_timeout(), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(!client.is_closed());
+        let n: i32 = client.query_one("SELECT 7", &[]).unwrap().get(0);
+        assert_eq!(n, 7);
+    });
+}
+
+#[test]
+fn cancel_query_reaches_a_server_that_requires_tls() {
+    let url = tls_cluster().url_for(TLS_ONLY_USER, TLS_ONLY_PASSWORD, "postgres");
+    let config = Config::parse(&format!("{url}?sslmode=require")).unwrap();
+    let client = Arc::new(on_green(move || Client::connect(&config)).unwrap());
+    let token = client.cancel_token();
+    let sleeper = client.clone();
+    let sleeping = spawn(move || sleeper.query("SELECT pg_sleep(10)", &[]).map(|_| ()));
+    let started = Instant::now();
+    // The sleep may not have reached the server yet: cancel until it ends.
+    while !sleeping.is_finished() && started.elapsed() < Duration::from_secs(5) {
+        let token = token.clone();
+        on_green(move || token.cancel_query()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match sleeping.join().unwrap() {
+        Err(Error::Db(e)) => assert_eq!(e.code, "57014", "{e}"),
+        other => panic!("expected the cancellation, got {other:?}"),
+    }
+}
