@@ -18,7 +18,10 @@ fn the_scenarios_run_over_tls() {
     let config = odm::pg::Config::parse(&url).unwrap();
     let ssl: bool = orm_common::green(move || {
         let client = odm::pg::Client::connect(&config)?;
-        let row = client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])?;
+        let row = client.query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )?;
         Ok::<_, odm::Error>(row.get(0))
     })
     .unwrap();

@@ -49,7 +49,10 @@ fn encrypted(url: &str) -> Result<bool, Error> {
     let config = Config::parse(url).expect("a valid url");
     on_green(move || {
         let client = Client::connect(&config)?;
-        let row = client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])?;
+        let row = client.query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )?;
         Ok(row.get(0))
     })
 }
@@ -125,15 +128,26 @@ fn disable_against_a_tls_only_role_is_the_servers_refusal() {
 #[test]
 fn verify_full_against_a_name_the_certificate_lacks_is_a_hostname_mismatch() {
     // The server certificate names `localhost` only, not 127.0.0.1.
-    let url = url_at(tls_cluster(), "127.0.0.1", &format!("sslmode=verify-full&{}", trusted_root()));
+    let url = url_at(
+        tls_cluster(),
+        "127.0.0.1",
+        &format!("sslmode=verify-full&{}", trusted_root()),
+    );
     let (failure, text) = tls_failure(encrypted(&url));
     assert_eq!(failure, TlsFailure::HostnameMismatch, "{text}");
-    assert!(text.contains(&format!("127.0.0.1:{}", tls_cluster().port())), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", tls_cluster().port())),
+        "{text}"
+    );
 }
 
 #[test]
 fn verify_ca_does_not_check_the_host_name() {
-    let url = url_at(tls_cluster(), "127.0.0.1", &format!("sslmode=verify-ca&{}", trusted_root()));
+    let url = url_at(
+        tls_cluster(),
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&{}", trusted_root()),
+    );
     assert!(encrypted(&url).unwrap());
 }
 
@@ -204,7 +218,11 @@ fn direct_tls_against_postgresql_15_fails_at_once_with_a_handshake_error() {
     let (failure, text) = tls_failure(encrypted(&url_at(tls_cluster(), "localhost", settings)));
     assert_eq!(failure, TlsFailure::Handshake, "{text}");
     assert!(text.contains("PostgreSQL 17"), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -218,7 +236,11 @@ fn direct_tls_with_a_mode_that_allows_plain_is_a_configuration_error() {
 
 #[test]
 fn two_hundred_tls_handshakes_run_at_once_on_green_tasks() {
-    let url = url_at(tls_cluster(), "localhost", &format!("sslmode=verify-full&{}", trusted_root()));
+    let url = url_at(
+        tls_cluster(),
+        "localhost",
+        &format!("sslmode=verify-full&{}", trusted_root()),
+    );
     let config = Config::parse(&url).unwrap();
     let tasks: Vec<_> = (0..200)
         .map(|i: i32| {
@@ -242,7 +264,11 @@ fn two_hundred_tls_handshakes_run_at_once_on_green_tasks() {
 
 #[test]
 fn a_tls_connection_survives_heavy_pipelining_from_many_tasks() {
-    let url = url_at(tls_cluster(), "localhost", &format!("sslmode=verify-full&{}", trusted_root()));
+    let url = url_at(
+        tls_cluster(),
+        "localhost",
+        &format!("sslmode=verify-full&{}", trusted_root()),
+    );
     let config = Config::parse(&url).unwrap();
     let client = Arc::new(on_green(move || Client::connect(&config)).unwrap());
     let tasks: Vec<_> = (0..256)
@@ -251,7 +277,8 @@ fn a_tls_connection_survives_heavy_pipelining_from_many_tasks() {
             spawn(move || {
                 for n in 0..50 {
                     let value = task * 1000 + n;
-                    let row = client.query_one("SELECT $1::int4 + 1, repeat('x', $2)", &[&value, &(n * 40)])?;
+                    let row = client
+                        .query_one("SELECT $1::int4 + 1, repeat('x', $2)", &[&value, &(n * 40)])?;
                     assert_eq!(row.get::<_, i32>(0), value + 1);
                     assert_eq!(row.get::<_, String>(1).len(), (n * 40) as usize);
                 }
@@ -266,7 +293,11 @@ fn a_tls_connection_survives_heavy_pipelining_from_many_tasks() {
 
 #[test]
 fn a_large_copy_goes_both_ways_over_tls() {
-    let url = url_at(tls_cluster(), "localhost", &format!("sslmode=verify-full&{}", trusted_root()));
+    let url = url_at(
+        tls_cluster(),
+        "localhost",
+        &format!("sslmode=verify-full&{}", trusted_root()),
+    );
     let config = Config::parse(&url).unwrap();
     on_green(move || {
         let c = Client::connect(&config)?;
@@ -304,7 +335,11 @@ fn a_query_past_query_timeout_is_cancelled_over_tls_and_the_connection_is_reused
         let started = Instant::now();
         let e = client.query("SELECT pg_sleep(10)", &[]).unwrap_err();
         assert!(e.is_query_timeout(), "{e:?}");
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(!client.is_closed());
         let n: i32 = client.query_one("SELECT 7", &[]).unwrap().get(0);
         assert_eq!(n, 7);

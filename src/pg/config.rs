@@ -112,6 +112,28 @@ impl SslNegotiation {
 /// Built from a URL (`postgresql+green://`, `postgresql://`, `postgres://`)
 /// or a libpq `key=value` string. `Debug` and every error redact the
 /// password.
+///
+/// # TLS
+///
+/// `sslmode` ([`SslMode`], default `prefer`), `sslrootcert` (a PEM file or
+/// `system`), `sslcert` / `sslkey` (a client certificate) and
+/// `sslnegotiation` ([`SslNegotiation`]) have libpq's names and meaning.
+/// Only `verify-full` checks that the certificate was issued for the host
+/// connected to; for a managed service:
+///
+/// ```
+/// use odm::pg::{Config, SslMode};
+///
+/// let config = Config::parse(
+///     "postgresql://app:s3cret@db.example.com:5432/app?sslmode=verify-full&sslrootcert=system",
+/// )?;
+/// assert_eq!(config.ssl_mode(), SslMode::VerifyFull);
+/// assert_eq!(config.ssl_root_cert(), Some("system"));
+/// # Ok::<(), odm::Error>(())
+/// ```
+///
+/// Over a unix socket TLS is never used, whatever `sslmode` says (as
+/// libpq). TLS failures are [`Error::Tls`](crate::Error::Tls).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     scheme: &'static str,

@@ -62,7 +62,11 @@ pub(crate) fn open_and_start(
     }
 }
 
-fn open_socket_as(config: &Config, mode: SslMode, deadline: Option<Instant>) -> Result<Socket, Error> {
+fn open_socket_as(
+    config: &Config,
+    mode: SslMode,
+    deadline: Option<Instant>,
+) -> Result<Socket, Error> {
     let host = match config.host() {
         Host::Unix(dir) => {
             // As libpq: TLS is never used over a unix socket, and modes
@@ -97,7 +101,10 @@ fn open_socket_as(config: &Config, mode: SslMode, deadline: Option<Instant>) -> 
                 return Err(Error::Tls {
                     host: format!("{host}:{}", config.port()),
                     failure: TlsFailure::ServerRefused,
-                    detail: format!("the server answered the tls request with no (sslmode={})", mode.as_str()),
+                    detail: format!(
+                        "the server answered the tls request with no (sslmode={})",
+                        mode.as_str()
+                    ),
                 });
             }
             // Prefer: the server said no on this socket, which goes on plain.

@@ -46,11 +46,11 @@ mod row;
 mod server_error;
 mod socket;
 mod statement;
+mod statement_cache;
 #[cfg(feature = "tls")]
 mod tls;
 #[cfg(feature = "tls")]
 mod tls_halves;
-mod statement_cache;
 mod transaction;
 
 pub(crate) use abort::AbortTracker;

@@ -21,7 +21,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore};
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
+};
 
 use super::config::{Config, SslMode, SslNegotiation};
 use super::socket::{time_left, timed_out};
@@ -159,8 +161,15 @@ fn handshake_eof(fail: &impl Fn(TlsFailure, String) -> Error, direct: bool) -> E
 }
 
 /// Names a failed handshake: a certificate problem, an alert, or the socket.
-fn handshake_error(e: io::Error, fail: &impl Fn(TlsFailure, String) -> Error, direct: bool) -> Error {
-    if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+fn handshake_error(
+    e: io::Error,
+    fail: &impl Fn(TlsFailure, String) -> Error,
+    direct: bool,
+) -> Error {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         let failure = match tls {
             rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
@@ -171,7 +180,9 @@ fn handshake_error(e: io::Error, fail: &impl Fn(TlsFailure, String) -> Error, di
         return fail(failure, tls.to_string());
     }
     match e.kind() {
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => handshake_eof(fail, direct),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
+            handshake_eof(fail, direct)
+        }
         // Timeouts and other socket errors stay I/O errors: the caller names
         // them as connect errors, like the rest of the startup phase.
         _ => Error::Io(e),
@@ -301,9 +312,10 @@ fn build(settings: &Settings) -> Result<ClientConfig, BuildError> {
     };
     let verifier: Arc<dyn ServerCertVerifier> = match roots {
         Some(roots) if verification != Verification::None => {
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| (TlsFailure::CertificateFile, e.to_string()))?;
+            let webpki =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| (TlsFailure::CertificateFile, e.to_string()))?;
             if verification == Verification::Full {
                 webpki
             } else {
@@ -340,7 +352,10 @@ fn build(settings: &Settings) -> Result<ClientConfig, BuildError> {
             let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| {
                 (
                     TlsFailure::CertificateFile,
-                    format!("cannot read a private key from sslkey {}: {e}", key.display()),
+                    format!(
+                        "cannot read a private key from sslkey {}: {e}",
+                        key.display()
+                    ),
                 )
             })?;
             builder
@@ -478,7 +493,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -487,7 +507,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -587,7 +612,10 @@ mod tests {
             0x30, 0x12, 0x30, 0x00, 0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d,
             0x01, 0x01, 0x0b, 0x03, 0x01, 0x00,
         ];
-        assert_eq!(server_end_point(&cert), Some(sha2::Sha256::digest(cert).to_vec()));
+        assert_eq!(
+            server_end_point(&cert),
+            Some(sha2::Sha256::digest(cert).to_vec())
+        );
     }
 
     #[test]
@@ -597,7 +625,10 @@ mod tests {
         let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         let cert = params.self_signed(&key).unwrap();
         let der = cert.der().to_vec();
-        assert_eq!(server_end_point(&der), Some(sha2::Sha384::digest(&der).to_vec()));
+        assert_eq!(
+            server_end_point(&der),
+            Some(sha2::Sha384::digest(&der).to_vec())
+        );
     }
 
     #[test]
@@ -606,6 +637,9 @@ mod tests {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         let der = params.self_signed(&key).unwrap().der().to_vec();
-        assert_eq!(server_end_point(&der), Some(sha2::Sha256::digest(&der).to_vec()));
+        assert_eq!(
+            server_end_point(&der),
+            Some(sha2::Sha256::digest(&der).to_vec())
+        );
     }
 }

@@ -133,7 +133,8 @@ pub fn database_url(db: &TestDatabase) -> String {
         .expect("tls files");
     format!(
         "{}?sslmode=verify-full&sslrootcert={}",
-        db.url().replacen("@127.0.0.1:", &format!("@{}:", files.server_name()), 1),
+        db.url()
+            .replacen("@127.0.0.1:", &format!("@{}:", files.server_name()), 1),
         files.root_cert.display()
     )
 }

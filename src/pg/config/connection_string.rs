@@ -634,10 +634,16 @@ mod tests {
         assert_eq!(c.ssl_key(), Some("/k.pem"));
         assert_eq!(c.ssl_negotiation(), SslNegotiation::Direct);
         let debug = format!("{c:?}");
-        assert!(debug.contains("/r.pem") && debug.contains("Direct"), "{debug}");
+        assert!(
+            debug.contains("/r.pem") && debug.contains("Direct"),
+            "{debug}"
+        );
         let c = Config::parse("host=h").unwrap();
         assert_eq!(c.ssl_negotiation(), SslNegotiation::Postgres);
-        assert_eq!((c.ssl_root_cert(), c.ssl_cert(), c.ssl_key()), (None, None, None));
+        assert_eq!(
+            (c.ssl_root_cert(), c.ssl_cert(), c.ssl_key()),
+            (None, None, None)
+        );
     }
 
     #[test]
