@@ -5,9 +5,10 @@
 //!
 //! Run: `cargo test --test orm_over_tls`
 
-mod orm_common;
 #[path = "orm.rs"]
 mod scenarios;
+
+use scenarios::orm_common;
 
 #[test]
 fn the_scenarios_run_over_tls() {
