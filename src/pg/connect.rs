@@ -349,3 +349,19 @@ impl MessageReader {
         }
     }
 }
+
+#[cfg(all(test, not(feature = "tls")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_the_tls_feature_require_and_stricter_are_refused_before_connecting() {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let config = Config::parse(&format!("host=127.0.0.1 port=1 sslmode={mode}")).unwrap();
+            assert!(matches!(
+                open_socket(&config, None),
+                Err(Error::TlsUnsupported)
+            ));
+        }
+    }
+}
