@@ -366,3 +366,30 @@ fn cancel_query_reaches_a_server_that_requires_tls() {
         other => panic!("expected the cancellation, got {other:?}"),
     }
 }
+
+#[test]
+fn a_server_that_accepts_tls_and_then_goes_silent_fails_within_connect_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut client, _) = listener.accept().unwrap();
+        let mut request = [0u8; 8];
+        client.read_exact(&mut request).unwrap();
+        client.write_all(b"S").unwrap();
+        // Hold the socket open and say nothing more.
+        std::thread::sleep(Duration::from_secs(10));
+        drop(client);
+    });
+    let url =
+        format!("postgresql+green://u:p@127.0.0.1:{port}/d?sslmode=require&connect_timeout=1");
+    let started = Instant::now();
+    match encrypted(&url) {
+        Err(Error::Connect { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::TimedOut, "{source}")
+        }
+        other => panic!("expected a connect timeout, got {other:?}"),
+    }
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}

@@ -365,3 +365,44 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, feature = "tls"))]
+mod tls_tests {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    use sha2::Digest;
+
+    use super::*;
+
+    #[test]
+    fn a_tls_socket_gives_the_sha256_of_the_server_certificate_as_its_end_point() {
+        let cluster = crate::testing::shared_tls_cluster().unwrap();
+        let files = cluster.tls().unwrap();
+        let config = Config::parse(&format!(
+            "postgresql://odm:odmtest@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}",
+            cluster.port(),
+            files.root_cert.display()
+        ))
+        .unwrap();
+        let socket = open_socket(&config, None).unwrap();
+        let der = CertificateDer::from_pem_file(&files.server_cert).unwrap();
+        assert!(socket.is_tls());
+        assert_eq!(
+            socket.tls_server_end_point(),
+            Some(sha2::Sha256::digest(&der).to_vec())
+        );
+    }
+
+    #[test]
+    fn a_plain_socket_has_no_end_point() {
+        let cluster = crate::testing::shared_cluster().unwrap();
+        let config = Config::parse(&format!(
+            "postgresql://odm:odmtest@127.0.0.1:{}/postgres?sslmode=prefer",
+            cluster.port()
+        ))
+        .unwrap();
+        let socket = open_socket(&config, None).unwrap();
+        assert!(!socket.is_tls());
+        assert_eq!(socket.tls_server_end_point(), None);
+    }
+}

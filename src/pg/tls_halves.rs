@@ -57,7 +57,11 @@ impl TlsReadHalf {
             let mut total = 0;
             let mut closed = false;
             while !input.is_empty() {
-                session.read_tls(&mut input)?;
+                if session.read_tls(&mut input)? == 0 {
+                    // rustls takes nothing after the server's close_notify.
+                    closed = true;
+                    break;
+                }
                 session
                     .process_new_packets()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
