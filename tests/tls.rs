@@ -393,3 +393,18 @@ fn a_server_that_accepts_tls_and_then_goes_silent_fails_within_connect_timeout()
     assert!(took >= Duration::from_millis(900), "{took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
+
+#[test]
+fn sslrootcert_system_refuses_a_certificate_no_platform_root_vouches_for_even_under_require() {
+    // The test CA is in no platform trust store: the system roots refuse
+    // the server, where plain `require` would have accepted any certificate.
+    let settings = "sslmode=require&sslrootcert=system";
+    let (failure, text) = tls_failure(encrypted(&url_at(tls_cluster(), "localhost", settings)));
+    assert!(
+        matches!(
+            failure,
+            TlsFailure::UntrustedCertificate | TlsFailure::CertificateFile
+        ),
+        "{text}"
+    );
+}

@@ -375,7 +375,8 @@ impl Config {
 
     /// The trusted root certificates (`sslrootcert`): a PEM file, or
     /// `system` for the platform's trust store (read through
-    /// `rustls-native-certs`, as libpq uses OpenSSL's). Unset:
+    /// `rustls-native-certs`, as libpq uses OpenSSL's; the host name is
+    /// then always checked, whatever `sslmode`, as libpq). Unset:
     /// `~/.postgresql/root.crt` when it exists. Files are read once per
     /// process and setting, on a helper thread.
     pub fn ssl_root_cert(&self) -> Option<&str> {

@@ -240,6 +240,10 @@ fn client_config(
 ) -> Result<Arc<ClientConfig>, Error> {
     let settings = Settings {
         verification: match config.ssl_mode() {
+            // The platform's roots vouch for anyone's certificate: trusting
+            // them without the host name would trust every server (libpq
+            // makes sslrootcert=system imply verify-full too).
+            _ if config.ssl_root_cert() == Some("system") => Verification::Full,
             SslMode::VerifyFull => Verification::Full,
             SslMode::VerifyCa => Verification::Chain,
             _ => Verification::None,
