@@ -50,6 +50,8 @@ mod statement_cache;
 #[cfg(feature = "tls")]
 mod tls;
 #[cfg(feature = "tls")]
+mod tls_end_point;
+#[cfg(feature = "tls")]
 mod tls_halves;
 mod transaction;
 
