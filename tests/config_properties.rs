@@ -107,7 +107,8 @@ proptest! {
                 proptest::sample::select(&[
                     "host", "port", "user", "password", "dbname", "pool_size",
                     "connect_timeout", "query_timeout", "statement_timeout", "sslmode",
-                    "keepalives_count", "statement_cache_capacity", "bogus", "",
+                    "keepalives_count", "statement_cache_capacity", "channel_binding",
+                    "require_auth", "bogus", "",
                 ][..]),
                 password(),
                 proptest::sample::select(&["=", " = ", "='", " ", "=\\", ""][..]),

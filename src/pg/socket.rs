@@ -91,6 +91,15 @@ impl Socket {
         matches!(self, Socket::Tcp(_))
     }
 
+    /// The `tls-server-end-point` channel-binding data of a TLS socket
+    /// (RFC 5929: the hash of the server's end-entity certificate), which
+    /// SCRAM-SHA-256-PLUS binds the login to; `None` for a plain socket.
+    pub(crate) fn tls_server_end_point(&self) -> Option<Vec<u8>> {
+        match self {
+            Socket::Tcp(_) | Socket::Unix(_) => None,
+        }
+    }
+
     /// Splits into halves that one reader and one writer coroutine may use
     /// at the same time, plus a handle that can shut the socket down.
     pub(crate) fn split(self) -> io::Result<(ReadHalf, WriteHalf, ShutdownHandle)> {
