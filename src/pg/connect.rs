@@ -214,6 +214,7 @@ fn scram_sha_256(
     password: &str,
     choice: ScramChoice,
 ) -> Result<(), Error> {
+    log::debug!(target: "odm::pg", "authenticating with {}", choice.mechanism);
     let mut buf = BytesMut::new();
     let mut scram = ScramSha256::new(password.as_bytes(), choice.binding);
     frontend::sasl_initial_response(choice.mechanism, scram.message(), &mut buf)?;
