@@ -107,6 +107,7 @@ proptest! {
                 proptest::sample::select(&[
                     "host", "port", "user", "password", "dbname", "pool_size",
                     "connect_timeout", "query_timeout", "statement_timeout", "sslmode",
+                    "sslrootcert", "sslnegotiation",
                     "keepalives_count", "statement_cache_capacity", "channel_binding",
                     "require_auth", "bogus", "",
                 ][..]),

@@ -1,13 +1,14 @@
 //! pulsar-odm's own test suite, ported: every scenario on a fresh database,
 //! every body on a green worker.
 
-mod orm_common;
+pub(crate) mod orm_common;
 
 use std::time::Duration;
 
-use odm::testing::test_database;
 use odm::{Error, Mapper};
-use orm_common::{green, mapper_with_models, Employee, PersonalTasks, Task, TaskType};
+use orm_common::{
+    green, mapper_with_models, test_database, Employee, PersonalTasks, Task, TaskType,
+};
 
 #[test]
 fn the_mapper_has_binds() {

@@ -129,8 +129,12 @@ pub(crate) fn send_cancel(
     let mut sink = [0u8; 64];
     loop {
         socket.set_timeouts(Some(left()?))?;
-        if socket.read(&mut sink)? == 0 {
-            return Ok(());
+        match socket.read(&mut sink) {
+            Ok(0) => return Ok(()),
+            // Over TLS: the server hung up without a `close_notify`.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }

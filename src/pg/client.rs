@@ -11,7 +11,7 @@ use postgres_protocol::message::frontend;
 
 use super::cancel_token::CancelToken;
 use super::config::{Config, Host};
-use super::connect::{open_socket, startup};
+use super::connect::open_and_start;
 use super::connection::Connection;
 use super::copy::{CopyInWriter, CopyOutReader};
 use super::notification::{Notification, Notifications};
@@ -76,8 +76,7 @@ impl Client {
             other => other,
         };
         let deadline = config.connect_timeout().map(|t| Instant::now() + t);
-        let socket = open_socket(config, deadline).map_err(as_connect_error)?;
-        let (socket, state) = startup(socket, config, deadline).map_err(as_connect_error)?;
+        let (socket, state) = open_and_start(config, deadline).map_err(as_connect_error)?;
         socket
             .set_timeouts(None)
             .map_err(|e| as_connect_error(e.into()))?;

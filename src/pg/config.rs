@@ -41,24 +41,71 @@ pub enum Host {
     Unix(PathBuf),
 }
 
-/// Whether to ask the server for TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether to use TLS and how much of the server's certificate to check
+/// (libpq's `sslmode`, with libpq's meaning).
+///
+/// Without the `tls` cargo feature, `require` and stricter give
+/// [`Error::TlsUnsupported`] and `allow` / `prefer` stay plain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SslMode {
-    /// Never ask for TLS.
+    /// Never TLS.
     Disable,
-    /// Ask for TLS and continue in plain text when it cannot be had
-    /// (this build speaks no TLS, so the connection is always plain).
+    /// Plain first; TLS on a second connection only if the server turns
+    /// the plain one away (e.g. a `hostssl`-only `pg_hba.conf`).
+    Allow,
+    /// TLS when the server offers it, on the same socket (the default);
+    /// plain on a second connection if the server turns the TLS one away.
+    /// No certificate check unless a root certificate file exists.
     Prefer,
-    /// Insist on TLS: this build refuses with [`Error::TlsUnsupported`].
+    /// TLS or nothing; the certificate is not checked unless a root
+    /// certificate is given (`sslrootcert`, or `~/.postgresql/root.crt`
+    /// exists), in which case this behaves as `verify-ca`.
     Require,
+    /// TLS with a certificate that chains to a trusted root
+    /// (`sslrootcert`); the host name is not checked.
+    VerifyCa,
+    /// TLS with a trusted certificate issued for the host name connected
+    /// to: the only mode that stops a man in the middle holding any
+    /// certificate from the same authority.
+    VerifyFull,
 }
 
 impl SslMode {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
             SslMode::Prefer => "prefer",
             SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Whether a plain connection is unacceptable.
+    pub fn requires_tls(self) -> bool {
+        self >= SslMode::Require
+    }
+}
+
+/// How TLS is started (libpq 17's `sslnegotiation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslNegotiation {
+    /// Ask with an `SSLRequest` first, as every server version understands
+    /// (the default).
+    Postgres,
+    /// Start the TLS handshake at once, with ALPN `postgresql`: one round
+    /// trip less, but only PostgreSQL 17 and later understand it (an older
+    /// server closes the connection, reported as a handshake failure).
+    /// Needs `sslmode=require` or stricter.
+    Direct,
+}
+
+impl SslNegotiation {
+    fn as_str(self) -> &'static str {
+        match self {
+            SslNegotiation::Postgres => "postgres",
+            SslNegotiation::Direct => "direct",
         }
     }
 }
@@ -68,6 +115,28 @@ impl SslMode {
 /// Built from a URL (`postgresql+green://`, `postgresql://`, `postgres://`)
 /// or a libpq `key=value` string. `Debug` and every error redact the
 /// password.
+///
+/// # TLS
+///
+/// `sslmode` ([`SslMode`], default `prefer`), `sslrootcert` (a PEM file or
+/// `system`), `sslcert` / `sslkey` (a client certificate) and
+/// `sslnegotiation` ([`SslNegotiation`]) have libpq's names and meaning.
+/// Only `verify-full` checks that the certificate was issued for the host
+/// connected to; for a managed service:
+///
+/// ```
+/// use odm::pg::{Config, SslMode};
+///
+/// let config = Config::parse(
+///     "postgresql://app:s3cret@db.example.com:5432/app?sslmode=verify-full&sslrootcert=system",
+/// )?;
+/// assert_eq!(config.ssl_mode(), SslMode::VerifyFull);
+/// assert_eq!(config.ssl_root_cert(), Some("system"));
+/// # Ok::<(), odm::Error>(())
+/// ```
+///
+/// Over a unix socket TLS is never used, whatever `sslmode` says (as
+/// libpq). TLS failures are [`Error::Tls`](crate::Error::Tls).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     scheme: &'static str,
@@ -89,6 +158,10 @@ pub struct Config {
     ssl_mode: SslMode,
     channel_binding: ChannelBindingMode,
     require_auth: Option<RequireAuth>,
+    ssl_root_cert: Option<String>,
+    ssl_cert: Option<String>,
+    ssl_key: Option<String>,
+    ssl_negotiation: SslNegotiation,
     pool_size: usize,
     pool_timeout: Duration,
     statement_cache: bool,
@@ -118,6 +191,10 @@ impl fmt::Debug for Config {
             .field("ssl_mode", &self.ssl_mode)
             .field("channel_binding", &self.channel_binding)
             .field("require_auth", &self.require_auth)
+            .field("ssl_root_cert", &self.ssl_root_cert)
+            .field("ssl_cert", &self.ssl_cert)
+            .field("ssl_key", &self.ssl_key)
+            .field("ssl_negotiation", &self.ssl_negotiation)
             .field("pool_size", &self.pool_size)
             .field("pool_timeout", &self.pool_timeout)
             .field("statement_cache", &self.statement_cache)
@@ -158,6 +235,10 @@ impl Config {
             ssl_mode: SslMode::Prefer,
             channel_binding: ChannelBindingMode::Prefer,
             require_auth: None,
+            ssl_root_cert: None,
+            ssl_cert: None,
+            ssl_key: None,
+            ssl_negotiation: SslNegotiation::Postgres,
             pool_size: DEFAULT_POOL_SIZE,
             pool_timeout: DEFAULT_POOL_TIMEOUT,
             statement_cache: true,
@@ -296,7 +377,7 @@ impl Config {
         self.options.as_deref()
     }
 
-    /// The TLS mode.
+    /// The TLS mode (`sslmode`, default `prefer`).
     pub fn ssl_mode(&self) -> SslMode {
         self.ssl_mode
     }
@@ -325,6 +406,33 @@ impl Config {
     /// password is sent. See [`RequireAuth`].
     pub fn require_auth(&self) -> Option<&RequireAuth> {
         self.require_auth.as_ref()
+    }
+
+    /// The trusted root certificates (`sslrootcert`): a PEM file, or
+    /// `system` for the platform's trust store (read through
+    /// `rustls-native-certs`, as libpq uses OpenSSL's; the host name is
+    /// then always checked, whatever `sslmode`, as libpq). Unset:
+    /// `~/.postgresql/root.crt` when it exists. Files are read once per
+    /// process and setting, on a helper thread.
+    pub fn ssl_root_cert(&self) -> Option<&str> {
+        self.ssl_root_cert.as_deref()
+    }
+
+    /// The client certificate PEM file (`sslcert`), sent when the server
+    /// asks; unset: `~/.postgresql/postgresql.crt` when it exists.
+    pub fn ssl_cert(&self) -> Option<&str> {
+        self.ssl_cert.as_deref()
+    }
+
+    /// The client certificate's private key PEM file (`sslkey`); unset:
+    /// `~/.postgresql/postgresql.key`.
+    pub fn ssl_key(&self) -> Option<&str> {
+        self.ssl_key.as_deref()
+    }
+
+    /// How TLS is started (`sslnegotiation`, default `postgres`).
+    pub fn ssl_negotiation(&self) -> SslNegotiation {
+        self.ssl_negotiation
     }
 
     /// The maximum number of pooled connections (default 10).
@@ -437,6 +545,18 @@ impl Config {
         }
         if let Some(require_auth) = &self.require_auth {
             query.push(("require_auth", require_auth.to_string()));
+        }
+        if let Some(path) = &self.ssl_root_cert {
+            query.push(("sslrootcert", path.clone()));
+        }
+        if let Some(path) = &self.ssl_cert {
+            query.push(("sslcert", path.clone()));
+        }
+        if let Some(path) = &self.ssl_key {
+            query.push(("sslkey", path.clone()));
+        }
+        if self.ssl_negotiation != SslNegotiation::Postgres {
+            query.push(("sslnegotiation", self.ssl_negotiation.as_str().to_owned()));
         }
         if self.pool_size != DEFAULT_POOL_SIZE {
             query.push(("pool_size", self.pool_size.to_string()));

@@ -16,41 +16,130 @@ use postgres_protocol::message::{backend::Message, frontend};
 
 use super::auth_policy::{AuthPolicy, ScramChoice};
 use super::client::target_of;
-use super::config::{AuthMethod, Config, Host, SslMode};
+use super::config::{AuthMethod, Config, Host, SslMode, SslNegotiation};
 use super::connection::StartupState;
 use super::server_error::{db_error, log_notice, parse_fields};
 use super::socket::{Bounded, Socket};
 use super::transaction::TransactionStatus;
+use crate::error::TlsFailure;
 use crate::Error;
 
-/// Opens the socket the configuration names, negotiating TLS per `sslmode`,
-/// all before `deadline`.
+/// Opens the socket the configuration names, with TLS as `sslmode`
+/// demands (for `allow`, the first try: plain), all before `deadline`.
 pub(crate) fn open_socket(config: &Config, deadline: Option<Instant>) -> Result<Socket, Error> {
-    match config.host() {
-        Host::Unix(dir) => Socket::connect_unix(dir, config.port()),
-        Host::Tcp(host) => {
-            let connect = || Socket::connect_tcp(host, config.port(), config, deadline);
-            match config.ssl_mode() {
-                SslMode::Require => Err(Error::TlsUnsupported),
-                SslMode::Disable => connect(),
-                SslMode::Prefer => {
-                    let mut socket = connect()?;
-                    if ask_for_tls(&mut Bounded {
-                        socket: &mut socket,
-                        deadline,
-                    })? {
-                        // The server would speak TLS, which this build cannot:
-                        // prefer means plain text is acceptable, so start over
-                        // on a fresh socket without asking.
-                        drop(socket);
-                        connect()
-                    } else {
-                        Ok(socket)
-                    }
-                }
+    let mode = match config.ssl_mode() {
+        SslMode::Allow => SslMode::Disable,
+        mode => mode,
+    };
+    open_socket_as(config, mode, deadline)
+}
+
+/// Opens a socket and runs startup, falling back as libpq does: `allow`
+/// tries TLS when the server turns the plain connection away, `prefer`
+/// tries plain when it turns the TLS connection away. Only a server's
+/// refusal (an error message) falls back, never a failed handshake.
+pub(crate) fn open_and_start(
+    config: &Config,
+    deadline: Option<Instant>,
+) -> Result<(Socket, StartupState), Error> {
+    let first = open_socket(config, deadline)?;
+    let tls = first.is_tls();
+    match startup(first, config, deadline) {
+        Err(Error::Db(refusal)) => {
+            let second = match config.ssl_mode() {
+                SslMode::Allow if !tls && cfg!(feature = "tls") => SslMode::Require,
+                SslMode::Prefer if tls => SslMode::Disable,
+                _ => return Err(Error::Db(refusal)),
+            };
+            log::debug!(
+                target: "odm::pg",
+                "sslmode={}: the server refused the {} connection ({refusal}); trying {}",
+                config.ssl_mode().as_str(),
+                if tls { "tls" } else { "plain" },
+                if tls { "plain" } else { "tls" },
+            );
+            let socket = open_socket_as(config, second, deadline)?;
+            startup(socket, config, deadline)
+        }
+        other => other,
+    }
+}
+
+fn open_socket_as(
+    config: &Config,
+    mode: SslMode,
+    deadline: Option<Instant>,
+) -> Result<Socket, Error> {
+    let host = match config.host() {
+        Host::Unix(dir) => {
+            // As libpq: TLS is never used over a unix socket, and modes
+            // that require it still connect.
+            return Socket::connect_unix(dir, config.port());
+        }
+        Host::Tcp(host) => host,
+    };
+    if mode == SslMode::Disable {
+        return Socket::connect_tcp(host, config.port(), config, deadline);
+    }
+    if !cfg!(feature = "tls") {
+        if mode.requires_tls() {
+            return Err(Error::TlsUnsupported);
+        }
+        // Prefer without TLS support: plain, without asking.
+        return Socket::connect_tcp(host, config.port(), config, deadline);
+    }
+    if config.ssl_negotiation() == SslNegotiation::Direct && !mode.requires_tls() {
+        return Err(Error::Config(
+            "sslnegotiation=direct needs sslmode=require, verify-ca or verify-full".to_owned(),
+        ));
+    }
+    let mut socket = Socket::connect_tcp(host, config.port(), config, deadline)?;
+    if config.ssl_negotiation() == SslNegotiation::Postgres {
+        let willing = ask_for_tls(&mut Bounded {
+            socket: &mut socket,
+            deadline,
+        })?;
+        if !willing {
+            if mode.requires_tls() {
+                return Err(Error::Tls {
+                    host: format!("{host}:{}", config.port()),
+                    failure: TlsFailure::ServerRefused,
+                    detail: format!(
+                        "the server answered the tls request with no (sslmode={})",
+                        mode.as_str()
+                    ),
+                });
             }
+            // Prefer: the server said no on this socket, which goes on plain.
+            return Ok(socket);
         }
     }
+    start_tls(socket, host, config, deadline)
+}
+
+#[cfg(feature = "tls")]
+fn start_tls(
+    socket: Socket,
+    host: &str,
+    config: &Config,
+    deadline: Option<Instant>,
+) -> Result<Socket, Error> {
+    match socket {
+        Socket::Tcp(tcp) => {
+            super::tls::handshake(tcp, host, config, deadline).map(|s| Socket::Tls(Box::new(s)))
+        }
+        other => Ok(other),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn start_tls(
+    _socket: Socket,
+    _host: &str,
+    _config: &Config,
+    _deadline: Option<Instant>,
+) -> Result<Socket, Error> {
+    Err(Error::TlsUnsupported)
 }
 
 /// Sends `SSLRequest`; true when the server answered `S` (willing).
@@ -64,6 +153,8 @@ fn ask_for_tls(socket: &mut Bounded<'_>) -> Result<bool, Error> {
     match answer[0] {
         b'S' => Ok(true),
         b'N' => Ok(false),
+        // A server too old for SSLRequest answers with an error message.
+        b'E' => Ok(false),
         other => Err(Error::Protocol(format!(
             "unexpected answer {other:#04x} to the tls request"
         ))),
@@ -273,5 +364,62 @@ impl MessageReader {
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
+    }
+}
+
+#[cfg(all(test, not(feature = "tls")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_the_tls_feature_require_and_stricter_are_refused_before_connecting() {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let config = Config::parse(&format!("host=127.0.0.1 port=1 sslmode={mode}")).unwrap();
+            assert!(matches!(
+                open_socket(&config, None),
+                Err(Error::TlsUnsupported)
+            ));
+        }
+    }
+}
+
+#[cfg(all(test, feature = "tls"))]
+mod tls_tests {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    use sha2::Digest;
+
+    use super::*;
+
+    #[test]
+    fn a_tls_socket_gives_the_sha256_of_the_server_certificate_as_its_end_point() {
+        let cluster = crate::testing::shared_tls_cluster().unwrap();
+        let files = cluster.tls().unwrap();
+        let config = Config::parse(&format!(
+            "postgresql://odm:odmtest@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}",
+            cluster.port(),
+            files.root_cert.display()
+        ))
+        .unwrap();
+        let socket = open_socket(&config, None).unwrap();
+        let der = CertificateDer::from_pem_file(&files.server_cert).unwrap();
+        assert!(socket.is_tls());
+        assert_eq!(
+            socket.tls_server_end_point(),
+            Some(sha2::Sha256::digest(&der).to_vec())
+        );
+    }
+
+    #[test]
+    fn a_plain_socket_has_no_end_point() {
+        let cluster = crate::testing::shared_cluster().unwrap();
+        let config = Config::parse(&format!(
+            "postgresql://odm:odmtest@127.0.0.1:{}/postgres?sslmode=prefer",
+            cluster.port()
+        ))
+        .unwrap();
+        let socket = open_socket(&config, None).unwrap();
+        assert!(!socket.is_tls());
+        assert_eq!(socket.tls_server_end_point(), None);
     }
 }

@@ -48,13 +48,21 @@ mod server_error;
 mod socket;
 mod statement;
 mod statement_cache;
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(feature = "tls")]
+mod tls_end_point;
+#[cfg(feature = "tls")]
+mod tls_halves;
 mod transaction;
 
 pub(crate) use abort::AbortTracker;
 pub use cancel_token::CancelToken;
 pub use client::Client;
 pub(crate) use config::UrlParts;
-pub use config::{AuthMethod, ChannelBindingMode, Config, Host, RequireAuth, SslMode};
+pub use config::{
+    AuthMethod, ChannelBindingMode, Config, Host, RequireAuth, SslMode, SslNegotiation,
+};
 pub use copy::{CopyInWriter, CopyOutReader};
 pub use notification::{Notification, Notifications};
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};

@@ -6,7 +6,7 @@
 //! client encoding must stay UTF8.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -59,19 +59,14 @@ impl Reader {
             if let Err(reason) = self.route() {
                 break reason;
             }
-            match self.read.read(&mut chunk) {
+            match self.read.read_into(&mut chunk, &mut self.buf) {
                 Ok(0) => {
                     break CloseReason::Io(
                         io::ErrorKind::UnexpectedEof,
                         "the server closed the connection".to_owned(),
                     )
                 }
-                Ok(n) => {
-                    if self.buf.capacity() - self.buf.len() < n {
-                        self.buf.reserve(n.max(READ_CHUNK));
-                    }
-                    self.buf.extend_from_slice(&chunk[..n]);
-                }
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break CloseReason::Io(e.kind(), e.to_string()),
             }

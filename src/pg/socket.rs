@@ -1,18 +1,25 @@
 //! The byte stream to the server: TCP or a unix socket, both from `may`, so
 //! every wait parks the calling coroutine instead of its OS thread; host
-//! names are resolved on a helper thread for the same reason.
+//! names are resolved on a helper thread for the same reason. A TLS stream
+//! is TCP with a rustls session (`tls.rs` for the handshake,
+//! `tls_halves.rs` for the split halves).
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use may::io::{SplitIo, SplitReader, SplitWriter};
 use may::net::TcpStream;
 use may::os::unix::net::UnixStream;
 
 use super::config::Config;
 use super::response::whole_millis;
+#[cfg(feature = "tls")]
+use super::tls::TlsStream;
+#[cfg(feature = "tls")]
+use super::tls_halves::{seal_last_words, SharedSession, TlsReadHalf, TlsWriteHalf};
 use crate::Error;
 
 /// A connected stream, before it is split into its reading and writing halves.
@@ -20,9 +27,33 @@ use crate::Error;
 pub(crate) enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// TCP with an established TLS session.
+    #[cfg(feature = "tls")]
+    Tls(Box<TlsStream>),
 }
 
 impl Socket {
+    /// The `tls-server-end-point` channel-binding data (RFC 5929): the hash
+    /// of the server's certificate, with SHA-256 when its signature uses
+    /// MD5, SHA-1 or SHA-256, else the signature's own hash. `None` for a
+    /// plain socket, or a certificate whose signature names no hash.
+    pub(crate) fn tls_server_end_point(&self) -> Option<Vec<u8>> {
+        match self {
+            #[cfg(feature = "tls")]
+            Socket::Tls(s) => s.end_point.clone(),
+            _ => None,
+        }
+    }
+
+    /// Whether the stream is encrypted.
+    pub(crate) fn is_tls(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Socket::Tls(_) => true,
+            _ => false,
+        }
+    }
+
     /// Opens a TCP connection, trying every address `host` resolves to, all
     /// before `deadline`; keepalive and `tcp_user_timeout` are set from
     /// `config`.
@@ -83,21 +114,18 @@ impl Socket {
                 s.set_read_timeout(timeout)?;
                 s.set_write_timeout(timeout)
             }
+            #[cfg(feature = "tls")]
+            Socket::Tls(s) => {
+                s.tcp.set_read_timeout(timeout)?;
+                s.tcp.set_write_timeout(timeout)
+            }
         }
     }
 
-    /// Whether this is a TCP stream (TLS negotiation only applies to TCP).
+    /// Whether this is a plain TCP stream (TLS negotiation only applies to
+    /// TCP).
     pub(crate) fn is_tcp(&self) -> bool {
         matches!(self, Socket::Tcp(_))
-    }
-
-    /// The `tls-server-end-point` channel-binding data of a TLS socket
-    /// (RFC 5929: the hash of the server's end-entity certificate), which
-    /// SCRAM-SHA-256-PLUS binds the login to; `None` for a plain socket.
-    pub(crate) fn tls_server_end_point(&self) -> Option<Vec<u8>> {
-        match self {
-            Socket::Tcp(_) | Socket::Unix(_) => None,
-        }
     }
 
     /// Splits into halves that one reader and one writer coroutine may use
@@ -113,6 +141,18 @@ impl Socket {
                 let handle = ShutdownHandle::Unix(s.inner().try_clone()?);
                 let (r, w) = s.split()?;
                 Ok((ReadHalf::Unix(r), WriteHalf::Unix(w), handle))
+            }
+            #[cfg(feature = "tls")]
+            Socket::Tls(s) => {
+                let TlsStream { tcp, session, .. } = *s;
+                let session: SharedSession = std::sync::Arc::new(parking_lot::Mutex::new(session));
+                let handle = ShutdownHandle::Tls(tcp.inner().try_clone()?, session.clone());
+                let (r, w) = tcp.split()?;
+                Ok((
+                    ReadHalf::Tls(Box::new(TlsReadHalf::new(r, session.clone()))),
+                    WriteHalf::Tls(TlsWriteHalf::new(w, session)),
+                    handle,
+                ))
             }
         }
     }
@@ -235,6 +275,8 @@ impl Read for Socket {
         match self {
             Socket::Tcp(s) => s.read(buf),
             Socket::Unix(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Socket::Tls(s) => s.read(buf),
         }
     }
 }
@@ -244,6 +286,8 @@ impl Write for Socket {
         match self {
             Socket::Tcp(s) => s.write(buf),
             Socket::Unix(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Socket::Tls(s) => s.write(buf),
         }
     }
 
@@ -256,14 +300,25 @@ impl Write for Socket {
 pub(crate) enum ReadHalf {
     Tcp(SplitReader<TcpStream>),
     Unix(SplitReader<UnixStream>),
+    #[cfg(feature = "tls")]
+    Tls(Box<TlsReadHalf>),
 }
 
-impl Read for ReadHalf {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            ReadHalf::Tcp(s) => s.read(buf),
-            ReadHalf::Unix(s) => s.read(buf),
+impl ReadHalf {
+    /// Appends what the next read brings to `buf` (through `chunk` for a
+    /// plain stream, decrypted for TLS); `Ok(0)` at end of stream.
+    pub(crate) fn read_into(&mut self, chunk: &mut [u8], buf: &mut BytesMut) -> io::Result<usize> {
+        let n = match self {
+            ReadHalf::Tcp(s) => s.read(chunk)?,
+            ReadHalf::Unix(s) => s.read(chunk)?,
+            #[cfg(feature = "tls")]
+            ReadHalf::Tls(s) => return s.read_into(buf),
+        };
+        if buf.capacity() - buf.len() < n {
+            buf.reserve(n.max(chunk.len()));
         }
+        buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
     }
 }
 
@@ -271,6 +326,8 @@ impl Read for ReadHalf {
 pub(crate) enum WriteHalf {
     Tcp(SplitWriter<TcpStream>),
     Unix(SplitWriter<UnixStream>),
+    #[cfg(feature = "tls")]
+    Tls(TlsWriteHalf),
 }
 
 impl Write for WriteHalf {
@@ -278,6 +335,8 @@ impl Write for WriteHalf {
         match self {
             WriteHalf::Tcp(s) => s.write(buf),
             WriteHalf::Unix(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            WriteHalf::Tls(s) => s.write(buf),
         }
     }
 
@@ -288,11 +347,23 @@ impl Write for WriteHalf {
 
 /// A duplicate of the socket's descriptor, used only to shut the socket down
 /// (which wakes the reader with end-of-file) and for a last non-blocking
-/// `Terminate` from `Drop`.
-#[derive(Debug)]
+/// `Terminate` from `Drop` (encrypted, with a `close_notify`, over TLS).
 pub(crate) enum ShutdownHandle {
     Tcp(std::net::TcpStream),
     Unix(std::os::unix::net::UnixStream),
+    #[cfg(feature = "tls")]
+    Tls(std::net::TcpStream, SharedSession),
+}
+
+impl std::fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShutdownHandle::Tcp(s) => f.debug_tuple("Tcp").field(s).finish(),
+            ShutdownHandle::Unix(s) => f.debug_tuple("Unix").field(s).finish(),
+            #[cfg(feature = "tls")]
+            ShutdownHandle::Tls(s, _) => f.debug_tuple("Tls").field(s).finish(),
+        }
+    }
 }
 
 impl ShutdownHandle {
@@ -301,6 +372,8 @@ impl ShutdownHandle {
         let _ = match self {
             ShutdownHandle::Tcp(s) => s.shutdown(Shutdown::Both),
             ShutdownHandle::Unix(s) => s.shutdown(Shutdown::Both),
+            #[cfg(feature = "tls")]
+            ShutdownHandle::Tls(s, _) => s.shutdown(Shutdown::Both),
         };
     }
 
@@ -314,6 +387,12 @@ impl ShutdownHandle {
             ShutdownHandle::Unix(s) => {
                 let mut s: &std::os::unix::net::UnixStream = s;
                 s.write(buf)
+            }
+            #[cfg(feature = "tls")]
+            ShutdownHandle::Tls(s, session) => {
+                let sealed = seal_last_words(session, buf);
+                let mut s: &std::net::TcpStream = s;
+                s.write(&sealed)
             }
         };
     }

@@ -11,10 +11,11 @@ use super::psql;
 use super::scratch::{RunAs, ScratchDir};
 use super::server_process::ServerProcess;
 use super::template;
+use super::tls_files::{TlsFiles, SERVER_CA_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE};
 use super::url::{encode_userinfo, GREEN_SCHEME};
 use super::{
-    CLEARTEXT_PASSWORD, CLEARTEXT_USER, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER,
-    SUPERUSER, SUPERUSER_PASSWORD,
+    CERT_USER, CLEARTEXT_PASSWORD, CLEARTEXT_USER, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD,
+    SCRAM_USER, SUPERUSER, SUPERUSER_PASSWORD, TLS_ONLY_PASSWORD, TLS_ONLY_USER,
 };
 use crate::Error;
 
@@ -39,6 +40,22 @@ host  all odm_clear 127.0.0.1/32 password
 host  all all       127.0.0.1/32 scram-sha-256
 ";
 
+/// The client authentication rules of a TLS cluster ([`TempCluster::start_tls`]):
+/// those of [`PG_HBA`], after rules for a role that logs in with a client
+/// certificate and one that may only come over TLS. The `host` lines match
+/// connections with and without TLS.
+const PG_HBA_TLS: &str = "\
+# written by odm::testing::TempCluster::start_tls
+local     all all          trust
+hostssl   all odm_cert     127.0.0.1/32 cert
+hostnossl all odm_cert     127.0.0.1/32 reject
+hostssl   all odm_tls_only 127.0.0.1/32 scram-sha-256
+hostnossl all odm_tls_only 127.0.0.1/32 reject
+host      all odm_md5      127.0.0.1/32 md5
+host      all odm_clear    127.0.0.1/32 password
+host      all all          127.0.0.1/32 scram-sha-256
+";
+
 /// A throwaway PostgreSQL server for tests and examples.
 ///
 /// [`TempCluster::start`] runs `initdb` into a fresh temporary directory and
@@ -47,6 +64,11 @@ host  all all       127.0.0.1/32 scram-sha-256
 /// room for 300 connections. The roles [`SUPERUSER`], [`MD5_USER`],
 /// [`SCRAM_USER`] and [`CLEARTEXT_USER`] exist, each with its password
 /// constant and the authentication method its name says.
+///
+/// [`TempCluster::start_tls`] starts one with TLS on as well: a throwaway
+/// certificate authority and server certificate ([`TlsFiles`]), and the
+/// roles [`CERT_USER`] (client-certificate login) and [`TLS_ONLY_USER`]
+/// (refused without TLS).
 ///
 /// Dropping the cluster (also while a test panics) stops the server and
 /// removes its directory. Should the process exit without running
@@ -63,6 +85,17 @@ pub struct TempCluster {
     data_dir: PathBuf,
     socket_dir: PathBuf,
     bin_dir: PathBuf,
+    /// The certificates of a TLS cluster; `None` for a plain one.
+    tls: Option<TlsFiles>,
+}
+
+/// Whether a cluster is started with TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// `ssl=off`: plaintext only.
+    Plain,
+    /// `ssl=on` with throwaway certificates, and the TLS roles.
+    Tls,
 }
 
 impl TempCluster {
@@ -75,13 +108,36 @@ impl TempCluster {
 
     /// Starts a new cluster from the server binaries in `bin_dir`.
     pub fn start_with_bin_dir(bin_dir: &Path) -> Result<TempCluster, Error> {
-        TempCluster::start_with_ports(bin_dir, free_port)
+        TempCluster::start_with_ports(bin_dir, Transport::Plain, free_port)
+    }
+
+    /// Starts a new cluster with TLS on (`ssl=on`), from the binaries found
+    /// by [`find_server_bin_dir`](super::find_server_bin_dir).
+    ///
+    /// A throwaway certificate authority, a server certificate it signed for
+    /// the host name `localhost` only (no IP address: `verify-full` passes
+    /// with `host=localhost` and fails with `host=127.0.0.1`) and a client
+    /// certificate for [`CERT_USER`] are made at start; [`TempCluster::tls`]
+    /// gives their paths. Besides the roles of [`TempCluster::start`], with
+    /// the same methods over TCP with or without TLS, [`CERT_USER`] logs in
+    /// over TLS with its client certificate (`cert`) and [`TLS_ONLY_USER`]
+    /// with its password over TLS (`scram-sha-256`); both are rejected
+    /// without TLS.
+    pub fn start_tls() -> Result<TempCluster, Error> {
+        TempCluster::start_tls_with_bin_dir(&find_server_bin_dir()?)
+    }
+
+    /// Starts a new cluster with TLS on, as [`TempCluster::start_tls`] does,
+    /// from the server binaries in `bin_dir`.
+    pub fn start_tls_with_bin_dir(bin_dir: &Path) -> Result<TempCluster, Error> {
+        TempCluster::start_with_ports(bin_dir, Transport::Tls, free_port)
     }
 
     /// Starts a new cluster on the first port from `next_port` that the
     /// server can bind (up to [`PORT_ATTEMPTS`] ports are asked for).
     fn start_with_ports(
         bin_dir: &Path,
+        transport: Transport,
         mut next_port: impl FnMut() -> Result<u16, Error>,
     ) -> Result<TempCluster, Error> {
         let run_as = RunAs::for_server()?;
@@ -89,7 +145,14 @@ impl TempCluster {
         let socket_dir = scratch.subdir("socket", run_as)?;
         let data_dir = scratch.path().join("data");
         template::create_data_dir(bin_dir, &data_dir, run_as)?;
-        std::fs::write(data_dir.join("pg_hba.conf"), PG_HBA)
+        let (pg_hba, tls) = match transport {
+            Transport::Plain => (PG_HBA, None),
+            Transport::Tls => (
+                PG_HBA_TLS,
+                Some(TlsFiles::create(&scratch, &data_dir, run_as)?),
+            ),
+        };
+        std::fs::write(data_dir.join("pg_hba.conf"), pg_hba)
             .map_err(|e| Error::TestServer(format!("cannot write pg_hba.conf: {e}")))?;
 
         let mut failed_attempts = Vec::new();
@@ -99,7 +162,7 @@ impl TempCluster {
             let log_path = scratch.path().join(format!("postgres-{attempt}.log"));
             let log = open_log(&log_path)?;
             let exited_marker = scratch.path().join(format!("postgres-{attempt}.exited"));
-            let command = postgres_command(bin_dir, &data_dir, &socket_dir, port);
+            let command = postgres_command(bin_dir, &data_dir, &socket_dir, port, transport);
             let mut server = ServerProcess::spawn(
                 &command,
                 scratch.path(),
@@ -133,6 +196,7 @@ impl TempCluster {
             data_dir,
             socket_dir,
             bin_dir: bin_dir.to_path_buf(),
+            tls,
         };
         cluster.create_roles()?;
         Ok(cluster)
@@ -152,6 +216,12 @@ impl TempCluster {
             self.port,
             super::url::encode_component(dbname)
         )
+    }
+
+    /// The certificates of a cluster started with
+    /// [`TempCluster::start_tls`]; `None` for a plain one.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// The TCP port on 127.0.0.1.
@@ -206,7 +276,8 @@ impl TempCluster {
         psql::socket_target(&self.socket_dir, self.port, SUPERUSER, dbname)
     }
 
-    /// Sets the superuser's password and creates the other test roles.
+    /// Sets the superuser's password and creates the other test roles (and
+    /// those of a TLS cluster).
     fn create_roles(&self) -> Result<(), Error> {
         let role = |name: &str, password: &str| {
             format!(
@@ -215,7 +286,7 @@ impl TempCluster {
                 psql::quote_literal(password)
             )
         };
-        let statements = [
+        let mut statements = vec![
             "SET password_encryption = 'scram-sha-256'".to_string(),
             format!(
                 "ALTER ROLE {} PASSWORD {}",
@@ -227,6 +298,13 @@ impl TempCluster {
             "SET password_encryption = 'md5'".to_string(),
             role(MD5_USER, MD5_PASSWORD),
         ];
+        if self.tls.is_some() {
+            statements.extend([
+                "SET password_encryption = 'scram-sha-256'".to_string(),
+                role(TLS_ONLY_USER, TLS_ONLY_PASSWORD),
+                format!("CREATE ROLE {} LOGIN", psql::quote_ident(CERT_USER)),
+            ]);
+        }
         let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
         let psql_program = psql::psql_program(Some(&self.bin_dir))?;
         psql::run(
@@ -245,8 +323,15 @@ impl TempCluster {
 }
 
 /// The `postgres` command line: TCP on 127.0.0.1:`port` only, the socket in
-/// `socket_dir`, durability off for speed.
-fn postgres_command(bin_dir: &Path, data_dir: &Path, socket_dir: &Path, port: u16) -> Vec<String> {
+/// `socket_dir`, durability off for speed; with `Transport::Tls`, TLS on with
+/// the certificate files in the data directory.
+fn postgres_command(
+    bin_dir: &Path,
+    data_dir: &Path,
+    socket_dir: &Path,
+    port: u16,
+    transport: Transport,
+) -> Vec<String> {
     let mut command = vec![
         bin_dir.join("postgres").to_string_lossy().into_owned(),
         "-D".to_string(),
@@ -254,7 +339,7 @@ fn postgres_command(bin_dir: &Path, data_dir: &Path, socket_dir: &Path, port: u1
         "-p".to_string(),
         port.to_string(),
     ];
-    let settings = [
+    let mut settings = vec![
         "listen_addresses=127.0.0.1".to_string(),
         format!("unix_socket_directories={}", socket_dir.to_string_lossy()),
         "max_connections=300".to_string(),
@@ -266,6 +351,15 @@ fn postgres_command(bin_dir: &Path, data_dir: &Path, socket_dir: &Path, port: u1
         "max_wal_senders=0".to_string(),
         "huge_pages=off".to_string(),
     ];
+    if transport == Transport::Tls {
+        // Relative paths are taken from the data directory.
+        settings.extend([
+            "ssl=on".to_string(),
+            format!("ssl_cert_file={SERVER_CERT_FILE}"),
+            format!("ssl_key_file={SERVER_KEY_FILE}"),
+            format!("ssl_ca_file={SERVER_CA_FILE}"),
+        ]);
+    }
     for setting in settings {
         command.push("-c".to_string());
         command.push(setting);
@@ -347,15 +441,19 @@ mod tests {
         let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let taken_port = taken.local_addr().unwrap().port();
         let mut offered = Vec::new();
-        let cluster = TempCluster::start_with_ports(&find_server_bin_dir().unwrap(), || {
-            let port = if offered.is_empty() {
-                taken_port
-            } else {
-                free_port()?
-            };
-            offered.push(port);
-            Ok(port)
-        })
+        let cluster = TempCluster::start_with_ports(
+            &find_server_bin_dir().unwrap(),
+            Transport::Plain,
+            || {
+                let port = if offered.is_empty() {
+                    taken_port
+                } else {
+                    free_port()?
+                };
+                offered.push(port);
+                Ok(port)
+            },
+        )
         .unwrap();
         assert_eq!(offered.len(), 2);
         assert_eq!(cluster.port_attempts(), 2);
@@ -370,10 +468,14 @@ mod tests {
         let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let taken_port = taken.local_addr().unwrap().port();
         let mut asked = 0;
-        let err = TempCluster::start_with_ports(&find_server_bin_dir().unwrap(), || {
-            asked += 1;
-            Ok(taken_port)
-        })
+        let err = TempCluster::start_with_ports(
+            &find_server_bin_dir().unwrap(),
+            Transport::Plain,
+            || {
+                asked += 1;
+                Ok(taken_port)
+            },
+        )
         .unwrap_err();
         assert_eq!(asked, PORT_ATTEMPTS);
         assert!(matches!(err, Error::TestServer(_)), "{err:?}");

@@ -29,6 +29,7 @@ mod server_process;
 mod silent_listener;
 mod soak;
 mod template;
+mod tls_files;
 mod url;
 
 use std::sync::Mutex;
@@ -39,6 +40,7 @@ pub use database::TestDatabase;
 pub use fault_proxy::{Direction, FaultProxy};
 pub use silent_listener::SilentListener;
 pub use soak::{InsertSoak, SoakReport, WritePath};
+pub use tls_files::{TlsFiles, TLS_SERVER_NAME};
 
 use crate::Error;
 
@@ -59,6 +61,17 @@ pub const CLEARTEXT_USER: &str = "odm_clear";
 /// The password of [`CLEARTEXT_USER`].
 pub const CLEARTEXT_PASSWORD: &str = "clearsecret";
 
+/// A role of a TLS cluster ([`TempCluster::start_tls`]) that logs in over
+/// TLS with a client certificate (`cert`: the certificate's common name is
+/// the role's name, [`TlsFiles::client_cert`]); it has no password and is
+/// rejected without TLS.
+pub const CERT_USER: &str = "odm_cert";
+/// A role of a TLS cluster ([`TempCluster::start_tls`]) checked with
+/// `scram-sha-256` over TLS and rejected without TLS.
+pub const TLS_ONLY_USER: &str = "odm_tls_only";
+/// The password of [`TLS_ONLY_USER`].
+pub const TLS_ONLY_PASSWORD: &str = "tlsonlysecret";
+
 /// The environment variable naming an existing server to test against.
 pub const DATABASE_URL: &str = "DATABASE_URL";
 
@@ -76,13 +89,28 @@ pub fn test_database() -> Result<TestDatabase, Error> {
 /// and is never dropped; its watchdog stops it when the process exits.
 pub fn shared_cluster() -> Result<&'static TempCluster, Error> {
     static SHARED: Mutex<Option<&'static TempCluster>> = Mutex::new(None);
-    let mut shared = SHARED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    shared(&SHARED, TempCluster::start)
+}
+
+/// The process-wide TLS cluster ([`TempCluster::start_tls`]), started on
+/// first use, for tests that only connect to it. Like [`shared_cluster`] it
+/// is never dropped; its watchdog stops it and removes its directory, the
+/// certificates with it, when the process exits.
+pub fn shared_tls_cluster() -> Result<&'static TempCluster, Error> {
+    static SHARED: Mutex<Option<&'static TempCluster>> = Mutex::new(None);
+    shared(&SHARED, TempCluster::start_tls)
+}
+
+/// The cluster in `slot`, started with `start` (and leaked) on first use.
+fn shared(
+    slot: &Mutex<Option<&'static TempCluster>>,
+    start: fn() -> Result<TempCluster, Error>,
+) -> Result<&'static TempCluster, Error> {
+    let mut shared = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(cluster) = *shared {
         return Ok(cluster);
     }
-    let cluster: &'static TempCluster = Box::leak(Box::new(TempCluster::start()?));
+    let cluster: &'static TempCluster = Box::leak(Box::new(start()?));
     *shared = Some(cluster);
     Ok(cluster)
 }

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use chrono::NaiveDateTime;
 use green::GreenPool;
-use odm::testing::{test_database, TestDatabase};
+use odm::testing::{shared_tls_cluster, TestDatabase};
 use odm::Mapper;
 use uuid::Uuid;
 
@@ -103,11 +103,47 @@ pub fn pool() -> &'static GreenPool {
     &POOL
 }
 
+/// Whether these helpers serve the scenarios run over TLS:
+/// `tests/orm_over_tls.rs` compiles `tests/orm.rs` (and so this module) a
+/// second time, as its module `scenarios`.
+pub fn over_tls() -> bool {
+    module_path!().starts_with("orm_over_tls::")
+}
+
+/// A fresh database: on the TLS test cluster when [`over_tls`] (where
+/// the default `sslmode=prefer` encrypts every connection), else
+/// [`odm::testing::test_database`].
+pub fn test_database() -> Result<TestDatabase, odm::Error> {
+    if over_tls() {
+        TestDatabase::create_on(shared_tls_cluster()?)
+    } else {
+        odm::testing::test_database()
+    }
+}
+
+/// `db`'s URL; over TLS with `sslmode=verify-full` against the cluster's
+/// certificate authority and its host name `localhost`.
+pub fn database_url(db: &TestDatabase) -> String {
+    if !over_tls() {
+        return db.url();
+    }
+    let files = shared_tls_cluster()
+        .expect("the tls cluster")
+        .tls()
+        .expect("tls files");
+    format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        db.url()
+            .replacen("@127.0.0.1:", &format!("@{}:", files.server_name()), 1),
+        files.root_cert.display()
+    )
+}
+
 /// A fresh database and a mapper on it with pulsar-odm's models registered
 /// and their tables created.
 pub fn mapper_with_models() -> (TestDatabase, Mapper) {
     let db = test_database().expect("test database");
-    let mp = Mapper::new(&db.url()).expect("mapper");
+    let mp = Mapper::new(&database_url(&db)).expect("mapper");
     mp.register::<Employee>().unwrap();
     mp.register::<Engineer>().unwrap();
     mp.register::<Task>().unwrap();

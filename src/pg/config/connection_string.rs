@@ -8,7 +8,7 @@ use std::path::Path;
 use std::str::Chars;
 use std::time::Duration;
 
-use super::{config_error, ChannelBindingMode, Config, Host, RequireAuth, SslMode};
+use super::{config_error, ChannelBindingMode, Config, Host, RequireAuth, SslMode, SslNegotiation};
 use crate::Error;
 
 impl Config {
@@ -61,11 +61,29 @@ impl Config {
             "sslmode" => {
                 self.ssl_mode = match value.as_str() {
                     "disable" => SslMode::Disable,
-                    "allow" | "prefer" => SslMode::Prefer,
-                    "require" | "verify-ca" | "verify-full" => SslMode::Require,
+                    "allow" => SslMode::Allow,
+                    "prefer" => SslMode::Prefer,
+                    "require" => SslMode::Require,
+                    "verify-ca" => SslMode::VerifyCa,
+                    "verify-full" => SslMode::VerifyFull,
                     _ => {
                         return Err(config_error(&format!(
-                            "invalid sslmode `{value}`: expected disable, prefer or require"
+                            "invalid sslmode `{value}`: expected disable, allow, prefer, require, \
+                             verify-ca or verify-full"
+                        )))
+                    }
+                }
+            }
+            "sslrootcert" => self.ssl_root_cert = Some(value).filter(|v| !v.is_empty()),
+            "sslcert" => self.ssl_cert = Some(value).filter(|v| !v.is_empty()),
+            "sslkey" => self.ssl_key = Some(value).filter(|v| !v.is_empty()),
+            "sslnegotiation" => {
+                self.ssl_negotiation = match value.as_str() {
+                    "postgres" => SslNegotiation::Postgres,
+                    "direct" => SslNegotiation::Direct,
+                    _ => {
+                        return Err(config_error(&format!(
+                            "invalid sslnegotiation `{value}`: expected postgres or direct"
                         )))
                     }
                 }
@@ -490,7 +508,8 @@ mod tests {
         );
         assert_eq!(
             err("postgres://u@h/d?sslmode=maybe"),
-            "invalid configuration: invalid sslmode `maybe`: expected disable, prefer or require"
+            "invalid configuration: invalid sslmode `maybe`: expected disable, allow, prefer, \
+             require, verify-ca or verify-full"
         );
         assert_eq!(
             err("postgres://u@h/d?statement_cache=perhaps"),
@@ -585,11 +604,56 @@ mod tests {
             "postgresql://u:p@[::1]:6000/d?application_name=a%26b&connect_timeout=3&statement_timeout=250\
              &options=-c%20x%3D1&sslmode=disable&pool_timeout=0.5&statement_cache=false",
             "postgres://u@/d?host=/tmp/pg%20dir&port=5439",
+            "postgresql://app@db.example.com/app?sslmode=verify-full&sslrootcert=system\
+             &sslcert=/etc/odm/client%20cert.pem&sslkey=/etc/odm/client.key&sslnegotiation=direct",
         ] {
             let c = Config::parse(url).unwrap();
             let again = Config::parse(&c.to_url()).unwrap();
             assert_eq!(c, again, "{url} -> {}", c.to_url());
         }
+    }
+
+    #[test]
+    fn every_sslmode_and_the_tls_files_parse_by_their_libpq_names() {
+        for (name, mode) in [
+            ("disable", SslMode::Disable),
+            ("allow", SslMode::Allow),
+            ("prefer", SslMode::Prefer),
+            ("require", SslMode::Require),
+            ("verify-ca", SslMode::VerifyCa),
+            ("verify-full", SslMode::VerifyFull),
+        ] {
+            let c = Config::parse(&format!("host=h sslmode={name}")).unwrap();
+            assert_eq!(c.ssl_mode(), mode);
+            assert_eq!(mode.requires_tls(), mode >= SslMode::Require);
+        }
+        let c = Config::parse(
+            "host=h sslrootcert=/r.pem sslcert=/c.pem sslkey=/k.pem sslnegotiation=direct",
+        )
+        .unwrap();
+        assert_eq!(c.ssl_root_cert(), Some("/r.pem"));
+        assert_eq!(c.ssl_cert(), Some("/c.pem"));
+        assert_eq!(c.ssl_key(), Some("/k.pem"));
+        assert_eq!(c.ssl_negotiation(), SslNegotiation::Direct);
+        let debug = format!("{c:?}");
+        assert!(
+            debug.contains("/r.pem") && debug.contains("Direct"),
+            "{debug}"
+        );
+        let c = Config::parse("host=h").unwrap();
+        assert_eq!(c.ssl_negotiation(), SslNegotiation::Postgres);
+        assert_eq!(
+            (c.ssl_root_cert(), c.ssl_cert(), c.ssl_key()),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn a_bad_sslnegotiation_is_an_error_naming_the_key() {
+        assert_eq!(
+            err("host=h sslnegotiation=fast"),
+            "invalid configuration: invalid sslnegotiation `fast`: expected postgres or direct"
+        );
     }
 
     #[test]
