@@ -1,7 +1,8 @@
 //! Authentication that cannot be downgraded: `require_auth` and
 //! `channel_binding` against the real test server's roles (md5, cleartext,
-//! SCRAM, trust over the unix socket) and against a fake server that asks
-//! for a password the policy refuses, which must never receive it.
+//! SCRAM, trust over the unix socket), against a fake server that asks
+//! for a password the policy refuses, which must never receive it, and
+//! SCRAM-SHA-256-PLUS over TLS against the TLS test cluster.
 //!
 //! Run: `cargo test --test auth_policy`
 
@@ -15,8 +16,9 @@ use std::time::{Duration, Instant};
 use green_tasks::on_green;
 use odm::pg::{Client, Config};
 use odm::testing::{
-    shared_cluster, TestDatabase, CLEARTEXT_PASSWORD, CLEARTEXT_USER, MD5_PASSWORD, MD5_USER,
-    SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, SUPERUSER_PASSWORD,
+    shared_cluster, shared_tls_cluster, TestDatabase, CLEARTEXT_PASSWORD, CLEARTEXT_USER,
+    MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, SUPERUSER_PASSWORD,
+    TLS_ONLY_PASSWORD, TLS_ONLY_USER, TLS_SERVER_NAME,
 };
 use odm::Error;
 
@@ -348,4 +350,82 @@ fn a_plain_connection_offered_plus_answers_plain_scram_saying_it_cannot_bind() {
     let mechanism_end = body.iter().position(|&b| b == 0).unwrap();
     assert_eq!(&body[..mechanism_end], b"SCRAM-SHA-256");
     assert!(body[mechanism_end + 5..].starts_with(b"n,,n=,r="));
+}
+
+/// Logs in over TLS to the process's TLS cluster (host `localhost`, which
+/// its certificate names) as `user`; the user and whether the server sees
+/// the session encrypted.
+fn login_over_tls(user: &str, password: &str, settings: &str) -> Result<(String, bool), Error> {
+    let cluster = shared_tls_cluster().unwrap();
+    let url = format!(
+        "postgresql+green://{user}:{password}@{TLS_SERVER_NAME}:{}/postgres?{settings}",
+        cluster.port()
+    );
+    let config = Config::parse(&url).unwrap();
+    on_green(move || {
+        let client = Client::connect(&config)?;
+        let row = client.query_one(
+            "SELECT current_user::text, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )?;
+        Ok((row.get(0), row.get(1)))
+    })
+}
+
+/// `sslmode=verify-full` against the TLS cluster's own CA.
+fn verify_full() -> String {
+    let files = shared_tls_cluster().unwrap().tls().unwrap().clone();
+    format!(
+        "sslmode=verify-full&sslrootcert={}",
+        files.root_cert.display()
+    )
+}
+
+/// Under `channel_binding=require` the client answers nothing but
+/// SCRAM-SHA-256-PLUS, and the server checks the `tls-server-end-point`
+/// data against its own certificate: a login proves the binding was made
+/// and was right.
+#[test]
+fn channel_binding_require_over_tls_logs_in_with_scram_sha_256_plus() {
+    for settings in [
+        format!("{}&channel_binding=require", verify_full()),
+        "sslmode=require&channel_binding=require&require_auth=scram-sha-256".to_owned(),
+    ] {
+        for (user, password) in [
+            (SUPERUSER, SUPERUSER_PASSWORD),
+            (TLS_ONLY_USER, TLS_ONLY_PASSWORD),
+        ] {
+            let (who, ssl) = login_over_tls(user, password, &settings)
+                .unwrap_or_else(|e| panic!("{user} with {settings}: {e}"));
+            assert_eq!((who.as_str(), ssl), (user, true), "{settings}");
+        }
+    }
+}
+
+#[test]
+fn tls_does_not_make_md5_or_cleartext_acceptable_under_channel_binding_require() {
+    for (user, password) in [
+        (MD5_USER, MD5_PASSWORD),
+        (CLEARTEXT_USER, CLEARTEXT_PASSWORD),
+    ] {
+        match login_over_tls(
+            user,
+            password,
+            &format!("{}&channel_binding=require", verify_full()),
+        ) {
+            Err(Error::ChannelBindingRequired { host }) => {
+                assert!(host.starts_with(TLS_SERVER_NAME), "{host}")
+            }
+            other => panic!("{user}: expected ChannelBindingRequired, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn channel_binding_disable_and_prefer_log_in_over_tls() {
+    for binding in ["disable", "prefer"] {
+        let settings = format!("{}&channel_binding={binding}", verify_full());
+        let (who, ssl) = login_over_tls(SCRAM_USER, SCRAM_PASSWORD, &settings).unwrap();
+        assert_eq!((who.as_str(), ssl), (SCRAM_USER, true), "{settings}");
+    }
 }
