@@ -322,6 +322,37 @@ fn the_other_roles_of_a_tls_cluster_log_in_with_and_without_tls() {
 }
 
 #[test]
+fn a_scram_login_over_tls_with_channel_binding_required_connects() {
+    let cluster = tls_cluster();
+    let files = tls_files(cluster);
+    let extra = format!("{} channel_binding=require", verify_full(&files.root_cert));
+    for (user, password) in [
+        (SCRAM_USER, SCRAM_PASSWORD),
+        (TLS_ONLY_USER, TLS_ONLY_PASSWORD),
+    ] {
+        let target = conninfo(cluster, files.server_name(), user, &extra);
+        assert_eq!(
+            psql(&target, Some(password), SSL_IN_USE),
+            Ok("t".to_string()),
+            "{user}"
+        );
+    }
+}
+
+#[test]
+fn an_md5_login_over_tls_fails_when_channel_binding_is_required() {
+    let cluster = tls_cluster();
+    let target = conninfo(
+        cluster,
+        "127.0.0.1",
+        MD5_USER,
+        "sslmode=require channel_binding=require",
+    );
+    let err = psql(&target, Some(MD5_PASSWORD), "SELECT 1").unwrap_err();
+    assert!(err.contains("channel binding required"), "{err}");
+}
+
+#[test]
 fn a_plain_cluster_has_no_tls_files_and_refuses_tls() {
     let cluster = TempCluster::start().unwrap();
     assert!(cluster.tls().is_none());

@@ -12,6 +12,11 @@
 //! exits. When the process runs as root, the server runs as the `postgres`
 //! system user.
 //!
+//! [`TempCluster::start_tls`] (or [`shared_tls_cluster`]) starts a cluster
+//! with TLS on and throwaway certificates ([`TlsFiles`]): the server's is
+//! valid for `localhost` only, and the roles [`CERT_USER`] (client
+//! certificate) and [`TLS_ONLY_USER`] log in only over TLS.
+//!
 //! ```no_run
 //! let db = odm::testing::test_database()?;
 //! println!("a fresh database at {}", db.url());
