@@ -432,7 +432,7 @@ impl Drop for Client {
 }
 
 /// `host:port` or the socket path, for connect errors.
-fn target_of(config: &Config) -> String {
+pub(super) fn target_of(config: &Config) -> String {
     match config.host() {
         Host::Tcp(host) => format!("{host}:{}", config.port()),
         Host::Unix(dir) => dir

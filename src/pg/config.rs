@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use crate::Error;
 
+mod auth_settings;
 mod connection_string;
 mod url;
+
+pub use auth_settings::{AuthMethod, ChannelBindingMode, RequireAuth};
 
 pub(crate) use url::UrlParts;
 
@@ -153,6 +156,8 @@ pub struct Config {
     tcp_user_timeout: Option<Duration>,
     options: Option<String>,
     ssl_mode: SslMode,
+    channel_binding: ChannelBindingMode,
+    require_auth: Option<RequireAuth>,
     ssl_root_cert: Option<String>,
     ssl_cert: Option<String>,
     ssl_key: Option<String>,
@@ -184,6 +189,8 @@ impl fmt::Debug for Config {
             .field("tcp_user_timeout", &self.tcp_user_timeout)
             .field("options", &self.options)
             .field("ssl_mode", &self.ssl_mode)
+            .field("channel_binding", &self.channel_binding)
+            .field("require_auth", &self.require_auth)
             .field("ssl_root_cert", &self.ssl_root_cert)
             .field("ssl_cert", &self.ssl_cert)
             .field("ssl_key", &self.ssl_key)
@@ -226,6 +233,8 @@ impl Config {
             tcp_user_timeout: None,
             options: None,
             ssl_mode: SslMode::Prefer,
+            channel_binding: ChannelBindingMode::Prefer,
+            require_auth: None,
             ssl_root_cert: None,
             ssl_cert: None,
             ssl_key: None,
@@ -373,6 +382,32 @@ impl Config {
         self.ssl_mode
     }
 
+    /// Whether SCRAM binds itself to the TLS channel (`channel_binding`:
+    /// `disable`, `prefer` (default) or `require`, as in libpq).
+    ///
+    /// Under `prefer`, a TLS connection to a server offering
+    /// `SCRAM-SHA-256-PLUS` uses it with `tls-server-end-point` binding;
+    /// anything else logs in without binding. Under `require`, the login
+    /// fails with [`Error::ChannelBindingRequired`] unless the server
+    /// authenticates with `SCRAM-SHA-256-PLUS` over TLS, and nothing
+    /// derived from the password is sent to a server that asks for another
+    /// method (md5, cleartext, plain SCRAM) or for none.
+    pub fn channel_binding(&self) -> ChannelBindingMode {
+        self.channel_binding
+    }
+
+    /// The authentication methods the server may ask for (`require_auth`,
+    /// libpq 16: e.g. `scram-sha-256`, `!password,!md5`, `none`); `None`
+    /// (the default) allows every method this driver can perform.
+    ///
+    /// A server asking for a method the list refuses (also a server that
+    /// asks for none, unless `none` is allowed) fails the connect with
+    /// [`Error::AuthMethodRefused`] before anything derived from the
+    /// password is sent. See [`RequireAuth`].
+    pub fn require_auth(&self) -> Option<&RequireAuth> {
+        self.require_auth.as_ref()
+    }
+
     /// The trusted root certificates (`sslrootcert`): a PEM file, or
     /// `system` for the platform's trust store (read through
     /// `rustls-native-certs`, as libpq uses OpenSSL's; the host name is
@@ -504,6 +539,12 @@ impl Config {
         }
         if self.ssl_mode != SslMode::Prefer {
             query.push(("sslmode", self.ssl_mode.as_str().to_owned()));
+        }
+        if self.channel_binding != ChannelBindingMode::Prefer {
+            query.push(("channel_binding", self.channel_binding.as_str().to_owned()));
+        }
+        if let Some(require_auth) = &self.require_auth {
+            query.push(("require_auth", require_auth.to_string()));
         }
         if let Some(path) = &self.ssl_root_cert {
             query.push(("sslrootcert", path.clone()));

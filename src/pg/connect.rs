@@ -1,5 +1,6 @@
 //! Opening a connection: socket, TLS negotiation (`sslmode`), the startup
-//! message, authentication (trust, cleartext, MD5, SCRAM-SHA-256) and the
+//! message, authentication (trust, cleartext, MD5, SCRAM-SHA-256 and
+//! SCRAM-SHA-256-PLUS, as `require_auth` and `channel_binding` allow) and the
 //! server's parameter status and backend key, up to the first
 //! `ReadyForQuery`.
 
@@ -10,10 +11,12 @@ use std::time::Instant;
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::md5_hash;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::ScramSha256;
 use postgres_protocol::message::{backend::Message, frontend};
 
-use super::config::{Config, Host, SslMode, SslNegotiation};
+use super::auth_policy::{AuthPolicy, ScramChoice};
+use super::client::target_of;
+use super::config::{AuthMethod, Config, Host, SslMode, SslNegotiation};
 use super::connection::StartupState;
 use super::server_error::{db_error, log_notice, parse_fields};
 use super::socket::{Bounded, Socket};
@@ -229,6 +232,11 @@ fn authenticate(
     reader: &mut MessageReader,
     config: &Config,
 ) -> Result<(), Error> {
+    let policy = AuthPolicy::new(
+        config,
+        target_of(config),
+        socket.socket.tls_server_end_point(),
+    );
     let mut buf = BytesMut::new();
     let password = || {
         config.password().ok_or_else(|| {
@@ -238,12 +246,16 @@ fn authenticate(
             ))
         })
     };
+    // Every request is checked against the policy before the client
+    // answers it: nothing derived from the password leaves on a refusal.
     match reader.next(socket)? {
-        Message::AuthenticationOk => return Ok(()),
+        Message::AuthenticationOk => return policy.allow(AuthMethod::None),
         Message::AuthenticationCleartextPassword => {
+            policy.allow(AuthMethod::Password)?;
             frontend::password_message(password()?.as_bytes(), &mut buf)?;
         }
         Message::AuthenticationMd5Password(body) => {
+            policy.allow(AuthMethod::Md5)?;
             let hash = md5_hash(
                 config.user().as_bytes(),
                 password()?.as_bytes(),
@@ -252,26 +264,16 @@ fn authenticate(
             frontend::password_message(hash.as_bytes(), &mut buf)?;
         }
         Message::AuthenticationSasl(body) => {
-            let mut mechanisms = body.mechanisms();
-            let mut scram = false;
-            while let Some(mechanism) = mechanisms.next()? {
-                scram |= mechanism == SCRAM_SHA_256;
-            }
-            if !scram {
-                return Err(Error::Auth(
-                    "the server offers no supported sasl mechanism (need SCRAM-SHA-256)".to_owned(),
-                ));
-            }
-            return scram_sha_256(socket, reader, password()?);
+            policy.allow(AuthMethod::ScramSha256)?;
+            let offered: Vec<String> = body.mechanisms().map(|m| Ok(m.to_owned())).collect()?;
+            let choice = policy.choose_scram(offered.iter().map(String::as_str))?;
+            return scram_sha_256(socket, reader, password()?, choice);
         }
-        Message::AuthenticationKerberosV5
-        | Message::AuthenticationScmCredential
-        | Message::AuthenticationGss
-        | Message::AuthenticationSspi => {
-            return Err(Error::Auth(
-                "the server asked for an unsupported authentication method (gss, sspi or kerberos)"
-                    .to_owned(),
-            ))
+        Message::AuthenticationGss => return unsupported(policy.allow(AuthMethod::Gss)),
+        Message::AuthenticationSspi => return unsupported(policy.allow(AuthMethod::Sspi)),
+        Message::AuthenticationKerberosV5 => return unsupported(policy.allow_unnamed("kerberos")),
+        Message::AuthenticationScmCredential => {
+            return unsupported(policy.allow_unnamed("scm-credential"))
         }
         Message::ErrorResponse(body) => return Err(db_error(body.fields())),
         _ => return Err(unexpected("authentication")),
@@ -284,14 +286,29 @@ fn authenticate(
     }
 }
 
+/// A request for a method this driver cannot perform: the policy's refusal
+/// when it refuses it, else an authentication error.
+fn unsupported(allowed: Result<(), Error>) -> Result<(), Error> {
+    allowed?;
+    Err(Error::Auth(
+        "the server asked for an unsupported authentication method (gss, sspi, kerberos or scm)"
+            .to_owned(),
+    ))
+}
+
+/// Runs a SCRAM exchange: SCRAM-SHA-256, or SCRAM-SHA-256-PLUS bound to the
+/// TLS channel, as `choice` says. The server's final signature is checked
+/// before its `AuthenticationOk` is believed.
 fn scram_sha_256(
     socket: &mut Bounded<'_>,
     reader: &mut MessageReader,
     password: &str,
+    choice: ScramChoice,
 ) -> Result<(), Error> {
+    log::debug!(target: "odm::pg", "authenticating with {}", choice.mechanism);
     let mut buf = BytesMut::new();
-    let mut scram = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
-    frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut buf)?;
+    let mut scram = ScramSha256::new(password.as_bytes(), choice.binding);
+    frontend::sasl_initial_response(choice.mechanism, scram.message(), &mut buf)?;
     socket.write_all(&buf)?;
     buf.clear();
     let server_first = match reader.next(socket)? {

@@ -32,6 +32,7 @@
 //! [`Error::WrongContext`](crate::Error::WrongContext) at once.
 
 mod abort;
+mod auth_policy;
 mod cancel_token;
 mod client;
 mod config;
@@ -59,7 +60,9 @@ pub(crate) use abort::AbortTracker;
 pub use cancel_token::CancelToken;
 pub use client::Client;
 pub(crate) use config::UrlParts;
-pub use config::{Config, Host, SslMode, SslNegotiation};
+pub use config::{
+    AuthMethod, ChannelBindingMode, Config, Host, RequireAuth, SslMode, SslNegotiation,
+};
 pub use copy::{CopyInWriter, CopyOutReader};
 pub use notification::{Notification, Notifications};
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};

@@ -37,8 +37,6 @@ impl Socket {
     /// of the server's certificate, with SHA-256 when its signature uses
     /// MD5, SHA-1 or SHA-256, else the signature's own hash. `None` for a
     /// plain socket, or a certificate whose signature names no hash.
-    // Read by SCRAM-SHA-256-PLUS channel binding (issue 9's auth part).
-    #[allow(dead_code)]
     pub(crate) fn tls_server_end_point(&self) -> Option<Vec<u8>> {
         match self {
             #[cfg(feature = "tls")]

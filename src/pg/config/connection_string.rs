@@ -8,7 +8,7 @@ use std::path::Path;
 use std::str::Chars;
 use std::time::Duration;
 
-use super::{config_error, Config, Host, SslMode, SslNegotiation};
+use super::{config_error, ChannelBindingMode, Config, Host, RequireAuth, SslMode, SslNegotiation};
 use crate::Error;
 
 impl Config {
@@ -88,6 +88,8 @@ impl Config {
                     }
                 }
             }
+            "channel_binding" => self.channel_binding = ChannelBindingMode::parse(&value)?,
+            "require_auth" => self.require_auth = RequireAuth::parse(&value)?,
             "pool_size" => {
                 self.pool_size = match value.parse::<usize>() {
                     Ok(n) if n > 0 => n,
