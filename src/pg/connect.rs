@@ -18,6 +18,7 @@ use super::auth_policy::{AuthPolicy, ScramChoice};
 use super::client::target_of;
 use super::config::{AuthMethod, Config, Host, SslMode, SslNegotiation};
 use super::connection::StartupState;
+use super::off_scheduler::run_off_scheduler;
 use super::server_error::{db_error, log_notice, parse_fields};
 use super::socket::{Bounded, Socket};
 use super::transaction::TransactionStatus;
@@ -307,7 +308,7 @@ fn scram_sha_256(
 ) -> Result<(), Error> {
     log::debug!(target: "odm::pg", "authenticating with {}", choice.mechanism);
     let mut buf = BytesMut::new();
-    let mut scram = ScramSha256::new(password.as_bytes(), choice.binding);
+    let scram = ScramSha256::new(password.as_bytes(), choice.binding);
     frontend::sasl_initial_response(choice.mechanism, scram.message(), &mut buf)?;
     socket.write_all(&buf)?;
     buf.clear();
@@ -316,9 +317,20 @@ fn scram_sha_256(
         Message::ErrorResponse(body) => return Err(db_error(body.fields())),
         _ => return Err(unexpected("scram authentication")),
     };
-    scram
-        .update(server_first.data())
-        .map_err(|e| Error::Auth(format!("invalid scram challenge from the server: {e}")))?;
+    // The key derivation (PBKDF2, 4096 rounds of HMAC-SHA-256) is a few ms
+    // of CPU: not on a scheduler thread.
+    let challenge = server_first.data().to_vec();
+    let scram = run_off_scheduler(
+        "odm-scram",
+        socket.deadline,
+        "no answer within connect_timeout",
+        move || {
+            let mut scram = scram;
+            scram.update(&challenge).map(|()| scram)
+        },
+    )?
+    .map_err(|e| Error::Auth(format!("invalid scram challenge from the server: {e}")))?;
+    let mut scram = scram;
     frontend::sasl_response(scram.message(), &mut buf)?;
     socket.write_all(&buf)?;
     let server_final = match reader.next(socket)? {

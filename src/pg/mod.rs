@@ -40,6 +40,7 @@ mod connect;
 mod connection;
 mod copy;
 mod notification;
+mod off_scheduler;
 mod query;
 mod reader;
 mod response;

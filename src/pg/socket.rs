@@ -15,6 +15,7 @@ use may::net::TcpStream;
 use may::os::unix::net::UnixStream;
 
 use super::config::Config;
+use super::off_scheduler::run_off_scheduler;
 use super::response::whole_millis;
 #[cfg(feature = "tls")]
 use super::tls::TlsStream;
@@ -182,32 +183,17 @@ fn resolve(host: &str, port: u16, deadline: Option<Instant>) -> io::Result<Vec<S
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    if !may::coroutine::is_coroutine() {
-        return (host, port).to_socket_addrs().map(Iterator::collect);
-    }
-    let (sender, receiver) = may::sync::mpsc::channel();
     let name = host.to_owned();
-    std::thread::Builder::new()
-        .name("odm-dns".to_owned())
-        .spawn(move || {
-            let found = (name.as_str(), port)
+    run_off_scheduler(
+        "odm-dns",
+        deadline,
+        "host-name lookup took longer than connect_timeout",
+        move || {
+            (name.as_str(), port)
                 .to_socket_addrs()
-                .map(Iterator::collect::<Vec<_>>);
-            // The connect may have given up waiting: nobody to tell then.
-            let _ = sender.send(found);
-        })?;
-    let lost = || io::Error::other("the host-name lookup thread ended without an answer");
-    match time_left(deadline)? {
-        None => receiver.recv().map_err(|_| lost())?,
-        Some(left) => match receiver.recv_timeout(left) {
-            Ok(found) => found,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "host-name lookup took longer than connect_timeout",
-            )),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(lost()),
+                .map(Iterator::collect)
         },
-    }
+    )?
 }
 
 /// TCP keepalive (libpq's `keepalives*` settings) and `tcp_user_timeout`,

@@ -25,6 +25,7 @@ use rustls::{
 };
 
 use super::config::{Config, SslMode, SslNegotiation};
+use super::off_scheduler::run_off_scheduler;
 use super::socket::{time_left, timed_out};
 use super::tls_end_point::server_end_point;
 use crate::error::TlsFailure;
@@ -256,27 +257,13 @@ fn client_config(
     if let Some((_, found)) = CONFIGS.lock().iter().find(|(s, _)| *s == settings) {
         return Ok(found.clone());
     }
-    let built = if may::coroutine::is_coroutine() {
-        let (sender, receiver) = may::sync::mpsc::channel();
-        let job = settings.clone();
-        std::thread::Builder::new()
-            .name("odm-tls-files".to_owned())
-            .spawn(move || {
-                // The connect may have given up waiting: nobody to tell then.
-                let _ = sender.send(build(&job));
-            })?;
-        let lost = || io::Error::other("the certificate-loading thread ended without an answer");
-        match time_left(deadline)? {
-            None => receiver.recv().map_err(|_| lost())?,
-            Some(left) => match receiver.recv_timeout(left) {
-                Ok(built) => built,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Err(timed_out().into()),
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(lost().into()),
-            },
-        }
-    } else {
-        build(&settings)
-    };
+    let job = settings.clone();
+    let built = run_off_scheduler(
+        "odm-tls-files",
+        deadline,
+        "no answer within connect_timeout",
+        move || build(&job),
+    )?;
     let built = Arc::new(built.map_err(|(failure, detail)| Error::Tls {
         host: target.to_owned(),
         failure,
