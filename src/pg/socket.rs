@@ -231,7 +231,7 @@ impl Bounded<'_> {
 }
 
 /// A socket call that ran into its timeout, named as the connect deadline.
-fn named(result: io::Result<usize>) -> io::Result<usize> {
+pub(crate) fn deadline_named(result: io::Result<usize>) -> io::Result<usize> {
     result.map_err(|e| match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => timed_out(),
         _ => e,
@@ -241,14 +241,14 @@ fn named(result: io::Result<usize>) -> io::Result<usize> {
 impl Read for Bounded<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.arm()?;
-        named(self.socket.read(buf))
+        deadline_named(self.socket.read(buf))
     }
 }
 
 impl Write for Bounded<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.arm()?;
-        named(self.socket.write(buf))
+        deadline_named(self.socket.write(buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -26,7 +26,7 @@ use rustls::{
 
 use super::config::{Config, SslMode, SslNegotiation};
 use super::off_scheduler::run_off_scheduler;
-use super::socket::{time_left, timed_out};
+use super::socket::{deadline_named, time_left};
 use super::tls_end_point::server_end_point;
 use crate::error::TlsFailure;
 use crate::Error;
@@ -205,13 +205,6 @@ impl DeadlineTcp<'_> {
         }
         Ok(())
     }
-}
-
-fn deadline_named(result: io::Result<usize>) -> io::Result<usize> {
-    result.map_err(|e| match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => timed_out(),
-        _ => e,
-    })
 }
 
 impl Read for DeadlineTcp<'_> {
