@@ -214,6 +214,28 @@ fn two_clusters_run_at_once_without_colliding() {
 }
 
 #[test]
+fn a_restarted_cluster_serves_again_on_its_port_and_is_still_removed_on_drop() {
+    let mut cluster = TempCluster::start().unwrap();
+    let data_dir = cluster.data_dir().to_path_buf();
+    let url = cluster.url();
+    psql(
+        &url,
+        "CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)",
+    )
+    .unwrap();
+    let before = postmaster_pid(&data_dir);
+    cluster.restart().unwrap();
+    let after = postmaster_pid(&data_dir);
+    assert_ne!(before, after, "a new postmaster runs");
+    assert!(!postgres_alive(before));
+    assert!(cluster.is_running());
+    assert_eq!(psql(&url, "SELECT x FROM kept").unwrap(), "7");
+    drop(cluster);
+    assert!(!data_dir.exists(), "{} still exists", data_dir.display());
+    assert!(!postgres_alive(after), "postmaster {after} still runs");
+}
+
+#[test]
 fn dropping_a_cluster_stops_the_server_and_removes_its_data_dir() {
     let cluster = TempCluster::start().unwrap();
     assert_eq!(cluster.port_attempts(), 1);

@@ -265,6 +265,24 @@ impl TempCluster {
         logs.last().map(|p| tail_of(p)).unwrap_or_default()
     }
 
+    /// Restarts the server with a fast shutdown, as `pg_ctl restart -m
+    /// fast` does: every open connection is ended, committed work is kept,
+    /// and the same port, data and certificates serve again when this
+    /// returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TestServer`] when the server did not come back within 30 s
+    /// (the message carries the end of the server log).
+    pub fn restart(&mut self) -> Result<(), Error> {
+        self.server.restart().map_err(|e| {
+            Error::TestServer(format!(
+                "restarting the server failed: {e}; server log:\n{}",
+                self.log_tail()
+            ))
+        })
+    }
+
     /// True while the server process is running.
     pub fn is_running(&mut self) -> bool {
         !self.server.has_exited()

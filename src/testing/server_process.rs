@@ -19,7 +19,8 @@ use super::scratch::RunAs;
 /// The watchdog script. `$1` is the directory to remove once the leash is
 /// closed and `postgres` has exited, `$2` the file to create when `postgres`
 /// exits (on its own or stopped); the rest of the arguments are the
-/// `postgres` command line.
+/// `postgres` command line. SIGUSR2 restarts the server: a fast shutdown,
+/// then the same command again (unless the leash closed meanwhile).
 ///
 /// The leash (standard input) is watched by a subshell that signals the
 /// watchdog with SIGUSR1 at end of file; the watchdog then stops `postgres`
@@ -32,16 +33,28 @@ shift 2
 exec 3<&0 0</dev/null
 "$@" 3<&- &
 pid=$!
-trap 'kill -INT "$pid" 2>/dev/null' USR1 INT TERM HUP
+stop=0
+restart=0
+trap 'stop=1; kill -INT "$pid" 2>/dev/null' USR1 INT TERM HUP
+trap 'restart=1; kill -INT "$pid" 2>/dev/null' USR2
 (cat <&3 >/dev/null 2>&1; kill -USR1 $$ 2>/dev/null) &
 watcher=$!
 exec 3<&-
-while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
-trap '' USR1 INT TERM HUP
+while :; do
+    while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
+    if [ "$restart" != 1 ] || [ "$stop" = 1 ]; then break; fi
+    restart=0
+    "$@" &
+    pid=$!
+done
+trap '' USR1 USR2 INT TERM HUP
 : >"$exited"
 wait "$watcher"
 rm -rf "$root"
 "#;
+
+/// How long a restarted server may take to be ready again.
+const RESTART_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a dropped server may take to shut down before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -117,6 +130,44 @@ impl ServerProcess {
     fn postmaster_pid(&self) -> Option<u32> {
         let text = std::fs::read_to_string(self.data_dir.join("postmaster.pid")).ok()?;
         text.lines().next()?.trim().parse().ok()
+    }
+
+    /// Restarts the server as `pg_ctl restart -m fast` would (every
+    /// connection is ended, committed work is kept) and waits until the new
+    /// postmaster is ready.
+    pub(crate) fn restart(&mut self) -> std::io::Result<()> {
+        let before = self.postmaster_pid();
+        let signalled = Command::new("kill")
+            .arg("-USR2")
+            .arg(self.watchdog.id().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !signalled.success() {
+            return Err(std::io::Error::other("the server's watchdog is gone"));
+        }
+        let deadline = Instant::now() + RESTART_TIMEOUT;
+        loop {
+            let pid = self.postmaster_pid();
+            if pid.is_some()
+                && pid != before
+                && self.postmaster_status().as_deref() == Some("ready")
+            {
+                return Ok(());
+            }
+            if self.has_exited() {
+                return Err(std::io::Error::other(
+                    "the server exited instead of restarting",
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the restarted server did not become ready in time",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits up to `timeout` for the watchdog to exit.
