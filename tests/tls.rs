@@ -202,6 +202,37 @@ fn a_client_certificate_logs_in_the_cert_role() {
 }
 
 #[test]
+fn a_private_key_others_can_read_is_refused_before_connecting() {
+    use std::os::unix::fs::PermissionsExt;
+    let files = tls_cluster().tls().unwrap();
+    let loose = std::env::temp_dir().join(format!("odm-loose-{}.key", std::process::id()));
+    std::fs::copy(&files.client_key, &loose).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let url = format!(
+        "postgresql+green://{CERT_USER}@localhost:{}/postgres?sslmode=verify-full&{}\
+         &sslcert={}&sslkey={}",
+        tls_cluster().port(),
+        trusted_root(),
+        files.client_cert.display(),
+        loose.display()
+    );
+    let config = Config::parse(&url).unwrap();
+    let e = on_green(move || Client::connect(&config).map(drop)).unwrap_err();
+    let _ = std::fs::remove_file(&loose);
+    assert!(
+        matches!(
+            e,
+            Error::Tls {
+                failure: TlsFailure::CertificateFile,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("permissions 0644"), "{e}");
+}
+
+#[test]
 fn the_cert_role_without_a_client_certificate_is_refused_by_the_server() {
     let url = format!(
         "postgresql+green://{CERT_USER}@localhost:{}/postgres?sslmode=verify-full&{}",

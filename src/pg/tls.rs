@@ -333,6 +333,7 @@ fn build(settings: &Settings) -> Result<ClientConfig, BuildError> {
                     )
                 })?;
             let chain = certificates(&cert)?;
+            check_key_file(&key)?;
             let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| {
                 (
                     TlsFailure::CertificateFile,
@@ -351,6 +352,39 @@ fn build(settings: &Settings) -> Result<ClientConfig, BuildError> {
         client.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
     }
     Ok(client)
+}
+
+/// libpq's rule for a private key file: a regular file that no one but its
+/// owner can read — mode 0600 or less, or 0640 or less when root owns it
+/// (keys managed by the system) — so a key others could copy is refused,
+/// not used.
+fn check_key_file(path: &Path) -> Result<(), BuildError> {
+    let refuse = |why: String| Err((TlsFailure::CertificateFile, why));
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) => return refuse(format!("cannot read sslkey {}: {e}", path.display())),
+    };
+    if !meta.is_file() {
+        return refuse(format!("sslkey {} is not a regular file", path.display()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = meta.mode() & 0o777;
+        let allowed = if meta.uid() == 0 { 0o640 } else { 0o600 };
+        if mode & !allowed != 0 {
+            return refuse(format!(
+                "sslkey {} has permissions {mode:04o}: it must be u=rw (0600) or less{}",
+                path.display(),
+                if meta.uid() == 0 {
+                    ", or u=rw,g=r (0640) when owned by root"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `~/.postgresql/<name>` when it exists (libpq's default file locations).
