@@ -74,7 +74,6 @@ pub(super) struct Queue {
 
 /// One server connection, shared by the client handle, its reader
 /// coroutine and its cancel tokens.
-#[derive(Debug)]
 pub(crate) struct Connection {
     pub(super) queue: Mutex<Queue>,
     writer: may::sync::Mutex<WriteHalf>,
@@ -93,6 +92,18 @@ pub(crate) struct Connection {
     pub(crate) secret_key: i32,
     /// Where a `CancelRequest` for this connection goes.
     cancel: Config,
+}
+
+/// Shows neither the backend's secret key (it lets anyone who reaches the
+/// server cancel this backend's queries) nor buffered request bytes.
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("process_id", &self.process_id)
+            .field("closed", &self.is_closed())
+            .field("status", &self.transaction_status())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for WriteHalf {
@@ -489,8 +500,8 @@ impl Connection {
     }
 }
 
-/// What the startup phase leaves for the connection.
-#[derive(Debug)]
+/// What the startup phase leaves for the connection (no `Debug`: it holds
+/// the backend's secret key).
 pub(crate) struct StartupState {
     pub(crate) parameters: HashMap<String, String>,
     pub(crate) process_id: i32,
