@@ -226,6 +226,11 @@ pub enum Error {
     #[error("{0}")]
     Mapper(String),
 
+    /// A migration set is invalid, disagrees with the database, or one of
+    /// its migrations failed; names the version ([`crate::migrate`]).
+    #[error(transparent)]
+    Migration(Box<crate::migrate::MigrationError>),
+
     /// A value read from the database matches no variant of a `Choice`.
     #[error("column `{column}` holds {value}, which is not a valid {type_name}")]
     InvalidChoice {
@@ -264,6 +269,7 @@ impl Error {
         match self {
             Error::Db(e) => Some(e),
             Error::RolledBack { cause: Some(e) } => Some(e),
+            Error::Migration(e) => e.as_db_error(),
             _ => None,
         }
     }

@@ -86,12 +86,14 @@ pub use error::{BoxError, DbError, Error, Result, TlsFailure, WRONG_CONTEXT};
 
 pub mod ddl;
 pub mod mapper;
+pub mod migrate;
 pub mod model;
 pub mod query;
 pub mod session;
 pub mod types;
 
 pub use mapper::Mapper;
+pub use migrate::{Migration, Migrations};
 pub use model::{ColumnDef, ForeignKey, Model, Record, Table};
 pub use odm_derive::{Choice, Model};
 pub use query::{Assignment, Expr, Field, Order, Query};

@@ -42,6 +42,8 @@ struct MapperInner {
     binds: Vec<(String, Engine)>,
     /// Registered models, in registration order.
     registry: RwLock<Vec<&'static Table>>,
+    /// Registered migrations, one set per bind label ([`crate::migrate`]).
+    migrations: RwLock<Vec<crate::migrate::Migrations>>,
 }
 
 impl fmt::Debug for Mapper {
@@ -113,6 +115,7 @@ impl Mapper {
             inner: Arc::new(MapperInner {
                 binds,
                 registry: RwLock::new(Vec::new()),
+                migrations: RwLock::new(Vec::new()),
             }),
         })
     }
@@ -134,6 +137,11 @@ impl Mapper {
             .iter()
             .find(|(l, _)| l == label)
             .map(|(_, e)| e)
+    }
+
+    /// The registered migration sets (see [`crate::migrate`]).
+    pub(crate) fn migration_sets(&self) -> &RwLock<Vec<crate::migrate::Migrations>> {
+        &self.inner.migrations
     }
 
     /// The engine a table lives on.

@@ -61,6 +61,7 @@ pub(crate) use abort::AbortTracker;
 pub use cancel_token::CancelToken;
 pub use client::Client;
 pub(crate) use config::UrlParts;
+pub(crate) use off_scheduler::run_off_scheduler;
 pub use config::{
     AuthMethod, ChannelBindingMode, Config, Host, RequireAuth, SslMode, SslNegotiation,
 };

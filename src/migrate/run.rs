@@ -1,0 +1,263 @@
+//! Applying migrations: [`Mapper::register_migrations`],
+//! [`Mapper::migrate`] and the dry run [`Mapper::migrate_plan`], over the
+//! pool's public API (one exclusive connection per bind).
+
+use std::time::{Duration, Instant};
+
+use super::{Migration, MigrationError, Migrations};
+use crate::pg::{Client, TransactionStatus};
+use crate::{Engine, Error, Mapper, Result};
+
+/// The key of the session advisory lock a run holds: "odm_migr" in ASCII.
+/// Advisory locks are per database, so it serializes runs on one database.
+pub const LOCK_KEY: i64 = 0x6f64_6d5f_6d69_6772;
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS odm_migrations (\
+     version BIGINT PRIMARY KEY, \
+     name TEXT NOT NULL, \
+     checksum BIGINT NOT NULL, \
+     applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), \
+     execution_ms BIGINT NOT NULL)";
+
+const READ_APPLIED: &str = "SELECT version, name, checksum FROM odm_migrations ORDER BY version";
+
+const RECORD: &str =
+    "INSERT INTO odm_migrations (version, name, checksum, execution_ms) VALUES ($1, $2, $3, $4)";
+
+/// A migration [`Mapper::migrate`] applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AppliedMigration {
+    /// The bind label it was applied on.
+    pub bind: String,
+    /// Its version.
+    pub version: i64,
+    /// Its name.
+    pub name: String,
+    /// How long its SQL took.
+    pub duration: Duration,
+}
+
+/// A migration not applied yet, as listed by [`Mapper::migrate_plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PendingMigration {
+    /// The bind label it would be applied on.
+    pub bind: String,
+    /// Its version.
+    pub version: i64,
+    /// Its name.
+    pub name: String,
+    /// Whether it would run inside a transaction.
+    pub transactional: bool,
+}
+
+/// What [`Mapper::migrate`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MigrationReport {
+    /// The migrations applied by this run, in order; empty when the
+    /// database was up to date.
+    pub applied: Vec<AppliedMigration>,
+}
+
+impl Mapper {
+    /// Registers the migrations of a bind ([`Migrations::on_bind`], default
+    /// `"default"`), replacing the set registered for that bind before. No
+    /// I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`MigrationError::UnknownBind`] when the mapper has no such bind.
+    pub fn register_migrations(&self, migrations: Migrations) -> Result<()> {
+        if self.engine(Some(migrations.bind())).is_none() {
+            let label = migrations.bind().to_owned();
+            return Err(MigrationError::UnknownBind { label }.into());
+        }
+        let mut sets = self.migration_sets().write();
+        sets.retain(|set| set.bind() != migrations.bind());
+        sets.push(migrations);
+        Ok(())
+    }
+
+    /// Applies the pending registered migrations, bind by bind in
+    /// registration order; see [`crate::migrate`] for the lock, the
+    /// transactions and what is refused. With nothing registered it does
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// The wrong-context error (`acquire in main greenlet: migrate ...`)
+    /// off a green worker; [`Error::Migration`] naming the version for an
+    /// edited or unknown applied migration (nothing applied) or a failed
+    /// one (it rolled back; earlier ones stay applied); pool and
+    /// connection errors.
+    pub fn migrate(&self) -> Result<MigrationReport> {
+        require_green("migrate")?;
+        let sets = self.migration_sets().read().clone();
+        let mut report = MigrationReport::default();
+        for set in &sets {
+            report.applied.extend(migrate_bind(engine_of(self, set)?, set)?);
+        }
+        Ok(report)
+    }
+
+    /// The dry run of [`Mapper::migrate`]: the migrations it would apply,
+    /// in order, without applying anything (nor creating `odm_migrations`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Mapper::migrate`], except for failures of migrations, which do
+    /// not run.
+    pub fn migrate_plan(&self) -> Result<Vec<PendingMigration>> {
+        require_green("migrate_plan")?;
+        let sets = self.migration_sets().read().clone();
+        let mut plan = Vec::new();
+        for set in &sets {
+            let conn = engine_of(self, set)?.pool().acquire()?;
+            let exists: bool = conn
+                .query_one("SELECT to_regclass('odm_migrations') IS NOT NULL", &[])?
+                .try_get(0)?;
+            let applied = if exists {
+                read_applied(&conn)?
+            } else {
+                Vec::new()
+            };
+            plan.extend(pending(set, &applied)?.map(|m| PendingMigration {
+                bind: set.bind().to_owned(),
+                version: m.version(),
+                name: m.name().to_owned(),
+                transactional: m.transactional(),
+            }));
+        }
+        Ok(plan)
+    }
+}
+
+fn require_green(operation: &'static str) -> Result<()> {
+    if may::coroutine::is_coroutine() {
+        Ok(())
+    } else {
+        Err(Error::wrong_context(operation))
+    }
+}
+
+fn engine_of<'m>(mp: &'m Mapper, set: &Migrations) -> Result<&'m Engine> {
+    mp.engine(Some(set.bind())).ok_or_else(|| {
+        let label = set.bind().to_owned();
+        MigrationError::UnknownBind { label }.into()
+    })
+}
+
+/// One bind's run: takes a connection, holds the advisory lock around
+/// [`apply_pending`], and gives the connection back only when the lock is
+/// released and no transaction is open (else closes it, which ends the
+/// server session and so the lock too).
+fn migrate_bind(engine: &Engine, set: &Migrations) -> Result<Vec<AppliedMigration>> {
+    let mut conn = engine.pool().acquire()?;
+    if let Err(e) = conn.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]) {
+        conn.discard();
+        return Err(e);
+    }
+    let outcome = apply_pending(&mut conn, set);
+    let unlocked = conn.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+    if unlocked.is_err() || conn.transaction_status() != TransactionStatus::Idle {
+        conn.discard();
+    }
+    outcome
+}
+
+/// Creates `odm_migrations` if missing, checks what is applied against
+/// `set`, and applies what is pending; the caller holds the lock.
+fn apply_pending(conn: &mut Client, set: &Migrations) -> Result<Vec<AppliedMigration>> {
+    conn.batch_execute(CREATE_TABLE)?;
+    let applied = read_applied(conn)?;
+    let mut done = Vec::new();
+    for m in pending(set, &applied)? {
+        let duration = apply_one(conn, m).map_err(|source| MigrationError::Failed {
+            version: m.version(),
+            name: m.name().to_owned(),
+            source: Box::new(source),
+        })?;
+        log::info!(
+            "applied migration {} ({}) on bind {} in {} ms",
+            m.version(),
+            m.name(),
+            set.bind(),
+            duration.as_millis()
+        );
+        done.push(AppliedMigration {
+            bind: set.bind().to_owned(),
+            version: m.version(),
+            name: m.name().to_owned(),
+            duration,
+        });
+    }
+    Ok(done)
+}
+
+/// Runs one migration and records it: both in one transaction, or, for a
+/// migration marked `-- odm:no-transaction`, one after the other.
+fn apply_one(conn: &mut Client, m: &Migration) -> Result<Duration> {
+    let checksum = m.checksum() as i64;
+    let millis = |took: Duration| i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
+    let started = Instant::now();
+    if m.transactional() {
+        let tx = conn.transaction()?;
+        tx.batch_execute(m.sql())?;
+        let took = started.elapsed();
+        let params = [&m.version() as _, &m.name() as _, &checksum as _, &millis(took) as _];
+        tx.execute(RECORD, &params)?;
+        tx.commit()?;
+        Ok(took)
+    } else {
+        conn.batch_execute(m.sql())?;
+        let took = started.elapsed();
+        let params = [&m.version() as _, &m.name() as _, &checksum as _, &millis(took) as _];
+        conn.execute(RECORD, &params)?;
+        Ok(took)
+    }
+}
+
+/// `(version, name, checksum)` of every applied migration, in order.
+fn read_applied(conn: &Client) -> Result<Vec<(i64, String, u64)>> {
+    conn.query(READ_APPLIED, &[])?
+        .iter()
+        .map(|row| {
+            let checksum: i64 = row.try_get(2)?;
+            Ok((row.try_get(0)?, row.try_get(1)?, checksum as u64))
+        })
+        .collect()
+}
+
+/// The migrations of `set` not in `applied`, after refusing an applied one
+/// whose text changed or that `set` does not hold.
+fn pending<'s>(
+    set: &'s Migrations,
+    applied: &[(i64, String, u64)],
+) -> Result<impl Iterator<Item = &'s Migration> + 's> {
+    for (version, name, checksum) in applied {
+        let known = set.list().iter().find(|m| m.version() == *version);
+        match known {
+            None => {
+                let (version, name) = (*version, name.clone());
+                return Err(MigrationError::UnknownApplied { version, name }.into());
+            }
+            Some(m) if m.checksum() != *checksum => {
+                return Err(MigrationError::ChecksumMismatch {
+                    version: *version,
+                    name: m.name().to_owned(),
+                    applied: *checksum,
+                    found: m.checksum(),
+                }
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
+    let versions: Vec<i64> = applied.iter().map(|(v, _, _)| *v).collect();
+    Ok(set
+        .list()
+        .iter()
+        .filter(move |m| !versions.contains(&m.version())))
+}
