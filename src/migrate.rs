@@ -129,8 +129,8 @@ impl Migration {
     ///
     /// [`MigrationError::FileName`] for any other name.
     pub fn from_file(file: &str, sql: impl Into<String>) -> Result<Migration> {
-        let (version, name) = parse_file_name(file)
-            .ok_or_else(|| MigrationError::FileName { file: file.into() })?;
+        let (version, name) =
+            parse_file_name(file).ok_or_else(|| MigrationError::FileName { file: file.into() })?;
         Ok(Migration::new(version, name, sql))
     }
 
@@ -225,9 +225,8 @@ impl Migrations {
     /// [`MigrationError::FileName`], and as [`Migrations::new`].
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Migrations> {
         let dir = dir.as_ref().to_owned();
-        let files = crate::pg::run_off_scheduler("odm-migrations-read", None, "", move || {
-            read_dir(&dir)
-        })??;
+        let files =
+            crate::pg::run_off_scheduler("odm-migrations-read", None, "", move || read_dir(&dir))??;
         Migrations::from_files(files.iter().map(|(f, s)| (f.as_str(), s.as_str())))
     }
 
@@ -360,7 +359,10 @@ mod tests {
         let err = Migrations::new(vec![m(1), m(2), m(2)]).unwrap_err();
         assert_eq!(err.to_string(), "migration version 2 is given twice");
         let err = Migrations::new(vec![m(0)]).unwrap_err();
-        assert_eq!(err.to_string(), "migration version 0 is not a positive number");
+        assert_eq!(
+            err.to_string(),
+            "migration version 0 is not a positive number"
+        );
         let err = Migrations::from_files([("V1_oops.sql", "")]).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -16,7 +16,10 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    POOL.submit(work).expect("submit").join().expect("green task")
+    POOL.submit(work)
+        .expect("submit")
+        .join()
+        .expect("green task")
 }
 
 const MIGRATIONS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/migrations");
@@ -172,7 +175,10 @@ fn a_failing_migration_rolls_back_only_itself_and_names_its_version() {
     let (_db, mp) = mapper_with(vec![create_table(1), failing, create_table(3)]);
     let err = migrate(&mp).unwrap_err();
     assert!(
-        matches!(migration_error(&err), MigrationError::Failed { version: 2, .. }),
+        matches!(
+            migration_error(&err),
+            MigrationError::Failed { version: 2, .. }
+        ),
         "{err:?}"
     );
     assert_eq!(err.code(), Some("22012"), "the SQLSTATE is kept");
@@ -182,8 +188,14 @@ fn a_failing_migration_rolls_back_only_itself_and_names_its_version() {
         "{err}"
     );
     assert!(relation_exists(&mp, "t1"), "the earlier one stays applied");
-    assert!(!relation_exists(&mp, "half_done"), "the failed one rolled back");
-    assert!(!relation_exists(&mp, "t3"), "the run stopped at the failure");
+    assert!(
+        !relation_exists(&mp, "half_done"),
+        "the failed one rolled back"
+    );
+    assert!(
+        !relation_exists(&mp, "t3"),
+        "the run stopped at the failure"
+    );
     let versions: Vec<i64> = recorded(&mp).iter().map(|r| r.0).collect();
     assert_eq!(versions, [1]);
 }
@@ -212,7 +224,11 @@ fn an_edited_applied_migration_is_refused_before_anything_runs() {
         move || mp.migrate_plan()
     })
     .unwrap_err();
-    assert_eq!(plan_err.to_string(), err.to_string(), "the dry run refuses too");
+    assert_eq!(
+        plan_err.to_string(),
+        err.to_string(),
+        "the dry run refuses too"
+    );
 }
 
 #[test]
@@ -248,7 +264,11 @@ fn two_mappers_migrating_one_database_at_once_apply_each_migration_exactly_once(
         applied.extend(report.applied.iter().map(|a| a.version));
     }
     applied.sort_unstable();
-    assert_eq!(applied, [1, 2, 3], "each migration applied by exactly one run");
+    assert_eq!(
+        applied,
+        [1, 2, 3],
+        "each migration applied by exactly one run"
+    );
     let mp = Mapper::new(&db.url()).unwrap();
     assert_eq!(recorded(&mp).len(), 3);
 }
@@ -297,8 +317,8 @@ fn a_migration_marked_no_transaction_can_create_an_index_concurrently() {
 fn migrations_can_target_another_bind() {
     let default_db = test_database().unwrap();
     let archive_db = test_database().unwrap();
-    let mp = Mapper::with_binds([("default", default_db.url()), ("archive", archive_db.url())])
-        .unwrap();
+    let mp =
+        Mapper::with_binds([("default", default_db.url()), ("archive", archive_db.url())]).unwrap();
     let set = Migrations::new(vec![create_table(1)]).unwrap();
     mp.register_migrations(set.clone().on_bind("archive"))
         .unwrap();
@@ -326,7 +346,10 @@ fn migrating_off_the_green_pool_is_refused_at_once() {
         .unwrap();
     for err in [mp.migrate().unwrap_err(), mp.migrate_plan().unwrap_err()] {
         assert!(err.is_wrong_context(), "{err:?}");
-        assert!(err.to_string().contains("acquire in main greenlet"), "{err}");
+        assert!(
+            err.to_string().contains("acquire in main greenlet"),
+            "{err}"
+        );
     }
 }
 

@@ -97,7 +97,9 @@ impl Mapper {
         let sets = self.migration_sets().read().clone();
         let mut report = MigrationReport::default();
         for set in &sets {
-            report.applied.extend(migrate_bind(engine_of(self, set)?, set)?);
+            report
+                .applied
+                .extend(migrate_bind(engine_of(self, set)?, set)?);
         }
         Ok(report)
     }
@@ -206,14 +208,24 @@ fn apply_one(conn: &mut Client, m: &Migration) -> Result<Duration> {
         let tx = conn.transaction()?;
         tx.batch_execute(m.sql())?;
         let took = started.elapsed();
-        let params = [&m.version() as _, &m.name() as _, &checksum as _, &millis(took) as _];
+        let params = [
+            &m.version() as _,
+            &m.name() as _,
+            &checksum as _,
+            &millis(took) as _,
+        ];
         tx.execute(RECORD, &params)?;
         tx.commit()?;
         Ok(took)
     } else {
         conn.batch_execute(m.sql())?;
         let took = started.elapsed();
-        let params = [&m.version() as _, &m.name() as _, &checksum as _, &millis(took) as _];
+        let params = [
+            &m.version() as _,
+            &m.name() as _,
+            &checksum as _,
+            &millis(took) as _,
+        ];
         conn.execute(RECORD, &params)?;
         Ok(took)
     }

@@ -61,12 +61,12 @@ pub(crate) use abort::AbortTracker;
 pub use cancel_token::CancelToken;
 pub use client::Client;
 pub(crate) use config::UrlParts;
-pub(crate) use off_scheduler::run_off_scheduler;
 pub use config::{
     AuthMethod, ChannelBindingMode, Config, Host, RequireAuth, SslMode, SslNegotiation,
 };
 pub use copy::{CopyInWriter, CopyOutReader};
 pub use notification::{Notification, Notifications};
+pub(crate) use off_scheduler::run_off_scheduler;
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};
 pub use row::{Row, RowIndex};
 pub use statement::{Column, Statement};
