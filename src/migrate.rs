@@ -43,6 +43,12 @@
 //!   then hold a single statement (several are sent as one implicit
 //!   transaction by PostgreSQL); it is recorded after it succeeds.
 //!
+//! A run uses one connection of the bind's pool, so call it outside a
+//! session that holds one (else [`Error::NestedAcquire`]); a
+//! `query_timeout` on the bind also bounds the wait for the lock and each
+//! migration. Run it at start-up, before serving: other processes' work
+//! is not paused while the schema changes.
+//!
 //! Before anything runs, the run is refused — nothing applied — when an
 //! applied migration's text changed ([`MigrationError::ChecksumMismatch`];
 //! write a new migration instead of editing an applied one) or when the
@@ -78,6 +84,7 @@
 //!
 //! [`Mapper::migrate`]: crate::Mapper::migrate
 //! [`Mapper::migrate_plan`]: crate::Mapper::migrate_plan
+//! [`Error::NestedAcquire`]: crate::Error::NestedAcquire
 
 mod error;
 mod run;

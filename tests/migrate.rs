@@ -140,7 +140,7 @@ fn migrations_from_a_folder_are_applied_in_order_and_recorded_with_their_checksu
 }
 
 #[test]
-fn embedded_migrations_are_the_folder_s_migrations() {
+fn embedded_migrations_are_the_folder_s_migrations_wherever_it_is_read() {
     let embedded = odm::embed_migrations!(
         "migrations",
         ["V2__add_order_note.sql", "V1__create_orders.sql"]
@@ -148,6 +148,9 @@ fn embedded_migrations_are_the_folder_s_migrations() {
     .unwrap();
     let read = Migrations::from_dir(MIGRATIONS_DIR).unwrap();
     assert_eq!(embedded.list(), read.list());
+    // on a green worker the folder is read on a helper thread
+    let read_on_green = green(|| Migrations::from_dir(MIGRATIONS_DIR)).unwrap();
+    assert_eq!(embedded.list(), read_on_green.list());
     assert_eq!(embedded.list()[0].name(), "create_orders");
 }
 
@@ -361,4 +364,17 @@ fn a_missing_migrations_folder_is_a_read_error_naming_it() {
             .starts_with("cannot read migrations from /nonexistent/migrations: "),
         "{err}"
     );
+}
+
+#[test]
+fn migrating_inside_a_session_that_holds_a_connection_is_a_nested_acquire() {
+    let (_db, mp) = mapper_with(vec![create_table(1)]);
+    let err = green(move || {
+        mp.begin(|s| {
+            s.execute("CREATE TABLE held (id int)", &[])?;
+            mp.migrate()
+        })
+    })
+    .unwrap_err();
+    assert!(matches!(err, Error::NestedAcquire), "{err:?}");
 }
