@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use super::{Migration, MigrationError, Migrations};
+use crate::mapper::check_context;
 use crate::pg::{Client, TransactionStatus};
-use crate::{Engine, Error, Mapper, Result};
+use crate::{Engine, Mapper, Result};
 
 /// The key of the session advisory lock a run holds: "odm_migr" in ASCII.
 /// Advisory locks are per database, so it serializes runs on one database.
@@ -88,12 +89,12 @@ impl Mapper {
     /// # Errors
     ///
     /// The wrong-context error (`acquire in main greenlet: migrate ...`)
-    /// off a green worker; [`Error::Migration`] naming the version for an
+    /// off a green worker; [`Error::Migration`](crate::Error::Migration) naming the version for an
     /// edited or unknown applied migration (nothing applied) or a failed
     /// one (it rolled back; earlier ones stay applied); pool and
     /// connection errors.
     pub fn migrate(&self) -> Result<MigrationReport> {
-        require_green("migrate")?;
+        check_context("migrate")?;
         let sets = self.migration_sets().read().clone();
         let mut report = MigrationReport::default();
         for set in &sets {
@@ -112,7 +113,7 @@ impl Mapper {
     /// As [`Mapper::migrate`], except for failures of migrations, which do
     /// not run.
     pub fn migrate_plan(&self) -> Result<Vec<PendingMigration>> {
-        require_green("migrate_plan")?;
+        check_context("migrate_plan")?;
         let sets = self.migration_sets().read().clone();
         let mut plan = Vec::new();
         for set in &sets {
@@ -133,14 +134,6 @@ impl Mapper {
             }));
         }
         Ok(plan)
-    }
-}
-
-fn require_green(operation: &'static str) -> Result<()> {
-    if may::coroutine::is_coroutine() {
-        Ok(())
-    } else {
-        Err(Error::wrong_context(operation))
     }
 }
 
