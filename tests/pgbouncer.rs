@@ -183,3 +183,19 @@ fn the_installed_pgbouncer_decides_whether_the_statement_cache_may_stay_on() {
         task.join().unwrap();
     }
 }
+
+#[test]
+fn a_dropped_pgbouncer_stops_listening_and_a_pool_of_zero_is_refused() {
+    let cluster = shared_cluster().unwrap();
+    let e = PgBouncer::start(cluster, 0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test server: a pgbouncer pool_size must be at least 1"
+    );
+    let mut bouncer = PgBouncer::start(cluster, 1).unwrap();
+    assert!(bouncer.is_running());
+    let port = bouncer.port();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    drop(bouncer);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}

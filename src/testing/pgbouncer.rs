@@ -36,16 +36,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many fresh ports are tried when another process takes the chosen one.
 const PORT_ATTEMPTS: usize = 8;
 
-/// Runs PgBouncer (`$1`: its program, `$2`: its configuration) and turns
-/// the watchdog's SIGINT into SIGTERM, PgBouncer's immediate shutdown (its
-/// SIGINT waits for every open transaction to finish).
-const LAUNCHER: &str = r#"
-"$1" "$2" &
-pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null' INT TERM HUP
-while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
-"#;
-
 /// A PgBouncer in front of a [`TempCluster`], in transaction pooling mode
 /// with `pool_size` server connections per database and user, listening on
 /// a free port of 127.0.0.1. Any database of the cluster is reachable
@@ -106,11 +96,9 @@ impl PgBouncer {
             )?;
             let log_path = scratch.path().join(format!("pgbouncer-{attempt}.log"));
             let exited_marker = scratch.path().join(format!("pgbouncer-{attempt}.exited"));
+            // The watchdog stops it with SIGINT: PgBouncer's safe shutdown,
+            // which lets transactions in flight finish first.
             let command = vec![
-                "sh".to_string(),
-                "-c".to_string(),
-                LAUNCHER.to_string(),
-                "odm-pgbouncer".to_string(),
                 program.to_string_lossy().into_owned(),
                 config.to_string_lossy().into_owned(),
             ];
