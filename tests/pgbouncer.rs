@@ -82,6 +82,10 @@ fn a_thousand_green_tasks_through_four_server_connections_keep_every_acknowledge
         report.acknowledged()
     );
     let most = most.load(Ordering::Relaxed);
+    eprintln!(
+        "{} acknowledged inserts from 1000 tasks, at most {most} server connections",
+        report.acknowledged()
+    );
     assert!(
         (1..=SERVER_CONNECTIONS as i64).contains(&most),
         "{most} server connections"
