@@ -16,7 +16,10 @@ fn the_scenarios_run_through_pgbouncer_in_transaction_mode() {
     assert!(orm_common::through_pgbouncer());
     let (db, mp) = orm_common::mapper_with_models();
     let url = orm_common::database_url(&db);
-    assert!(url.contains(&format!(":{}/", orm_common::bouncer().port())), "{url}");
+    assert!(
+        url.contains(&format!(":{}/", orm_common::bouncer().port())),
+        "{url}"
+    );
     assert!(url.contains("statement_cache=false"), "{url}");
     let config = odm::pg::Config::parse(&url).unwrap();
     // The mapper's port is PgBouncer's, and what answers behind it is the
@@ -27,7 +30,13 @@ fn the_scenarios_run_through_pgbouncer_in_transaction_mode() {
         Ok::<_, odm::Error>(row.get(0))
     })
     .unwrap();
-    assert_eq!(served, i32::from(odm::testing::shared_cluster().unwrap().port()));
-    assert_ne!(orm_common::bouncer().port(), odm::testing::shared_cluster().unwrap().port());
+    assert_eq!(
+        served,
+        i32::from(odm::testing::shared_cluster().unwrap().port())
+    );
+    assert_ne!(
+        orm_common::bouncer().port(),
+        odm::testing::shared_cluster().unwrap().port()
+    );
     drop(mp);
 }

@@ -22,8 +22,11 @@ use odm::{Error, Pool};
 const SERVER_CONNECTIONS: usize = 4;
 
 static BOUNCER: LazyLock<PgBouncer> = LazyLock::new(|| {
-    PgBouncer::start(shared_cluster().expect("the test cluster"), SERVER_CONNECTIONS)
-        .expect("pgbouncer starts")
+    PgBouncer::start(
+        shared_cluster().expect("the test cluster"),
+        SERVER_CONNECTIONS,
+    )
+    .expect("pgbouncer starts")
 });
 
 /// A fresh database on the cluster behind the bouncer.

@@ -65,7 +65,11 @@ fn a_standby_promoted_after_the_primary_stops_accepts_writes_and_keeps_the_prima
     pair.promote().unwrap();
     assert!(!pair.standby().is_in_recovery().unwrap());
     assert_eq!(execute(&standby, "INSERT INTO t VALUES (2)").unwrap(), 1);
-    let ids: String = one(&standby, "SELECT string_agg(id::text, ',' ORDER BY id) FROM t").unwrap();
+    let ids: String = one(
+        &standby,
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM t",
+    )
+    .unwrap();
     assert_eq!(ids, "1,2");
 }
 

@@ -395,8 +395,14 @@ pub(crate) fn postgres_command(
         "huge_pages=off".to_string(),
     ];
     settings.extend(match wal {
-        Wal::Minimal => ["wal_level=minimal".to_string(), "max_wal_senders=0".to_string()],
-        Wal::Replica => ["wal_level=replica".to_string(), "max_wal_senders=4".to_string()],
+        Wal::Minimal => [
+            "wal_level=minimal".to_string(),
+            "max_wal_senders=0".to_string(),
+        ],
+        Wal::Replica => [
+            "wal_level=replica".to_string(),
+            "max_wal_senders=4".to_string(),
+        ],
     });
     if transport == Transport::Tls {
         // Relative paths are taken from the data directory.

@@ -118,10 +118,24 @@ pub(crate) fn run(
 /// The rows `query` answers over a connection to `target`, one line each,
 /// columns separated by `|` (`psql -At`). The query goes to `psql`'s
 /// standard input. `what` names the work in the error message.
-pub(crate) fn query(psql: &Path, target: &Target, query: &str, what: &str) -> Result<String, Error> {
+pub(crate) fn query(
+    psql: &Path,
+    target: &Target,
+    query: &str,
+    what: &str,
+) -> Result<String, Error> {
     let mut command = Command::new(psql);
     command
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &target.conninfo])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &target.conninfo,
+        ])
         .env("PGCONNECT_TIMEOUT", "30")
         .env_remove("PGSERVICE")
         .env_remove("PGOPTIONS")

@@ -234,7 +234,12 @@ impl Standby {
     /// The trimmed answer of `sql` over the unix socket, as the superuser.
     fn query(&self, sql: &str, what: &str) -> Result<String, Error> {
         let target = psql::socket_target(&self.socket_dir, self.port, SUPERUSER, "postgres");
-        let answer = psql::query(&psql::psql_program(Some(&self.bin_dir))?, &target, sql, what)?;
+        let answer = psql::query(
+            &psql::psql_program(Some(&self.bin_dir))?,
+            &target,
+            sql,
+            what,
+        )?;
         Ok(answer.trim().to_string())
     }
 }
