@@ -48,7 +48,8 @@ fn a_standby_is_in_recovery_and_sees_a_row_written_on_the_primary_but_refuses_wr
 }
 
 #[test]
-fn a_standby_promoted_after_the_primary_stops_accepts_writes_and_keeps_the_primarys_rows() {
+fn a_standby_promoted_after_the_primary_stops_accepts_writes_keeps_the_primarys_rows_and_is_removed_on_drop(
+) {
     let mut pair = ReplicatedCluster::start().unwrap();
     let primary = pair.primary().unwrap().url();
     let standby = pair.standby().url();
@@ -71,6 +72,11 @@ fn a_standby_promoted_after_the_primary_stops_accepts_writes_and_keeps_the_prima
     )
     .unwrap();
     assert_eq!(ids, "1,2");
+
+    let data_dir = pair.standby().data_dir().to_path_buf();
+    assert!(data_dir.exists());
+    drop(pair);
+    assert!(!data_dir.exists(), "{}", data_dir.display());
 }
 
 #[test]
