@@ -203,7 +203,7 @@ fn the_installed_pgbouncer_decides_whether_the_statement_cache_may_stay_on() {
 }
 
 #[test]
-fn a_dropped_pgbouncer_stops_listening_and_a_pool_of_zero_is_refused() {
+fn a_pgbouncer_dropped_while_a_transaction_is_open_stops_at_once_and_a_pool_of_zero_is_refused() {
     let cluster = shared_cluster().unwrap();
     let e = PgBouncer::start(cluster, 0).unwrap_err();
     assert_eq!(
@@ -213,7 +213,27 @@ fn a_dropped_pgbouncer_stops_listening_and_a_pool_of_zero_is_refused() {
     let mut bouncer = PgBouncer::start(cluster, 1).unwrap();
     assert!(bouncer.is_running());
     let port = bouncer.port();
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // A client holds a transaction open through it.
+    let config = Config::parse(&bouncer.url()).unwrap();
+    let (opened_tx, opened) = std::sync::mpsc::channel();
+    let (release_tx, release) = may::sync::mpsc::channel::<()>();
+    let client = spawn(move || {
+        let mut client = Client::connect(&config).unwrap();
+        let tx = client.transaction().unwrap();
+        tx.execute("SELECT 1", &[]).unwrap();
+        opened_tx.send(()).unwrap();
+        let _ = release.recv();
+        // The bouncer is gone: the transaction cannot commit.
+        tx.commit().unwrap_err();
+    });
+    opened.recv().unwrap();
+    let started = std::time::Instant::now();
     drop(bouncer);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped within 10 s"
+    );
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    release_tx.send(()).unwrap();
+    client.join().unwrap();
 }

@@ -60,6 +60,8 @@ pub struct PgBouncer {
     port: u16,
     pool_size: usize,
     version: String,
+    /// Where the running PgBouncer wrote its process id.
+    pid_file: PathBuf,
 }
 
 impl PgBouncer {
@@ -85,19 +87,28 @@ impl PgBouncer {
         write_private(&auth_file, &auth_file_for(cluster)?, run_as)?;
 
         let mut failed_attempts = Vec::new();
-        let (process, port) = loop {
+        let (process, port, attempt) = loop {
             let attempt = failed_attempts.len() + 1;
             let port = free_port()?;
             let config = scratch.path().join(format!("pgbouncer-{attempt}.ini"));
             write_private(
                 &config,
-                &config_text(cluster.port(), port, pool_size, &auth_file, &version),
+                &config_text(
+                    cluster.port(),
+                    port,
+                    pool_size,
+                    &auth_file,
+                    &scratch.path().join(format!("pgbouncer-{attempt}.pid")),
+                    &version,
+                ),
                 run_as,
             )?;
             let log_path = scratch.path().join(format!("pgbouncer-{attempt}.log"));
             let exited_marker = scratch.path().join(format!("pgbouncer-{attempt}.exited"));
-            // The watchdog stops it with SIGINT: PgBouncer's safe shutdown,
-            // which lets transactions in flight finish first.
+            // Dropped, it is stopped with SIGTERM (immediate shutdown, see
+            // `Drop`); should the process die, its watchdog stops it with
+            // SIGINT, PgBouncer's safe shutdown, which the gone clients
+            // cannot hold up.
             let command = vec![
                 program.to_string_lossy().into_owned(),
                 config.to_string_lossy().into_owned(),
@@ -112,7 +123,7 @@ impl PgBouncer {
             )
             .map_err(|e| Error::TestServer(format!("cannot start the pgbouncer watchdog: {e}")))?;
             match wait_listening(&mut process, &log_path, port) {
-                Ok(()) => break (process, port),
+                Ok(()) => break (process, port, attempt),
                 Err(tail) if attempt < PORT_ATTEMPTS && tail.contains("in use") => {
                     failed_attempts.push(process);
                 }
@@ -124,6 +135,7 @@ impl PgBouncer {
             }
         };
         Ok(PgBouncer {
+            pid_file: scratch.path().join(format!("pgbouncer-{attempt}.pid")),
             process,
             _failed_attempts: failed_attempts,
             scratch,
@@ -190,6 +202,24 @@ impl PgBouncer {
             .unwrap_or_default();
         logs.sort();
         logs.last().map(|p| tail_of(p)).unwrap_or_default()
+    }
+}
+
+impl Drop for PgBouncer {
+    /// Stops PgBouncer at once (SIGTERM), even with client transactions in
+    /// flight; the watchdog then removes the directory.
+    fn drop(&mut self) {
+        if !self.process.has_exited() {
+            let pid = std::fs::read_to_string(&self.pid_file).unwrap_or_default();
+            if let Ok(pid) = pid.trim().parse::<u32>() {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
     }
 }
 
@@ -271,6 +301,7 @@ fn config_text(
     port: u16,
     pool_size: usize,
     auth_file: &Path,
+    pid_file: &Path,
     version: &str,
 ) -> String {
     let mut text = format!(
@@ -292,8 +323,10 @@ fn config_text(
          max_client_conn = 2000\n\
          ignore_startup_parameters = extra_float_digits\n\
          admin_users = {SUPERUSER}\n\
-         server_login_retry = 1\n",
-        auth_file.display()
+         server_login_retry = 1\n\
+         pidfile = {}\n",
+        auth_file.display(),
+        pid_file.display()
     );
     if version_at_least(version, PREPARED_STATEMENTS_SINCE) {
         text.push_str("max_prepared_statements = 200\n");
