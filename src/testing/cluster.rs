@@ -34,7 +34,8 @@ const LOG_TAIL_LINES: usize = 20;
 /// socket; md5, cleartext password or SCRAM over TCP depending on the role.
 const PG_HBA: &str = "\
 # written by odm::testing::TempCluster
-local all all                  trust
+local all         all          trust
+local replication all          trust
 host  all odm_md5   127.0.0.1/32 md5
 host  all odm_clear 127.0.0.1/32 password
 host  all all       127.0.0.1/32 scram-sha-256
@@ -89,9 +90,19 @@ pub struct TempCluster {
     tls: Option<TlsFiles>,
 }
 
+/// Whether a cluster keeps the WAL a streaming standby needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wal {
+    /// `wal_level=minimal`, no WAL senders: fastest, no standby possible.
+    Minimal,
+    /// `wal_level=replica` with WAL senders: `pg_basebackup` and standbys
+    /// can stream from it.
+    Replica,
+}
+
 /// Whether a cluster is started with TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Transport {
+pub(crate) enum Transport {
     /// `ssl=off`: plaintext only.
     Plain,
     /// `ssl=on` with throwaway certificates, and the TLS roles.
@@ -108,7 +119,20 @@ impl TempCluster {
 
     /// Starts a new cluster from the server binaries in `bin_dir`.
     pub fn start_with_bin_dir(bin_dir: &Path) -> Result<TempCluster, Error> {
-        TempCluster::start_with_ports(bin_dir, Transport::Plain, free_port)
+        TempCluster::start_with_ports(bin_dir, Transport::Plain, Wal::Minimal, free_port)
+    }
+
+    /// Starts a new cluster a streaming standby can be made of
+    /// ([`Standby::start_from`](super::Standby::start_from)): as
+    /// [`TempCluster::start`], with `wal_level=replica`, WAL senders and
+    /// replication connections trusted over the unix socket.
+    pub fn start_primary() -> Result<TempCluster, Error> {
+        TempCluster::start_with_ports(
+            &find_server_bin_dir()?,
+            Transport::Plain,
+            Wal::Replica,
+            free_port,
+        )
     }
 
     /// Starts a new cluster with TLS on (`ssl=on`), from the binaries found
@@ -130,7 +154,7 @@ impl TempCluster {
     /// Starts a new cluster with TLS on, as [`TempCluster::start_tls`] does,
     /// from the server binaries in `bin_dir`.
     pub fn start_tls_with_bin_dir(bin_dir: &Path) -> Result<TempCluster, Error> {
-        TempCluster::start_with_ports(bin_dir, Transport::Tls, free_port)
+        TempCluster::start_with_ports(bin_dir, Transport::Tls, Wal::Minimal, free_port)
     }
 
     /// Starts a new cluster on the first port from `next_port` that the
@@ -138,6 +162,7 @@ impl TempCluster {
     fn start_with_ports(
         bin_dir: &Path,
         transport: Transport,
+        wal: Wal,
         mut next_port: impl FnMut() -> Result<u16, Error>,
     ) -> Result<TempCluster, Error> {
         let run_as = RunAs::for_server()?;
@@ -162,7 +187,7 @@ impl TempCluster {
             let log_path = scratch.path().join(format!("postgres-{attempt}.log"));
             let log = open_log(&log_path)?;
             let exited_marker = scratch.path().join(format!("postgres-{attempt}.exited"));
-            let command = postgres_command(bin_dir, &data_dir, &socket_dir, port, transport);
+            let command = postgres_command(bin_dir, &data_dir, &socket_dir, port, transport, wal);
             let mut server = ServerProcess::spawn(
                 &command,
                 scratch.path(),
@@ -342,13 +367,15 @@ impl TempCluster {
 
 /// The `postgres` command line: TCP on 127.0.0.1:`port` only, the socket in
 /// `socket_dir`, durability off for speed; with `Transport::Tls`, TLS on with
-/// the certificate files in the data directory.
-fn postgres_command(
+/// the certificate files in the data directory; with `Wal::Replica`, the WAL
+/// and senders a standby streams from (a standby runs with these too).
+pub(crate) fn postgres_command(
     bin_dir: &Path,
     data_dir: &Path,
     socket_dir: &Path,
     port: u16,
     transport: Transport,
+    wal: Wal,
 ) -> Vec<String> {
     let mut command = vec![
         bin_dir.join("postgres").to_string_lossy().into_owned(),
@@ -365,10 +392,18 @@ fn postgres_command(
         "fsync=off".to_string(),
         "synchronous_commit=off".to_string(),
         "full_page_writes=off".to_string(),
-        "wal_level=minimal".to_string(),
-        "max_wal_senders=0".to_string(),
         "huge_pages=off".to_string(),
     ];
+    settings.extend(match wal {
+        Wal::Minimal => [
+            "wal_level=minimal".to_string(),
+            "max_wal_senders=0".to_string(),
+        ],
+        Wal::Replica => [
+            "wal_level=replica".to_string(),
+            "max_wal_senders=4".to_string(),
+        ],
+    });
     if transport == Transport::Tls {
         // Relative paths are taken from the data directory.
         settings.extend([
@@ -386,14 +421,14 @@ fn postgres_command(
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> Result<u16, Error> {
+pub(crate) fn free_port() -> Result<u16, Error> {
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .map_err(|e| Error::TestServer(format!("cannot find a free tcp port on 127.0.0.1: {e}")))
 }
 
-fn open_log(path: &Path) -> Result<File, Error> {
+pub(crate) fn open_log(path: &Path) -> Result<File, Error> {
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -444,7 +479,7 @@ fn wait_ready(server: &mut ServerProcess, log_path: &Path) -> Result<(), StartFa
 }
 
 /// The last [`LOG_TAIL_LINES`] lines of the file at `path`.
-fn tail_of(path: &Path) -> String {
+pub(crate) fn tail_of(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
@@ -462,6 +497,7 @@ mod tests {
         let cluster = TempCluster::start_with_ports(
             &find_server_bin_dir().unwrap(),
             Transport::Plain,
+            Wal::Minimal,
             || {
                 let port = if offered.is_empty() {
                     taken_port
@@ -489,6 +525,7 @@ mod tests {
         let err = TempCluster::start_with_ports(
             &find_server_bin_dir().unwrap(),
             Transport::Plain,
+            Wal::Minimal,
             || {
                 asked += 1;
                 Ok(taken_port)

@@ -3,6 +3,9 @@
 //! faults to test against them: [`FaultProxy`] (forward, black-hole, delay,
 //! truncate, reset, refuse), [`SilentListener`] (accepts and never answers)
 //! and [`InsertSoak`] (are all acknowledged writes present afterwards?).
+//! The deployments past one server: a [`PgBouncer`] in transaction mode in
+//! front of a cluster, and a primary with a streaming [`Standby`]
+//! ([`ReplicatedCluster`]).
 //!
 //! Tests and examples need a real server and no setup. When the environment
 //! variable `DATABASE_URL` is set, [`test_database`] uses that server;
@@ -28,11 +31,13 @@ mod cluster;
 mod database;
 mod fault_link;
 mod fault_proxy;
+mod pgbouncer;
 mod psql;
 mod scratch;
 mod server_process;
 mod silent_listener;
 mod soak;
+mod standby;
 mod template;
 mod tls_files;
 mod url;
@@ -43,8 +48,10 @@ pub use binaries::{find_server_bin_dir, find_server_bin_dir_in, VERSIONED_ROOT};
 pub use cluster::TempCluster;
 pub use database::TestDatabase;
 pub use fault_proxy::{Direction, FaultProxy};
+pub use pgbouncer::PgBouncer;
 pub use silent_listener::SilentListener;
 pub use soak::{InsertSoak, SoakReport, WritePath};
+pub use standby::{ReplicatedCluster, Standby};
 pub use tls_files::{TlsFiles, TLS_SERVER_NAME};
 
 use crate::Error;

@@ -115,6 +115,55 @@ pub(crate) fn run(
     )))
 }
 
+/// The rows `query` answers over a connection to `target`, one line each,
+/// columns separated by `|` (`psql -At`). The query goes to `psql`'s
+/// standard input. `what` names the work in the error message.
+pub(crate) fn query(
+    psql: &Path,
+    target: &Target,
+    query: &str,
+    what: &str,
+) -> Result<String, Error> {
+    let mut command = Command::new(psql);
+    command
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &target.conninfo,
+        ])
+        .env("PGCONNECT_TIMEOUT", "30")
+        .env_remove("PGSERVICE")
+        .env_remove("PGOPTIONS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(password) = &target.password {
+        command.env("PGPASSWORD", password);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| Error::TestServer(format!("cannot run {}: {e}", psql.display())))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(format!("{query};\n").as_bytes());
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| Error::TestServer(format!("cannot run {}: {e}", psql.display())))?;
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    Err(Error::TestServer(format!(
+        "{what} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    )))
+}
+
 /// `name` as a double-quoted SQL identifier.
 pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use chrono::NaiveDateTime;
 use green::GreenPool;
-use odm::testing::{shared_tls_cluster, TestDatabase};
+use odm::testing::{shared_cluster, shared_tls_cluster, PgBouncer, TestDatabase};
 use odm::Mapper;
 use uuid::Uuid;
 
@@ -110,20 +110,46 @@ pub fn over_tls() -> bool {
     module_path!().starts_with("orm_over_tls::")
 }
 
+/// Whether these helpers serve the scenarios run through PgBouncer:
+/// `tests/orm_over_pgbouncer.rs` compiles `tests/orm.rs` a third time.
+pub fn through_pgbouncer() -> bool {
+    module_path!().starts_with("orm_over_pgbouncer::")
+}
+
+/// The PgBouncer (transaction mode, 4 server connections per database) in
+/// front of the shared test cluster, started on first use.
+pub fn bouncer() -> &'static PgBouncer {
+    static BOUNCER: LazyLock<PgBouncer> = LazyLock::new(|| {
+        PgBouncer::start(shared_cluster().expect("the test cluster"), 4).expect("pgbouncer")
+    });
+    &BOUNCER
+}
+
 /// A fresh database: on the TLS test cluster when [`over_tls`] (where
-/// the default `sslmode=prefer` encrypts every connection), else
+/// the default `sslmode=prefer` encrypts every connection), on the cluster
+/// behind [`bouncer`] when [`through_pgbouncer`], else
 /// [`odm::testing::test_database`].
 pub fn test_database() -> Result<TestDatabase, odm::Error> {
     if over_tls() {
         TestDatabase::create_on(shared_tls_cluster()?)
+    } else if through_pgbouncer() {
+        TestDatabase::create_on(shared_cluster()?)
     } else {
         odm::testing::test_database()
     }
 }
 
 /// `db`'s URL; over TLS with `sslmode=verify-full` against the cluster's
-/// certificate authority and its host name `localhost`.
+/// certificate authority and its host name `localhost`; through
+/// PgBouncer with `statement_cache=false`.
 pub fn database_url(db: &TestDatabase) -> String {
+    if through_pgbouncer() {
+        return bouncer().url_for(
+            odm::testing::SUPERUSER,
+            odm::testing::SUPERUSER_PASSWORD,
+            db.name(),
+        );
+    }
     if !over_tls() {
         return db.url();
     }
