@@ -184,7 +184,7 @@ impl Connection {
             // their details; any other fatal error (logged when it came)
             // becomes a plain `Closed`, so `is_closed()` always holds.
             Some(CloseReason::Fatal(e))
-                if matches!(e.code.as_str(), "57P01" | "57P02" | "57P03") =>
+                if e.is_session_ending() =>
             {
                 Error::Db(e.clone())
             }

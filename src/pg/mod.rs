@@ -39,6 +39,7 @@ mod config;
 mod connect;
 mod connection;
 mod copy;
+mod db_error;
 mod notification;
 mod off_scheduler;
 mod query;
@@ -55,6 +56,7 @@ mod tls;
 mod tls_end_point;
 #[cfg(feature = "tls")]
 mod tls_halves;
+mod tls_failure;
 mod transaction;
 
 pub(crate) use abort::AbortTracker;
@@ -65,10 +67,12 @@ pub use config::{
     AuthMethod, ChannelBindingMode, Config, Host, RequireAuth, SslMode, SslNegotiation,
 };
 pub use copy::{CopyInWriter, CopyOutReader};
+pub use db_error::DbError;
 pub use notification::{Notification, Notifications};
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};
 pub use row::{Row, RowIndex};
 pub use statement::{Column, Statement};
+pub use tls_failure::TlsFailure;
 pub use transaction::{Transaction, TransactionStatus};
 
 /// A query parameter: any value that can be encoded for PostgreSQL.
