@@ -531,7 +531,9 @@ mod tests {
         assert!(!refused.is_closed());
         assert!(Error::Db(db(sqlstate::INVALID_PASSWORD)).is_connection_error());
         assert!(Error::Db(db(sqlstate::TOO_MANY_CONNECTIONS)).is_connection_error());
-        assert!(Error::Io(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).is_connection_error());
+        assert!(
+            Error::Io(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).is_connection_error()
+        );
         assert!(!Error::Db(db(sqlstate::UNIQUE_VIOLATION)).is_connection_error());
         assert!(!Error::NestedAcquire.is_connection_error());
     }

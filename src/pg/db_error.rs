@@ -130,14 +130,22 @@ mod tests {
         }
     }
 
+    type Predicate = fn(&DbError) -> bool;
+
     #[test]
     fn each_predicate_answers_its_own_code_only() {
-        let predicates: [(&str, fn(&DbError) -> bool); 7] = [
+        let predicates: [(&str, Predicate); 7] = [
             (sqlstate::UNIQUE_VIOLATION, DbError::is_unique_violation),
-            (sqlstate::FOREIGN_KEY_VIOLATION, DbError::is_foreign_key_violation),
+            (
+                sqlstate::FOREIGN_KEY_VIOLATION,
+                DbError::is_foreign_key_violation,
+            ),
             (sqlstate::NOT_NULL_VIOLATION, DbError::is_not_null_violation),
             (sqlstate::CHECK_VIOLATION, DbError::is_check_violation),
-            (sqlstate::SERIALIZATION_FAILURE, DbError::is_serialization_failure),
+            (
+                sqlstate::SERIALIZATION_FAILURE,
+                DbError::is_serialization_failure,
+            ),
             (sqlstate::DEADLOCK_DETECTED, DbError::is_deadlock),
             (sqlstate::QUERY_CANCELED, DbError::is_query_canceled),
         ];

@@ -54,9 +54,9 @@ mod statement_cache;
 mod tls;
 #[cfg(feature = "tls")]
 mod tls_end_point;
+mod tls_failure;
 #[cfg(feature = "tls")]
 mod tls_halves;
-mod tls_failure;
 mod transaction;
 
 pub(crate) use abort::AbortTracker;

@@ -269,11 +269,22 @@ mod tests {
     fn errors_are_classified_by_what_they_say_about_the_server() {
         assert_eq!(classify(&refused()).0, Failure::Unavailable);
         assert_eq!(classify(&Error::Closed).0, Failure::Unavailable);
-        for code in [sqlstate::CANNOT_CONNECT_NOW, sqlstate::TOO_MANY_CONNECTIONS, sqlstate::OUT_OF_MEMORY, sqlstate::ADMIN_SHUTDOWN] {
+        for code in [
+            sqlstate::CANNOT_CONNECT_NOW,
+            sqlstate::TOO_MANY_CONNECTIONS,
+            sqlstate::OUT_OF_MEMORY,
+            sqlstate::ADMIN_SHUTDOWN,
+        ] {
             assert_eq!(classify(&server(code)).0, Failure::Transient, "{code}");
         }
-        assert_eq!(classify(&server(sqlstate::INVALID_PASSWORD)).0, Failure::Rejected);
-        assert_eq!(classify(&server(sqlstate::INVALID_CATALOG_NAME)).0, Failure::Rejected);
+        assert_eq!(
+            classify(&server(sqlstate::INVALID_PASSWORD)).0,
+            Failure::Rejected
+        );
+        assert_eq!(
+            classify(&server(sqlstate::INVALID_CATALOG_NAME)).0,
+            Failure::Rejected
+        );
         assert_eq!(classify(&Error::TlsUnsupported).0, Failure::Rejected);
     }
 
