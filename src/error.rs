@@ -1,14 +1,33 @@
-//! The one error type of the `odm` crate, shared by the driver, the pool and
-//! the mapper.
+//! The one caller-facing error type of the `odm` crate, [`Error`], shared by
+//! the driver, the pool and the mapper.
 //!
 //! Every variant is something a caller can act on; the predicates
-//! ([`Error::code`], [`Error::is_closed`], [`Error::is_pool_timeout`],
-//! [`Error::is_wrong_context`]) answer the common questions without a
-//! `match`. Messages are lower-case, one clause, and never contain a password.
+//! ([`Error::code`], [`Error::is_unique_violation`], [`Error::is_retryable`],
+//! [`Error::is_closed`], [`Error::is_timeout`], ...) answer the common
+//! questions without a `match`, and [`crate::sqlstate`] names the codes.
+//! Messages are lower-case, one clause, and never contain a password.
+//!
+//! Each layer raises its own variants; the types they carry live with the
+//! layer ([`DbError`] in `pg/db_error.rs`, [`TlsFailure`] in
+//! `pg/tls_failure.rs`, [`green::GreenError`] in the `green` crate):
+//!
+//! | layer | variants |
+//! |---|---|
+//! | any entry point off a green worker | `WrongContext` |
+//! | `pg` configuration (URL parsing) | `Config` |
+//! | `pg` connecting | `Connect`, `Auth`, `AuthMethodRefused`, `ChannelBindingRequired`, `Tls`, `TlsUnsupported` |
+//! | `pg` connection and requests | `Io`, `Closed`, `Protocol`, `Db`, `QueryTimeout`, `CopyNotAllowed`, `ParameterCount`, `ToSql`, `FromSql`, `ColumnNotFound`, `RowCount` |
+//! | `pg` transactions (and the session's) | `RolledBack`, `TransactionAborted` |
+//! | `pool` | `PoolTimeout`, `PoolClosed`, `NestedAcquire`, `NotShareable` |
+//! | `green` runtime | `Green` |
+//! | ORM (mapper, session, query, types) | `Mapper`, `InvalidChoice` |
+//! | `testing` | `TestServer` |
 
 use std::error::Error as StdError;
-use std::fmt;
 use std::time::Duration;
+
+use crate::pg::{DbError, TlsFailure};
+use crate::sqlstate;
 
 /// A boxed error from a value conversion (`ToSql` / `FromSql`).
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -124,7 +143,8 @@ pub enum Error {
     /// statement of the same transaction failed: PostgreSQL ignores every
     /// command of an aborted transaction (SQLSTATE 25P02) until it is rolled
     /// back, whole or to a savepoint. `cause` is that first failure, which
-    /// the server's own 25P02 does not name. [`Error::code`] is `"25P02"`,
+    /// the server's own 25P02 does not name. [`Error::code`] is
+    /// [`sqlstate::IN_FAILED_SQL_TRANSACTION`],
     /// as the server would have answered; [`Error::is_retryable`] follows
     /// the cause.
     #[error("the transaction is aborted, statement not sent{}", aborted_cause(.cause))]
@@ -254,12 +274,15 @@ impl Error {
         Error::WrongContext { operation }
     }
 
-    /// The five-character SQLSTATE of a database error, e.g. `"23505"`
-    /// (`"25P02"` for [`Error::TransactionAborted`]).
+    /// The five-character SQLSTATE of a database error, e.g.
+    /// [`sqlstate::UNIQUE_VIOLATION`]: for [`Error::Db`] the server's, for
+    /// [`Error::RolledBack`] its cause's, for [`Error::TransactionAborted`]
+    /// [`sqlstate::IN_FAILED_SQL_TRANSACTION`] (what the server would have
+    /// answered). `None` for errors the server did not report.
     pub fn code(&self) -> Option<&str> {
         match self {
-            Error::TransactionAborted { .. } => Some("25P02"),
-            _ => self.as_db_error().map(|e| e.code.as_str()),
+            Error::TransactionAborted { .. } => Some(sqlstate::IN_FAILED_SQL_TRANSACTION),
+            _ => self.as_db_error().map(DbError::code),
         }
     }
 
@@ -272,6 +295,70 @@ impl Error {
             Error::Migration(e) => e.as_db_error(),
             _ => None,
         }
+    }
+
+    /// The SQLSTATE of what doomed the transaction: [`Error::code`], except
+    /// that for [`Error::TransactionAborted`] it is its cause's.
+    fn transaction_code(&self) -> Option<&str> {
+        match self {
+            Error::TransactionAborted { cause } => cause.as_deref().map(DbError::code),
+            _ => self.code(),
+        }
+    }
+
+    /// True for a duplicate key ([`sqlstate::UNIQUE_VIOLATION`]), also when
+    /// it was the cause of a [`Error::RolledBack`] (a deferred constraint).
+    pub fn is_unique_violation(&self) -> bool {
+        self.code() == Some(sqlstate::UNIQUE_VIOLATION)
+    }
+
+    /// True for a missing or still-referenced row
+    /// ([`sqlstate::FOREIGN_KEY_VIOLATION`]), also as a
+    /// [`Error::RolledBack`]'s cause.
+    pub fn is_foreign_key_violation(&self) -> bool {
+        self.code() == Some(sqlstate::FOREIGN_KEY_VIOLATION)
+    }
+
+    /// True for a `NULL` in a `NOT NULL` column
+    /// ([`sqlstate::NOT_NULL_VIOLATION`]).
+    pub fn is_not_null_violation(&self) -> bool {
+        self.code() == Some(sqlstate::NOT_NULL_VIOLATION)
+    }
+
+    /// True for a failed `CHECK` constraint ([`sqlstate::CHECK_VIOLATION`]).
+    pub fn is_check_violation(&self) -> bool {
+        self.code() == Some(sqlstate::CHECK_VIOLATION)
+    }
+
+    /// True for a serialization failure
+    /// ([`sqlstate::SERIALIZATION_FAILURE`]); for [`Error::RolledBack`] and
+    /// [`Error::TransactionAborted`], the cause's code decides.
+    pub fn is_serialization_failure(&self) -> bool {
+        self.transaction_code() == Some(sqlstate::SERIALIZATION_FAILURE)
+    }
+
+    /// True when the transaction was a deadlock's victim
+    /// ([`sqlstate::DEADLOCK_DETECTED`]); for [`Error::RolledBack`] and
+    /// [`Error::TransactionAborted`], the cause's code decides.
+    pub fn is_deadlock(&self) -> bool {
+        self.transaction_code() == Some(sqlstate::DEADLOCK_DETECTED)
+    }
+
+    /// True when retrying the whole transaction may succeed: a
+    /// serialization failure or a deadlock (see
+    /// [`Error::is_serialization_failure`], [`Error::is_deadlock`]). This is
+    /// what [`Mapper::begin_with_retry`](crate::Mapper::begin_with_retry)
+    /// retries.
+    pub fn is_retryable(&self) -> bool {
+        self.transaction_code().is_some_and(sqlstate::is_retryable)
+    }
+
+    /// True when a cancel request ([`crate::pg::CancelToken`]) or the
+    /// server's `statement_timeout` stopped the statement
+    /// ([`sqlstate::QUERY_CANCELED`]). odm's own `query_timeout` is
+    /// [`Error::QueryTimeout`] instead.
+    pub fn is_query_canceled(&self) -> bool {
+        self.code() == Some(sqlstate::QUERY_CANCELED)
     }
 
     /// True when a commit was answered with a rollback: nothing of the
@@ -291,35 +378,53 @@ impl Error {
         matches!(self, Error::QueryTimeout { .. })
     }
 
-    /// True when the connection this came from can no longer be used.
-    pub fn is_closed(&self) -> bool {
-        match self {
-            Error::Closed | Error::Io(_) | Error::Protocol(_) => true,
-            // admin_shutdown, crash_shutdown, cannot_connect_now
-            Error::Db(e) => matches!(e.code.as_str(), "57P01" | "57P02" | "57P03"),
-            _ => false,
-        }
-    }
-
     /// True when a pool acquire timed out.
     pub fn is_pool_timeout(&self) -> bool {
         matches!(self, Error::PoolTimeout { .. })
     }
 
+    /// True when odm gave up waiting: a pool acquire
+    /// ([`Error::PoolTimeout`]) or a request ([`Error::QueryTimeout`]). A
+    /// server-side `statement_timeout` is [`Error::is_query_canceled`].
+    pub fn is_timeout(&self) -> bool {
+        self.is_pool_timeout() || self.is_query_timeout()
+    }
+
+    /// True when the connection this came from can no longer be used: it
+    /// was closed, broke (I/O, protocol), or the server ended the session
+    /// ([`sqlstate::is_session_ending`]).
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Error::Closed | Error::Io(_) | Error::Protocol(_) => true,
+            Error::Db(e) => e.is_session_ending(),
+            _ => false,
+        }
+    }
+
+    /// True when there is no usable connection behind this error: the
+    /// connection broke ([`Error::is_closed`]) or could not be opened at
+    /// all (unreachable, refused, TLS or authentication failed, the server
+    /// refused the session: [`sqlstate::is_connection_refusal`],
+    /// [`sqlstate::is_transient_refusal`]). Pool, statement and mapper
+    /// errors are not connection errors.
+    pub fn is_connection_error(&self) -> bool {
+        match self {
+            Error::Connect { .. }
+            | Error::Auth(_)
+            | Error::AuthMethodRefused { .. }
+            | Error::ChannelBindingRequired { .. }
+            | Error::Tls { .. }
+            | Error::TlsUnsupported => true,
+            Error::Db(e) => {
+                sqlstate::is_connection_refusal(&e.code) || sqlstate::is_transient_refusal(&e.code)
+            }
+            _ => self.is_closed(),
+        }
+    }
+
     /// True when database work was attempted off a green worker.
     pub fn is_wrong_context(&self) -> bool {
         matches!(self, Error::WrongContext { .. })
-    }
-
-    /// True for a serialization failure (40001) or deadlock (40P01): the
-    /// transaction may succeed if retried. For [`Error::RolledBack`] and [`Error::TransactionAborted`], the
-    /// cause's code decides.
-    pub fn is_retryable(&self) -> bool {
-        let code = match self {
-            Error::TransactionAborted { cause } => cause.as_deref().map(|c| c.code.as_str()),
-            _ => self.code(),
-        };
-        matches!(code, Some("40001" | "40P01"))
     }
 }
 
@@ -330,37 +435,6 @@ fn aborted_cause(cause: &Option<Box<DbError>>) -> String {
     }
 }
 
-/// What failed while setting up TLS ([`Error::Tls`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TlsFailure {
-    /// The server answered the TLS request with "no" (`sslmode=require` or
-    /// stricter).
-    ServerRefused,
-    /// The server's certificate does not chain to a trusted root
-    /// (`verify-ca`, `verify-full`).
-    UntrustedCertificate,
-    /// The certificate is trusted but not for this host name
-    /// (`verify-full`).
-    HostnameMismatch,
-    /// A root, client certificate or key file could not be read or parsed.
-    CertificateFile,
-    /// The handshake failed otherwise (protocol, alert from the server).
-    Handshake,
-}
-
-impl fmt::Display for TlsFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TlsFailure::ServerRefused => "the server does not accept tls",
-            TlsFailure::UntrustedCertificate => "the server certificate is not trusted",
-            TlsFailure::HostnameMismatch => "the server certificate does not match the host name",
-            TlsFailure::CertificateFile => "a certificate or key file cannot be used",
-            TlsFailure::Handshake => "the tls handshake failed",
-        })
-    }
-}
-
 fn rolled_back_cause(cause: &Option<Box<DbError>>) -> String {
     match cause {
         Some(cause) => format!(": {cause}"),
@@ -368,51 +442,105 @@ fn rolled_back_cause(cause: &Option<Box<DbError>>) -> String {
     }
 }
 
-/// The fields of a server error or notice (`ErrorResponse` / `NoticeResponse`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DbError {
-    /// `ERROR`, `FATAL`, `PANIC`, or for notices `WARNING`, `NOTICE`, ...
-    pub severity: String,
-    /// SQLSTATE, five characters.
-    pub code: String,
-    /// The primary message.
-    pub message: String,
-    /// Optional secondary message with more detail.
-    pub detail: Option<String>,
-    /// Optional suggestion what to do about it.
-    pub hint: Option<String>,
-    /// 1-based character position in the query text.
-    pub position: Option<u32>,
-    /// Schema, table, column, constraint named by the error, if any.
-    pub schema: Option<String>,
-    /// Table named by the error.
-    pub table: Option<String>,
-    /// Column named by the error.
-    pub column: Option<String>,
-    /// Constraint named by the error.
-    pub constraint: Option<String>,
-}
-
-impl fmt::Display for DbError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.severity.to_lowercase(),
-            self.code,
-            self.message
-        )?;
-        if let Some(detail) = &self.detail {
-            write!(f, " (detail: {detail})")?;
-        }
-        if let Some(hint) = &self.hint {
-            write!(f, " (hint: {hint})")?;
-        }
-        Ok(())
-    }
-}
-
-impl StdError for DbError {}
-
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(code: &str) -> Box<DbError> {
+        Box::new(DbError {
+            severity: "ERROR".into(),
+            code: code.into(),
+            message: "it failed".into(),
+            ..DbError::default()
+        })
+    }
+
+    #[test]
+    fn the_code_of_a_rolled_back_commit_is_its_causes() {
+        let e = Error::RolledBack {
+            cause: Some(db(sqlstate::FOREIGN_KEY_VIOLATION)),
+        };
+        assert_eq!(e.code(), Some(sqlstate::FOREIGN_KEY_VIOLATION));
+        assert!(e.is_foreign_key_violation());
+        assert!(!e.is_unique_violation());
+        assert_eq!(Error::RolledBack { cause: None }.code(), None);
+    }
+
+    #[test]
+    fn an_aborted_transaction_reports_25p02_but_retries_follow_its_cause() {
+        let e = Error::TransactionAborted {
+            cause: Some(db(sqlstate::SERIALIZATION_FAILURE)),
+        };
+        assert_eq!(e.code(), Some(sqlstate::IN_FAILED_SQL_TRANSACTION));
+        assert!(e.is_serialization_failure());
+        assert!(e.is_retryable());
+        let by_duplicate = Error::TransactionAborted {
+            cause: Some(db(sqlstate::UNIQUE_VIOLATION)),
+        };
+        assert!(!by_duplicate.is_retryable());
+        assert!(!by_duplicate.is_unique_violation());
+    }
+
+    #[test]
+    fn serialization_failures_and_deadlocks_are_retryable() {
+        let failure = Error::Db(db(sqlstate::SERIALIZATION_FAILURE));
+        assert!(failure.is_serialization_failure() && failure.is_retryable());
+        let deadlock = Error::RolledBack {
+            cause: Some(db(sqlstate::DEADLOCK_DETECTED)),
+        };
+        assert!(deadlock.is_deadlock() && deadlock.is_retryable());
+        assert!(!Error::Db(db(sqlstate::CHECK_VIOLATION)).is_retryable());
+        assert!(!Error::Closed.is_retryable());
+    }
+
+    #[test]
+    fn constraint_predicates_answer_their_own_code() {
+        assert!(Error::Db(db(sqlstate::UNIQUE_VIOLATION)).is_unique_violation());
+        assert!(Error::Db(db(sqlstate::NOT_NULL_VIOLATION)).is_not_null_violation());
+        assert!(Error::Db(db(sqlstate::CHECK_VIOLATION)).is_check_violation());
+        assert!(!Error::Db(db(sqlstate::CHECK_VIOLATION)).is_not_null_violation());
+        assert!(!Error::Closed.is_unique_violation());
+    }
+
+    #[test]
+    fn pool_and_query_timeouts_are_timeouts_and_a_server_cancel_is_not() {
+        let pool = Error::PoolTimeout {
+            waited: Duration::from_secs(1),
+            size: 2,
+        };
+        let query = Error::QueryTimeout {
+            timeout: Duration::from_secs(1),
+        };
+        assert!(pool.is_timeout() && query.is_timeout());
+        let canceled = Error::Db(db(sqlstate::QUERY_CANCELED));
+        assert!(canceled.is_query_canceled());
+        assert!(!canceled.is_timeout());
+    }
+
+    #[test]
+    fn a_shutdown_closes_the_connection_and_a_statement_error_does_not() {
+        assert!(Error::Db(db(sqlstate::ADMIN_SHUTDOWN)).is_closed());
+        assert!(Error::Closed.is_closed());
+        assert!(!Error::Db(db(sqlstate::UNIQUE_VIOLATION)).is_closed());
+    }
+
+    #[test]
+    fn failing_to_connect_is_a_connection_error_and_a_pool_timeout_is_not() {
+        let refused = Error::Connect {
+            target: "127.0.0.1:1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert!(refused.is_connection_error());
+        assert!(!refused.is_closed());
+        assert!(Error::Db(db(sqlstate::INVALID_PASSWORD)).is_connection_error());
+        assert!(Error::Db(db(sqlstate::TOO_MANY_CONNECTIONS)).is_connection_error());
+        assert!(
+            Error::Io(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).is_connection_error()
+        );
+        assert!(!Error::Db(db(sqlstate::UNIQUE_VIOLATION)).is_connection_error());
+        assert!(!Error::NestedAcquire.is_connection_error());
+    }
+}

@@ -80,9 +80,11 @@ extern crate self as odm;
 
 mod error;
 pub mod pg;
+pub mod sqlstate;
 pub mod testing;
 
-pub use error::{BoxError, DbError, Error, Result, TlsFailure, WRONG_CONTEXT};
+pub use error::{BoxError, Error, Result, WRONG_CONTEXT};
+pub use pg::{DbError, TlsFailure};
 
 pub mod ddl;
 pub mod mapper;

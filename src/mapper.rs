@@ -12,7 +12,7 @@ use crate::model::{Model, Table};
 use crate::pg::Config;
 use crate::query::quote_ident;
 use crate::session::Session;
-use crate::{Engine, Error, Result};
+use crate::{sqlstate, Engine, Error, Result};
 
 /// The label of the bind used by models without `#[odm(bind = "...")]`.
 pub const DEFAULT_BIND: &str = "default";
@@ -394,7 +394,7 @@ impl Mapper {
                         &[],
                     )?
                     .try_get::<usize, bool>(0)?,
-                Err(e) if e.code() == Some("3D000") => false,
+                Err(e) if e.code() == Some(sqlstate::INVALID_CATALOG_NAME) => false,
                 Err(e) => return Err(e),
             };
             out.insert(label.clone(), exists);

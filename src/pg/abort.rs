@@ -14,7 +14,7 @@
 
 use super::client::Client;
 use super::transaction::TransactionStatus;
-use crate::{DbError, Error};
+use crate::{sqlstate, DbError, Error};
 
 /// The first failure of the transaction running on one connection.
 #[derive(Debug, Default)]
@@ -93,7 +93,7 @@ impl AbortTracker {
         if client.transaction_status() != TransactionStatus::Failed {
             let released = client.batch_execute(&format!("RELEASE SAVEPOINT {name}"));
             match released {
-                Err(e) if e.code() == Some("25P02") => {}
+                Err(e) if e.code() == Some(sqlstate::IN_FAILED_SQL_TRANSACTION) => {}
                 other => {
                     self.note(client, &other);
                     return other;

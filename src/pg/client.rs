@@ -22,7 +22,7 @@ use super::statement::Statement;
 use super::statement_cache::{forgets_prepared_statements, Insertion, StatementCache};
 use super::transaction::{Transaction, TransactionStatus};
 use super::Param;
-use crate::{DbError, Error};
+use crate::{sqlstate, DbError, Error};
 
 /// Gives every connection (and so every statement) a process-unique id.
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
@@ -445,8 +445,9 @@ pub(super) fn target_of(config: &Config) -> String {
 fn is_stale_statement(e: &Error) -> bool {
     match e.as_db_error() {
         Some(db) => {
-            db.code == "26000"
-                || (db.code == "0A000" && db.message.starts_with("cached plan must not change"))
+            db.code == sqlstate::INVALID_SQL_STATEMENT_NAME
+                || (db.code == sqlstate::FEATURE_NOT_SUPPORTED
+                    && db.message.starts_with("cached plan must not change"))
         }
         None => false,
     }

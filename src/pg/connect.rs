@@ -22,7 +22,7 @@ use super::off_scheduler::run_off_scheduler;
 use super::server_error::{db_error, log_notice, parse_fields};
 use super::socket::{Bounded, Socket};
 use super::transaction::TransactionStatus;
-use crate::error::TlsFailure;
+use super::TlsFailure;
 use crate::Error;
 
 /// Opens the socket the configuration names, with TLS as `sslmode`

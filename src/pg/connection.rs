@@ -183,11 +183,7 @@ impl Connection {
             // Session-ending codes that `Error::is_closed` recognises keep
             // their details; any other fatal error (logged when it came)
             // becomes a plain `Closed`, so `is_closed()` always holds.
-            Some(CloseReason::Fatal(e))
-                if matches!(e.code.as_str(), "57P01" | "57P02" | "57P03") =>
-            {
-                Error::Db(e.clone())
-            }
+            Some(CloseReason::Fatal(e)) if e.is_session_ending() => Error::Db(e.clone()),
             Some(CloseReason::Fatal(_)) => Error::Closed,
             Some(CloseReason::Io(kind, message)) => {
                 Error::Io(io::Error::new(*kind, message.clone()))

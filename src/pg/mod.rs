@@ -39,6 +39,7 @@ mod config;
 mod connect;
 mod connection;
 mod copy;
+mod db_error;
 mod notification;
 mod off_scheduler;
 mod query;
@@ -53,6 +54,7 @@ mod statement_cache;
 mod tls;
 #[cfg(feature = "tls")]
 mod tls_end_point;
+mod tls_failure;
 #[cfg(feature = "tls")]
 mod tls_halves;
 mod transaction;
@@ -65,11 +67,13 @@ pub use config::{
     AuthMethod, ChannelBindingMode, Config, Host, RequireAuth, SslMode, SslNegotiation,
 };
 pub use copy::{CopyInWriter, CopyOutReader};
+pub use db_error::DbError;
 pub use notification::{Notification, Notifications};
 pub(crate) use off_scheduler::run_off_scheduler;
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};
 pub use row::{Row, RowIndex};
 pub use statement::{Column, Statement};
+pub use tls_failure::TlsFailure;
 pub use transaction::{Transaction, TransactionStatus};
 
 /// A query parameter: any value that can be encoded for PostgreSQL.

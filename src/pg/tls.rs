@@ -28,7 +28,7 @@ use super::config::{Config, SslMode, SslNegotiation};
 use super::off_scheduler::run_off_scheduler;
 use super::socket::{deadline_named, time_left};
 use super::tls_end_point::server_end_point;
-use crate::error::TlsFailure;
+use super::TlsFailure;
 use crate::Error;
 
 /// The ALPN protocol name of PostgreSQL's direct TLS (`sslnegotiation=direct`).

@@ -29,7 +29,8 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::jitter;
-use crate::error::DbError;
+use crate::sqlstate;
+use crate::DbError;
 use crate::Error;
 
 /// The delay after the first failed round.
@@ -99,17 +100,10 @@ impl Replay {
     }
 }
 
-/// SQLSTATEs that say "not now" rather than "no": insufficient resources
-/// (class 53: too many connections, out of memory, disk full) and a server
-/// shutting down or starting up.
-fn is_transient(code: &str) -> bool {
-    code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
-}
-
 /// How `err`, returned by a connect, counts, and its replayable copy.
 fn classify(err: &Error) -> (Failure, Option<Replay>) {
     let replay = match err {
-        Error::Db(db) if is_transient(&db.code) => {
+        Error::Db(db) if sqlstate::is_transient_refusal(&db.code) => {
             return (Failure::Transient, Some(Replay::Server(db.clone())));
         }
         Error::Connect { target, source } => Replay::Connect {
@@ -275,11 +269,22 @@ mod tests {
     fn errors_are_classified_by_what_they_say_about_the_server() {
         assert_eq!(classify(&refused()).0, Failure::Unavailable);
         assert_eq!(classify(&Error::Closed).0, Failure::Unavailable);
-        for code in ["57P03", "53300", "53200", "57P01"] {
+        for code in [
+            sqlstate::CANNOT_CONNECT_NOW,
+            sqlstate::TOO_MANY_CONNECTIONS,
+            sqlstate::OUT_OF_MEMORY,
+            sqlstate::ADMIN_SHUTDOWN,
+        ] {
             assert_eq!(classify(&server(code)).0, Failure::Transient, "{code}");
         }
-        assert_eq!(classify(&server("28P01")).0, Failure::Rejected);
-        assert_eq!(classify(&server("3D000")).0, Failure::Rejected);
+        assert_eq!(
+            classify(&server(sqlstate::INVALID_PASSWORD)).0,
+            Failure::Rejected
+        );
+        assert_eq!(
+            classify(&server(sqlstate::INVALID_CATALOG_NAME)).0,
+            Failure::Rejected
+        );
         assert_eq!(classify(&Error::TlsUnsupported).0, Failure::Rejected);
     }
 
@@ -313,9 +318,9 @@ mod tests {
             other => panic!("expected a refusal, got {other:?}"),
         }
         backoff.succeeded();
-        backoff.failed(&server("57P03"), t0, t0, 0.0);
+        backoff.failed(&server(sqlstate::CANNOT_CONNECT_NOW), t0, t0, 0.0);
         match backoff.gate(t0, t0 + Duration::from_millis(10)) {
-            Gate::Refuse(err) => assert_eq!(err.code(), Some("57P03")),
+            Gate::Refuse(err) => assert_eq!(err.code(), Some(sqlstate::CANNOT_CONNECT_NOW)),
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
@@ -351,7 +356,7 @@ mod tests {
         let mut backoff = Backoff::default();
         let t0 = Instant::now();
         backoff.failed(&refused(), t0, t0, 0.0);
-        let (failure, next) = backoff.failed(&server("28P01"), t0, t0, 0.0);
+        let (failure, next) = backoff.failed(&server(sqlstate::INVALID_PASSWORD), t0, t0, 0.0);
         assert_eq!((failure, next), (Failure::Rejected, None));
         assert!(!backoff.is_armed());
         assert_eq!(backoff.rounds(), 0);
