@@ -78,6 +78,7 @@
 
 extern crate self as odm;
 
+mod context;
 mod error;
 pub mod pg;
 pub mod testing;
