@@ -26,6 +26,8 @@ mod tests {
     fn a_plain_thread_is_refused_naming_the_operation() {
         let err = require_green("pool acquire").unwrap_err();
         assert!(err.is_wrong_context());
-        assert!(err.to_string().starts_with("acquire in main greenlet: pool acquire"));
+        assert!(err
+            .to_string()
+            .starts_with("acquire in main greenlet: pool acquire"));
     }
 }

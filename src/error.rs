@@ -221,10 +221,10 @@ pub enum Error {
     #[error(transparent)]
     Green(#[from] green::GreenError),
 
-    /// A mapper-level misuse: unknown model, missing bind, bad argument.
-    /// The message names the model, bind or column.
-    #[error("{0}")]
-    Mapper(String),
+    /// A mapper-level misuse: unknown bind, missing key, ambiguous foreign
+    /// key, ...; the case names the bind, model or column.
+    #[error(transparent)]
+    Mapper(#[from] crate::MapperError),
 
     /// A value read from the database matches no variant of a `Choice`.
     #[error("column `{column}` holds {value}, which is not a valid {type_name}")]

@@ -85,18 +85,21 @@ pub mod testing;
 
 pub use error::{BoxError, DbError, Error, Result, TlsFailure, WRONG_CONTEXT};
 
+mod database_admin;
 pub mod ddl;
 pub mod mapper;
+mod mapper_error;
 pub mod model;
 pub mod query;
 pub mod session;
 pub mod types;
 
 pub use mapper::Mapper;
-pub use model::{ColumnDef, ForeignKey, Model, Record, Table};
+pub use mapper_error::MapperError;
+pub use model::{ColumnDef, ForeignKey, Model, Record, Relation, Table};
 pub use odm_derive::{Choice, Model};
-pub use query::{Assignment, Expr, Field, Order, Query};
-pub use session::{Isolation, LoadPolicy, Session};
+pub use query::{Assignment, Expr, Field, Order};
+pub use session::{Isolation, LoadPolicy, Query, Session};
 pub use types::Choice;
 
 #[doc(hidden)]

@@ -128,8 +128,8 @@ pub use self::stats::PoolStats;
 use self::connector::PgConnector;
 use self::core::Core;
 use self::lifecycle::Lifecycle;
-use crate::pg::Config;
 use crate::context::require_green;
+use crate::pg::Config;
 use crate::Error;
 
 /// A green connection pool for one database: a cheap, cloneable handle

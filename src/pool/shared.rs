@@ -9,8 +9,8 @@ use super::core::Core;
 use super::shareable;
 use super::state::Lease;
 use super::Pool;
-use crate::pg::{Client, Param, Row};
 use crate::context::require_green;
+use crate::pg::{Client, Param, Row};
 use crate::Error;
 
 /// A shared statement's hold on its connection; released on drop, also when
