@@ -19,8 +19,9 @@ impl Mapper {
     ///
     /// # Errors
     ///
-    /// [`MapperError::MissingDatabaseName`] for an empty name; the wrong-context error off a
-    /// green worker; the server's error (e.g. 42P04 when it exists).
+    /// [`MapperError::MissingDatabaseName`] for an empty name; the
+    /// wrong-context error off a green worker; the server's error (e.g.
+    /// 42P04 when it exists).
     pub fn database_create(&self, name: &str) -> Result<Mapper> {
         check_name("database_create", name)?;
         require_green("database_create")?;
@@ -39,8 +40,9 @@ impl Mapper {
     ///
     /// # Errors
     ///
-    /// [`MapperError::MissingDatabaseName`] for an empty name; the wrong-context error off a green worker; the server's
-    /// error (e.g. when `name` is the bind's own database).
+    /// [`MapperError::MissingDatabaseName`] for an empty name; the
+    /// wrong-context error off a green worker; the server's error (e.g.
+    /// when `name` is the bind's own database).
     pub fn database_drop(&self, name: &str) -> Result<()> {
         check_name("database_drop", name)?;
         require_green("database_drop")?;

@@ -65,6 +65,9 @@ use crate::model::{Table, DEFAULT_BIND};
 use crate::pg::{Client, Param, Row};
 use crate::{MapperError, Result};
 
+#[cfg(doc)]
+use crate::Error;
+
 mod bind_connection;
 mod crud;
 mod load_policy;
