@@ -1,18 +1,25 @@
-//! DDL generation: `CREATE TABLE`, indexes, `DROP TABLE`, custom
-//! `create_sql`/`drop_sql` (views), and the foreign-key creation order.
+//! DDL: the text of `CREATE TABLE`, indexes, `DROP TABLE`, custom
+//! `create_sql`/`drop_sql` (views), the foreign-key creation order, and
+//! running it: [`Mapper::table_create`], [`Mapper::table_drop`] (per bind,
+//! in FK order, one transaction per bind) and [`Mapper::tables`].
 //!
-//! Identifiers are always double-quoted. Defaults and `create_sql` are SQL
-//! written by the model's author at compile time and are emitted as written.
+//! Identifiers are always double-quoted (`postgres_protocol::escape`).
+//! Defaults and `create_sql` are SQL written by the model's author at
+//! compile time and are emitted as written.
 
 use std::collections::HashMap;
 
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+
+use crate::context::require_green;
+use crate::mapper::Mapper;
 use crate::model::{ColumnDef, Table};
-use crate::query::quote_ident;
-use crate::{Error, Result};
+use crate::session::Session;
+use crate::{Error, MapperError, Result};
 
 /// The SQL of one column in `CREATE TABLE`.
 fn column_sql(table: &Table, column: &ColumnDef) -> String {
-    let mut sql = quote_ident(column.name);
+    let mut sql = escape_identifier(column.name);
     sql.push(' ');
     let inherited_key = column.primary_key && table.parent.is_some();
     match table.parent() {
@@ -35,17 +42,17 @@ fn column_sql(table: &Table, column: &ColumnDef) -> String {
     }
     if let Some(codes) = column.choices {
         sql.push_str(" CHECK (");
-        sql.push_str(&quote_ident(column.name));
+        sql.push_str(&escape_identifier(column.name));
         sql.push_str(" IN (");
-        let literals: Vec<String> = codes.iter().map(|c| quote_literal(c)).collect();
+        let literals: Vec<String> = codes.iter().map(|c| escape_literal(c)).collect();
         sql.push_str(&literals.join(", "));
         sql.push_str("))");
     }
     if let Some(fk) = column.foreign_key {
         sql.push_str(" REFERENCES ");
-        sql.push_str(&quote_ident(fk.table));
+        sql.push_str(&escape_identifier(fk.table));
         sql.push_str(" (");
-        sql.push_str(&quote_ident(fk.column));
+        sql.push_str(&escape_identifier(fk.column));
         sql.push(')');
         if inherited_key {
             sql.push_str(" ON DELETE CASCADE");
@@ -54,35 +61,29 @@ fn column_sql(table: &Table, column: &ColumnDef) -> String {
     sql
 }
 
-/// A string literal with embedded quotes doubled (for compile-time choice
-/// codes in CHECK constraints; runtime values are always bound parameters).
-fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// The statements creating a table and its indexes, idempotently
 /// (`IF NOT EXISTS`). For a custom (`create_sql`) model, the custom SQL with
 /// `{name}` replaced by the quoted table name.
 pub fn create_table_sql(table: &Table) -> Vec<String> {
     if let Some(custom) = table.create_sql {
-        return vec![custom.replace("{name}", &quote_ident(table.name))];
+        return vec![custom.replace("{name}", &escape_identifier(table.name))];
     }
     let mut parts: Vec<String> = table.columns.iter().map(|c| column_sql(table, c)).collect();
     parts.push(format!(
         "PRIMARY KEY ({})",
-        quote_ident(table.primary_key().name)
+        escape_identifier(table.primary_key().name)
     ));
     let mut statements = vec![format!(
         "CREATE TABLE IF NOT EXISTS {} ({})",
-        quote_ident(table.name),
+        escape_identifier(table.name),
         parts.join(", ")
     )];
     for column in table.columns.iter().filter(|c| c.index && !c.primary_key) {
         statements.push(format!(
             "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
-            quote_ident(&index_name(table, column)),
-            quote_ident(table.name),
-            quote_ident(column.name)
+            escape_identifier(&index_name(table, column)),
+            escape_identifier(table.name),
+            escape_identifier(column.name)
         ));
     }
     statements
@@ -97,9 +98,12 @@ pub fn index_name(table: &Table, column: &ColumnDef) -> String {
 /// with `{name}` replaced. `None` for a custom model without `drop_sql`.
 pub fn drop_table_sql(table: &Table) -> Option<String> {
     match (table.create_sql, table.drop_sql) {
-        (Some(_), Some(custom)) => Some(custom.replace("{name}", &quote_ident(table.name))),
+        (Some(_), Some(custom)) => Some(custom.replace("{name}", &escape_identifier(table.name))),
         (Some(_), None) => None,
-        (None, _) => Some(format!("DROP TABLE IF EXISTS {}", quote_ident(table.name))),
+        (None, _) => Some(format!(
+            "DROP TABLE IF EXISTS {}",
+            escape_identifier(table.name)
+        )),
     }
 }
 
@@ -141,10 +145,7 @@ pub fn creation_order(tables: &[&'static Table]) -> Result<Vec<&'static Table>> 
                     .filter(|&i| !placed[i])
                     .map(|i| plain[i].name)
                     .collect();
-                return Err(Error::Mapper(format!(
-                    "foreign keys form a cycle between tables {}",
-                    stuck.join(", ")
-                )));
+                return Err(MapperError::ForeignKeyCycle { tables: stuck }.into());
             }
         }
     }
@@ -158,4 +159,131 @@ pub fn drop_order(tables: &[&'static Table]) -> Result<Vec<&'static Table>> {
     let mut order = creation_order(tables)?;
     order.reverse();
     Ok(order)
+}
+
+/// Running the DDL on the mapper's binds.
+impl Mapper {
+    /// Creates every registered table that does not exist yet, bind by bind,
+    /// tables before the tables referencing them, custom (`create_sql`)
+    /// models such as views last. Idempotent. Each bind's DDL runs in one
+    /// transaction.
+    ///
+    /// # Errors
+    ///
+    /// The wrong-context error off a green worker; [`MapperError::ForeignKeyCycle`]
+    /// for a foreign-key cycle; the server's error for bad DDL.
+    pub fn table_create(&self) -> Result<()> {
+        require_green("table_create")?;
+        self.ddl_per_bind(creation_order, |session, label, table| {
+            if table.is_custom() {
+                if relation_exists(session, label, table.name)? {
+                    return Ok(());
+                }
+                for sql in create_table_sql(table) {
+                    session.batch_execute_on(label, &sql)?;
+                }
+                Ok(())
+            } else {
+                let sql = create_table_sql(table).join(";\n");
+                session.batch_execute_on(label, &sql)
+            }
+        })
+    }
+
+    /// Runs `apply` on every registered table of each bind, in `order`, in
+    /// one session (one transaction) per bind that has tables.
+    fn ddl_per_bind(
+        &self,
+        order: fn(&[&'static Table]) -> Result<Vec<&'static Table>>,
+        mut apply: impl FnMut(&mut Session, &str, &'static Table) -> Result<()>,
+    ) -> Result<()> {
+        let models = self.models();
+        for (label, _) in self.binds() {
+            let on_bind: Vec<&'static Table> = models
+                .iter()
+                .copied()
+                .filter(|t| t.bind_label() == label)
+                .collect();
+            let tables = order(&on_bind)?;
+            if tables.is_empty() {
+                continue;
+            }
+            let mut session = self.session()?;
+            for table in tables {
+                apply(&mut session, label, table)?;
+            }
+            session.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Drops every registered table that exists, bind by bind, in the reverse
+    /// of the creation order: custom models (views) first with their
+    /// `drop_sql` (a custom model without `drop_sql` is skipped with a
+    /// warning). Idempotent.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mapper::table_create`].
+    pub fn table_drop(&self) -> Result<()> {
+        require_green("table_drop")?;
+        self.ddl_per_bind(drop_order, |session, label, table| {
+            match drop_table_sql(table) {
+                Some(sql) if table.is_custom() => {
+                    if relation_exists(session, label, table.name)? {
+                        session.batch_execute_on(label, &sql)?;
+                    }
+                }
+                Some(sql) => session.batch_execute_on(label, &sql)?,
+                None => log::warn!(
+                    "model `{}` has create_sql but no drop_sql; `{}` is not dropped",
+                    table.model,
+                    table.name
+                ),
+            }
+            Ok(())
+        })
+    }
+
+    /// The base tables of the current schema on every bind: `(label, sorted
+    /// table names)` pairs, in bind order.
+    ///
+    /// # Errors
+    ///
+    /// The wrong-context error off a green worker; connection errors.
+    pub fn tables(&self) -> Result<Vec<(String, Vec<String>)>> {
+        require_green("tables")?;
+        let mut out = Vec::new();
+        for (label, engine) in self.binds() {
+            let conn = engine.pool().acquire()?;
+            let rows = conn.query(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+                 ORDER BY table_name",
+                &[],
+            )?;
+            let names = rows
+                .iter()
+                .map(|r| r.try_get::<usize, String>(0))
+                .collect::<Result<Vec<_>>>()?;
+            out.push((label.to_owned(), names));
+        }
+        Ok(out)
+    }
+}
+
+/// Whether a table, view or other relation named `name` exists in the
+/// current schema of bind `label`.
+fn relation_exists(session: &mut Session, label: &str, name: &str) -> Result<bool> {
+    let rows = session.query_raw_on(
+        label,
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relname = $1 AND n.nspname = current_schema())",
+        &[&name],
+    )?;
+    match rows.first() {
+        Some(row) => row.try_get::<usize, bool>(0),
+        None => Err(Error::RowCount(0)),
+    }
 }

@@ -241,10 +241,10 @@ pub enum Error {
     #[error(transparent)]
     Green(#[from] green::GreenError),
 
-    /// A mapper-level misuse: unknown model, missing bind, bad argument.
-    /// The message names the model, bind or column.
-    #[error("{0}")]
-    Mapper(String),
+    /// A mapper-level misuse: unknown bind, missing key, ambiguous foreign
+    /// key, ...; the case names the bind, model or column.
+    #[error(transparent)]
+    Mapper(#[from] crate::MapperError),
 
     /// A migration set is invalid, disagrees with the database, or one of
     /// its migrations failed; names the version ([`crate::migrate`]).

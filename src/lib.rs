@@ -78,6 +78,7 @@
 
 extern crate self as odm;
 
+mod context;
 mod error;
 pub mod pg;
 pub mod sqlstate;
@@ -86,20 +87,23 @@ pub mod testing;
 pub use error::{BoxError, Error, Result, WRONG_CONTEXT};
 pub use pg::{DbError, TlsFailure};
 
+mod database_admin;
 pub mod ddl;
 pub mod mapper;
 pub mod migrate;
+mod mapper_error;
 pub mod model;
 pub mod query;
 pub mod session;
 pub mod types;
 
 pub use mapper::Mapper;
+pub use mapper_error::MapperError;
 pub use migrate::{Migration, Migrations};
-pub use model::{ColumnDef, ForeignKey, Model, Record, Table};
+pub use model::{ColumnDef, ForeignKey, Model, Record, Relation, Table};
 pub use odm_derive::{Choice, Model};
-pub use query::{Assignment, Expr, Field, Order, Query};
-pub use session::{Isolation, LoadPolicy, Session};
+pub use query::{Assignment, Expr, Field, Order};
+pub use session::{Isolation, LoadPolicy, Query, Session};
 pub use types::Choice;
 
 #[doc(hidden)]

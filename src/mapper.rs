@@ -1,21 +1,17 @@
-//! [`Mapper`]: the binds (labelled engines), the model registry, DDL and
-//! database management. The entry point of the ORM, as in pulsar-odm.
+//! [`Mapper`]: the binds (labelled engines) and the model registry. The
+//! entry point of the ORM, as in pulsar-odm. Its other entry points live
+//! with their concepts: sessions in [`crate::session`], table creation in
+//! [`crate::ddl`], database administration in `database_admin.rs`.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::ddl;
 use crate::model::{Model, Table};
-use crate::pg::Config;
-use crate::query::quote_ident;
-use crate::session::Session;
-use crate::{sqlstate, Engine, Error, Result};
+use crate::{Engine, Error, MapperError, Result};
 
-/// The label of the bind used by models without `#[odm(bind = "...")]`.
-pub const DEFAULT_BIND: &str = "default";
+pub use crate::model::DEFAULT_BIND;
 
 /// The object data mapper: labelled database engines ("binds"), the models
 /// registered on them, and the entry points to sessions.
@@ -53,15 +49,6 @@ impl fmt::Debug for Mapper {
             .field("binds", &self.inner.binds)
             .field("models", &models)
             .finish()
-    }
-}
-
-/// Fails at once off a green worker.
-pub(crate) fn check_context(operation: &'static str) -> Result<()> {
-    if may::coroutine::is_coroutine() {
-        Ok(())
-    } else {
-        Err(Error::wrong_context(operation))
     }
 }
 
@@ -104,11 +91,14 @@ impl Mapper {
     /// As [`Mapper::with_binds`].
     pub fn from_engines(binds: Vec<(String, Engine)>) -> Result<Mapper> {
         if !binds.iter().any(|(label, _)| label == DEFAULT_BIND) {
-            return Err(Error::Mapper("default datastore not specified".into()));
+            return Err(MapperError::MissingDefaultBind.into());
         }
         for (i, (label, _)) in binds.iter().enumerate() {
             if binds[..i].iter().any(|(other, _)| other == label) {
-                return Err(Error::Mapper(format!("bind `{label}` is given twice")));
+                return Err(MapperError::DuplicateBind {
+                    label: label.clone(),
+                }
+                .into());
             }
         }
         Ok(Mapper {
@@ -152,12 +142,11 @@ impl Mapper {
     /// such bind.
     pub fn engine_for(&self, table: &Table) -> Result<&Engine> {
         let label = table.bind_label();
-        self.engine(Some(label)).ok_or_else(|| {
-            Error::Mapper(format!(
-                "model `{}` is bound to `{label}`, which is not a bind of this mapper",
-                table.model
-            ))
-        })
+        self.engine(Some(label))
+            .ok_or(Error::Mapper(MapperError::UnboundModel {
+                model: table.model,
+                label,
+            }))
     }
 
     /// Registers a model (and its parents, for joined-table inheritance).
@@ -181,10 +170,12 @@ impl Mapper {
             if std::ptr::eq(*existing, table) {
                 return Ok(());
             }
-            return Err(Error::Mapper(format!(
-                "table `{}` of model `{}` is already registered by model `{}`",
-                table.name, table.model, existing.model
-            )));
+            return Err(MapperError::TableTaken {
+                table: table.name,
+                model: table.model,
+                existing: existing.model,
+            }
+            .into());
         }
         if table.create_sql.is_some() && table.drop_sql.is_none() {
             log::warn!(
@@ -221,211 +212,6 @@ impl Mapper {
         self.engine_for(table).ok().map(|e| e.dialect())
     }
 
-    /// The registered tables living on bind `label`.
-    fn tables_of(&self, label: &str) -> Vec<&'static Table> {
-        self.inner
-            .registry
-            .read()
-            .iter()
-            .copied()
-            .filter(|t| t.bind_label() == label)
-            .collect()
-    }
-
-    /// Creates every registered table that does not exist yet, bind by bind,
-    /// tables before the tables referencing them, custom (`create_sql`)
-    /// models such as views last. Idempotent. Each bind's DDL runs in one
-    /// transaction.
-    ///
-    /// # Errors
-    ///
-    /// The wrong-context error off a green worker; [`Error::Mapper`] for a
-    /// foreign-key cycle; the server's error for bad DDL.
-    pub fn table_create(&self) -> Result<()> {
-        check_context("table_create")?;
-        self.ddl_per_bind(ddl::creation_order, |session, label, table| {
-            if table.is_custom() {
-                if relation_exists(session, label, table.name)? {
-                    return Ok(());
-                }
-                for sql in ddl::create_table_sql(table) {
-                    session.batch_execute_on(label, &sql)?;
-                }
-                Ok(())
-            } else {
-                let sql = ddl::create_table_sql(table).join(";\n");
-                session.batch_execute_on(label, &sql)
-            }
-        })
-    }
-
-    /// Runs `apply` on every registered table of each bind, in `order`, in
-    /// one session (one transaction) per bind that has tables.
-    fn ddl_per_bind(
-        &self,
-        order: fn(&[&'static Table]) -> Result<Vec<&'static Table>>,
-        mut apply: impl FnMut(&mut Session, &str, &'static Table) -> Result<()>,
-    ) -> Result<()> {
-        for (label, _) in &self.inner.binds {
-            let tables = order(&self.tables_of(label))?;
-            if tables.is_empty() {
-                continue;
-            }
-            let mut session = self.session()?;
-            for table in tables {
-                apply(&mut session, label, table)?;
-            }
-            session.commit()?;
-        }
-        Ok(())
-    }
-
-    /// Drops every registered table that exists, bind by bind, in the reverse
-    /// of the creation order: custom models (views) first with their
-    /// `drop_sql` (a custom model without `drop_sql` is skipped with a
-    /// warning). Idempotent.
-    ///
-    /// # Errors
-    ///
-    /// As [`Mapper::table_create`].
-    pub fn table_drop(&self) -> Result<()> {
-        check_context("table_drop")?;
-        self.ddl_per_bind(ddl::drop_order, |session, label, table| {
-            match ddl::drop_table_sql(table) {
-                Some(sql) if table.is_custom() => {
-                    if relation_exists(session, label, table.name)? {
-                        session.batch_execute_on(label, &sql)?;
-                    }
-                }
-                Some(sql) => session.batch_execute_on(label, &sql)?,
-                None => log::warn!(
-                    "model `{}` has create_sql but no drop_sql; `{}` is not dropped",
-                    table.model,
-                    table.name
-                ),
-            }
-            Ok(())
-        })
-    }
-
-    /// The base tables of the current schema on every bind: `(label, sorted
-    /// table names)` pairs, in bind order.
-    ///
-    /// # Errors
-    ///
-    /// The wrong-context error off a green worker; connection errors.
-    pub fn tables(&self) -> Result<Vec<(String, Vec<String>)>> {
-        check_context("tables")?;
-        let mut out = Vec::new();
-        for (label, engine) in &self.inner.binds {
-            let conn = engine.pool().acquire()?;
-            let rows = conn.query(
-                "SELECT table_name::text FROM information_schema.tables \
-                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
-                 ORDER BY table_name",
-                &[],
-            )?;
-            let names = rows
-                .iter()
-                .map(|r| r.try_get::<usize, String>(0))
-                .collect::<Result<Vec<_>>>()?;
-            out.push((label.clone(), names));
-        }
-        Ok(out)
-    }
-
-    /// Creates database `name` on the server of every bind and returns a new
-    /// mapper whose binds point at it (same labels, users and settings), with
-    /// no models registered — as pulsar-odm does.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Mapper`] for an empty name; the wrong-context error off a
-    /// green worker; the server's error (e.g. 42P04 when it exists).
-    pub fn database_create(&self, name: &str) -> Result<Mapper> {
-        check_name("database_create", name)?;
-        check_context("database_create")?;
-        let mut binds = Vec::new();
-        for (label, engine) in &self.inner.binds {
-            let conn = engine.pool().acquire()?;
-            conn.batch_execute(&format!("CREATE DATABASE {}", quote_ident(name)))?;
-            let config: Config = engine.config().with_dbname(name);
-            binds.push((label.clone(), Engine::from_config(config)));
-        }
-        Mapper::from_engines(binds)
-    }
-
-    /// Drops database `name` on the server of every bind, if it exists,
-    /// closing other sessions connected to it (`WITH (FORCE)`).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Mapper`] `"database_drop needs a database name"` for an
-    /// empty name; the wrong-context error off a green worker; the server's
-    /// error (e.g. when `name` is the bind's own database).
-    pub fn database_drop(&self, name: &str) -> Result<()> {
-        check_name("database_drop", name)?;
-        check_context("database_drop")?;
-        for (_, engine) in &self.inner.binds {
-            let conn = engine.pool().acquire()?;
-            conn.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote_ident(name)
-            ))?;
-        }
-        Ok(())
-    }
-
-    /// Whether each bind's database exists (it can be connected to): bind
-    /// label → bool.
-    ///
-    /// # Errors
-    ///
-    /// The wrong-context error off a green worker; connection errors other
-    /// than "database does not exist" (3D000).
-    pub fn database_exist(&self) -> Result<HashMap<String, bool>> {
-        check_context("database_exist")?;
-        let mut out = HashMap::new();
-        for (label, engine) in &self.inner.binds {
-            let exists = match engine.pool().acquire() {
-                Ok(conn) => conn
-                    .query_one(
-                        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = current_database())",
-                        &[],
-                    )?
-                    .try_get::<usize, bool>(0)?,
-                Err(e) if e.code() == Some(sqlstate::INVALID_CATALOG_NAME) => false,
-                Err(e) => return Err(e),
-            };
-            out.insert(label.clone(), exists);
-        }
-        Ok(out)
-    }
-
-    /// The databases on each bind's server (templates excluded, sorted):
-    /// bind label → names.
-    ///
-    /// # Errors
-    ///
-    /// The wrong-context error off a green worker; connection errors.
-    pub fn database_all(&self) -> Result<HashMap<String, Vec<String>>> {
-        check_context("database_all")?;
-        let mut out = HashMap::new();
-        for (label, engine) in &self.inner.binds {
-            let conn = engine.pool().acquire()?;
-            let rows = conn.query(
-                "SELECT datname::text FROM pg_database WHERE NOT datistemplate ORDER BY datname",
-                &[],
-            )?;
-            let names = rows
-                .iter()
-                .map(|r| r.try_get::<usize, String>(0))
-                .collect::<Result<Vec<_>>>()?;
-            out.insert(label.clone(), names);
-        }
-        Ok(out)
-    }
-
     /// Closes every bind's pool: idle connections are closed, checked-out
     /// ones when returned, and further acquires fail with
     /// [`Error::PoolClosed`].
@@ -433,99 +219,5 @@ impl Mapper {
         for (_, engine) in &self.inner.binds {
             engine.pool().close();
         }
-    }
-
-    /// A new session. No connection is taken until the first statement; the
-    /// transaction starts with the first write (see [`crate::session`] for
-    /// exactly what that guarantees). Dropped without [`Session::commit`],
-    /// it rolls back.
-    ///
-    /// # Errors
-    ///
-    /// The wrong-context error (`acquire in main greenlet: session ...`) off
-    /// a green worker.
-    pub fn session(&self) -> Result<Session> {
-        check_context("session")?;
-        Ok(Session::new(self.clone()))
-    }
-
-    /// Runs `work` in a new session's transaction: commits when it returns
-    /// `Ok`, rolls back when it returns `Err` (that error is returned) or
-    /// panics (the panic continues after the rollback).
-    ///
-    /// # Errors
-    ///
-    /// The wrong-context error off a green worker (before `work` runs);
-    /// `work`'s error; [`Error::RolledBack`] when `work` returned `Ok` but
-    /// nothing was committed: a statement inside it failed and its error was
-    /// ignored (the cause is that error), or the commit itself failed (a
-    /// deferred constraint, a serialization failure). See
-    /// [`Session::commit`].
-    pub fn begin<T, F>(&self, work: F) -> Result<T>
-    where
-        F: FnOnce(&mut Session) -> Result<T>,
-    {
-        let mut session = self.session()?;
-        match work(&mut session) {
-            Ok(value) => {
-                session.commit()?;
-                Ok(value)
-            }
-            Err(e) => {
-                if let Err(rollback) = session.rollback() {
-                    log::warn!("rollback after a failed transaction failed too: {rollback}");
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Like [`Mapper::begin`], but runs `work` again in a fresh transaction
-    /// when it fails with a serialization failure (40001) or a deadlock
-    /// (40P01), up to `attempts` runs in all — whether `work` returned the
-    /// error or the commit reported it ([`Error::RolledBack`] with such a
-    /// cause).
-    ///
-    /// # Errors
-    ///
-    /// As [`Mapper::begin`]; after the last attempt, its retryable error.
-    pub fn begin_with_retry<T, F>(&self, attempts: usize, mut work: F) -> Result<T>
-    where
-        F: FnMut(&mut Session) -> Result<T>,
-    {
-        let attempts = attempts.max(1);
-        let mut run = 1;
-        loop {
-            match self.begin(&mut work) {
-                Err(e) if e.is_retryable() && run < attempts => {
-                    log::debug!("retrying transaction after {e} (attempt {run} of {attempts})");
-                    run += 1;
-                }
-                result => return result,
-            }
-        }
-    }
-}
-
-fn check_name(operation: &str, name: &str) -> Result<()> {
-    if name.trim().is_empty() {
-        return Err(Error::Mapper(format!("{operation} needs a database name")));
-    }
-    Ok(())
-}
-
-/// Whether a table, view or other relation named `name` exists in the
-/// current schema of bind `label`.
-fn relation_exists(session: &mut Session, label: &str, name: &str) -> Result<bool> {
-    let rows = session.query_raw_on(
-        label,
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relname = $1 AND n.nspname = current_schema())",
-        &[&name],
-    )?;
-    match rows.first() {
-        Some(row) => row.try_get::<usize, bool>(0),
-        None => Err(Error::RowCount(0)),
     }
 }

@@ -56,6 +56,10 @@ use std::sync::OnceLock;
 use postgres_types::ToSql;
 
 use crate::pg::Row;
+use crate::MapperError;
+
+/// The label of the bind used by models without `#[odm(bind = "...")]`.
+pub const DEFAULT_BIND: &str = "default";
 
 /// A foreign key: `table.column` as written in `#[odm(foreign_key = "...")]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +68,20 @@ pub struct ForeignKey {
     pub table: &'static str,
     /// The referenced column.
     pub column: &'static str,
+}
+
+/// A foreign key of a model's lineage that points at one table of an
+/// owner's lineage: what [`Table::foreign_key_to`] finds.
+#[derive(Debug, Clone, Copy)]
+pub struct Relation {
+    /// The table of the model's lineage holding the foreign key.
+    pub table: &'static Table,
+    /// The foreign key column.
+    pub column: &'static ColumnDef,
+    /// The referenced table (one of the owner's lineage).
+    pub target: &'static Table,
+    /// The position of the referenced column in `target`'s columns.
+    pub target_index: usize,
 }
 
 /// One column of a model's table.
@@ -166,7 +184,7 @@ impl Table {
 
     /// The bind label, `"default"` unless `#[odm(bind = "...")]`.
     pub fn bind_label(&self) -> &'static str {
-        self.bind.unwrap_or("default")
+        self.bind.unwrap_or(DEFAULT_BIND)
     }
 
     /// True for models with custom `create_sql` (views and the like).
@@ -200,6 +218,67 @@ impl Table {
     /// The position of the column with this SQL name.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The one foreign key of this model's lineage (inheritance keys
+    /// aside) that points at a table of `targets`, the owner's record
+    /// chain: its own table first, then its ancestors'. A foreign key
+    /// matches the first target with its table name.
+    ///
+    /// # Errors
+    ///
+    /// [`MapperError::NoForeignKey`] or [`MapperError::SeveralForeignKeys`]
+    /// naming `targets[0]`; [`MapperError::DanglingForeignKey`] when the
+    /// referenced column does not exist.
+    pub fn foreign_key_to(
+        &'static self,
+        targets: &[&'static Table],
+    ) -> Result<Relation, MapperError> {
+        let mut found = Vec::new();
+        for table in self.lineage() {
+            for column in table.columns.iter() {
+                let Some(fk) = column.foreign_key else {
+                    continue;
+                };
+                if column.primary_key && table.parent.is_some() {
+                    continue; // the inheritance key, not a relation
+                }
+                if let Some(target) = targets.iter().find(|t| t.name == fk.table) {
+                    found.push((table, column, *target, fk.column));
+                }
+            }
+        }
+        let owner = targets.first().map_or("", |t| t.name);
+        let (table, column, target, referenced) = match found.len() {
+            1 => found.remove(0),
+            0 => {
+                return Err(MapperError::NoForeignKey {
+                    model: self.model,
+                    target: owner,
+                })
+            }
+            _ => {
+                return Err(MapperError::SeveralForeignKeys {
+                    model: self.model,
+                    target: owner,
+                })
+            }
+        };
+        let target_index =
+            target
+                .column_index(referenced)
+                .ok_or(MapperError::DanglingForeignKey {
+                    table: table.name,
+                    column: column.name,
+                    target: target.name,
+                    target_column: referenced,
+                })?;
+        Ok(Relation {
+            table,
+            column,
+            target,
+            target_index,
+        })
     }
 }
 

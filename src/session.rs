@@ -59,36 +59,25 @@
 
 use std::fmt;
 
-use crate::mapper::{check_context, Mapper, DEFAULT_BIND};
-use crate::model::{Model, Record, Table};
+use crate::context::require_green;
+use crate::mapper::Mapper;
+use crate::model::{Table, DEFAULT_BIND};
 use crate::pg::{Client, Param, Row};
-use crate::query::sql;
-use crate::query::Query;
-use crate::{Error, Result};
+use crate::{MapperError, Result};
+
+#[cfg(doc)]
+use crate::Error;
 
 mod bind_connection;
+mod crud;
+mod load_policy;
+mod query;
 
 use bind_connection::BindConnection;
+use load_policy::RelatedLoads;
 
-/// How many times one relation may be loaded with [`Session::related`] in a
-/// session before it counts as an N+1 pattern.
-pub const N_PLUS_ONE_THRESHOLD: usize = 10;
-
-/// What a session does when it sees an N+1 pattern: the same relation loaded
-/// with [`Session::related`] once per owner, more than
-/// [`N_PLUS_ONE_THRESHOLD`] times. (On coroutines a load in a loop simply
-/// blocks and works — there is no "MissingGreenlet" — so the cost to watch
-/// is the round trips.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LoadPolicy {
-    /// Load silently.
-    Allow,
-    /// Load, and log one warning per relation naming it (the default).
-    #[default]
-    Warn,
-    /// Refuse the load past the threshold with [`Error::Mapper`].
-    Raise,
-}
+pub use load_policy::{LoadPolicy, N_PLUS_ONE_THRESHOLD};
+pub use query::Query;
 
 /// A transaction scope: `add`, `get`, `delete`, `query`, `related`, raw SQL.
 /// Obtain one with [`Mapper::session`] or [`Mapper::begin`].
@@ -97,10 +86,8 @@ pub struct Session {
     open: Vec<BindConnection>,
     /// Current savepoint nesting level (0 outside `nested`).
     depth: usize,
-    /// The N+1 policy.
-    load_policy: LoadPolicy,
-    /// `related` calls per (table, foreign key column).
-    related_calls: Vec<((&'static str, &'static str), usize)>,
+    /// `related` loads per relation, and the N+1 policy.
+    related_loads: RelatedLoads,
 }
 
 impl fmt::Debug for Session {
@@ -137,57 +124,19 @@ impl Isolation {
 }
 
 impl Session {
-    pub(crate) fn new(mapper: Mapper) -> Session {
+    fn new(mapper: Mapper) -> Session {
         Session {
             mapper,
             open: Vec::new(),
             depth: 0,
-            load_policy: LoadPolicy::default(),
-            related_calls: Vec::new(),
+            related_loads: RelatedLoads::default(),
         }
     }
 
     /// Sets what happens when [`Session::related`] loads the same relation
     /// row by row more than [`N_PLUS_ONE_THRESHOLD`] times.
     pub fn set_load_policy(&mut self, policy: LoadPolicy) {
-        self.load_policy = policy;
-    }
-
-    /// Counts a `related` load of `table.column` and applies the policy.
-    fn note_related(
-        &mut self,
-        model: &str,
-        table: &'static str,
-        column: &'static str,
-    ) -> Result<()> {
-        let key = (table, column);
-        let calls = match self.related_calls.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, n)) => {
-                *n += 1;
-                *n
-            }
-            None => {
-                self.related_calls.push((key, 1));
-                1
-            }
-        };
-        if calls <= N_PLUS_ONE_THRESHOLD {
-            return Ok(());
-        }
-        let message = format!(
-            "n+1 loading: related::<{model}> through `{table}.{column}` ran {calls} times in one session; \
-             load the rows with one query filtering `{column}` with in_"
-        );
-        match self.load_policy {
-            LoadPolicy::Allow => Ok(()),
-            LoadPolicy::Warn => {
-                if calls == N_PLUS_ONE_THRESHOLD + 1 {
-                    log::warn!("{message}");
-                }
-                Ok(())
-            }
-            LoadPolicy::Raise => Err(Error::Mapper(message)),
-        }
+        self.related_loads.policy = policy;
     }
 
     /// The mapper this session belongs to.
@@ -200,10 +149,13 @@ impl Session {
         let index = match self.open.iter().position(|o| o.label == label) {
             Some(i) => i,
             None => {
-                check_context("session")?;
-                let engine = self.mapper.engine(Some(label)).ok_or_else(|| {
-                    Error::Mapper(format!("bind `{label}` is not a bind of this mapper"))
-                })?;
+                require_green("session")?;
+                let engine =
+                    self.mapper
+                        .engine(Some(label))
+                        .ok_or_else(|| MapperError::UnknownBind {
+                            label: label.to_owned(),
+                        })?;
                 let conn = engine.pool().acquire()?;
                 self.open.push(BindConnection::new(label, conn));
                 self.open.len() - 1
@@ -239,7 +191,7 @@ impl Session {
         if self.open.iter().any(|o| o.label == label) {
             return self.run(label, None, read);
         }
-        check_context("session")?;
+        require_green("session")?;
         self.mapper
             .engine_for(table)?
             .pool()
@@ -283,152 +235,6 @@ impl Session {
             .any(|o| o.label == DEFAULT_BIND && o.in_transaction)
     }
 
-    /// Inserts or updates `object` by primary key (an upsert) and reads the
-    /// row back: generated keys and server defaults land in `object`. A
-    /// child model writes its parent's row first.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidChoice`] for a code outside a `choices` list; the
-    /// server's error (constraint violations, ...).
-    pub fn add<M: Model>(&mut self, object: &mut M) -> Result<()> {
-        self.add_record(object)
-    }
-
-    fn add_record(&mut self, record: &mut dyn Record) -> Result<()> {
-        if let Some(parent) = record.parent_record_mut() {
-            self.add_record(parent)?;
-        }
-        record.validate()?;
-        let table = record.record_table();
-        let row = {
-            let values = record.values();
-            let statement = sql::upsert(table, &values);
-            self.write(table, |client| {
-                client.query_one(&statement.sql, &statement.params)
-            })?
-        };
-        record.read_back(&row)
-    }
-
-    /// The model with primary key `key`, or `None`.
-    ///
-    /// # Errors
-    ///
-    /// The server's error; a decoding error naming the column.
-    pub fn get<M: Model>(&mut self, key: impl Into<M::Key>) -> Result<Option<M>> {
-        let key: M::Key = key.into();
-        let table = M::table();
-        let statement = sql::get_by_key(table, &key);
-        let row = self.read(table, |client| {
-            client.query_opt(&statement.sql, &statement.params)
-        })?;
-        row.map(|r| M::from_row(&r)).transpose()
-    }
-
-    /// Deletes `object`'s row (and, for a child model, its ancestors' rows)
-    /// by primary key. Returns whether a row was deleted.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Mapper`] when the object has no primary key yet; the
-    /// server's error.
-    pub fn delete<M: Model>(&mut self, object: &M) -> Result<bool> {
-        let table = M::table();
-        let key = object.key_param().ok_or_else(|| {
-            Error::Mapper(format!(
-                "cannot delete a `{}` whose primary key `{}` is not set",
-                table.model,
-                table.primary_key().name
-            ))
-        })?;
-        let mut deleted = None;
-        let mut lineage = table.lineage();
-        lineage.reverse();
-        for t in lineage {
-            let statement = sql::delete_by_key(t, key);
-            let n = self.write(t, |client| {
-                client.execute(&statement.sql, &statement.params)
-            })?;
-            deleted.get_or_insert(n);
-        }
-        Ok(deleted.unwrap_or(0) > 0)
-    }
-
-    /// A query over model `M`: `s.query::<Task>().filter(Task::DONE.eq(false)).all()`.
-    pub fn query<M: Model>(&mut self) -> Query<'_, M> {
-        Query::new(self)
-    }
-
-    /// The rows of `M` whose foreign key points at `owner` (the tasks of an
-    /// employee), ordered by `M`'s primary key. Loading the same relation for
-    /// many owners one by one is an N+1 pattern; see
-    /// [`Session::set_load_policy`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Mapper`] past the N+1 threshold under [`LoadPolicy::Raise`].
-    /// [`Error::Mapper`] when `M` has no foreign key, or several, to
-    /// `owner`'s table (or its ancestors), or when the referenced value of
-    /// `owner` is not set; the server's error.
-    pub fn related<M: Model>(&mut self, owner: &dyn Record) -> Result<Vec<M>> {
-        let table = M::table();
-        // (column of M's lineage, the owner's record holding the referenced column)
-        let mut found = Vec::new();
-        for t in table.lineage() {
-            for c in t.columns.iter() {
-                let Some(fk) = c.foreign_key else { continue };
-                if c.primary_key && t.parent.is_some() {
-                    continue; // the inheritance key, not a relation
-                }
-                let mut r: Option<&dyn Record> = Some(owner);
-                while let Some(rec) = r {
-                    if rec.record_table().name == fk.table {
-                        found.push((t, c, rec, fk.column));
-                        break;
-                    }
-                    r = rec.parent_record();
-                }
-            }
-        }
-        let owner_table = owner.record_table();
-        let (t, c, rec, referenced) = match found.len() {
-            1 => found.remove(0),
-            0 => {
-                return Err(Error::Mapper(format!(
-                    "model `{}` has no foreign key to `{}`",
-                    table.model, owner_table.name
-                )))
-            }
-            _ => {
-                return Err(Error::Mapper(format!(
-                    "model `{}` has several foreign keys to `{}`; filter with a query instead",
-                    table.model, owner_table.name
-                )))
-            }
-        };
-        let rec_table = rec.record_table();
-        let position = rec_table.column_index(referenced).ok_or_else(|| {
-            Error::Mapper(format!(
-                "foreign key `{}.{}` references `{}.{referenced}`, which does not exist",
-                t.name, c.name, rec_table.name
-            ))
-        })?;
-        let values = rec.values();
-        let value = values[position].ok_or_else(|| {
-            Error::Mapper(format!(
-                "`{}.{referenced}` of the owner is not set",
-                rec_table.name
-            ))
-        })?;
-        self.note_related(table.model, t.name, c.name)?;
-        let statement = sql::select_related(table, t, c, value);
-        let rows = self.read(table, |client| {
-            client.query(&statement.sql, &statement.params)
-        })?;
-        rows.iter().map(M::from_row).collect()
-    }
-
     /// Runs raw SQL with bound parameters on the default bind; returns the
     /// number of rows affected.
     ///
@@ -456,7 +262,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Mapper`] for an unknown bind; the server's error.
+    /// [`MapperError::UnknownBind`] for an unknown bind; the server's error.
     pub fn query_raw_on(
         &mut self,
         label: &str,
@@ -471,7 +277,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Mapper`] for an unknown bind; the server's error.
+    /// [`MapperError::UnknownBind`] for an unknown bind; the server's error.
     pub fn batch_execute_on(&mut self, label: &str, sql: &str) -> Result<()> {
         self.run(label, Some(sql), |client| client.batch_execute(sql))
     }
@@ -572,6 +378,80 @@ impl Drop for Session {
         }
         if let Err(e) = self.rollback_all() {
             log::warn!("rollback of a dropped session failed: {e}");
+        }
+    }
+}
+
+/// The entry points to sessions.
+impl Mapper {
+    /// A new session. No connection is taken until the first statement; the
+    /// transaction starts with the first write (see [`crate::session`] for
+    /// exactly what that guarantees). Dropped without [`Session::commit`],
+    /// it rolls back.
+    ///
+    /// # Errors
+    ///
+    /// The wrong-context error (`acquire in main greenlet: session ...`) off
+    /// a green worker.
+    pub fn session(&self) -> Result<Session> {
+        require_green("session")?;
+        Ok(Session::new(self.clone()))
+    }
+
+    /// Runs `work` in a new session's transaction: commits when it returns
+    /// `Ok`, rolls back when it returns `Err` (that error is returned) or
+    /// panics (the panic continues after the rollback).
+    ///
+    /// # Errors
+    ///
+    /// The wrong-context error off a green worker (before `work` runs);
+    /// `work`'s error; [`Error::RolledBack`] when `work` returned `Ok` but
+    /// nothing was committed: a statement inside it failed and its error was
+    /// ignored (the cause is that error), or the commit itself failed (a
+    /// deferred constraint, a serialization failure). See
+    /// [`Session::commit`].
+    pub fn begin<T, F>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(&mut Session) -> Result<T>,
+    {
+        let mut session = self.session()?;
+        match work(&mut session) {
+            Ok(value) => {
+                session.commit()?;
+                Ok(value)
+            }
+            Err(e) => {
+                if let Err(rollback) = session.rollback() {
+                    log::warn!("rollback after a failed transaction failed too: {rollback}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Like [`Mapper::begin`], but runs `work` again in a fresh transaction
+    /// when it fails with a serialization failure (40001) or a deadlock
+    /// (40P01), up to `attempts` runs in all — whether `work` returned the
+    /// error or the commit reported it ([`Error::RolledBack`] with such a
+    /// cause).
+    ///
+    /// # Errors
+    ///
+    /// As [`Mapper::begin`]; after the last attempt, its retryable error.
+    pub fn begin_with_retry<T, F>(&self, attempts: usize, mut work: F) -> Result<T>
+    where
+        F: FnMut(&mut Session) -> Result<T>,
+    {
+        let attempts = attempts.max(1);
+        let mut run = 1;
+        loop {
+            match self.begin(&mut work) {
+                Err(e) if e.is_retryable() && run < attempts => {
+                    log::debug!("retrying transaction after {e} (attempt {run} of {attempts})");
+                    run += 1;
+                }
+                result => return result,
+            }
         }
     }
 }

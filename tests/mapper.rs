@@ -3,13 +3,16 @@
 mod orm_common;
 
 use odm::testing::test_database;
-use odm::{Error, Mapper};
+use odm::{Error, Mapper, MapperError};
 use orm_common::{green, Employee, Engineer, PersonalTasks, Task};
 
 #[test]
 fn a_mapper_without_a_default_bind_is_refused() {
     let err = Mapper::with_binds([("archive", "postgresql://odm@127.0.0.1/x")]).unwrap_err();
-    assert!(matches!(err, Error::Mapper(_)));
+    assert!(matches!(
+        err,
+        Error::Mapper(MapperError::MissingDefaultBind)
+    ));
     assert_eq!(err.to_string(), "default datastore not specified");
     let err = Mapper::with_binds(Vec::<(String, String)>::new()).unwrap_err();
     assert_eq!(err.to_string(), "default datastore not specified");

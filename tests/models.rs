@@ -4,7 +4,7 @@ use odm::ddl::{create_table_sql, creation_order, drop_order, drop_table_sql};
 use odm::query::sql;
 use odm::query::QueryParts;
 use odm::types::Choice;
-use odm::{Model, Record};
+use odm::{MapperError, Model, Record};
 
 #[derive(odm::Model, Debug, Clone, Default)]
 struct Task {
@@ -247,6 +247,35 @@ fn a_foreign_key_cycle_is_an_error_naming_the_tables() {
     assert_eq!(
         err.to_string(),
         "foreign keys form a cycle between tables chicken, egg"
+    );
+}
+
+#[test]
+fn a_foreign_key_to_an_owner_is_found_through_the_owners_lineage() {
+    let relation = Task::table()
+        .foreign_key_to(&[Engineer::table(), Employee::table()])
+        .unwrap();
+    assert_eq!(relation.table.name, "task");
+    assert_eq!(relation.column.name, "employee_id");
+    assert_eq!(relation.target.name, "employee");
+    assert_eq!(relation.target.columns[relation.target_index].name, "id");
+}
+
+#[test]
+fn an_inheritance_key_is_not_a_relation_to_the_parent() {
+    let err = Engineer::table()
+        .foreign_key_to(&[Employee::table()])
+        .unwrap_err();
+    assert_eq!(
+        err,
+        MapperError::NoForeignKey {
+            model: "Engineer",
+            target: "employee"
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "model `Engineer` has no foreign key to `employee`"
     );
 }
 

@@ -5,7 +5,7 @@ pub(crate) mod orm_common;
 
 use std::time::Duration;
 
-use odm::{Error, Mapper};
+use odm::{Error, Mapper, MapperError};
 use orm_common::{
     green, mapper_with_models, test_database, Employee, PersonalTasks, Task, TaskType,
 };
@@ -40,7 +40,12 @@ fn tables_lists_the_tables_but_not_the_view() {
 fn database_drop_with_no_name_fails() {
     let (_db, mp) = mapper_with_models();
     let err = green(move || mp.database_drop("")).unwrap_err();
-    assert!(matches!(err, Error::Mapper(_)));
+    assert!(matches!(
+        err,
+        Error::Mapper(MapperError::MissingDatabaseName {
+            operation: "database_drop"
+        })
+    ));
     assert_eq!(err.to_string(), "database_drop needs a database name");
 }
 
@@ -191,9 +196,9 @@ fn an_err_inside_begin_leaves_nothing_behind() {
     green(move || {
         let result: Result<(), Error> = mp.begin(|s| {
             s.add(&mut Task::new("doomed"))?;
-            Err(Error::Mapper("changed my mind".into()))
+            Err(Error::RowCount(0))
         });
-        assert_eq!(result.unwrap_err().to_string(), "changed my mind");
+        assert!(matches!(result.unwrap_err(), Error::RowCount(0)));
         let count = mp.begin(|s| s.query::<Task>().count())?;
         assert_eq!(count, 0);
         Ok::<_, Error>(())

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Migration, MigrationError, Migrations};
-use crate::mapper::check_context;
+use crate::context::require_green;
 use crate::pg::{Client, TransactionStatus};
 use crate::{Engine, Mapper, Result};
 
@@ -94,7 +94,7 @@ impl Mapper {
     /// one (it rolled back; earlier ones stay applied); pool and
     /// connection errors.
     pub fn migrate(&self) -> Result<MigrationReport> {
-        check_context("migrate")?;
+        require_green("migrate")?;
         let sets = self.migration_sets().read().clone();
         let mut report = MigrationReport::default();
         for set in &sets {
@@ -113,7 +113,7 @@ impl Mapper {
     /// As [`Mapper::migrate`], except for failures of migrations, which do
     /// not run.
     pub fn migrate_plan(&self) -> Result<Vec<PendingMigration>> {
-        check_context("migrate_plan")?;
+        require_green("migrate_plan")?;
         let sets = self.migration_sets().read().clone();
         let mut plan = Vec::new();
         for set in &sets {

@@ -12,6 +12,7 @@ use super::config::Config;
 use super::connect::open_socket;
 use super::connection::Connection;
 use super::response::whole_millis;
+use crate::context::require_green;
 use crate::Error;
 
 /// Sends a `CancelRequest` for one connection's backend on a fresh socket.
@@ -73,9 +74,7 @@ impl CancelToken {
     /// usable. Returns once the server has taken the request, or with an
     /// error after `connect_timeout` (10 s when that is off) if it did not.
     pub fn cancel_query(&self) -> Result<(), Error> {
-        if !may::coroutine::is_coroutine() {
-            return Err(Error::wrong_context("cancel query"));
-        }
+        require_green("cancel query")?;
         let connection = self.connection.upgrade();
         let held = match &connection {
             Some(c) => c.hold_writes(false).is_ok(),

@@ -22,6 +22,7 @@ use super::statement::Statement;
 use super::statement_cache::{forgets_prepared_statements, Insertion, StatementCache};
 use super::transaction::{Transaction, TransactionStatus};
 use super::Param;
+use crate::context::require_green;
 use crate::{sqlstate, DbError, Error};
 
 /// Gives every connection (and so every statement) a process-unique id.
@@ -62,9 +63,7 @@ impl fmt::Debug for Client {
 impl Client {
     /// Opens a connection: socket, startup and authentication.
     pub fn connect(config: &Config) -> Result<Client, Error> {
-        if !may::coroutine::is_coroutine() {
-            return Err(Error::wrong_context("connect"));
-        }
+        require_green("connect")?;
         // `connect_timeout` bounds the whole connect: host-name lookup, TCP
         // handshake and startup with authentication. I/O failures before
         // the first ReadyForQuery are connect errors naming the server.
@@ -101,15 +100,6 @@ impl Client {
         self.id
     }
 
-    /// The wrong-context error unless the caller runs on a coroutine.
-    pub(crate) fn check_context(&self, operation: &'static str) -> Result<(), Error> {
-        if may::coroutine::is_coroutine() {
-            Ok(())
-        } else {
-            Err(Error::wrong_context(operation))
-        }
-    }
-
     pub(crate) fn notification_receiver(
         &self,
     ) -> Result<may::sync::MutexGuard<'_, Receiver<Notification>>, Error> {
@@ -130,7 +120,7 @@ impl Client {
     /// Runs one or more statements separated by `;` with the simple query
     /// protocol (no parameters, results discarded).
     pub fn batch_execute(&self, sql: &str) -> Result<(), Error> {
-        self.check_context("batch_execute")?;
+        require_green("batch_execute")?;
         let tag = self.simple_query(sql)?;
         self.note_command_tag(&tag);
         Ok(())
@@ -142,7 +132,7 @@ impl Client {
     /// [`Error::QueryTimeout`] returned. The pool runs it before it hands
     /// out a connection that sat idle.
     pub fn check_alive(&self, timeout: std::time::Duration) -> Result<(), Error> {
-        self.check_context("check_alive")?;
+        require_green("check_alive")?;
         let timeout = self
             .config
             .query_timeout()
@@ -161,13 +151,13 @@ impl Client {
 
     /// Runs a statement and returns the number of rows it affected.
     pub fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
-        self.check_context("execute")?;
+        require_green("execute")?;
         self.run_sql(sql, params, RowSink::Discard)
     }
 
     /// Runs a query and returns its rows.
     pub fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
-        self.check_context("query")?;
+        require_green("query")?;
         let mut rows = Vec::new();
         self.run_sql(sql, params, RowSink::Collect(&mut rows))?;
         Ok(rows)
@@ -204,7 +194,7 @@ impl Client {
     /// when run. With `statement_cache=false` or a capacity of 0 nothing is
     /// cached: each statement is parsed unnamed with every run.
     pub fn prepare(&self, sql: &str) -> Result<Statement, Error> {
-        self.check_context("prepare")?;
+        require_green("prepare")?;
         if !self.caches_statements() {
             return self.describe(String::new(), sql);
         }
@@ -258,7 +248,7 @@ impl Client {
         statement: &Statement,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>, Error> {
-        self.check_context("query")?;
+        require_green("query")?;
         let mut rows = Vec::new();
         self.run_statement(statement, params, RowSink::Collect(&mut rows))?;
         Ok(rows)
@@ -270,7 +260,7 @@ impl Client {
         statement: &Statement,
         params: &[Param<'_>],
     ) -> Result<u64, Error> {
-        self.check_context("execute")?;
+        require_green("execute")?;
         self.run_statement(statement, params, RowSink::Discard)
     }
 
@@ -329,7 +319,7 @@ impl Client {
     /// Starts a transaction (`BEGIN`). Dropping it without
     /// [`Transaction::commit`] rolls it back.
     pub fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
-        self.check_context("transaction")?;
+        require_green("transaction")?;
         self.simple_query("BEGIN")?;
         Ok(Transaction::new(self))
     }
@@ -337,13 +327,13 @@ impl Client {
     /// Starts `COPY ... FROM STDIN`: write the data to the returned writer,
     /// then call [`CopyInWriter::finish`].
     pub fn copy_in(&self, sql: &str) -> Result<CopyInWriter<'_>, Error> {
-        self.check_context("copy_in")?;
+        require_green("copy_in")?;
         CopyInWriter::start(self, sql)
     }
 
     /// Starts `COPY ... TO STDOUT` and returns a reader of its data.
     pub fn copy_out(&self, sql: &str) -> Result<CopyOutReader<'_>, Error> {
-        self.check_context("copy_out")?;
+        require_green("copy_out")?;
         CopyOutReader::start(self, sql)
     }
 
@@ -415,7 +405,7 @@ impl Client {
 
     /// Closes the connection with `Terminate`.
     pub fn close(self) -> Result<(), Error> {
-        self.check_context("close")?;
+        require_green("close")?;
         if self.conn.is_closed() {
             return Ok(());
         }

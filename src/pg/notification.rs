@@ -6,6 +6,7 @@ use std::time::Duration;
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 
 use super::client::Client;
+use crate::context::require_green;
 use crate::Error;
 
 /// A message sent with `NOTIFY channel, 'payload'`.
@@ -59,7 +60,7 @@ impl<'a> Notifications<'a> {
     /// Parks until a notification arrives; an error once the connection
     /// is closed and every queued notification was received.
     pub fn recv(&self) -> Result<Notification, Error> {
-        self.client.check_context("receive notifications")?;
+        require_green("receive notifications")?;
         let receiver = self.client.notification_receiver()?;
         receiver
             .recv()
@@ -68,7 +69,7 @@ impl<'a> Notifications<'a> {
 
     /// Like [`Notifications::recv`], giving up with `Ok(None)` after `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Notification>, Error> {
-        self.client.check_context("receive notifications")?;
+        require_green("receive notifications")?;
         let receiver = self.client.notification_receiver()?;
         match receiver.recv_timeout(timeout) {
             Ok(n) => Ok(Some(n)),

@@ -14,6 +14,7 @@
 use std::fmt;
 
 use parking_lot::Mutex;
+use postgres_protocol::escape::escape_identifier;
 
 use super::abort::{rollback_to_savepoint_sql, AbortTracker};
 use super::client::Client;
@@ -66,11 +67,6 @@ impl fmt::Debug for Transaction<'_> {
     }
 }
 
-/// Quotes an identifier for use in SQL.
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 impl<'a> Transaction<'a> {
     pub(crate) fn new(client: &'a mut Client) -> Transaction<'a> {
         Transaction {
@@ -117,7 +113,7 @@ impl<'a> Transaction<'a> {
         self.done = true;
         let aborted = self.aborted.get_mut();
         match &self.savepoint {
-            Some(name) => aborted.release_savepoint(self.client, &quote_identifier(name)),
+            Some(name) => aborted.release_savepoint(self.client, &escape_identifier(name)),
             None => aborted.commit(self.client),
         }
     }
@@ -130,7 +126,7 @@ impl<'a> Transaction<'a> {
 
     fn rollback_sql(&self) -> String {
         match &self.savepoint {
-            Some(name) => rollback_to_savepoint_sql(&quote_identifier(name)),
+            Some(name) => rollback_to_savepoint_sql(&escape_identifier(name)),
             None => "ROLLBACK".to_owned(),
         }
     }
@@ -143,7 +139,7 @@ impl<'a> Transaction<'a> {
     /// [`Error::TransactionAborted`] when the transaction is aborted; the
     /// server's error.
     pub fn savepoint(&mut self, name: &str) -> Result<Transaction<'_>, Error> {
-        let sql = format!("SAVEPOINT {}", quote_identifier(name));
+        let sql = format!("SAVEPOINT {}", escape_identifier(name));
         self.run(Some(&sql), |client| client.batch_execute(&sql))?;
         Ok(Transaction {
             client: self.client,

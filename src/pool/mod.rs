@@ -128,6 +128,7 @@ pub use self::stats::PoolStats;
 use self::connector::PgConnector;
 use self::core::Core;
 use self::lifecycle::Lifecycle;
+use crate::context::require_green;
 use crate::pg::Config;
 use crate::Error;
 
@@ -176,9 +177,7 @@ impl Pool {
     /// connection that sat idle for more than 500 ms is checked with an
     /// empty query first; see the [settings](self#settings).
     pub fn acquire(&self) -> Result<PooledConnection, Error> {
-        if !may::coroutine::is_coroutine() {
-            return Err(Error::wrong_context("pool acquire"));
-        }
+        require_green("pool acquire")?;
         let task = task::current_task();
         let checkout = self.core.acquire(task)?;
         checkout.conn.set_shared(false);

@@ -9,6 +9,7 @@ use super::core::Core;
 use super::shareable;
 use super::state::Lease;
 use super::Pool;
+use crate::context::require_green;
 use crate::pg::{Client, Param, Row};
 use crate::Error;
 
@@ -41,9 +42,7 @@ impl Pool {
         operation: &'static str,
         statement: impl FnOnce(&Client) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        if !may::coroutine::is_coroutine() {
-            return Err(Error::wrong_context(operation));
-        }
+        require_green(operation)?;
         let held = SharedUse {
             core: &self.core,
             lease: Some(self.core.lease()?),

@@ -3,25 +3,12 @@
 
 use std::borrow::Cow;
 
+use postgres_protocol::escape::escape_identifier;
 use postgres_types::ToSql;
 
 use super::expr::{Assignment, ColumnRef, Expr, Node, Order};
 use crate::model::{ColumnDef, Table};
-use crate::{Error, Result};
-
-/// A quoted identifier: `"name"`, with embedded double quotes doubled.
-pub fn quote_ident(name: &str) -> String {
-    let mut quoted = String::with_capacity(name.len() + 2);
-    quoted.push('"');
-    for ch in name.chars() {
-        if ch == '"' {
-            quoted.push('"');
-        }
-        quoted.push(ch);
-    }
-    quoted.push('"');
-    quoted
-}
+use crate::{MapperError, Result};
 
 /// An SQL text with its bound parameters, ready for the driver.
 #[derive(Debug, Default)]
@@ -38,7 +25,7 @@ impl<'a> Statement<'a> {
     }
 
     fn push_ident(&mut self, name: &str) {
-        self.sql.to_mut().push_str(&quote_ident(name));
+        self.sql.to_mut().push_str(&escape_identifier(name));
     }
 
     fn push_column(&mut self, column: ColumnRef) {
@@ -265,19 +252,18 @@ pub fn update<'a>(
     assignments: &'a [Assignment],
 ) -> Result<Statement<'a>> {
     if assignments.is_empty() {
-        return Err(Error::Mapper(format!(
-            "update of `{}` needs at least one column to set",
-            table.name
-        )));
+        return Err(MapperError::NothingToUpdate { table: table.name }.into());
     }
     let lineage = table.lineage();
     for a in assignments {
         let owner = lineage.iter().find(|t| t.name == a.column.table);
         if owner.and_then(|t| t.column(a.column.column)).is_none() {
-            return Err(Error::Mapper(format!(
-                "`{}.{}` is not a column of model `{}`",
-                a.column.table, a.column.column, table.model
-            )));
+            return Err(MapperError::ForeignColumn {
+                table: a.column.table,
+                column: a.column.column,
+                model: table.model,
+            }
+            .into());
         }
     }
     let mut st = Statement::default();
@@ -286,7 +272,7 @@ pub fn update<'a>(
         st.push_where(parts.filter.as_ref());
         return Ok(st);
     }
-    let leaf_key = quote_ident(table.primary_key().name);
+    let leaf_key = escape_identifier(table.primary_key().name);
     st.push("WITH keys AS (SELECT ");
     st.push_column(ColumnRef {
         table: table.name,
@@ -353,14 +339,14 @@ pub fn delete<'a>(table: &'static Table, parts: &'a QueryParts) -> Statement<'a>
         if i > 0 {
             st.push(", ");
         }
-        let key = quote_ident(own.primary_key().name);
+        let key = escape_identifier(own.primary_key().name);
         st.push(&format!("d{i} AS (DELETE FROM "));
         st.push_ident(own.name);
         st.push(" WHERE ");
         if i == 0 {
             push_key_subquery(&mut st, own, table, parts.filter.as_ref());
         } else {
-            let prev_key = quote_ident(lineage[i - 1].primary_key().name);
+            let prev_key = escape_identifier(lineage[i - 1].primary_key().name);
             st.push(&format!("{key} IN (SELECT {prev_key} FROM d{})", i - 1));
         }
         st.push(&format!(" RETURNING {key})"));
@@ -390,7 +376,7 @@ pub fn upsert<'a>(
     } else {
         let names: Vec<String> = written
             .iter()
-            .map(|&i| quote_ident(table.columns[i].name))
+            .map(|&i| escape_identifier(table.columns[i].name))
             .collect();
         st.push(&format!(" ({}) VALUES (", names.join(", ")));
         for (n, &i) in written.iter().enumerate() {
@@ -404,12 +390,12 @@ pub fn upsert<'a>(
         }
         st.push(")");
         if values[key].is_some() {
-            let key_name = quote_ident(table.columns[key].name);
+            let key_name = escape_identifier(table.columns[key].name);
             let mut sets: Vec<String> = written
                 .iter()
                 .filter(|&&i| i != key)
                 .map(|&i| {
-                    let c = quote_ident(table.columns[i].name);
+                    let c = escape_identifier(table.columns[i].name);
                     format!("{c} = EXCLUDED.{c}")
                 })
                 .collect();
@@ -423,7 +409,11 @@ pub fn upsert<'a>(
             ));
         }
     }
-    let returning: Vec<String> = table.columns.iter().map(|c| quote_ident(c.name)).collect();
+    let returning: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| escape_identifier(c.name))
+        .collect();
     st.push(&format!(" RETURNING {}", returning.join(", ")));
     st
 }

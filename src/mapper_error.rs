@@ -1,0 +1,218 @@
+//! [`MapperError`]: the ORM's misuse errors (binds, registry, keys, foreign
+//! keys, the N+1 policy), carried by [`Error::Mapper`](crate::Error::Mapper).
+//! Each names the bind, model, table or column at fault, in one lower-case
+//! clause, so callers can match on the case instead of parsing text.
+
+use std::fmt;
+
+/// A mapper-level misuse: unknown bind or model, missing key, ambiguous
+/// foreign key, a refused N+1 load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MapperError {
+    /// The binds given to a mapper have no `"default"` label.
+    MissingDefaultBind,
+    /// The same bind label was given twice.
+    DuplicateBind {
+        /// The repeated label.
+        label: String,
+    },
+    /// A statement named a bind label the mapper does not have.
+    UnknownBind {
+        /// The label asked for.
+        label: String,
+    },
+    /// A model is bound (`#[odm(bind = "...")]`) to a label the mapper
+    /// does not have.
+    UnboundModel {
+        /// The model's name.
+        model: &'static str,
+        /// Its bind label.
+        label: &'static str,
+    },
+    /// Two models claim the same table name.
+    TableTaken {
+        /// The table name.
+        table: &'static str,
+        /// The model being registered.
+        model: &'static str,
+        /// The model already registered with that table.
+        existing: &'static str,
+    },
+    /// A database administration call was given an empty name.
+    MissingDatabaseName {
+        /// The call: `database_create` or `database_drop`.
+        operation: &'static str,
+    },
+    /// The foreign keys of the registered tables form a cycle, so there is
+    /// no creation order.
+    ForeignKeyCycle {
+        /// The tables left in the cycle.
+        tables: Vec<&'static str>,
+    },
+    /// An object whose primary key is not set yet was asked for it (to be
+    /// deleted).
+    KeyNotSet {
+        /// The model's name.
+        model: &'static str,
+        /// The primary key column.
+        column: &'static str,
+    },
+    /// `related` found no foreign key from the model to the owner's table.
+    NoForeignKey {
+        /// The model loaded.
+        model: &'static str,
+        /// The owner's table.
+        target: &'static str,
+    },
+    /// `related` found several foreign keys from the model to the owner's
+    /// table and cannot choose.
+    SeveralForeignKeys {
+        /// The model loaded.
+        model: &'static str,
+        /// The owner's table.
+        target: &'static str,
+    },
+    /// A foreign key references a column its target table does not have.
+    DanglingForeignKey {
+        /// The table holding the foreign key.
+        table: &'static str,
+        /// The foreign key column.
+        column: &'static str,
+        /// The referenced table.
+        target: &'static str,
+        /// The referenced column.
+        target_column: &'static str,
+    },
+    /// The owner passed to `related` has no value in the referenced column.
+    ReferencedValueNotSet {
+        /// The owner's table.
+        table: &'static str,
+        /// The referenced column.
+        column: &'static str,
+    },
+    /// A bulk update was given no column to set.
+    NothingToUpdate {
+        /// The table updated.
+        table: &'static str,
+    },
+    /// A bulk update assigned a column that is not the model's.
+    ForeignColumn {
+        /// The table named by the assignment.
+        table: &'static str,
+        /// The column named by the assignment.
+        column: &'static str,
+        /// The model updated.
+        model: &'static str,
+    },
+    /// The same relation was loaded row by row with `related` more often
+    /// than the threshold under [`LoadPolicy::Raise`](crate::LoadPolicy::Raise).
+    NPlusOne {
+        /// The model loaded.
+        model: &'static str,
+        /// The table holding the foreign key.
+        table: &'static str,
+        /// The foreign key column.
+        column: &'static str,
+        /// How many loads the session has seen.
+        calls: usize,
+    },
+}
+
+impl fmt::Display for MapperError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapperError::MissingDefaultBind => f.write_str("default datastore not specified"),
+            MapperError::DuplicateBind { label } => write!(f, "bind `{label}` is given twice"),
+            MapperError::UnknownBind { label } => {
+                write!(f, "bind `{label}` is not a bind of this mapper")
+            }
+            MapperError::UnboundModel { model, label } => write!(
+                f,
+                "model `{model}` is bound to `{label}`, which is not a bind of this mapper"
+            ),
+            MapperError::TableTaken {
+                table,
+                model,
+                existing,
+            } => write!(
+                f,
+                "table `{table}` of model `{model}` is already registered by model `{existing}`"
+            ),
+            MapperError::MissingDatabaseName { operation } => {
+                write!(f, "{operation} needs a database name")
+            }
+            MapperError::ForeignKeyCycle { tables } => write!(
+                f,
+                "foreign keys form a cycle between tables {}",
+                tables.join(", ")
+            ),
+            MapperError::KeyNotSet { model, column } => write!(
+                f,
+                "cannot delete a `{model}` whose primary key `{column}` is not set"
+            ),
+            MapperError::NoForeignKey { model, target } => {
+                write!(f, "model `{model}` has no foreign key to `{target}`")
+            }
+            MapperError::SeveralForeignKeys { model, target } => write!(
+                f,
+                "model `{model}` has several foreign keys to `{target}`; filter with a query instead"
+            ),
+            MapperError::DanglingForeignKey {
+                table,
+                column,
+                target,
+                target_column,
+            } => write!(
+                f,
+                "foreign key `{table}.{column}` references `{target}.{target_column}`, which does not exist"
+            ),
+            MapperError::ReferencedValueNotSet { table, column } => {
+                write!(f, "`{table}.{column}` of the owner is not set")
+            }
+            MapperError::NothingToUpdate { table } => {
+                write!(f, "update of `{table}` needs at least one column to set")
+            }
+            MapperError::ForeignColumn {
+                table,
+                column,
+                model,
+            } => write!(f, "`{table}.{column}` is not a column of model `{model}`"),
+            MapperError::NPlusOne {
+                model,
+                table,
+                column,
+                calls,
+            } => write!(
+                f,
+                "n+1 loading: related::<{model}> through `{table}.{column}` ran {calls} times in one session; \
+                 load the rows with one query filtering `{column}` with in_"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MapperError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_message_names_the_key_at_fault() {
+        let unknown = MapperError::UnknownBind {
+            label: "archive".into(),
+        };
+        assert_eq!(
+            unknown.to_string(),
+            "bind `archive` is not a bind of this mapper"
+        );
+        let cycle = MapperError::ForeignKeyCycle {
+            tables: vec!["a", "b"],
+        };
+        assert_eq!(
+            cycle.to_string(),
+            "foreign keys form a cycle between tables a, b"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! The session's object operations (CRUD): [`Session::add`] (an upsert
+//! that reads generated values back), [`Session::get`] by primary key,
+//! [`Session::delete`], and [`Session::related`], which follows a foreign
+//! key found by [`Table::foreign_key_to`] under the session's N+1 policy.
+
+use super::Session;
+use crate::model::{Model, Record, Table};
+use crate::query::sql;
+use crate::{Error, MapperError, Result};
+
+#[cfg(doc)]
+use super::LoadPolicy;
+
+impl Session {
+    /// Inserts or updates `object` by primary key (an upsert) and reads the
+    /// row back: generated keys and server defaults land in `object`. A
+    /// child model writes its parent's row first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidChoice`] for a code outside a `choices` list; the
+    /// server's error (constraint violations, ...).
+    pub fn add<M: Model>(&mut self, object: &mut M) -> Result<()> {
+        self.add_record(object)
+    }
+
+    fn add_record(&mut self, record: &mut dyn Record) -> Result<()> {
+        if let Some(parent) = record.parent_record_mut() {
+            self.add_record(parent)?;
+        }
+        record.validate()?;
+        let table = record.record_table();
+        let row = {
+            let values = record.values();
+            let statement = sql::upsert(table, &values);
+            self.write(table, |client| {
+                client.query_one(&statement.sql, &statement.params)
+            })?
+        };
+        record.read_back(&row)
+    }
+
+    /// The model with primary key `key`, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// The server's error; a decoding error naming the column.
+    pub fn get<M: Model>(&mut self, key: impl Into<M::Key>) -> Result<Option<M>> {
+        let key: M::Key = key.into();
+        let table = M::table();
+        let statement = sql::get_by_key(table, &key);
+        let row = self.read(table, |client| {
+            client.query_opt(&statement.sql, &statement.params)
+        })?;
+        row.map(|r| M::from_row(&r)).transpose()
+    }
+
+    /// Deletes `object`'s row (and, for a child model, its ancestors' rows)
+    /// by primary key. Returns whether a row was deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`MapperError::KeyNotSet`] when the object has no primary key yet; the
+    /// server's error.
+    pub fn delete<M: Model>(&mut self, object: &M) -> Result<bool> {
+        let table = M::table();
+        let key = object.key_param().ok_or_else(|| {
+            Error::from(MapperError::KeyNotSet {
+                model: table.model,
+                column: table.primary_key().name,
+            })
+        })?;
+        let mut deleted = None;
+        let mut lineage = table.lineage();
+        lineage.reverse();
+        for t in lineage {
+            let statement = sql::delete_by_key(t, key);
+            let n = self.write(t, |client| {
+                client.execute(&statement.sql, &statement.params)
+            })?;
+            deleted.get_or_insert(n);
+        }
+        Ok(deleted.unwrap_or(0) > 0)
+    }
+
+    /// The rows of `M` whose foreign key points at `owner` (the tasks of an
+    /// employee), ordered by `M`'s primary key. Loading the same relation for
+    /// many owners one by one is an N+1 pattern; see
+    /// [`Session::set_load_policy`].
+    ///
+    /// # Errors
+    ///
+    /// [`MapperError::NPlusOne`] past the N+1 threshold under
+    /// [`LoadPolicy::Raise`]; the errors of [`Table::foreign_key_to`] when
+    /// `M` has no foreign key, or several, to `owner`'s table (or its
+    /// ancestors); [`MapperError::ReferencedValueNotSet`] when the
+    /// referenced value of `owner` is not set; the server's error.
+    pub fn related<M: Model>(&mut self, owner: &dyn Record) -> Result<Vec<M>> {
+        let table = M::table();
+        // the owner's record chain: its own record, then its ancestors'
+        let mut records = vec![owner];
+        while let Some(parent) = records[records.len() - 1].parent_record() {
+            records.push(parent);
+        }
+        let targets: Vec<&'static Table> = records.iter().map(|r| r.record_table()).collect();
+        let relation = table.foreign_key_to(&targets)?;
+        let record = records
+            .iter()
+            .find(|r| r.record_table().name == relation.target.name)
+            .ok_or(MapperError::NoForeignKey {
+                model: table.model,
+                target: targets[0].name,
+            })?;
+        let values = record.values();
+        let value = values[relation.target_index].ok_or(MapperError::ReferencedValueNotSet {
+            table: relation.target.name,
+            column: relation.target.columns[relation.target_index].name,
+        })?;
+        self.related_loads
+            .note(table.model, relation.table.name, relation.column.name)?;
+        let statement = sql::select_related(table, relation.table, relation.column, value);
+        let rows = self.read(table, |client| {
+            client.query(&statement.sql, &statement.params)
+        })?;
+        rows.iter().map(M::from_row).collect()
+    }
+}

@@ -1,0 +1,216 @@
+//! [`Query`]: a typed query over one model, run in a session. It is built
+//! from the pure parts of [`crate::query`] ([`Expr`] filters, [`Order`]
+//! terms, SQL text from [`sql`]) and runs its statement as an ORM read
+//! or write of the session.
+//!
+//! ```no_run
+//! # #[derive(odm::Model, Debug, Clone, Default)]
+//! # struct Task {
+//! #     #[odm(primary_key)] id: Option<i32>,
+//! #     subject: String,
+//! #     #[odm(default = "false")] done: bool,
+//! #     #[odm(default = "now()")] created: Option<chrono::NaiveDateTime>,
+//! # }
+//! # fn demo(s: &mut odm::Session) -> odm::Result<()> {
+//! let open: Vec<Task> = s
+//!     .query::<Task>()
+//!     .filter(Task::DONE.eq(false) & Task::SUBJECT.like("%urgent%"))
+//!     .order_by(Task::CREATED.desc())
+//!     .limit(10)
+//!     .all()?;
+//! let finished = s.query::<Task>().filter(Task::DONE.eq(true)).count()?;
+//! s.query::<Task>().filter(Task::ID.in_([1, 2, 3])).update([Task::DONE.set(true)])?;
+//! # Ok(()) }
+//! ```
+
+use std::marker::PhantomData;
+
+use super::Session;
+use crate::model::{Model, Table};
+use crate::pg::Row;
+use crate::query::{sql, Assignment, Expr, Order, QueryParts, Statement};
+use crate::{Error, Result};
+
+#[cfg(doc)]
+use crate::MapperError;
+
+impl Session {
+    /// A query over model `M`: `s.query::<Task>().filter(Task::DONE.eq(false)).all()`.
+    pub fn query<M: Model>(&mut self) -> Query<'_, M> {
+        Query::new(self)
+    }
+}
+
+/// A query over model `M` in a session; build it with [`Session::query`],
+/// refine it, then run it with one of [`all`](Query::all),
+/// [`first`](Query::first), [`one`](Query::one), [`count`](Query::count),
+/// [`exists`](Query::exists), [`update`](Query::update),
+/// [`delete`](Query::delete).
+pub struct Query<'s, M> {
+    session: &'s mut Session,
+    parts: QueryParts,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> std::fmt::Debug for Query<'_, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Query").field("parts", &self.parts).finish()
+    }
+}
+
+impl<'s, M: Model> Query<'s, M> {
+    fn new(session: &'s mut Session) -> Self {
+        Query {
+            session,
+            parts: QueryParts::default(),
+            _model: PhantomData,
+        }
+    }
+
+    /// Keeps the rows matching `expr` (`AND`-ed with earlier filters).
+    pub fn filter(mut self, expr: Expr) -> Self {
+        self.parts.add_filter(expr);
+        self
+    }
+
+    /// Orders by a column (`Task::CREATED.desc()`); later calls add
+    /// tie-breakers.
+    pub fn order_by(mut self, order: Order) -> Self {
+        self.parts.order.push(order);
+        self
+    }
+
+    /// At most `n` rows.
+    pub fn limit(mut self, n: i64) -> Self {
+        self.parts.limit = Some(n);
+        self
+    }
+
+    /// Skips the first `n` rows.
+    pub fn offset(mut self, n: i64) -> Self {
+        self.parts.offset = Some(n);
+        self
+    }
+
+    /// The SQL this query runs as `all()`, for inspection.
+    pub fn to_sql(&self) -> String {
+        sql::select(M::table(), &self.parts).sql.into_owned()
+    }
+
+    fn rows(
+        &mut self,
+        statement_of: for<'p> fn(&'static Table, &'p QueryParts) -> Statement<'p>,
+    ) -> Result<Vec<Row>> {
+        let table = M::table();
+        let statement = statement_of(table, &self.parts);
+        self.session.read(table, |client| {
+            client.query(&statement.sql, &statement.params)
+        })
+    }
+
+    /// Every matching row.
+    ///
+    /// # Errors
+    ///
+    /// The server's error; a decoding error naming the column.
+    pub fn all(mut self) -> Result<Vec<M>> {
+        let rows = self.rows(sql::select)?;
+        rows.iter().map(M::from_row).collect()
+    }
+
+    /// The first matching row, if any.
+    ///
+    /// # Errors
+    ///
+    /// As [`Query::all`].
+    pub fn first(mut self) -> Result<Option<M>> {
+        self.parts.limit = Some(1);
+        let rows = self.rows(sql::select)?;
+        rows.first().map(M::from_row).transpose()
+    }
+
+    /// The only matching row.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RowCount`] when no row or several rows match; as
+    /// [`Query::all`].
+    pub fn one(mut self) -> Result<M> {
+        let rows = self.rows(sql::select)?;
+        match rows.as_slice() {
+            [row] => M::from_row(row),
+            rows => Err(Error::RowCount(rows.len())),
+        }
+    }
+
+    /// How many rows match.
+    ///
+    /// # Errors
+    ///
+    /// The server's error.
+    pub fn count(mut self) -> Result<u64> {
+        let rows = self.rows(sql::count)?;
+        let n: i64 = rows.first().ok_or(Error::RowCount(0))?.try_get(0usize)?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Whether any row matches.
+    ///
+    /// # Errors
+    ///
+    /// The server's error.
+    pub fn exists(mut self) -> Result<bool> {
+        let rows = self.rows(sql::exists)?;
+        rows.first().ok_or(Error::RowCount(0))?.try_get(0usize)
+    }
+
+    /// Sets columns on every matching row (`[Task::DONE.set(true)]`); limit,
+    /// offset and order are ignored. Returns the number of rows updated.
+    ///
+    /// # Errors
+    ///
+    /// [`MapperError::NothingToUpdate`] for no assignments,
+    /// [`MapperError::ForeignColumn`] for a column of another model;
+    /// the server's error.
+    pub fn update<I>(self, assignments: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = Assignment>,
+    {
+        let table = M::table();
+        let assignments: Vec<Assignment> = assignments.into_iter().collect();
+        let statement = sql::update(table, &self.parts, &assignments)?;
+        run_bulk(self.session, table, &statement)
+    }
+
+    /// Deletes every matching row (for a child model, with its ancestors'
+    /// rows); limit, offset and order are ignored. Returns the number of rows
+    /// deleted.
+    ///
+    /// # Errors
+    ///
+    /// The server's error.
+    pub fn delete(self) -> Result<u64> {
+        let table = M::table();
+        let statement = sql::delete(table, &self.parts);
+        run_bulk(self.session, table, &statement)
+    }
+}
+
+/// Runs a bulk `UPDATE`/`DELETE` in the session's transaction and returns
+/// how many rows it touched; a child model's statement (a CTE over its
+/// ancestors' tables) returns that count as its one row.
+fn run_bulk(
+    session: &mut Session,
+    table: &'static Table,
+    statement: &Statement<'_>,
+) -> Result<u64> {
+    session.write(table, |client| {
+        if table.parent.is_some() {
+            let row = client.query_one(&statement.sql, &statement.params)?;
+            let n: i64 = row.try_get(0usize)?;
+            Ok(n.max(0) as u64)
+        } else {
+            client.execute(&statement.sql, &statement.params)
+        }
+    })
+}
