@@ -235,7 +235,10 @@ mod tests {
         assert_eq!(options.get_timeout(), Duration::from_secs(30));
         assert_eq!(options.get_max_lifetime(), Some(Duration::from_secs(1800)));
         assert_eq!(options.get_idle_timeout(), Some(Duration::from_secs(600)));
-        assert_eq!(options.get_liveness_check_after(), Duration::from_millis(500));
+        assert_eq!(
+            options.get_liveness_check_after(),
+            Duration::from_millis(500)
+        );
         assert_eq!(options.to_url_query(), "");
     }
 
@@ -246,7 +249,10 @@ mod tests {
              &application_name=a&pool_timeout=0.25&max_lifetime=0&idle_timeout=0.5",
         )
         .unwrap();
-        assert_eq!((config.port(), config.application_name()), (5433, Some("a")));
+        assert_eq!(
+            (config.port(), config.application_name()),
+            (5433, Some("a"))
+        );
         assert_eq!(
             options,
             PoolOptions::new()
@@ -255,7 +261,8 @@ mod tests {
                 .max_lifetime(None)
                 .idle_timeout(Some(Duration::from_millis(500)))
         );
-        let (_, again) = parse_url(&format!("postgres://u@h/d?{}", options.to_url_query())).unwrap();
+        let (_, again) =
+            parse_url(&format!("postgres://u@h/d?{}", options.to_url_query())).unwrap();
         assert_eq!(again, options);
     }
 

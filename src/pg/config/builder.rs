@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use super::percent::Shown;
-use super::settings::{
-    keepalives_count_error, parse_host, whole_seconds_error, KEEPALIVE_SECONDS,
-};
+use super::settings::{keepalives_count_error, parse_host, whole_seconds_error, KEEPALIVE_SECONDS};
 use super::{config_error, ChannelBindingMode, Config, RequireAuth, SslMode, SslNegotiation};
 use crate::Error;
 
@@ -301,7 +299,10 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(built, Config::parse(url).unwrap());
-        assert!(built.require_auth().unwrap().allows(AuthMethod::ScramSha256));
+        assert!(built
+            .require_auth()
+            .unwrap()
+            .allows(AuthMethod::ScramSha256));
     }
 
     #[test]
