@@ -30,7 +30,8 @@ impl Mapper {
             let conn = engine.pool().acquire()?;
             conn.batch_execute(&format!("CREATE DATABASE {}", escape_identifier(name)))?;
             let config: Config = engine.config().with_dbname(name);
-            binds.push((label.to_owned(), Engine::from_config(config)));
+            let options = engine.pool().options().clone();
+            binds.push((label.to_owned(), Engine::with_options(config, options)));
         }
         Mapper::from_engines(binds)
     }

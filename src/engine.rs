@@ -1,10 +1,10 @@
-//! [`Engine`]: one database URL and its connection pool.
+//! [`Engine`]: one database's configuration and its connection pool.
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::pg::Config;
-use crate::pool::Pool;
+use crate::pool::{parse_url, Pool, PoolOptions};
 use crate::Error;
 
 /// One database: its configuration and the [`Pool`] of connections to it.
@@ -40,13 +40,32 @@ impl Engine {
     ///
     /// [`Error::Config`] naming the malformed part of the URL (never the
     /// password).
+    /// The URL's pool settings (`pool_size`, `pool_timeout`, ...) go to the
+    /// pool ([`parse_url`]).
     pub fn new(url: &str) -> Result<Engine, Error> {
-        Ok(Engine::from_config(Config::parse(url)?))
+        let (config, options) = parse_url(url)?;
+        Ok(Engine::with_options(config, options))
     }
 
-    /// An engine for an already parsed configuration.
+    /// An engine for an already parsed configuration, with the default
+    /// [`PoolOptions`].
     pub fn from_config(config: Config) -> Engine {
-        let pool = Pool::new(config.clone());
+        Engine::with_options(config, PoolOptions::new())
+    }
+
+    /// An engine for a configuration and pool options, without a URL.
+    ///
+    /// ```
+    /// use odm::pg::Config;
+    /// use odm::pool::PoolOptions;
+    ///
+    /// let config = Config::builder().host("127.0.0.1").user("odm").dbname("app").build()?;
+    /// let engine = odm::Engine::with_options(config, PoolOptions::new().max_size(7));
+    /// assert_eq!(engine.pool().max_size(), 7);
+    /// # Ok::<(), odm::Error>(())
+    /// ```
+    pub fn with_options(config: Config, options: PoolOptions) -> Engine {
+        let pool = Pool::with_options(config.clone(), options);
         Engine {
             inner: Arc::new(EngineInner { config, pool }),
         }

@@ -62,6 +62,27 @@ impl Mapper {
         Mapper::with_binds([(DEFAULT_BIND, url)])
     }
 
+    /// A mapper with one bind, `"default"`, on `config` with a pool of
+    /// `options`: the same as [`Mapper::new`] without a URL. No I/O.
+    ///
+    /// ```
+    /// use odm::pg::Config;
+    /// use odm::pool::PoolOptions;
+    ///
+    /// let config = Config::builder().host("127.0.0.1").user("odm").dbname("app").build()?;
+    /// let mp = odm::Mapper::with_options(config, PoolOptions::new().max_size(7))?;
+    /// assert_eq!(mp.engine(None).unwrap().pool().max_size(), 7);
+    /// # Ok::<(), odm::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// None today; a `Result` as every other constructor returns one.
+    pub fn with_options(config: crate::pg::Config, options: crate::pool::PoolOptions) -> Result<Mapper> {
+        let engine = Engine::with_options(config, options);
+        Mapper::from_engines(vec![(DEFAULT_BIND.to_owned(), engine)])
+    }
+
     /// A mapper with several labelled binds; one must be `"default"`. No I/O.
     ///
     /// # Errors

@@ -8,7 +8,8 @@ use proptest::prelude::*;
 
 /// The URL a password is put into; every other part is fixed and valid.
 const BEFORE_USER: &str = "postgresql://";
-const AFTER_PASSWORD: &str = "@db.example:5433/odm?application_name=props&pool_size=3";
+const AFTER_PASSWORD: &str =
+    "@db.example:5433/odm?application_name=props&statement_cache_capacity=3";
 
 /// Characters that split URLs and connection strings, weighted heavily so
 /// that random passwords hit every delimiter often.
@@ -140,7 +141,7 @@ proptest! {
                 prop_assert_eq!(config.user(), user);
                 prop_assert_eq!(config.port(), 5433);
                 prop_assert_eq!(config.dbname(), "odm");
-                prop_assert_eq!(config.pool_size(), 3);
+                prop_assert_eq!(config.statement_cache_capacity(), 3);
             }
         }
     }

@@ -215,7 +215,7 @@ fn a_reset_fails_the_next_query_as_closed_within_five_seconds() {
 #[test]
 fn after_a_reset_the_pool_serves_again_through_the_proxy_once_it_forwards() {
     let (_db, proxy, url) = proxied_db();
-    let pool = Pool::new(Config::parse(&format!("{url}?pool_size=2&pool_timeout=5")).unwrap());
+    let pool = Pool::from_url(&format!("{url}?pool_size=2&pool_timeout=5")).unwrap();
     let serving = pool.clone();
     on_green(move || serving.execute("SELECT 1", &[]).unwrap());
 

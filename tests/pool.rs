@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use green::{GreenPool, Submitted};
 use may::sync::{mpsc, SyncFlag};
-use odm::pg::{Client, Config, TransactionStatus};
+use odm::pg::{Client, Config, ConfigBuilder, TransactionStatus};
+use odm::pool::PoolOptions;
 use odm::testing::{test_database, TestDatabase, SCRAM_USER};
 use odm::{Engine, Error, Pool};
 
@@ -46,7 +47,7 @@ fn with_settings(url: &str, settings: &str) -> String {
 /// A pool on the test database with extra URL settings.
 fn pool(db: &TestDatabase, settings: &str) -> Pool {
     let url = with_settings(&db.url(), settings);
-    Pool::new(Config::parse(&url).expect("the test url parses"))
+    Pool::from_url(&url).expect("the test url parses")
 }
 
 fn fresh_db() -> TestDatabase {
@@ -117,7 +118,39 @@ fn pool_settings_come_from_the_url() {
     assert_eq!(engine.pool().status(), "size: 0, available: 0");
     assert_eq!(engine.dialect(), "postgresql");
     assert_eq!(engine.database(), "settings");
-    assert_eq!(engine.config().pool_size(), 7);
+    assert_eq!(engine.pool().options().get_max_size(), 7);
+}
+
+#[test]
+fn a_pool_from_a_config_and_pool_options_needs_no_url_surgery() {
+    let db = fresh_db();
+    let config = Config::parse(&db.url()).expect("the test url parses");
+    let built = ConfigBuilder::from(config.clone())
+        .application_name("built")
+        .build()
+        .expect("the builder accepts the test settings");
+    let options = PoolOptions::new()
+        .max_size(2)
+        .timeout(Duration::from_secs(5));
+    let pool = Pool::with_options(built, options.clone());
+    assert_eq!(
+        (pool.max_size(), pool.timeout()),
+        (2, Duration::from_secs(5))
+    );
+    assert_eq!(pool.options(), &options);
+    let name: String = on_green(move || {
+        let conn = pool.acquire().expect("acquire");
+        let row = conn
+            .query_one("SELECT current_setting('application_name')", &[])
+            .expect("select");
+        row.get(0)
+    });
+    assert_eq!(name, "built");
+    let mapper = odm::Mapper::with_options(config, PoolOptions::new().max_size(3)).expect("mapper");
+    assert_eq!(
+        mapper.engine(None).expect("default bind").pool().max_size(),
+        3
+    );
 }
 
 #[test]
@@ -582,7 +615,7 @@ fn a_failed_connect_reaches_every_waiter_as_an_error_not_a_timeout() {
         &db.url_as(SCRAM_USER, "not-the-password"),
         "pool_size=2&pool_timeout=20",
     );
-    let pool = Pool::new(Config::parse(&url).expect("url"));
+    let pool = Pool::from_url(&url).expect("url");
     let started = Instant::now();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -604,9 +637,8 @@ fn a_failed_connect_reaches_every_waiter_as_an_error_not_a_timeout() {
     assert_eq!(pool.stats().timeouts, 0);
 
     // Unreachable server: a connect error, typed.
-    let pool = Pool::new(
-        Config::parse("postgresql://odm:odmtest@127.0.0.1:1/none?pool_size=1").expect("url"),
-    );
+    let pool =
+        Pool::from_url("postgresql://odm:odmtest@127.0.0.1:1/none?pool_size=1").expect("url");
     let err = on_green(move || pool.acquire().map(|_| ()).expect_err("nothing listens"));
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     assert!(err.to_string().starts_with("could not connect to"), "{err}");
@@ -833,9 +865,7 @@ fn acquire_from_a_server_that_never_answers_fails_within_the_pool_timeout() {
     // sends a byte; kept open until the end of the test.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = silent.local_addr().expect("addr").port();
-    let pool = Pool::new(
-        Config::parse(&url_via_port(&db, port, "pool_size=2&pool_timeout=1")).expect("url"),
-    );
+    let pool = Pool::from_url(&url_via_port(&db, port, "pool_size=2&pool_timeout=1")).expect("url");
     for shared in [false, true] {
         let p = pool.clone();
         let (err, took) = on_green(move || {
@@ -979,9 +1009,8 @@ fn an_idle_connection_that_died_silently_fails_its_liveness_check_and_is_replace
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let forwarder = Forwarder::start(listener, &db);
-    let pool = Pool::new(
-        Config::parse(&url_via_port(&db, port, "pool_size=1&pool_timeout=10")).expect("url"),
-    );
+    let pool =
+        Pool::from_url(&url_via_port(&db, port, "pool_size=1&pool_timeout=10")).expect("url");
     let p = pool.clone();
     let first = on_green(move || p.acquire().expect("acquire").backend_pid());
     // The backend dies; the client hears nothing (no error, no end of
@@ -1026,9 +1055,7 @@ fn a_connection_used_within_the_liveness_window_is_not_checked() {
 fn a_down_server_is_not_hammered_and_the_pool_serves_again_once_it_listens() {
     let db = fresh_db();
     let port = closed_port();
-    let pool = Pool::new(
-        Config::parse(&url_via_port(&db, port, "pool_size=4&pool_timeout=1")).expect("url"),
-    );
+    let pool = Pool::from_url(&url_via_port(&db, port, "pool_size=4&pool_timeout=1")).expect("url");
     const TASKS: usize = 20;
     const CALLS: usize = 5;
     let started = Instant::now();

@@ -14,7 +14,7 @@ use odm::testing::{test_database, TestDatabase};
 use odm::{Error, Pool};
 
 fn pool(db: &TestDatabase, settings: &str) -> Pool {
-    Pool::new(Config::parse(&format!("{}?{settings}", db.url())).expect("the url parses"))
+    Pool::from_url(&format!("{}?{settings}", db.url())).expect("the url parses")
 }
 
 fn count(pool: &Pool, table: &str) -> i64 {

@@ -17,7 +17,9 @@ use odm::Error;
 /// the environment (`PGPASSWORD`), never the command line, where `ps` shows
 /// it.
 fn psql_command(url: &str) -> Command {
-    let config = odm::pg::Config::parse(url).expect("the url parses");
+    // The url may carry pool settings (a DATABASE_URL's `pool_size`): read
+    // them apart from the connection's.
+    let (config, _) = odm::pool::parse_url(url).expect("the url parses");
     let host = match config.host() {
         odm::pg::Host::Tcp(host) => host.clone(),
         odm::pg::Host::Unix(dir) => dir.display().to_string(),

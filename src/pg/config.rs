@@ -1,5 +1,11 @@
-//! Connection settings: parsing of database URLs and libpq `key=value`
-//! strings into a [`Config`], and back to a URL.
+//! Connection settings: [`Config`], built with [`Config::builder`] or
+//! parsed from a database URL or a libpq `key=value` string, and written
+//! back as a URL.
+//!
+//! Where each part lives: the key table and value parsers in `settings`,
+//! the URL form in `url`, the `key=value` form in `key_values`,
+//! percent-encoding in `percent`, the builder in `builder`, writing a URL
+//! in `to_url`, the authentication policy settings in `auth_settings`.
 //!
 //! Parsing does no I/O. Every error names the offending part of the input
 //! and never contains the password.
@@ -12,16 +18,20 @@ use std::time::Duration;
 use crate::Error;
 
 mod auth_settings;
-mod connection_string;
+mod builder;
+mod key_values;
+mod percent;
+mod settings;
+mod to_url;
 mod url;
 
 pub use auth_settings::{AuthMethod, ChannelBindingMode, RequireAuth};
+pub use builder::ConfigBuilder;
+pub(crate) use settings::parse_seconds;
 
 pub(crate) use url::UrlParts;
 
 const DEFAULT_PORT: u16 = 5432;
-const DEFAULT_POOL_SIZE: usize = 10;
-const DEFAULT_POOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// pgjdbc's default: long enough for a loaded server's authentication,
 /// short enough that a silent peer surfaces as an error.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,8 +39,6 @@ const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(60);
 const DEFAULT_KEEPALIVES_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_KEEPALIVES_COUNT: u32 = 6;
 const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 256;
-const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
-const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,11 +118,30 @@ impl SslNegotiation {
     }
 }
 
-/// Settings of a connection (and of the pool built on it).
+/// Settings of one connection.
 ///
-/// Built from a URL (`postgresql+green://`, `postgresql://`, `postgres://`)
-/// or a libpq `key=value` string. `Debug` and every error redact the
-/// password.
+/// Built with [`Config::builder`], or parsed from a URL
+/// (`postgresql+green://`, `postgresql://`, `postgres://`) or a libpq
+/// `key=value` string. `Debug` and every error redact the password. The
+/// pool's settings (`pool_size`, `pool_timeout`, `max_lifetime`,
+/// `idle_timeout`) are not part of it: see
+/// [`PoolOptions`](crate::pool::PoolOptions), which
+/// [`pool::parse_url`](crate::pool::parse_url) fills from the same URL.
+///
+/// ```
+/// use std::time::Duration;
+/// use odm::pg::Config;
+///
+/// let config = Config::builder()
+///     .host("db.example.com")
+///     .user("app")
+///     .password("s3cret")
+///     .dbname("app")
+///     .connect_timeout(Some(Duration::from_secs(3)))
+///     .build()?;
+/// assert_eq!(config.port(), 5432);
+/// # Ok::<(), odm::Error>(())
+/// ```
 ///
 /// # TLS
 ///
@@ -162,12 +189,8 @@ pub struct Config {
     ssl_cert: Option<String>,
     ssl_key: Option<String>,
     ssl_negotiation: SslNegotiation,
-    pool_size: usize,
-    pool_timeout: Duration,
     statement_cache: bool,
     statement_cache_capacity: usize,
-    max_lifetime: Option<Duration>,
-    idle_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Config {
@@ -195,12 +218,8 @@ impl fmt::Debug for Config {
             .field("ssl_cert", &self.ssl_cert)
             .field("ssl_key", &self.ssl_key)
             .field("ssl_negotiation", &self.ssl_negotiation)
-            .field("pool_size", &self.pool_size)
-            .field("pool_timeout", &self.pool_timeout)
             .field("statement_cache", &self.statement_cache)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
-            .field("max_lifetime", &self.max_lifetime)
-            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }
@@ -239,13 +258,15 @@ impl Config {
             ssl_cert: None,
             ssl_key: None,
             ssl_negotiation: SslNegotiation::Postgres,
-            pool_size: DEFAULT_POOL_SIZE,
-            pool_timeout: DEFAULT_POOL_TIMEOUT,
             statement_cache: true,
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
-            max_lifetime: Some(DEFAULT_MAX_LIFETIME),
-            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
+    }
+
+    /// A builder starting from the defaults (user `postgres`, host
+    /// `localhost`, port 5432, database = the user name).
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::new()
     }
 
     /// Parses a URL (`postgresql+green://user:pass@host:port/db?key=value`,
@@ -253,27 +274,57 @@ impl Config {
     ///
     /// The user defaults to `postgres`, the database to the user name, the
     /// host to `localhost` and the port to 5432.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the bad part (never the password), also for
+    /// a pool setting such as `pool_size`, which this `Config` would drop:
+    /// read those with [`pool::parse_url`](crate::pool::parse_url) (as
+    /// [`Pool::from_url`](crate::Pool::from_url), `Engine::new` and
+    /// `Mapper::new` do).
     pub fn parse(s: &str) -> Result<Config, Error> {
+        let (config, pool_settings) = Config::parse_with_pool_settings(s)?;
+        match pool_settings.first() {
+            None => Ok(config),
+            Some((key, _)) => Err(config_error(&format!(
+                "`{key}` is a pool setting: read it with odm::pool::parse_url \
+                 (or Pool::from_url, Engine::new, Mapper::new), not Config::parse"
+            ))),
+        }
+    }
+
+    /// Parses as [`Config::parse`], also returning the pool's settings
+    /// (`settings::POOL_SETTINGS`) in the order given, their values unread.
+    pub(crate) fn parse_with_pool_settings(
+        s: &str,
+    ) -> Result<(Config, Vec<(String, String)>), Error> {
         let s = s.trim();
         if s.is_empty() {
             return Err(config_error("empty connection string"));
         }
-        let mut config = match s.split_once("://") {
+        let parsed = match s.split_once("://") {
             Some((scheme, rest)) => url::parse_url(scheme, rest)?,
-            None if s.contains('=') => connection_string::parse_key_values(s)?,
+            None if s.contains('=') => key_values::parse_key_values(s)?,
             None => {
                 return Err(config_error(
                     "connection string is neither a url (scheme://...) nor key=value pairs",
                 ))
             }
         };
-        if config.user.is_empty() {
-            config.user = "postgres".to_owned();
+        let mut config = parsed.config;
+        config.fill_default_names();
+        Ok((config, parsed.pool_settings))
+    }
+
+    /// The user `postgres` when none was given, the database named as the
+    /// user when none was given (libpq's rules).
+    fn fill_default_names(&mut self) {
+        if self.user.is_empty() {
+            self.user = "postgres".to_owned();
         }
-        if config.dbname.is_empty() {
-            config.dbname = config.user.clone();
+        if self.dbname.is_empty() {
+            self.dbname = self.user.clone();
         }
-        Ok(config)
     }
 
     /// The user name.
@@ -435,16 +486,6 @@ impl Config {
         self.ssl_negotiation
     }
 
-    /// The maximum number of pooled connections (default 10).
-    pub fn pool_size(&self) -> usize {
-        self.pool_size
-    }
-
-    /// How long a pool acquire waits before giving up (default 30 s).
-    pub fn pool_timeout(&self) -> Duration {
-        self.pool_timeout
-    }
-
     /// Whether prepared statements are cached per connection (default
     /// true; `statement_cache=false` for PgBouncer in transaction mode:
     /// every statement is then parsed unnamed with each run, the same as
@@ -463,21 +504,6 @@ impl Config {
         self.statement_cache_capacity
     }
 
-    /// How long a pooled connection lives before the pool closes it
-    /// (`max_lifetime`, seconds; default 30 min as in HikariCP, `0` for
-    /// ever): server-side memory held by a backend is given back, and a
-    /// load balancer's idea of the servers is followed.
-    pub fn max_lifetime(&self) -> Option<Duration> {
-        self.max_lifetime
-    }
-
-    /// How long a pooled connection may sit idle before the pool closes it
-    /// (`idle_timeout`, seconds; default 10 min as in HikariCP, `0` for
-    /// ever), so a quiet application gives its server processes back.
-    pub fn idle_timeout(&self) -> Option<Duration> {
-        self.idle_timeout
-    }
-
     /// The same settings for another database.
     pub fn with_dbname(&self, dbname: &str) -> Config {
         Config {
@@ -485,141 +511,8 @@ impl Config {
             ..self.clone()
         }
     }
-
-    /// This configuration as a URL that [`Config::parse`] turns back into an
-    /// equal `Config`. It contains the password: do not log it.
-    pub fn to_url(&self) -> String {
-        let mut url = format!("{}://", self.scheme);
-        url.push_str(&percent_encode(&self.user));
-        if let Some(password) = &self.password {
-            url.push(':');
-            url.push_str(&percent_encode(password));
-        }
-        url.push('@');
-        let mut query: Vec<(&str, String)> = Vec::new();
-        match &self.host {
-            Host::Tcp(host) if host.contains(':') => url.push_str(&format!("[{host}]")),
-            Host::Tcp(host) => url.push_str(&percent_encode(host)),
-            Host::Unix(dir) => query.push(("host", dir.to_string_lossy().into_owned())),
-        }
-        url.push_str(&format!(":{}/{}", self.port, percent_encode(&self.dbname)));
-        if let Some(name) = &self.application_name {
-            query.push(("application_name", name.clone()));
-        }
-        if self.connect_timeout != Some(DEFAULT_CONNECT_TIMEOUT) {
-            let timeout = self.connect_timeout.unwrap_or_default();
-            query.push(("connect_timeout", format_seconds(timeout)));
-        }
-        if let Some(timeout) = self.statement_timeout {
-            query.push(("statement_timeout", timeout.as_millis().to_string()));
-        }
-        if let Some(timeout) = self.query_timeout {
-            query.push(("query_timeout", format_millis(timeout)));
-        }
-        if !self.keepalives {
-            query.push(("keepalives", "0".to_owned()));
-        }
-        if self.keepalives_idle != DEFAULT_KEEPALIVES_IDLE {
-            query.push(("keepalives_idle", format_seconds(self.keepalives_idle)));
-        }
-        if self.keepalives_interval != DEFAULT_KEEPALIVES_INTERVAL {
-            query.push((
-                "keepalives_interval",
-                format_seconds(self.keepalives_interval),
-            ));
-        }
-        if self.keepalives_count != DEFAULT_KEEPALIVES_COUNT {
-            query.push(("keepalives_count", self.keepalives_count.to_string()));
-        }
-        if let Some(timeout) = self.tcp_user_timeout {
-            query.push(("tcp_user_timeout", format_millis(timeout)));
-        }
-        if let Some(options) = &self.options {
-            query.push(("options", options.clone()));
-        }
-        if self.ssl_mode != SslMode::Prefer {
-            query.push(("sslmode", self.ssl_mode.as_str().to_owned()));
-        }
-        if self.channel_binding != ChannelBindingMode::Prefer {
-            query.push(("channel_binding", self.channel_binding.as_str().to_owned()));
-        }
-        if let Some(require_auth) = &self.require_auth {
-            query.push(("require_auth", require_auth.to_string()));
-        }
-        if let Some(path) = &self.ssl_root_cert {
-            query.push(("sslrootcert", path.clone()));
-        }
-        if let Some(path) = &self.ssl_cert {
-            query.push(("sslcert", path.clone()));
-        }
-        if let Some(path) = &self.ssl_key {
-            query.push(("sslkey", path.clone()));
-        }
-        if self.ssl_negotiation != SslNegotiation::Postgres {
-            query.push(("sslnegotiation", self.ssl_negotiation.as_str().to_owned()));
-        }
-        if self.pool_size != DEFAULT_POOL_SIZE {
-            query.push(("pool_size", self.pool_size.to_string()));
-        }
-        if self.pool_timeout != DEFAULT_POOL_TIMEOUT {
-            query.push(("pool_timeout", format_seconds(self.pool_timeout)));
-        }
-        if !self.statement_cache {
-            query.push(("statement_cache", "false".to_owned()));
-        }
-        if self.statement_cache_capacity != DEFAULT_STATEMENT_CACHE_CAPACITY {
-            query.push((
-                "statement_cache_capacity",
-                self.statement_cache_capacity.to_string(),
-            ));
-        }
-        if self.max_lifetime != Some(DEFAULT_MAX_LIFETIME) {
-            let lifetime = self.max_lifetime.unwrap_or_default();
-            query.push(("max_lifetime", format_seconds(lifetime)));
-        }
-        if self.idle_timeout != Some(DEFAULT_IDLE_TIMEOUT) {
-            let timeout = self.idle_timeout.unwrap_or_default();
-            query.push(("idle_timeout", format_seconds(timeout)));
-        }
-        for (i, (key, value)) in query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(key);
-            url.push('=');
-            url.push_str(&percent_encode(value));
-        }
-        url
-    }
 }
 
 fn config_error(message: &str) -> Error {
     Error::Config(message.to_owned())
-}
-
-fn format_seconds(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        d.as_secs().to_string()
-    } else {
-        d.as_secs_f64().to_string()
-    }
-}
-
-fn format_millis(d: Duration) -> String {
-    let micros = d.as_micros();
-    if micros % 1000 == 0 {
-        (micros / 1000).to_string()
-    } else {
-        format!("{}", micros as f64 / 1000.0)
-    }
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

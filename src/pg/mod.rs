@@ -62,9 +62,10 @@ mod transaction;
 pub(crate) use abort::AbortTracker;
 pub use cancel_token::CancelToken;
 pub use client::Client;
-pub(crate) use config::UrlParts;
+pub(crate) use config::{parse_seconds, UrlParts};
 pub use config::{
-    AuthMethod, ChannelBindingMode, Config, Host, RequireAuth, SslMode, SslNegotiation,
+    AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Host, RequireAuth, SslMode,
+    SslNegotiation,
 };
 pub use copy::{CopyInWriter, CopyOutReader};
 pub use db_error::DbError;

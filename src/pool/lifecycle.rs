@@ -8,14 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::jitter;
-use crate::pg::Config;
-
-/// A connection idle for longer than this is checked with an empty query
-/// before an exclusive acquire hands it out (HikariCP's 500 ms bypass
-/// window): long enough that a busy pool never pays the round trip, short
-/// enough that a backend killed while idle is caught before a caller's
-/// first statement meets it.
-pub(crate) const LIVENESS_WINDOW: Duration = Duration::from_millis(500);
+use super::PoolOptions;
 
 /// The longest a liveness check may take, cut to what is left of the
 /// caller's `pool_timeout` (HikariCP's `validationTimeout`): a live server
@@ -57,26 +50,26 @@ impl Age {
     }
 }
 
-/// The lifetime rules of one pool, from its [`Config`].
+/// The lifetime rules of one pool, from its [`PoolOptions`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Lifecycle {
     /// `max_lifetime`; `None` = connections live for ever.
     pub(crate) max_lifetime: Option<Duration>,
     /// `idle_timeout`; `None` = idle connections are kept for ever.
     pub(crate) idle_timeout: Option<Duration>,
-    /// See [`LIVENESS_WINDOW`].
+    /// See [`PoolOptions::liveness_check_after`].
     pub(crate) liveness_window: Duration,
     /// See [`LIVENESS_TIMEOUT`].
     pub(crate) liveness_timeout: Duration,
 }
 
 impl Lifecycle {
-    /// The rules `config` asks for.
-    pub(crate) fn from_config(config: &Config) -> Lifecycle {
+    /// The rules `options` ask for.
+    pub(crate) fn from_options(options: &PoolOptions) -> Lifecycle {
         Lifecycle {
-            max_lifetime: config.max_lifetime(),
-            idle_timeout: config.idle_timeout(),
-            liveness_window: LIVENESS_WINDOW,
+            max_lifetime: options.get_max_lifetime(),
+            idle_timeout: options.get_idle_timeout(),
+            liveness_window: options.get_liveness_check_after(),
             liveness_timeout: LIVENESS_TIMEOUT,
         }
     }
@@ -128,7 +121,7 @@ mod tests {
         Lifecycle {
             max_lifetime: lifetime.map(Duration::from_secs),
             idle_timeout: idle.map(Duration::from_secs),
-            liveness_window: LIVENESS_WINDOW,
+            liveness_window: PoolOptions::new().get_liveness_check_after(),
             liveness_timeout: LIVENESS_TIMEOUT,
         }
     }

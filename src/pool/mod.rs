@@ -15,8 +15,11 @@
 //!
 //! # Settings
 //!
-//! All come from the database URL (`?pool_size=N&pool_timeout=S&…`); the
-//! last three rows are fixed policy, not settings:
+//! The pool's own settings are [`PoolOptions`], built in code
+//! (`PoolOptions::new().max_size(4)`) or read from the database URL
+//! (`?pool_size=N&pool_timeout=S&…`) by [`parse_url`], [`Pool::from_url`],
+//! `Engine::new` and `Mapper::new`; `connect_timeout` is the connection's
+//! ([`Config`]). The last three rows are fixed policy, not settings:
 //!
 //! | setting | default | why |
 //! |---|---|---|
@@ -25,7 +28,7 @@
 //! | `connect_timeout` | 10 s | Bounds opening one connection (TCP, startup, authentication); the pool cuts it to what is left of the caller's `pool_timeout`, so a server that accepts and never answers costs a caller at most `pool_timeout`, and an error cut short this way names `pool_timeout`. 10 s as in pgjdbc: a healthy server answers in milliseconds. |
 //! | `max_lifetime` | 30 min | A connection older than this is closed instead of being handed out or taken back (`0` = never). Each connection's lifetime is shortened by a random 0–2.5 % so that connections opened together do not all reconnect together. Gives back server memory that long-lived backends accumulate and lets a load balancer or failover move connections. HikariCP's default, jitter included. |
 //! | `idle_timeout` | 10 min | An idle connection unused for longer than this is closed (`0` = never), so a quiet application gives its server processes back. HikariCP's default. |
-//! | liveness check | after 500 ms idle | Before [`Pool::acquire`] hands out a connection that sat idle for more than 500 ms, it sends an empty query (waiting at most 5 s, cut to `query_timeout` when set and to what is left of `pool_timeout`). A connection found closed is discarded and the next one tried; one that does not answer in time is discarded and the caller gets [`Error::QueryTimeout`] at once (the server or the path to it is not responding, and a fresh connect would only wait out `connect_timeout` as well). Catches a backend killed or a network path lost while idle, before the caller's first statement meets it; a busy pool never pays the round trip. HikariCP's 500 ms window and 5 s `validationTimeout`. Shared statements are not checked (a dead shared connection fails its statements with [`Error::is_closed`] and is replaced). |
+//! | liveness check | after 500 ms idle ([`PoolOptions::liveness_check_after`]) | Before [`Pool::acquire`] hands out a connection that sat idle for more than 500 ms, it sends an empty query (waiting at most 5 s, cut to `query_timeout` when set and to what is left of `pool_timeout`). A connection found closed is discarded and the next one tried; one that does not answer in time is discarded and the caller gets [`Error::QueryTimeout`] at once (the server or the path to it is not responding, and a fresh connect would only wait out `connect_timeout` as well). Catches a backend killed or a network path lost while idle, before the caller's first statement meets it; a busy pool never pays the round trip. HikariCP's 500 ms window and 5 s `validationTimeout`. Shared statements are not checked (a dead shared connection fails its statements with [`Error::is_closed`] and is replaced). |
 //! | connect backoff | 50 ms doubling to 2 s, jittered | After a connect fails because the server is unreachable (refused, timed out) or cannot take a connection yet (SQLSTATE class 53 such as 53300 "too many connections", 57P03 "starting up", 57P01/57P02 shutting down), this pool's next connect waits 50 ms, then 100 ms, … up to 2 s, each delay drawn from its upper half. When it passes, one caller probes; others park until the delay ends, or fail at once with a copy of the last connect error if it ends after their own deadline. A caller refused with 57P03 or class 53 retries within its `pool_timeout`; one whose connect was refused or timed out fails at once. A success resets it; a login the server rejects (wrong password, missing database) neither arms nor waits for it, since the server is up. So a restarting server sees about one attempt per pool per delay instead of one per caller, and a recovered server is used within 2 s. |
 //! | lifetime checks | when touched | There is no background thread: expiry, idleness and broken connections are checked whenever the pool is used (an acquire, a shared statement, a connection handed back). **An untouched pool closes nothing.** |
 //!
@@ -111,6 +114,7 @@ mod core;
 mod jitter;
 mod lifecycle;
 mod opening;
+mod options;
 mod shareable;
 mod shared;
 mod state;
@@ -123,6 +127,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::connection::PooledConnection;
+pub use self::options::{parse_url, PoolOptions};
 pub use self::stats::PoolStats;
 
 use self::connector::PgConnector;
@@ -137,23 +142,50 @@ use crate::Error;
 #[derive(Clone)]
 pub struct Pool {
     core: Arc<Core<PgConnector>>,
+    options: Arc<PoolOptions>,
 }
 
 impl Pool {
-    /// A pool for `config`, sized by its `pool_size` and timing out after its
-    /// `pool_timeout`. Opens nothing yet: connections are opened on demand.
+    /// A pool for `config` with the default [`PoolOptions`]. Opens nothing
+    /// yet: connections are opened on demand.
     pub fn new(config: Config) -> Pool {
-        let max_size = config.pool_size();
-        let timeout = config.pool_timeout();
-        let lifecycle = Lifecycle::from_config(&config);
+        Pool::with_options(config, PoolOptions::new())
+    }
+
+    /// A pool for `config` with `options`. Opens nothing yet.
+    ///
+    /// ```
+    /// use odm::pg::Config;
+    /// use odm::pool::{Pool, PoolOptions};
+    ///
+    /// let config = Config::builder().host("127.0.0.1").user("odm").build()?;
+    /// let pool = Pool::with_options(config, PoolOptions::new().max_size(4));
+    /// assert_eq!(pool.max_size(), 4);
+    /// # Ok::<(), odm::Error>(())
+    /// ```
+    pub fn with_options(config: Config, options: PoolOptions) -> Pool {
+        let lifecycle = Lifecycle::from_options(&options);
         Pool {
             core: Arc::new(Core::new(
                 PgConnector { config },
-                max_size,
-                timeout,
+                options.get_max_size(),
+                options.get_timeout(),
                 lifecycle,
             )),
+            options: Arc::new(options),
         }
+    }
+
+    /// A pool for a database URL, its pool settings (`pool_size`,
+    /// `pool_timeout`, `max_lifetime`, `idle_timeout`) included; see
+    /// [`parse_url`]. Opens nothing yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the bad part of the URL, never the password.
+    pub fn from_url(url: &str) -> Result<Pool, Error> {
+        let (config, options) = parse_url(url)?;
+        Ok(Pool::with_options(config, options))
     }
 
     /// Checks out a connection for the calling task's exclusive use, parking
@@ -233,6 +265,11 @@ impl Pool {
     /// The configuration connections are opened with.
     pub fn config(&self) -> &Config {
         &self.core.connector.config
+    }
+
+    /// The pool's settings.
+    pub fn options(&self) -> &PoolOptions {
+        &self.options
     }
 
     /// Closes the pool: parked callers get [`Error::PoolClosed`], idle

@@ -168,7 +168,7 @@ impl InsertSoak {
     /// [`Error::Config`] for a bad URL, [`Error::Green`] when a task could
     /// not run. Insert errors are counted, not returned.
     pub fn run(&self, green: &GreenPool, url: &str) -> Result<SoakReport, Error> {
-        let pool = Pool::new(Config::parse(url)?);
+        let pool = Pool::from_url(url)?;
         let sql = format!(
             "INSERT INTO {} (task, seq) VALUES ($1, $2)",
             quote_ident(&self.table)

@@ -91,8 +91,13 @@ fn bad_urls_are_configuration_errors_naming_the_bad_part() {
     let e = Config::parse("mongodb://u:pw@host/db").unwrap_err();
     assert!(matches!(e, Error::Config(_)));
     assert!(e.to_string().contains("`mongodb`"), "{e}");
-    let e = Config::parse("postgresql://u:pw@host/db?pool_size=-3").unwrap_err();
+    let e = odm::pool::parse_url("postgresql://u:pw@host/db?pool_size=-3").unwrap_err();
     assert!(e.to_string().contains("pool_size `-3`"), "{e}");
+    let e = Config::parse("postgresql://u:pw@host/db?pool_size=3").unwrap_err();
+    assert!(
+        e.to_string().contains("`pool_size` is a pool setting"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -23,7 +23,8 @@
 
 use std::fmt;
 
-use super::connection_string::{parse_host, parse_port, percent_decode, Shown};
+use super::percent::{percent_decode, Shown};
+use super::settings::{parse_host, parse_port, Parsed};
 use super::{config_error, Config};
 use crate::Error;
 
@@ -115,7 +116,7 @@ impl fmt::Debug for UrlParts<'_> {
 
 /// Parses the URL after its `scheme://`; see [`UrlParts`] for how the
 /// parts are found without ever mistaking a password for something else.
-pub(super) fn parse_url(scheme: &str, rest: &str) -> Result<Config, Error> {
+pub(super) fn parse_url(scheme: &str, rest: &str) -> Result<Parsed, Error> {
     let scheme = SCHEMES
         .iter()
         .find(|known| **known == scheme)
@@ -148,19 +149,20 @@ pub(super) fn parse_url(scheme: &str, rest: &str) -> Result<Config, Error> {
         }));
     }
     config.dbname = percent_decode(parts.path, "database name", shown)?;
+    let mut parsed = Parsed::new(config);
     if let Some(query) = parts.query {
-        parse_query(&mut config, query)?;
+        parse_query(&mut parsed, query)?;
     }
-    Ok(config)
+    Ok(parsed)
 }
 
 /// The `key=value&...` parameters of a URL. A raw `&` in a password given
 /// as `password=` cuts it short; the parameter after a password is
 /// therefore never quoted in an error.
-fn parse_query(config: &mut Config, query: &str) -> Result<(), Error> {
+fn parse_query(parsed: &mut Parsed, query: &str) -> Result<(), Error> {
     let mut after_password = false;
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let applied = apply_query_pair(config, pair);
+        let applied = apply_query_pair(parsed, pair);
         if after_password && applied.is_err() {
             return Err(config_error(
                 "invalid url parameter after `password` (not shown, as it may be part of the \
@@ -173,7 +175,7 @@ fn parse_query(config: &mut Config, query: &str) -> Result<(), Error> {
 }
 
 /// Applies one `key=value` parameter of a URL; returns its key.
-fn apply_query_pair(config: &mut Config, pair: &str) -> Result<String, Error> {
+fn apply_query_pair(parsed: &mut Parsed, pair: &str) -> Result<String, Error> {
     let (key, value) = pair.split_once('=').ok_or_else(|| {
         config_error(&format!(
             "invalid url parameter `{pair}`: expected key=value"
@@ -185,7 +187,7 @@ fn apply_query_pair(config: &mut Config, pair: &str) -> Result<String, Error> {
     } else {
         percent_decode(value, &key, Shown::Quoted)?
     };
-    config.set(&key, value)?;
+    parsed.set(&key, value)?;
     Ok(key)
 }
 
@@ -230,7 +232,7 @@ fn parse_host_port(config: &mut Config, host_port: &str, shown: Shown) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::Host;
+    use crate::pg::{Host, SslMode};
 
     fn split(rest: &str) -> UrlParts<'_> {
         UrlParts::split(rest).unwrap()
@@ -337,6 +339,92 @@ mod tests {
         assert_eq!(
             err("postgres://u@h/s3%zzcret"),
             "invalid configuration: invalid percent-encoding in database name `s3%zzcret`"
+        );
+    }
+
+    #[test]
+    fn green_url_with_every_part_parses() {
+        let c = Config::parse(
+            "postgresql+green://odm:odmtest@127.0.0.1:5433/odmtests?application_name=a",
+        )
+        .unwrap();
+        assert_eq!(c.user(), "odm");
+        assert_eq!(c.password(), Some("odmtest"));
+        assert_eq!(c.host(), &Host::Tcp("127.0.0.1".into()));
+        assert_eq!(c.port(), 5433);
+        assert_eq!(c.dbname(), "odmtests");
+        assert_eq!(c.application_name(), Some("a"));
+        assert!(c.statement_cache());
+        assert_eq!(c.ssl_mode(), SslMode::Prefer);
+    }
+
+    #[test]
+    fn percent_encoded_user_password_and_database_decode() {
+        let c = Config::parse("postgresql://us%40er:p%3Ass%2Fw%25rd@host/my%20db").unwrap();
+        assert_eq!(c.user(), "us@er");
+        assert_eq!(c.password(), Some("p:ss/w%rd"));
+        assert_eq!(c.dbname(), "my db");
+    }
+
+    #[test]
+    fn unix_socket_directory_as_host() {
+        let c = Config::parse("postgresql://odm@/db?host=/tmp/pg%20sock&port=5439").unwrap();
+        assert_eq!(c.host(), &Host::Unix("/tmp/pg sock".into()));
+        assert_eq!(c.port(), 5439);
+        let c = Config::parse("postgresql://odm@%2Fvar%2Frun%2Fpostgresql/db").unwrap();
+        assert_eq!(c.host(), &Host::Unix("/var/run/postgresql".into()));
+    }
+
+    #[test]
+    fn ipv6_host_in_brackets() {
+        let c = Config::parse("postgres://u@[::1]:6000/d").unwrap();
+        assert_eq!(c.host(), &Host::Tcp("::1".into()));
+        assert_eq!(c.port(), 6000);
+    }
+
+    #[test]
+    fn a_url_password_holding_a_slash_question_mark_or_hash_never_appears_in_the_error() {
+        for url in [
+            "postgresql://app:Zq9/Xk7@db.example/x",
+            "postgresql://app:Zq9?Xk7@db.example/x",
+            "postgresql://app:Zq9#Xk7@db.example/x",
+        ] {
+            let e = err(url);
+            assert!(!e.contains("Zq9") && !e.contains("Xk7"), "{url}: {e}");
+            assert!(e.contains("percent-encode"), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn password_never_appears_in_errors_or_debug() {
+        let e = err("postgres://u:s3cr%zzet@h/d");
+        assert_eq!(
+            e,
+            "invalid configuration: invalid percent-encoding in the password"
+        );
+        assert!(!e.contains("s3cr"));
+        let e = err("postgres://u:s3cret@h:99999/d");
+        assert!(!e.contains("s3cret"), "{e}");
+        let c = Config::parse("postgres://u:s3cret@h/d").unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+    }
+
+    #[test]
+    fn a_setting_after_a_password_is_not_quoted_in_errors() {
+        let e = err("postgres://u@h/d?password=abc&s3cret&x=1");
+        assert!(e.contains("after `password`"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        let e = err("postgres://u@h/d?password=abc&s3cret=1");
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn a_percent_sign_needs_two_hex_digits() {
+        assert_eq!(
+            err("postgres://u:%+f@h/d"),
+            "invalid configuration: invalid percent-encoding in the password"
         );
     }
 }
