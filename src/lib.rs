@@ -71,12 +71,34 @@
 //!   is [`Error::NestedAcquire`], not a deadlock.
 //! - **Stack size.** Green workers run on fixed-size coroutine stacks
 //!   ([`green::runtime::DEFAULT_STACK_SIZE`], 256 KiB of address space, of which only
-//!   the touched pages cost memory). A stack overflow in a coroutine is fatal
-//!   (may reports it and the task is lost), so code with deep recursion or
-//!   large stack arrays needs a pool built with a bigger `stack_size`.
+//!   the touched pages cost memory). A stack overflow in a coroutine fails
+//!   that task with [`green::GreenError::StackOverflow`] (its destructors do
+//!   not run and its memory leaks; may exits the process when the overflow
+//!   overwrote the stack's last words), so code with deep recursion or large
+//!   stack arrays needs a pool built with a bigger `stack_size`.
+//!
+//! # Cargo features
+//!
+//! All on by default:
+//!
+//! - `tls`: TLS to the server (`sslmode=require` and stricter) with rustls;
+//!   without it those settings give [`Error::TlsUnsupported`].
+//! - `chrono`: chrono's date and time types as columns.
+//! - `uuid`: `uuid::Uuid` as a column.
+//! - `json`: `serde_json::Value` as a column (`JSONB`, or `JSON` with
+//!   `#[odm(json)]`).
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 extern crate self as odm;
+
+/// The coroutine runtime odm runs on: [`green::GreenPool`], `Submitted`,
+/// `GreenLock`, `wait`.
+pub use green;
+
+// The README's code blocks, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod context;
 mod error;

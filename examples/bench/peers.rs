@@ -245,7 +245,7 @@ impl TokioPeer {
                 continue;
             }
             let tried = self.run(cell, connections, (trial / 2, trial / 2), trial)?;
-            if best.map_or(true, |(qps, _)| tried.qps() >= qps) {
+            if best.is_none_or(|(qps, _)| tried.qps() >= qps) {
                 best = Some((tried.qps(), connections));
             }
         }

@@ -29,7 +29,8 @@ impl GreenPoolBuilder {
 
     /// The stack size of each worker coroutine in bytes (default
     /// [`DEFAULT_STACK_SIZE`](crate::runtime::DEFAULT_STACK_SIZE), or the
-    /// runtime's configured default). Overflowing it is fatal.
+    /// runtime's configured default). Overflowing it fails the task with
+    /// [`GreenError::StackOverflow`] without running its destructors.
     pub fn stack_size(mut self, bytes: usize) -> GreenPoolBuilder {
         self.stack_size = Some(bytes);
         self

@@ -29,7 +29,7 @@ use crate::error::GreenError;
 /// "coroutine has overflowed its stack" and drops the worker without
 /// unwinding it (destructors of the task's locals never run, its memory
 /// leaks). green then fails the task with
-/// [`GreenError::StackOverflow`](crate::GreenError::StackOverflow) and starts
+/// [`GreenError::StackOverflow`] and starts
 /// a replacement worker for queued tasks. may exits the whole process
 /// instead when the overflow overwrote the last words of the stack.
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;

@@ -197,7 +197,7 @@ impl Backoff {
         let new_round = self
             .armed
             .as_ref()
-            .map_or(true, |armed| started > armed.failed_at);
+            .is_none_or(|armed| started > armed.failed_at);
         if new_round {
             self.rounds = self.rounds.saturating_add(1);
         }

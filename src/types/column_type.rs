@@ -3,9 +3,7 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use postgres_types::ToSql;
-use uuid::Uuid;
 
 use crate::pg::Row;
 use crate::{Error, Result};
@@ -18,7 +16,7 @@ use crate::{Error, Result};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a supported odm column type",
     label = "unsupported column type",
-    note = "supported: i16, i32, i64, f32, f64, bool, String, Vec<u8>, chrono date/time types, uuid::Uuid, serde_json::Value, std::net::IpAddr, enums deriving odm::Choice, and Option<T> of these"
+    note = "supported: i16, i32, i64, f32, f64, bool, String, Vec<u8>, std::net::IpAddr, enums deriving odm::Choice, and Option<T> of these; chrono date/time types, uuid::Uuid and serde_json::Value with odm's features of the same names (serde_json: `json`), on by default"
 )]
 pub trait ColumnType: Sized {
     /// The SQL type used in `CREATE TABLE`.
@@ -96,14 +94,26 @@ column_types! {
     bool => "BOOLEAN", false, None;
     String => "TEXT", false, None;
     Vec<u8> => "BYTEA", false, None;
-    NaiveDate => "DATE", false, None;
-    NaiveTime => "TIME", false, None;
-    NaiveDateTime => "TIMESTAMP", false, None;
-    DateTime<Utc> => "TIMESTAMPTZ", false, None;
-    DateTime<FixedOffset> => "TIMESTAMPTZ", false, None;
-    Uuid => "UUID", false, Some("gen_random_uuid()");
-    serde_json::Value => "JSONB", false, None;
     IpAddr => "INET", false, None;
+}
+
+#[cfg(feature = "chrono")]
+column_types! {
+    chrono::NaiveDate => "DATE", false, None;
+    chrono::NaiveTime => "TIME", false, None;
+    chrono::NaiveDateTime => "TIMESTAMP", false, None;
+    chrono::DateTime<chrono::Utc> => "TIMESTAMPTZ", false, None;
+    chrono::DateTime<chrono::FixedOffset> => "TIMESTAMPTZ", false, None;
+}
+
+#[cfg(feature = "uuid")]
+column_types! {
+    uuid::Uuid => "UUID", false, Some("gen_random_uuid()");
+}
+
+#[cfg(feature = "json")]
+column_types! {
+    serde_json::Value => "JSONB", false, None;
 }
 
 impl<T> ColumnType for Option<T>
@@ -153,13 +163,23 @@ mod tests {
         assert!(7i32.param().is_some());
     }
 
+    #[cfg(feature = "uuid")]
     #[test]
     fn uuid_keys_default_to_a_server_generated_uuid() {
         assert_eq!(
-            <Option<Uuid> as ColumnType>::KEY_DEFAULT,
+            <Option<uuid::Uuid> as ColumnType>::KEY_DEFAULT,
             Some("gen_random_uuid()")
         );
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn json_values_are_jsonb_columns() {
         assert_eq!(<serde_json::Value as ColumnType>::SQL_TYPE, "JSONB");
+    }
+
+    #[test]
+    fn ip_addresses_are_inet_columns() {
         assert_eq!(<IpAddr as ColumnType>::SQL_TYPE, "INET");
     }
 }
