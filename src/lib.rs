@@ -80,7 +80,12 @@ extern crate self as odm;
 
 mod error;
 pub mod pg;
-pub mod testing;
+/// Test servers: throwaway PostgreSQL clusters, fresh test databases and
+/// network faults (the `odm-testing` crate; cargo feature `testing`, on by
+/// default). Its errors convert into [`Error::Testing`], so `?` works in a
+/// function returning [`Result`].
+#[cfg(feature = "testing")]
+pub use odm_testing as testing;
 
 pub use error::{BoxError, DbError, Error, Result, TlsFailure, WRONG_CONTEXT};
 

@@ -17,8 +17,6 @@ mod url;
 
 pub use auth_settings::{AuthMethod, ChannelBindingMode, RequireAuth};
 
-pub(crate) use url::UrlParts;
-
 const DEFAULT_PORT: u16 = 5432;
 const DEFAULT_POOL_SIZE: usize = 10;
 const DEFAULT_POOL_TIMEOUT: Duration = Duration::from_secs(30);

@@ -60,7 +60,6 @@ mod transaction;
 pub(crate) use abort::AbortTracker;
 pub use cancel_token::CancelToken;
 pub use client::Client;
-pub(crate) use config::UrlParts;
 pub use config::{
     AuthMethod, ChannelBindingMode, Config, Host, RequireAuth, SslMode, SslNegotiation,
 };

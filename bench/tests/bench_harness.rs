@@ -1,29 +1,10 @@
-//! The benchmark's building blocks (`examples/bench/`): the latency
+//! The benchmark's building blocks (the `odm-bench` crate): the latency
 //! histogram, the batched update statement, workload parsing, resident
 //! memory parsing, and the workloads and pgbench run against a real server.
 
-#![allow(dead_code)]
-
-#[path = "../examples/bench/args.rs"]
-mod args;
-#[path = "../examples/bench/chart.rs"]
-mod chart;
-#[path = "../examples/bench/measure.rs"]
-mod measure;
-#[path = "../examples/bench/odm_raw.rs"]
-mod odm_raw;
-#[path = "../examples/bench/peers.rs"]
-mod peers;
-#[path = "../examples/bench/pgbench.rs"]
-mod pgbench;
-#[path = "../examples/bench/report.rs"]
-mod report;
-#[path = "../examples/bench/scale.rs"]
-mod scale;
-#[path = "../examples/bench/schema.rs"]
-mod schema;
-#[path = "../examples/bench/workload.rs"]
-mod workload;
+use odm_bench::{
+    args, chart, measure, odm_raw, peers, pgbench, report, scale, schema, workload,
+};
 
 use std::time::Duration;
 

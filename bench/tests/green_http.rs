@@ -1,11 +1,9 @@
-//! The green HTTP app (`examples/green_http.rs`), served in-process on a
+//! The green HTTP app (`odm_bench::green_http`), served in-process on a
 //! free port against a fresh test database, checked endpoint by endpoint
 //! with a plain `std::net::TcpStream` client: status, `Content-Type`,
 //! `Server`, `Date`, `Content-Length` and body.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/green_http.rs"]
-mod app;
+use odm_bench::green_http as app;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -3,40 +3,21 @@
 //! afterwards that every acknowledged row is in the table.
 //!
 //! It is the "nothing acknowledged is lost" test: run it through a
-//! [`FaultProxy`](super::FaultProxy) (or while the server restarts, or while
+//! [`FaultProxy`](odm::testing::FaultProxy) (or while the server restarts, or while
 //! backends are terminated), then count what is present over a direct
 //! connection.
 //!
-//! ```no_run
-//! # fn main() -> Result<(), odm::Error> {
-//! use std::time::Duration;
-//! use odm::testing::{FaultProxy, InsertSoak};
-//!
-//! let green = green::GreenPool::new();
-//! let db = odm::testing::test_database()?;
-//! let proxy = FaultProxy::in_front_of(&db.url())?;
-//! let soak = InsertSoak::new("soak").tasks(8).duration(Duration::from_secs(2));
-//! soak.create_table(&green, &db.url())?;
-//! let report = std::thread::scope(|s| {
-//!     let run = s.spawn(|| soak.run(&green, &proxy.proxied_url(&db.url())?));
-//!     std::thread::sleep(Duration::from_millis(500));
-//!     proxy.reset();
-//!     proxy.forward();
-//!     run.join().expect("the soak does not panic")
-//! })?;
-//! assert!(soak.lost(&green, &db.url(), &report)?.is_empty());
-//! assert!(soak.rows_present(&green, &db.url())? >= report.acknowledged());
-//! # Ok(()) }
-//! ```
+//! Run with [`odm::testing::FaultProxy`] in `tests/fault_proxy.rs` and
+//! `tests/faults.rs`.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use green::GreenPool;
 
-use super::psql::quote_ident;
-use crate::pg::{Client, Config};
-use crate::{Error, Pool};
+use odm::pg::{Client, Config};
+use odm::{Error, Pool};
+use postgres_protocol::escape::escape_identifier as quote_ident;
 
 /// How many distinct error messages a report keeps.
 const KEPT_ERRORS: usize = 8;
