@@ -14,13 +14,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use green_tasks::{green, on_green, spawn};
+use odm::pg::{Client, Config};
+use odm::testing::{test_database, Direction, FaultProxy, SilentListener, TestDatabase};
+use odm::{Error, Pool};
 use support::proxy_in_front_of;
 use support::soak::InsertSoak;
-use odm::pg::{Client, Config};
-use odm::testing::{
-    test_database, Direction, FaultProxy, SilentListener, TestDatabase,
-};
-use odm::{Error, Pool};
 
 fn connect(url: &str) -> Result<Client, Error> {
     Client::connect(&Config::parse(url).expect("the test url parses"))

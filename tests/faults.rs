@@ -18,11 +18,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use green_tasks::{green, on_green, spawn};
-use support::proxy_in_front_of;
-use support::soak::InsertSoak;
 use odm::pg::{Client, Config};
 use odm::testing::{test_database, FaultProxy, TempCluster, TestDatabase};
 use odm::{Error, Mapper};
+use support::proxy_in_front_of;
+use support::soak::InsertSoak;
 
 /// A fresh database with table `t (id int4 primary key)`, a proxy in front
 /// of it, and a mapper through the proxy with `settings`.

@@ -47,7 +47,7 @@
 //! logins happen outside the measured windows either way.
 
 use odm_bench::{
-    args, chart, measure, odm_orm, odm_pool, odm_raw, peers, pgbench, report, scale, schema,
+    args, measure, odm_orm, odm_pool, odm_raw, on_green, peers, pgbench, report, scale, schema,
     workload,
 };
 
@@ -92,19 +92,6 @@ fn main() {
         eprintln!("bench: {err}");
         std::process::exit(1);
     }
-}
-
-/// Runs `f` on a green worker and waits for it.
-fn on_green<T: Send + 'static>(
-    green: &GreenPool,
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, String> {
-    green
-        .submit(f)
-        .map_err(|e| e.to_string())?
-        .join()
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
 }
 
 /// `url` with `pool_size` set.

@@ -37,7 +37,6 @@
 //! one batched statement (`session.execute`), sorted by id so that
 //! concurrent batches cannot deadlock; then `commit`.
 
-
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -113,11 +112,9 @@ impl Techempower {
     ) -> io::Result<T> {
         let mapper = self.mapper.clone();
         self.green
-            .submit(move || {
+            .run(move || {
                 odm_orm::in_session(&mapper, |session| work(&mut Techempower::rng(), session))
             })
-            .map_err(internal)?
-            .join()
             .map_err(internal)?
             .map_err(internal)
     }
@@ -183,19 +180,6 @@ pub struct Running {
     pub addr: String,
 }
 
-/// Runs `f` on a green worker of `green` and waits for it.
-pub fn on_green_pool<T: Send + 'static>(
-    green: &GreenPool,
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, String> {
-    green
-        .submit(f)
-        .map_err(|e| e.to_string())?
-        .join()
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-}
-
 /// Creates the schema when `create_schema` is set or `world` is missing,
 /// and starts serving on `addr` with a pool of `connections` connections
 /// and a green pool of `workers` workers.
@@ -209,7 +193,7 @@ pub fn start(
     let config = Config::parse(url).map_err(|e| e.to_string())?;
     let green = GreenPool::with_max_workers(workers.max(1));
     let setup_config = config.clone();
-    on_green_pool(&green, move || {
+    crate::on_green(&green, move || {
         let setup = Client::connect(&setup_config)?;
         let exists = setup
             .query_one("SELECT to_regclass('world') IS NOT NULL", &[])?

@@ -21,3 +21,17 @@ pub mod report;
 pub mod scale;
 pub mod schema;
 pub mod workload;
+
+use green::GreenPool;
+
+/// Runs `work` on a worker of `green` and waits for it; a failure to run
+/// it, its panic or its error as text.
+pub fn on_green<T: Send + 'static>(
+    green: &GreenPool,
+    work: impl FnOnce() -> Result<T, odm::Error> + Send + 'static,
+) -> Result<T, String> {
+    green
+        .run(work)
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}

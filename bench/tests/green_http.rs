@@ -225,7 +225,7 @@ fn queries_treats_a_missing_or_junk_count_as_one() {
 fn stored_numbers(ids: Vec<i32>) -> HashMap<i32, i32> {
     let url = served().db.url();
     let green = green::GreenPool::with_max_workers(1);
-    app::on_green_pool(&green, move || {
+    odm_bench::on_green(&green, move || {
         let client = Client::connect(&odm::pg::Config::parse(&url)?)?;
         let rows = client.query(
             "SELECT id, randomnumber FROM world WHERE id = ANY($1)",

@@ -51,7 +51,6 @@ pub use fault_proxy::{Direction, FaultProxy};
 pub use silent_listener::SilentListener;
 pub use tls_files::{TlsFiles, TLS_SERVER_NAME};
 
-
 /// The superuser of a [`TempCluster`] (authenticates with SCRAM over TCP).
 pub const SUPERUSER: &str = "odm";
 /// The password of [`SUPERUSER`].

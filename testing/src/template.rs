@@ -121,9 +121,9 @@ fn init_data_dir(
     if let Some(run_as) = run_as {
         run_as.apply(&mut command);
     }
-    let output = command.output().map_err(|e| {
-        Error::Server(format!("cannot run initdb in {}: {e}", bin_dir.display()))
-    })?;
+    let output = command
+        .output()
+        .map_err(|e| Error::Server(format!("cannot run initdb in {}: {e}", bin_dir.display())))?;
     if output.status.success() {
         return Ok(());
     }

@@ -198,7 +198,10 @@ pub(crate) fn with_host_port(url: &str, host_port: &str) -> Result<String, Error
         .iter()
         .find(|scheme| url.starts_with(**scheme))
         .ok_or_else(|| {
-            Error::Url("the url must start with postgresql+green://, postgresql:// or postgres://".to_string())
+            Error::Url(
+                "the url must start with postgresql+green://, postgresql:// or postgres://"
+                    .to_string(),
+            )
         })?;
     let (userinfo, _, after) = split_authority(&url[scheme.len()..]);
     Ok(match userinfo {
@@ -306,14 +309,21 @@ mod tests {
     #[test]
     fn a_url_is_aimed_at_another_host_and_port_keeping_everything_else() {
         assert_eq!(
-            with_host_port("postgres://odm:p%40ss@db.example:5433/d%20b?x=1", "127.0.0.1:9").unwrap(),
+            with_host_port(
+                "postgres://odm:p%40ss@db.example:5433/d%20b?x=1",
+                "127.0.0.1:9"
+            )
+            .unwrap(),
             "postgres://odm:p%40ss@127.0.0.1:9/d%20b?x=1"
         );
         assert_eq!(
             with_host_port("postgresql+green://h", "127.0.0.1:9").unwrap(),
             "postgresql+green://127.0.0.1:9"
         );
-        assert!(matches!(with_host_port("mysql://h/d", "127.0.0.1:9"), Err(Error::Url(_))));
+        assert!(matches!(
+            with_host_port("mysql://h/d", "127.0.0.1:9"),
+            Err(Error::Url(_))
+        ));
     }
 
     #[test]

@@ -22,17 +22,8 @@ use postgres_protocol::escape::escape_identifier as quote_ident;
 /// How many distinct error messages a report keeps.
 const KEPT_ERRORS: usize = 8;
 
-/// How the soak's inserts reach the database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WritePath {
-    /// [`Pool::execute`]: shared mode, statements of many tasks pipelined on
-    /// few connections.
-    Shared,
-    /// [`Pool::acquire`] then `execute`: one connection per insert.
-    Exclusive,
-}
-
-/// A soak of inserts: `tasks` green tasks, each inserting rows
+/// A soak of inserts: `tasks` green tasks, each inserting rows through
+/// [`Pool::execute`] (shared mode),
 /// `(task, 0), (task, 1), ...` into `table` until `duration` has passed,
 /// counting which inserts returned `Ok`. After an error a task pauses
 /// briefly and goes on with the next number, so a failed insert's number is
@@ -46,7 +37,6 @@ pub struct InsertSoak {
     table: String,
     tasks: usize,
     duration: Duration,
-    write_path: WritePath,
     pause_after_error: Duration,
 }
 
@@ -62,11 +52,6 @@ impl SoakReport {
     /// How many inserts returned `Ok`: each of their rows must be present.
     pub fn acknowledged(&self) -> u64 {
         self.acknowledged.len() as u64
-    }
-
-    /// The `(task, seq)` of every insert that returned `Ok`.
-    pub fn acknowledged_rows(&self) -> &[(i32, i64)] {
-        &self.acknowledged
     }
 
     /// How many inserts returned an error. Their rows may or may not be
@@ -102,7 +87,6 @@ impl InsertSoak {
             table: table.to_string(),
             tasks: 8,
             duration: Duration::from_secs(2),
-            write_path: WritePath::Shared,
             pause_after_error: Duration::from_millis(20),
         }
     }
@@ -116,12 +100,6 @@ impl InsertSoak {
     /// How long the tasks go on starting inserts.
     pub fn duration(mut self, duration: Duration) -> InsertSoak {
         self.duration = duration;
-        self
-    }
-
-    /// How the inserts reach the database (default [`WritePath::Shared`]).
-    pub fn write_path(mut self, write_path: WritePath) -> InsertSoak {
-        self.write_path = write_path;
         self
     }
 
@@ -159,13 +137,9 @@ impl InsertSoak {
         for task in 0..self.tasks {
             let pool = pool.clone();
             let sql = sql.clone();
-            let write_path = self.write_path;
             let pause = self.pause_after_error;
             let task = i32::try_from(task).unwrap_or(i32::MAX);
-            tasks
-                .push(green.submit(move || {
-                    insert_until(&pool, &sql, task, write_path, deadline, pause)
-                })?);
+            tasks.push(green.submit(move || insert_until(&pool, &sql, task, deadline, pause))?);
         }
         let mut report = SoakReport::default();
         for task in tasks {
@@ -223,20 +197,13 @@ fn insert_until(
     pool: &Pool,
     sql: &str,
     task: i32,
-    write_path: WritePath,
     deadline: Instant,
     pause_after_error: Duration,
 ) -> SoakReport {
     let mut report = SoakReport::default();
     let mut seq: i64 = 0;
     while Instant::now() < deadline {
-        let inserted = match write_path {
-            WritePath::Shared => pool.execute(sql, &[&task, &seq]),
-            WritePath::Exclusive => pool
-                .acquire()
-                .and_then(|conn| conn.execute(sql, &[&task, &seq])),
-        };
-        match inserted {
+        match pool.execute(sql, &[&task, &seq]) {
             Ok(_) => report.acknowledged.push((task, seq)),
             Err(e) => {
                 report.failed += 1;
