@@ -178,10 +178,10 @@ impl ProxyState {
 /// its threads (within about 1.5 s in the worst case).
 ///
 /// ```no_run
-/// # fn main() -> Result<(), odm::Error> {
-/// let db = odm::testing::test_database()?;
-/// let proxy = odm::testing::FaultProxy::in_front_of(&db.url())?;
-/// let url = proxy.proxied_url(&db.url())?; // connect here
+/// # fn main() -> Result<(), odm_testing::Error> {
+/// let cluster = odm_testing::shared_cluster()?;
+/// let proxy = odm_testing::FaultProxy::in_front_of("127.0.0.1", cluster.port())?;
+/// let url = proxy.proxied_url(&cluster.url())?; // connect here
 /// proxy.black_hole(); // ... and the network path goes silent
 /// # Ok(()) }
 /// ```
