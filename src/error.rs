@@ -262,10 +262,12 @@ pub enum Error {
         type_name: &'static str,
     },
 
-    /// A throwaway test server (`odm::testing`) could not be found, started
-    /// or prepared; the message says what to install or set.
-    #[error("test server: {0}")]
-    TestServer(String),
+    /// A throwaway test server (`odm::testing`, cargo feature `testing`)
+    /// could not be found, started or prepared; the message says what to
+    /// install or set.
+    #[cfg(feature = "testing")]
+    #[error(transparent)]
+    Testing(#[from] odm_testing::Error),
 }
 
 impl Error {

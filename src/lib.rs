@@ -104,7 +104,12 @@ mod context;
 mod error;
 pub mod pg;
 pub mod sqlstate;
-pub mod testing;
+/// Test servers: throwaway PostgreSQL clusters, fresh test databases and
+/// network faults (the `odm-testing` crate; cargo feature `testing`, on by
+/// default). Its errors convert into [`Error::Testing`], so `?` works in a
+/// function returning [`Result`].
+#[cfg(feature = "testing")]
+pub use odm_testing as testing;
 
 pub use error::{BoxError, Error, Result, WRONG_CONTEXT};
 pub use pg::{DbError, TlsFailure};

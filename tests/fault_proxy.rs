@@ -1,10 +1,11 @@
-//! `odm::testing::FaultProxy`, `SilentListener` and `InsertSoak`: first the
+//! `odm::testing::FaultProxy`, `SilentListener` and the tests' `InsertSoak`: first the
 //! proxy's own behaviour on raw TCP against an echo server, then the faults
 //! it injects between the driver, the pool and a real PostgreSQL.
 //!
 //! Run: `cargo test --test fault_proxy`
 
 mod green_tasks;
+mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use green_tasks::{green, on_green, spawn};
 use odm::pg::{Client, Config};
-use odm::testing::{
-    test_database, Direction, FaultProxy, InsertSoak, SilentListener, TestDatabase,
-};
+use odm::testing::{test_database, Direction, FaultProxy, SilentListener, TestDatabase};
 use odm::{Error, Pool};
+use support::proxy_in_front_of;
+use support::soak::InsertSoak;
 
 fn connect(url: &str) -> Result<Client, Error> {
     Client::connect(&Config::parse(url).expect("the test url parses"))
@@ -26,7 +27,7 @@ fn connect(url: &str) -> Result<Client, Error> {
 /// A fresh database, a proxy in front of it, and the URL through the proxy.
 fn proxied_db() -> (TestDatabase, FaultProxy, String) {
     let db = test_database().expect("a test database");
-    let proxy = FaultProxy::in_front_of(&db.url()).expect("the proxy starts");
+    let proxy = proxy_in_front_of(&db.url());
     let url = proxy.proxied_url(&db.url()).expect("the url is re-aimed");
     (db, proxy, url)
 }

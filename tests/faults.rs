@@ -10,6 +10,7 @@
 //! Run: `cargo test --test faults`
 
 mod green_tasks;
+mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use green_tasks::{green, on_green, spawn};
 use odm::pg::{Client, Config};
-use odm::testing::{test_database, FaultProxy, InsertSoak, TempCluster, TestDatabase};
+use odm::testing::{test_database, FaultProxy, TempCluster, TestDatabase};
 use odm::{Error, Mapper};
+use support::proxy_in_front_of;
+use support::soak::InsertSoak;
 
 /// A fresh database with table `t (id int4 primary key)`, a proxy in front
 /// of it, and a mapper through the proxy with `settings`.
@@ -32,7 +35,7 @@ fn proxied_mapper(settings: &str) -> (TestDatabase, FaultProxy, Mapper) {
             .batch_execute("CREATE TABLE t (id int4 PRIMARY KEY)")
             .unwrap();
     });
-    let proxy = FaultProxy::in_front_of(&db.url()).unwrap();
+    let proxy = proxy_in_front_of(&db.url());
     let url = format!("{}?{settings}", proxy.proxied_url(&db.url()).unwrap());
     let mapper = Mapper::new(&url).unwrap();
     (db, proxy, mapper)

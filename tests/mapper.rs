@@ -1,5 +1,6 @@
 //! The Mapper: binds, registry, DDL order and idempotence, databases.
 
+mod green_tasks;
 mod orm_common;
 
 use odm::testing::test_database;

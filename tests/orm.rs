@@ -1,6 +1,7 @@
 //! pulsar-odm's own test suite, ported: every scenario on a fresh database,
 //! every body on a green worker.
 
+pub(crate) mod green_tasks;
 pub(crate) mod orm_common;
 
 use std::time::Duration;

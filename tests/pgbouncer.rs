@@ -5,6 +5,7 @@
 //! Run: `cargo test --test pgbouncer` (needs the `pgbouncer` package).
 
 mod green_tasks;
+mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -13,10 +14,11 @@ use std::time::Duration;
 use green_tasks::{green, on_green, spawn};
 use odm::pg::{Client, Config};
 use odm::testing::{
-    shared_cluster, InsertSoak, PgBouncer, TestDatabase, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD,
+    shared_cluster, PgBouncer, TestDatabase, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD,
     SCRAM_USER, SUPERUSER, SUPERUSER_PASSWORD,
 };
 use odm::{Error, Pool};
+use support::soak::InsertSoak;
 
 /// Server connections per database and user.
 const SERVER_CONNECTIONS: usize = 4;

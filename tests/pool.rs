@@ -6,37 +6,21 @@
 //!
 //! Run: `cargo test --test pool`
 
+mod green_tasks;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use green::{GreenPool, Submitted};
+use green::Submitted;
+use green_tasks::{on_green, spawn};
 use may::sync::{mpsc, SyncFlag};
 use odm::pg::{Client, Config, ConfigBuilder, TransactionStatus};
 use odm::pool::PoolOptions;
 use odm::testing::{test_database, TestDatabase, SCRAM_USER};
 use odm::{Engine, Error, Pool};
-
-/// One green pool for the whole test binary, big enough that every task of a
-/// test runs at once (so the database pool, not the green pool, is the
-/// bottleneck being tested).
-fn green() -> &'static GreenPool {
-    static GREEN: OnceLock<GreenPool> = OnceLock::new();
-    GREEN.get_or_init(|| GreenPool::with_max_workers(2_000))
-}
-
-fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Submitted<T> {
-    green().submit(work).expect("the green pool accepts work")
-}
-
-/// Runs `work` on a green worker and waits for its result.
-fn on_green<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    spawn(work)
-        .join()
-        .expect("the green task finishes without panicking")
-}
 
 /// `url` with extra query settings appended.
 fn with_settings(url: &str, settings: &str) -> String {

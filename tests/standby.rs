@@ -83,6 +83,6 @@ fn a_standby_promoted_after_the_primary_stops_accepts_writes_keeps_the_primarys_
 fn a_standby_of_a_cluster_without_replication_is_refused_with_the_reason() {
     let cluster = odm::testing::TempCluster::start().unwrap();
     let e = Standby::start_from(&cluster).unwrap_err();
-    assert!(matches!(e, Error::TestServer(_)), "{e:?}");
+    assert!(matches!(e, odm::testing::Error::Server(_)), "{e:?}");
     assert!(e.to_string().contains("start_primary"), "{e}");
 }

@@ -1,11 +1,14 @@
 //! Tests of `odm::testing`: throwaway clusters and test databases, checked
 //! with `psql` against the real servers they start.
 
+mod green_tasks;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use green_tasks::on_green;
 use odm::testing::{
     find_server_bin_dir_in, shared_cluster, test_database, TempCluster, TestDatabase,
     CLEARTEXT_PASSWORD, CLEARTEXT_USER, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER,
@@ -146,22 +149,6 @@ fn every_test_role_logs_in_over_tcp_with_its_own_method_and_password() {
     );
 }
 
-/// Runs `f` on a `may` coroutine (the odm driver refuses plain threads).
-fn on_coroutine<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    // 64 Ki words (512 KiB): ample for the driver's connect path.
-    may::config().set_stack_size(0x1_0000);
-    // yield before ending: dodges may's Park-drop livelock (green/src/pool.rs)
-    let task = may::go!(move || {
-        let value = f();
-        may::coroutine::yield_now();
-        value
-    });
-    match task.join() {
-        Ok(value) => value,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
-}
-
 #[test]
 fn the_odm_driver_logs_in_as_every_test_role_with_its_own_method() {
     let db = test_database().unwrap();
@@ -174,7 +161,7 @@ fn the_odm_driver_logs_in_as_every_test_role_with_its_own_method() {
     for (user, password) in roles {
         let url = db.url_as(user, password);
         let name = db.name().to_string();
-        let (who, database) = on_coroutine(move || {
+        let (who, database) = on_green(move || {
             let config = odm::pg::Config::parse(&url).unwrap();
             let client = odm::pg::Client::connect(&config).unwrap();
             let row = client
@@ -473,13 +460,44 @@ fn a_database_url_server_gets_databases_that_keep_its_query_parameters() {
 }
 
 #[test]
-fn a_database_url_with_an_unknown_scheme_is_a_config_error() {
+fn a_database_url_with_an_unknown_scheme_is_a_url_error() {
     let err = TestDatabase::create_on_url("mysql://odm@localhost/odm").unwrap_err();
-    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(matches!(err, odm::testing::Error::Url(_)), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "invalid configuration: DATABASE_URL must start with postgresql+green://, postgresql:// or postgres://"
+        "invalid test server url: DATABASE_URL must start with postgresql+green://, postgresql:// or postgres://"
     );
+}
+
+#[test]
+fn a_test_server_error_goes_into_an_odm_error_with_question_mark_keeping_its_message() {
+    fn create(url: &str) -> odm::Result<TestDatabase> {
+        Ok(TestDatabase::create_on_url(url)?)
+    }
+    let err = create("mysql://odm@localhost/odm").unwrap_err();
+    assert!(
+        matches!(err, Error::Testing(odm::testing::Error::Url(_))),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "invalid test server url: DATABASE_URL must start with postgresql+green://, postgresql:// or postgres://"
+    );
+}
+
+#[test]
+fn a_database_url_names_the_test_database_and_role_by_odms_own_parsing() {
+    let cluster = shared_cluster().unwrap();
+    let url = format!(
+        "postgres://odm:odmtest@127.0.0.1:{}/postgres?dbname=postgres&application_name=x",
+        cluster.port()
+    );
+    let db = TestDatabase::create_on_url(&url).unwrap();
+    let config = odm::pg::Config::parse(&db.url_as(SCRAM_USER, SCRAM_PASSWORD)).unwrap();
+    assert_eq!(config.dbname(), db.name());
+    assert_eq!(config.user(), SCRAM_USER);
+    assert_eq!(config.password(), Some(SCRAM_PASSWORD));
+    assert_eq!(config.port(), cluster.port());
 }
 
 #[test]
@@ -491,7 +509,7 @@ fn a_database_url_server_that_refuses_is_a_test_server_error_without_the_passwor
         "postgresql://odm:hunter2@127.0.0.1:{port}/postgres?connect_timeout=5"
     ))
     .unwrap_err();
-    assert!(matches!(err, Error::TestServer(_)), "{err:?}");
+    assert!(matches!(err, odm::testing::Error::Server(_)), "{err:?}");
     let message = err.to_string();
     assert!(
         message.starts_with("test server: creating test database odm_test_"),
@@ -521,7 +539,7 @@ fn scratch(name: &str) -> PathBuf {
 fn missing_server_binaries_are_a_clear_error_naming_the_package_and_database_url() {
     let empty = scratch("empty");
     let err = find_server_bin_dir_in(empty.as_os_str(), &empty.join("no-such-root")).unwrap_err();
-    assert!(matches!(err, Error::TestServer(_)), "{err:?}");
+    assert!(matches!(err, odm::testing::Error::Server(_)), "{err:?}");
     assert_eq!(
         err.to_string(),
         format!(
@@ -561,7 +579,7 @@ fn the_binary_search_prefers_the_path_then_the_highest_versioned_folder() {
 fn a_cluster_from_a_folder_without_server_binaries_is_a_test_server_error() {
     let empty = scratch("no-binaries");
     let err = TempCluster::start_with_bin_dir(&empty).unwrap_err();
-    assert!(matches!(err, Error::TestServer(_)), "{err:?}");
+    assert!(matches!(err, odm::testing::Error::Server(_)), "{err:?}");
     assert!(
         err.to_string().starts_with(&format!(
             "test server: cannot run initdb in {}",

@@ -101,7 +101,7 @@ fn the_default_sslmode_is_prefer_and_encrypts_against_a_tls_server() {
 
 #[test]
 fn prefer_against_a_tls_server_opens_exactly_one_tcp_connection() {
-    let proxy = FaultProxy::in_front_of(&tls_cluster().url()).unwrap();
+    let proxy = FaultProxy::in_front_of("127.0.0.1", tls_cluster().port()).unwrap();
     let url = proxy.proxied_url(&tls_cluster().url()).unwrap();
     assert!(encrypted(&format!("{url}?sslmode=prefer")).unwrap());
     assert_eq!(proxy.connections_accepted(), 1);
@@ -110,7 +110,7 @@ fn prefer_against_a_tls_server_opens_exactly_one_tcp_connection() {
 #[test]
 fn allow_retries_with_tls_when_the_server_rejects_a_plain_connection() {
     let url = tls_cluster().url_for(TLS_ONLY_USER, TLS_ONLY_PASSWORD, "postgres");
-    let proxy = FaultProxy::in_front_of(&url).unwrap();
+    let proxy = FaultProxy::in_front_of("127.0.0.1", tls_cluster().port()).unwrap();
     let proxied = proxy.proxied_url(&url).unwrap();
     assert!(encrypted(&format!("{proxied}?sslmode=allow")).unwrap());
     assert_eq!(proxy.connections_accepted(), 2, "plain, then tls");

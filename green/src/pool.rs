@@ -164,6 +164,28 @@ impl GreenPool {
         }
     }
 
+    /// Runs `func` on a worker and waits for its result: [`submit`](Self::submit)
+    /// then [`Submitted::join`]. The one way a plain thread (a `main`, a
+    /// test) runs synchronous database code on the pool and takes its result;
+    /// on a coroutine the wait parks it.
+    ///
+    /// ```
+    /// let pool = green::GreenPool::with_max_workers(2);
+    /// assert_eq!(pool.run(|| green::in_green_worker()), Ok(true));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit), and [`GreenError::Panicked`] when `func`
+    /// panics.
+    pub fn run<F, T>(&self, func: F) -> Result<T, GreenError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(func)?.join()
+    }
+
     fn shared(&self) -> &Arc<Shared> {
         &self.handle.shared
     }

@@ -33,6 +33,17 @@ fn new_pool_has_a_hundred_workers_at_most_and_starts_none() {
 }
 
 #[test]
+fn run_gives_the_result_of_the_closure_run_on_a_worker_or_its_panic() {
+    let pool = GreenPool::with_max_workers(1);
+    assert_eq!(pool.run(green::in_green_worker), Ok(true));
+    let panicked = pool.run(|| -> u32 { panic!("boom {}", 8) }).unwrap_err();
+    assert!(matches!(&panicked, GreenError::Panicked(_)), "{panicked:?}");
+    assert!(panicked.to_string().contains("boom 8"), "{panicked}");
+    pool.shutdown();
+    assert_eq!(pool.run(|| 1), Err(GreenError::Closed));
+}
+
+#[test]
 fn pool_grows_one_worker_per_concurrent_task_and_reuses_them() {
     let pool = GreenPool::with_max_workers(10);
     assert_eq!(pool.submit(|| 1 + 1).unwrap().join(), Ok(2));

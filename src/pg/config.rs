@@ -29,8 +29,6 @@ pub use auth_settings::{AuthMethod, ChannelBindingMode, RequireAuth};
 pub use builder::ConfigBuilder;
 pub(crate) use settings::parse_seconds;
 
-pub(crate) use url::UrlParts;
-
 const DEFAULT_PORT: u16 = 5432;
 /// pgjdbc's default: long enough for a loaded server's authentication,
 /// short enough that a silent peer surfaces as an error.

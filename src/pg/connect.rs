@@ -405,7 +405,7 @@ mod tls_tests {
 
     #[test]
     fn a_tls_socket_gives_the_sha256_of_the_server_certificate_as_its_end_point() {
-        let cluster = crate::testing::shared_tls_cluster().unwrap();
+        let cluster = odm_testing::shared_tls_cluster().unwrap();
         let files = cluster.tls().unwrap();
         let config = Config::parse(&format!(
             "postgresql://odm:odmtest@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}",
@@ -424,7 +424,7 @@ mod tls_tests {
 
     #[test]
     fn a_plain_socket_has_no_end_point() {
-        let cluster = crate::testing::shared_cluster().unwrap();
+        let cluster = odm_testing::shared_cluster().unwrap();
         let config = Config::parse(&format!(
             "postgresql://odm:odmtest@127.0.0.1:{}/postgres?sslmode=prefer",
             cluster.port()

@@ -62,7 +62,7 @@ mod transaction;
 pub(crate) use abort::AbortTracker;
 pub use cancel_token::CancelToken;
 pub use client::Client;
-pub(crate) use config::{parse_seconds, UrlParts};
+pub(crate) use config::parse_seconds;
 pub use config::{
     AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Host, RequireAuth, SslMode,
     SslNegotiation,

@@ -5,7 +5,6 @@
 use std::sync::LazyLock;
 
 use chrono::NaiveDateTime;
-use green::GreenPool;
 use odm::testing::{shared_cluster, shared_tls_cluster, PgBouncer, TestDatabase};
 use odm::Mapper;
 use uuid::Uuid;
@@ -83,25 +82,8 @@ pub struct PersonalTasks {
     pub created: Option<NaiveDateTime>,
 }
 
-static POOL: LazyLock<GreenPool> = LazyLock::new(GreenPool::new);
-
-/// Runs `work` on a green worker and returns its result (panics propagate
-/// as a test failure).
-pub fn green<T, F>(work: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    POOL.submit(work)
-        .expect("submit to the green pool")
-        .join()
-        .expect("green task")
-}
-
-/// The shared green pool.
-pub fn pool() -> &'static GreenPool {
-    &POOL
-}
+// Runs work on the test binary's green pool (`tests/green_tasks`).
+pub use super::green_tasks::on_green as green;
 
 /// Whether these helpers serve the scenarios run over TLS:
 /// `tests/orm_over_tls.rs` compiles `tests/orm.rs` (and so this module) a
@@ -131,11 +113,11 @@ pub fn bouncer() -> &'static PgBouncer {
 /// [`odm::testing::test_database`].
 pub fn test_database() -> Result<TestDatabase, odm::Error> {
     if over_tls() {
-        TestDatabase::create_on(shared_tls_cluster()?)
+        Ok(TestDatabase::create_on(shared_tls_cluster()?)?)
     } else if through_pgbouncer() {
-        TestDatabase::create_on(shared_cluster()?)
+        Ok(TestDatabase::create_on(shared_cluster()?)?)
     } else {
-        odm::testing::test_database()
+        Ok(odm::testing::test_database()?)
     }
 }
 

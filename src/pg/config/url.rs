@@ -83,11 +83,6 @@ impl<'a> UrlParts<'a> {
         self.userinfo.is_some()
     }
 
-    /// `user[:password]`, still percent-encoded.
-    pub(crate) fn userinfo(&self) -> Option<&'a str> {
-        self.userinfo
-    }
-
     /// The user name: the userinfo up to its first `:`.
     pub(crate) fn user(&self) -> Option<&'a str> {
         self.userinfo

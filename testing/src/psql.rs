@@ -19,7 +19,7 @@ pub(crate) fn psql_program(bin_dir: Option<&Path>) -> Result<PathBuf, Error> {
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     find_on_path("psql", &path).ok_or_else(|| {
-        Error::TestServer(
+        Error::Server(
             "psql not found on PATH: install the postgresql client package (e.g. `apt-get \
              install postgresql-client`)"
                 .to_string(),
@@ -91,7 +91,7 @@ pub(crate) fn run(
     }
     let mut child = command
         .spawn()
-        .map_err(|e| Error::TestServer(format!("cannot run {}: {e}", psql.display())))?;
+        .map_err(|e| Error::Server(format!("cannot run {}: {e}", psql.display())))?;
     let script: String = statements
         .iter()
         .map(|statement| format!("{statement};\n"))
@@ -103,12 +103,12 @@ pub(crate) fn run(
     }
     let output = child
         .wait_with_output()
-        .map_err(|e| Error::TestServer(format!("cannot run {}: {e}", psql.display())))?;
+        .map_err(|e| Error::Server(format!("cannot run {}: {e}", psql.display())))?;
     if output.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    Err(Error::TestServer(format!(
+    Err(Error::Server(format!(
         "{what} failed ({}): {}",
         output.status,
         stderr.trim()
@@ -147,17 +147,17 @@ pub(crate) fn query(
     }
     let mut child = command
         .spawn()
-        .map_err(|e| Error::TestServer(format!("cannot run {}: {e}", psql.display())))?;
+        .map_err(|e| Error::Server(format!("cannot run {}: {e}", psql.display())))?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(format!("{query};\n").as_bytes());
     }
     let output = child
         .wait_with_output()
-        .map_err(|e| Error::TestServer(format!("cannot run {}: {e}", psql.display())))?;
+        .map_err(|e| Error::Server(format!("cannot run {}: {e}", psql.display())))?;
     if output.status.success() {
         return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }
-    Err(Error::TestServer(format!(
+    Err(Error::Server(format!(
         "{what} failed ({}): {}",
         output.status,
         String::from_utf8_lossy(&output.stderr).trim()

@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::fault_link::{pump, reset_stream, Link};
-use super::url::ServerUrl;
-use crate::pg::{Config, Host};
+use super::url::with_host_port;
 use crate::Error;
 
 /// The longest any proxy thread sleeps or blocks before it looks at the
@@ -179,10 +178,10 @@ impl ProxyState {
 /// its threads (within about 1.5 s in the worst case).
 ///
 /// ```no_run
-/// # fn main() -> Result<(), odm::Error> {
-/// let db = odm::testing::test_database()?;
-/// let proxy = odm::testing::FaultProxy::in_front_of(&db.url())?;
-/// let url = proxy.proxied_url(&db.url())?; // connect here
+/// # fn main() -> Result<(), odm_testing::Error> {
+/// let cluster = odm_testing::shared_cluster()?;
+/// let proxy = odm_testing::FaultProxy::in_front_of("127.0.0.1", cluster.port())?;
+/// let url = proxy.proxied_url(&cluster.url())?; // connect here
 /// proxy.black_hole(); // ... and the network path goes silent
 /// # Ok(()) }
 /// ```
@@ -227,33 +226,23 @@ impl FaultProxy {
         Ok(FaultProxy { addr, state })
     }
 
-    /// Starts a proxy in front of the TCP server a database URL names
-    /// (`postgresql+green://...@host:port/db`). A host name is resolved here,
-    /// on the calling thread: call it from a test thread, not a coroutine.
+    /// Starts a proxy in front of the TCP server at `host`:`port`. A host
+    /// name is resolved here, on the calling thread (IPv4 first: a test
+    /// server usually listens on 127.0.0.1 only, while `localhost` may
+    /// resolve to ::1 first): call it from a test thread, not a coroutine.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the URL does not parse or names a unix socket
-    /// or a host that does not resolve; else as [`FaultProxy::start`].
-    pub fn in_front_of(url: &str) -> Result<FaultProxy, Error> {
-        let config = Config::parse(url)?;
-        let host = match config.host() {
-            Host::Tcp(host) => host.clone(),
-            Host::Unix(_) => {
-                return Err(Error::Config(
-                    "a fault proxy needs a tcp host, not a unix socket".to_string(),
-                ))
-            }
-        };
+    /// [`Error::Server`] when the host does not resolve; else as
+    /// [`FaultProxy::start`].
+    pub fn in_front_of(host: &str, port: u16) -> Result<FaultProxy, Error> {
         let upstream = match host.parse::<IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, config.port()),
-            // IPv4 first: a test server usually listens on 127.0.0.1 only,
-            // while `localhost` may resolve to ::1 first.
-            Err(_) => (host.as_str(), config.port())
+            Ok(ip) => SocketAddr::new(ip, port),
+            Err(_) => (host, port)
                 .to_socket_addrs()
                 .ok()
                 .and_then(|addrs| addrs.min_by_key(|addr| addr.is_ipv6()))
-                .ok_or_else(|| Error::Config(format!("host `{host}` does not resolve")))?,
+                .ok_or_else(|| Error::Server(format!("host `{host}` does not resolve")))?,
         };
         FaultProxy::start(upstream)
     }
@@ -263,10 +252,10 @@ impl FaultProxy {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when `url` is not a `postgresql+green://`,
+    /// [`Error::Url`] when `url` is not a `postgresql+green://`,
     /// `postgresql://` or `postgres://` URL.
     pub fn proxied_url(&self, url: &str) -> Result<String, Error> {
-        Ok(ServerUrl::parse(url, "the url")?.green_url_at(&self.addr.to_string()))
+        with_host_port(url, &self.addr.to_string())
     }
 
     /// The address the proxy listens on (127.0.0.1).

@@ -46,30 +46,10 @@
 //! role (cheap handshakes: hundreds of SCRAM logins would eat the run);
 //! logins happen outside the measured windows either way.
 
-#[path = "bench/args.rs"]
-mod args;
-#[path = "bench/chart.rs"]
-mod chart;
-#[path = "bench/measure.rs"]
-mod measure;
-#[path = "bench/odm_orm.rs"]
-mod odm_orm;
-#[path = "bench/odm_pool.rs"]
-mod odm_pool;
-#[path = "bench/odm_raw.rs"]
-mod odm_raw;
-#[path = "bench/peers.rs"]
-mod peers;
-#[path = "bench/pgbench.rs"]
-mod pgbench;
-#[path = "bench/report.rs"]
-mod report;
-#[path = "bench/scale.rs"]
-mod scale;
-#[path = "bench/schema.rs"]
-mod schema;
-#[path = "bench/workload.rs"]
-mod workload;
+use odm_bench::{
+    args, measure, odm_orm, odm_pool, odm_raw, on_green, peers, pgbench, report, scale, schema,
+    workload,
+};
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -112,19 +92,6 @@ fn main() {
         eprintln!("bench: {err}");
         std::process::exit(1);
     }
-}
-
-/// Runs `f` on a green worker and waits for it.
-fn on_green<T: Send + 'static>(
-    green: &GreenPool,
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, String> {
-    green
-        .submit(f)
-        .map_err(|e| e.to_string())?
-        .join()
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
 }
 
 /// `url` with `pool_size` set.

@@ -31,7 +31,7 @@ pub fn find_server_bin_dir() -> Result<PathBuf, Error> {
 ///
 /// A symbolic link found on the search path is resolved, so that the
 /// directory returned also holds the companion tools (`psql`, `pg_isready`).
-/// When nothing is found the error is [`Error::TestServer`] and says to
+/// When nothing is found the error is [`Error::Server`] and says to
 /// install the PostgreSQL server package or set `DATABASE_URL`.
 pub fn find_server_bin_dir_in(
     search_path: &OsStr,
@@ -50,7 +50,7 @@ pub fn find_server_bin_dir_in(
             return Ok(dir);
         }
     }
-    Err(Error::TestServer(format!(
+    Err(Error::Server(format!(
         "postgresql server binaries (initdb, postgres) not found on PATH, via pg_config --bindir \
          or in {}/<version>/bin: install the postgresql server package (e.g. `apt-get install \
          postgresql`) or set DATABASE_URL to an existing server",

@@ -3,55 +3,27 @@
 //! afterwards that every acknowledged row is in the table.
 //!
 //! It is the "nothing acknowledged is lost" test: run it through a
-//! [`FaultProxy`](super::FaultProxy) (or while the server restarts, or while
+//! [`FaultProxy`](odm::testing::FaultProxy) (or while the server restarts, or while
 //! backends are terminated), then count what is present over a direct
 //! connection.
 //!
-//! ```no_run
-//! # fn main() -> Result<(), odm::Error> {
-//! use std::time::Duration;
-//! use odm::testing::{FaultProxy, InsertSoak};
-//!
-//! let green = green::GreenPool::new();
-//! let db = odm::testing::test_database()?;
-//! let proxy = FaultProxy::in_front_of(&db.url())?;
-//! let soak = InsertSoak::new("soak").tasks(8).duration(Duration::from_secs(2));
-//! soak.create_table(&green, &db.url())?;
-//! let report = std::thread::scope(|s| {
-//!     let run = s.spawn(|| soak.run(&green, &proxy.proxied_url(&db.url())?));
-//!     std::thread::sleep(Duration::from_millis(500));
-//!     proxy.reset();
-//!     proxy.forward();
-//!     run.join().expect("the soak does not panic")
-//! })?;
-//! assert!(soak.lost(&green, &db.url(), &report)?.is_empty());
-//! assert!(soak.rows_present(&green, &db.url())? >= report.acknowledged());
-//! # Ok(()) }
-//! ```
+//! Run with [`odm::testing::FaultProxy`] in `tests/fault_proxy.rs` and
+//! `tests/faults.rs`.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use green::GreenPool;
 
-use super::psql::quote_ident;
-use crate::pg::{Client, Config};
-use crate::{Error, Pool};
+use odm::pg::{Client, Config};
+use odm::{Error, Pool};
+use postgres_protocol::escape::escape_identifier as quote_ident;
 
 /// How many distinct error messages a report keeps.
 const KEPT_ERRORS: usize = 8;
 
-/// How the soak's inserts reach the database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WritePath {
-    /// [`Pool::execute`]: shared mode, statements of many tasks pipelined on
-    /// few connections.
-    Shared,
-    /// [`Pool::acquire`] then `execute`: one connection per insert.
-    Exclusive,
-}
-
-/// A soak of inserts: `tasks` green tasks, each inserting rows
+/// A soak of inserts: `tasks` green tasks, each inserting rows through
+/// [`Pool::execute`] (shared mode),
 /// `(task, 0), (task, 1), ...` into `table` until `duration` has passed,
 /// counting which inserts returned `Ok`. After an error a task pauses
 /// briefly and goes on with the next number, so a failed insert's number is
@@ -65,7 +37,6 @@ pub struct InsertSoak {
     table: String,
     tasks: usize,
     duration: Duration,
-    write_path: WritePath,
     pause_after_error: Duration,
 }
 
@@ -121,7 +92,6 @@ impl InsertSoak {
             table: table.to_string(),
             tasks: 8,
             duration: Duration::from_secs(2),
-            write_path: WritePath::Shared,
             pause_after_error: Duration::from_millis(20),
         }
     }
@@ -135,12 +105,6 @@ impl InsertSoak {
     /// How long the tasks go on starting inserts.
     pub fn duration(mut self, duration: Duration) -> InsertSoak {
         self.duration = duration;
-        self
-    }
-
-    /// How the inserts reach the database (default [`WritePath::Shared`]).
-    pub fn write_path(mut self, write_path: WritePath) -> InsertSoak {
-        self.write_path = write_path;
         self
     }
 
@@ -178,13 +142,9 @@ impl InsertSoak {
         for task in 0..self.tasks {
             let pool = pool.clone();
             let sql = sql.clone();
-            let write_path = self.write_path;
             let pause = self.pause_after_error;
             let task = i32::try_from(task).unwrap_or(i32::MAX);
-            tasks
-                .push(green.submit(move || {
-                    insert_until(&pool, &sql, task, write_path, deadline, pause)
-                })?);
+            tasks.push(green.submit(move || insert_until(&pool, &sql, task, deadline, pause))?);
         }
         let mut report = SoakReport::default();
         for task in tasks {
@@ -242,20 +202,13 @@ fn insert_until(
     pool: &Pool,
     sql: &str,
     task: i32,
-    write_path: WritePath,
     deadline: Instant,
     pause_after_error: Duration,
 ) -> SoakReport {
     let mut report = SoakReport::default();
     let mut seq: i64 = 0;
     while Instant::now() < deadline {
-        let inserted = match write_path {
-            WritePath::Shared => pool.execute(sql, &[&task, &seq]),
-            WritePath::Exclusive => pool
-                .acquire()
-                .and_then(|conn| conn.execute(sql, &[&task, &seq])),
-        };
-        match inserted {
+        match pool.execute(sql, &[&task, &seq]) {
             Ok(_) => report.acknowledged.push((task, seq)),
             Err(e) => {
                 report.failed += 1;

@@ -12,7 +12,7 @@ use super::scratch::{RunAs, ScratchDir};
 use super::server_process::ServerProcess;
 use super::template;
 use super::tls_files::{TlsFiles, SERVER_CA_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE};
-use super::url::{encode_userinfo, GREEN_SCHEME};
+use super::url::cluster_url;
 use super::{
     CERT_USER, CLEARTEXT_PASSWORD, CLEARTEXT_USER, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD,
     SCRAM_USER, SUPERUSER, SUPERUSER_PASSWORD, TLS_ONLY_PASSWORD, TLS_ONLY_USER,
@@ -178,7 +178,7 @@ impl TempCluster {
             ),
         };
         std::fs::write(data_dir.join("pg_hba.conf"), pg_hba)
-            .map_err(|e| Error::TestServer(format!("cannot write pg_hba.conf: {e}")))?;
+            .map_err(|e| Error::Server(format!("cannot write pg_hba.conf: {e}")))?;
 
         let mut failed_attempts = Vec::new();
         let (server, port) = loop {
@@ -196,20 +196,20 @@ impl TempCluster {
                 log,
                 run_as,
             )
-            .map_err(|e| Error::TestServer(format!("cannot start the postgres watchdog: {e}")))?;
+            .map_err(|e| Error::Server(format!("cannot start the postgres watchdog: {e}")))?;
             match wait_ready(&mut server, &log_path) {
                 Ok(()) => break (server, port),
                 Err(failure) if failure.port_taken && attempt < PORT_ATTEMPTS => {
                     failed_attempts.push(server);
                 }
                 Err(failure) if failure.port_taken => {
-                    return Err(Error::TestServer(format!(
+                    return Err(Error::Server(format!(
                         "{PORT_ATTEMPTS} tcp ports in a row were taken before postgres could bind \
                          them; {}",
                         failure.message
                     )))
                 }
-                Err(failure) => return Err(Error::TestServer(failure.message)),
+                Err(failure) => return Err(Error::Server(failure.message)),
             }
         };
 
@@ -235,12 +235,7 @@ impl TempCluster {
 
     /// A TCP URL for `user` with `password` to database `dbname`.
     pub fn url_for(&self, user: &str, password: &str, dbname: &str) -> String {
-        format!(
-            "{GREEN_SCHEME}{}@127.0.0.1:{}/{}",
-            encode_userinfo(user, password),
-            self.port,
-            super::url::encode_component(dbname)
-        )
+        cluster_url(self.port, user, password, dbname)
     }
 
     /// The certificates of a cluster started with
@@ -297,11 +292,11 @@ impl TempCluster {
     ///
     /// # Errors
     ///
-    /// [`Error::TestServer`] when the server did not come back within 30 s
+    /// [`Error::Server`] when the server did not come back within 30 s
     /// (the message carries the end of the server log).
     pub fn restart(&mut self) -> Result<(), Error> {
         self.server.restart().map_err(|e| {
-            Error::TestServer(format!(
+            Error::Server(format!(
                 "restarting the server failed: {e}; server log:\n{}",
                 self.log_tail()
             ))
@@ -357,8 +352,8 @@ impl TempCluster {
             "creating the test roles",
         )
         .map_err(|e| match e {
-            Error::TestServer(message) => {
-                Error::TestServer(format!("{message}\nserver log:\n{}", self.log_tail()))
+            Error::Server(message) => {
+                Error::Server(format!("{message}\nserver log:\n{}", self.log_tail()))
             }
             other => other,
         })
@@ -425,7 +420,7 @@ pub(crate) fn free_port() -> Result<u16, Error> {
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
-        .map_err(|e| Error::TestServer(format!("cannot find a free tcp port on 127.0.0.1: {e}")))
+        .map_err(|e| Error::Server(format!("cannot find a free tcp port on 127.0.0.1: {e}")))
 }
 
 pub(crate) fn open_log(path: &Path) -> Result<File, Error> {
@@ -434,7 +429,7 @@ pub(crate) fn open_log(path: &Path) -> Result<File, Error> {
         .append(true)
         .open(path)
         .map_err(|e| {
-            Error::TestServer(format!(
+            Error::Server(format!(
                 "cannot create the server log {}: {e}",
                 path.display()
             ))
@@ -533,7 +528,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(asked, PORT_ATTEMPTS);
-        assert!(matches!(err, Error::TestServer(_)), "{err:?}");
+        assert!(matches!(err, Error::Server(_)), "{err:?}");
         let message = err.to_string();
         assert!(
             message.starts_with(

@@ -16,7 +16,7 @@ use super::cluster::{free_port, open_log, postgres_command, tail_of, Transport, 
 use super::psql;
 use super::scratch::{RunAs, ScratchDir};
 use super::server_process::ServerProcess;
-use super::url::{encode_component, encode_userinfo, GREEN_SCHEME};
+use super::url::cluster_url;
 use super::{TempCluster, SUPERUSER, SUPERUSER_PASSWORD};
 use crate::Error;
 
@@ -90,14 +90,14 @@ impl Standby {
                 open_log(&log_path)?,
                 run_as,
             )
-            .map_err(|e| Error::TestServer(format!("cannot start the standby watchdog: {e}")))?;
+            .map_err(|e| Error::Server(format!("cannot start the standby watchdog: {e}")))?;
             match wait_accepting(&mut server, &log_path) {
                 Ok(()) => break (server, port),
                 Err(tail) if attempt < PORT_ATTEMPTS && tail.contains("could not bind") => {
                     failed_attempts.push(server);
                 }
                 Err(tail) => {
-                    return Err(Error::TestServer(format!(
+                    return Err(Error::Server(format!(
                         "the standby did not start; server log:\n{tail}"
                     )))
                 }
@@ -123,12 +123,7 @@ impl Standby {
 
     /// A TCP URL for `user` with `password` to database `dbname`.
     pub fn url_for(&self, user: &str, password: &str, dbname: &str) -> String {
-        format!(
-            "{GREEN_SCHEME}{}@127.0.0.1:{}/{}",
-            encode_userinfo(user, password),
-            self.port,
-            encode_component(dbname)
-        )
+        cluster_url(self.port, user, password, dbname)
     }
 
     /// The TCP port on 127.0.0.1.
@@ -165,7 +160,7 @@ impl Standby {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(Error::TestServer(format!(
+                return Err(Error::Server(format!(
                     "the standby did not replay up to {lsn} within {READY_TIMEOUT:?}; server \
                      log:\n{}",
                     self.log_tail()
@@ -205,9 +200,9 @@ impl Standby {
         }
         let output = command
             .output()
-            .map_err(|e| Error::TestServer(format!("cannot run pg_ctl promote: {e}")))?;
+            .map_err(|e| Error::Server(format!("cannot run pg_ctl promote: {e}")))?;
         if !output.status.success() {
-            return Err(Error::TestServer(format!(
+            return Err(Error::Server(format!(
                 "pg_ctl promote failed ({}): {}; server log:\n{}",
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim(),
@@ -289,7 +284,7 @@ fn base_backup(primary: &TempCluster, data_dir: &Path, run_as: Option<RunAs>) ->
     }
     let output = command
         .output()
-        .map_err(|e| Error::TestServer(format!("cannot run pg_basebackup: {e}")))?;
+        .map_err(|e| Error::Server(format!("cannot run pg_basebackup: {e}")))?;
     if output.status.success() {
         return Ok(());
     }
@@ -299,7 +294,7 @@ fn base_backup(primary: &TempCluster, data_dir: &Path, run_as: Option<RunAs>) ->
     } else {
         ""
     };
-    Err(Error::TestServer(format!(
+    Err(Error::Server(format!(
         "pg_basebackup of the primary failed ({}){hint}: {}",
         output.status,
         stderr.trim()
@@ -342,11 +337,11 @@ impl ReplicatedCluster {
     ///
     /// # Errors
     ///
-    /// [`Error::TestServer`] when the primary was stopped or the standby
+    /// [`Error::Server`] when the primary was stopped or the standby
     /// does not catch up within 60 s.
     pub fn wait_caught_up(&self) -> Result<(), Error> {
         let primary = self.primary.as_ref().ok_or_else(|| {
-            Error::TestServer("the primary was stopped: nothing to catch up with".to_string())
+            Error::Server("the primary was stopped: nothing to catch up with".to_string())
         })?;
         self.standby.wait_caught_up(primary)
     }

@@ -31,9 +31,9 @@ struct Held {
 /// It runs on a plain OS thread, not on the `may` scheduler.
 ///
 /// ```no_run
-/// let silent = odm::testing::SilentListener::start()?;
+/// let silent = odm_testing::SilentListener::start()?;
 /// let url = format!("postgresql+green://odm@127.0.0.1:{}/x?connect_timeout=1", silent.port());
-/// # Ok::<(), odm::Error>(())
+/// # Ok::<(), odm_testing::Error>(())
 /// ```
 pub struct SilentListener {
     addr: SocketAddr,

@@ -1,11 +1,9 @@
-//! The green HTTP app (`examples/green_http.rs`), served in-process on a
+//! The green HTTP app (`odm_bench::green_http`), served in-process on a
 //! free port against a fresh test database, checked endpoint by endpoint
 //! with a plain `std::net::TcpStream` client: status, `Content-Type`,
 //! `Server`, `Date`, `Content-Length` and body.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/green_http.rs"]
-mod app;
+use odm_bench::green_http as app;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -227,7 +225,7 @@ fn queries_treats_a_missing_or_junk_count_as_one() {
 fn stored_numbers(ids: Vec<i32>) -> HashMap<i32, i32> {
     let url = served().db.url();
     let green = green::GreenPool::with_max_workers(1);
-    app::on_green_pool(&green, move || {
+    odm_bench::on_green(&green, move || {
         let client = Client::connect(&odm::pg::Config::parse(&url)?)?;
         let rows = client.query(
             "SELECT id, randomnumber FROM world WHERE id = ANY($1)",

@@ -80,7 +80,7 @@ impl Drop for ScratchDir {
 }
 
 fn scratch_error(base: &Path, e: &std::io::Error) -> Error {
-    Error::TestServer(format!(
+    Error::Server(format!(
         "cannot create a scratch directory under {}: {e}",
         base.display()
     ))
@@ -104,7 +104,7 @@ impl RunAs {
         let gid = id_of(&["-g", SERVER_USER]);
         match (uid, gid) {
             (Some(uid), Some(gid)) => Ok(Some(RunAs { uid, gid })),
-            _ => Err(Error::TestServer(format!(
+            _ => Err(Error::Server(format!(
                 "running as root, and there is no `{SERVER_USER}` system user to run the server \
                  as: install the postgresql server package (it creates one) or run the tests as \
                  a normal user"
@@ -120,7 +120,7 @@ impl RunAs {
     /// Gives `path` to this user and group.
     pub(crate) fn chown(self, path: &Path) -> Result<(), Error> {
         std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).map_err(|e| {
-            Error::TestServer(format!(
+            Error::Server(format!(
                 "cannot give {} to the `{SERVER_USER}` user: {e}",
                 path.display()
             ))

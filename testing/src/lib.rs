@@ -1,8 +1,10 @@
 //! Test servers: a throwaway PostgreSQL ([`TempCluster`]) and fresh
 //! databases on it ([`TestDatabase`], [`test_database`]), and the network
 //! faults to test against them: [`FaultProxy`] (forward, black-hole, delay,
-//! truncate, reset, refuse), [`SilentListener`] (accepts and never answers)
-//! and [`InsertSoak`] (are all acknowledged writes present afterwards?).
+//! truncate, reset, refuse) and [`SilentListener`] (accepts and never
+//! answers). It knows nothing of odm itself (it runs `initdb`, `postgres`
+//! and `psql`), so odm can re-export it as `odm::testing` (cargo feature
+//! `testing`, on by default), where [`Error`] converts into `odm::Error`.
 //! The deployments past one server: a [`PgBouncer`] in transaction mode in
 //! front of a cluster, and a primary with a streaming [`Standby`]
 //! ([`ReplicatedCluster`]).
@@ -21,14 +23,17 @@
 //! certificate) and [`TLS_ONLY_USER`] log in only over TLS.
 //!
 //! ```no_run
-//! let db = odm::testing::test_database()?;
+//! let db = odm_testing::test_database()?;
 //! println!("a fresh database at {}", db.url());
-//! # Ok::<(), odm::Error>(())
+//! # Ok::<(), odm_testing::Error>(())
 //! ```
+
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod binaries;
 mod cluster;
 mod database;
+mod error;
 mod fault_link;
 mod fault_proxy;
 mod pgbouncer;
@@ -36,7 +41,6 @@ mod psql;
 mod scratch;
 mod server_process;
 mod silent_listener;
-mod soak;
 mod standby;
 mod template;
 mod tls_files;
@@ -47,14 +51,12 @@ use std::sync::Mutex;
 pub use binaries::{find_server_bin_dir, find_server_bin_dir_in, VERSIONED_ROOT};
 pub use cluster::TempCluster;
 pub use database::TestDatabase;
+pub use error::Error;
 pub use fault_proxy::{Direction, FaultProxy};
 pub use pgbouncer::PgBouncer;
 pub use silent_listener::SilentListener;
-pub use soak::{InsertSoak, SoakReport, WritePath};
 pub use standby::{ReplicatedCluster, Standby};
 pub use tls_files::{TlsFiles, TLS_SERVER_NAME};
-
-use crate::Error;
 
 /// The superuser of a [`TempCluster`] (authenticates with SCRAM over TCP).
 pub const SUPERUSER: &str = "odm";

@@ -30,29 +30,17 @@
 //! threads thus serve thousands of HTTP connections and their queries.
 //!
 //! The closure is plain ORM code: `World` and `Fortune` models
-//! (`bench/odm_orm.rs`), an [`odm::Mapper`] whose pool holds
+//! (`odm_orm.rs`), an [`odm::Mapper`] whose pool holds
 //! `--connections` connections (default two per core), and one
 //! [`odm::Session`] per request, as pulsar-odm's app does: `session.get`,
 //! `session.query().all()`, and for `/updates` the request's rows written in
 //! one batched statement (`session.execute`), sorted by id so that
 //! concurrent batches cannot deadlock; then `commit`.
 
-#[allow(dead_code)]
-#[path = "bench/odm_orm.rs"]
-mod odm_orm;
-#[allow(dead_code)]
-#[path = "bench/odm_raw.rs"]
-mod odm_raw;
-#[allow(dead_code)]
-#[path = "bench/schema.rs"]
-mod schema;
-#[allow(dead_code)]
-#[path = "bench/workload.rs"]
-mod workload;
-
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::{odm_orm, schema, workload};
 use green::GreenPool;
 use may_minihttp::{HttpServer, HttpService, Request, Response};
 use odm::pg::{Client, Config};
@@ -124,11 +112,9 @@ impl Techempower {
     ) -> io::Result<T> {
         let mapper = self.mapper.clone();
         self.green
-            .submit(move || {
+            .run(move || {
                 odm_orm::in_session(&mapper, |session| work(&mut Techempower::rng(), session))
             })
-            .map_err(internal)?
-            .join()
             .map_err(internal)?
             .map_err(internal)
     }
@@ -194,19 +180,6 @@ pub struct Running {
     pub addr: String,
 }
 
-/// Runs `f` on a green worker of `green` and waits for it.
-pub fn on_green_pool<T: Send + 'static>(
-    green: &GreenPool,
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, String> {
-    green
-        .submit(f)
-        .map_err(|e| e.to_string())?
-        .join()
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-}
-
 /// Creates the schema when `create_schema` is set or `world` is missing,
 /// and starts serving on `addr` with a pool of `connections` connections
 /// and a green pool of `workers` workers.
@@ -220,7 +193,7 @@ pub fn start(
     let config = Config::parse(url).map_err(|e| e.to_string())?;
     let green = GreenPool::with_max_workers(workers.max(1));
     let setup_config = config.clone();
-    on_green_pool(&green, move || {
+    crate::on_green(&green, move || {
         let setup = Client::connect(&setup_config)?;
         let exists = setup
             .query_one("SELECT to_regclass('world') IS NOT NULL", &[])?
@@ -251,79 +224,4 @@ fn with_pool_size(url: &str, size: usize) -> String {
         .collect();
     params.push(format!("pool_size={}", size.max(1)));
     format!("{base}?{}", params.join("&"))
-}
-
-fn arg_value(args: &[String], flag: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == flag)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let port = arg_value(&args, "--port")
-        .or_else(|| std::env::var("PORT").ok())
-        .unwrap_or_else(|| "8080".into());
-    let port: u16 = match port.parse() {
-        Ok(p) => p,
-        Err(_) => {
-            eprintln!("green_http: invalid port `{port}`");
-            std::process::exit(2);
-        }
-    };
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let connections = match arg_value(&args, "--connections").map(|c| c.parse::<usize>()) {
-        None => 2 * cores,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            eprintln!("green_http: --connections needs a positive integer");
-            std::process::exit(2);
-        }
-    };
-    let workers = match arg_value(&args, "--workers").map(|c| c.parse::<usize>()) {
-        None => 1024,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            eprintln!("green_http: --workers needs a positive integer");
-            std::process::exit(2);
-        }
-    };
-    let given = arg_value(&args, "--database-url")
-        .or_else(|| std::env::var("DATABASE_URL").ok())
-        .filter(|u| !u.trim().is_empty());
-    // Keep the throwaway database alive for as long as the server runs.
-    let (url, database) = match given {
-        Some(url) => (url, None),
-        None => {
-            eprintln!("green_http: no DATABASE_URL, starting a throwaway cluster...");
-            match odm::testing::test_database() {
-                Ok(db) => (db.url(), Some(db)),
-                Err(e) => {
-                    eprintln!("green_http: {e}");
-                    std::process::exit(1);
-                }
-            }
-        }
-    };
-    let fresh = database.is_some();
-    match start(
-        &format!("0.0.0.0:{port}"),
-        &url,
-        connections,
-        workers,
-        fresh,
-    ) {
-        Ok(running) => {
-            eprintln!(
-                "green_http: listening on http://{} ({connections} database connections, \
-                 {workers} green workers)",
-                running.addr
-            );
-            let _ = running.server.join();
-        }
-        Err(e) => {
-            eprintln!("green_http: {e}");
-            std::process::exit(1);
-        }
-    }
 }

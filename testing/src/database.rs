@@ -26,22 +26,21 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates a fresh database on `cluster`.
     pub fn create_on(cluster: &TempCluster) -> Result<TestDatabase, Error> {
-        let server = ServerUrl::parse(&cluster.url(), "the cluster url")?;
+        let server = ServerUrl::Cluster {
+            port: cluster.port(),
+        };
         let psql = psql::psql_program(Some(cluster.bin_dir()))?;
         TestDatabase::create(server, cluster.socket_target("postgres"), psql)
     }
 
     /// Creates a fresh database on the server of `url` (a
     /// `postgresql+green://`, `postgresql://` or `postgres://` URL whose user
-    /// may create databases), connecting to the database the URL names, or
-    /// to `postgres` when it names none.
+    /// may create databases), connecting to its maintenance database
+    /// `postgres`. The database's URLs are `url` naming it instead, with the
+    /// same host, port and parameters.
     pub fn create_on_url(url: &str) -> Result<TestDatabase, Error> {
-        let server = ServerUrl::parse(url, "DATABASE_URL")?;
-        let maintenance = match server.dbname() {
-            "" => "postgres".to_string(),
-            named => named.to_string(),
-        };
-        let admin = server.psql_target(&maintenance);
+        let server = ServerUrl::given(url, "DATABASE_URL")?;
+        let admin = server.psql_target("postgres");
         let psql = psql::psql_program(None)?;
         TestDatabase::create(server, admin, psql)
     }

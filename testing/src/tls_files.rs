@@ -80,7 +80,7 @@ impl TlsFiles {
         run_as: Option<RunAs>,
     ) -> Result<TlsFiles, Error> {
         let made = Certificates::make()
-            .map_err(|e| Error::TestServer(format!("cannot make the test certificates: {e}")))?;
+            .map_err(|e| Error::Server(format!("cannot make the test certificates: {e}")))?;
         // Owned by the server's user, like the rest of the cluster's
         // directory, so that its watchdog can remove it.
         let dir = scratch.subdir("tls", run_as)?;
@@ -204,7 +204,7 @@ fn write_file(path: &Path, contents: &str, mode: u32, owner: Option<RunAs>) -> R
         .mode(mode)
         .open(path)
         .and_then(|mut file| file.write_all(contents.as_bytes()));
-    written.map_err(|e| Error::TestServer(format!("cannot write {}: {e}", path.display())))?;
+    written.map_err(|e| Error::Server(format!("cannot write {}: {e}", path.display())))?;
     if let Some(owner) = owner {
         owner.chown(path)?;
     }

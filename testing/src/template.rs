@@ -54,11 +54,11 @@ pub(crate) fn create_data_dir(
     }
     let output = command
         .output()
-        .map_err(|e| Error::TestServer(format!("cannot run cp: {e}")))?;
+        .map_err(|e| Error::Server(format!("cannot run cp: {e}")))?;
     if output.status.success() {
         return Ok(());
     }
-    Err(Error::TestServer(format!(
+    Err(Error::Server(format!(
         "cannot copy the template data directory to {}: {}",
         data_dir.display(),
         String::from_utf8_lossy(&output.stderr).trim()
@@ -83,10 +83,10 @@ fn template_for(bin_dir: &Path, run_as: Option<RunAs>) -> Result<&'static Templa
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| Error::TestServer(format!("cannot start the template remover: {e}")))?;
+        .map_err(|e| Error::Server(format!("cannot start the template remover: {e}")))?;
     let Some(leash) = remover.stdin.take() else {
         let _ = remover.kill();
-        return Err(Error::TestServer(
+        return Err(Error::Server(
             "the template remover has no standard input".to_string(),
         ));
     };
@@ -121,15 +121,15 @@ fn init_data_dir(
     if let Some(run_as) = run_as {
         run_as.apply(&mut command);
     }
-    let output = command.output().map_err(|e| {
-        Error::TestServer(format!("cannot run initdb in {}: {e}", bin_dir.display()))
-    })?;
+    let output = command
+        .output()
+        .map_err(|e| Error::Server(format!("cannot run initdb in {}: {e}", bin_dir.display())))?;
     if output.status.success() {
         return Ok(());
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    Err(Error::TestServer(format!(
+    Err(Error::Server(format!(
         "initdb failed ({}): {}",
         output.status,
         [stdout.trim(), stderr.trim()]

@@ -18,7 +18,7 @@ use super::cluster::{free_port, open_log, tail_of};
 use super::psql;
 use super::scratch::{RunAs, ScratchDir};
 use super::server_process::ServerProcess;
-use super::url::{encode_component, encode_userinfo, GREEN_SCHEME};
+use super::url::cluster_url;
 use super::{TempCluster, SUPERUSER, SUPERUSER_PASSWORD};
 use crate::Error;
 
@@ -71,11 +71,11 @@ impl PgBouncer {
     ///
     /// # Errors
     ///
-    /// [`Error::TestServer`] when PgBouncer is not installed (install the
+    /// [`Error::Server`] when PgBouncer is not installed (install the
     /// `pgbouncer` package), `pool_size` is 0, or it does not start.
     pub fn start(cluster: &TempCluster, pool_size: usize) -> Result<PgBouncer, Error> {
         if pool_size == 0 {
-            return Err(Error::TestServer(
+            return Err(Error::Server(
                 "a pgbouncer pool_size must be at least 1".to_string(),
             ));
         }
@@ -121,14 +121,14 @@ impl PgBouncer {
                 open_log(&log_path)?,
                 run_as,
             )
-            .map_err(|e| Error::TestServer(format!("cannot start the pgbouncer watchdog: {e}")))?;
+            .map_err(|e| Error::Server(format!("cannot start the pgbouncer watchdog: {e}")))?;
             match wait_listening(&mut process, &log_path, port) {
                 Ok(()) => break (process, port, attempt),
                 Err(tail) if attempt < PORT_ATTEMPTS && tail.contains("in use") => {
                     failed_attempts.push(process);
                 }
                 Err(tail) => {
-                    return Err(Error::TestServer(format!(
+                    return Err(Error::Server(format!(
                         "pgbouncer did not start; its log:\n{tail}"
                     )))
                 }
@@ -155,12 +155,7 @@ impl PgBouncer {
     /// A URL through PgBouncer for `user` with `password` to database
     /// `dbname`, with `statement_cache=false`.
     pub fn url_for(&self, user: &str, password: &str, dbname: &str) -> String {
-        format!(
-            "{GREEN_SCHEME}{}@127.0.0.1:{}/{}?statement_cache=false",
-            encode_userinfo(user, password),
-            self.port,
-            encode_component(dbname)
-        )
+        cluster_url(self.port, user, password, dbname) + "?statement_cache=false"
     }
 
     /// The TCP port on 127.0.0.1.
@@ -233,7 +228,7 @@ fn find_pgbouncer() -> Result<PathBuf, Error> {
     find_on_path("pgbouncer", &dirs)
         .filter(|p| is_executable(p))
         .ok_or_else(|| {
-            Error::TestServer(format!(
+            Error::Server(format!(
                 "pgbouncer not found on PATH or in {}: install the pgbouncer package (e.g. \
                  `apt-get install pgbouncer`)",
                 SEARCH_DIRS.join(", ")
@@ -249,14 +244,14 @@ fn version_of(program: &Path) -> Result<String, Error> {
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
-        .map_err(|e| Error::TestServer(format!("cannot run {}: {e}", program.display())))?;
+        .map_err(|e| Error::Server(format!("cannot run {}: {e}", program.display())))?;
     let text = String::from_utf8_lossy(&output.stdout);
     text.lines()
         .next()
         .and_then(|line| line.strip_prefix("PgBouncer "))
         .map(|version| version.trim().to_string())
         .ok_or_else(|| {
-            Error::TestServer(format!(
+            Error::Server(format!(
                 "unexpected pgbouncer --version output: {}",
                 text.trim()
             ))
@@ -338,7 +333,7 @@ fn config_text(
 fn write_private(path: &Path, text: &str, run_as: Option<RunAs>) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
     let failed =
-        |e: std::io::Error| Error::TestServer(format!("cannot write {}: {e}", path.display()));
+        |e: std::io::Error| Error::Server(format!("cannot write {}: {e}", path.display()));
     std::fs::write(path, text).map_err(failed)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
     if let Some(run_as) = run_as {

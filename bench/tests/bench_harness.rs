@@ -1,29 +1,8 @@
-//! The benchmark's building blocks (`examples/bench/`): the latency
+//! The benchmark's building blocks (the `odm-bench` crate): the latency
 //! histogram, the batched update statement, workload parsing, resident
 //! memory parsing, and the workloads and pgbench run against a real server.
 
-#![allow(dead_code)]
-
-#[path = "../examples/bench/args.rs"]
-mod args;
-#[path = "../examples/bench/chart.rs"]
-mod chart;
-#[path = "../examples/bench/measure.rs"]
-mod measure;
-#[path = "../examples/bench/odm_raw.rs"]
-mod odm_raw;
-#[path = "../examples/bench/peers.rs"]
-mod peers;
-#[path = "../examples/bench/pgbench.rs"]
-mod pgbench;
-#[path = "../examples/bench/report.rs"]
-mod report;
-#[path = "../examples/bench/scale.rs"]
-mod scale;
-#[path = "../examples/bench/schema.rs"]
-mod schema;
-#[path = "../examples/bench/workload.rs"]
-mod workload;
+use odm_bench::{args, measure, odm_raw, on_green, peers, pgbench, scale, schema, workload};
 
 use std::time::Duration;
 
@@ -101,26 +80,22 @@ fn every_workload_runs_and_checks_its_answers_on_a_real_server() {
     let db = test_database().unwrap();
     let config = Config::parse(&db.url()).unwrap();
     let green = GreenPool::with_max_workers(2);
-    let ran = green
-        .submit(move || {
-            let setup = Client::connect(&config)?;
-            schema::create(|sql| setup.batch_execute(sql))?;
-            let executor = RawExecutor::connect(&config)?;
-            let mut rng = Rng::new(7);
-            let mut statements = Vec::new();
-            for workload in Workload::ALL {
-                let ran = workload::request(workload, &mut rng, &mut |op| executor.exec(op))
-                    .map_err(|e| odm::Error::Protocol(e.to_string()))?;
-                statements.push(ran);
-            }
-            let fortunes = workload::fortunes(&mut |op| executor.exec(op))
+    let ran = on_green(&green, move || {
+        let setup = Client::connect(&config)?;
+        schema::create(|sql| setup.batch_execute(sql))?;
+        let executor = RawExecutor::connect(&config)?;
+        let mut rng = Rng::new(7);
+        let mut statements = Vec::new();
+        for workload in Workload::ALL {
+            let ran = workload::request(workload, &mut rng, &mut |op| executor.exec(op))
                 .map_err(|e| odm::Error::Protocol(e.to_string()))?;
-            Ok::<_, odm::Error>((statements, fortunes))
-        })
-        .unwrap()
-        .join()
-        .unwrap()
-        .unwrap();
+            statements.push(ran);
+        }
+        let fortunes = workload::fortunes(&mut |op| executor.exec(op))
+            .map_err(|e| odm::Error::Protocol(e.to_string()))?;
+        Ok::<_, odm::Error>((statements, fortunes))
+    })
+    .unwrap();
     assert_eq!(ran.0, vec![1, 20, 21, 1]);
     let messages: Vec<&str> = ran.1.iter().map(|f| f.message.as_str()).collect();
     assert_eq!(messages.len(), 13);
@@ -133,15 +108,11 @@ fn pgbench_runs_the_same_statements_and_reports_queries_per_second() {
     let db = test_database().unwrap();
     let config = Config::parse(&db.url()).unwrap();
     let setup_config = config.clone();
-    GreenPool::with_max_workers(1)
-        .submit(move || {
-            let setup = Client::connect(&setup_config)?;
-            schema::create(|sql| setup.batch_execute(sql))
-        })
-        .unwrap()
-        .join()
-        .unwrap()
-        .unwrap();
+    on_green(&GreenPool::with_max_workers(1), move || {
+        let setup = Client::connect(&setup_config)?;
+        schema::create(|sql| setup.batch_execute(sql))
+    })
+    .unwrap();
     let target = peers::Target {
         host: match config.host() {
             Host::Tcp(host) => host.clone(),
