@@ -8,8 +8,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
-use super::client::Client;
-use super::query::rows_affected;
+use std::sync::Arc;
+
+use super::connection::Connection;
+use super::request::{self, rows_affected};
 use super::response::{Response, Slot};
 use super::server_error::db_error;
 use crate::Error;
@@ -24,7 +26,7 @@ const HEADER: usize = 5;
 /// [`CopyInWriter::finish`] to complete the copy; dropping the writer
 /// aborts it (`CopyFail`).
 pub struct CopyInWriter<'a> {
-    client: &'a Client,
+    conn: &'a Arc<Connection>,
     response: Response,
     /// A `CopyData` message being filled: 5 header bytes, then data.
     buf: BytesMut,
@@ -42,8 +44,7 @@ impl fmt::Debug for CopyInWriter<'_> {
 }
 
 impl<'a> CopyInWriter<'a> {
-    pub(crate) fn start(client: &'a Client, sql: &str) -> Result<CopyInWriter<'a>, Error> {
-        let conn = client.connection();
+    pub(crate) fn start(conn: &'a Arc<Connection>, sql: &str) -> Result<CopyInWriter<'a>, Error> {
         conn.hold_writes(true)?;
         let mut query = BytesMut::new();
         if let Err(e) = frontend::query(sql, &mut query) {
@@ -55,14 +56,14 @@ impl<'a> CopyInWriter<'a> {
             conn.release_writes();
             return Err(e);
         }
-        let mut response = Response::new(slot, client.deadline());
+        let mut response = Response::new(slot, request::deadline(conn));
         let first = response.next();
         match first {
             Ok(Message::CopyInResponse(_)) => {
                 let mut buf = BytesMut::with_capacity(COPY_CHUNK + HEADER);
                 buf.extend_from_slice(&[b'd', 0, 0, 0, 0]);
                 Ok(CopyInWriter {
-                    client,
+                    conn,
                     response,
                     buf,
                     error: None,
@@ -96,7 +97,7 @@ impl<'a> CopyInWriter<'a> {
         }
         let len = (self.buf.len() - 1) as u32;
         self.buf[1..HEADER].copy_from_slice(&len.to_be_bytes());
-        let sent = self.client.connection().send(&self.buf, None, true);
+        let sent = self.conn.send(&self.buf, None, true);
         self.buf.truncate(HEADER);
         sent?;
         // The server reports bad data as soon as it sees it.
@@ -160,7 +161,7 @@ impl<'a> CopyInWriter<'a> {
             }
             Some(reason) => frontend::copy_fail(reason, &mut msg),
         };
-        let conn = self.client.connection();
+        let conn = self.conn;
         if encoded.is_ok() && !self.response.is_finished() {
             // A failure here closes the connection, which the response reports.
             let _ = conn.send(&msg, None, true);
@@ -214,7 +215,7 @@ impl Drop for CopyInWriter<'_> {
 /// The reading end of `COPY ... TO STDOUT` (an [`io::Read`]). Dropping it
 /// early discards the rest of the data; the connection stays usable.
 pub struct CopyOutReader<'a> {
-    _client: &'a Client,
+    _conn: &'a Connection,
     response: Response,
     chunk: Bytes,
     error: Option<Error>,
@@ -230,14 +231,14 @@ impl fmt::Debug for CopyOutReader<'_> {
 }
 
 impl<'a> CopyOutReader<'a> {
-    pub(crate) fn start(client: &'a Client, sql: &str) -> Result<CopyOutReader<'a>, Error> {
-        let mut response = client.request(true, |buf| {
+    pub(crate) fn start(conn: &'a Arc<Connection>, sql: &str) -> Result<CopyOutReader<'a>, Error> {
+        let mut response = request::request(conn, true, |buf| {
             frontend::query(sql, buf)?;
             Ok(())
         })?;
         match response.next()? {
             Message::CopyOutResponse(_) => Ok(CopyOutReader {
-                _client: client,
+                _conn: conn,
                 response,
                 chunk: Bytes::new(),
                 error: None,
@@ -249,12 +250,10 @@ impl<'a> CopyOutReader<'a> {
                 Err(error)
             }
             other => {
-                if matches!(other, Message::CopyInResponse(_))
-                    && !client.connection().refuse_copy(false)
-                {
+                if matches!(other, Message::CopyInResponse(_)) && !conn.refuse_copy(false) {
                     // The server waited for data that will never come, and
                     // the connection had to be closed to end that.
-                    return Err(client.connection().closed_error());
+                    return Err(conn.closed_error());
                 }
                 response.drain().ok();
                 Err(Error::Protocol(

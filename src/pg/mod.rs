@@ -41,8 +41,8 @@ mod connection;
 mod copy;
 mod notification;
 mod off_scheduler;
-mod query;
 mod reader;
+mod request;
 mod response;
 mod row;
 mod server_error;
@@ -67,6 +67,7 @@ pub use config::{
 pub use copy::{CopyInWriter, CopyOutReader};
 pub use notification::{Notification, Notifications};
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};
+pub use request::SQL_LOG_TARGET;
 pub use row::{Row, RowIndex};
 pub use statement::{Column, Statement};
 pub use transaction::{Transaction, TransactionStatus};
