@@ -219,3 +219,27 @@ fn a_session_s_queued_begin_and_its_orm_statements_are_logged_without_values() {
     assert!(!commit.is_empty(), "the session's COMMIT was not logged");
     assert_never_logged("opal-title-in-a-parameter");
 }
+
+#[test]
+fn a_copy_is_logged_when_it_ends_with_its_row_count() {
+    use std::io::{Read, Write};
+    on_green_with_database("", |client| {
+        client
+            .batch_execute("CREATE TABLE copied_e (secret text)")
+            .unwrap();
+        let mut writer = client.copy_in("COPY copied_e FROM STDIN").unwrap();
+        writer.write_all(b"copy-secret-1\ncopy-secret-2\n").unwrap();
+        assert_eq!(writer.finish().unwrap(), 2);
+        let mut reader = client.copy_out("COPY copied_e TO STDOUT").unwrap();
+        let mut out = String::new();
+        reader.read_to_string(&mut out).unwrap();
+        assert_eq!(out.lines().count(), 2);
+    });
+    let copy_in = records_with("COPY copied_e FROM STDIN");
+    assert_eq!(copy_in.len(), 1, "{copy_in:?}");
+    assert!(copy_in[0].message.contains("2 rows"), "{copy_in:?}");
+    let copy_out = records_with("COPY copied_e TO STDOUT");
+    assert_eq!(copy_out.len(), 1, "{copy_out:?}");
+    assert!(copy_out[0].message.contains("2 rows"), "{copy_out:?}");
+    assert_never_logged("copy-secret");
+}

@@ -11,7 +11,7 @@ use postgres_protocol::message::frontend;
 use std::sync::Arc;
 
 use super::connection::Connection;
-use super::request::{self, rows_affected};
+use super::request::{self, rows_affected, StatementLog};
 use super::response::{Response, Slot};
 use super::server_error::db_error;
 use crate::Error;
@@ -32,6 +32,8 @@ pub struct CopyInWriter<'a> {
     buf: BytesMut,
     error: Option<Error>,
     open: bool,
+    /// The copy's log entry, written when it ends.
+    log: Option<StatementLog>,
 }
 
 impl fmt::Debug for CopyInWriter<'_> {
@@ -45,6 +47,22 @@ impl fmt::Debug for CopyInWriter<'_> {
 
 impl<'a> CopyInWriter<'a> {
     pub(crate) fn start(conn: &'a Arc<Connection>, sql: &str) -> Result<CopyInWriter<'a>, Error> {
+        let log = StatementLog::start(conn, sql);
+        match CopyInWriter::start_unlogged(conn, sql) {
+            Ok(mut writer) => {
+                writer.log = log;
+                Ok(writer)
+            }
+            Err(e) => {
+                if let Some(log) = log {
+                    log.finish(conn, Err(&e));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn start_unlogged(conn: &'a Arc<Connection>, sql: &str) -> Result<CopyInWriter<'a>, Error> {
         conn.hold_writes(true)?;
         let mut query = BytesMut::new();
         if let Err(e) = frontend::query(sql, &mut query) {
@@ -68,6 +86,7 @@ impl<'a> CopyInWriter<'a> {
                     buf,
                     error: None,
                     open: true,
+                    log: None,
                 })
             }
             Ok(Message::ErrorResponse(body)) => {
@@ -123,6 +142,15 @@ impl<'a> CopyInWriter<'a> {
     /// Sends the rest of the data and `CopyDone`; returns the number of
     /// rows copied.
     pub fn finish(mut self) -> Result<u64, Error> {
+        let log = self.log.take();
+        let outcome = self.finish_unlogged();
+        if let Some(log) = log {
+            log.finish(self.conn, outcome.as_ref().copied());
+        }
+        outcome
+    }
+
+    fn finish_unlogged(&mut self) -> Result<u64, Error> {
         if let Some(e) = self.error.take() {
             self.close(Some("copy aborted after an error"));
             return Err(e);
@@ -215,11 +243,13 @@ impl Drop for CopyInWriter<'_> {
 /// The reading end of `COPY ... TO STDOUT` (an [`io::Read`]). Dropping it
 /// early discards the rest of the data; the connection stays usable.
 pub struct CopyOutReader<'a> {
-    _conn: &'a Connection,
+    conn: &'a Connection,
     response: Response,
     chunk: Bytes,
     error: Option<Error>,
     rows: u64,
+    /// The copy's log entry, written when it ends.
+    log: Option<StatementLog>,
 }
 
 impl fmt::Debug for CopyOutReader<'_> {
@@ -232,17 +262,34 @@ impl fmt::Debug for CopyOutReader<'_> {
 
 impl<'a> CopyOutReader<'a> {
     pub(crate) fn start(conn: &'a Arc<Connection>, sql: &str) -> Result<CopyOutReader<'a>, Error> {
+        let log = StatementLog::start(conn, sql);
+        match CopyOutReader::start_unlogged(conn, sql) {
+            Ok(mut reader) => {
+                reader.log = log;
+                Ok(reader)
+            }
+            Err(e) => {
+                if let Some(log) = log {
+                    log.finish(conn, Err(&e));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn start_unlogged(conn: &'a Arc<Connection>, sql: &str) -> Result<CopyOutReader<'a>, Error> {
         let mut response = request::request(conn, true, |buf| {
             frontend::query(sql, buf)?;
             Ok(())
         })?;
         match response.next()? {
             Message::CopyOutResponse(_) => Ok(CopyOutReader {
-                _conn: conn,
+                conn,
                 response,
                 chunk: Bytes::new(),
                 error: None,
                 rows: 0,
+                log: None,
             }),
             Message::ErrorResponse(body) => {
                 let error = db_error(body.fields());
@@ -268,8 +315,19 @@ impl<'a> CopyOutReader<'a> {
         self.rows
     }
 
-    /// Fetches the next chunk; false at the end of the data.
+    /// Fetches the next chunk; false at the end of the data. The copy is
+    /// logged when it ends.
     fn fill(&mut self) -> Result<bool, Error> {
+        let outcome = self.fill_unlogged();
+        if !matches!(outcome, Ok(true)) {
+            if let Some(log) = self.log.take() {
+                log.finish(self.conn, outcome.as_ref().map(|_| self.rows));
+            }
+        }
+        outcome
+    }
+
+    fn fill_unlogged(&mut self) -> Result<bool, Error> {
         while !self.response.is_finished() {
             match self.response.next()? {
                 Message::CopyData(body) => {

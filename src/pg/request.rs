@@ -391,6 +391,29 @@ fn simple_query_unlogged(conn: &Arc<Connection>, sql: &str) -> Result<SimpleComp
     error.map_or(Ok(done), Err)
 }
 
+/// A statement that streams (COPY), timed for the log from its start to
+/// its end; made only when statements are logged (see [`start_clock`]).
+#[derive(Debug)]
+pub(crate) struct StatementLog {
+    started: Instant,
+    sql: String,
+}
+
+impl StatementLog {
+    /// Starts timing `sql`, when it is going to be logged.
+    pub(crate) fn start(conn: &Connection, sql: &str) -> Option<StatementLog> {
+        start_clock(conn).map(|started| StatementLog {
+            started,
+            sql: sql.to_owned(),
+        })
+    }
+
+    /// Logs the end of the statement: its row count or its error.
+    pub(crate) fn finish(self, conn: &Connection, rows: Result<u64, &Error>) {
+        log_statement(conn, &self.sql, self.started, rows, None);
+    }
+}
+
 /// The time a statement starts, when it is going to be logged: debug is on
 /// for [`SQL_LOG_TARGET`], or warn is and a slow-statement threshold is
 /// set. `None` (no clock read) otherwise.
