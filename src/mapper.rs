@@ -78,7 +78,10 @@ impl Mapper {
     /// # Errors
     ///
     /// None today; a `Result` as every other constructor returns one.
-    pub fn with_options(config: crate::pg::Config, options: crate::pool::PoolOptions) -> Result<Mapper> {
+    pub fn with_options(
+        config: crate::pg::Config,
+        options: crate::pool::PoolOptions,
+    ) -> Result<Mapper> {
         let engine = Engine::with_options(config, options);
         Mapper::from_engines(vec![(DEFAULT_BIND.to_owned(), engine)])
     }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use green_tasks::{green, on_green, spawn};
 use odm::pg::{Client, Config};
 use odm::testing::{
-    shared_cluster, PgBouncer, TestDatabase, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD,
-    SCRAM_USER, SUPERUSER, SUPERUSER_PASSWORD,
+    shared_cluster, PgBouncer, TestDatabase, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER,
+    SUPERUSER, SUPERUSER_PASSWORD,
 };
 use odm::{Error, Pool};
 use support::soak::InsertSoak;

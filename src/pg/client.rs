@@ -1,25 +1,22 @@
 //! [`Client`]: one server connection and the query API.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use may::sync::mpsc::Receiver;
 use parking_lot::Mutex;
-use postgres_protocol::message::frontend;
 
 use super::cancel_token::CancelToken;
 use super::config::{Config, Host};
 use super::connect::open_and_start;
 use super::connection::Connection;
 use super::copy::{CopyInWriter, CopyOutReader};
-use super::notification::{Notification, Notifications};
-use super::query::RowSink;
-use super::response::Deadline;
+use super::notification::Notifications;
+use super::request::{self, Completion, RowSink};
 use super::row::Row;
 use super::statement::Statement;
-use super::statement_cache::{forgets_prepared_statements, Insertion, StatementCache};
+use super::statement_cache::{Insertion, StatementCache};
 use super::transaction::{Transaction, TransactionStatus};
 use super::Param;
 use crate::context::require_green;
@@ -40,13 +37,15 @@ static NEXT_STATEMENT: AtomicU64 = AtomicU64::new(1);
 ///
 /// Every method that talks to the server must run on a coroutine (a green
 /// worker); elsewhere it returns [`Error::WrongContext`] at once.
+///
+/// A thin face: the inner connection carries the socket, the settings and
+/// the notification queue, the request engine (free functions over that
+/// connection) talks to the server, and the client adds its identity and
+/// its statement cache.
 pub struct Client {
     conn: Arc<Connection>,
     id: u64,
-    config: Config,
     statements: Mutex<StatementCache>,
-    notifications: may::sync::Mutex<Receiver<Notification>>,
-    shared: AtomicBool,
 }
 
 impl fmt::Debug for Client {
@@ -55,7 +54,7 @@ impl fmt::Debug for Client {
             .field("id", &self.id)
             .field("backend_pid", &self.conn.process_id)
             .field("closed", &self.conn.is_closed())
-            .field("config", &self.config)
+            .field("config", self.conn.config())
             .finish()
     }
 }
@@ -80,50 +79,43 @@ impl Client {
             .set_timeouts(None)
             .map_err(|e| as_connect_error(e.into()))?;
         let (read, write, shutdown) = socket.split()?;
-        let (sender, receiver) = may::sync::mpsc::channel();
-        let conn = Connection::start(read, write, shutdown, state, sender, config)?;
+        let conn = Connection::start(read, write, shutdown, state, config)?;
         Ok(Client {
             conn,
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
-            config: config.clone(),
             statements: Mutex::new(StatementCache::new(config.statement_cache_capacity())),
-            notifications: may::sync::Mutex::new(receiver),
-            shared: AtomicBool::new(false),
         })
-    }
-
-    pub(crate) fn connection(&self) -> &Arc<Connection> {
-        &self.conn
-    }
-
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-
-    pub(crate) fn notification_receiver(
-        &self,
-    ) -> Result<may::sync::MutexGuard<'_, Receiver<Notification>>, Error> {
-        self.notifications.lock().map_err(|_| Error::Closed)
-    }
-
-    pub(crate) fn try_notification_receiver(
-        &self,
-    ) -> Option<may::sync::MutexGuard<'_, Receiver<Notification>>> {
-        self.notifications.try_lock().ok()
     }
 
     /// The settings this connection was opened with.
     pub fn config(&self) -> &Config {
-        &self.config
+        self.conn.config()
     }
 
     /// Runs one or more statements separated by `;` with the simple query
     /// protocol (no parameters, results discarded).
     pub fn batch_execute(&self, sql: &str) -> Result<(), Error> {
         require_green("batch_execute")?;
-        let tag = self.simple_query(sql)?;
-        self.note_command_tag(&tag);
+        self.simple_query(sql)?;
         Ok(())
+    }
+
+    /// The simple query protocol (see [`Client::batch_execute`]); returns
+    /// the command tag of the last statement that completed (`COMMIT`,
+    /// `ROLLBACK`, ...; empty when none did).
+    pub(crate) fn simple_query(&self, sql: &str) -> Result<String, Error> {
+        let done = request::simple_query(&self.conn, sql)?;
+        if done.forgot_statements {
+            self.forget_statements();
+        }
+        Ok(done.tag)
+    }
+
+    /// Queues one simple statement without waiting for its answer (see
+    /// [`request::queue_simple_statement`]): how the session's `BEGIN` and
+    /// `SAVEPOINT` and a dropped transaction's `ROLLBACK` go out.
+    pub(crate) fn queue_simple_statement(&self, sql: &str) -> Result<(), Error> {
+        request::queue_simple_statement(&self.conn, sql)
     }
 
     /// Checks that the server still answers: an empty query, which must be
@@ -134,19 +126,10 @@ impl Client {
     pub fn check_alive(&self, timeout: std::time::Duration) -> Result<(), Error> {
         require_green("check_alive")?;
         let timeout = self
-            .config
+            .config()
             .query_timeout()
             .map_or(timeout, |limit| limit.min(timeout));
-        let deadline = Deadline {
-            timeout,
-            connection: self.conn.clone(),
-            cancel: false,
-        };
-        let mut response = self.request_until(false, Some(deadline), |buf| {
-            frontend::query("", buf)?;
-            Ok(())
-        })?;
-        response.drain()
+        request::check_alive(&self.conn, timeout)
     }
 
     /// Runs a statement and returns the number of rows it affected.
@@ -196,50 +179,49 @@ impl Client {
     pub fn prepare(&self, sql: &str) -> Result<Statement, Error> {
         require_green("prepare")?;
         if !self.caches_statements() {
-            return self.describe(String::new(), sql);
+            return request::describe(&self.conn, self.id, String::new(), sql);
         }
         if let Some(statement) = self.statements.lock().get(sql) {
             return Ok(statement);
         }
         let name = format!("odm_s{}", NEXT_STATEMENT.fetch_add(1, Ordering::Relaxed));
-        let statement = self.describe(name, sql)?;
+        let statement = request::describe(&self.conn, self.id, name, sql)?;
         // `closed` holds the evicted statements and ours when another task
         // prepared the same SQL meanwhile.
         let Insertion { cached, closed } = self.statements.lock().insert(statement);
-        self.close_on_server(&closed);
+        request::close_statements(&self.conn, &closed);
         Ok(cached)
     }
 
     /// Whether prepared statements are cached (named and kept).
     fn caches_statements(&self) -> bool {
-        self.config.statement_cache() && self.config.statement_cache_capacity() > 0
+        let config = self.config();
+        config.statement_cache() && config.statement_cache_capacity() > 0
     }
 
-    /// Queues `Close` for `statements` (and one `Sync`) without waiting
-    /// for the answer.
-    fn close_on_server(&self, statements: &[Statement]) {
-        if statements.is_empty() {
-            return;
-        }
-        // A connection that cannot take the request is closed, and the
-        // server-side statements went with it: nothing is left to close.
-        let _ = self.request_detached(|buf| {
-            for statement in statements {
-                frontend::close(b'S', statement.name(), buf)?;
-            }
-            frontend::sync(buf);
-            Ok(())
-        });
+    /// Called after `DISCARD ALL` or `DEALLOCATE ALL`: the server knows
+    /// none of the cached statements, so the cache is emptied (statements
+    /// still held are prepared again on their next run).
+    fn forget_statements(&self) {
+        self.statements.lock().clear();
     }
 
-    /// Called with the command tag of every completed statement: after
-    /// `DISCARD ALL` or `DEALLOCATE ALL` the server knows none of the
-    /// cached statements, so the cache is emptied (statements still held
-    /// are prepared again on their next run).
-    pub(crate) fn note_command_tag(&self, tag: &str) {
-        if forgets_prepared_statements(tag.as_bytes()) {
-            self.statements.lock().clear();
+    /// Runs a statement prepared on this connection once and returns its
+    /// row count.
+    fn run_once(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+        rows: RowSink<'_>,
+    ) -> Result<u64, Error> {
+        let Completion {
+            rows,
+            forgot_statements,
+        } = request::run(&self.conn, statement, params, rows)?;
+        if forgot_statements {
+            self.forget_statements();
         }
+        Ok(rows)
     }
 
     /// Runs a prepared statement and returns its rows.
@@ -295,13 +277,13 @@ impl Client {
         mut rows: RowSink<'_>,
     ) -> Result<u64, Error> {
         let first = match &mut rows {
-            RowSink::Discard => self.run(statement, params, RowSink::Discard),
-            RowSink::Collect(rows) => self.run(statement, params, RowSink::Collect(rows)),
+            RowSink::Discard => self.run_once(statement, params, RowSink::Discard),
+            RowSink::Collect(rows) => self.run_once(statement, params, RowSink::Collect(rows)),
         };
         match first {
             Err(e) if !statement.is_unnamed() && is_stale_statement(&e) => {
                 if self.statements.lock().remove(statement) {
-                    self.close_on_server(std::slice::from_ref(statement));
+                    request::close_statements(&self.conn, std::slice::from_ref(statement));
                 }
                 if self.transaction_status() != TransactionStatus::Idle {
                     return Err(e);
@@ -310,7 +292,7 @@ impl Client {
                     rows.clear();
                 }
                 let again = self.prepare(statement.sql())?;
-                self.run(&again, params, rows)
+                self.run_once(&again, params, rows)
             }
             other => other,
         }
@@ -328,25 +310,25 @@ impl Client {
     /// then call [`CopyInWriter::finish`].
     pub fn copy_in(&self, sql: &str) -> Result<CopyInWriter<'_>, Error> {
         require_green("copy_in")?;
-        CopyInWriter::start(self, sql)
+        CopyInWriter::start(&self.conn, sql)
     }
 
     /// Starts `COPY ... TO STDOUT` and returns a reader of its data.
     pub fn copy_out(&self, sql: &str) -> Result<CopyOutReader<'_>, Error> {
         require_green("copy_out")?;
-        CopyOutReader::start(self, sql)
+        CopyOutReader::start(&self.conn, sql)
     }
 
     /// The notifications arriving on this connection (after `LISTEN`).
     pub fn notifications(&self) -> Notifications<'_> {
-        Notifications::new(self)
+        Notifications::new(&self.conn)
     }
 
     /// A token that can cancel this connection's running query from
     /// another task.
     pub fn cancel_token(&self) -> CancelToken {
         CancelToken::new(
-            self.config.clone(),
+            self.config().clone(),
             self.conn.process_id,
             self.conn.secret_key,
             Arc::downgrade(&self.conn),
@@ -395,12 +377,12 @@ impl Client {
     /// pipelined behind it — which ran inside that transaction — fails too,
     /// so none of them is reported as stored.
     pub fn set_shared(&self, shared: bool) {
-        self.shared.store(shared, Ordering::Relaxed);
+        self.conn.set_shared(shared);
     }
 
     /// Whether [`Client::set_shared`] is on.
     pub fn is_shared(&self) -> bool {
-        self.shared.load(Ordering::Relaxed)
+        self.conn.is_shared()
     }
 
     /// Closes the connection with `Terminate`.

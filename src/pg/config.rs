@@ -33,6 +33,8 @@ const DEFAULT_PORT: u16 = 5432;
 /// pgjdbc's default: long enough for a loaded server's authentication,
 /// short enough that a silent peer surfaces as an error.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Statements slower than this are logged at warn level (`slow_statement_ms`).
+const DEFAULT_SLOW_STATEMENT: Duration = Duration::from_secs(1);
 const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(60);
 const DEFAULT_KEEPALIVES_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_KEEPALIVES_COUNT: u32 = 6;
@@ -174,6 +176,7 @@ pub struct Config {
     connect_timeout: Option<Duration>,
     statement_timeout: Option<Duration>,
     query_timeout: Option<Duration>,
+    slow_statement: Option<Duration>,
     keepalives: bool,
     keepalives_idle: Duration,
     keepalives_interval: Duration,
@@ -203,6 +206,7 @@ impl fmt::Debug for Config {
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("query_timeout", &self.query_timeout)
+            .field("slow_statement", &self.slow_statement)
             .field("keepalives", &self.keepalives)
             .field("keepalives_idle", &self.keepalives_idle)
             .field("keepalives_interval", &self.keepalives_interval)
@@ -243,6 +247,7 @@ impl Config {
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             statement_timeout: None,
             query_timeout: None,
+            slow_statement: Some(DEFAULT_SLOW_STATEMENT),
             keepalives: true,
             keepalives_idle: DEFAULT_KEEPALIVES_IDLE,
             keepalives_interval: DEFAULT_KEEPALIVES_INTERVAL,
@@ -386,6 +391,23 @@ impl Config {
     /// Sets (or with `None` removes) the client-side request deadline.
     pub fn set_query_timeout(&mut self, timeout: Option<Duration>) -> &mut Config {
         self.query_timeout = timeout.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// The slow-statement threshold (`slow_statement_ms`, milliseconds;
+    /// default 1000, 0 turns it off): a statement that takes longer is
+    /// logged at warn level under [`SQL_LOG_TARGET`](super::SQL_LOG_TARGET)
+    /// with its SQL text and duration. On by default because a statement
+    /// that takes a second is almost always a missing index or a lock wait
+    /// worth hearing about; it costs two clock reads per statement, and
+    /// nothing while warn logging is off for that target.
+    pub fn slow_statement(&self) -> Option<Duration> {
+        self.slow_statement
+    }
+
+    /// Sets (or with `None` or zero removes) the slow-statement threshold.
+    pub fn set_slow_statement(&mut self, threshold: Option<Duration>) -> &mut Config {
+        self.slow_statement = threshold.filter(|d| !d.is_zero());
         self
     }
 

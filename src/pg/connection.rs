@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use may::sync::mpsc::Sender;
+use may::sync::mpsc::Receiver;
 use may::sync::Blocker;
 use parking_lot::Mutex;
 
@@ -90,8 +90,13 @@ pub(crate) struct Connection {
     pub(super) notices: Mutex<VecDeque<DbError>>,
     pub(crate) process_id: i32,
     pub(crate) secret_key: i32,
-    /// Where a `CancelRequest` for this connection goes.
-    cancel: Config,
+    /// The settings it was opened with (also where a `CancelRequest` for
+    /// it goes).
+    config: Config,
+    /// Shared by several tasks at once (see `Client::set_shared`).
+    shared: AtomicBool,
+    /// The notifications the reader delivers, for whoever receives them.
+    notifications: may::sync::Mutex<Receiver<Notification>>,
 }
 
 /// Shows neither the backend's secret key (it lets anyone who reaches the
@@ -119,9 +124,9 @@ impl Connection {
         write: WriteHalf,
         shutdown: ShutdownHandle,
         startup: StartupState,
-        notifications: Sender<Notification>,
         config: &Config,
     ) -> Result<Arc<Connection>, Error> {
+        let (notifications, receiver) = may::sync::mpsc::channel();
         let conn = Arc::new(Connection {
             queue: Mutex::new(Queue::default()),
             writer: may::sync::Mutex::new(write),
@@ -135,7 +140,9 @@ impl Connection {
             notices: Mutex::new(VecDeque::new()),
             process_id: startup.process_id,
             secret_key: startup.secret_key,
-            cancel: config.clone(),
+            config: config.clone(),
+            shared: AtomicBool::new(false),
+            notifications: may::sync::Mutex::new(receiver),
         });
         let reader = Reader::new(conn.clone(), read, startup.leftover, notifications);
         let builder = may::coroutine::Builder::new()
@@ -170,6 +177,36 @@ impl Connection {
             return Err(Error::Io(e));
         }
         Ok(conn)
+    }
+
+    /// The settings this connection was opened with.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether several tasks share the connection at once.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.load(Ordering::Relaxed)
+    }
+
+    /// Marks the connection shared (or not).
+    pub(crate) fn set_shared(&self, shared: bool) {
+        self.shared.store(shared, Ordering::Relaxed);
+    }
+
+    /// The notification queue, for a receiver that parks until one comes
+    /// (the lock is held while it waits).
+    pub(crate) fn notification_receiver(
+        &self,
+    ) -> Result<may::sync::MutexGuard<'_, Receiver<Notification>>, Error> {
+        self.notifications.lock().map_err(|_| Error::Closed)
+    }
+
+    /// The notification queue unless another task is waiting on it.
+    pub(crate) fn try_notification_receiver(
+        &self,
+    ) -> Option<may::sync::MutexGuard<'_, Receiver<Notification>>> {
+        self.notifications.try_lock().ok()
     }
 
     /// Whether the connection is closed (by either side).
@@ -407,7 +444,7 @@ impl Connection {
         let answered = alone && {
             let deadline = Instant::now() + CANCEL_GRACE;
             let cancelled =
-                send_cancel(&self.cancel, self.process_id, self.secret_key, deadline).is_ok();
+                send_cancel(&self.config, self.process_id, self.secret_key, deadline).is_ok();
             let answered = cancelled && slot.wait_done(deadline);
             self.release_writes();
             answered

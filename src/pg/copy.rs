@@ -8,8 +8,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
-use super::client::Client;
-use super::query::rows_affected;
+use std::sync::Arc;
+
+use super::connection::Connection;
+use super::request::{self, rows_affected, StatementLog};
 use super::response::{Response, Slot};
 use super::server_error::db_error;
 use crate::Error;
@@ -24,12 +26,14 @@ const HEADER: usize = 5;
 /// [`CopyInWriter::finish`] to complete the copy; dropping the writer
 /// aborts it (`CopyFail`).
 pub struct CopyInWriter<'a> {
-    client: &'a Client,
+    conn: &'a Arc<Connection>,
     response: Response,
     /// A `CopyData` message being filled: 5 header bytes, then data.
     buf: BytesMut,
     error: Option<Error>,
     open: bool,
+    /// The copy's log entry, written when it ends.
+    log: Option<StatementLog>,
 }
 
 impl fmt::Debug for CopyInWriter<'_> {
@@ -42,8 +46,23 @@ impl fmt::Debug for CopyInWriter<'_> {
 }
 
 impl<'a> CopyInWriter<'a> {
-    pub(crate) fn start(client: &'a Client, sql: &str) -> Result<CopyInWriter<'a>, Error> {
-        let conn = client.connection();
+    pub(crate) fn start(conn: &'a Arc<Connection>, sql: &str) -> Result<CopyInWriter<'a>, Error> {
+        let log = StatementLog::start(conn, sql);
+        match CopyInWriter::start_unlogged(conn, sql) {
+            Ok(mut writer) => {
+                writer.log = log;
+                Ok(writer)
+            }
+            Err(e) => {
+                if let Some(log) = log {
+                    log.finish(conn, Err(&e));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn start_unlogged(conn: &'a Arc<Connection>, sql: &str) -> Result<CopyInWriter<'a>, Error> {
         conn.hold_writes(true)?;
         let mut query = BytesMut::new();
         if let Err(e) = frontend::query(sql, &mut query) {
@@ -55,18 +74,19 @@ impl<'a> CopyInWriter<'a> {
             conn.release_writes();
             return Err(e);
         }
-        let mut response = Response::new(slot, client.deadline());
+        let mut response = Response::new(slot, request::deadline(conn));
         let first = response.next();
         match first {
             Ok(Message::CopyInResponse(_)) => {
                 let mut buf = BytesMut::with_capacity(COPY_CHUNK + HEADER);
                 buf.extend_from_slice(&[b'd', 0, 0, 0, 0]);
                 Ok(CopyInWriter {
-                    client,
+                    conn,
                     response,
                     buf,
                     error: None,
                     open: true,
+                    log: None,
                 })
             }
             Ok(Message::ErrorResponse(body)) => {
@@ -96,7 +116,7 @@ impl<'a> CopyInWriter<'a> {
         }
         let len = (self.buf.len() - 1) as u32;
         self.buf[1..HEADER].copy_from_slice(&len.to_be_bytes());
-        let sent = self.client.connection().send(&self.buf, None, true);
+        let sent = self.conn.send(&self.buf, None, true);
         self.buf.truncate(HEADER);
         sent?;
         // The server reports bad data as soon as it sees it.
@@ -122,6 +142,15 @@ impl<'a> CopyInWriter<'a> {
     /// Sends the rest of the data and `CopyDone`; returns the number of
     /// rows copied.
     pub fn finish(mut self) -> Result<u64, Error> {
+        let log = self.log.take();
+        let outcome = self.finish_unlogged();
+        if let Some(log) = log {
+            log.finish(self.conn, outcome.as_ref().copied());
+        }
+        outcome
+    }
+
+    fn finish_unlogged(&mut self) -> Result<u64, Error> {
         if let Some(e) = self.error.take() {
             self.close(Some("copy aborted after an error"));
             return Err(e);
@@ -160,7 +189,7 @@ impl<'a> CopyInWriter<'a> {
             }
             Some(reason) => frontend::copy_fail(reason, &mut msg),
         };
-        let conn = self.client.connection();
+        let conn = self.conn;
         if encoded.is_ok() && !self.response.is_finished() {
             // A failure here closes the connection, which the response reports.
             let _ = conn.send(&msg, None, true);
@@ -214,11 +243,13 @@ impl Drop for CopyInWriter<'_> {
 /// The reading end of `COPY ... TO STDOUT` (an [`io::Read`]). Dropping it
 /// early discards the rest of the data; the connection stays usable.
 pub struct CopyOutReader<'a> {
-    _client: &'a Client,
+    conn: &'a Connection,
     response: Response,
     chunk: Bytes,
     error: Option<Error>,
     rows: u64,
+    /// The copy's log entry, written when it ends.
+    log: Option<StatementLog>,
 }
 
 impl fmt::Debug for CopyOutReader<'_> {
@@ -230,18 +261,35 @@ impl fmt::Debug for CopyOutReader<'_> {
 }
 
 impl<'a> CopyOutReader<'a> {
-    pub(crate) fn start(client: &'a Client, sql: &str) -> Result<CopyOutReader<'a>, Error> {
-        let mut response = client.request(true, |buf| {
+    pub(crate) fn start(conn: &'a Arc<Connection>, sql: &str) -> Result<CopyOutReader<'a>, Error> {
+        let log = StatementLog::start(conn, sql);
+        match CopyOutReader::start_unlogged(conn, sql) {
+            Ok(mut reader) => {
+                reader.log = log;
+                Ok(reader)
+            }
+            Err(e) => {
+                if let Some(log) = log {
+                    log.finish(conn, Err(&e));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn start_unlogged(conn: &'a Arc<Connection>, sql: &str) -> Result<CopyOutReader<'a>, Error> {
+        let mut response = request::request(conn, true, |buf| {
             frontend::query(sql, buf)?;
             Ok(())
         })?;
         match response.next()? {
             Message::CopyOutResponse(_) => Ok(CopyOutReader {
-                _client: client,
+                conn,
                 response,
                 chunk: Bytes::new(),
                 error: None,
                 rows: 0,
+                log: None,
             }),
             Message::ErrorResponse(body) => {
                 let error = db_error(body.fields());
@@ -249,12 +297,10 @@ impl<'a> CopyOutReader<'a> {
                 Err(error)
             }
             other => {
-                if matches!(other, Message::CopyInResponse(_))
-                    && !client.connection().refuse_copy(false)
-                {
+                if matches!(other, Message::CopyInResponse(_)) && !conn.refuse_copy(false) {
                     // The server waited for data that will never come, and
                     // the connection had to be closed to end that.
-                    return Err(client.connection().closed_error());
+                    return Err(conn.closed_error());
                 }
                 response.drain().ok();
                 Err(Error::Protocol(
@@ -269,8 +315,19 @@ impl<'a> CopyOutReader<'a> {
         self.rows
     }
 
-    /// Fetches the next chunk; false at the end of the data.
+    /// Fetches the next chunk; false at the end of the data. The copy is
+    /// logged when it ends.
     fn fill(&mut self) -> Result<bool, Error> {
+        let outcome = self.fill_unlogged();
+        if !matches!(outcome, Ok(true)) {
+            if let Some(log) = self.log.take() {
+                log.finish(self.conn, outcome.as_ref().map(|_| self.rows));
+            }
+        }
+        outcome
+    }
+
+    fn fill_unlogged(&mut self) -> Result<bool, Error> {
         while !self.response.is_finished() {
             match self.response.next()? {
                 Message::CopyData(body) => {

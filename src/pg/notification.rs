@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 
-use super::client::Client;
+use super::connection::Connection;
 use crate::context::require_green;
 use crate::Error;
 
@@ -49,45 +49,43 @@ impl Notification {
 /// next one and ends when the connection closes.
 #[derive(Debug)]
 pub struct Notifications<'a> {
-    client: &'a Client,
+    conn: &'a Connection,
 }
 
 impl<'a> Notifications<'a> {
-    pub(crate) fn new(client: &'a Client) -> Notifications<'a> {
-        Notifications { client }
+    pub(crate) fn new(conn: &'a Connection) -> Notifications<'a> {
+        Notifications { conn }
     }
 
     /// Parks until a notification arrives; an error once the connection
     /// is closed and every queued notification was received.
     pub fn recv(&self) -> Result<Notification, Error> {
         require_green("receive notifications")?;
-        let receiver = self.client.notification_receiver()?;
-        receiver
-            .recv()
-            .map_err(|_| self.client.connection().closed_error())
+        let receiver = self.conn.notification_receiver()?;
+        receiver.recv().map_err(|_| self.conn.closed_error())
     }
 
     /// Like [`Notifications::recv`], giving up with `Ok(None)` after `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Notification>, Error> {
         require_green("receive notifications")?;
-        let receiver = self.client.notification_receiver()?;
+        let receiver = self.conn.notification_receiver()?;
         match receiver.recv_timeout(timeout) {
             Ok(n) => Ok(Some(n)),
             Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(RecvTimeoutError::Disconnected) => Err(self.client.connection().closed_error()),
+            Err(RecvTimeoutError::Disconnected) => Err(self.conn.closed_error()),
         }
     }
 
     /// A notification if one is queued, without waiting (also `Ok(None)`
     /// while another task is blocked in [`Notifications::recv`]).
     pub fn try_recv(&self) -> Result<Option<Notification>, Error> {
-        let Some(receiver) = self.client.try_notification_receiver() else {
+        let Some(receiver) = self.conn.try_notification_receiver() else {
             return Ok(None);
         };
         match receiver.try_recv() {
             Ok(n) => Ok(Some(n)),
             Err(TryRecvError::Empty) => Ok(None),
-            Err(TryRecvError::Disconnected) => Err(self.client.connection().closed_error()),
+            Err(TryRecvError::Disconnected) => Err(self.conn.closed_error()),
         }
     }
 }

@@ -185,7 +185,7 @@ pub(crate) fn whole_millis(d: Duration) -> Duration {
 }
 
 /// The row count at the end of a command tag (`INSERT 0 5`, `SELECT 1`),
-/// 0 when the tag has none: as [`super::query::rows_affected`], on bytes.
+/// 0 when the tag has none: as [`super::request::rows_affected`], on bytes.
 fn tag_row_count(tag: &[u8]) -> u64 {
     let last = tag.rsplit(|&b| b == b' ').next().unwrap_or_default();
     if last.is_empty() {
@@ -413,7 +413,7 @@ impl Drop for Response {
 #[cfg(test)]
 mod tests {
     use super::tag_row_count;
-    use crate::pg::query::rows_affected;
+    use crate::pg::request::rows_affected;
 
     #[test]
     fn tag_row_counts_agree_with_the_string_parser() {

@@ -227,11 +227,7 @@ impl Drop for Transaction<'_> {
         } else {
             // Off a coroutine nothing may wait: queue the rollback ahead of
             // whatever this connection runs next.
-            let queued = self.client.request_detached(|buf| {
-                postgres_protocol::message::frontend::query(&sql, buf)?;
-                Ok(())
-            });
-            if let Err(e) = queued {
+            if let Err(e) = self.client.queue_simple_statement(&sql) {
                 log::warn!(target: "odm::pg", "rollback of a dropped transaction failed: {e}");
             }
         }

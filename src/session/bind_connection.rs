@@ -33,10 +33,7 @@ pub(super) struct BindConnection {
 /// transaction; when the connection broke, the statement that follows
 /// reports it.
 fn send_simple(client: &Client, sql: &str) -> Result<()> {
-    client.request_detached(|buf| {
-        postgres_protocol::message::frontend::query(sql, buf)?;
-        Ok(())
-    })
+    client.queue_simple_statement(sql)
 }
 
 fn savepoint_name(level: usize) -> String {

@@ -332,8 +332,7 @@ fn config_text(
 /// Writes `text` to `path`, readable by its owner only (`run_as` when set).
 fn write_private(path: &Path, text: &str, run_as: Option<RunAs>) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
-    let failed =
-        |e: std::io::Error| Error::Server(format!("cannot write {}: {e}", path.display()));
+    let failed = |e: std::io::Error| Error::Server(format!("cannot write {}: {e}", path.display()));
     std::fs::write(path, text).map_err(failed)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
     if let Some(run_as) = run_as {

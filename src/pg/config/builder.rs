@@ -120,6 +120,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// See [`Config::slow_statement`]; `None` or zero: no slow-statement
+    /// warning.
+    pub fn slow_statement(mut self, threshold: Option<Duration>) -> ConfigBuilder {
+        self.config.slow_statement = threshold.filter(|d| !d.is_zero());
+        self
+    }
+
     /// See [`Config::keepalives`].
     pub fn keepalives(mut self, on: bool) -> ConfigBuilder {
         self.config.keepalives = on;
@@ -265,7 +272,7 @@ mod tests {
     #[test]
     fn every_setting_the_url_can_carry_can_be_built() {
         let url = "postgresql+green://app:pw@db.example:6000/shop?application_name=web\
-                   &connect_timeout=3&statement_timeout=1500&query_timeout=2500&keepalives=0\
+                   &connect_timeout=3&statement_timeout=1500&query_timeout=2500&slow_statement_ms=750&keepalives=0\
                    &keepalives_idle=5&keepalives_interval=2&keepalives_count=3\
                    &tcp_user_timeout=10000&statement_cache=false&statement_cache_capacity=16\
                    &options=-c%20search_path%3Dx&sslmode=verify-full&sslrootcert=/r.pem\
@@ -281,6 +288,7 @@ mod tests {
             .connect_timeout(Some(Duration::from_secs(3)))
             .statement_timeout(Some(Duration::from_millis(1500)))
             .query_timeout(Some(Duration::from_millis(2500)))
+            .slow_statement(Some(Duration::from_millis(750)))
             .keepalives(false)
             .keepalives_idle(Duration::from_secs(5))
             .keepalives_interval(Duration::from_secs(2))

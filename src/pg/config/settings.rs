@@ -62,6 +62,9 @@ impl Config {
             "query_timeout" => {
                 self.query_timeout = Some(parse_millis(key, &value)?).filter(|d| !d.is_zero())
             }
+            "slow_statement_ms" => {
+                self.slow_statement = Some(parse_millis(key, &value)?).filter(|d| !d.is_zero())
+            }
             "keepalives" => self.keepalives = parse_bool(key, &value)?,
             "keepalives_idle" => self.keepalives_idle = parse_whole_seconds(key, &value)?,
             "keepalives_interval" => self.keepalives_interval = parse_whole_seconds(key, &value)?,

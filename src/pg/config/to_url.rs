@@ -6,7 +6,7 @@ use super::percent::percent_encode;
 use super::{
     ChannelBindingMode, Config, Host, SslMode, SslNegotiation, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_KEEPALIVES_COUNT, DEFAULT_KEEPALIVES_IDLE, DEFAULT_KEEPALIVES_INTERVAL,
-    DEFAULT_STATEMENT_CACHE_CAPACITY,
+    DEFAULT_SLOW_STATEMENT, DEFAULT_STATEMENT_CACHE_CAPACITY,
 };
 
 impl Config {
@@ -40,6 +40,10 @@ impl Config {
         }
         if let Some(timeout) = self.query_timeout {
             query.push(("query_timeout", format_millis(timeout)));
+        }
+        if self.slow_statement != Some(DEFAULT_SLOW_STATEMENT) {
+            let threshold = self.slow_statement.unwrap_or_default();
+            query.push(("slow_statement_ms", format_millis(threshold)));
         }
         if !self.keepalives {
             query.push(("keepalives", "0".to_owned()));
