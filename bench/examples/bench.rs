@@ -57,6 +57,7 @@ use std::time::{Duration, Instant};
 
 use green::GreenPool;
 use odm::pg::{Client, Config, Host};
+use odm::pool::PoolOptions;
 use odm::testing::{
     find_server_bin_dir, shared_tls_cluster, test_database, TestDatabase, MD5_PASSWORD, MD5_USER,
 };
@@ -92,19 +93,6 @@ fn main() {
         eprintln!("bench: {err}");
         std::process::exit(1);
     }
-}
-
-/// `url` with `pool_size` set.
-fn with_pool_size(config: &Config, size: usize) -> Result<Config, String> {
-    let url = config.to_url();
-    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
-    let mut params: Vec<&str> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("pool_size="))
-        .collect();
-    let size = format!("pool_size={size}");
-    params.push(&size);
-    Config::parse(&format!("{base}?{}", params.join("&"))).map_err(|e| e.to_string())
 }
 
 /// What the setup learnt about the server.
@@ -240,14 +228,16 @@ impl Bench<'_> {
                 })?))
             }
             "odm-pool" => {
-                let pool = Pool::new(with_pool_size(&self.config, connections)?);
+                let pool = Pool::with_options(
+                    self.config.clone(),
+                    PoolOptions::new().max_size(connections),
+                );
                 Prepared::Pool(PoolExecutor::new(pool))
             }
             "odm-orm" => {
                 let size = self.args.orm_connections.min(level).max(1);
-                let config = with_pool_size(&self.config, size)?;
                 Prepared::Orm(
-                    odm_orm::mapper(&config.to_url()).map_err(|e| e.to_string())?,
+                    odm_orm::mapper(&self.config, size).map_err(|e| e.to_string())?,
                     size,
                 )
             }
@@ -467,7 +457,10 @@ fn command_line() -> String {
 fn scale_run(bench: &Bench<'_>, tasks: usize) -> Result<String, String> {
     let args = bench.args;
     let pool_size = args.scale_pool;
-    let executor = PoolExecutor::new(Pool::new(with_pool_size(&bench.config, pool_size)?));
+    let executor = PoolExecutor::new(Pool::with_options(
+        bench.config.clone(),
+        PoolOptions::new().max_size(pool_size),
+    ));
     // Open the pool's connections and start the workers' runtime first, so
     // that the baseline holds everything but the tasks.
     {

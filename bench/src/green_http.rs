@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::{odm_orm, schema, workload};
 use green::GreenPool;
 use may_minihttp::{HttpServer, HttpService, Request, Response};
-use odm::pg::{Client, Config};
+use odm::pg::Client;
 use odm::{Error, Mapper, Session};
 
 use workload::{RequestError, Rng};
@@ -190,7 +190,7 @@ pub fn start(
     workers: usize,
     create_schema: bool,
 ) -> Result<Running, String> {
-    let config = Config::parse(url).map_err(|e| e.to_string())?;
+    let (config, _) = odm::pool::parse_url(url).map_err(|e| e.to_string())?;
     let green = GreenPool::with_max_workers(workers.max(1));
     let setup_config = config.clone();
     crate::on_green(&green, move || {
@@ -203,8 +203,7 @@ pub fn start(
         }
         setup.close()
     })?;
-    let mapper = odm_orm::mapper(&with_pool_size(&config.to_url(), connections))
-        .map_err(|e| e.to_string())?;
+    let mapper = odm_orm::mapper(&config, connections).map_err(|e| e.to_string())?;
     let server = HttpServer(Techempower::new(green, mapper))
         .start(addr)
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -212,16 +211,4 @@ pub fn start(
         server,
         addr: addr.to_owned(),
     })
-}
-
-/// `url` with its `pool_size` set to `size`.
-fn with_pool_size(url: &str, size: usize) -> String {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut params: Vec<String> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("pool_size="))
-        .map(String::from)
-        .collect();
-    params.push(format!("pool_size={}", size.max(1)));
-    format!("{base}?{}", params.join("&"))
 }

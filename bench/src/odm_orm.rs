@@ -32,9 +32,11 @@ pub struct Fortune {
     pub message: String,
 }
 
-/// A mapper with both models registered (no I/O).
-pub fn mapper(url: &str) -> Result<Mapper, Error> {
-    let mapper = Mapper::new(url)?;
+/// A mapper on `config` with a pool of `connections`, both models
+/// registered (no I/O).
+pub fn mapper(config: &odm::pg::Config, connections: usize) -> Result<Mapper, Error> {
+    let options = odm::pool::PoolOptions::new().max_size(connections.max(1));
+    let mapper = Mapper::with_options(config.clone(), options)?;
     mapper.register::<World>()?;
     mapper.register::<Fortune>()?;
     Ok(mapper)
