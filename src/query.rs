@@ -1,6 +1,7 @@
 //! The typed query builder: [`Field`] constants build [`Expr`] filters and
 //! [`Order`] terms; a [`Query`] runs them in a session. [`sql`] turns them
-//! into parameterised SQL (identifiers quoted, values bound).
+//! into parameterised SQL (identifiers quoted, values bound). Joins,
+//! projections into tuples and aggregates are a [`Report`].
 //!
 //! ```no_run
 //! # #[derive(odm::Model, Debug, Clone, Default)]
@@ -22,12 +23,24 @@
 //! # Ok(()) }
 //! ```
 
+mod aggregate;
 mod expr;
+mod projection;
+mod query_error;
+mod report;
 pub mod sql;
 
 use std::marker::PhantomData;
 
+pub use aggregate::{
+    avg, count, max, min, sum, Aggregate, AggregateExpr, Anywhere, Averageable, Count, Summable,
+};
 pub use expr::{Assignment, ColumnRef, Expr, Field, Order};
+pub use projection::{Contains, Here, Projection, ReportOrder, Selectable, There};
+#[doc(hidden)]
+pub use projection::Term;
+pub use query_error::QueryError;
+pub use report::Report;
 pub use sql::{quote_ident, QueryParts, Statement};
 
 use crate::model::{Model, Table};

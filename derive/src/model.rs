@@ -197,7 +197,7 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
             format!("Column `{column}` of table `{table_name}`, for query filters and ordering.");
         quote_spanned! {ty.span()=>
             #[doc = #doc]
-            pub const #const_name: ::odm::Field<#name, <#ty as ::odm::types::ColumnType>::Inner> =
+            pub const #const_name: ::odm::Field<#name, <#ty as ::odm::types::ColumnType>::Inner, #ty> =
                 ::odm::Field::new(#table_name, #column);
         }
     });

@@ -33,21 +33,21 @@ pub struct Statement<'a> {
 }
 
 impl<'a> Statement<'a> {
-    fn push(&mut self, text: &str) {
+    pub(super) fn push(&mut self, text: &str) {
         self.sql.to_mut().push_str(text);
     }
 
-    fn push_ident(&mut self, name: &str) {
+    pub(super) fn push_ident(&mut self, name: &str) {
         self.sql.to_mut().push_str(&quote_ident(name));
     }
 
-    fn push_column(&mut self, column: ColumnRef) {
+    pub(super) fn push_column(&mut self, column: ColumnRef) {
         self.push_ident(column.table);
         self.push(".");
         self.push_ident(column.column);
     }
 
-    fn push_param(&mut self, value: &'a (dyn ToSql + Sync)) {
+    pub(super) fn push_param(&mut self, value: &'a (dyn ToSql + Sync)) {
         self.params.push(value);
         let n = self.params.len();
         let sql = self.sql.to_mut();
@@ -55,7 +55,7 @@ impl<'a> Statement<'a> {
         sql.push_str(&n.to_string());
     }
 
-    fn push_node(&mut self, node: &'a Node) {
+    pub(super) fn push_node(&mut self, node: &'a Node) {
         match node {
             Node::Compare { column, op, value } => {
                 self.push_column(*column);
@@ -106,7 +106,7 @@ impl<'a> Statement<'a> {
         }
     }
 
-    fn push_where(&mut self, filter: Option<&'a Expr>) {
+    pub(super) fn push_where(&mut self, filter: Option<&'a Expr>) {
         if let Some(expr) = filter {
             self.push(" WHERE ");
             self.push_node(&expr.node);
@@ -114,7 +114,7 @@ impl<'a> Statement<'a> {
     }
 
     /// `FROM "leaf" JOIN "parent" ON ...` for a model and its ancestors.
-    fn push_from(&mut self, table: &'static Table) {
+    pub(super) fn push_from(&mut self, table: &'static Table) {
         self.push(" FROM ");
         self.push_ident(table.name);
         let mut child = table;
