@@ -522,3 +522,19 @@ fn values_in_filters_and_having_are_bound_parameters_never_sql_text() {
     assert!(rows.is_empty());
     assert_eq!(customers, 3);
 }
+
+#[test]
+fn an_optional_primary_key_is_projected_as_its_plain_type() {
+    let (_db, mp) = shop();
+    let rows: Vec<(i32, i32, String)> = green(move || {
+        mp.begin(|s| {
+            s.query::<Order>()
+                .join::<Customer>()
+                .select((Order::ID, Customer::ID, Customer::NAME))
+                .all()
+        })
+    })
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|(order, customer, _)| *order > 0 && *customer > 0));
+}

@@ -195,9 +195,16 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
         let column = &c.column;
         let doc =
             format!("Column `{column}` of table `{table_name}`, for query filters and ordering.");
+        // a projection reads the declared type, but a key is never NULL in
+        // the table even when its field is an `Option` until the insert
+        let declared = if c.attrs.primary_key.is_some() {
+            quote_spanned! {ty.span()=> <#ty as ::odm::types::ColumnType>::Inner }
+        } else {
+            quote_spanned! {ty.span()=> #ty }
+        };
         quote_spanned! {ty.span()=>
             #[doc = #doc]
-            pub const #const_name: ::odm::Field<#name, <#ty as ::odm::types::ColumnType>::Inner, #ty> =
+            pub const #const_name: ::odm::Field<#name, <#ty as ::odm::types::ColumnType>::Inner, #declared> =
                 ::odm::Field::new(#table_name, #column);
         }
     });

@@ -46,6 +46,11 @@ pub struct There<I>(PhantomData<I>);
 
 /// Implemented by a query's model list `S` when it holds model `M` (at
 /// index `I`, inferred). Not implemented by hand.
+#[diagnostic::on_unimplemented(
+    message = "model `{M}` is not in this query",
+    label = "a column of `{M}`, which the query does not join",
+    note = "join it first: `.join::<{M}>()`"
+)]
 pub trait Contains<M, I> {}
 
 impl<M, Rest> Contains<M, Here> for (M, Rest) {}
