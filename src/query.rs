@@ -36,9 +36,9 @@ pub use aggregate::{
     avg, count, max, min, sum, Aggregate, AggregateExpr, Anywhere, Averageable, Count, Summable,
 };
 pub use expr::{Assignment, ColumnRef, Expr, Field, Order};
-pub use projection::{Contains, Here, Projection, ReportOrder, Selectable, There};
 #[doc(hidden)]
 pub use projection::Term;
+pub use projection::{Contains, Here, Projection, ReportOrder, Selectable, There};
 pub use query_error::QueryError;
 pub use report::Report;
 pub use sql::{quote_ident, QueryParts, Statement};

@@ -104,7 +104,11 @@ fn shop() -> (TestDatabase, Mapper) {
         setup.table_create()?;
         setup.begin(|s| {
             let mut ids = Vec::new();
-            for (name, email) in [("ann", Some("ann@example.com")), ("bob", None), ("cid", None)] {
+            for (name, email) in [
+                ("ann", Some("ann@example.com")),
+                ("bob", None),
+                ("cid", None),
+            ] {
                 let mut c = Customer {
                     name: name.into(),
                     email: email.map(String::from),
@@ -163,7 +167,11 @@ fn orders_join_their_customer_along_the_declared_foreign_key() {
     .unwrap();
     assert_eq!(
         rows,
-        [(40, "bob".to_owned()), (100, "ann".into()), (250, "ann".into())]
+        [
+            (40, "bob".to_owned()),
+            (100, "ann".into()),
+            (250, "ann".into())
+        ]
     );
 }
 
@@ -201,7 +209,10 @@ fn three_models_join_in_a_chain() {
     .unwrap();
     assert_eq!(
         rows,
-        [("bob".to_owned(), "ink".to_owned()), ("bob".into(), "pen".into())]
+        [
+            ("bob".to_owned(), "ink".to_owned()),
+            ("bob".into(), "pen".into())
+        ]
     );
 }
 
@@ -246,7 +257,14 @@ fn a_single_selected_column_reads_as_plain_values() {
 #[test]
 fn group_by_reads_typed_count_sum_min_max_and_avg_per_group() {
     let (_db, mp) = shop();
-    type Row = (String, i64, Option<i64>, Option<i32>, Option<i32>, Option<f64>);
+    type Row = (
+        String,
+        i64,
+        Option<i64>,
+        Option<i32>,
+        Option<i32>,
+        Option<f64>,
+    );
     let rows: Vec<Row> = green(move || {
         mp.begin(|s| {
             s.query::<Order>()
@@ -268,7 +286,14 @@ fn group_by_reads_typed_count_sum_min_max_and_avg_per_group() {
     assert_eq!(
         rows,
         [
-            ("ann".to_owned(), 2, Some(350), Some(100), Some(250), Some(175.0)),
+            (
+                "ann".to_owned(),
+                2,
+                Some(350),
+                Some(100),
+                Some(250),
+                Some(175.0)
+            ),
             ("bob".into(), 1, Some(40), Some(40), Some(40), Some(40.0)),
         ]
     );
@@ -285,7 +310,14 @@ fn the_sum_of_a_bigint_column_reads_as_i64_and_of_a_float_column_as_f64() {
         })
     })
     .unwrap();
-    assert_eq!(row, (Some(6_000_000_007), Some(2.0), Some(2_000_000_002.333_333_3)));
+    assert_eq!(
+        row,
+        (
+            Some(6_000_000_007),
+            Some(2.0),
+            Some(2_000_000_002.333_333_3)
+        )
+    );
 }
 
 #[test]
@@ -313,7 +345,12 @@ fn aggregates_over_no_rows_are_none_and_the_count_is_zero() {
             s.query::<Order>()
                 .join::<Customer>()
                 .filter(Customer::NAME.eq("cid"))
-                .select((count(), sum(Order::TOTAL), avg(Order::TOTAL), max(Customer::NAME)))
+                .select((
+                    count(),
+                    sum(Order::TOTAL),
+                    avg(Order::TOTAL),
+                    max(Customer::NAME),
+                ))
                 .one()
         })
     })
@@ -407,7 +444,10 @@ fn a_join_without_a_foreign_key_is_an_error_naming_the_tables() {
         })
     })
     .unwrap_err();
-    assert_eq!(err.to_string(), "no foreign key joins `warehouse` to `customer`");
+    assert_eq!(
+        err.to_string(),
+        "no foreign key joins `warehouse` to `customer`"
+    );
     assert!(matches!(
         query_error(err),
         QueryError::NoForeignKey {
@@ -536,5 +576,7 @@ fn an_optional_primary_key_is_projected_as_its_plain_type() {
     })
     .unwrap();
     assert_eq!(rows.len(), 3);
-    assert!(rows.iter().all(|(order, customer, _)| *order > 0 && *customer > 0));
+    assert!(rows
+        .iter()
+        .all(|(order, customer, _)| *order > 0 && *customer > 0));
 }

@@ -72,6 +72,10 @@ impl<M, V> Aggregate<M, V> {
 }
 
 /// Column types [`sum`] accepts, with the type of their sum.
+#[diagnostic::on_unimplemented(
+    message = "`sum` needs a numeric column, not one of `{Self}`",
+    note = "sum accepts i16, i32, i64, f32 and f64 columns"
+)]
 pub trait Summable {
     /// The Rust type of the sum.
     type Sum: ColumnType + ToSql + Sync + Send + 'static;
@@ -98,6 +102,10 @@ impl Summable for f64 {
 
 /// Column types [`avg`] accepts (the numeric ones); the average is read as
 /// `f64`.
+#[diagnostic::on_unimplemented(
+    message = "`avg` needs a numeric column, not one of `{Self}`",
+    note = "avg accepts i16, i32, i64, f32 and f64 columns"
+)]
 pub trait Averageable {}
 
 impl Averageable for i16 {}

@@ -27,8 +27,11 @@ pub struct ColumnRef {
 /// `D`.
 pub struct Field<M, T, D = T> {
     column: ColumnRef,
-    _marker: PhantomData<fn() -> (M, T, D)>,
+    _marker: Marker<M, T, D>,
 }
+
+/// Ties a [`Field`] to its model and types without owning any of them.
+type Marker<M, T, D> = PhantomData<fn() -> (M, T, D)>;
 
 impl<M, T, D> Clone for Field<M, T, D> {
     fn clone(&self) -> Self {

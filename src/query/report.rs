@@ -349,7 +349,11 @@ impl ReportSql {
         let on = match candidates.as_slice() {
             [on] => *on,
             [] => {
-                let names: Vec<String> = self.tables.iter().map(|t| format!("`{}`", t.name)).collect();
+                let names: Vec<String> = self
+                    .tables
+                    .iter()
+                    .map(|t| format!("`{}`", t.name))
+                    .collect();
                 return Err(QueryError::NoForeignKey {
                     joined: joined.name,
                     in_query: names.join(", "),
@@ -359,7 +363,10 @@ impl ReportSql {
                 let names: Vec<String> = several
                     .iter()
                     .map(|(from, to)| {
-                        format!("`{}.{}` -> `{}.{}`", from.table, from.column, to.table, to.column)
+                        format!(
+                            "`{}.{}` -> `{}.{}`",
+                            from.table, from.column, to.table, to.column
+                        )
                     })
                     .collect();
                 return Err(QueryError::AmbiguousForeignKey {
