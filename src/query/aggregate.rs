@@ -1,20 +1,6 @@
 //! Typed aggregates for report queries — [`count`], [`sum`], [`min`],
 //! [`max`], [`avg`] — and the `HAVING` conditions ([`AggregateExpr`]) built
 //! from them.
-//!
-//! | aggregate            | SQL                          | read as        |
-//! |----------------------|------------------------------|----------------|
-//! | `count()`            | `COUNT(*)`                   | `i64`          |
-//! | `sum(i16/i32 col)`   | `SUM(col)`                   | `Option<i64>`  |
-//! | `sum(i64 col)`       | `CAST(SUM(col) AS bigint)`   | `Option<i64>`  |
-//! | `sum(f32/f64 col)`   | `SUM(col)`                   | `Option<f32/f64>` |
-//! | `avg(numeric col)`   | `CAST(AVG(col) AS double precision)` | `Option<f64>` |
-//! | `min/max(T col)`     | `MIN(col)` / `MAX(col)`      | `Option<T>`    |
-//!
-//! `sum`, `min`, `max` and `avg` are `NULL` (`None`) over no rows. The sum of
-//! a `BIGINT` column is `numeric` in PostgreSQL; it is cast back to `bigint`,
-//! so a sum beyond `i64` is the server's "bigint out of range" error. `avg`
-//! is `numeric` for integer columns; it is read as `f64`.
 
 use std::marker::PhantomData;
 use std::ops;
@@ -39,6 +25,20 @@ pub fn count() -> Count {
 
 /// An aggregate over a column of model `M` whose non-NULL result is `V`;
 /// selected, it reads as `Option<V>` (`None` over no rows).
+///
+/// | aggregate            | SQL                          | read as        |
+/// |----------------------|------------------------------|----------------|
+/// | `count()`            | `COUNT(*)`                   | `i64`          |
+/// | `sum(i16/i32 col)`   | `SUM(col)`                   | `Option<i64>`  |
+/// | `sum(i64 col)`       | `CAST(SUM(col) AS bigint)`   | `Option<i64>`  |
+/// | `sum(f32/f64 col)`   | `SUM(col)`                   | `Option<f32/f64>` |
+/// | `avg(numeric col)`   | `CAST(AVG(col) AS double precision)` | `Option<f64>` |
+/// | `min/max(T col)`     | `MIN(col)` / `MAX(col)`      | `Option<T>`    |
+///
+/// `sum`, `min`, `max` and `avg` are `NULL` (`None`) over no rows. The sum of
+/// a `BIGINT` column is `numeric` in PostgreSQL; it is cast back to `bigint`,
+/// so a sum beyond `i64` is the server's "bigint out of range" error. `avg`
+/// is `numeric` for integer columns; it is read as `f64`.
 pub struct Aggregate<M, V> {
     term: Term,
     _marker: PhantomData<fn() -> (M, V)>,

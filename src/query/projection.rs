@@ -1,33 +1,6 @@
 //! What a report query selects: the select-list [`Term`]s, the compile-time
 //! check that a column's model is in the query ([`Contains`]), and the
 //! projections ([`Projection`]) that turn a row into a typed tuple.
-//!
-//! A query's models form a type-level list, `(Customer, (Order, ()))` after
-//! `s.query::<Order>().join::<Customer>()`. A column of model `M` can be
-//! selected only when the list [`Contains`] `M`; the index `I` (`Here`,
-//! `There<Here>`, ...) is inferred, so a column of a model that is not in
-//! the query fails to compile:
-//!
-//! ```compile_fail
-//! # #[derive(odm::Model, Debug, Clone, Default)]
-//! # struct Customer { #[odm(primary_key)] id: Option<i32>, name: String }
-//! # #[derive(odm::Model, Debug, Clone, Default)]
-//! # struct Order { #[odm(primary_key)] id: Option<i32>, total: i32 }
-//! # fn demo(s: &mut odm::Session) -> odm::Result<()> {
-//! // `Customer` was never joined
-//! let names: Vec<String> = s.query::<Order>().select(Customer::NAME).all()?;
-//! # Ok(()) }
-//! ```
-//!
-//! and a projection read into the wrong Rust types fails to compile too:
-//!
-//! ```compile_fail
-//! # #[derive(odm::Model, Debug, Clone, Default)]
-//! # struct Order { #[odm(primary_key)] id: Option<i32>, total: i32 }
-//! # fn demo(s: &mut odm::Session) -> odm::Result<()> {
-//! let rows: Vec<(i32, String)> = s.query::<Order>().select((Order::ID, Order::TOTAL)).all()?;
-//! # Ok(()) }
-//! ```
 
 use std::marker::PhantomData;
 
@@ -46,6 +19,33 @@ pub struct There<I>(PhantomData<I>);
 
 /// Implemented by a query's model list `S` when it holds model `M` (at
 /// index `I`, inferred). Not implemented by hand.
+///
+/// A query's models form a type-level list, `(Customer, (Order, ()))` after
+/// `s.query::<Order>().join::<Customer>()`. A column of model `M` can be
+/// selected only when the list [`Contains`] `M`; the index `I` (`Here`,
+/// `There<Here>`, ...) is inferred, so a column of a model that is not in
+/// the query fails to compile:
+///
+/// ```compile_fail
+/// # #[derive(odm::Model, Debug, Clone, Default)]
+/// # struct Customer { #[odm(primary_key)] id: Option<i32>, name: String }
+/// # #[derive(odm::Model, Debug, Clone, Default)]
+/// # struct Order { #[odm(primary_key)] id: Option<i32>, total: i32 }
+/// # fn demo(s: &mut odm::Session) -> odm::Result<()> {
+/// // `Customer` was never joined
+/// let names: Vec<String> = s.query::<Order>().select(Customer::NAME).all()?;
+/// # Ok(()) }
+/// ```
+///
+/// and a projection read into the wrong Rust types fails to compile too:
+///
+/// ```compile_fail
+/// # #[derive(odm::Model, Debug, Clone, Default)]
+/// # struct Order { #[odm(primary_key)] id: Option<i32>, total: i32 }
+/// # fn demo(s: &mut odm::Session) -> odm::Result<()> {
+/// let rows: Vec<(i32, String)> = s.query::<Order>().select((Order::ID, Order::TOTAL)).all()?;
+/// # Ok(()) }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "model `{M}` is not in this query",
     label = "a column of `{M}`, which the query does not join",

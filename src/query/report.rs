@@ -1,50 +1,6 @@
 //! [`Report`]: queries beyond one table — joins along declared foreign
 //! keys, column projections into tuples, `GROUP BY` with typed aggregates,
 //! `HAVING` and `DISTINCT`.
-//!
-//! ```no_run
-//! # #[derive(odm::Model, Debug, Clone, Default)]
-//! # struct Customer { #[odm(primary_key)] id: Option<i32>, name: String }
-//! # #[derive(odm::Model, Debug, Clone, Default)]
-//! # #[odm(table = "orders")]
-//! # struct Order {
-//! #     #[odm(primary_key)] id: Option<i32>,
-//! #     #[odm(foreign_key = "customer.id")] customer_id: i32,
-//! #     total: i32,
-//! # }
-//! use odm::query::{count, sum};
-//! # fn demo(s: &mut odm::Session) -> odm::Result<()> {
-//! // orders with their customer's name: Vec<(i32, String)>
-//! let rows = s
-//!     .query::<Order>()
-//!     .join::<Customer>()
-//!     .select((Order::ID, Customer::NAME))
-//!     .order_by(Order::ID.asc())
-//!     .all()?;
-//! // per customer: name, number of orders, revenue; big customers only
-//! let report: Vec<(String, i64, Option<i64>)> = s
-//!     .query::<Order>()
-//!     .join::<Customer>()
-//!     .group_by(Customer::NAME)
-//!     .having(sum(Order::TOTAL).gt(1000))
-//!     .select((Customer::NAME, count(), sum(Order::TOTAL)))
-//!     .order_by(sum(Order::TOTAL).desc())
-//!     .all()?;
-//! # Ok(()) }
-//! ```
-//!
-//! What the compiler checks: a selected column or aggregate belongs to a
-//! model of the query (its model list, see [`Contains`]); the row type is
-//! the tuple of the selected fields' declared types; `having` and aggregate
-//! comparisons take values of the aggregate's type. What is checked when
-//! the query runs, as a typed [`QueryError`]: the join's foreign key (none
-//! or several between the tables, naming them), and that the columns of
-//! `filter` and `order_by` belong to the query. A selected column that is
-//! neither grouped nor aggregated is the server's error (SQLSTATE `42803`).
-//!
-//! Joins are inner joins. A model joined into the query brings its parent
-//! tables (joined-table inheritance); the columns selectable are those of
-//! the models named in `query`/`join`, not of their parents.
 
 use std::marker::PhantomData;
 
@@ -63,6 +19,50 @@ use crate::{Error, Result};
 /// or [`Query::distinct`], run with [`all`](Report::all),
 /// [`first`](Report::first) or [`one`](Report::one) once a projection is
 /// selected.
+///
+/// ```no_run
+/// # #[derive(odm::Model, Debug, Clone, Default)]
+/// # struct Customer { #[odm(primary_key)] id: Option<i32>, name: String }
+/// # #[derive(odm::Model, Debug, Clone, Default)]
+/// # #[odm(table = "orders")]
+/// # struct Order {
+/// #     #[odm(primary_key)] id: Option<i32>,
+/// #     #[odm(foreign_key = "customer.id")] customer_id: i32,
+/// #     total: i32,
+/// # }
+/// use odm::query::{count, sum};
+/// # fn demo(s: &mut odm::Session) -> odm::Result<()> {
+/// // orders with their customer's name
+/// let rows: Vec<(i32, String)> = s
+///     .query::<Order>()
+///     .join::<Customer>()
+///     .select((Order::ID, Customer::NAME))
+///     .order_by(Order::ID.asc())
+///     .all()?;
+/// // per customer: name, number of orders, revenue; big customers only
+/// let report: Vec<(String, i64, Option<i64>)> = s
+///     .query::<Order>()
+///     .join::<Customer>()
+///     .group_by(Customer::NAME)
+///     .having(sum(Order::TOTAL).gt(1000))
+///     .select((Customer::NAME, count(), sum(Order::TOTAL)))
+///     .order_by(sum(Order::TOTAL).desc())
+///     .all()?;
+/// # Ok(()) }
+/// ```
+///
+/// What the compiler checks: a selected column or aggregate belongs to a
+/// model of the query (its model list, see [`Contains`]); the row type is
+/// the tuple of the selected fields' declared types; `having` and aggregate
+/// comparisons take values of the aggregate's type. What is checked when
+/// the query runs, as a typed [`QueryError`]: the join's foreign key (none
+/// or several between the tables, naming them), and that the columns of
+/// `filter` and `order_by` belong to the query. A selected column that is
+/// neither grouped nor aggregated is the server's error (SQLSTATE `42803`).
+///
+/// Joins are inner joins. A model joined into the query brings its parent
+/// tables (joined-table inheritance); the columns selectable are those of
+/// the models named in `query`/`join`, not of their parents.
 pub struct Report<'s, S, P = ()> {
     session: &'s mut Session,
     sql: ReportSql,
