@@ -87,6 +87,16 @@ struct ExpressShipment {
     courier: String,
 }
 
+/// Kept on another bind than the shop: a join to it cannot run.
+#[derive(odm::Model, Debug, Clone, Default)]
+#[odm(bind = "archive")]
+struct ArchivedOrder {
+    #[odm(primary_key)]
+    id: Option<i32>,
+    #[odm(foreign_key = "customer.id")]
+    customer_id: i32,
+}
+
 /// A fresh database with the models' tables and three customers:
 /// ann (orders 100 and 250), bob (order 40, no email), cid (no orders).
 fn shop() -> (TestDatabase, Mapper) {
@@ -579,4 +589,25 @@ fn an_optional_primary_key_is_projected_as_its_plain_type() {
     assert!(rows
         .iter()
         .all(|(order, customer, _)| *order > 0 && *customer > 0));
+}
+
+#[test]
+fn a_join_to_a_model_on_another_bind_is_an_error_naming_both_binds() {
+    let db = test_database().expect("test database");
+    let mp = Mapper::with_binds([("default", db.url()), ("archive", db.url())]).expect("mapper");
+    mp.register::<Customer>().unwrap();
+    mp.register::<ArchivedOrder>().unwrap();
+    let err = green(move || {
+        mp.begin(|s| {
+            s.query::<Customer>()
+                .join::<ArchivedOrder>()
+                .select(ArchivedOrder::ID)
+                .all()
+        })
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "table `archivedorder` is bound to `archive`, the query to `default`"
+    );
 }
