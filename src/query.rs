@@ -25,6 +25,7 @@
 
 mod aggregate;
 mod expr;
+mod join;
 mod projection;
 mod query_error;
 mod report;

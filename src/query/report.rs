@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 
 use super::aggregate::{AggregateExpr, HavingNode};
 use super::expr::{ColumnRef, Expr, Field, Node};
+use super::join::Join;
 use super::projection::{Contains, Projection, ReportOrder, Term};
 use super::query_error::QueryError;
 use super::sql::{QueryParts, Statement};
@@ -74,13 +75,6 @@ impl<S, P> std::fmt::Debug for Report<'_, S, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Report").field("sql", &self.sql).finish()
     }
-}
-
-/// One joined model: its table (with its parents) and the key equality.
-#[derive(Debug)]
-struct Join {
-    table: &'static Table,
-    on: (ColumnRef, ColumnRef),
 }
 
 /// Everything of a report but the session and the projection.
@@ -316,67 +310,9 @@ impl ReportSql {
     /// Adds `joined` (with its parents) along the one foreign key between
     /// its tables and the query's.
     fn add_join(&mut self, joined: &'static Table) -> std::result::Result<(), QueryError> {
-        let lineage = joined.lineage();
-        if let Some(t) = lineage.iter().find(|t| self.has_table(t.name)) {
-            return Err(QueryError::AlreadyJoined(t.name));
-        }
-        if joined.bind_label() != self.root.bind_label() {
-            return Err(QueryError::DifferentBind {
-                joined: joined.name,
-                joined_bind: joined.bind_label(),
-                bind: self.root.bind_label(),
-            });
-        }
-        let mut candidates = Vec::new();
-        // a column of the joined model pointing at the query
-        for own in &lineage {
-            for c in own.columns {
-                if let Some(fk) = c.foreign_key.filter(|fk| self.has_table(fk.table)) {
-                    candidates.push((column(own.name, c.name), column(fk.table, fk.column)));
-                }
-            }
-        }
-        // a column of the query pointing at the joined model
-        for own in &self.tables {
-            for c in own.columns {
-                if let Some(fk) = c.foreign_key {
-                    if lineage.iter().any(|t| t.name == fk.table) {
-                        candidates.push((column(own.name, c.name), column(fk.table, fk.column)));
-                    }
-                }
-            }
-        }
-        let on = match candidates.as_slice() {
-            [on] => *on,
-            [] => {
-                let names: Vec<String> = self
-                    .tables
-                    .iter()
-                    .map(|t| format!("`{}`", t.name))
-                    .collect();
-                return Err(QueryError::NoForeignKey {
-                    joined: joined.name,
-                    in_query: names.join(", "),
-                });
-            }
-            several => {
-                let names: Vec<String> = several
-                    .iter()
-                    .map(|(from, to)| {
-                        format!(
-                            "`{}.{}` -> `{}.{}`",
-                            from.table, from.column, to.table, to.column
-                        )
-                    })
-                    .collect();
-                return Err(QueryError::AmbiguousForeignKey {
-                    joined: joined.name,
-                    candidates: names.join(", "),
-                });
-            }
-        };
-        self.tables.extend(lineage);
-        self.joins.push(Join { table: joined, on });
+        let join = Join::resolve(self.root, &self.tables, joined)?;
+        self.tables.extend(joined.lineage());
+        self.joins.push(join);
         Ok(())
     }
 
@@ -426,7 +362,7 @@ impl ReportSql {
         }
         st.push_from(self.root);
         for join in &self.joins {
-            push_join(&mut st, join);
+            join.push_sql(&mut st);
         }
         st.push_where(self.parts.filter.as_ref());
         if !self.group_by.is_empty() {
@@ -464,10 +400,6 @@ impl ReportSql {
     }
 }
 
-fn column(table: &'static str, column: &'static str) -> ColumnRef {
-    ColumnRef { table, column }
-}
-
 /// Every column a filter reads.
 fn node_columns(node: &Node, out: &mut Vec<ColumnRef>) {
     match node {
@@ -498,34 +430,6 @@ fn push_term(st: &mut Statement<'_>, term: Term) {
             }
         }
     }
-}
-
-/// ` JOIN "t" ON ...`, or ` JOIN ("t" JOIN "parent" ON ...) ON ...` for a
-/// model with parents.
-fn push_join(st: &mut Statement<'_>, join: &Join) {
-    let has_parent = join.table.parent.is_some();
-    st.push(" JOIN ");
-    if has_parent {
-        st.push("(");
-    }
-    st.push_ident(join.table.name);
-    let mut child = join.table;
-    while let Some(parent) = child.parent() {
-        st.push(" JOIN ");
-        st.push_ident(parent.name);
-        st.push(" ON ");
-        st.push_column(column(parent.name, parent.primary_key().name));
-        st.push(" = ");
-        st.push_column(column(child.name, child.primary_key().name));
-        child = parent;
-    }
-    if has_parent {
-        st.push(")");
-    }
-    st.push(" ON ");
-    st.push_column(join.on.0);
-    st.push(" = ");
-    st.push_column(join.on.1);
 }
 
 fn push_having<'a>(st: &mut Statement<'a>, node: &'a HavingNode) {
