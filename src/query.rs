@@ -39,7 +39,7 @@ pub use aggregate::{
 pub use expr::{Assignment, ColumnRef, Expr, Field, Order};
 #[doc(hidden)]
 pub use projection::Term;
-pub use projection::{Contains, Here, Projection, ReportOrder, Selectable, There};
+pub use projection::{Append, Contains, Here, Projection, ReportOrder, Selectable, There};
 pub use query_error::QueryError;
 pub use report::Report;
 pub use sql::{quote_ident, QueryParts, Statement};

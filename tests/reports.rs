@@ -611,3 +611,28 @@ fn a_join_to_a_model_on_another_bind_is_an_error_naming_both_binds() {
         "table `archivedorder` is bound to `archive`, the query to `default`"
     );
 }
+
+#[test]
+fn a_child_models_report_selects_its_parents_columns() {
+    let (_db, mp) = shop();
+    let rows: Vec<(i32, String, i32)> = green(move || {
+        mp.begin(|s| {
+            let order = s.query::<Order>().filter(Order::TOTAL.eq(100)).one()?;
+            let mut shipment = ExpressShipment {
+                shipment: Shipment {
+                    order_id: order.id.unwrap(),
+                    ..Shipment::default()
+                },
+                courier: "swift".into(),
+            };
+            s.add(&mut shipment)?;
+            s.query::<ExpressShipment>()
+                .join::<Order>()
+                .select((Shipment::ID, ExpressShipment::COURIER, Order::TOTAL))
+                .all()
+        })
+    })
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].1.as_str(), rows[0].2), ("swift", 100));
+}

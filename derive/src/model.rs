@@ -315,6 +315,10 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
                 )
             }
         };
+    let lineage = match &parent {
+        Some((_, pty)) => quote! { (Self, <#pty as ::odm::Model>::Lineage) },
+        None => quote! { (Self, ()) },
+    };
     let key_column = if let Some((_, pty)) = &parent {
         quote!(<#pty as ::odm::Model>::KEY_COLUMN)
     } else {
@@ -362,6 +366,7 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
 
         impl ::odm::Model for #name {
             type Key = #key_ty;
+            type Lineage = #lineage;
             const TABLE_NAME: &'static str = #table_name;
             const KEY_COLUMN: &'static str = #key_column;
 

@@ -21,7 +21,8 @@ pub struct There<I>(PhantomData<I>);
 /// index `I`, inferred). Not implemented by hand.
 ///
 /// A query's models form a type-level list, `(Customer, (Order, ()))` after
-/// `s.query::<Order>().join::<Customer>()`. A column of model `M` can be
+/// `s.query::<Order>().join::<Customer>()` (each model followed by its
+/// parents, see [`Model::Lineage`](crate::Model::Lineage)). A column of model `M` can be
 /// selected only when the list [`Contains`] `M`; the index `I` (`Here`,
 /// `There<Here>`, ...) is inferred, so a column of a model that is not in
 /// the query fails to compile:
@@ -56,6 +57,25 @@ pub trait Contains<M, I> {}
 impl<M, Rest> Contains<M, Here> for (M, Rest) {}
 
 impl<M, Head, Rest, I> Contains<M, There<I>> for (Head, Rest) where Rest: Contains<M, I> {}
+
+/// Type-level list concatenation: `Self` followed by `Tail`; a join puts
+/// the joined model's [`Lineage`](crate::Model::Lineage) in front of the
+/// query's model list.
+pub trait Append<Tail> {
+    /// The concatenated list.
+    type Output;
+}
+
+impl<Tail> Append<Tail> for () {
+    type Output = Tail;
+}
+
+impl<Head, Rest, Tail> Append<Tail> for (Head, Rest)
+where
+    Rest: Append<Tail>,
+{
+    type Output = (Head, Rest::Output);
+}
 
 /// One entry of a select list, `ORDER BY` or `HAVING`, as SQL (built by
 /// [`Selectable`]; not for direct use).

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use super::aggregate::{AggregateExpr, HavingNode};
 use super::expr::{ColumnRef, Expr, Field, Node};
 use super::join::Join;
-use super::projection::{Contains, Projection, ReportOrder, Term};
+use super::projection::{Append, Contains, Projection, ReportOrder, Term};
 use super::query_error::QueryError;
 use super::sql::{QueryParts, Statement};
 use super::Query;
@@ -61,9 +61,9 @@ use crate::{Error, Result};
 /// `filter` and `order_by` belong to the query. A selected column that is
 /// neither grouped nor aggregated is the server's error (SQLSTATE `42803`).
 ///
-/// Joins are inner joins. A model joined into the query brings its parent
-/// tables (joined-table inheritance); the columns selectable are those of
-/// the models named in `query`/`join`, not of their parents.
+/// Joins are inner joins. A model in the query brings its parent tables
+/// (joined-table inheritance) and their columns: `s.query::<Engineer>()`
+/// selects `Employee::NAME` too.
 pub struct Report<'s, S, P = ()> {
     session: &'s mut Session,
     sql: ReportSql,
@@ -94,7 +94,7 @@ struct ReportSql {
 }
 
 impl<'s, M: Model> Query<'s, M> {
-    fn into_report(self) -> Report<'s, (M, ()), ()> {
+    fn into_report(self) -> Report<'s, M::Lineage, ()> {
         let Query {
             session, mut parts, ..
         } = self;
@@ -121,29 +121,32 @@ impl<'s, M: Model> Query<'s, M> {
     /// Joins model `C` along the one declared foreign key between `C`'s
     /// table and the query's (either direction). None or several such keys
     /// is a [`QueryError`] naming the tables, returned when the query runs.
-    pub fn join<C: Model>(self) -> Report<'s, (C, (M, ())), ()> {
+    pub fn join<C: Model>(self) -> Report<'s, <C::Lineage as Append<M::Lineage>>::Output, ()>
+    where
+        C::Lineage: Append<M::Lineage>,
+    {
         self.into_report().join::<C>()
     }
 
     /// Selects columns and aggregates instead of whole models:
     /// `.select((Task::ID, Task::SUBJECT))` reads `Vec<(Uuid, String)>`.
-    pub fn select<P, I>(self, projection: P) -> Report<'s, (M, ()), P>
+    pub fn select<P, I>(self, projection: P) -> Report<'s, M::Lineage, P>
     where
-        P: Projection<(M, ()), I>,
+        P: Projection<M::Lineage, I>,
     {
         self.into_report().select(projection)
     }
 
     /// Groups the rows by a column, for aggregates per group.
-    pub fn group_by<N, T, D, I>(self, column: Field<N, T, D>) -> Report<'s, (M, ()), ()>
+    pub fn group_by<N, T, D, I>(self, column: Field<N, T, D>) -> Report<'s, M::Lineage, ()>
     where
-        (M, ()): Contains<N, I>,
+        M::Lineage: Contains<N, I>,
     {
         self.into_report().group_by(column)
     }
 
     /// `SELECT DISTINCT`: equal result rows once.
-    pub fn distinct(self) -> Report<'s, (M, ()), ()> {
+    pub fn distinct(self) -> Report<'s, M::Lineage, ()> {
         self.into_report().distinct()
     }
 }
@@ -151,7 +154,10 @@ impl<'s, M: Model> Query<'s, M> {
 impl<'s, S> Report<'s, S, ()> {
     /// Joins model `C` along the one declared foreign key between `C`'s
     /// table and a table already in the query; see [`Query::join`].
-    pub fn join<C: Model>(mut self) -> Report<'s, (C, S), ()> {
+    pub fn join<C: Model>(mut self) -> Report<'s, <C::Lineage as Append<S>>::Output, ()>
+    where
+        C::Lineage: Append<S>,
+    {
         if self.sql.error.is_none() {
             if let Err(e) = self.sql.add_join(C::table()) {
                 self.sql.error = Some(e);
