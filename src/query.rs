@@ -34,7 +34,8 @@ pub mod sql;
 use std::marker::PhantomData;
 
 pub use aggregate::{
-    avg, count, max, min, sum, Aggregate, AggregateExpr, Anywhere, Averageable, Count, Summable,
+    avg, count, count_distinct, count_of, max, min, sum, Aggregate, AggregateExpr, Anywhere,
+    Averageable, Count, CountOf, Summable,
 };
 pub use expr::{Assignment, ColumnRef, Expr, Field, Order};
 #[doc(hidden)]

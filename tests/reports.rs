@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use green::GreenPool;
-use odm::query::{avg, count, max, min, sum, QueryError};
+use odm::query::{avg, count, count_distinct, count_of, max, min, sum, QueryError};
 use odm::testing::{test_database, TestDatabase};
 use odm::{Error, Mapper};
 
@@ -635,4 +635,29 @@ fn a_child_models_report_selects_its_parents_columns() {
     .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].1.as_str(), rows[0].2), ("swift", 100));
+}
+
+#[test]
+fn count_of_skips_nulls_and_count_distinct_counts_different_values() {
+    let (_db, mp) = shop();
+    let rows: Vec<(String, i64, i64, i64)> = green(move || {
+        mp.begin(|s| {
+            s.query::<LineItem>()
+                .join::<Order>()
+                .join::<Customer>()
+                .group_by(Customer::NAME)
+                .having(count_distinct(LineItem::ORDER_ID).ge(1))
+                .select((
+                    Customer::NAME,
+                    count(),
+                    count_of(Order::DISCOUNT),
+                    count_distinct(LineItem::ORDER_ID),
+                ))
+                .order_by(count_distinct(LineItem::ORDER_ID).desc())
+                .all()
+        })
+    })
+    .unwrap();
+    // ann: 2 orders x 2 items, one order without discount; bob: 1 order x 2
+    assert_eq!(rows, [("ann".to_owned(), 4, 2, 2), ("bob".into(), 2, 2, 1)]);
 }

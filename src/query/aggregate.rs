@@ -1,4 +1,5 @@
-//! Typed aggregates for report queries — [`count`], [`sum`], [`min`],
+//! Typed aggregates for report queries — [`count`], [`count_of`],
+//! [`count_distinct`], [`sum`], [`min`],
 //! [`max`], [`avg`] — and the `HAVING` conditions ([`AggregateExpr`]) built
 //! from them.
 
@@ -23,12 +24,69 @@ pub fn count() -> Count {
     Count
 }
 
+/// `COUNT(column)` (the non-NULL values) or `COUNT(DISTINCT column)` over
+/// a column of model `M`, read as `i64`.
+pub struct CountOf<M> {
+    term: Term,
+    _marker: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for CountOf<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for CountOf<M> {}
+
+impl<M> std::fmt::Debug for CountOf<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CountOf").field(&self.term).finish()
+    }
+}
+
+/// `COUNT(column)`: how many rows (of each group) have a non-NULL value.
+pub fn count_of<M, T, D>(field: Field<M, T, D>) -> CountOf<M> {
+    CountOf {
+        term: Term::Aggregate {
+            func: "COUNT",
+            column: field.column(),
+            cast: None,
+        },
+        _marker: PhantomData,
+    }
+}
+
+/// `COUNT(DISTINCT column)`: how many different non-NULL values.
+pub fn count_distinct<M, T, D>(field: Field<M, T, D>) -> CountOf<M> {
+    CountOf {
+        term: Term::CountDistinct(field.column()),
+        _marker: PhantomData,
+    }
+}
+
+impl<S, I, M> Selectable<S, I> for CountOf<M>
+where
+    S: Contains<M, I>,
+{
+    type Value = i64;
+
+    fn term(&self) -> Term {
+        self.term
+    }
+
+    fn decode(row: &Row, idx: usize) -> Result<i64> {
+        i64::decode(row, idx)
+    }
+}
+
 /// An aggregate over a column of model `M` whose non-NULL result is `V`;
 /// selected, it reads as `Option<V>` (`None` over no rows).
 ///
 /// | aggregate            | SQL                          | read as        |
 /// |----------------------|------------------------------|----------------|
 /// | `count()`            | `COUNT(*)`                   | `i64`          |
+/// | `count_of(col)`, `count_distinct(col)` | `COUNT(col)`, `COUNT(DISTINCT col)` | `i64` |
 /// | `sum(i16/i32 col)`   | `SUM(col)`                   | `Option<i64>`  |
 /// | `sum(i64 col)`       | `CAST(SUM(col) AS bigint)`   | `Option<i64>`  |
 /// | `sum(f32/f64 col)`   | `SUM(col)`                   | `Option<f32/f64>` |
@@ -240,6 +298,14 @@ impl<M, V: ToSql + Sync + Send + 'static> Aggregate<M, V> {
 impl Count {
     fn term(self) -> Term {
         Term::CountAll
+    }
+
+    aggregate_compare!(i64);
+}
+
+impl<M> CountOf<M> {
+    fn term(self) -> Term {
+        self.term
     }
 
     aggregate_compare!(i64);

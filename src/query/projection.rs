@@ -85,6 +85,8 @@ pub enum Term {
     Column(ColumnRef),
     /// `COUNT(*)`.
     CountAll,
+    /// `COUNT(DISTINCT "table"."column")`.
+    CountDistinct(ColumnRef),
     /// `func("table"."column")`, cast to `cast` when set.
     Aggregate {
         /// The SQL function (`SUM`).
@@ -100,7 +102,7 @@ impl Term {
     /// The column the term reads, if any.
     pub(crate) fn column(self) -> Option<ColumnRef> {
         match self {
-            Term::Column(c) | Term::Aggregate { column: c, .. } => Some(c),
+            Term::Column(c) | Term::CountDistinct(c) | Term::Aggregate { column: c, .. } => Some(c),
             Term::CountAll => None,
         }
     }
@@ -176,6 +178,7 @@ single_projection! {
     Field<M, T, D> => [M, T, D];
     super::Aggregate<M, V> => [M, V];
     super::Count => [];
+    super::CountOf<M> => [M];
 }
 
 macro_rules! tuple_projection {

@@ -421,6 +421,11 @@ fn push_term(st: &mut Statement<'_>, term: Term) {
     match term {
         Term::Column(c) => st.push_column(c),
         Term::CountAll => st.push("COUNT(*)"),
+        Term::CountDistinct(c) => {
+            st.push("COUNT(DISTINCT ");
+            st.push_column(c);
+            st.push(")");
+        }
         Term::Aggregate { func, column, cast } => {
             if cast.is_some() {
                 st.push("CAST(");
