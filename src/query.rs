@@ -40,7 +40,10 @@ pub use aggregate::{
 pub use expr::{Assignment, ColumnRef, Expr, Field, Order};
 #[doc(hidden)]
 pub use projection::Term;
-pub use projection::{Append, Contains, Here, Projection, ReportOrder, Selectable, There};
+pub use projection::{
+    Append, AppendOptional, Contains, Here, HereOptional, InnerSide, JoinSide, Optional, OuterSide,
+    Projection, ReportOrder, Selectable, There,
+};
 pub use query_error::QueryError;
 pub use report::Report;
 pub use sql::{quote_ident, QueryParts, Statement};

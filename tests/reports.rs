@@ -661,3 +661,45 @@ fn count_of_skips_nulls_and_count_distinct_counts_different_values() {
     // ann: 2 orders x 2 items, one order without discount; bob: 1 order x 2
     assert_eq!(rows, [("ann".to_owned(), 4, 2, 2), ("bob".into(), 2, 2, 1)]);
 }
+
+#[test]
+fn a_left_join_keeps_rows_without_a_match_and_reads_their_columns_as_none() {
+    let (_db, mp) = shop();
+    let (rows, per_customer) = green(move || {
+        mp.begin(|s| {
+            let rows: Vec<(String, Option<i32>, Option<f64>)> = s
+                .query::<Customer>()
+                .left_join::<Order>()
+                .select((Customer::NAME, Order::TOTAL, Order::DISCOUNT))
+                .order_by(Customer::NAME.asc())
+                .order_by(Order::TOTAL.asc())
+                .all()?;
+            let per_customer: Vec<(String, i64, Option<i64>)> = s
+                .query::<Customer>()
+                .left_join::<Order>()
+                .group_by(Customer::NAME)
+                .select((Customer::NAME, count_of(Order::ID), sum(Order::TOTAL)))
+                .order_by(Customer::NAME.asc())
+                .all()?;
+            Ok((rows, per_customer))
+        })
+    })
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("ann".to_owned(), Some(100), Some(0.5)),
+            ("ann".into(), Some(250), None),
+            ("bob".into(), Some(40), Some(1.5)),
+            ("cid".into(), None, None),
+        ]
+    );
+    assert_eq!(
+        per_customer,
+        [
+            ("ann".to_owned(), 2, Some(350)),
+            ("bob".into(), 1, Some(40)),
+            ("cid".into(), 0, None),
+        ]
+    );
+}

@@ -13,6 +13,8 @@ pub(super) struct Join {
     table: &'static Table,
     /// `on.0 = on.1`: the foreign key column and the column it references.
     on: (ColumnRef, ColumnRef),
+    /// `LEFT JOIN` rather than `JOIN`.
+    left: bool,
 }
 
 fn column(table: &'static str, column: &'static str) -> ColumnRef {
@@ -22,7 +24,7 @@ fn column(table: &'static str, column: &'static str) -> ColumnRef {
 impl Join {
     /// The join of `joined` (and its parent tables) to a query over
     /// `tables` (every table in its `FROM`, parents included) whose first
-    /// model's table is `root`.
+    /// model's table is `root`; a `LEFT JOIN` when `left`.
     ///
     /// # Errors
     ///
@@ -33,6 +35,7 @@ impl Join {
         root: &'static Table,
         tables: &[&'static Table],
         joined: &'static Table,
+        left: bool,
     ) -> Result<Join, QueryError> {
         let in_query = |name: &str| tables.iter().any(|t| t.name == name);
         let lineage = joined.lineage();
@@ -69,6 +72,7 @@ impl Join {
             [on] => Ok(Join {
                 table: joined,
                 on: *on,
+                left,
             }),
             [] => {
                 let names: Vec<String> = tables.iter().map(|t| format!("`{}`", t.name)).collect();
@@ -95,11 +99,11 @@ impl Join {
         }
     }
 
-    /// ` JOIN "t" ON ...`, or ` JOIN ("t" JOIN "parent" ON ...) ON ...` for
+    /// ` [LEFT] JOIN "t" ON ...`, or ` JOIN ("t" JOIN "parent" ON ...) ON ...` for
     /// a model with parents (its foreign key may live in a parent's table).
     pub(super) fn push_sql(&self, st: &mut Statement<'_>) {
         let has_parent = self.table.parent.is_some();
-        st.push(" JOIN ");
+        st.push(if self.left { " LEFT JOIN " } else { " JOIN " });
         if has_parent {
             st.push("(");
         }
@@ -178,7 +182,13 @@ mod tests {
 
     #[test]
     fn a_foreign_key_of_the_joined_model_is_followed_to_the_query() {
-        let join = Join::resolve(Customer::table(), &[Customer::table()], Order::table()).unwrap();
+        let join = Join::resolve(
+            Customer::table(),
+            &[Customer::table()],
+            Order::table(),
+            false,
+        )
+        .unwrap();
         assert_eq!(
             sql(&join),
             r#" JOIN "orders" ON "orders"."customer_id" = "customer"."id""#
@@ -187,7 +197,8 @@ mod tests {
 
     #[test]
     fn a_foreign_key_of_the_query_is_followed_to_the_joined_model() {
-        let join = Join::resolve(Order::table(), &[Order::table()], Customer::table()).unwrap();
+        let join =
+            Join::resolve(Order::table(), &[Order::table()], Customer::table(), false).unwrap();
         assert_eq!(
             sql(&join),
             r#" JOIN "customer" ON "orders"."customer_id" = "customer"."id""#
@@ -196,7 +207,8 @@ mod tests {
 
     #[test]
     fn a_child_model_is_joined_with_its_parent_in_parentheses() {
-        let join = Join::resolve(Order::table(), &[Order::table()], Express::table()).unwrap();
+        let join =
+            Join::resolve(Order::table(), &[Order::table()], Express::table(), false).unwrap();
         assert_eq!(
             sql(&join),
             r#" JOIN ("express" JOIN "parcel" ON "parcel"."id" = "express"."id") ON "parcel"."order_id" = "orders"."id""#
@@ -204,8 +216,23 @@ mod tests {
     }
 
     #[test]
+    fn a_left_join_keeps_the_parent_join_inside_its_parentheses() {
+        let join =
+            Join::resolve(Order::table(), &[Order::table()], Express::table(), true).unwrap();
+        assert_eq!(
+            sql(&join),
+            r#" LEFT JOIN ("express" JOIN "parcel" ON "parcel"."id" = "express"."id") ON "parcel"."order_id" = "orders"."id""#
+        );
+    }
+
+    #[test]
     fn two_foreign_keys_to_the_query_are_ambiguous() {
-        let err = Join::resolve(Customer::table(), &[Customer::table()], Transfer::table());
+        let err = Join::resolve(
+            Customer::table(),
+            &[Customer::table()],
+            Transfer::table(),
+            false,
+        );
         assert_eq!(
             err.unwrap_err().to_string(),
             "`transfer` can be joined along several foreign keys: \
@@ -216,7 +243,7 @@ mod tests {
     #[test]
     fn no_foreign_key_names_every_table_of_the_query() {
         let tables = [Customer::table(), Transfer::table()];
-        let err = Join::resolve(Customer::table(), &tables, Parcel::table()).unwrap_err();
+        let err = Join::resolve(Customer::table(), &tables, Parcel::table(), false).unwrap_err();
         assert_eq!(
             err.to_string(),
             "no foreign key joins `parcel` to `customer`, `transfer`"
@@ -226,7 +253,7 @@ mod tests {
     #[test]
     fn a_parent_already_in_the_query_is_refused() {
         let tables = [Parcel::table()];
-        let err = Join::resolve(Parcel::table(), &tables, Express::table()).unwrap_err();
+        let err = Join::resolve(Parcel::table(), &tables, Express::table(), false).unwrap_err();
         assert_eq!(err, QueryError::AlreadyJoined("parcel"));
     }
 }

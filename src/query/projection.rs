@@ -5,6 +5,8 @@
 use std::marker::PhantomData;
 
 use super::expr::{ColumnRef, Field, Order};
+use postgres_types::ToSql;
+
 use crate::pg::Row;
 use crate::types::ColumnType;
 use crate::Result;
@@ -52,11 +54,78 @@ pub struct There<I>(PhantomData<I>);
     label = "a column of `{M}`, which the query does not join",
     note = "join it first: `.join::<{M}>()`"
 )]
-pub trait Contains<M, I> {}
+pub trait Contains<M, I> {
+    /// Whether `M` came in through an inner or a left join.
+    type Side: JoinSide;
+}
 
-impl<M, Rest> Contains<M, Here> for (M, Rest) {}
+impl<M, Rest> Contains<M, Here> for (M, Rest) {
+    type Side = InnerSide;
+}
 
-impl<M, Head, Rest, I> Contains<M, There<I>> for (Head, Rest) where Rest: Contains<M, I> {}
+impl<M, Rest> Contains<M, HereOptional> for (Optional<M>, Rest) {
+    type Side = OuterSide;
+}
+
+impl<M, Head, Rest, I> Contains<M, There<I>> for (Head, Rest)
+where
+    Rest: Contains<M, I>,
+{
+    type Side = Rest::Side;
+}
+
+/// The entry of a model joined with [`Report::left_join`](super::Report::left_join)
+/// in a query's model list: its columns read as `Option`s.
+#[derive(Debug, Clone, Copy)]
+pub struct Optional<M>(PhantomData<M>);
+
+/// The index of a left-joined model at the head of a query's model list.
+#[derive(Debug, Clone, Copy)]
+pub struct HereOptional;
+
+/// How a column of a model is read given how the model is in the query.
+pub trait JoinSide {
+    /// The Rust type a column of Rust type `D` (non-NULL type `T`) is read
+    /// as.
+    type Read<T: ColumnType + ToSql + Sync, D: ColumnType>: ColumnType;
+}
+
+/// A model of the query's `FROM` or of an inner join: a column reads as
+/// its field's declared type.
+#[derive(Debug, Clone, Copy)]
+pub struct InnerSide;
+
+impl JoinSide for InnerSide {
+    type Read<T: ColumnType + ToSql + Sync, D: ColumnType> = D;
+}
+
+/// A left-joined model: every column reads as `Option<T>` (`None` when no
+/// row matched).
+#[derive(Debug, Clone, Copy)]
+pub struct OuterSide;
+
+impl JoinSide for OuterSide {
+    type Read<T: ColumnType + ToSql + Sync, D: ColumnType> = Option<T>;
+}
+
+/// Type-level list concatenation with every entry of `Self` wrapped in
+/// [`Optional`]: a left join puts the joined model's lineage in front of
+/// the query's model list.
+pub trait AppendOptional<Tail> {
+    /// The concatenated list.
+    type Output;
+}
+
+impl<Tail> AppendOptional<Tail> for () {
+    type Output = Tail;
+}
+
+impl<Head, Rest, Tail> AppendOptional<Tail> for (Head, Rest)
+where
+    Rest: AppendOptional<Tail>,
+{
+    type Output = (Optional<Head>, Rest::Output);
+}
 
 /// Type-level list concatenation: `Self` followed by `Tail`; a join puts
 /// the joined model's [`Lineage`](crate::Model::Lineage) in front of the
@@ -123,20 +192,22 @@ pub trait Selectable<S, I> {
 }
 
 /// A column reads as the field's declared type: `Option<T>` for a nullable
-/// column, `T` otherwise (a NULL there is an error naming the column).
+/// column, `T` otherwise (a NULL there is an error naming the column); a
+/// column of a left-joined model reads as `Option<T>`.
 impl<S, I, M, T, D> Selectable<S, I> for Field<M, T, D>
 where
     S: Contains<M, I>,
+    T: ColumnType + ToSql + Sync,
     D: ColumnType,
 {
-    type Value = D;
+    type Value = <S::Side as JoinSide>::Read<T, D>;
 
     fn term(&self) -> Term {
         Term::Column(self.column())
     }
 
-    fn decode(row: &Row, idx: usize) -> Result<D> {
-        D::decode(row, idx)
+    fn decode(row: &Row, idx: usize) -> Result<Self::Value> {
+        <Self::Value as ColumnType>::decode(row, idx)
     }
 }
 

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use super::aggregate::{AggregateExpr, HavingNode};
 use super::expr::{ColumnRef, Expr, Field, Node};
 use super::join::Join;
-use super::projection::{Append, Contains, Projection, ReportOrder, Term};
+use super::projection::{Append, AppendOptional, Contains, Projection, ReportOrder, Term};
 use super::query_error::QueryError;
 use super::sql::{QueryParts, Statement};
 use super::Query;
@@ -61,7 +61,8 @@ use crate::{Error, Result};
 /// `filter` and `order_by` belong to the query. A selected column that is
 /// neither grouped nor aggregated is the server's error (SQLSTATE `42803`).
 ///
-/// Joins are inner joins. A model in the query brings its parent tables
+/// `join` is an inner join; `left_join` keeps the rows without a match and
+/// reads the joined model's columns as `Option<T>`. A model in the query brings its parent tables
 /// (joined-table inheritance) and their columns: `s.query::<Engineer>()`
 /// selects `Employee::NAME` too.
 pub struct Report<'s, S, P = ()> {
@@ -128,6 +129,16 @@ impl<'s, M: Model> Query<'s, M> {
         self.into_report().join::<C>()
     }
 
+    /// `LEFT JOIN`s model `C`; see [`Report::left_join`].
+    pub fn left_join<C: Model>(
+        self,
+    ) -> Report<'s, <C::Lineage as AppendOptional<M::Lineage>>::Output, ()>
+    where
+        C::Lineage: AppendOptional<M::Lineage>,
+    {
+        self.into_report().left_join::<C>()
+    }
+
     /// Selects columns and aggregates instead of whole models:
     /// `.select((Task::ID, Task::SUBJECT))` reads `Vec<(Uuid, String)>`.
     pub fn select<P, I>(self, projection: P) -> Report<'s, M::Lineage, P>
@@ -154,12 +165,26 @@ impl<'s, M: Model> Query<'s, M> {
 impl<'s, S> Report<'s, S, ()> {
     /// Joins model `C` along the one declared foreign key between `C`'s
     /// table and a table already in the query; see [`Query::join`].
-    pub fn join<C: Model>(mut self) -> Report<'s, <C::Lineage as Append<S>>::Output, ()>
+    pub fn join<C: Model>(self) -> Report<'s, <C::Lineage as Append<S>>::Output, ()>
     where
         C::Lineage: Append<S>,
     {
+        self.add_join(C::table(), false)
+    }
+
+    /// `LEFT JOIN`s model `C` like [`join`](Report::join): the query's rows
+    /// without a match stay, and `C`'s columns (and its parents') read as
+    /// `Option<T>`, `None` where nothing matched.
+    pub fn left_join<C: Model>(self) -> Report<'s, <C::Lineage as AppendOptional<S>>::Output, ()>
+    where
+        C::Lineage: AppendOptional<S>,
+    {
+        self.add_join(C::table(), true)
+    }
+
+    fn add_join<T>(mut self, joined: &'static Table, left: bool) -> Report<'s, T, ()> {
         if self.sql.error.is_none() {
-            if let Err(e) = self.sql.add_join(C::table()) {
+            if let Err(e) = self.sql.add_join(joined, left) {
                 self.sql.error = Some(e);
             }
         }
@@ -315,8 +340,12 @@ impl<S, P> Report<'_, S, P> {
 impl ReportSql {
     /// Adds `joined` (with its parents) along the one foreign key between
     /// its tables and the query's.
-    fn add_join(&mut self, joined: &'static Table) -> std::result::Result<(), QueryError> {
-        let join = Join::resolve(self.root, &self.tables, joined)?;
+    fn add_join(
+        &mut self,
+        joined: &'static Table,
+        left: bool,
+    ) -> std::result::Result<(), QueryError> {
+        let join = Join::resolve(self.root, &self.tables, joined, left)?;
         self.tables.extend(joined.lineage());
         self.joins.push(join);
         Ok(())
