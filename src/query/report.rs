@@ -16,8 +16,8 @@ use crate::session::Session;
 use crate::{Error, Result};
 
 /// A query over the model list `S` (`(Customer, (Order, ()))`) selecting
-/// `P`; built from [`Query::join`], [`Query::select`], [`Query::group_by`]
-/// or [`Query::distinct`], run with [`all`](Report::all),
+/// `P`; built from [`Query::join`], [`Query::left_join`],
+/// [`Query::select`], [`Query::group_by`] or [`Query::distinct`], run with [`all`](Report::all),
 /// [`first`](Report::first) or [`one`](Report::one) once a projection is
 /// selected.
 ///
@@ -39,6 +39,12 @@ use crate::{Error, Result};
 ///     .join::<Customer>()
 ///     .select((Order::ID, Customer::NAME))
 ///     .order_by(Order::ID.asc())
+///     .all()?;
+/// // every customer, with or without orders: Vec<(String, Option<i32>)>
+/// let all = s
+///     .query::<Customer>()
+///     .left_join::<Order>()
+///     .select((Customer::NAME, Order::TOTAL))
 ///     .all()?;
 /// // per customer: name, number of orders, revenue; big customers only
 /// let report: Vec<(String, i64, Option<i64>)> = s
@@ -62,9 +68,14 @@ use crate::{Error, Result};
 /// neither grouped nor aggregated is the server's error (SQLSTATE `42803`).
 ///
 /// `join` is an inner join; `left_join` keeps the rows without a match and
-/// reads the joined model's columns as `Option<T>`. A model in the query brings its parent tables
-/// (joined-table inheritance) and their columns: `s.query::<Engineer>()`
-/// selects `Employee::NAME` too.
+/// reads the joined model's columns as `Option<T>`. A model in the query
+/// brings its parent tables (joined-table inheritance) and their columns:
+/// `s.query::<Engineer>()` selects `Employee::NAME` too. A table joins a
+/// query once (no self-joins), and every model of a query is on one bind.
+///
+/// Not provided: subqueries, `UNION`, joins on conditions other than a
+/// declared foreign key, expressions over columns in the select list
+/// (`total * 2`); those stay with `Session::query_raw`.
 pub struct Report<'s, S, P = ()> {
     session: &'s mut Session,
     sql: ReportSql,
