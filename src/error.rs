@@ -251,6 +251,11 @@ pub enum Error {
     #[error(transparent)]
     Migration(Box<crate::migrate::MigrationError>),
 
+    /// A report query (join, projection, aggregate) the builder refuses;
+    /// names the table or column ([`crate::query::QueryError`]).
+    #[error(transparent)]
+    Query(Box<crate::query::QueryError>),
+
     /// A value read from the database matches no variant of a `Choice`.
     #[error("column `{column}` holds {value}, which is not a valid {type_name}")]
     InvalidChoice {

@@ -72,12 +72,14 @@ mod bind_connection;
 mod crud;
 mod load_policy;
 mod query;
+mod report;
 
 use bind_connection::BindConnection;
 use load_policy::RelatedLoads;
 
 pub use load_policy::{LoadPolicy, N_PLUS_ONE_THRESHOLD};
 pub use query::Query;
+pub use report::Report;
 
 /// A transaction scope: `add`, `get`, `delete`, `query`, `related`, raw SQL.
 /// Obtain one with [`Mapper::session`] or [`Mapper::begin`].

@@ -47,8 +47,8 @@ impl Session {
 /// [`exists`](Query::exists), [`update`](Query::update),
 /// [`delete`](Query::delete).
 pub struct Query<'s, M> {
-    session: &'s mut Session,
-    parts: QueryParts,
+    pub(super) session: &'s mut Session,
+    pub(super) parts: QueryParts,
     _model: PhantomData<fn() -> M>,
 }
 
