@@ -59,7 +59,10 @@ impl Log for StatementLog {
 
     fn log(&self, record: &Record<'_>) {
         if self.enabled(record.metadata()) {
-            self.messages.lock().unwrap().push(record.args().to_string());
+            self.messages
+                .lock()
+                .unwrap()
+                .push(record.args().to_string());
         }
     }
 
@@ -137,7 +140,10 @@ fn each_owner_comes_with_its_children_in_key_order_and_childless_owners_with_non
             let names: Vec<(&str, Vec<&str>)> = loaded
                 .iter()
                 .map(|(o, pets)| {
-                    (o.name.as_str(), pets.iter().map(|p| p.name.as_str()).collect())
+                    (
+                        o.name.as_str(),
+                        pets.iter().map(|p| p.name.as_str()).collect(),
+                    )
                 })
                 .collect();
             assert_eq!(
@@ -193,7 +199,11 @@ fn the_children_of_any_number_of_owners_load_in_one_statement_with_one_array_par
         assert_eq!(all.len(), 300);
         assert_eq!(all.iter().map(|(_, cats)| cats.len()).sum::<usize>(), 200);
         let statements = logged(needle);
-        assert_eq!(statements.len(), 2, "one statement per load: {statements:#?}");
+        assert_eq!(
+            statements.len(),
+            2,
+            "one statement per load: {statements:#?}"
+        );
         let sql = |m: &str| m[m.find("SELECT").expect("the SQL text")..].to_owned();
         assert_eq!(
             sql(&statements[0]),
@@ -243,7 +253,10 @@ fn with_related_without_a_foreign_key_is_an_error_naming_both_models() {
         let err = mp
             .begin(|s| s.query::<Owner>().with_related::<Task>().all())
             .unwrap_err();
-        assert_eq!(err.to_string(), "model `Task` has no foreign key to `owner`");
+        assert_eq!(
+            err.to_string(),
+            "model `Task` has no foreign key to `owner`"
+        );
         let none = mp.begin(|s| s.query::<Owner>().with_related::<Pet>().all())?;
         assert!(none.is_empty(), "no owners, no second query");
         Ok::<_, odm::Error>(())

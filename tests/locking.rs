@@ -104,19 +104,25 @@ fn nowait_on_a_row_locked_by_another_transaction_fails_with_lock_not_available()
     let holder = Holder::start(&mp, |s| s.query::<Job>().for_update().one().map(drop));
     let other = mp.clone();
     let err = green(move || {
-        other.begin(|s| s.query::<Job>().filter(Job::DONE.eq(false)).for_update().nowait().all())
+        other.begin(|s| {
+            s.query::<Job>()
+                .filter(Job::DONE.eq(false))
+                .for_update()
+                .nowait()
+                .all()
+        })
     })
     .unwrap_err();
     assert!(err.is_lock_not_available(), "{err}");
     assert_eq!(err.code(), Some(sqlstate::LOCK_NOT_AVAILABLE));
     // skip_locked sees no row; a shared lock cannot be had at once either
     let other = mp.clone();
-    let skipped = green(move || other.begin(|s| s.query::<Job>().for_update().skip_locked().all()))
-        .unwrap();
+    let skipped =
+        green(move || other.begin(|s| s.query::<Job>().for_update().skip_locked().all())).unwrap();
     assert!(skipped.is_empty());
     let other = mp.clone();
-    let err = green(move || other.begin(|s| s.query::<Job>().for_share().nowait().all()))
-        .unwrap_err();
+    let err =
+        green(move || other.begin(|s| s.query::<Job>().for_share().nowait().all())).unwrap_err();
     assert!(err.is_lock_not_available(), "{err}");
     // the lock ends with the transaction
     holder.commit();
@@ -129,8 +135,8 @@ fn shared_locks_let_other_readers_share_but_keep_writers_out() {
     let (_db, mp) = queue_with(1);
     let holder = Holder::start(&mp, |s| s.query::<Job>().for_share().one().map(drop));
     let other = mp.clone();
-    let shared = green(move || other.begin(|s| s.query::<Job>().for_key_share().nowait().all()))
-        .unwrap();
+    let shared =
+        green(move || other.begin(|s| s.query::<Job>().for_key_share().nowait().all())).unwrap();
     assert_eq!(shared.len(), 1);
     let other = mp.clone();
     let err = green(move || other.begin(|s| s.query::<Job>().for_no_key_update().nowait().all()))
@@ -156,7 +162,10 @@ fn the_locking_clause_comes_last_after_limit() {
             "{sql}"
         );
         let sql = s.query::<Job>().for_no_key_update().nowait().to_sql();
-        assert!(sql.ends_with(r#"FROM "job" FOR NO KEY UPDATE NOWAIT"#), "{sql}");
+        assert!(
+            sql.ends_with(r#"FROM "job" FOR NO KEY UPDATE NOWAIT"#),
+            "{sql}"
+        );
         Ok::<_, odm::Error>(())
     })
     .unwrap();

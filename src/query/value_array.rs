@@ -59,8 +59,8 @@ impl ToSql for ValueArray<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use postgres_protocol::types::{array_from_sql, int4_from_sql};
     use postgres_protocol::types::ArrayValues;
+    use postgres_protocol::types::{array_from_sql, int4_from_sql};
 
     #[test]
     fn values_encode_as_an_array_of_the_inferred_element_type() {

@@ -34,6 +34,22 @@
 //! exist only on a [`Locked`] query whose policy is still [`Wait`], there is
 //! no second lock mode, and `count`/`exists`/`update`/`delete` (which
 //! PostgreSQL refuses to lock, or which lock anyway) are not offered.
+//!
+//! ```compile_fail
+//! # #[derive(odm::Model, Debug, Clone, Default)]
+//! # struct Job { #[odm(primary_key)] id: Option<i32> }
+//! # fn demo(s: &mut odm::Session) -> odm::Result<()> {
+//! s.query::<Job>().skip_locked().first()?; // no lock mode: does not compile
+//! # Ok(()) }
+//! ```
+//!
+//! ```compile_fail
+//! # #[derive(odm::Model, Debug, Clone, Default)]
+//! # struct Job { #[odm(primary_key)] id: Option<i32> }
+//! # fn demo(s: &mut odm::Session) -> odm::Result<()> {
+//! s.query::<Job>().for_update().skip_locked().nowait().first()?; // both: does not compile
+//! # Ok(()) }
+//! ```
 
 use std::marker::PhantomData;
 
