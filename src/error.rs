@@ -360,6 +360,15 @@ impl Error {
         self.transaction_code().is_some_and(sqlstate::is_retryable)
     }
 
+    /// True when a lock could not be taken at once
+    /// ([`sqlstate::LOCK_NOT_AVAILABLE`], 55P03): a `NOWAIT` locking read
+    /// ([`Locked::nowait`](crate::session::Locked::nowait)) met a locked
+    /// row, or `lock_timeout` passed; also as a [`Error::RolledBack`]'s or
+    /// [`Error::TransactionAborted`]'s cause.
+    pub fn is_lock_not_available(&self) -> bool {
+        self.transaction_code() == Some(sqlstate::LOCK_NOT_AVAILABLE)
+    }
+
     /// True when a cancel request ([`crate::pg::CancelToken`]) or the
     /// server's `statement_timeout` stopped the statement
     /// ([`sqlstate::QUERY_CANCELED`]). odm's own `query_timeout` is

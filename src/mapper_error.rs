@@ -186,7 +186,7 @@ impl fmt::Display for MapperError {
             } => write!(
                 f,
                 "n+1 loading: related::<{model}> through `{table}.{column}` ran {calls} times in one session; \
-                 load the rows with one query filtering `{column}` with in_"
+                 load them for all owners at once with query::<Owner>().with_related::<{model}>()"
             ),
         }
     }

@@ -3,7 +3,9 @@
 //! parameterised SQL (identifiers quoted, values bound); joins, projections
 //! into tuples and aggregates are a [`Report`](crate::Report). Nothing here
 //! talks to the database: [`Query`](crate::Query), made by
-//! [`Session::query`](crate::Session::query), runs them.
+//! [`Session::query`](crate::Session::query), runs them. [`lock`] holds the
+//! locking clauses (`FOR UPDATE ... SKIP LOCKED`), [`ValueArray`] binds many
+//! values as one array parameter (batched eager loading).
 //!
 //! ```no_run
 //! # #[derive(odm::Model, Debug, Clone, Default)]
@@ -28,15 +30,18 @@
 pub(crate) mod aggregate;
 pub(crate) mod expr;
 pub(crate) mod join;
+pub mod lock;
 pub(crate) mod projection;
 mod query_error;
 pub mod sql;
+mod value_array;
 
 pub use aggregate::{
     avg, count, count_distinct, count_of, max, min, sum, Aggregate, AggregateExpr, Anywhere,
     Averageable, Count, CountOf, Summable,
 };
 pub use expr::{Assignment, ColumnRef, Expr, Field, Order};
+pub use lock::{LockStrength, NoWait, SkipLocked, Wait, WaitPolicy};
 #[doc(hidden)]
 pub use projection::Term;
 pub use projection::{
@@ -45,3 +50,4 @@ pub use projection::{
 };
 pub use query_error::QueryError;
 pub use sql::{QueryParts, Statement};
+pub use value_array::ValueArray;

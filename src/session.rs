@@ -27,8 +27,10 @@
 //! * What differs: with `REPEATABLE READ`/`SERIALIZABLE` as the server's
 //!   default, reads before the first write would each get their own
 //!   snapshot. When reads must share the transaction's snapshot, start it
-//!   first with [`Session::set_isolation`] (or any raw statement, e.g.
-//!   `SELECT ... FOR UPDATE` through `query_raw`).
+//!   first with [`Session::set_isolation`] (or any raw statement).
+//! * A **locking read** ([`Query::for_update`], `for_share`, ...) is not a
+//!   plain read: like a write, it starts the transaction, and its row locks
+//!   are held until commit or rollback.
 //! * `COMMIT` and `ROLLBACK` wait for the server's answer, so a commit error
 //!   (e.g. a serialization failure, 40001) is always reported.
 //!
@@ -78,7 +80,7 @@ use bind_connection::BindConnection;
 use load_policy::RelatedLoads;
 
 pub use load_policy::{LoadPolicy, N_PLUS_ONE_THRESHOLD};
-pub use query::Query;
+pub use query::{Locked, Query, WithRelated};
 pub use report::Report;
 
 /// A transaction scope: `add`, `get`, `delete`, `query`, `related`, raw SQL.

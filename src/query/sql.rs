@@ -10,6 +10,10 @@ use super::expr::{Assignment, ColumnRef, Expr, Node, Order};
 use crate::model::{ColumnDef, Table};
 use crate::{MapperError, Result};
 
+mod related;
+
+pub use related::select_related_batch;
+
 /// An SQL text with its bound parameters, ready for the driver.
 #[derive(Debug, Default)]
 pub struct Statement<'a> {
