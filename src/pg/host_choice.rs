@@ -78,6 +78,12 @@ fn server_state(client: &Client) -> Result<ServerState, Error> {
 /// reports nothing to judge by.
 pub(crate) fn still_fits(client: &Client) -> bool {
     let attrs = client.config().target_session_attrs();
+    if matches!(
+        attrs,
+        TargetSessionAttrs::Any | TargetSessionAttrs::PreferStandby
+    ) {
+        return true;
+    }
     let Some(hot_standby) = reported(client, "in_hot_standby") else {
         return true;
     };

@@ -130,7 +130,78 @@ pub(super) fn check_ports_fit(hosts: usize, ports: usize) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Config;
     use super::*;
+
+    fn tcp(name: &str, port: u16) -> (Host, u16) {
+        (Host::Tcp(name.to_owned()), port)
+    }
+
+    #[test]
+    fn a_url_names_several_hosts_each_with_its_own_port_or_the_default() {
+        let c = Config::parse(
+            "postgresql://u:pw@h1:5433,[::1]:6000,h3/db?target_session_attrs=read-write",
+        )
+        .unwrap();
+        assert_eq!(
+            c.hosts(),
+            vec![tcp("h1", 5433), tcp("::1", 6000), tcp("h3", DEFAULT_PORT)]
+        );
+        assert_eq!((c.host(), c.port()), (&Host::Tcp("h1".into()), 5433));
+        assert_eq!(c.target_session_attrs(), TargetSessionAttrs::ReadWrite);
+        assert_eq!(c.load_balance_hosts(), LoadBalanceHosts::Disable);
+    }
+
+    #[test]
+    fn key_values_give_one_port_for_all_hosts_or_one_per_host() {
+        let c = Config::parse("host=h1,h2 port=5433 load_balance_hosts=random").unwrap();
+        assert_eq!(c.hosts(), vec![tcp("h1", 5433), tcp("h2", 5433)]);
+        assert_eq!(c.load_balance_hosts(), LoadBalanceHosts::Random);
+        let c = Config::parse("port=5433,5434 host=h1,/run/pg").unwrap();
+        assert_eq!(
+            c.hosts(),
+            vec![tcp("h1", 5433), (Host::Unix("/run/pg".into()), 5434)]
+        );
+    }
+
+    #[test]
+    fn a_port_list_that_does_not_fit_the_hosts_is_a_typed_error() {
+        for s in [
+            "host=h1,h2,h3 port=1,2",
+            "postgresql://u:secret@h1,h2/db?port=1,2,3",
+        ] {
+            let err = Config::parse(s).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{err:?}");
+            assert!(err.to_string().contains("ports for"), "{err}");
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
+        let err = Config::parse("host=h1,h2 target_session_attrs=writable").unwrap_err();
+        assert!(err.to_string().contains("`writable`"), "{err}");
+    }
+
+    #[test]
+    fn a_multi_host_config_round_trips_through_its_url() {
+        for s in [
+            "postgresql://u:pw@h1:5433,h2:5434/db?target_session_attrs=standby",
+            "host=h1,/tmp port=1,2 load_balance_hosts=random user=u",
+            "postgresql://u@h1,[::1]/db?target_session_attrs=prefer-standby",
+        ] {
+            let c = Config::parse(s).unwrap();
+            assert_eq!(Config::parse(&c.to_url()).unwrap(), c, "{}", c.to_url());
+        }
+    }
+
+    #[test]
+    fn the_builder_takes_a_host_list_and_the_session_attrs() {
+        let c = Config::builder()
+            .host("h1,h2")
+            .port(6000)
+            .target_session_attrs(TargetSessionAttrs::Primary)
+            .build()
+            .unwrap();
+        assert_eq!(c.hosts(), vec![tcp("h1", 6000), tcp("h2", 6000)]);
+        assert_eq!(c.target_session_attrs(), TargetSessionAttrs::Primary);
+    }
 
     #[test]
     fn every_libpq_spelling_of_target_session_attrs_round_trips() {
