@@ -124,6 +124,41 @@ fn when_no_host_fits_the_error_names_every_host_tried_and_why_but_not_the_passwo
     assert!(!message.contains("odmtest"), "{message}");
 }
 
+#[test]
+fn a_pool_on_standby_drops_its_connection_once_the_standby_is_promoted_and_says_why_it_opens_none()
+{
+    let pair = ReplicatedCluster::start().unwrap();
+    let standby = pair.standby().port();
+    let pool = Pool::from_url(&format!(
+        "{}&pool_size=1&pool_timeout=5",
+        url(&[standby], "target_session_attrs=standby")
+    ))
+    .unwrap();
+    let p = pool.clone();
+    let in_recovery: bool =
+        on_green(move || p.query("SELECT pg_is_in_recovery()", &[])?[0].try_get(0)).unwrap();
+    assert!(in_recovery);
+
+    pair.promote().unwrap();
+    // The server reports `in_hot_standby=off` with its next answer; the
+    // pool then retires the connection, and a new connect finds no
+    // standby. The statement that carried the report may have run on the
+    // promoted server; the one after it may not.
+    let p = pool.clone();
+    let err = on_green(move || {
+        let _ = p.query("SELECT 1", &[]);
+        p.query("SELECT pg_is_in_recovery()", &[]).map(drop)
+    })
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("target_session_attrs=standby"),
+        "{message}"
+    );
+    assert!(message.contains("is a read-write primary"), "{message}");
+    pool.close();
+}
+
 /// What one writing task saw: the rows acknowledged, with when.
 #[derive(Debug, Default)]
 struct Writes {
