@@ -166,6 +166,26 @@ impl SslNegotiation {
 ///
 /// Over a unix socket TLS is never used, whatever `sslmode` says (as
 /// libpq). TLS failures are [`Error::Tls`](crate::Error::Tls).
+///
+/// # Several hosts
+///
+/// As in libpq, a URL or `host=` may list several servers, tried in turn
+/// until one accepts and satisfies `target_session_attrs`
+/// ([`TargetSessionAttrs`]); `port=` gives one port for all or one per host:
+///
+/// ```
+/// use odm::pg::{Config, Host, TargetSessionAttrs};
+///
+/// let config = Config::parse(
+///     "postgresql://app:s3cret@db1:5432,db2:5433/app?target_session_attrs=read-write",
+/// )?;
+/// assert_eq!(
+///     config.hosts(),
+///     vec![(Host::Tcp("db1".into()), 5432), (Host::Tcp("db2".into()), 5433)]
+/// );
+/// assert_eq!(config.target_session_attrs(), TargetSessionAttrs::ReadWrite);
+/// # Ok::<(), odm::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     scheme: &'static str,
