@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use odm::session::AsOdmError;
 use odm::{Error, Mapper, MapperError};
-use orm_common::{database_url, green, mapper_with_models, test_database, Task};
+use orm_common::{database_url, green, mapper_with_models, test_database, Employee, Task};
 
 fn count_tasks(mp: &Mapper) -> u64 {
     mp.begin(|s| s.query::<Task>().count()).unwrap()
@@ -249,6 +249,7 @@ fn an_independent_transaction_on_a_pool_the_task_fills_fails_at_once() {
     let db = test_database().expect("test database");
     let url = format!("{}?pool_size=1&pool_timeout=30", database_url(&db));
     let mp = Mapper::new(&url).unwrap();
+    mp.register::<Employee>().unwrap();
     mp.register::<Task>().unwrap();
     green(move || {
         mp.table_create().unwrap();
