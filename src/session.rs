@@ -463,4 +463,3 @@ fn busy(label: &str) -> Error {
     }
     .into()
 }
-

@@ -90,9 +90,9 @@ impl Scope {
                 .filter_map(|(_, weak)| weak.upgrade())
                 .collect()
         });
-        let scope = scopes.into_iter().find(|s| {
-            !s.is_ended() && (s.opening == Opening::Block || s.in_transaction(None))
-        })?;
+        let scope = scopes
+            .into_iter()
+            .find(|s| !s.is_ended() && (s.opening == Opening::Block || s.in_transaction(None)))?;
         (!blocks_only || scope.opening == Opening::Block).then_some(scope)
     }
 
@@ -122,8 +122,7 @@ impl Scope {
     /// Whether any of its connections is in a transaction.
     pub(super) fn in_transaction(&self, label: Option<&str>) -> bool {
         self.state.lock().slots.iter().any(|(l, conn)| {
-            label.is_none_or(|label| l == label)
-                && conn.as_ref().is_some_and(|c| c.in_transaction)
+            label.is_none_or(|label| l == label) && conn.as_ref().is_some_and(|c| c.in_transaction)
         })
     }
 
@@ -164,8 +163,17 @@ impl Scope {
 
     /// Runs `work` on every connection of the scope, in order of first use;
     /// the first error is returned after all ran.
-    pub(super) fn for_each(&self, mut work: impl FnMut(&mut BindConnection) -> Result<()>) -> Result<()> {
-        let labels: Vec<String> = self.state.lock().slots.iter().map(|(l, _)| l.clone()).collect();
+    pub(super) fn for_each(
+        &self,
+        mut work: impl FnMut(&mut BindConnection) -> Result<()>,
+    ) -> Result<()> {
+        let labels: Vec<String> = self
+            .state
+            .lock()
+            .slots
+            .iter()
+            .map(|(l, _)| l.clone())
+            .collect();
         let mut failure = None;
         for label in labels {
             if let Some(Err(e)) = self.with_existing(&label, &mut work) {

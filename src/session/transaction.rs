@@ -274,7 +274,11 @@ impl Mapper {
         work: impl FnOnce(&crate::pg::Client) -> Result<R>,
     ) -> Option<Result<R>> {
         let scope = self.task_transaction(label)?;
-        Some(scope.with_bind(label, || Err(super::busy(label)), |conn| conn.run(0, None, work)))
+        Some(scope.with_bind(
+            label,
+            || Err(super::busy(label)),
+            |conn| conn.run(0, None, work),
+        ))
     }
 
     /// `work` in a session owning `scope`: committed on `Ok`, rolled back on
