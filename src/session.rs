@@ -56,6 +56,55 @@
 //!
 //! Sessions spanning several binds run one transaction per bind; the commits
 //! are not atomic across binds (no two-phase commit).
+//!
+//! # Composing transactions
+//!
+//! Business code is built from functions that each call
+//! [`Mapper::begin`]; on one task they compose into one transaction, as
+//! Django's `atomic()` blocks nest. The task's current transaction on a
+//! mapper is kept per task (in the coroutine's own storage, not a
+//! thread-local, so it follows the task across worker threads):
+//!
+//! * **Nested `begin` joins.** [`Mapper::begin`] (and
+//!   [`Mapper::transaction`], the retrying forms) called while the task is
+//!   in a transaction of the same mapper — inside another `begin`'s
+//!   closure, or after a [`Mapper::session`] session's first write — runs
+//!   its closure in a session that joined that transaction
+//!   ([`Session::is_joined`]) at a savepoint, created lazily with its first
+//!   statement. `Err` or a panic rolls back to the savepoint and the outer
+//!   transaction goes on (the panic continues); `Ok` only releases the
+//!   savepoint: the outer commit commits everything, the outer rollback
+//!   discards everything, inner "commits" included. Reads inside see the
+//!   outer writes (same connection). A retrying begin that joined runs
+//!   once: a serialization failure dooms the whole outer transaction, so
+//!   the outermost retrying begin retries it.
+//! * **`session()` inside a `begin` joins too**: its `commit` releases its
+//!   savepoint, its `rollback` or drop rolls back to it. Outside a `begin`
+//!   closure, [`Mapper::session`] always starts a session of its own (so a
+//!   read-only session and a writing one can live side by side on a task,
+//!   and nobody's commit silently depends on another session's fate). A
+//!   joined session used after its transaction ended is refused with
+//!   [`MapperError::TransactionEnded`].
+//! * **Reads never ask for a second connection.** A session with no
+//!   connection of its own to a bind reads on the task's current
+//!   transaction's connection to that bind when there is one (seeing its
+//!   writes), else on the shared autocommit path. [`Mapper::tables`] does
+//!   the same. A *write* from a second session of its own while the task
+//!   holds a connection is still [`Error::NestedAcquire`], at once.
+//! * **Independent transactions are explicit.**
+//!   [`Mapper::begin_independent`] / [`Mapper::session_independent`] run on
+//!   a connection of their own and commit on their own (an audit row that
+//!   survives the outer rollback). They see the outer transaction as
+//!   another transaction would. The second connection comes from
+//!   [`Pool::acquire_another`](crate::Pool::acquire_another): when the
+//!   task's own holdings fill the pool, the first statement fails at once
+//!   with [`Error::PoolHeldByTask`] instead of waiting for itself.
+//! * **The caller's own errors.** [`Mapper::transaction`] takes a closure
+//!   returning `Result<T, E>` with `E: From<odm::Error>`: `Err(e)` rolls
+//!   back and comes back unchanged. [`Mapper::transaction_with_retry`]
+//!   retries when `E` carries a retryable odm error ([`AsOdmError`]).
+//!   [`Mapper::begin`] stays the form for `odm::Result` closures: a generic
+//!   `E` cannot be inferred from a closure that only uses `?` and `Ok`.
 
 use std::fmt;
 use std::sync::Arc;
