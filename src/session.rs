@@ -133,7 +133,7 @@ pub use transaction::AsOdmError;
 /// A transaction scope: `add`, `get`, `delete`, `query`, `related`, raw SQL.
 /// Obtain one with [`Mapper::session`] or [`Mapper::begin`]. A session
 /// either owns its transaction or has joined the task's current one at a
-/// savepoint (see [composition](self#composing-transactions)).
+/// savepoint (see [composition](crate::session#composing-transactions)).
 pub struct Session {
     mapper: Mapper,
     /// The transaction: its connections and savepoint levels, shared with
