@@ -7,7 +7,7 @@ mod orm_common;
 
 use std::time::{Duration, Instant};
 
-use odm::session::AsOdmError;
+use odm::AsOdmError;
 use odm::{Error, Mapper, MapperError};
 use orm_common::{database_url, green, mapper_with_models, test_database, Employee, Task};
 

@@ -305,7 +305,9 @@ impl Mapper {
 
     /// `work` in a session joining `scope` at a savepoint: released on
     /// `Ok`, rolled back to on `Err` or panic (caught, the savepoint rolled
-    /// back to, then resumed), so the outer transaction goes on.
+    /// back to, then resumed), so the outer transaction goes on. A panic
+    /// whose payload is not a message (`panic_any`, a cancelled coroutine)
+    /// abandons the whole transaction instead, without I/O.
     fn run_joined<T, E, F>(&self, scope: Arc<Scope>, work: F) -> std::result::Result<T, E>
     where
         F: FnOnce(&mut Session) -> std::result::Result<T, E>,
@@ -324,13 +326,25 @@ impl Mapper {
                 Err(e)
             }
             Err(payload) => {
-                if let Err(rollback) = session.rollback() {
-                    log::warn!("rollback to a savepoint after a panic failed too: {rollback}");
+                // Only after an ordinary `panic!`: other payloads (`may`
+                // cancelling the coroutine, which would cancel the rollback's
+                // I/O too) unwind with the session, whose drop abandons the
+                // whole transaction without I/O (the outer commit reports
+                // it rolled back).
+                if is_message(payload.as_ref()) {
+                    if let Err(rollback) = session.rollback() {
+                        log::warn!("rollback to a savepoint after a panic failed too: {rollback}");
+                    }
                 }
                 panic::resume_unwind(payload)
             }
         }
     }
+}
+
+/// Whether a panic's payload is an ordinary `panic!` message.
+fn is_message(payload: &(dyn std::any::Any + Send)) -> bool {
+    payload.is::<&'static str>() || payload.is::<String>()
 }
 
 fn retryable<E: AsOdmError>(error: &E) -> bool {
