@@ -286,3 +286,29 @@ fn a_joined_session_that_outlives_its_transaction_is_refused() {
         assert_eq!(count_tasks(&mp), 0);
     });
 }
+
+#[test]
+fn a_panic_without_a_message_in_a_nested_begin_abandons_the_whole_transaction() {
+    let (_db, mp) = mapper_with_models();
+    green(move || {
+        let outcome = mp.begin(|s| {
+            s.add(&mut Task::new("outer"))?;
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = mp.begin(|inner| -> odm::Result<()> {
+                    inner.add(&mut Task::new("inner"))?;
+                    std::panic::panic_any(42_u32)
+                });
+            }));
+            assert!(caught.is_err());
+            let err = s.add(&mut Task::new("after")).unwrap_err();
+            assert!(
+                matches!(err, Error::Mapper(MapperError::TransactionEnded)),
+                "{err:?}"
+            );
+            Ok(())
+        });
+        let err = outcome.unwrap_err();
+        assert!(matches!(err, Error::RolledBack { cause: None }), "{err:?}");
+        assert_eq!(count_tasks(&mp), 0);
+    });
+}

@@ -243,3 +243,70 @@ impl Scope {
 type Registry = RefCell<Vec<(usize, Weak<Scope>)>>;
 
 may::coroutine_local!(static REGISTRY: Registry = RefCell::new(Vec::new()));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Off a coroutine, `may`'s coroutine-local storage falls back to the
+    // thread's, so the registry's rules can be checked on a test thread.
+
+    #[test]
+    fn a_block_is_the_current_transaction_until_it_ends() {
+        let block = Scope::open(1, Opening::Block, false);
+        let current = Scope::current(1, false).expect("the block");
+        assert!(Arc::ptr_eq(&current, &block));
+        assert!(Scope::current(1, true).is_some());
+        let (connections, complete) = block.end();
+        assert!(connections.is_empty() && complete);
+        assert!(Scope::current(1, false).is_none());
+        let (_, complete) = block.end();
+        assert!(!complete, "a second end is not a complete transaction");
+    }
+
+    #[test]
+    fn a_manual_session_that_has_not_written_is_passed_over() {
+        let block = Scope::open(2, Opening::Block, false);
+        let _reader = Scope::open(2, Opening::Manual, false);
+        let current = Scope::current(2, false).expect("the block");
+        assert!(Arc::ptr_eq(&current, &block));
+    }
+
+    #[test]
+    fn another_mappers_transaction_is_not_joined() {
+        let _block = Scope::open(3, Opening::Block, false);
+        assert!(Scope::current(4, false).is_none());
+    }
+
+    #[test]
+    fn a_dropped_scope_leaves_the_registry() {
+        drop(Scope::open(5, Opening::Block, false));
+        assert!(Scope::current(5, false).is_none());
+    }
+
+    #[test]
+    fn savepoint_levels_nest_and_are_given_back() {
+        let block = Scope::open(6, Opening::Block, false);
+        assert_eq!(block.enter_level(), 1);
+        assert_eq!(block.enter_level(), 2);
+        block.leave_level(1);
+        assert_eq!(block.enter_level(), 1);
+    }
+
+    #[test]
+    fn a_statement_after_the_end_is_refused() {
+        let block = Scope::open(7, Opening::Block, false);
+        block.abandon();
+        let err = block
+            .with_bind(
+                "default",
+                || unreachable!("no connection is opened"),
+                |_| Ok(()),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the transaction this session belongs to has ended"
+        );
+    }
+}
