@@ -66,6 +66,9 @@
 //! calling coroutine (tracked in coroutine-local storage, not a thread-local);
 //! a connection moved to another coroutine still counts for the one that
 //! acquired it until it is dropped.
+//! [`Pool::acquire_another`] is the deliberate exception, for a second,
+//! independent transaction: it fails at once with [`Error::PoolHeldByTask`]
+//! only when the task's own connections fill the pool.
 //!
 //! # Shared-mode guarantees
 //!
