@@ -105,6 +105,11 @@
 //!   retries when `E` carries a retryable odm error ([`AsOdmError`]).
 //!   [`Mapper::begin`] stays the form for `odm::Result` closures: a generic
 //!   `E` cannot be inferred from a closure that only uses `?` and `Ok`.
+//!
+//! The task is the coroutine, as for the pool's nested-acquire check: a
+//! session moved out of the job that opened it (returned from
+//! `GreenPool::submit`) still counts as that worker coroutine's current
+//! transaction until it ends. End sessions in the task that opened them.
 
 use std::fmt;
 use std::sync::Arc;
