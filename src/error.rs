@@ -237,6 +237,16 @@ pub enum Error {
     #[error("nested acquire: this task already holds a connection from this pool")]
     NestedAcquire,
 
+    /// The task asked for one more connection (an independent transaction,
+    /// [`Pool::acquire_another`](crate::Pool::acquire_another)) while it
+    /// already holds every connection the pool may open: waiting could only
+    /// wait for the task itself, so the request fails at once.
+    #[error("pool exhausted by this task: it already holds all {size} connections of the pool")]
+    PoolHeldByTask {
+        /// The pool's maximum size.
+        size: usize,
+    },
+
     /// The green runtime refused the work (closed pool, panicked task).
     #[error(transparent)]
     Green(#[from] green::GreenError),

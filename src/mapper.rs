@@ -153,6 +153,12 @@ impl Mapper {
             .map(|(_, e)| e)
     }
 
+    /// A number naming this mapper (shared by its clones), for the task's
+    /// transaction registry ([`crate::session`]).
+    pub(crate) fn identity(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// The registered migration sets (see [`crate::migrate`]).
     pub(crate) fn migration_sets(&self) -> &RwLock<Vec<crate::migrate::Migrations>> {
         &self.inner.migrations
