@@ -117,6 +117,12 @@ pub enum MapperError {
         /// How many loads the session has seen.
         calls: usize,
     },
+    /// An autocommit session (see [`Mapper::autocommit`](crate::Mapper::autocommit))
+    /// was asked for something that needs a transaction.
+    NoTransactionInAutocommit {
+        /// The call: `nested` or `set_isolation`.
+        operation: &'static str,
+    },
 }
 
 impl fmt::Display for MapperError {
@@ -187,6 +193,10 @@ impl fmt::Display for MapperError {
                 f,
                 "n+1 loading: related::<{model}> through `{table}.{column}` ran {calls} times in one session; \
                  load the rows with one query filtering `{column}` with in_"
+            ),
+            MapperError::NoTransactionInAutocommit { operation } => write!(
+                f,
+                "{operation} needs a transaction, and an autocommit session has none; use Mapper::begin"
             ),
         }
     }
