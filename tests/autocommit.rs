@@ -63,8 +63,14 @@ fn a_failed_autocommit_write_is_reported_changes_nothing_and_the_next_write_runs
         assert_eq!(err.code(), Some("23505"), "{err}");
         assert_eq!(stored_tasks(&mp), 1, "no row of the failed statement is kept");
         s.add(&mut Task::new("second")).unwrap();
+        let updated = s
+            .query::<Task>()
+            .filter(Task::ID.eq(first.id))
+            .update([Task::SUBJECT.set("first, updated")])
+            .unwrap();
+        assert_eq!(updated, 1);
         let got = s.get::<Task>(first.id).unwrap().unwrap();
-        assert_eq!(got.subject, "first");
+        assert_eq!(got.subject, "first, updated");
         s.commit().unwrap();
         assert_eq!(stored_tasks(&mp), 2);
     });
