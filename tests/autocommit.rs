@@ -61,7 +61,11 @@ fn a_failed_autocommit_write_is_reported_changes_nothing_and_the_next_write_runs
         );
         let err = duplicate.unwrap_err();
         assert_eq!(err.code(), Some("23505"), "{err}");
-        assert_eq!(stored_tasks(&mp), 1, "no row of the failed statement is kept");
+        assert_eq!(
+            stored_tasks(&mp),
+            1,
+            "no row of the failed statement is kept"
+        );
         s.add(&mut Task::new("second")).unwrap();
         let updated = s
             .query::<Task>()
@@ -151,9 +155,8 @@ fn autocommit_writers_keep_every_acknowledged_write_through_a_server_restart() {
                 while Instant::now() < stop_at {
                     seq += 1;
                     let after = restarted.load(Ordering::SeqCst);
-                    let done = mapper.autocommit(|s| {
-                        s.execute("INSERT INTO r VALUES ($1, $2)", &[&task, &seq])
-                    });
+                    let done = mapper
+                        .autocommit(|s| s.execute("INSERT INTO r VALUES ($1, $2)", &[&task, &seq]));
                     match done {
                         Ok(1) => {
                             acknowledged.push(seq);

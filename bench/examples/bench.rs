@@ -286,7 +286,13 @@ impl Bench<'_> {
                     cell.level
                 );
                 drive_green(&self.green, cell, args, setup, move |_, rng, probe| {
-                    odm_orm::request(&mapper, workload, rng, &|| probe.statement_done(), autocommit)
+                    odm_orm::request(
+                        &mapper,
+                        workload,
+                        rng,
+                        &|| probe.statement_done(),
+                        autocommit,
+                    )
                 })
             }
             Prepared::Tokio(peer) => {
