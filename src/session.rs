@@ -6,7 +6,9 @@
 //!
 //! A session checks a connection out of a bind's pool at its first write on
 //! that bind and keeps it until [`Session::commit`] / [`Session::rollback`]
-//! or drop (which rolls back).
+//! or drop (which rolls back). An autocommit session ([`Mapper::autocommit`],
+//! [below](#autocommit-sessions-writes-that-hold-no-connection)) never
+//! does.
 //!
 //! * The transaction starts with the session's first **write** on the bind:
 //!   `add`, `delete`, bulk `update`/`delete`, and every raw statement
