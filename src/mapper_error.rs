@@ -127,6 +127,12 @@ pub enum MapperError {
         /// The bind's label.
         label: String,
     },
+    /// An autocommit session (see [`Mapper::autocommit`](crate::Mapper::autocommit))
+    /// was asked for something that needs a transaction.
+    NoTransactionInAutocommit {
+        /// The call: `nested` or `set_isolation`.
+        operation: &'static str,
+    },
 }
 
 impl fmt::Display for MapperError {
@@ -204,6 +210,10 @@ impl fmt::Display for MapperError {
             MapperError::ConnectionBusy { label } => write!(
                 f,
                 "the session's connection to bind `{label}` is in use by another call or was lost to a panic"
+            ),
+            MapperError::NoTransactionInAutocommit { operation } => write!(
+                f,
+                "{operation} needs a transaction, and an autocommit session has none; use Mapper::begin"
             ),
         }
     }

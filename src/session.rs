@@ -6,7 +6,9 @@
 //!
 //! A session checks a connection out of a bind's pool at its first write on
 //! that bind and keeps it until [`Session::commit`] / [`Session::rollback`]
-//! or drop (which rolls back).
+//! or drop (which rolls back). An autocommit session ([`Mapper::autocommit`],
+//! [below](#autocommit-sessions-writes-that-hold-no-connection)) never
+//! does.
 //!
 //! * The transaction starts with the session's first **write** on the bind:
 //!   `add`, `delete`, bulk `update`/`delete`, and every raw statement
@@ -112,6 +114,35 @@
 //! session moved out of the job that opened it (returned from
 //! `GreenPool::submit`) still counts as that worker coroutine's current
 //! transaction until it ends. End sessions in the task that opened them.
+//!
+//! # Autocommit sessions: writes that hold no connection
+//!
+//! A transaction needs a connection of its own from its first write to its
+//! `COMMIT`, so under load tasks that write queue for the pool's few
+//! connections. When each write stands on its own (a batched update, an
+//! upsert of one object, a counter), run the work with
+//! [`Mapper::autocommit`] instead of [`Mapper::begin`]: every statement of
+//! that session, writes included, runs as one autocommit statement on a
+//! shared, pipelined connection (see [`Pool`](crate::Pool)'s shared mode),
+//! like the raw driver's `pool.execute`. What that guarantees, exactly:
+//!
+//! * a write that returns `Ok` is committed (durably, under the server's
+//!   `synchronous_commit`) before it returns, and stays committed whatever
+//!   happens next: there is nothing to roll back, and returning `Err` from
+//!   the work or dropping the session undoes nothing;
+//! * a write that returns `Err` changed nothing: the statement ran in its
+//!   own implicit transaction, which the server rolled back; later writes of
+//!   the session run normally (there is no aborted transaction to refuse
+//!   them);
+//! * each statement is atomic on its own, but there is no atomicity across
+//!   statements, so a write that takes several statements (`add` or `delete`
+//!   of a child model, which writes its ancestors' rows too) can stop
+//!   halfway;
+//! * raw SQL that would leave state on the shared connection (transaction
+//!   control, session `SET`, `LISTEN`, ...) is refused with
+//!   [`Error::NotShareable`] before anything is sent, and
+//!   [`Session::nested`] and [`Session::set_isolation`] with
+//!   [`MapperError::NoTransactionInAutocommit`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -132,7 +163,7 @@ mod transaction;
 
 use bind_connection::BindConnection;
 use load_policy::RelatedLoads;
-use scope::Scope;
+use scope::{Opening, Scope};
 
 pub use load_policy::{LoadPolicy, N_PLUS_ONE_THRESHOLD};
 pub use query::{Locked, Query, WithRelated};
@@ -158,6 +189,9 @@ pub struct Session {
     finished: bool,
     /// `related` loads per relation, and the N+1 policy.
     related_loads: RelatedLoads,
+    /// Every statement runs as one autocommit statement on a shared
+    /// connection ([`Mapper::autocommit`]).
+    autocommit: bool,
 }
 
 impl fmt::Debug for Session {
@@ -166,6 +200,7 @@ impl fmt::Debug for Session {
             .field("joined", &(self.level > 0))
             .field("independent", &self.scope.independent)
             .field("depth", &self.depth)
+            .field("autocommit", &self.autocommit)
             .finish()
     }
 }
@@ -203,6 +238,7 @@ impl Session {
             depth: 0,
             finished: false,
             related_loads: RelatedLoads::default(),
+            autocommit: false,
         }
     }
 
@@ -216,6 +252,7 @@ impl Session {
             depth: level,
             finished: false,
             related_loads: RelatedLoads::default(),
+            autocommit: false,
         }
     }
 
@@ -223,6 +260,12 @@ impl Session {
     /// instead of owning one: its commit then only releases its savepoint.
     pub fn is_joined(&self) -> bool {
         self.level > 0
+    }
+
+    /// Whether every statement of this session commits on its own (a
+    /// session of [`Mapper::autocommit`]).
+    pub fn is_autocommit(&self) -> bool {
+        self.autocommit
     }
 
     /// Sets what happens when [`Session::related`] loads the same relation
@@ -239,13 +282,28 @@ impl Session {
     /// Runs a write or raw statement on bind `label`, in the session's
     /// transaction at the current savepoint level (see
     /// [`BindConnection::run`]); the bind's connection is checked out on
-    /// first use.
+    /// first use. In an autocommit session, as one autocommit statement on a
+    /// shared connection (raw `sql` that would leave state on it is refused
+    /// before anything is sent).
     fn run<R>(
         &mut self,
         label: &str,
         sql: Option<&str>,
         work: impl FnOnce(&Client) -> Result<R>,
     ) -> Result<R> {
+        if self.autocommit {
+            require_green("session")?;
+            let engine =
+                self.mapper
+                    .engine(Some(label))
+                    .ok_or_else(|| MapperError::UnknownBind {
+                        label: label.to_owned(),
+                    })?;
+            return match sql {
+                Some(sql) => engine.pool().shared_sql("session statement", sql, work),
+                None => engine.pool().shared("session write", work),
+            };
+        }
         let depth = self.depth;
         let mapper = &self.mapper;
         let independent = self.scope.independent;
@@ -308,6 +366,7 @@ impl Session {
     /// The server's error 25001 when the transaction has already run a
     /// statement.
     pub fn set_isolation(&mut self, level: Isolation) -> Result<()> {
+        self.refuse_in_autocommit("set_isolation")?;
         let sql = format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql());
         self.run(DEFAULT_BIND, None, |client| client.batch_execute(&sql))
     }
@@ -381,6 +440,7 @@ impl Session {
     where
         F: FnOnce(&mut Session) -> Result<T>,
     {
+        self.refuse_in_autocommit("nested")?;
         let level = self.scope.enter_level();
         let outer = std::mem::replace(&mut self.depth, level);
         let result = work(self);
@@ -393,6 +453,15 @@ impl Session {
             (Ok(_), Err(e)) => Err(e),
             (Err(e), _) => Err(e),
         }
+    }
+
+    /// [`MapperError::NoTransactionInAutocommit`] for `operation` in an
+    /// autocommit session.
+    fn refuse_in_autocommit(&self, operation: &'static str) -> Result<()> {
+        if self.autocommit {
+            return Err(MapperError::NoTransactionInAutocommit { operation }.into());
+        }
+        Ok(())
     }
 
     /// Commits the transaction on every bind used, and returns the
@@ -520,4 +589,44 @@ fn busy(label: &str) -> Error {
         label: label.to_owned(),
     }
     .into()
+}
+
+/// Autocommit sessions.
+impl Mapper {
+    /// Runs `work` in a new autocommit session: each of its statements,
+    /// writes included, runs and commits on its own on a shared, pipelined
+    /// connection, so it holds no connection and waits for none between
+    /// statements (see [autocommit sessions](crate::session#autocommit-sessions-writes-that-hold-no-connection)
+    /// for exactly what that guarantees). Use it when each write stands on
+    /// its own; use [`Mapper::begin`] when writes must commit together.
+    ///
+    /// # Errors
+    ///
+    /// The wrong-context error off a green worker (before `work` runs);
+    /// `work`'s error, with every write that returned `Ok` before it still
+    /// committed.
+    pub fn autocommit<T, F>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(&mut Session) -> Result<T>,
+    {
+        work(&mut self.autocommit_session()?)
+    }
+
+    /// A new autocommit session, the one [`Mapper::autocommit`] runs its
+    /// work in; `commit` and `rollback` have nothing to do in it.
+    ///
+    /// # Errors
+    ///
+    /// The wrong-context error off a green worker.
+    pub fn autocommit_session(&self) -> Result<Session> {
+        require_green("session")?;
+        // Not the task's transaction (nothing to join, nothing to commit):
+        // every statement runs on the shared path, see `Session::run`.
+        let mut session = Session::owning(
+            self.clone(),
+            Scope::open(self.identity(), Opening::Manual, true),
+        );
+        session.autocommit = true;
+        Ok(session)
+    }
 }

@@ -22,6 +22,7 @@
 //! | `odm-raw-tls` | `odm-raw` over TLS (`sslmode=require`) to a TLS-enabled throwaway cluster with the same settings (or `DATABASE_URL`) |
 //! | `odm-pool` | odm's `Pool` in shared mode (`pool.query_opt(..)`), `pool_size = --connections` |
 //! | `odm-orm` | odm's ORM as the README shows it: `World`/`Fortune` models, a `Mapper` (`pool_size = --orm-connections`), one `Session` per request (`get`, `query().all()`, the batched update through `session.execute`), committed |
+//! | `odm-orm-autocommit` | `odm-orm` with each request in an autocommit session (`Mapper::autocommit`): the batched update commits on its own on a shared, pipelined connection instead of in a transaction on a connection of its own |
 //! | `tokio-postgres` | `level` tokio tasks sharing 1, 2, 4 or 8 connections (each tried briefly; the best is measured) |
 //! | `postgres-sync` | the sync `postgres` crate on `level` OS threads, a connection each up to 64, then a blocking pool of 64 |
 //!
@@ -166,7 +167,8 @@ enum Prepared {
     Pgbench(bool),
     Raw(Arc<Vec<RawExecutor>>),
     Pool(PoolExecutor),
-    Orm(odm::Mapper, usize),
+    /// The mapper, its pool size, whether sessions are autocommit.
+    Orm(odm::Mapper, usize, bool),
     Tokio(TokioPeer),
     Sync(SyncPeer),
 }
@@ -234,11 +236,12 @@ impl Bench<'_> {
                 );
                 Prepared::Pool(PoolExecutor::new(pool))
             }
-            "odm-orm" => {
+            "odm-orm" | "odm-orm-autocommit" => {
                 let size = self.args.orm_connections.min(level).max(1);
                 Prepared::Orm(
                     odm_orm::mapper(&self.config, size).map_err(|e| e.to_string())?,
                     size,
+                    contender == "odm-orm-autocommit",
                 )
             }
             TokioPeer::NAME => Prepared::Tokio(TokioPeer::connect(
@@ -274,14 +277,22 @@ impl Bench<'_> {
                     request(workload, rng, &mut probe.counting(|op| executor.exec(op)))
                 })
             }
-            Prepared::Orm(mapper, size) => {
+            Prepared::Orm(mapper, size, autocommit) => {
                 let mapper = mapper.clone();
+                let autocommit = *autocommit;
+                let kind = if autocommit { "autocommit " } else { "" };
                 let setup = format!(
-                    "pool_size {size}, session per request, {} tasks",
+                    "pool_size {size}, {kind}session per request, {} tasks",
                     cell.level
                 );
                 drive_green(&self.green, cell, args, setup, move |_, rng, probe| {
-                    odm_orm::request(&mapper, workload, rng, &|| probe.statement_done())
+                    odm_orm::request(
+                        &mapper,
+                        workload,
+                        rng,
+                        &|| probe.statement_done(),
+                        autocommit,
+                    )
                 })
             }
             Prepared::Tokio(peer) => {
@@ -296,7 +307,7 @@ impl Drop for Prepared {
     fn drop(&mut self) {
         match self {
             Prepared::Pool(executor) => executor.pool().close(),
-            Prepared::Orm(mapper, _) => mapper.close(),
+            Prepared::Orm(mapper, _, _) => mapper.close(),
             _ => {}
         }
     }

@@ -5,13 +5,14 @@ use std::time::Duration;
 use super::workload::Workload;
 
 /// Every contender, in report order.
-pub const CONTENDERS: [&str; 8] = [
+pub const CONTENDERS: [&str; 9] = [
     "pgbench",
     "pgbench-pipe",
     "odm-raw",
     "odm-raw-tls",
     "odm-pool",
     "odm-orm",
+    "odm-orm-autocommit",
     "tokio-postgres",
     "postgres-sync",
 ];
@@ -49,9 +50,10 @@ usage: cargo run --release --example bench -- [FLAGS]
   --warmup SECS         warm-up per cell, extended until every task finished
                         a request (default: 0.2)
   --contenders LIST     pgbench,pgbench-pipe,odm-raw,odm-raw-tls,odm-pool,odm-orm,
-                        tokio-postgres,postgres-sync (default: all)
+                        odm-orm-autocommit,tokio-postgres,postgres-sync
+                        (default: all)
   --connections N       connections of odm-raw(-tls) and odm-pool (default: cores)
-  --orm-connections N   pool_size of odm-orm (default: 4 x cores)
+  --orm-connections N   pool_size of odm-orm(-autocommit) (default: 4 x cores)
   --scale [TASKS]       also run TASKS (10,000) green tasks on db through one
                         pool and report memory per task
   --scale-pool N        pool_size of the scale run (default: 4)

@@ -3,6 +3,10 @@
 //! request (as pulsar-odm's TechEmpower app does): `get` by primary key,
 //! `query().all()`, and the batched update as one raw statement of the
 //! session (TechEmpower allows batching the updates of a request).
+//! [`request`] runs each request in a transaction ([`Mapper::begin`]'s
+//! kind of session) or, for the `odm-orm-autocommit` contender, in an
+//! autocommit session ([`Mapper::autocommit`]), whose writes run on shared
+//! connections like its reads.
 
 use odm::pg::Param;
 use odm::{Error, Mapper, Session};
@@ -84,15 +88,29 @@ pub fn in_session<T>(
     Ok(value)
 }
 
-/// One benchmark request of `workload` in its own session; `done` is
-/// called after each statement that succeeded.
+/// Runs `work` in a new autocommit session of `mapper`: each statement
+/// commits on its own, on a shared connection.
+pub fn in_autocommit_session<T>(
+    mapper: &Mapper,
+    work: impl FnOnce(&mut Session) -> Result<T, RequestError<Error>>,
+) -> Result<T, RequestError<Error>> {
+    let mut session = mapper
+        .autocommit_session()
+        .map_err(RequestError::Executor)?;
+    work(&mut session)
+}
+
+/// One benchmark request of `workload` in its own session (an autocommit
+/// one when `autocommit`); `done` is called after each statement that
+/// succeeded.
 pub fn request(
     mapper: &Mapper,
     workload: Workload,
     rng: &mut Rng,
     done: &dyn Fn(),
+    autocommit: bool,
 ) -> Result<u64, RequestError<Error>> {
-    in_session(mapper, |session| {
+    let work = |session: &mut Session| {
         workload::request(workload, rng, &mut |op| {
             let reply = exec(session, op);
             if reply.is_ok() {
@@ -100,5 +118,10 @@ pub fn request(
             }
             reply
         })
-    })
+    };
+    if autocommit {
+        in_autocommit_session(mapper, work)
+    } else {
+        in_session(mapper, work)
+    }
 }

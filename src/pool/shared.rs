@@ -57,9 +57,10 @@ impl Pool {
         }
     }
 
-    /// [`Pool::shared`] for user SQL: a statement that would leave state on
-    /// the shared connection is refused before anything is sent.
-    fn shared_sql<R>(
+    /// [`Pool::shared`] for user SQL (also used by autocommit sessions): a
+    /// statement that would leave state on the shared connection is refused
+    /// before anything is sent.
+    pub(crate) fn shared_sql<R>(
         &self,
         operation: &'static str,
         sql: &str,
