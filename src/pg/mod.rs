@@ -42,6 +42,7 @@ mod copy;
 mod db_error;
 mod notification;
 mod off_scheduler;
+mod placement;
 mod reader;
 mod request;
 mod response;
