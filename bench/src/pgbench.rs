@@ -329,6 +329,8 @@ impl Pgbench {
             elapsed: Duration::from_secs_f64(transactions as f64 / tps.max(1e-9)),
             cpu,
             latency,
+            connections: Some(clients),
+            repeats: Vec::new(),
         }))
     }
 }

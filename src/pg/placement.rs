@@ -82,9 +82,9 @@ fn worker_of(fd: RawFd, workers: usize) -> usize {
     usize::try_from(fd).unwrap_or(0) % workers
 }
 
-/// The worker serving the fewest connections, counted as taken.
-fn least_served(workers: usize) -> usize {
-    let mut served = SERVED.lock();
+/// The worker serving the fewest connections (the lowest index among
+/// equals), counted in `served` as taken.
+fn least_served(served: &mut Vec<usize>, workers: usize) -> usize {
     if served.len() < workers {
         served.resize(workers, 0);
     }
@@ -99,7 +99,7 @@ fn least_served(workers: usize) -> usize {
 /// When none fits, the stream stays where it is and is counted there.
 pub(crate) fn place<S: Duplicable>(stream: S) -> io::Result<(S, Placement)> {
     let workers = may::config().get_workers().max(1);
-    let target = least_served(workers);
+    let target = least_served(&mut SERVED.lock(), workers);
     // Counted on `target` from here on: an error below uncounts it.
     let mut placement = Placement { worker: target };
     let mut stream = stream;
@@ -123,7 +123,7 @@ pub(crate) fn place<S: Duplicable>(stream: S) -> io::Result<(S, Placement)> {
 
 #[cfg(test)]
 mod tests {
-    use super::worker_of;
+    use super::{least_served, worker_of};
 
     #[test]
     fn descriptors_map_to_workers_as_may_assigns_them() {
@@ -131,5 +131,16 @@ mod tests {
         assert_eq!(worker_of(8, 2), 0);
         assert_eq!(worker_of(9, 1), 0);
         assert_eq!(worker_of(10, 4), 2);
+    }
+
+    #[test]
+    fn each_new_connection_goes_to_the_worker_serving_the_fewest() {
+        let mut served = Vec::new();
+        let picks: Vec<usize> = (0..4).map(|_| least_served(&mut served, 2)).collect();
+        assert_eq!(picks, [0, 1, 0, 1]);
+        // A connection on worker 0 closed: the next one fills its place.
+        served[0] -= 1;
+        assert_eq!(least_served(&mut served, 2), 0);
+        assert_eq!(served, [2, 2]);
     }
 }
