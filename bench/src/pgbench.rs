@@ -176,6 +176,8 @@ impl Pgbench {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
+            // A repeat of the same cell (`--repeats`) runs again.
+            .filter(|earlier| earlier.level != cell.level)
         {
             let mut reused = earlier.clone();
             reused.setup = format!(
