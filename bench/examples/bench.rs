@@ -260,10 +260,15 @@ impl Bench<'_> {
             Prepared::Pgbench(pipeline) => self.pgbench.run(cell, *pipeline, args.duration),
             Prepared::Raw(executors) => {
                 let executors = Arc::clone(executors);
-                let setup = format!("{} conn, {} tasks", executors.len(), cell.level);
+                let connections = executors.len();
+                let setup = format!("{connections} conn, {} tasks", cell.level);
                 drive_green(&self.green, cell, args, setup, move |task, rng, probe| {
                     let executor = &executors[task % executors.len()];
                     request(workload, rng, &mut probe.counting(|op| executor.exec(op)))
+                })
+                .map(|m| Measurement {
+                    connections: Some(connections),
+                    ..m
                 })
             }
             Prepared::Pool(executor) => {
@@ -273,8 +278,13 @@ impl Bench<'_> {
                     executor.pool().max_size(),
                     cell.level
                 );
+                let connections = executor.pool().max_size();
                 drive_green(&self.green, cell, args, setup, move |_, rng, probe| {
                     request(workload, rng, &mut probe.counting(|op| executor.exec(op)))
+                })
+                .map(|m| Measurement {
+                    connections: Some(connections),
+                    ..m
                 })
             }
             Prepared::Orm(mapper, size, autocommit) => {
@@ -293,6 +303,10 @@ impl Bench<'_> {
                         &|| probe.statement_done(),
                         autocommit,
                     )
+                })
+                .map(|m| Measurement {
+                    connections: Some(*size),
+                    ..m
                 })
             }
             Prepared::Tokio(peer) => {
@@ -403,8 +417,12 @@ fn run(args: &Args) -> Result<(), String> {
                     level,
                     position: (position, total),
                 };
-                match bench.measure(&prepared, &cell) {
-                    Ok(m) => report.rows.push(m),
+                let runs: Result<Vec<Measurement>, String> = (0..args.repeats)
+                    .map(|_| bench.measure(&prepared, &cell))
+                    .collect();
+                match runs.map(Measurement::median_of) {
+                    Ok(Some(m)) => report.rows.push(m),
+                    Ok(None) => {}
                     Err(e) => {
                         eprintln!("bench: {contender} {workload} x{level}: {e}");
                         report

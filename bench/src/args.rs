@@ -29,6 +29,8 @@ pub struct Args {
     pub warmup: Duration,
     /// Contenders to run, in order.
     pub contenders: Vec<String>,
+    /// Times each cell runs; the median run is reported, with the spread.
+    pub repeats: usize,
     /// Connections of odm-raw and odm-pool.
     pub connections: usize,
     /// `pool_size` of odm-orm's mapper.
@@ -49,6 +51,8 @@ usage: cargo run --release --example bench -- [FLAGS]
   --duration SECS       measured window per cell (default: 0.6)
   --warmup SECS         warm-up per cell, extended until every task finished
                         a request (default: 0.2)
+  --repeats N           runs of each cell; the median is reported with the
+                        spread (max - min) / median of queries/s (default: 1)
   --contenders LIST     pgbench,pgbench-pipe,odm-raw,odm-raw-tls,odm-pool,odm-orm,
                         odm-orm-autocommit,tokio-postgres,postgres-sync
                         (default: all)
@@ -70,6 +74,7 @@ Results: stdout and target/bench/{bench.json,bench.md,throughput.svg}.";
             duration: Duration::from_millis(600),
             warmup: Duration::from_millis(200),
             contenders: CONTENDERS.map(String::from).to_vec(),
+            repeats: 1,
             connections: cores,
             orm_connections: 4 * cores,
             scale: None,
@@ -108,6 +113,7 @@ Results: stdout and target/bench/{bench.json,bench.md,throughput.svg}.";
                         return Err("--contenders: no contender given".into());
                     }
                 }
+                "--repeats" => parsed.repeats = positive("--repeats", &value()?)?,
                 "--connections" => {
                     parsed.connections = positive("--connections", &value()?)?;
                 }

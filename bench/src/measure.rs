@@ -160,12 +160,50 @@ pub struct Measurement {
     pub cpu: Duration,
     /// Request latencies.
     pub latency: Histogram,
+    /// Server connections the contender used, when it has a fixed number.
+    pub connections: Option<usize>,
+    /// Queries/s of every repeat of the cell (`--repeats`), in run order;
+    /// this measurement is the median one. Empty for a single run.
+    pub repeats: Vec<f64>,
 }
 
 impl Measurement {
     /// Statements per second.
     pub fn qps(&self) -> f64 {
         self.queries as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Statements per second and server connection, when the contender
+    /// used a fixed number of connections.
+    pub fn qps_per_connection(&self) -> Option<f64> {
+        self.connections
+            .filter(|&n| n > 0)
+            .map(|n| self.qps() / n as f64)
+    }
+
+    /// The spread of the repeats: (max − min) / median queries/s; `None`
+    /// for a single run.
+    pub fn spread(&self) -> Option<f64> {
+        if self.repeats.len() < 2 {
+            return None;
+        }
+        let max = self.repeats.iter().copied().fold(f64::MIN, f64::max);
+        let min = self.repeats.iter().copied().fold(f64::MAX, f64::min);
+        let median = self.qps();
+        (median > 0.0).then(|| (max - min) / median)
+    }
+
+    /// The median of `runs` (of one cell), carrying every run's queries/s
+    /// in [`Measurement::repeats`]; `None` when `runs` is empty.
+    pub fn median_of(mut runs: Vec<Measurement>) -> Option<Measurement> {
+        let repeats: Vec<f64> = runs.iter().map(Measurement::qps).collect();
+        runs.sort_by(|a, b| a.qps().total_cmp(&b.qps()));
+        let middle = runs.len() / 2;
+        let mut median = runs.into_iter().nth(middle)?;
+        if repeats.len() > 1 {
+            median.repeats = repeats;
+        }
+        Some(median)
     }
 
     /// Requests per second.
@@ -459,6 +497,8 @@ pub fn time_boxed_with(
         elapsed: duration,
         cpu,
         latency: totals.latency,
+        connections: None,
+        repeats: Vec::new(),
     })
 }
 

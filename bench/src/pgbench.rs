@@ -176,6 +176,8 @@ impl Pgbench {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
+            // A repeat of the same cell (`--repeats`) runs again.
+            .filter(|earlier| earlier.level != cell.level)
         {
             let mut reused = earlier.clone();
             reused.setup = format!(
@@ -329,6 +331,8 @@ impl Pgbench {
             elapsed: Duration::from_secs_f64(transactions as f64 / tps.max(1e-9)),
             cpu,
             latency,
+            connections: Some(clients),
+            repeats: Vec::new(),
         }))
     }
 }

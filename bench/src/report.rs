@@ -114,19 +114,26 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| workload | tasks | contender | queries/s | CPU ms/1k q | p50 ms | p99 ms | errors | × {} peak | × {} | setup |",
+            "| workload | tasks | contender | queries/s | per conn | spread | CPU ms/1k q | p50 ms | p99 ms | errors | × {} peak | × {} | setup |",
             self.ceiling, self.reference
         );
-        let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        let _ = writeln!(
+            out,
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
         let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}"));
         for m in self.sorted() {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:.0} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} |",
                 m.workload,
                 m.level,
                 m.contender,
                 m.qps(),
+                m.qps_per_connection()
+                    .map_or("-".to_string(), |q| format!("{q:.0}")),
+                m.spread()
+                    .map_or("-".to_string(), |s| format!("{:.0}%", s * 100.0)),
                 m.cpu_ms_per_1k(),
                 ms(m.p50()),
                 ms(m.p99()),
@@ -139,7 +146,7 @@ impl Report {
         for (contender, workload, level, error) in &self.failures {
             let _ = writeln!(
                 out,
-                "| {workload} | {level} | {contender} | failed: {} | | | | | | | |",
+                "| {workload} | {level} | {contender} | failed: {} | | | | | | | | | |",
                 error.replace('|', "/").replace('\n', " ")
             );
         }
@@ -294,6 +301,10 @@ impl Report {
                     "first_error": m.first_error,
                     "seconds": m.elapsed.as_secs_f64(),
                     "queries_per_second": m.qps(),
+                    "connections": m.connections,
+                    "queries_per_second_per_connection": m.qps_per_connection(),
+                    "repeats_queries_per_second": m.repeats,
+                    "spread": m.spread(),
                     "requests_per_second": m.rps(),
                     "client_cpu_ms": m.cpu.as_secs_f64() * 1e3,
                     "client_cpu_ms_per_1000_queries": finite(m.cpu_ms_per_1k()),

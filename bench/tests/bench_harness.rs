@@ -156,6 +156,37 @@ fn parse(flags: &str) -> Result<args::Args, String> {
     args::Args::parse(flags.split_whitespace().map(String::from))
 }
 
+fn measurement(qps: f64) -> measure::Measurement {
+    measure::Measurement {
+        contender: "odm-raw".into(),
+        workload: Workload::Db,
+        level: 256,
+        setup: String::new(),
+        requests: qps as u64,
+        queries: qps as u64,
+        errors: 0,
+        first_error: None,
+        elapsed: Duration::from_secs(1),
+        cpu: Duration::ZERO,
+        latency: Histogram::new(),
+        connections: Some(2),
+        repeats: Vec::new(),
+    }
+}
+
+#[test]
+fn repeats_report_the_median_run_its_spread_and_throughput_per_connection() {
+    let runs = vec![measurement(900.0), measurement(1000.0), measurement(1100.0)];
+    let median = measure::Measurement::median_of(runs).unwrap();
+    assert_eq!(median.qps(), 1000.0);
+    assert_eq!(median.repeats, vec![900.0, 1000.0, 1100.0]);
+    assert!((median.spread().unwrap() - 0.2).abs() < 1e-9);
+    assert_eq!(median.qps_per_connection(), Some(500.0));
+    let single = measure::Measurement::median_of(vec![measurement(10.0)]).unwrap();
+    assert_eq!(single.spread(), None);
+    assert!(measure::Measurement::median_of(Vec::new()).is_none());
+}
+
 #[test]
 fn the_command_line_has_defaults_and_takes_every_flag() {
     let defaults = parse("").unwrap();
@@ -165,7 +196,7 @@ fn the_command_line_has_defaults_and_takes_every_flag() {
     assert_eq!(defaults.scale, None);
     let given = parse(
         "--workloads db --levels 8,64 --duration 1.5 --warmup 0 --contenders odm-raw,pgbench \
-         --connections 3 --orm-connections 5 --scale --scale-pool 2",
+         --connections 3 --orm-connections 5 --repeats 3 --scale --scale-pool 2",
     )
     .unwrap();
     assert_eq!(given.workloads, vec![Workload::Db]);
@@ -174,6 +205,7 @@ fn the_command_line_has_defaults_and_takes_every_flag() {
     assert_eq!(given.warmup, Duration::ZERO);
     assert_eq!(given.contenders, vec!["odm-raw", "pgbench"]);
     assert_eq!((given.connections, given.orm_connections), (3, 5));
+    assert_eq!((defaults.repeats, given.repeats), (1, 3));
     assert_eq!((given.scale, given.scale_pool), (Some(10_000), 2));
     assert_eq!(parse("--scale 500").unwrap().scale, Some(500));
 }

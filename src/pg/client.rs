@@ -94,8 +94,8 @@ impl Client {
         socket
             .set_timeouts(None)
             .map_err(|e| as_connect_error(e.into()))?;
-        let (read, write, shutdown) = socket.split()?;
-        let conn = Connection::start(read, write, shutdown, state, config)?;
+        let (read, write, shutdown, placement) = socket.split()?;
+        let conn = Connection::start(read, write, shutdown, placement, state, config)?;
         Ok(Client {
             conn,
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),

@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 use super::cancel_token::send_cancel;
 use super::config::Config;
 use super::notification::Notification;
+use super::placement::Placement;
 use super::reader::Reader;
 use super::response::Slot;
 use super::socket::{ReadHalf, ShutdownHandle, WriteHalf};
@@ -80,6 +81,9 @@ pub(crate) struct Connection {
     /// Wakes the writer coroutine.
     flusher: Blocker,
     shutdown: ShutdownHandle,
+    /// The scheduler thread whose event loop serves the socket, counted
+    /// there while the connection lives.
+    placement: Placement,
     closed: AtomicBool,
     pub(super) close_reason: Mutex<Option<CloseReason>>,
     pub(super) status: AtomicU8,
@@ -107,6 +111,7 @@ impl std::fmt::Debug for Connection {
             .field("process_id", &self.process_id)
             .field("closed", &self.is_closed())
             .field("status", &self.transaction_status())
+            .field("worker", &self.placement.worker())
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +128,7 @@ impl Connection {
         read: ReadHalf,
         write: WriteHalf,
         shutdown: ShutdownHandle,
+        placement: Placement,
         startup: StartupState,
         config: &Config,
     ) -> Result<Arc<Connection>, Error> {
@@ -132,6 +138,7 @@ impl Connection {
             writer: may::sync::Mutex::new(write),
             flusher: Blocker::new(true),
             shutdown,
+            placement,
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             status: AtomicU8::new(startup.status as u8),

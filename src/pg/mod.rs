@@ -43,6 +43,7 @@ mod db_error;
 mod host_choice;
 mod notification;
 mod off_scheduler;
+mod placement;
 mod reader;
 mod request;
 mod response;

@@ -16,6 +16,7 @@ use may::os::unix::net::UnixStream;
 
 use super::config::Config;
 use super::off_scheduler::run_off_scheduler;
+use super::placement::{place, Placement};
 use super::response::whole_millis;
 #[cfg(feature = "tls")]
 use super::tls::TlsStream;
@@ -130,22 +131,27 @@ impl Socket {
     }
 
     /// Splits into halves that one reader and one writer coroutine may use
-    /// at the same time, plus a handle that can shut the socket down.
-    pub(crate) fn split(self) -> io::Result<(ReadHalf, WriteHalf, ShutdownHandle)> {
+    /// at the same time, plus a handle that can shut the socket down; the
+    /// socket is first moved to the least busy scheduler thread (see
+    /// [`place`]), which the returned [`Placement`] counts it on.
+    pub(crate) fn split(self) -> io::Result<(ReadHalf, WriteHalf, ShutdownHandle, Placement)> {
         match self {
             Socket::Tcp(s) => {
+                let (s, placement) = place(s)?;
                 let handle = ShutdownHandle::Tcp(s.inner().try_clone()?);
                 let (r, w) = s.split()?;
-                Ok((ReadHalf::Tcp(r), WriteHalf::Tcp(w), handle))
+                Ok((ReadHalf::Tcp(r), WriteHalf::Tcp(w), handle, placement))
             }
             Socket::Unix(s) => {
+                let (s, placement) = place(s)?;
                 let handle = ShutdownHandle::Unix(s.inner().try_clone()?);
                 let (r, w) = s.split()?;
-                Ok((ReadHalf::Unix(r), WriteHalf::Unix(w), handle))
+                Ok((ReadHalf::Unix(r), WriteHalf::Unix(w), handle, placement))
             }
             #[cfg(feature = "tls")]
             Socket::Tls(s) => {
                 let TlsStream { tcp, session, .. } = *s;
+                let (tcp, placement) = place(tcp)?;
                 let session: SharedSession = std::sync::Arc::new(parking_lot::Mutex::new(session));
                 let handle = ShutdownHandle::Tls(tcp.inner().try_clone()?, session.clone());
                 let (r, w) = tcp.split()?;
@@ -153,6 +159,7 @@ impl Socket {
                     ReadHalf::Tls(Box::new(TlsReadHalf::new(r, session.clone()))),
                     WriteHalf::Tls(TlsWriteHalf::new(w, session)),
                     handle,
+                    placement,
                 ))
             }
         }
