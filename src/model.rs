@@ -324,6 +324,12 @@ pub trait Record: Send + Sync {
     /// Checks the values before a write (dict-style choice codes).
     fn validate(&self) -> crate::Result<()>;
 
+    /// Fills the own table's `Option` fields marked
+    /// `#[odm(default_fn = "path::to::fn")]` that are `None` with the
+    /// function's value (called once per field and object). The session
+    /// calls it before every `add`/`add_all` write.
+    fn apply_default_fns(&mut self) {}
+
     /// Overwrites the own table's fields from a row holding the own columns
     /// in column order (the `RETURNING` of an insert or update), reading
     /// back generated keys and server defaults.

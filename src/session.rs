@@ -68,6 +68,7 @@ use crate::{MapperError, Result};
 #[cfg(doc)]
 use crate::Error;
 
+mod add_all;
 mod bind_connection;
 mod crud;
 mod load_policy;

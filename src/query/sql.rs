@@ -10,6 +10,10 @@ use super::expr::{Assignment, ColumnRef, Expr, Node, Order};
 use crate::model::{ColumnDef, Table};
 use crate::{MapperError, Result};
 
+mod insert_many;
+
+pub use insert_many::{insert_rows, InsertShape, MAX_ROWS_PER_INSERT};
+
 /// An SQL text with its bound parameters, ready for the driver.
 #[derive(Debug, Default)]
 pub struct Statement<'a> {
