@@ -116,7 +116,11 @@ mod tests {
     use super::*;
     use crate::model::{ColumnDef, SqlCache};
 
-    const fn column(name: &'static str, primary_key: bool, default: Option<&'static str>) -> ColumnDef {
+    const fn column(
+        name: &'static str,
+        primary_key: bool,
+        default: Option<&'static str>,
+    ) -> ColumnDef {
         ColumnDef {
             field: name,
             name,
