@@ -130,7 +130,7 @@ pub use migrate::{Migration, Migrations};
 pub use model::{ColumnDef, ForeignKey, Model, Record, Relation, Table};
 pub use odm_derive::{Choice, Model};
 pub use query::{Assignment, Expr, Field, Order};
-pub use session::{Isolation, LoadPolicy, Query, QueryIter, Session};
+pub use session::{Isolation, LoadPolicy, Polymorphic, Query, QueryIter, Session};
 pub use types::Choice;
 
 #[doc(hidden)]

@@ -117,6 +117,14 @@ pub enum MapperError {
         /// How many loads the session has seen.
         calls: usize,
     },
+    /// A kind of a [`Polymorphic`](crate::Polymorphic) enum does not
+    /// inherit (through `#[odm(parent)]`) from the enum's base model.
+    NotAKind {
+        /// The kind's model.
+        kind: &'static str,
+        /// The base model queried.
+        base: &'static str,
+    },
 }
 
 impl fmt::Display for MapperError {
@@ -187,6 +195,10 @@ impl fmt::Display for MapperError {
                 f,
                 "n+1 loading: related::<{model}> through `{table}.{column}` ran {calls} times in one session; \
                  load the rows with one query filtering `{column}` with in_"
+            ),
+            MapperError::NotAKind { kind, base } => write!(
+                f,
+                "model `{kind}` does not inherit from `{base}`, so it is no kind of it"
             ),
         }
     }

@@ -78,7 +78,7 @@ use bind_connection::BindConnection;
 use load_policy::RelatedLoads;
 
 pub use load_policy::{LoadPolicy, N_PLUS_ONE_THRESHOLD};
-pub use query::{Query, QueryIter, DEFAULT_FETCH_SIZE};
+pub use query::{Kind, Polymorphic, Query, QueryIter, DEFAULT_FETCH_SIZE};
 
 /// A transaction scope: `add`, `get`, `delete`, `query`, `related`, raw SQL.
 /// Obtain one with [`Mapper::session`] or [`Mapper::begin`].

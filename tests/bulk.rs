@@ -1,6 +1,6 @@
 //! Bulk work against a real server: `add_all` (multi-row inserts reading
 //! keys and defaults back), `#[odm(default_fn)]`, and streaming a query
-//! through a server-side cursor in bounded memory.
+//! through a server-side cursor in bounded memory, polymorphic loading.
 
 mod green_tasks;
 mod orm_common;
@@ -36,6 +36,23 @@ struct Reading {
     #[odm(primary_key)]
     id: i64,
     payload: String,
+}
+
+/// A second kind of employee, beside `Engineer`.
+#[derive(odm::Model, Debug, Clone, Default, PartialEq)]
+struct Manager {
+    #[odm(parent)]
+    employee: Employee,
+    reports: Option<i32>,
+}
+
+odm::polymorphic! {
+    /// Every employee as what it is.
+    #[derive(Debug, PartialEq)]
+    enum Staff: Employee {
+        Engineer(Engineer),
+        Manager(Manager),
+    }
 }
 
 fn employee(name: &str) -> Employee {
@@ -298,5 +315,55 @@ fn iterating_a_query_streams_a_million_rows_in_bounded_memory() {
         );
         assert!(growth < 64 << 20, "resident memory grew by {growth} bytes");
         s.commit().unwrap();
+    });
+}
+
+#[test]
+fn a_polymorphic_query_on_the_base_returns_each_row_as_its_kind_in_order() {
+    let (_db, mp) = mapper_with(|mp| {
+        mp.register::<Employee>().unwrap();
+        mp.register::<Engineer>().unwrap();
+        mp.register::<Manager>().unwrap();
+    });
+    green(move || {
+        let mut plain = vec![employee("a plain"), employee("d plain")];
+        let mut engineers = vec![Engineer {
+            employee: employee("b engineer"),
+            engineer_name: Some("rustacean".into()),
+        }];
+        let mut managers = vec![Manager {
+            employee: employee("c manager"),
+            reports: Some(3),
+        }];
+        mp.begin(|s| {
+            s.add_all(&mut plain)?;
+            s.add_all(&mut engineers)?;
+            s.add_all(&mut managers)
+        })
+        .unwrap();
+        let staff = mp
+            .begin(|s| {
+                s.query::<Employee>()
+                    .order_by(Employee::NAME.asc())
+                    .polymorphic::<Staff>()
+            })
+            .unwrap();
+        assert_eq!(
+            staff,
+            [
+                Staff::Employee(plain[0].clone()),
+                Staff::Engineer(engineers[0].clone()),
+                Staff::Manager(managers[0].clone()),
+                Staff::Employee(plain[1].clone()),
+            ]
+        );
+        let filtered = mp
+            .begin(|s| {
+                s.query::<Employee>()
+                    .filter(Employee::NAME.like("%engineer"))
+                    .polymorphic::<Staff>()
+            })
+            .unwrap();
+        assert_eq!(filtered, [Staff::Engineer(engineers[0].clone())]);
     });
 }

@@ -11,8 +11,10 @@ use crate::model::{ColumnDef, Table};
 use crate::{MapperError, Result};
 
 mod insert_many;
+mod polymorphic;
 
 pub use insert_many::{insert_rows, InsertShape, MAX_ROWS_PER_INSERT};
+pub use polymorphic::select_by_keys;
 
 /// An SQL text with its bound parameters, ready for the driver.
 #[derive(Debug, Default)]
