@@ -47,7 +47,9 @@
 //!   `Employee::...` columns.
 //! * `Session::delete(&engineer)` deletes the child row, then the parent row.
 //! * Querying `Employee` returns every employee, engineers included, with the
-//!   employee columns only (no polymorphic loading).
+//!   employee columns only; to get each row as its concrete kind, declare an
+//!   enum of the kinds with [`polymorphic!`](crate::polymorphic) and run the
+//!   query with [`Query::polymorphic`](crate::Query::polymorphic).
 //!
 //! Chains are allowed (a child of a child); each level adds one join.
 
