@@ -109,11 +109,11 @@ fn run(mp: &Mapper, n: usize) -> odm::Result<()> {
         let start = Instant::now();
         let count = mp.begin(|s| {
             if streaming {
-                let mut count = 0;
+                let mut count = 0usize;
                 for item in s.query::<Item>().iter()? {
                     item?;
                     count += 1;
-                    if count % 10_000 == 0 {
+                    if count.is_multiple_of(10_000) {
                         peak = peak.max(resident_mib());
                     }
                 }
