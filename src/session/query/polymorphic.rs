@@ -12,7 +12,7 @@
 //! odm::polymorphic! {
 //!     /// Every employee as what it is.
 //!     #[derive(Debug)]
-//!     pub enum Staff: Employee {
+//!     enum Staff: Employee {
 //!         Engineer(Engineer),
 //!         Manager(Manager),
 //!     }
