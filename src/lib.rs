@@ -130,7 +130,9 @@ pub use migrate::{Migration, Migrations};
 pub use model::{ColumnDef, ForeignKey, Model, Record, Relation, Table};
 pub use odm_derive::{Choice, Model};
 pub use query::{Assignment, Expr, Field, Order};
-pub use session::{AsOdmError, Isolation, LoadPolicy, Query, Report, Session};
+pub use session::{
+    AsOdmError, Isolation, LoadPolicy, Polymorphic, Query, QueryIter, Report, Session,
+};
 pub use types::Choice;
 
 #[doc(hidden)]

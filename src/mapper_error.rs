@@ -133,6 +133,14 @@ pub enum MapperError {
         /// The call: `nested` or `set_isolation`.
         operation: &'static str,
     },
+    /// A kind of a [`Polymorphic`](crate::Polymorphic) enum does not
+    /// inherit (through `#[odm(parent)]`) from the enum's base model.
+    NotAKind {
+        /// The kind's model.
+        kind: &'static str,
+        /// The base model queried.
+        base: &'static str,
+    },
 }
 
 impl fmt::Display for MapperError {
@@ -214,6 +222,10 @@ impl fmt::Display for MapperError {
             MapperError::NoTransactionInAutocommit { operation } => write!(
                 f,
                 "{operation} needs a transaction, and an autocommit session has none; use Mapper::begin"
+            ),
+            MapperError::NotAKind { kind, base } => write!(
+                f,
+                "model `{kind}` does not inherit from `{base}`, so it is no kind of it"
             ),
         }
     }

@@ -47,7 +47,9 @@
 //!   `Employee::...` columns.
 //! * `Session::delete(&engineer)` deletes the child row, then the parent row.
 //! * Querying `Employee` returns every employee, engineers included, with the
-//!   employee columns only (no polymorphic loading).
+//!   employee columns only; to get each row as its concrete kind, declare an
+//!   enum of the kinds with [`polymorphic!`](crate::polymorphic) and run the
+//!   query with [`Query::polymorphic`](crate::Query::polymorphic).
 //!
 //! Chains are allowed (a child of a child); each level adds one join.
 
@@ -323,6 +325,12 @@ pub trait Record: Send + Sync {
 
     /// Checks the values before a write (dict-style choice codes).
     fn validate(&self) -> crate::Result<()>;
+
+    /// Fills the own table's `Option` fields marked
+    /// `#[odm(default_fn = "path::to::fn")]` that are `None` with the
+    /// function's value (called once per field and object). The session
+    /// calls it before every `add`/`add_all` write.
+    fn apply_default_fns(&mut self) {}
 
     /// Overwrites the own table's fields from a row holding the own columns
     /// in column order (the `RETURNING` of an insert or update), reading

@@ -153,6 +153,7 @@ use crate::model::{Table, DEFAULT_BIND};
 use crate::pg::{Client, Param, Row};
 use crate::{Error, MapperError, Result};
 
+mod add_all;
 mod bind_connection;
 mod crud;
 mod load_policy;
@@ -166,7 +167,7 @@ use load_policy::RelatedLoads;
 use scope::{Opening, Scope};
 
 pub use load_policy::{LoadPolicy, N_PLUS_ONE_THRESHOLD};
-pub use query::{Locked, Query, WithRelated};
+pub use query::{Kind, Locked, Polymorphic, Query, QueryIter, WithRelated, DEFAULT_FETCH_SIZE};
 pub use report::Report;
 pub use transaction::AsOdmError;
 

@@ -25,6 +25,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) json: Option<Span>,
     pub(crate) choices: Option<(Vec<String>, Span)>,
     pub(crate) parent: Option<Span>,
+    /// `default_fn = "path::to::fn"`: the function and the literal's span.
+    pub(crate) default_fn: Option<(syn::ExprPath, Span)>,
 }
 
 /// Enum-level attributes of a `Choice`: `#[odm(text)]`.
@@ -109,6 +111,16 @@ impl FieldAttrs {
                         out.max_length = Some((n, span));
                     }
                     "default" => out.default = Some(non_empty(meta.value()?.parse()?, "default")?),
+                    "default_fn" => {
+                        let lit: LitStr = meta.value()?.parse()?;
+                        let path: syn::ExprPath = lit.parse().map_err(|_| {
+                            syn::Error::new(
+                                lit.span(),
+                                "default_fn must be a path to a function, e.g. \"uuid::Uuid::new_v4\"",
+                            )
+                        })?;
+                        out.default_fn = Some((path, lit.span()));
+                    }
                     "column" => out.column = Some(non_empty(meta.value()?.parse()?, "column")?),
                     "foreign_key" => {
                         let lit: LitStr = meta.value()?.parse()?;
@@ -139,7 +151,7 @@ impl FieldAttrs {
                     _ => {
                         return Err(unknown(
                             &meta,
-                            "primary_key, max_length, default, unique, index, column, foreign_key, json, choices, parent",
+                            "primary_key, max_length, default, default_fn, unique, index, column, foreign_key, json, choices, parent",
                         ))
                     }
                 }

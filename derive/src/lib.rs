@@ -14,7 +14,9 @@ use syn::{parse_macro_input, DeriveInput};
 /// Model attributes: `#[odm(table = "...", bind = "label", create_sql = "...", drop_sql = "...")]`.
 /// Field attributes: `primary_key`, `max_length = n`, `default = "sql"`,
 /// `unique`, `index`, `column = "name"`, `foreign_key = "table.column"`,
-/// `json`, `choices = "a,b,c"`, `parent`.
+/// `json`, `choices = "a,b,c"`, `parent`, `default_fn = "path::to::fn"` (on an
+/// `Option<T>` field: `fn() -> T` is called per object on `add`/`add_all`
+/// when the field is `None`; a set value is kept).
 #[proc_macro_derive(Model, attributes(odm))]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);

@@ -96,6 +96,7 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
                 || attrs.column.is_some()
                 || attrs.default.is_some()
                 || attrs.foreign_key.is_some()
+                || attrs.default_fn.is_some()
             {
                 return Err(Error::new(span, "#[odm(parent)] takes no other attribute"));
             }
@@ -132,6 +133,17 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
                     *span,
                     format!(
                         "choices applies to String fields, not `{}`",
+                        type_text(&field.ty)
+                    ),
+                ));
+            }
+        }
+        if let Some((_, span)) = &attrs.default_fn {
+            if option_inner(&field.ty).is_none() {
+                return Err(Error::new(
+                    *span,
+                    format!(
+                        "default_fn applies to Option fields (None is the unset value it fills), not `{}`",
                         type_text(&field.ty)
                     ),
                 ));
@@ -220,6 +232,15 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
         let ident = &c.ident;
         let column = &c.column;
         Some(quote! { ::odm::types::check_choice_code(#column, &self.#ident, &[#(#codes),*])?; })
+    });
+    let default_fns = columns.iter().filter_map(|c| {
+        let (path, span) = c.attrs.default_fn.as_ref()?;
+        let ident = &c.ident;
+        Some(quote_spanned! {*span=>
+            if ::core::option::Option::is_none(&self.#ident) {
+                self.#ident = ::core::option::Option::Some(#path());
+            }
+        })
     });
     let own_offset: usize = if parent.is_some() { 1 } else { 0 };
     let decodes: Vec<TokenStream> = columns
@@ -348,6 +369,10 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
             fn validate(&self) -> ::odm::Result<()> {
                 #(#checks)*
                 ::core::result::Result::Ok(())
+            }
+
+            fn apply_default_fns(&mut self) {
+                #(#default_fns)*
             }
 
             fn read_back(&mut self, row: &::odm::pg::Row) -> ::odm::Result<()> {

@@ -10,8 +10,12 @@ use super::expr::{Assignment, ColumnRef, Expr, Node, Order};
 use crate::model::{ColumnDef, Table};
 use crate::{MapperError, Result};
 
+mod insert_many;
+mod polymorphic;
 mod related;
 
+pub use insert_many::{insert_rows, InsertShape, MAX_ROWS_PER_INSERT};
+pub use polymorphic::select_by_keys;
 pub use related::select_related_batch;
 
 /// An SQL text with its bound parameters, ready for the driver.

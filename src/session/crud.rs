@@ -14,7 +14,8 @@ use super::LoadPolicy;
 impl Session {
     /// Inserts or updates `object` by primary key (an upsert) and reads the
     /// row back: generated keys and server defaults land in `object`. A
-    /// child model writes its parent's row first.
+    /// child model writes its parent's row first. `None` fields with a
+    /// `#[odm(default_fn = "...")]` are filled by their function first.
     ///
     /// # Errors
     ///
@@ -28,6 +29,7 @@ impl Session {
         if let Some(parent) = record.parent_record_mut() {
             self.add_record(parent)?;
         }
+        record.apply_default_fns();
         record.validate()?;
         let table = record.record_table();
         let row = {

@@ -26,10 +26,16 @@
 use std::marker::PhantomData;
 
 use super::Session;
+
+mod polymorphic;
+mod stream;
+
 use crate::model::{Model, Table};
 use crate::pg::Row;
 use crate::query::{sql, Assignment, Expr, Order, QueryParts, Statement};
 use crate::{Error, Result};
+pub use polymorphic::{Kind, Polymorphic};
+pub use stream::{QueryIter, DEFAULT_FETCH_SIZE};
 
 #[cfg(doc)]
 use crate::MapperError;
