@@ -24,6 +24,9 @@
 //!   return exactly what they would inside it; a plain `SELECT` takes no row
 //!   locks either way. A session that only reads therefore sends no `BEGIN`
 //!   and no `COMMIT`: one round trip per query, like the raw driver.
+//!   With [`ReadRoute::Replica`](crate::ReadRoute) these reads go to one of
+//!   the bind's read replicas instead (see [`crate::replicas`] for what a
+//!   replica may lag and how to read your own writes).
 //! * What differs: with `REPEATABLE READ`/`SERIALIZABLE` as the server's
 //!   default, reads before the first write would each get their own
 //!   snapshot. When reads must share the transaction's snapshot, start it
@@ -63,7 +66,7 @@ use crate::context::require_green;
 use crate::mapper::Mapper;
 use crate::model::{Table, DEFAULT_BIND};
 use crate::pg::{Client, Param, Row};
-use crate::{MapperError, Result};
+use crate::{MapperError, ReadRoute, Result};
 
 #[cfg(doc)]
 use crate::Error;
@@ -88,6 +91,10 @@ pub struct Session {
     depth: usize,
     /// `related` loads per relation, and the N+1 policy.
     related_loads: RelatedLoads,
+    /// Where reads before the first write on a bind go.
+    read_route: ReadRoute,
+    /// Picks this session's replica of each bind ([`crate::replicas`]).
+    replica_seed: usize,
 }
 
 impl fmt::Debug for Session {
@@ -96,6 +103,7 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("open_binds", &binds)
             .field("depth", &self.depth)
+            .field("read_route", &self.read_route)
             .finish()
     }
 }
@@ -126,11 +134,33 @@ impl Isolation {
 impl Session {
     fn new(mapper: Mapper) -> Session {
         Session {
+            read_route: mapper.read_route(),
+            replica_seed: mapper.next_session_seed(),
             mapper,
             open: Vec::new(),
             depth: 0,
             related_loads: RelatedLoads::default(),
         }
+    }
+
+    /// Sets where this session's ORM reads before its first write on a bind
+    /// go; it starts with the mapper's [`Mapper::read_route`]. See
+    /// [`crate::replicas`] for what a replica may lag.
+    pub fn set_read_route(&mut self, route: ReadRoute) {
+        self.read_route = route;
+    }
+
+    /// Where this session's ORM reads before its first write go.
+    pub fn read_route(&self) -> ReadRoute {
+        self.read_route
+    }
+
+    /// Pins the session to the primary: every read goes to the bind's
+    /// primary, so it sees everything committed there (e.g. the writes of
+    /// the session that just committed). The same as
+    /// `set_read_route(ReadRoute::Primary)`.
+    pub fn pin_to_primary(&mut self) {
+        self.set_read_route(ReadRoute::Primary);
     }
 
     /// Sets what happens when [`Session::related`] loads the same relation
@@ -180,8 +210,9 @@ impl Session {
     /// Runs an ORM read of `table`: on the session's connection to the
     /// table's bind when it has one (inside the transaction once it has
     /// started), else as one autocommit statement on a shared, pipelined
-    /// connection of the bind's pool, so a session that only reads never
-    /// holds a connection exclusively.
+    /// connection of the bind's pool — or of one of its replicas with
+    /// [`ReadRoute::Replica`] — so a session that only reads never holds a
+    /// connection exclusively.
     pub(crate) fn read<R>(
         &mut self,
         table: &Table,
@@ -192,10 +223,11 @@ impl Session {
             return self.run(label, None, read);
         }
         require_green("session")?;
-        self.mapper
-            .engine_for(table)?
-            .pool()
-            .shared("session read", read)
+        let engine = self.mapper.engine_for(table)?;
+        match self.read_route {
+            ReadRoute::Primary => engine.pool().shared("session read", read),
+            ReadRoute::Replica => engine.read_on_replica(self.replica_seed, read),
+        }
     }
 
     /// Runs an ORM write of `table` on the session's connection to the
