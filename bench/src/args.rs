@@ -5,12 +5,14 @@ use std::time::Duration;
 use super::workload::Workload;
 
 /// Every contender, in report order.
-pub const CONTENDERS: [&str; 8] = [
+pub const CONTENDERS: [&str; 10] = [
     "pgbench",
     "pgbench-pipe",
     "odm-raw",
     "odm-raw-tls",
     "odm-pool",
+    "odm-pool-nocache",
+    "odm-pool-pgbouncer",
     "odm-orm",
     "tokio-postgres",
     "postgres-sync",
@@ -48,9 +50,11 @@ usage: cargo run --release --example bench -- [FLAGS]
   --duration SECS       measured window per cell (default: 0.6)
   --warmup SECS         warm-up per cell, extended until every task finished
                         a request (default: 0.2)
-  --contenders LIST     pgbench,pgbench-pipe,odm-raw,odm-raw-tls,odm-pool,odm-orm,
+  --contenders LIST     pgbench,pgbench-pipe,odm-raw,odm-raw-tls,odm-pool,
+                        odm-pool-nocache,odm-pool-pgbouncer,odm-orm,
                         tokio-postgres,postgres-sync (default: all)
-  --connections N       connections of odm-raw(-tls) and odm-pool (default: cores)
+  --connections N       connections of odm-raw(-tls) and odm-pool(-*), and
+                        PgBouncer's server connections (default: cores)
   --orm-connections N   pool_size of odm-orm (default: 4 x cores)
   --scale [TASKS]       also run TASKS (10,000) green tasks on db through one
                         pool and report memory per task
