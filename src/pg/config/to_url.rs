@@ -118,7 +118,7 @@ pub(super) fn format_seconds(d: Duration) -> String {
 /// Milliseconds as [`super::settings`] reads them: whole, or decimal.
 fn format_millis(d: Duration) -> String {
     let micros = d.as_micros();
-    if micros % 1000 == 0 {
+    if micros.is_multiple_of(1000) {
         (micros / 1000).to_string()
     } else {
         format!("{}", micros as f64 / 1000.0)
