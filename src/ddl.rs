@@ -255,13 +255,15 @@ impl Mapper {
         require_green("tables")?;
         let mut out = Vec::new();
         for (label, engine) in self.binds() {
-            let conn = engine.pool().acquire()?;
-            let rows = conn.query(
-                "SELECT table_name::text FROM information_schema.tables \
+            const SQL: &str = "SELECT table_name::text FROM information_schema.tables \
                  WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
-                 ORDER BY table_name",
-                &[],
-            )?;
+                 ORDER BY table_name";
+            // Inside the task's transaction, ask on its connection (and see
+            // its uncommitted tables) rather than for a second connection.
+            let rows = match self.run_in_task_transaction(label, |c| c.query(SQL, &[])) {
+                Some(rows) => rows?,
+                None => engine.pool().acquire()?.query(SQL, &[])?,
+            };
             let names = rows
                 .iter()
                 .map(|r| r.try_get::<usize, String>(0))

@@ -237,6 +237,16 @@ pub enum Error {
     #[error("nested acquire: this task already holds a connection from this pool")]
     NestedAcquire,
 
+    /// The task asked for one more connection (an independent transaction,
+    /// [`Pool::acquire_another`](crate::Pool::acquire_another)) while it
+    /// already holds every connection the pool may open: waiting could only
+    /// wait for the task itself, so the request fails at once.
+    #[error("pool exhausted by this task: it already holds all {size} connections of the pool")]
+    PoolHeldByTask {
+        /// The pool's maximum size.
+        size: usize,
+    },
+
     /// The green runtime refused the work (closed pool, panicked task).
     #[error(transparent)]
     Green(#[from] green::GreenError),
@@ -250,6 +260,11 @@ pub enum Error {
     /// its migrations failed; names the version ([`crate::migrate`]).
     #[error(transparent)]
     Migration(Box<crate::migrate::MigrationError>),
+
+    /// A report query (join, projection, aggregate) the builder refuses;
+    /// names the table or column ([`crate::query::QueryError`]).
+    #[error(transparent)]
+    Query(Box<crate::query::QueryError>),
 
     /// A value read from the database matches no variant of a `Choice`.
     #[error("column `{column}` holds {value}, which is not a valid {type_name}")]
@@ -353,6 +368,15 @@ impl Error {
     /// retries.
     pub fn is_retryable(&self) -> bool {
         self.transaction_code().is_some_and(sqlstate::is_retryable)
+    }
+
+    /// True when a lock could not be taken at once
+    /// ([`sqlstate::LOCK_NOT_AVAILABLE`], 55P03): a `NOWAIT` locking read
+    /// ([`Locked::nowait`](crate::session::Locked::nowait)) met a locked
+    /// row, or `lock_timeout` passed; also as a [`Error::RolledBack`]'s or
+    /// [`Error::TransactionAborted`]'s cause.
+    pub fn is_lock_not_available(&self) -> bool {
+        self.transaction_code() == Some(sqlstate::LOCK_NOT_AVAILABLE)
     }
 
     /// True when a cancel request ([`crate::pg::CancelToken`]) or the

@@ -132,7 +132,7 @@ pub use model::{ColumnDef, ForeignKey, Model, Record, Relation, Table};
 pub use odm_derive::{Choice, Model};
 pub use query::{Assignment, Expr, Field, Order};
 pub use replicas::ReadRoute;
-pub use session::{Isolation, LoadPolicy, Query, Session};
+pub use session::{AsOdmError, Isolation, LoadPolicy, Query, Report, Session};
 pub use types::Choice;
 
 #[doc(hidden)]

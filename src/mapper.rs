@@ -197,6 +197,12 @@ impl Mapper {
         self.inner.sessions.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// A number naming this mapper (shared by its clones), for the task's
+    /// transaction registry ([`crate::session`]).
+    pub(crate) fn identity(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// The registered migration sets (see [`crate::migrate`]).
     pub(crate) fn migration_sets(&self) -> &RwLock<Vec<crate::migrate::Migrations>> {
         &self.inner.migrations

@@ -117,6 +117,16 @@ pub enum MapperError {
         /// How many loads the session has seen.
         calls: usize,
     },
+    /// A session ran a statement after the transaction it belongs to (its
+    /// own, or the outer one it joined) was committed or rolled back.
+    TransactionEnded,
+    /// A session's connection to a bind was asked for while another call
+    /// was using it (a joined session used from another coroutine) or after
+    /// it was lost to a panic.
+    ConnectionBusy {
+        /// The bind's label.
+        label: String,
+    },
 }
 
 impl fmt::Display for MapperError {
@@ -186,7 +196,14 @@ impl fmt::Display for MapperError {
             } => write!(
                 f,
                 "n+1 loading: related::<{model}> through `{table}.{column}` ran {calls} times in one session; \
-                 load the rows with one query filtering `{column}` with in_"
+                 load them for all owners at once with query::<Owner>().with_related::<{model}>()"
+            ),
+            MapperError::TransactionEnded => {
+                f.write_str("the transaction this session belongs to has ended")
+            }
+            MapperError::ConnectionBusy { label } => write!(
+                f,
+                "the session's connection to bind `{label}` is in use by another call or was lost to a panic"
             ),
         }
     }

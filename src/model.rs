@@ -342,6 +342,11 @@ pub trait Model: Record + Sized + 'static {
     /// (`i32` for `Option<i32>`), or the key type itself (`Uuid`).
     type Key: crate::types::ColumnType + ToSql + Sync + Send + 'static;
 
+    /// The model and its parents (joined-table inheritance) as a type-level
+    /// list, `(Engineer, (Employee, ()))`: the models whose columns a query
+    /// over this model can select ([`crate::query::Contains`]).
+    type Lineage;
+
     /// The table name (`Table::name`), usable in constants.
     const TABLE_NAME: &'static str;
 

@@ -1,11 +1,53 @@
 //! The pure parts of typed queries: [`Field`] constants build [`Expr`]
 //! filters, [`Order`] terms and [`Assignment`]s; [`sql`] turns them into
-//! parameterised SQL (identifiers quoted, values bound). Nothing here
+//! parameterised SQL (identifiers quoted, values bound); joins, projections
+//! into tuples and aggregates are a [`Report`](crate::Report). Nothing here
 //! talks to the database: [`Query`](crate::Query), made by
-//! [`Session::query`](crate::Session::query), runs them.
+//! [`Session::query`](crate::Session::query), runs them. [`lock`] holds the
+//! locking clauses (`FOR UPDATE ... SKIP LOCKED`), [`ValueArray`] binds many
+//! values as one array parameter (batched eager loading).
+//!
+//! ```no_run
+//! # #[derive(odm::Model, Debug, Clone, Default)]
+//! # struct Task {
+//! #     #[odm(primary_key)] id: Option<i32>,
+//! #     subject: String,
+//! #     #[odm(default = "false")] done: bool,
+//! #     #[odm(default = "now()")] created: Option<chrono::NaiveDateTime>,
+//! # }
+//! # fn demo(s: &mut odm::Session) -> odm::Result<()> {
+//! let open: Vec<Task> = s
+//!     .query::<Task>()
+//!     .filter(Task::DONE.eq(false) & Task::SUBJECT.like("%urgent%"))
+//!     .order_by(Task::CREATED.desc())
+//!     .limit(10)
+//!     .all()?;
+//! let finished = s.query::<Task>().filter(Task::DONE.eq(true)).count()?;
+//! s.query::<Task>().filter(Task::ID.in_([1, 2, 3])).update([Task::DONE.set(true)])?;
+//! # Ok(()) }
+//! ```
 
-mod expr;
+pub(crate) mod aggregate;
+pub(crate) mod expr;
+pub(crate) mod join;
+pub mod lock;
+pub(crate) mod projection;
+mod query_error;
 pub mod sql;
+mod value_array;
 
+pub use aggregate::{
+    avg, count, count_distinct, count_of, max, min, sum, Aggregate, AggregateExpr, Anywhere,
+    Averageable, Count, CountOf, Summable,
+};
 pub use expr::{Assignment, ColumnRef, Expr, Field, Order};
+pub use lock::{LockStrength, NoWait, SkipLocked, Wait, WaitPolicy};
+#[doc(hidden)]
+pub use projection::Term;
+pub use projection::{
+    Append, AppendOptional, Contains, Here, HereOptional, InnerSide, JoinSide, Optional, OuterSide,
+    Projection, ReportOrder, Selectable, There,
+};
+pub use query_error::QueryError;
 pub use sql::{QueryParts, Statement};
+pub use value_array::ValueArray;

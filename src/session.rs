@@ -30,8 +30,10 @@
 //! * What differs: with `REPEATABLE READ`/`SERIALIZABLE` as the server's
 //!   default, reads before the first write would each get their own
 //!   snapshot. When reads must share the transaction's snapshot, start it
-//!   first with [`Session::set_isolation`] (or any raw statement, e.g.
-//!   `SELECT ... FOR UPDATE` through `query_raw`).
+//!   first with [`Session::set_isolation`] (or any raw statement).
+//! * A **locking read** ([`Query::for_update`], `for_share`, ...) is not a
+//!   plain read: like a write, it starts the transaction, and its row locks
+//!   are held until commit or rollback.
 //! * `COMMIT` and `ROLLBACK` wait for the server's answer, so a commit error
 //!   (e.g. a serialization failure, 40001) is always reported.
 //!
@@ -59,36 +61,104 @@
 //!
 //! Sessions spanning several binds run one transaction per bind; the commits
 //! are not atomic across binds (no two-phase commit).
+//!
+//! # Composing transactions
+//!
+//! Business code is built from functions that each call
+//! [`Mapper::begin`]; on one task they compose into one transaction, as
+//! Django's `atomic()` blocks nest. The task's current transaction on a
+//! mapper is kept per task (in the coroutine's own storage, not a
+//! thread-local, so it follows the task across worker threads):
+//!
+//! * **Nested `begin` joins.** [`Mapper::begin`] (and
+//!   [`Mapper::transaction`], the retrying forms) called while the task is
+//!   in a transaction of the same mapper — inside another `begin`'s
+//!   closure, or after a [`Mapper::session`] session's first write — runs
+//!   its closure in a session that joined that transaction
+//!   ([`Session::is_joined`]) at a savepoint, created lazily with its first
+//!   statement. `Err` or a panic rolls back to the savepoint and the outer
+//!   transaction goes on (the panic continues); `Ok` only releases the
+//!   savepoint: the outer commit commits everything, the outer rollback
+//!   discards everything, inner "commits" included. Reads inside see the
+//!   outer writes (same connection). A retrying begin that joined runs
+//!   once: a serialization failure dooms the whole outer transaction, so
+//!   the outermost retrying begin retries it.
+//! * **`session()` inside a `begin` joins too**: its `commit` releases its
+//!   savepoint, its `rollback` or drop rolls back to it. Outside a `begin`
+//!   closure, [`Mapper::session`] always starts a session of its own (so a
+//!   read-only session and a writing one can live side by side on a task,
+//!   and nobody's commit silently depends on another session's fate). A
+//!   joined session used after its transaction ended is refused with
+//!   [`MapperError::TransactionEnded`].
+//! * **Reads never ask for a second connection.** A session with no
+//!   connection of its own to a bind reads on the task's current
+//!   transaction's connection to that bind when there is one (seeing its
+//!   writes), else on the shared autocommit path. [`Mapper::tables`] does
+//!   the same. A *write* from a second session of its own while the task
+//!   holds a connection is still [`Error::NestedAcquire`], at once.
+//! * **Independent transactions are explicit.**
+//!   [`Mapper::begin_independent`] / [`Mapper::session_independent`] run on
+//!   a connection of their own and commit on their own (an audit row that
+//!   survives the outer rollback). They see the outer transaction as
+//!   another transaction would. The second connection comes from
+//!   [`Pool::acquire_another`](crate::Pool::acquire_another): when the
+//!   task's own holdings fill the pool, the first statement fails at once
+//!   with [`Error::PoolHeldByTask`] instead of waiting for itself.
+//! * **The caller's own errors.** [`Mapper::transaction`] takes a closure
+//!   returning `Result<T, E>` with `E: From<odm::Error>`: `Err(e)` rolls
+//!   back and comes back unchanged. [`Mapper::transaction_with_retry`]
+//!   retries when `E` carries a retryable odm error ([`AsOdmError`]).
+//!   [`Mapper::begin`] stays the form for `odm::Result` closures: a generic
+//!   `E` cannot be inferred from a closure that only uses `?` and `Ok`.
+//!
+//! The task is the coroutine, as for the pool's nested-acquire check: a
+//! session moved out of the job that opened it (returned from
+//! `GreenPool::submit`) still counts as that worker coroutine's current
+//! transaction until it ends. End sessions in the task that opened them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::context::require_green;
 use crate::mapper::Mapper;
 use crate::model::{Table, DEFAULT_BIND};
 use crate::pg::{Client, Param, Row};
-use crate::{MapperError, ReadRoute, Result};
-
-#[cfg(doc)]
-use crate::Error;
+use crate::{Error, MapperError, ReadRoute, Result};
 
 mod bind_connection;
 mod crud;
 mod load_policy;
 mod query;
+mod report;
+mod scope;
+mod transaction;
 
 use bind_connection::BindConnection;
 use load_policy::RelatedLoads;
+use scope::Scope;
 
 pub use load_policy::{LoadPolicy, N_PLUS_ONE_THRESHOLD};
-pub use query::Query;
+pub use query::{Locked, Query, WithRelated};
+pub use report::Report;
+pub use transaction::AsOdmError;
 
 /// A transaction scope: `add`, `get`, `delete`, `query`, `related`, raw SQL.
-/// Obtain one with [`Mapper::session`] or [`Mapper::begin`].
+/// Obtain one with [`Mapper::session`] or [`Mapper::begin`]. A session
+/// either owns its transaction or has joined the task's current one at a
+/// savepoint (see [composition](crate::session#composing-transactions)).
 pub struct Session {
     mapper: Mapper,
-    open: Vec<BindConnection>,
-    /// Current savepoint nesting level (0 outside `nested`).
+    /// The transaction: its connections and savepoint levels, shared with
+    /// the sessions that joined it.
+    scope: Arc<Scope>,
+    /// The savepoint level the session sits at: 0 when it owns the
+    /// transaction, the level of its savepoint when it joined one.
+    level: usize,
+    /// The savepoint level its statements run at (`level`, deeper inside
+    /// [`Session::nested`]).
     depth: usize,
+    /// Committed or rolled back (nothing left for `drop` to do).
+    finished: bool,
     /// `related` loads per relation, and the N+1 policy.
     related_loads: RelatedLoads,
     /// Where reads before the first write on a bind go.
@@ -99,9 +169,9 @@ pub struct Session {
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let binds: Vec<&str> = self.open.iter().map(|o| o.label.as_str()).collect();
         f.debug_struct("Session")
-            .field("open_binds", &binds)
+            .field("joined", &(self.level > 0))
+            .field("independent", &self.scope.independent)
             .field("depth", &self.depth)
             .field("read_route", &self.read_route)
             .finish()
@@ -132,13 +202,16 @@ impl Isolation {
 }
 
 impl Session {
-    fn new(mapper: Mapper) -> Session {
+    /// A session owning `scope`, a transaction of its own.
+    fn owning(mapper: Mapper, scope: Arc<Scope>) -> Session {
         Session {
             read_route: mapper.read_route(),
             replica_seed: mapper.next_session_seed(),
             mapper,
-            open: Vec::new(),
+            scope,
+            level: 0,
             depth: 0,
+            finished: false,
             related_loads: RelatedLoads::default(),
         }
     }
@@ -163,6 +236,27 @@ impl Session {
         self.set_read_route(ReadRoute::Primary);
     }
 
+    /// A session joining `scope` at a new savepoint level.
+    fn joining(mapper: Mapper, scope: Arc<Scope>) -> Session {
+        let level = scope.enter_level();
+        Session {
+            read_route: mapper.read_route(),
+            replica_seed: mapper.next_session_seed(),
+            mapper,
+            scope,
+            level,
+            depth: level,
+            finished: false,
+            related_loads: RelatedLoads::default(),
+        }
+    }
+
+    /// Whether the session joined an outer transaction (at a savepoint)
+    /// instead of owning one: its commit then only releases its savepoint.
+    pub fn is_joined(&self) -> bool {
+        self.level > 0
+    }
+
     /// Sets what happens when [`Session::related`] loads the same relation
     /// row by row more than [`N_PLUS_ONE_THRESHOLD`] times.
     pub fn set_load_policy(&mut self, policy: LoadPolicy) {
@@ -174,29 +268,10 @@ impl Session {
         &self.mapper
     }
 
-    /// The session's connection to bind `label`, checked out on first use.
-    fn bind(&mut self, label: &str) -> Result<&mut BindConnection> {
-        let index = match self.open.iter().position(|o| o.label == label) {
-            Some(i) => i,
-            None => {
-                require_green("session")?;
-                let engine =
-                    self.mapper
-                        .engine(Some(label))
-                        .ok_or_else(|| MapperError::UnknownBind {
-                            label: label.to_owned(),
-                        })?;
-                let conn = engine.pool().acquire()?;
-                self.open.push(BindConnection::new(label, conn));
-                self.open.len() - 1
-            }
-        };
-        Ok(&mut self.open[index])
-    }
-
     /// Runs a write or raw statement on bind `label`, in the session's
     /// transaction at the current savepoint level (see
-    /// [`BindConnection::run`]).
+    /// [`BindConnection::run`]); the bind's connection is checked out on
+    /// first use.
     fn run<R>(
         &mut self,
         label: &str,
@@ -204,23 +279,34 @@ impl Session {
         work: impl FnOnce(&Client) -> Result<R>,
     ) -> Result<R> {
         let depth = self.depth;
-        self.bind(label)?.run(depth, sql, work)
+        let mapper = &self.mapper;
+        let independent = self.scope.independent;
+        self.scope.with_bind(
+            label,
+            || connect(mapper, label, independent),
+            |conn| conn.run(depth, sql, work),
+        )
     }
 
     /// Runs an ORM read of `table`: on the session's connection to the
     /// table's bind when it has one (inside the transaction once it has
-    /// started), else as one autocommit statement on a shared, pipelined
-    /// connection of the bind's pool — or of one of its replicas with
-    /// [`ReadRoute::Replica`] — so a session that only reads never holds a
-    /// connection exclusively.
+    /// started; always for an independent session), else on the task's
+    /// current transaction's connection to that bind when it has one (a
+    /// session of its own inside a writing one sees its writes), else as one
+    /// autocommit statement on a shared, pipelined connection of the bind's
+    /// pool — or of one of its replicas with [`ReadRoute::Replica`] — so a
+    /// session that only reads never holds a connection exclusively.
     pub(crate) fn read<R>(
         &mut self,
         table: &Table,
         read: impl FnOnce(&Client) -> Result<R>,
     ) -> Result<R> {
         let label = table.bind_label();
-        if self.open.iter().any(|o| o.label == label) {
+        if self.scope.has_bind(label) || self.scope.independent {
             return self.run(label, None, read);
+        }
+        if let Some(current) = self.mapper.task_transaction(label) {
+            return current.with_bind(label, || Err(busy(label)), |conn| conn.run(0, None, read));
         }
         require_green("session")?;
         let engine = self.mapper.engine_for(table)?;
@@ -239,7 +325,7 @@ impl Session {
         write: impl FnOnce(&Client) -> Result<R>,
     ) -> Result<R> {
         let label = table.bind_label();
-        if !self.open.iter().any(|o| o.label == label) {
+        if !self.scope.has_bind(label) {
             self.mapper.engine_for(table)?;
         }
         self.run(label, None, write)
@@ -262,9 +348,7 @@ impl Session {
     /// Whether the transaction has started on the default bind (a write,
     /// raw SQL or [`Session::set_isolation`] ran).
     pub fn in_transaction(&self) -> bool {
-        self.open
-            .iter()
-            .any(|o| o.label == DEFAULT_BIND && o.in_transaction)
+        self.scope.in_transaction(Some(DEFAULT_BIND))
     }
 
     /// Runs raw SQL with bound parameters on the default bind; returns the
@@ -330,25 +414,24 @@ impl Session {
     where
         F: FnOnce(&mut Session) -> Result<T>,
     {
-        self.depth += 1;
-        let level = self.depth;
+        let level = self.scope.enter_level();
+        let outer = std::mem::replace(&mut self.depth, level);
         let result = work(self);
-        self.depth = level - 1;
-        let mut failure = None;
-        for open in self.open.iter_mut() {
-            if let Err(e) = open.end_savepoint(level, result.is_ok()) {
-                failure.get_or_insert(e);
-            }
-        }
-        match (result, failure) {
-            (Ok(value), None) => Ok(value),
-            (Ok(_), Some(e)) => Err(e),
+        self.depth = outer;
+        self.scope.leave_level(level);
+        let keep = result.is_ok();
+        let ended = self.scope.for_each(|conn| conn.end_savepoint(level, keep));
+        match (result, ended) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Ok(_), Err(e)) => Err(e),
             (Err(e), _) => Err(e),
         }
     }
 
     /// Commits the transaction on every bind used, and returns the
-    /// connections to their pools.
+    /// connections to their pools. A [joined](Session::is_joined) session
+    /// only releases its savepoint: its work is committed with the outer
+    /// transaction, or discarded with it.
     ///
     /// # Errors
     ///
@@ -356,13 +439,22 @@ impl Session {
     /// statement in it had failed (even if its error was ignored; the cause
     /// is that error), or the commit itself failed (a deferred constraint, a
     /// serialization failure 40001: the cause is that error, and
-    /// [`Error::is_retryable`] follows it). With several binds, the binds
+    /// [`Error::is_retryable`] follows it), or a joined session's connection
+    /// was lost to a panic. With several binds, the binds
     /// after the first failure are rolled back; those before it stay
     /// committed. Another error (the connection broke) leaves that bind's
-    /// outcome unknown.
+    /// outcome unknown. For a joined session, [`Error::RolledBack`] when its
+    /// savepoint could not be kept (a statement inside it failed; the outer
+    /// transaction goes on) and [`MapperError::TransactionEnded`] when the
+    /// outer transaction has already ended.
     pub fn commit(mut self) -> Result<()> {
-        let mut failure = None;
-        for open in self.open.drain(..).filter(|o| o.in_transaction) {
+        self.finished = true;
+        if self.is_joined() {
+            return self.end_savepoint(true);
+        }
+        let (connections, complete) = self.scope.end();
+        let mut failure = (!complete).then_some(Error::RolledBack { cause: None });
+        for open in connections.into_iter().filter(|o| o.in_transaction) {
             let outcome = if failure.is_none() {
                 open.commit()
             } else {
@@ -376,19 +468,36 @@ impl Session {
     }
 
     /// Rolls back the transaction on every bind used and returns the
-    /// connections to their pools.
+    /// connections to their pools; a [joined](Session::is_joined) session
+    /// rolls back to its savepoint and the outer transaction goes on.
     ///
     /// # Errors
     ///
     /// The server's error; the connection is then discarded by its pool if
     /// it is still in a transaction.
     pub fn rollback(mut self) -> Result<()> {
+        self.finished = true;
+        if self.is_joined() {
+            return self.end_savepoint(false);
+        }
         self.rollback_all()
+    }
+
+    /// Ends a joined session's savepoint: released when `keep`, else rolled
+    /// back to.
+    fn end_savepoint(&mut self, keep: bool) -> Result<()> {
+        let level = self.level;
+        self.scope.leave_level(level);
+        if self.scope.is_ended() {
+            return Err(MapperError::TransactionEnded.into());
+        }
+        self.scope.for_each(|conn| conn.end_savepoint(level, keep))
     }
 
     fn rollback_all(&mut self) -> Result<()> {
         let mut failure = None;
-        for open in self.open.drain(..).filter(|o| o.in_transaction) {
+        let (connections, _) = self.scope.end();
+        for open in connections.into_iter().filter(|o| o.in_transaction) {
             if let Err(e) = open.rollback() {
                 failure.get_or_insert(e);
             }
@@ -399,91 +508,49 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if !self.open.iter().any(|o| o.in_transaction) {
+        if self.finished || self.scope.is_ended() {
             return;
         }
         if std::thread::panicking() {
             // No I/O while unwinding: the pool discards connections dropped
             // during a panic, and closing one rolls its transaction back.
-            self.open.clear();
+            // A joined session cannot roll back to its savepoint, so the
+            // whole transaction goes: the outer commit reports it.
+            self.scope.abandon();
             return;
         }
-        if let Err(e) = self.rollback_all() {
+        let outcome = if self.is_joined() {
+            self.end_savepoint(false)
+        } else {
+            self.rollback_all()
+        };
+        if let Err(e) = outcome {
             log::warn!("rollback of a dropped session failed: {e}");
         }
     }
 }
 
-/// The entry points to sessions.
-impl Mapper {
-    /// A new session. No connection is taken until the first statement; the
-    /// transaction starts with the first write (see [`crate::session`] for
-    /// exactly what that guarantees). Dropped without [`Session::commit`],
-    /// it rolls back.
-    ///
-    /// # Errors
-    ///
-    /// The wrong-context error (`acquire in main greenlet: session ...`) off
-    /// a green worker.
-    pub fn session(&self) -> Result<Session> {
-        require_green("session")?;
-        Ok(Session::new(self.clone()))
-    }
+/// The session's new connection to bind `label`: taken beside the task's
+/// other connections for an independent transaction
+/// ([`Pool::acquire_another`](crate::Pool::acquire_another)).
+fn connect(mapper: &Mapper, label: &str, independent: bool) -> Result<BindConnection> {
+    require_green("session")?;
+    let engine = mapper
+        .engine(Some(label))
+        .ok_or_else(|| MapperError::UnknownBind {
+            label: label.to_owned(),
+        })?;
+    let conn = if independent {
+        engine.pool().acquire_another()?
+    } else {
+        engine.pool().acquire()?
+    };
+    Ok(BindConnection::new(conn))
+}
 
-    /// Runs `work` in a new session's transaction: commits when it returns
-    /// `Ok`, rolls back when it returns `Err` (that error is returned) or
-    /// panics (the panic continues after the rollback).
-    ///
-    /// # Errors
-    ///
-    /// The wrong-context error off a green worker (before `work` runs);
-    /// `work`'s error; [`Error::RolledBack`] when `work` returned `Ok` but
-    /// nothing was committed: a statement inside it failed and its error was
-    /// ignored (the cause is that error), or the commit itself failed (a
-    /// deferred constraint, a serialization failure). See
-    /// [`Session::commit`].
-    pub fn begin<T, F>(&self, work: F) -> Result<T>
-    where
-        F: FnOnce(&mut Session) -> Result<T>,
-    {
-        let mut session = self.session()?;
-        match work(&mut session) {
-            Ok(value) => {
-                session.commit()?;
-                Ok(value)
-            }
-            Err(e) => {
-                if let Err(rollback) = session.rollback() {
-                    log::warn!("rollback after a failed transaction failed too: {rollback}");
-                }
-                Err(e)
-            }
-        }
+fn busy(label: &str) -> Error {
+    MapperError::ConnectionBusy {
+        label: label.to_owned(),
     }
-
-    /// Like [`Mapper::begin`], but runs `work` again in a fresh transaction
-    /// when it fails with a serialization failure (40001) or a deadlock
-    /// (40P01), up to `attempts` runs in all — whether `work` returned the
-    /// error or the commit reported it ([`Error::RolledBack`] with such a
-    /// cause).
-    ///
-    /// # Errors
-    ///
-    /// As [`Mapper::begin`]; after the last attempt, its retryable error.
-    pub fn begin_with_retry<T, F>(&self, attempts: usize, mut work: F) -> Result<T>
-    where
-        F: FnMut(&mut Session) -> Result<T>,
-    {
-        let attempts = attempts.max(1);
-        let mut run = 1;
-        loop {
-            match self.begin(&mut work) {
-                Err(e) if e.is_retryable() && run < attempts => {
-                    log::debug!("retrying transaction after {e} (attempt {run} of {attempts})");
-                    run += 1;
-                }
-                result => return result,
-            }
-        }
-    }
+    .into()
 }

@@ -858,7 +858,7 @@ fn loading_a_relation_row_by_row_is_flagged_as_n_plus_one() {
             assert_eq!(
                 err.to_string(),
                 "n+1 loading: related::<Task> through `task.employee_id` ran 11 times in one session; \
-                 load the rows with one query filtering `employee_id` with in_"
+                 load them for all owners at once with query::<Owner>().with_related::<Task>()"
             );
             s.set_load_policy(odm::LoadPolicy::Allow);
             assert_eq!(s.related::<Task>(&owners[11])?.len(), 1);

@@ -195,9 +195,16 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
         let column = &c.column;
         let doc =
             format!("Column `{column}` of table `{table_name}`, for query filters and ordering.");
+        // a projection reads the declared type, but a key is never NULL in
+        // the table even when its field is an `Option` until the insert
+        let declared = if c.attrs.primary_key.is_some() {
+            quote_spanned! {ty.span()=> <#ty as ::odm::types::ColumnType>::Inner }
+        } else {
+            quote_spanned! {ty.span()=> #ty }
+        };
         quote_spanned! {ty.span()=>
             #[doc = #doc]
-            pub const #const_name: ::odm::Field<#name, <#ty as ::odm::types::ColumnType>::Inner> =
+            pub const #const_name: ::odm::Field<#name, <#ty as ::odm::types::ColumnType>::Inner, #declared> =
                 ::odm::Field::new(#table_name, #column);
         }
     });
@@ -308,6 +315,10 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
                 )
             }
         };
+    let lineage = match &parent {
+        Some((_, pty)) => quote! { (Self, <#pty as ::odm::Model>::Lineage) },
+        None => quote! { (Self, ()) },
+    };
     let key_column = if let Some((_, pty)) = &parent {
         quote!(<#pty as ::odm::Model>::KEY_COLUMN)
     } else {
@@ -355,6 +366,7 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
 
         impl ::odm::Model for #name {
             type Key = #key_ty;
+            type Lineage = #lineage;
             const TABLE_NAME: &'static str = #table_name;
             const KEY_COLUMN: &'static str = #key_column;
 

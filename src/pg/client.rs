@@ -12,6 +12,7 @@ use super::config::{Config, Host};
 use super::connect::open_and_start;
 use super::connection::Connection;
 use super::copy::{CopyInWriter, CopyOutReader};
+use super::host_choice::{connect_any, still_fits};
 use super::notification::Notifications;
 use super::request::{self, Completion, RowSink};
 use super::row::Row;
@@ -60,9 +61,24 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Opens a connection: socket, startup and authentication.
+    /// Opens a connection: socket, startup and authentication. With
+    /// several hosts, or a `target_session_attrs` other than `any`, tries
+    /// the hosts in turn until one fits ([`Config::hosts`]).
     pub fn connect(config: &Config) -> Result<Client, Error> {
         require_green("connect")?;
+        connect_any(config, Client::connect_one)
+    }
+
+    /// Whether this connection still satisfies the `target_session_attrs`
+    /// it was opened with, as far as the server's reports tell (a standby
+    /// promoted under a `standby` connection reports `in_hot_standby=off`);
+    /// the pool discards a connection that no longer does.
+    pub fn fits_target_session_attrs(&self) -> bool {
+        still_fits(self)
+    }
+
+    /// Opens a connection to the configuration's first host.
+    fn connect_one(config: &Config) -> Result<Client, Error> {
         // `connect_timeout` bounds the whole connect: host-name lookup, TCP
         // handshake and startup with authentication. I/O failures before
         // the first ReadyForQuery are connect errors naming the server.

@@ -19,6 +19,7 @@ use crate::Error;
 
 mod auth_settings;
 mod builder;
+mod host_selection;
 mod key_values;
 mod percent;
 mod settings;
@@ -27,6 +28,7 @@ mod url;
 
 pub use auth_settings::{AuthMethod, ChannelBindingMode, RequireAuth};
 pub use builder::ConfigBuilder;
+pub use host_selection::{LoadBalanceHosts, TargetSessionAttrs};
 pub(crate) use settings::parse_seconds;
 
 const DEFAULT_PORT: u16 = 5432;
@@ -164,13 +166,37 @@ impl SslNegotiation {
 ///
 /// Over a unix socket TLS is never used, whatever `sslmode` says (as
 /// libpq). TLS failures are [`Error::Tls`](crate::Error::Tls).
+///
+/// # Several hosts
+///
+/// As in libpq, a URL or `host=` may list several servers, tried in turn
+/// until one accepts and satisfies `target_session_attrs`
+/// ([`TargetSessionAttrs`]); `port=` gives one port for all or one per host:
+///
+/// ```
+/// use odm::pg::{Config, Host, TargetSessionAttrs};
+///
+/// let config = Config::parse(
+///     "postgresql://app:s3cret@db1:5432,db2:5433/app?target_session_attrs=read-write",
+/// )?;
+/// assert_eq!(
+///     config.hosts(),
+///     vec![(Host::Tcp("db1".into()), 5432), (Host::Tcp("db2".into()), 5433)]
+/// );
+/// assert_eq!(config.target_session_attrs(), TargetSessionAttrs::ReadWrite);
+/// # Ok::<(), odm::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     scheme: &'static str,
     user: String,
     password: Option<String>,
-    host: Host,
-    port: u16,
+    /// Never empty.
+    hosts: Vec<Host>,
+    /// None (the default port for every host), one for all, or one per host.
+    ports: Vec<u16>,
+    target_session_attrs: TargetSessionAttrs,
+    load_balance_hosts: LoadBalanceHosts,
     dbname: String,
     application_name: Option<String>,
     connect_timeout: Option<Duration>,
@@ -199,8 +225,10 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("host", &self.host)
-            .field("port", &self.port)
+            .field("hosts", &self.hosts)
+            .field("ports", &self.ports)
+            .field("target_session_attrs", &self.target_session_attrs)
+            .field("load_balance_hosts", &self.load_balance_hosts)
             .field("dbname", &self.dbname)
             .field("application_name", &self.application_name)
             .field("connect_timeout", &self.connect_timeout)
@@ -240,8 +268,10 @@ impl Config {
             scheme,
             user: String::new(),
             password: None,
-            host: Host::Tcp("localhost".to_owned()),
-            port: DEFAULT_PORT,
+            hosts: vec![Host::Tcp("localhost".to_owned())],
+            ports: Vec::new(),
+            target_session_attrs: TargetSessionAttrs::Any,
+            load_balance_hosts: LoadBalanceHosts::Disable,
             dbname: String::new(),
             application_name: None,
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
@@ -316,6 +346,7 @@ impl Config {
         };
         let mut config = parsed.config;
         config.fill_default_names();
+        config.fit_ports_to_hosts()?;
         Ok((config, parsed.pool_settings))
     }
 
@@ -328,6 +359,14 @@ impl Config {
         if self.dbname.is_empty() {
             self.dbname = self.user.clone();
         }
+    }
+
+    /// Gives every host its port: the default when none was given, the one
+    /// port for all, or each its own; other counts are an error.
+    fn fit_ports_to_hosts(&mut self) -> Result<(), Error> {
+        host_selection::check_ports_fit(self.hosts.len(), self.ports.len())?;
+        self.ports = self.hosts().into_iter().map(|(_, port)| port).collect();
+        Ok(())
     }
 
     /// The user name.
@@ -345,14 +384,55 @@ impl Config {
         &self.dbname
     }
 
-    /// The server's port (also used to name the unix socket file).
+    /// The first host's port (also used to name the unix socket file).
     pub fn port(&self) -> u16 {
-        self.port
+        self.ports.first().copied().unwrap_or(DEFAULT_PORT)
     }
 
-    /// Where the server listens.
+    /// Where the server listens: the first host of [`Config::hosts`].
     pub fn host(&self) -> &Host {
-        &self.host
+        &self.hosts[0]
+    }
+
+    /// Every host with its port, in the order given
+    /// (`postgresql://h1:5432,h2:5433/db` or `host=h1,h2 port=5432,5433`).
+    /// A connect tries them in this order (shuffled under
+    /// `load_balance_hosts=random`) until one accepts and satisfies
+    /// [`Config::target_session_attrs`].
+    pub fn hosts(&self) -> Vec<(Host, u16)> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let port = match self.ports.len() {
+                    0 => DEFAULT_PORT,
+                    1 => self.ports[0],
+                    _ => self.ports[i],
+                };
+                (host.clone(), port)
+            })
+            .collect()
+    }
+
+    /// Which servers a connection may stay on (`target_session_attrs`,
+    /// default `any`).
+    pub fn target_session_attrs(&self) -> TargetSessionAttrs {
+        self.target_session_attrs
+    }
+
+    /// In which order the hosts are tried (`load_balance_hosts`, default
+    /// `disable`: in the order given).
+    pub fn load_balance_hosts(&self) -> LoadBalanceHosts {
+        self.load_balance_hosts
+    }
+
+    /// The same settings for one host only, with its port.
+    pub(crate) fn with_single_host(&self, host: Host, port: u16) -> Config {
+        Config {
+            hosts: vec![host],
+            ports: vec![port],
+            ..self.clone()
+        }
     }
 
     /// The `application_name` reported to the server.

@@ -40,6 +40,7 @@ mod connect;
 mod connection;
 mod copy;
 mod db_error;
+mod host_choice;
 mod notification;
 mod off_scheduler;
 mod reader;
@@ -64,8 +65,8 @@ pub use cancel_token::CancelToken;
 pub use client::Client;
 pub(crate) use config::parse_seconds;
 pub use config::{
-    AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Host, RequireAuth, SslMode,
-    SslNegotiation,
+    AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Host, LoadBalanceHosts, RequireAuth,
+    SslMode, SslNegotiation, TargetSessionAttrs,
 };
 pub use copy::{CopyInWriter, CopyOutReader};
 pub use db_error::DbError;

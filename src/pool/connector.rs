@@ -51,8 +51,10 @@ impl Connector for PgConnector {
         }
     }
 
+    /// Closed, or no longer on a server `target_session_attrs` accepts
+    /// (after a failover: a primary turned standby).
     fn is_broken(conn: &Client) -> bool {
-        conn.is_closed()
+        conn.is_closed() || !conn.fits_target_session_attrs()
     }
 
     fn check_alive(conn: &Client, timeout: Duration) -> Result<(), Error> {

@@ -119,11 +119,14 @@ impl<K: Connector> Core<K> {
         }
     }
 
-    /// Checks out a connection for `task`'s exclusive use.
-    pub(crate) fn acquire(&self, task: u64) -> Result<Checkout<K::Conn>, Error> {
+    /// Checks out a connection for `task`'s exclusive use. With `another`,
+    /// a task that already holds connections may take one more (refused at
+    /// once when its own holdings fill the pool); without it, that is
+    /// [`Error::NestedAcquire`].
+    pub(crate) fn acquire(&self, task: u64, another: bool) -> Result<Checkout<K::Conn>, Error> {
         let deadline = Deadline::after(self.timeout);
         loop {
-            let checkout = match self.exclusive_grant(task, &deadline)? {
+            let checkout = match self.exclusive_grant(task, another, &deadline)? {
                 Grant::Ready(checkout) => checkout,
                 Grant::Create => return self.open_exclusive(task, &deadline),
                 Grant::Closed => return Err(Error::PoolClosed),
@@ -140,6 +143,7 @@ impl<K: Connector> Core<K> {
     fn exclusive_grant(
         &self,
         task: u64,
+        another: bool,
         deadline: &Deadline,
     ) -> Result<Grant<Checkout<K::Conn>>, Error> {
         let mut fx = Effects::default();
@@ -150,7 +154,15 @@ impl<K: Connector> Core<K> {
                 return Err(Error::PoolClosed);
             }
             if state.holds(task) {
-                return Err(Error::NestedAcquire);
+                if !another {
+                    return Err(Error::NestedAcquire);
+                }
+                let held = state.holders.iter().filter(|&&t| t == task).count();
+                if held >= state.max_size {
+                    return Err(Error::PoolHeldByTask {
+                        size: state.max_size,
+                    });
+                }
             }
             match state.try_exclusive(task, now, &mut fx) {
                 Some(grant) => Ok(grant),

@@ -66,6 +66,9 @@
 //! calling coroutine (tracked in coroutine-local storage, not a thread-local);
 //! a connection moved to another coroutine still counts for the one that
 //! acquired it until it is dropped.
+//! [`Pool::acquire_another`] is the deliberate exception, for a second,
+//! independent transaction: it fails at once with [`Error::PoolHeldByTask`]
+//! only when the task's own connections fill the pool.
 //!
 //! # Shared-mode guarantees
 //!
@@ -211,7 +214,30 @@ impl Pool {
     pub fn acquire(&self) -> Result<PooledConnection, Error> {
         require_green("pool acquire")?;
         let task = task::current_task();
-        let checkout = self.core.acquire(task)?;
+        let checkout = self.core.acquire(task, false)?;
+        checkout.conn.set_shared(false);
+        Ok(PooledConnection::new(
+            checkout,
+            Arc::clone(&self.core),
+            task,
+        ))
+    }
+
+    /// Like [`Pool::acquire`], but a task that already holds connections of
+    /// this pool may take one more (for an independent transaction beside
+    /// its own, e.g. [`Mapper::begin_independent`](crate::Mapper::begin_independent)).
+    /// Deadlock-safe against the task itself: when its own holdings already
+    /// fill the pool, it fails at once with [`Error::PoolHeldByTask`]
+    /// instead of waiting for a connection only it could give back. When
+    /// other tasks hold the rest, it waits as [`Pool::acquire`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::acquire`], and [`Error::PoolHeldByTask`].
+    pub fn acquire_another(&self) -> Result<PooledConnection, Error> {
+        require_green("pool acquire")?;
+        let task = task::current_task();
+        let checkout = self.core.acquire(task, true)?;
         checkout.conn.set_shared(false);
         Ok(PooledConnection::new(
             checkout,

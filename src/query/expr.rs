@@ -22,20 +22,26 @@ pub struct ColumnRef {
 /// A typed column of model `M` whose values are `T`: the constants generated
 /// by `#[derive(odm::Model)]` (`Task::DONE`). Filters take values of `T` (the
 /// inner type for `Option` columns), so a type mismatch is a compile error.
-pub struct Field<M, T> {
+/// `D` is the field's declared type (`Option<T>` for a nullable column): a
+/// projection ([`Query::select`](crate::Query::select)) reads the column as
+/// `D`.
+pub struct Field<M, T, D = T> {
     column: ColumnRef,
-    _marker: PhantomData<fn() -> (M, T)>,
+    _marker: Marker<M, T, D>,
 }
 
-impl<M, T> Clone for Field<M, T> {
+/// Ties a [`Field`] to its model and types without owning any of them.
+type Marker<M, T, D> = PhantomData<fn() -> (M, T, D)>;
+
+impl<M, T, D> Clone for Field<M, T, D> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<M, T> Copy for Field<M, T> {}
+impl<M, T, D> Copy for Field<M, T, D> {}
 
-impl<M, T> fmt::Debug for Field<M, T> {
+impl<M, T, D> fmt::Debug for Field<M, T, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Field({}.{})", self.column.table, self.column.column)
     }
@@ -69,7 +75,7 @@ impl CompareOp {
     }
 }
 
-impl<M, T> Field<M, T> {
+impl<M, T, D> Field<M, T, D> {
     /// The constant for column `column` of table `table` (used by the derive).
     pub const fn new(table: &'static str, column: &'static str) -> Self {
         Field {
@@ -128,7 +134,7 @@ impl<M, T> Field<M, T> {
     }
 }
 
-impl<M, T> Field<M, T>
+impl<M, T, D> Field<M, T, D>
 where
     T: ToSql + Sync + Send + 'static,
 {
@@ -194,7 +200,7 @@ where
     }
 }
 
-impl<M> Field<M, String> {
+impl<M, D> Field<M, String, D> {
     /// `column LIKE pattern` (`%` and `_` are wildcards).
     pub fn like(self, pattern: impl Into<String>) -> Expr {
         self.compare(CompareOp::Like, pattern)

@@ -10,6 +10,10 @@ use super::expr::{Assignment, ColumnRef, Expr, Node, Order};
 use crate::model::{ColumnDef, Table};
 use crate::{MapperError, Result};
 
+mod related;
+
+pub use related::select_related_batch;
+
 /// An SQL text with its bound parameters, ready for the driver.
 #[derive(Debug, Default)]
 pub struct Statement<'a> {
@@ -20,21 +24,21 @@ pub struct Statement<'a> {
 }
 
 impl<'a> Statement<'a> {
-    fn push(&mut self, text: &str) {
+    pub(crate) fn push(&mut self, text: &str) {
         self.sql.to_mut().push_str(text);
     }
 
-    fn push_ident(&mut self, name: &str) {
+    pub(crate) fn push_ident(&mut self, name: &str) {
         self.sql.to_mut().push_str(&escape_identifier(name));
     }
 
-    fn push_column(&mut self, column: ColumnRef) {
+    pub(crate) fn push_column(&mut self, column: ColumnRef) {
         self.push_ident(column.table);
         self.push(".");
         self.push_ident(column.column);
     }
 
-    fn push_param(&mut self, value: &'a (dyn ToSql + Sync)) {
+    pub(crate) fn push_param(&mut self, value: &'a (dyn ToSql + Sync)) {
         self.params.push(value);
         let n = self.params.len();
         let sql = self.sql.to_mut();
@@ -42,7 +46,7 @@ impl<'a> Statement<'a> {
         sql.push_str(&n.to_string());
     }
 
-    fn push_node(&mut self, node: &'a Node) {
+    pub(crate) fn push_node(&mut self, node: &'a Node) {
         match node {
             Node::Compare { column, op, value } => {
                 self.push_column(*column);
@@ -93,7 +97,7 @@ impl<'a> Statement<'a> {
         }
     }
 
-    fn push_where(&mut self, filter: Option<&'a Expr>) {
+    pub(crate) fn push_where(&mut self, filter: Option<&'a Expr>) {
         if let Some(expr) = filter {
             self.push(" WHERE ");
             self.push_node(&expr.node);
@@ -101,7 +105,7 @@ impl<'a> Statement<'a> {
     }
 
     /// `FROM "leaf" JOIN "parent" ON ...` for a model and its ancestors.
-    fn push_from(&mut self, table: &'static Table) {
+    pub(crate) fn push_from(&mut self, table: &'static Table) {
         self.push(" FROM ");
         self.push_ident(table.name);
         let mut child = table;

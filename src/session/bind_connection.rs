@@ -15,8 +15,6 @@ use crate::Result;
 
 /// One bind's connection inside a session.
 pub(super) struct BindConnection {
-    /// The bind's label.
-    pub(super) label: String,
     conn: PooledConnection,
     /// Whether `BEGIN` has been sent on this connection.
     pub(super) in_transaction: bool,
@@ -41,10 +39,9 @@ fn savepoint_name(level: usize) -> String {
 }
 
 impl BindConnection {
-    /// A connection checked out for bind `label`, not yet in a transaction.
-    pub(super) fn new(label: &str, conn: PooledConnection) -> BindConnection {
+    /// A connection checked out for a bind, not yet in a transaction.
+    pub(super) fn new(conn: PooledConnection) -> BindConnection {
         BindConnection {
-            label: label.to_owned(),
             conn,
             in_transaction: false,
             savepoints: 0,

@@ -85,8 +85,9 @@ impl Session {
 
     /// The rows of `M` whose foreign key points at `owner` (the tasks of an
     /// employee), ordered by `M`'s primary key. Loading the same relation for
-    /// many owners one by one is an N+1 pattern; see
-    /// [`Session::set_load_policy`].
+    /// many owners one by one is an N+1 pattern (see
+    /// [`Session::set_load_policy`]); load them for all owners at once with
+    /// [`Query::with_related`](crate::Query::with_related).
     ///
     /// # Errors
     ///

@@ -1,7 +1,9 @@
 //! The N+1 policy: a session counts how often each relation is loaded row
 //! by row with [`Session::related`](crate::Session::related) and, past
 //! [`N_PLUS_ONE_THRESHOLD`], allows, warns or refuses as its
-//! [`LoadPolicy`] says.
+//! [`LoadPolicy`] says. The cure is batched eager loading,
+//! [`Query::with_related`](crate::Query::with_related): one query for the
+//! children of all owners.
 
 use crate::MapperError;
 

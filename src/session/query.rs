@@ -34,6 +34,12 @@ use crate::{Error, Result};
 #[cfg(doc)]
 use crate::MapperError;
 
+mod locked;
+mod with_related;
+
+pub use locked::Locked;
+pub use with_related::WithRelated;
+
 impl Session {
     /// A query over model `M`: `s.query::<Task>().filter(Task::DONE.eq(false)).all()`.
     pub fn query<M: Model>(&mut self) -> Query<'_, M> {
@@ -45,10 +51,13 @@ impl Session {
 /// refine it, then run it with one of [`all`](Query::all),
 /// [`first`](Query::first), [`one`](Query::one), [`count`](Query::count),
 /// [`exists`](Query::exists), [`update`](Query::update),
-/// [`delete`](Query::delete).
+/// [`delete`](Query::delete). [`for_update`](Query::for_update) and its
+/// siblings make it a locking read ([`Locked`]);
+/// [`with_related`](Query::with_related) loads each owner's children in one
+/// more query ([`WithRelated`]).
 pub struct Query<'s, M> {
-    session: &'s mut Session,
-    parts: QueryParts,
+    pub(super) session: &'s mut Session,
+    pub(super) parts: QueryParts,
     _model: PhantomData<fn() -> M>,
 }
 

@@ -4,9 +4,13 @@
 
 use std::time::Duration;
 
+use super::host_selection::parse_host_list;
 use super::percent::Shown;
-use super::settings::{keepalives_count_error, parse_host, whole_seconds_error, KEEPALIVE_SECONDS};
-use super::{config_error, ChannelBindingMode, Config, RequireAuth, SslMode, SslNegotiation};
+use super::settings::{keepalives_count_error, whole_seconds_error, KEEPALIVE_SECONDS};
+use super::{
+    config_error, ChannelBindingMode, Config, LoadBalanceHosts, RequireAuth, SslMode,
+    SslNegotiation, TargetSessionAttrs,
+};
 use crate::Error;
 
 /// Builds a [`Config`] setting by setting; start with [`Config::builder`]
@@ -65,16 +69,31 @@ impl ConfigBuilder {
     }
 
     /// A host name or IP address, or an absolute directory holding the
-    /// server's unix socket (`host`; default `localhost`).
+    /// server's unix socket (`host`; default `localhost`); several
+    /// separated by commas (`"h1,h2"`), tried in order.
     pub fn host(mut self, host: &str) -> ConfigBuilder {
         self.host = Some(host.to_owned());
         self
     }
 
     /// The server's port, also naming the unix socket file (`port`;
-    /// default 5432).
+    /// default 5432), for every host.
     pub fn port(mut self, port: u16) -> ConfigBuilder {
-        self.config.port = port;
+        self.config.ports = vec![port];
+        self
+    }
+
+    /// Which servers a connection may stay on (`target_session_attrs`;
+    /// default `any`).
+    pub fn target_session_attrs(mut self, attrs: TargetSessionAttrs) -> ConfigBuilder {
+        self.config.target_session_attrs = attrs;
+        self
+    }
+
+    /// In which order the hosts are tried (`load_balance_hosts`; default
+    /// `disable`).
+    pub fn load_balance_hosts(mut self, order: LoadBalanceHosts) -> ConfigBuilder {
+        self.config.load_balance_hosts = order;
         self
     }
 
@@ -231,16 +250,17 @@ impl ConfigBuilder {
     pub fn build(self) -> Result<Config, Error> {
         let mut config = self.config;
         if let Some(host) = &self.host {
-            config.host = parse_host(host, Shown::Quoted)?;
+            config.hosts = parse_host_list(host, Shown::Quoted)?;
         }
         if let Some(methods) = &self.require_auth {
             config.require_auth = RequireAuth::parse(methods)?;
         }
-        if config.port == 0 {
+        if config.ports.contains(&0) {
             return Err(config_error(
                 "invalid port `0`: expected a number from 1 to 65535",
             ));
         }
+        config.fit_ports_to_hosts()?;
         for (key, value) in [
             ("keepalives_idle", config.keepalives_idle),
             ("keepalives_interval", config.keepalives_interval),

@@ -9,8 +9,12 @@
 
 use std::time::Duration;
 
+use super::host_selection::{parse_host_list, parse_port_list};
 use super::percent::Shown;
-use super::{config_error, ChannelBindingMode, Config, Host, RequireAuth, SslMode, SslNegotiation};
+use super::{
+    config_error, ChannelBindingMode, Config, Host, LoadBalanceHosts, RequireAuth, SslMode,
+    SslNegotiation, TargetSessionAttrs,
+};
 use crate::Error;
 
 /// The keys the connection pool reads from the same connection string
@@ -49,8 +53,12 @@ impl Config {
     /// Applies one connection setting by its libpq / URL name.
     fn set(&mut self, key: &str, value: String) -> Result<(), Error> {
         match key {
-            "host" => self.host = parse_host(&value, Shown::Quoted)?,
-            "port" => self.port = parse_port(&value, Shown::Quoted)?,
+            "host" => self.hosts = parse_host_list(&value, Shown::Quoted)?,
+            "port" => self.ports = parse_port_list(&value, Shown::Quoted)?,
+            "target_session_attrs" => {
+                self.target_session_attrs = TargetSessionAttrs::parse(&value)?
+            }
+            "load_balance_hosts" => self.load_balance_hosts = LoadBalanceHosts::parse(&value)?,
             "dbname" => self.dbname = value,
             "user" => self.user = value,
             "password" => self.password = Some(value),

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::percent::percent_encode;
 use super::{
-    ChannelBindingMode, Config, Host, SslMode, SslNegotiation, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_KEEPALIVES_COUNT, DEFAULT_KEEPALIVES_IDLE, DEFAULT_KEEPALIVES_INTERVAL,
-    DEFAULT_SLOW_STATEMENT, DEFAULT_STATEMENT_CACHE_CAPACITY,
+    ChannelBindingMode, Config, Host, LoadBalanceHosts, SslMode, SslNegotiation,
+    TargetSessionAttrs, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVES_COUNT, DEFAULT_KEEPALIVES_IDLE,
+    DEFAULT_KEEPALIVES_INTERVAL, DEFAULT_SLOW_STATEMENT, DEFAULT_STATEMENT_CACHE_CAPACITY,
 };
 
 impl Config {
@@ -22,12 +22,42 @@ impl Config {
         }
         url.push('@');
         let mut query: Vec<(&str, String)> = Vec::new();
-        match &self.host {
-            Host::Tcp(host) if host.contains(':') => url.push_str(&format!("[{host}]")),
-            Host::Tcp(host) => url.push_str(&percent_encode(host)),
-            Host::Unix(dir) => query.push(("host", dir.to_string_lossy().into_owned())),
+        let hosts = self.hosts();
+        if hosts.iter().any(|(host, _)| matches!(host, Host::Unix(_))) {
+            let text = |host: &Host| match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(dir) => dir.to_string_lossy().into_owned(),
+            };
+            let list = |f: &dyn Fn(&(Host, u16)) -> String| {
+                hosts.iter().map(f).collect::<Vec<_>>().join(",")
+            };
+            query.push(("host", list(&|(host, _)| text(host))));
+            query.push(("port", list(&|(_, port)| port.to_string())));
+            url.push_str(&format!("/{}", percent_encode(&self.dbname)));
+        } else {
+            let authority: Vec<String> = hosts
+                .iter()
+                .map(|(host, port)| match host {
+                    Host::Tcp(name) if name.contains(':') => format!("[{name}]:{port}"),
+                    Host::Tcp(name) => format!("{}:{port}", percent_encode(name)),
+                    Host::Unix(_) => unreachable!("unix hosts are written as parameters"),
+                })
+                .collect();
+            url.push_str(&authority.join(","));
+            url.push_str(&format!("/{}", percent_encode(&self.dbname)));
         }
-        url.push_str(&format!(":{}/{}", self.port, percent_encode(&self.dbname)));
+        if self.target_session_attrs != TargetSessionAttrs::Any {
+            query.push((
+                "target_session_attrs",
+                self.target_session_attrs.as_str().to_owned(),
+            ));
+        }
+        if self.load_balance_hosts != LoadBalanceHosts::Disable {
+            query.push((
+                "load_balance_hosts",
+                self.load_balance_hosts.as_str().to_owned(),
+            ));
+        }
         if let Some(name) = &self.application_name {
             query.push(("application_name", name.clone()));
         }

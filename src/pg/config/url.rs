@@ -25,7 +25,7 @@ use std::fmt;
 
 use super::percent::{percent_decode, Shown};
 use super::settings::{parse_host, parse_port, Parsed};
-use super::{config_error, Config};
+use super::{config_error, Config, Host, DEFAULT_PORT};
 use crate::Error;
 
 const SCHEMES: [&str; 3] = ["postgresql+green", "postgresql", "postgres"];
@@ -186,10 +186,41 @@ fn apply_query_pair(parsed: &mut Parsed, pair: &str) -> Result<String, Error> {
     Ok(key)
 }
 
+/// The authority's `host[:port]`, or a comma-separated list of them
+/// (`h1:5432,h2:5433`, libpq's multi-host form); a host without a port gets
+/// the default port, an empty host `localhost`.
 fn parse_host_port(config: &mut Config, host_port: &str, shown: Shown) -> Result<(), Error> {
     if host_port.is_empty() {
         return Ok(());
     }
+    let mut hosts = Vec::new();
+    let mut ports = Vec::new();
+    for entry in host_port.split(',') {
+        let (host, port) = parse_one_host_port(entry, shown)?;
+        hosts.push(match host {
+            Some(host) => host,
+            None => Host::Tcp("localhost".to_owned()),
+        });
+        ports.push(port);
+    }
+    config.hosts = hosts;
+    config.ports = if ports.iter().all(Option::is_none) {
+        Vec::new()
+    } else {
+        ports
+            .into_iter()
+            .map(|port| port.unwrap_or(DEFAULT_PORT))
+            .collect()
+    };
+    Ok(())
+}
+
+/// One `host[:port]` (`[::1]:5432` for an IPv6 address); `None` for an
+/// empty host or a missing port.
+fn parse_one_host_port(
+    host_port: &str,
+    shown: Shown,
+) -> Result<(Option<Host>, Option<u16>), Error> {
     let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
         let (host, after) = bracketed.split_once(']').ok_or_else(|| {
             config_error(&format!(
@@ -215,19 +246,18 @@ fn parse_host_port(config: &mut Config, host_port: &str, shown: Shown) -> Result
             None => (percent_decode(host_port, "host", shown)?, None),
         }
     };
-    if !host.is_empty() {
-        config.host = parse_host(&host, shown)?;
-    }
-    if let Some(port) = port {
-        config.port = parse_port(port, shown)?;
-    }
-    Ok(())
+    let host = match host.is_empty() {
+        true => None,
+        false => Some(parse_host(&host, shown)?),
+    };
+    let port = port.map(|port| parse_port(port, shown)).transpose()?;
+    Ok((host, port))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::{Host, SslMode};
+    use crate::pg::SslMode;
 
     fn split(rest: &str) -> UrlParts<'_> {
         UrlParts::split(rest).unwrap()

@@ -1,0 +1,150 @@
+//! [`WithRelated`]: batched eager loading. `s.query::<Owner>()
+//! .with_related::<Pet>().all()` loads the owners, then the pets of ALL of
+//! them in one more query — `WHERE "pet"."owner_id" = ANY($1)` with the
+//! owners' keys as ONE array parameter, so the statement text (and the
+//! statement cache entry) is the same whatever the number of owners — and
+//! returns each owner with its pets, in the owners' order, each owner's
+//! pets ordered by their primary key (as [`Session::related`] returns them).
+//!
+//! ```no_run
+//! # #[derive(odm::Model, Debug, Clone, Default)]
+//! # struct Owner { #[odm(primary_key)] id: Option<i32>, name: String }
+//! # #[derive(odm::Model, Debug, Clone, Default)]
+//! # struct Pet { #[odm(primary_key)] id: Option<i32>, #[odm(foreign_key = "owner.id")] owner_id: Option<i32> }
+//! # fn demo(s: &mut odm::Session) -> odm::Result<()> {
+//! for (owner, pets) in s.query::<Owner>().order_by(Owner::NAME.asc()).with_related::<Pet>().all()? {
+//!     println!("{} has {} pets", owner.name, pets.len());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Before the session's first write the two queries run as two autocommit
+//! reads (see [`crate::session`]): a pet added between them by another
+//! transaction may show up under its owner. Start the transaction first
+//! (e.g. [`Session::set_isolation`]) when that matters.
+
+use std::marker::PhantomData;
+
+use super::Query;
+use crate::model::{Model, Record, Table};
+use crate::query::{sql, Expr, Order, ValueArray};
+use crate::Result;
+
+#[cfg(doc)]
+use crate::Session;
+
+/// A query over owners `M` that also loads, in one more query, the rows of
+/// `C` pointing at each of them; made by [`Query::with_related`].
+pub struct WithRelated<'s, M, C> {
+    query: Query<'s, M>,
+    _child: PhantomData<fn() -> C>,
+}
+
+impl<M, C> std::fmt::Debug for WithRelated<'_, M, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithRelated")
+            .field("query", &self.query)
+            .field("related", &std::any::type_name::<C>())
+            .finish()
+    }
+}
+
+impl<'s, M: Model> Query<'s, M> {
+    /// Also loads the rows of `C` whose foreign key points at each owner:
+    /// one query for the owners and one for all their `C`s, instead of one
+    /// [`Session::related`] per owner (the N+1 pattern).
+    pub fn with_related<C: Model>(self) -> WithRelated<'s, M, C> {
+        WithRelated {
+            query: self,
+            _child: PhantomData,
+        }
+    }
+}
+
+impl<'s, M: Model, C: Model> WithRelated<'s, M, C> {
+    /// Keeps the owners matching `expr` (`AND`-ed with earlier filters).
+    pub fn filter(mut self, expr: Expr) -> Self {
+        self.query = self.query.filter(expr);
+        self
+    }
+
+    /// Orders the owners by a column; later calls add tie-breakers.
+    pub fn order_by(mut self, order: Order) -> Self {
+        self.query = self.query.order_by(order);
+        self
+    }
+
+    /// At most `n` owners.
+    pub fn limit(mut self, n: i64) -> Self {
+        self.query = self.query.limit(n);
+        self
+    }
+
+    /// Skips the first `n` owners.
+    pub fn offset(mut self, n: i64) -> Self {
+        self.query = self.query.offset(n);
+        self
+    }
+
+    /// Every matching owner with its `C` rows (an owner without any gets an
+    /// empty `Vec`).
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Table::foreign_key_to`] when `C` has no foreign key,
+    /// or several, to `M`'s table (or its ancestors), before any query
+    /// runs; the server's error; a decoding error naming the column.
+    pub fn all(mut self) -> Result<Vec<(M, Vec<C>)>> {
+        let child_table = C::table();
+        // the owner's record chain: its own table, then its ancestors'
+        let mut targets = M::table().lineage();
+        targets.reverse();
+        let relation = child_table.foreign_key_to(&targets)?;
+        let rows = self.query.rows(sql::select)?;
+        let owners: Vec<M> = rows.iter().map(M::from_row).collect::<Result<_>>()?;
+        let mut children: Vec<Vec<C>> = owners.iter().map(|_| Vec::new()).collect();
+        // the referenced value of each owner (owners whose value is NULL
+        // have no children and are left out); `slots[i]` is the owner of
+        // `keys[i]`
+        let mut keys = Vec::with_capacity(owners.len());
+        let mut slots = Vec::with_capacity(owners.len());
+        for (slot, owner) in owners.iter().enumerate() {
+            let record = record_of(owner, relation.target);
+            if let Some(value) = record.values()[relation.target_index] {
+                keys.push(value);
+                slots.push(slot);
+            }
+        }
+        if !keys.is_empty() {
+            let keys = ValueArray(keys);
+            let statement =
+                sql::select_related_batch(child_table, relation.table, relation.column, &keys);
+            let rows = self.query.session.read(child_table, |client| {
+                client.query(&statement.sql, &statement.params)
+            })?;
+            for row in &rows {
+                // array_position is 1-based; the WHERE clause guarantees a match
+                let position: i32 = row.try_get(0usize)?;
+                let slot = usize::try_from(position - 1)
+                    .ok()
+                    .and_then(|i| slots.get(i).copied())
+                    .ok_or(crate::Error::RowCount(rows.len()))?;
+                children[slot].push(C::from_row_at(row, 1)?);
+            }
+        }
+        Ok(owners.into_iter().zip(children).collect())
+    }
+}
+
+/// The record of `owner`'s chain (itself or an ancestor) stored in
+/// `table`.
+fn record_of<'a>(owner: &'a dyn Record, table: &'static Table) -> &'a dyn Record {
+    let mut record = owner;
+    while record.record_table().name != table.name {
+        match record.parent_record() {
+            Some(parent) => record = parent,
+            None => break,
+        }
+    }
+    record
+}
