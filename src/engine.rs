@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::pg::Config;
 use crate::pool::{parse_url, Pool, PoolOptions};
+use crate::replicas::Replica;
 use crate::Error;
 
 /// One database: its configuration and the [`Pool`] of connections to it.
@@ -30,6 +31,8 @@ pub struct Engine {
 struct EngineInner {
     config: Config,
     pool: Pool,
+    /// Read replicas ([`Engine::with_replicas`]); empty for most engines.
+    replicas: Vec<Replica>,
 }
 
 impl Engine {
@@ -66,9 +69,21 @@ impl Engine {
     /// ```
     pub fn with_options(config: Config, options: PoolOptions) -> Engine {
         let pool = Pool::with_options(config.clone(), options);
+        Engine::from_parts(config, pool, Vec::new())
+    }
+
+    pub(crate) fn from_parts(config: Config, pool: Pool, replicas: Vec<Replica>) -> Engine {
         Engine {
-            inner: Arc::new(EngineInner { config, pool }),
+            inner: Arc::new(EngineInner {
+                config,
+                pool,
+                replicas,
+            }),
         }
+    }
+
+    pub(crate) fn replica_list(&self) -> &[Replica] {
+        &self.inner.replicas
     }
 
     /// The engine's connection pool.
@@ -98,6 +113,7 @@ impl fmt::Debug for Engine {
             .field("dialect", &self.dialect())
             .field("database", &self.database())
             .field("pool", &self.inner.pool)
+            .field("replicas", &self.inner.replicas.len())
             .finish()
     }
 }

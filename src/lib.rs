@@ -121,6 +121,7 @@ mod mapper_error;
 pub mod migrate;
 pub mod model;
 pub mod query;
+pub mod replicas;
 pub mod session;
 pub mod types;
 
@@ -130,6 +131,7 @@ pub use migrate::{Migration, Migrations};
 pub use model::{ColumnDef, ForeignKey, Model, Record, Relation, Table};
 pub use odm_derive::{Choice, Model};
 pub use query::{Assignment, Expr, Field, Order};
+pub use replicas::ReadRoute;
 pub use session::{
     AsOdmError, Isolation, LoadPolicy, Polymorphic, Query, QueryIter, Report, Session,
 };

@@ -4,12 +4,13 @@
 //! [`crate::ddl`], database administration in `database_admin.rs`.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
 use crate::model::{Model, Table};
-use crate::{Engine, Error, MapperError, Result};
+use crate::{Engine, Error, MapperError, ReadRoute, Result};
 
 pub use crate::model::DEFAULT_BIND;
 
@@ -40,6 +41,10 @@ struct MapperInner {
     registry: RwLock<Vec<&'static Table>>,
     /// Registered migrations, one set per bind label ([`crate::migrate`]).
     migrations: RwLock<Vec<crate::migrate::Migrations>>,
+    /// Whether new sessions read from replicas ([`Mapper::set_read_route`]).
+    reads_on_replicas: AtomicBool,
+    /// Sessions started so far: spreads sessions over replicas.
+    sessions: AtomicUsize,
 }
 
 impl fmt::Debug for Mapper {
@@ -48,6 +53,7 @@ impl fmt::Debug for Mapper {
         f.debug_struct("Mapper")
             .field("binds", &self.inner.binds)
             .field("models", &models)
+            .field("read_route", &self.read_route())
             .finish()
     }
 }
@@ -130,6 +136,8 @@ impl Mapper {
                 binds,
                 registry: RwLock::new(Vec::new()),
                 migrations: RwLock::new(Vec::new()),
+                reads_on_replicas: AtomicBool::new(false),
+                sessions: AtomicUsize::new(0),
             }),
         })
     }
@@ -151,6 +159,42 @@ impl Mapper {
             .iter()
             .find(|(l, _)| l == label)
             .map(|(_, e)| e)
+    }
+
+    /// Where the ORM reads of sessions started from now on go before their
+    /// first write on a bind (see [`crate::replicas`]); a session may
+    /// override it ([`Session::set_read_route`](crate::Session::set_read_route)).
+    /// Affects every clone of this mapper.
+    ///
+    /// ```
+    /// use odm::{Engine, Mapper, ReadRoute};
+    ///
+    /// let primary = Engine::new("postgresql://odm@primary/app")?
+    ///     .with_replicas(["postgresql://odm@standby/app"])?;
+    /// let mp = Mapper::from_engines(vec![("default".into(), primary)])?;
+    /// mp.set_read_route(ReadRoute::Replica);
+    /// assert_eq!(mp.read_route(), ReadRoute::Replica);
+    /// # Ok::<(), odm::Error>(())
+    /// ```
+    pub fn set_read_route(&self, route: ReadRoute) {
+        self.inner
+            .reads_on_replicas
+            .store(route == ReadRoute::Replica, Ordering::Relaxed);
+    }
+
+    /// Where new sessions' reads before their first write go
+    /// ([`Mapper::set_read_route`]; [`ReadRoute::Primary`] by default).
+    pub fn read_route(&self) -> ReadRoute {
+        if self.inner.reads_on_replicas.load(Ordering::Relaxed) {
+            ReadRoute::Replica
+        } else {
+            ReadRoute::Primary
+        }
+    }
+
+    /// A number for a new session, to spread sessions over replicas.
+    pub(crate) fn next_session_seed(&self) -> usize {
+        self.inner.sessions.fetch_add(1, Ordering::Relaxed)
     }
 
     /// A number naming this mapper (shared by its clones), for the task's
@@ -242,12 +286,15 @@ impl Mapper {
         self.engine_for(table).ok().map(|e| e.dialect())
     }
 
-    /// Closes every bind's pool: idle connections are closed, checked-out
+    /// Closes every bind's pool (and its replicas' pools): idle connections are closed, checked-out
     /// ones when returned, and further acquires fail with
     /// [`Error::PoolClosed`].
     pub fn close(&self) {
         for (_, engine) in &self.inner.binds {
             engine.pool().close();
+            for replica in engine.replicas() {
+                replica.pool().close();
+            }
         }
     }
 }

@@ -26,6 +26,9 @@
 //!   return exactly what they would inside it; a plain `SELECT` takes no row
 //!   locks either way. A session that only reads therefore sends no `BEGIN`
 //!   and no `COMMIT`: one round trip per query, like the raw driver.
+//!   With [`ReadRoute::Replica`](crate::ReadRoute) these reads go to one of
+//!   the bind's read replicas instead (see [`crate::replicas`] for what a
+//!   replica may lag and how to read your own writes).
 //! * What differs: with `REPEATABLE READ`/`SERIALIZABLE` as the server's
 //!   default, reads before the first write would each get their own
 //!   snapshot. When reads must share the transaction's snapshot, start it
@@ -151,7 +154,7 @@ use crate::context::require_green;
 use crate::mapper::Mapper;
 use crate::model::{Table, DEFAULT_BIND};
 use crate::pg::{Client, Param, Row};
-use crate::{Error, MapperError, Result};
+use crate::{Error, MapperError, ReadRoute, Result};
 
 mod add_all;
 mod bind_connection;
@@ -193,6 +196,10 @@ pub struct Session {
     /// Every statement runs as one autocommit statement on a shared
     /// connection ([`Mapper::autocommit`]).
     autocommit: bool,
+    /// Where reads before the first write on a bind go.
+    read_route: ReadRoute,
+    /// Picks this session's replica of each bind ([`crate::replicas`]).
+    replica_seed: usize,
 }
 
 impl fmt::Debug for Session {
@@ -202,6 +209,7 @@ impl fmt::Debug for Session {
             .field("independent", &self.scope.independent)
             .field("depth", &self.depth)
             .field("autocommit", &self.autocommit)
+            .field("read_route", &self.read_route)
             .finish()
     }
 }
@@ -233,6 +241,8 @@ impl Session {
     /// A session owning `scope`, a transaction of its own.
     fn owning(mapper: Mapper, scope: Arc<Scope>) -> Session {
         Session {
+            read_route: mapper.read_route(),
+            replica_seed: mapper.next_session_seed(),
             mapper,
             scope,
             level: 0,
@@ -243,10 +253,32 @@ impl Session {
         }
     }
 
+    /// Sets where this session's ORM reads before its first write on a bind
+    /// go; it starts with the mapper's [`Mapper::read_route`]. See
+    /// [`crate::replicas`] for what a replica may lag.
+    pub fn set_read_route(&mut self, route: ReadRoute) {
+        self.read_route = route;
+    }
+
+    /// Where this session's ORM reads before its first write go.
+    pub fn read_route(&self) -> ReadRoute {
+        self.read_route
+    }
+
+    /// Pins the session to the primary: every read goes to the bind's
+    /// primary, so it sees everything committed there (e.g. the writes of
+    /// the session that just committed). The same as
+    /// `set_read_route(ReadRoute::Primary)`.
+    pub fn pin_to_primary(&mut self) {
+        self.set_read_route(ReadRoute::Primary);
+    }
+
     /// A session joining `scope` at a new savepoint level.
     fn joining(mapper: Mapper, scope: Arc<Scope>) -> Session {
         let level = scope.enter_level();
         Session {
+            read_route: mapper.read_route(),
+            replica_seed: mapper.next_session_seed(),
             mapper,
             scope,
             level,
@@ -320,9 +352,9 @@ impl Session {
     /// started; always for an independent session), else on the task's
     /// current transaction's connection to that bind when it has one (a
     /// session of its own inside a writing one sees its writes), else as one
-    /// autocommit statement on a shared, pipelined
-    /// connection of the bind's pool, so a session that only reads never
-    /// holds a connection exclusively.
+    /// autocommit statement on a shared, pipelined connection of the bind's
+    /// pool — or of one of its replicas with [`ReadRoute::Replica`] — so a
+    /// session that only reads never holds a connection exclusively.
     pub(crate) fn read<R>(
         &mut self,
         table: &Table,
@@ -336,10 +368,11 @@ impl Session {
             return current.with_bind(label, || Err(busy(label)), |conn| conn.run(0, None, read));
         }
         require_green("session")?;
-        self.mapper
-            .engine_for(table)?
-            .pool()
-            .shared("session read", read)
+        let engine = self.mapper.engine_for(table)?;
+        match self.read_route {
+            ReadRoute::Primary => engine.pool().shared("session read", read),
+            ReadRoute::Replica => engine.read_on_replica(self.replica_seed, read),
+        }
     }
 
     /// Runs an ORM write of `table` on the session's connection to the

@@ -21,6 +21,8 @@
 //! | `odm-raw` | odm's driver: `level` green tasks sharing `--connections` pipelined `Client`s, statements prepared once |
 //! | `odm-raw-tls` | `odm-raw` over TLS (`sslmode=require`) to a TLS-enabled throwaway cluster with the same settings (or `DATABASE_URL`) |
 //! | `odm-pool` | odm's `Pool` in shared mode (`pool.query_opt(..)`), `pool_size = --connections` |
+//! | `odm-pool-nocache` | `odm-pool` with `statement_cache=false` (every statement parsed again): what PgBouncer before 1.21 requires, measured direct |
+//! | `odm-pool-pgbouncer` | `odm-pool-nocache` through a PgBouncer (transaction mode, `--connections` server connections) in front of the throwaway cluster (not with `DATABASE_URL`) |
 //! | `odm-orm` | odm's ORM as the README shows it: `World`/`Fortune` models, a `Mapper` (`pool_size = --orm-connections`), one `Session` per request (`get`, `query().all()`, the batched update through `session.execute`), committed |
 //! | `odm-orm-autocommit` | `odm-orm` with each request in an autocommit session (`Mapper::autocommit`): the batched update commits on its own on a shared, pipelined connection instead of in a transaction on a connection of its own |
 //! | `tokio-postgres` | `level` tokio tasks sharing 1, 2, 4 or 8 connections (each tried briefly; the best is measured) |
@@ -60,7 +62,8 @@ use green::GreenPool;
 use odm::pg::{Client, Config, Host};
 use odm::pool::PoolOptions;
 use odm::testing::{
-    find_server_bin_dir, shared_tls_cluster, test_database, TestDatabase, MD5_PASSWORD, MD5_USER,
+    find_server_bin_dir, shared_cluster, shared_tls_cluster, test_database, PgBouncer,
+    TestDatabase, MD5_PASSWORD, MD5_USER, SUPERUSER, SUPERUSER_PASSWORD,
 };
 use odm::{Error, Pool};
 
@@ -181,6 +184,8 @@ struct Bench<'a> {
     pgbench: Pgbench,
     /// The TLS server of `odm-raw-tls`, prepared on first use.
     tls: OnceLock<Result<(Option<TestDatabase>, Config), String>>,
+    /// The PgBouncer of `odm-pool-pgbouncer`, started on first use.
+    bouncer: OnceLock<Result<PgBouncer, String>>,
 }
 
 impl Bench<'_> {
@@ -212,6 +217,23 @@ impl Bench<'_> {
         }
     }
 
+    /// The configuration of `odm-pool-pgbouncer`: the benchmark's database
+    /// through a PgBouncer in transaction mode in front of the throwaway
+    /// cluster, `--connections` server connections, statement cache off.
+    fn bouncer_config(&self) -> Result<Config, String> {
+        let throwaway = std::env::var("DATABASE_URL").map_or(true, |url| url.trim().is_empty());
+        if !throwaway {
+            return Err("needs the throwaway cluster (unset DATABASE_URL)".into());
+        }
+        let bouncer = self.bouncer.get_or_init(|| {
+            let cluster = shared_cluster().map_err(|e| e.to_string())?;
+            PgBouncer::start(cluster, self.args.connections).map_err(|e| e.to_string())
+        });
+        let bouncer = bouncer.as_ref().map_err(Clone::clone)?;
+        let url = bouncer.url_for(SUPERUSER, SUPERUSER_PASSWORD, self.config.dbname());
+        Config::parse(&url).map_err(|e| e.to_string())
+    }
+
     fn prepare(&self, contender: &str, level: usize) -> Result<Prepared, String> {
         let connections = self.args.connections.min(level).max(1);
         Ok(match contender {
@@ -229,11 +251,18 @@ impl Bench<'_> {
                         .collect::<Result<Vec<_>, _>>()
                 })?))
             }
-            "odm-pool" => {
-                let pool = Pool::with_options(
-                    self.config.clone(),
-                    PoolOptions::new().max_size(connections),
-                );
+            "odm-pool" | "odm-pool-nocache" | "odm-pool-pgbouncer" => {
+                let config = match contender {
+                    "odm-pool" => self.config.clone(),
+                    "odm-pool-nocache" => {
+                        let url = self.config.to_url();
+                        let separator = if url.contains('?') { '&' } else { '?' };
+                        Config::parse(&format!("{url}{separator}statement_cache=false"))
+                            .map_err(|e| e.to_string())?
+                    }
+                    _ => self.bouncer_config()?,
+                };
+                let pool = Pool::with_options(config, PoolOptions::new().max_size(connections));
                 Prepared::Pool(PoolExecutor::new(pool))
             }
             "odm-orm" | "odm-orm-autocommit" => {
@@ -371,6 +400,7 @@ fn run(args: &Args) -> Result<(), String> {
         pgbench: Pgbench::new(bin_dir.join("pgbench"), scratch.clone(), target.clone())?,
         target,
         tls: OnceLock::new(),
+        bouncer: OnceLock::new(),
     };
     let mut report = Report {
         info: RunInfo {

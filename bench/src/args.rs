@@ -5,12 +5,14 @@ use std::time::Duration;
 use super::workload::Workload;
 
 /// Every contender, in report order.
-pub const CONTENDERS: [&str; 9] = [
+pub const CONTENDERS: [&str; 11] = [
     "pgbench",
     "pgbench-pipe",
     "odm-raw",
     "odm-raw-tls",
     "odm-pool",
+    "odm-pool-nocache",
+    "odm-pool-pgbouncer",
     "odm-orm",
     "odm-orm-autocommit",
     "tokio-postgres",
@@ -53,10 +55,12 @@ usage: cargo run --release --example bench -- [FLAGS]
                         a request (default: 0.2)
   --repeats N           runs of each cell; the median is reported with the
                         spread (max - min) / median of queries/s (default: 1)
-  --contenders LIST     pgbench,pgbench-pipe,odm-raw,odm-raw-tls,odm-pool,odm-orm,
+  --contenders LIST     pgbench,pgbench-pipe,odm-raw,odm-raw-tls,odm-pool,
+                        odm-pool-nocache,odm-pool-pgbouncer,odm-orm,
                         odm-orm-autocommit,tokio-postgres,postgres-sync
                         (default: all)
-  --connections N       connections of odm-raw(-tls) and odm-pool (default: cores)
+  --connections N       connections of odm-raw(-tls) and odm-pool(-*), and
+                        PgBouncer's server connections (default: cores)
   --orm-connections N   pool_size of odm-orm(-autocommit) (default: 4 x cores)
   --scale [TASKS]       also run TASKS (10,000) green tasks on db through one
                         pool and report memory per task
