@@ -39,7 +39,7 @@ fn database() -> TestDatabase {
 /// `db` through the bouncer as the superuser, with `settings` appended.
 fn bounced(db: &TestDatabase, settings: &str) -> Pool {
     let url = BOUNCER.url_for(SUPERUSER, SUPERUSER_PASSWORD, db.name());
-    Pool::new(Config::parse(&format!("{url}&{settings}")).expect("the url parses"))
+    Pool::from_url(&format!("{url}&{settings}")).expect("the url parses")
 }
 
 #[test]

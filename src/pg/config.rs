@@ -310,20 +310,17 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] naming the bad part (never the password), also for
-    /// a pool setting such as `pool_size`, which this `Config` would drop:
-    /// read those with [`pool::parse_url`](crate::pool::parse_url) (as
+    /// [`Error::Config`] naming the bad part (never the password).
+    ///
+    /// Pool settings (`pool_size`, `pool_timeout`, `max_lifetime`,
+    /// `idle_timeout`, ...) are accepted, so one URL serves both the driver
+    /// and the pool, but they are not part of a connection's `Config`: the
+    /// pool reads (and checks) them with
+    /// [`pool::parse_url`](crate::pool::parse_url), as
     /// [`Pool::from_url`](crate::Pool::from_url), `Engine::new` and
-    /// `Mapper::new` do).
+    /// `Mapper::new` do.
     pub fn parse(s: &str) -> Result<Config, Error> {
-        let (config, pool_settings) = Config::parse_with_pool_settings(s)?;
-        match pool_settings.first() {
-            None => Ok(config),
-            Some((key, _)) => Err(config_error(&format!(
-                "`{key}` is a pool setting: read it with odm::pool::parse_url \
-                 (or Pool::from_url, Engine::new, Mapper::new), not Config::parse"
-            ))),
-        }
+        Config::parse_with_pool_settings(s).map(|(config, _pool_settings)| config)
     }
 
     /// Parses as [`Config::parse`], also returning the pool's settings
