@@ -77,6 +77,22 @@ impl Drop for Placement {
     }
 }
 
+/// Counts a socket that stays on its own descriptor on the worker that
+/// descriptor picks. For unix-domain sockets: `may` registers each
+/// duplicate of one with its event loop, and the descriptor a moved socket
+/// leaves behind is handed out again by the next duplicate (`split`), which
+/// `epoll` then refuses as already registered (`EEXIST`).
+pub(crate) fn count_in_place(fd: RawFd) -> Placement {
+    let workers = may::config().get_workers().max(1);
+    let worker = worker_of(fd, workers);
+    let mut served = SERVED.lock();
+    if served.len() < workers {
+        served.resize(workers, 0);
+    }
+    served[worker] += 1;
+    Placement { worker }
+}
+
 /// The worker whose event loop watches descriptor `fd`.
 fn worker_of(fd: RawFd, workers: usize) -> usize {
     usize::try_from(fd).unwrap_or(0) % workers

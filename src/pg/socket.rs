@@ -6,6 +6,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use may::os::unix::net::UnixStream;
 
 use super::config::Config;
 use super::off_scheduler::run_off_scheduler;
-use super::placement::{place, Placement};
+use super::placement::{count_in_place, place, Placement};
 use super::response::whole_millis;
 #[cfg(feature = "tls")]
 use super::tls::TlsStream;
@@ -143,7 +144,7 @@ impl Socket {
                 Ok((ReadHalf::Tcp(r), WriteHalf::Tcp(w), handle, placement))
             }
             Socket::Unix(s) => {
-                let (s, placement) = place(s)?;
+                let placement = count_in_place(s.as_raw_fd());
                 let handle = ShutdownHandle::Unix(s.inner().try_clone()?);
                 let (r, w) = s.split()?;
                 Ok((ReadHalf::Unix(r), WriteHalf::Unix(w), handle, placement))
