@@ -139,13 +139,15 @@ fn every_test_role_logs_in_over_tcp_with_its_own_method_and_password() {
     }
     let rules = psql(
         &cluster.url(),
-        "SELECT string_agg(type || ' ' || array_to_string(user_name, ',') || ' ' || auth_method, '; ' \
+        "SELECT string_agg(type || ' ' || array_to_string(database, ',') || ' ' \
+         || array_to_string(user_name, ',') || ' ' || auth_method, '; ' \
          ORDER BY line_number) FROM pg_hba_file_rules",
     )
     .unwrap();
     assert_eq!(
         rules,
-        "local all trust; host odm_md5 md5; host odm_clear password; host all scram-sha-256"
+        "local all all trust; local replication all trust; host all odm_md5 md5; \
+         host all odm_clear password; host all all scram-sha-256"
     );
 }
 
