@@ -42,12 +42,13 @@ const PORT_ATTEMPTS: usize = 8;
 /// through it by name.
 ///
 /// ```no_run
-/// use odm::testing::{PgBouncer, TempCluster};
+/// use odm_testing::{PgBouncer, TempCluster};
 ///
 /// let cluster = TempCluster::start()?;
 /// let bouncer = PgBouncer::start(&cluster, 4)?;
-/// let pool = odm::Pool::new(odm::pg::Config::parse(&bouncer.url())?);
-/// # Ok::<(), odm::Error>(())
+/// // e.g. odm::Pool::from_url(&bouncer.url()) in odm
+/// println!("through pgbouncer: {}", bouncer.url());
+/// # Ok::<(), odm_testing::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct PgBouncer {

@@ -30,7 +30,7 @@ const PORT_ATTEMPTS: usize = 8;
 /// A hot standby streaming from a primary [`TempCluster`].
 ///
 /// ```no_run
-/// use odm::testing::{Standby, TempCluster};
+/// use odm_testing::{Standby, TempCluster};
 ///
 /// let primary = TempCluster::start_primary()?;
 /// let standby = Standby::start_from(&primary)?;
@@ -38,7 +38,7 @@ const PORT_ATTEMPTS: usize = 8;
 /// standby.wait_caught_up(&primary)?;
 /// standby.promote()?;
 /// assert!(!standby.is_in_recovery()?);
-/// # Ok::<(), odm::Error>(())
+/// # Ok::<(), odm_testing::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct Standby {
