@@ -19,7 +19,7 @@ use crate::Result;
 pub struct Count;
 
 /// The number of rows, or of rows in each group with
-/// [`Report::group_by`](super::Report::group_by).
+/// [`Report::group_by`](crate::Report::group_by).
 pub fn count() -> Count {
     Count
 }
@@ -226,7 +226,7 @@ impl<S> Selectable<S, Anywhere> for Count {
 pub struct Anywhere;
 
 /// Comparisons of an aggregate with a bound value, for
-/// [`Report::having`](super::Report::having), and its order terms.
+/// [`Report::having`](crate::Report::having), and its order terms.
 macro_rules! aggregate_compare {
     ($value:ty) => {
         fn compare(self, op: CompareOp, value: $value) -> AggregateExpr {
@@ -338,7 +338,7 @@ impl HavingNode {
 }
 
 /// A condition on aggregates (`sum(Order::TOTAL).gt(100)`), for
-/// [`Report::having`](super::Report::having); combine with `&`, `|`, `!`.
+/// [`Report::having`](crate::Report::having); combine with `&`, `|`, `!`.
 /// Values are always bound parameters.
 #[derive(Debug)]
 pub struct AggregateExpr {

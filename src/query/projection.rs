@@ -74,7 +74,7 @@ where
     type Side = Rest::Side;
 }
 
-/// The entry of a model joined with [`Report::left_join`](super::Report::left_join)
+/// The entry of a model joined with [`Report::left_join`](crate::Report::left_join)
 /// in a query's model list: its columns read as `Option`s.
 #[derive(Debug, Clone, Copy)]
 pub struct Optional<M>(PhantomData<M>);
@@ -212,7 +212,7 @@ where
 }
 
 /// What a report query selects: one [`Selectable`] or a tuple of up to
-/// twelve; [`Report::all`](super::Report::all) returns `Vec<Self::Row>`.
+/// twelve; [`Report::all`](crate::Report::all) returns `Vec<Self::Row>`.
 pub trait Projection<S, I> {
     /// The Rust type of one result row.
     type Row;
