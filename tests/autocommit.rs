@@ -7,15 +7,10 @@
 
 mod green_tasks;
 mod orm_common;
+mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use green_tasks::{on_green, spawn};
-use odm::pg::{Client, Config};
-use odm::testing::{TempCluster, TestDatabase};
 use odm::{Error, Isolation, Mapper, MapperError};
 use orm_common::{green, mapper_with_models, Task};
 
@@ -132,75 +127,16 @@ fn what_needs_a_transaction_is_refused_in_an_autocommit_session_before_anything_
 
 #[test]
 fn autocommit_writers_keep_every_acknowledged_write_through_a_server_restart() {
-    // A cluster of its own: the restart ends every connection on it.
-    let mut cluster = TempCluster::start().unwrap();
-    let db = TestDatabase::create_on(&cluster).unwrap();
-    let direct = db.url();
-    on_green(move || {
-        let client = Client::connect(&Config::parse(&direct).unwrap()).unwrap();
-        client
-            .batch_execute("CREATE TABLE r (task int4, seq int4, PRIMARY KEY (task, seq))")
-            .unwrap();
-    });
-    let mapper = Mapper::new(&format!("{}?pool_size=4&pool_timeout=20", db.url())).unwrap();
-    let restarted = Arc::new(AtomicBool::new(false));
-    let stop_at = Instant::now() + Duration::from_secs(4);
-    let tasks: Vec<_> = (0..40)
-        .map(|task| {
-            let (mapper, restarted) = (mapper.clone(), restarted.clone());
-            spawn(move || {
-                let mut acknowledged = Vec::new();
-                let mut ok_after_restart = 0;
-                let mut seq = 0;
-                while Instant::now() < stop_at {
-                    seq += 1;
-                    let after = restarted.load(Ordering::SeqCst);
-                    let done = mapper
-                        .autocommit(|s| s.execute("INSERT INTO r VALUES ($1, $2)", &[&task, &seq]));
-                    match done {
-                        Ok(1) => {
-                            acknowledged.push(seq);
-                            if after {
-                                ok_after_restart += 1;
-                            }
-                        }
-                        Ok(n) => panic!("one insert reported {n} rows"),
-                        Err(e) => assert!(
-                            e.is_closed() || matches!(e, Error::Connect { .. }),
-                            "an unexpected error: {e:?}"
-                        ),
-                    }
-                }
-                (task, acknowledged, ok_after_restart)
-            })
-        })
-        .collect();
-    thread::sleep(Duration::from_millis(1200));
-    cluster.restart().unwrap();
-    restarted.store(true, Ordering::SeqCst);
-    let results: Vec<_> = tasks.into_iter().map(|t| t.join().unwrap()).collect();
-    for (task, _, after) in &results {
-        assert!(
-            *after > 0,
-            "task {task} never succeeded again after the restart"
-        );
-    }
-    let url = db.url();
-    let present: std::collections::HashSet<(i32, i32)> = on_green(move || {
-        let client = Client::connect(&Config::parse(&url).unwrap()).unwrap();
-        client
-            .query("SELECT task, seq FROM r", &[])
-            .unwrap()
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect()
-    });
-    let acknowledged: usize = results.iter().map(|(_, a, _)| a.len()).sum();
-    let lost: Vec<(i32, i32)> = results
-        .iter()
-        .flat_map(|(task, seqs, _)| seqs.iter().map(move |seq| (*task, *seq)))
-        .filter(|row| !present.contains(row))
-        .collect();
-    assert!(acknowledged > 0);
-    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    support::restart::writes_survive_a_restart(
+        40,
+        4,
+        4,
+        Duration::from_millis(1200),
+        |mapper, task, seq| match mapper
+            .autocommit(|s| s.execute("INSERT INTO r VALUES ($1, $2)", &[&task, &seq]))?
+        {
+            1 => Ok(()),
+            n => panic!("one insert reported {n} rows"),
+        },
+    );
 }

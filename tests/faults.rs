@@ -342,88 +342,16 @@ fn writers_keep_every_acknowledged_row_through_terminated_backends_and_a_crash_r
 
 #[test]
 fn a_hundred_orm_tasks_keep_every_acknowledged_write_through_a_server_restart() {
-    // A cluster of its own: the restart ends every connection on it.
-    let mut cluster = TempCluster::start().unwrap();
-    let db = TestDatabase::create_on(&cluster).unwrap();
-    let direct = db.url();
-    on_green(move || {
-        let client = Client::connect(&Config::parse(&direct).unwrap()).unwrap();
-        client
-            .batch_execute("CREATE TABLE r (task int4, seq int4, PRIMARY KEY (task, seq))")
-            .unwrap();
-    });
-    let mapper = Mapper::new(&format!("{}?pool_size=10&pool_timeout=20", db.url())).unwrap();
-    let restarted = Arc::new(AtomicBool::new(false));
-    let stop_at = Instant::now() + Duration::from_secs(5);
-    let tasks: Vec<_> = (0..100)
-        .map(|task| {
-            let (mapper, restarted) = (mapper.clone(), restarted.clone());
-            spawn(move || {
-                let mut acknowledged = Vec::new();
-                let mut ok_after_restart = 0;
-                let mut seq = 0;
-                while Instant::now() < stop_at {
-                    seq += 1;
-                    let after = restarted.load(Ordering::SeqCst);
-                    let done = mapper.begin(|s| {
-                        s.execute("INSERT INTO r VALUES ($1, $2)", &[&task, &seq])?;
-                        Ok(())
-                    });
-                    match done {
-                        Ok(()) => {
-                            acknowledged.push(seq);
-                            if after {
-                                ok_after_restart += 1;
-                            }
-                        }
-                        Err(e) => assert!(
-                            e.is_closed() || matches!(e, Error::Connect { .. }),
-                            "an unexpected error: {e:?}"
-                        ),
-                    }
-                }
-                (task, acknowledged, ok_after_restart)
+    support::restart::writes_survive_a_restart(
+        100,
+        10,
+        5,
+        Duration::from_millis(1500),
+        |mapper, task, seq| {
+            mapper.begin(|s| {
+                s.execute("INSERT INTO r VALUES ($1, $2)", &[&task, &seq])?;
+                Ok(())
             })
-        })
-        .collect();
-    thread::sleep(Duration::from_millis(1500));
-    let started = Instant::now();
-    cluster.restart().unwrap();
-    restarted.store(true, Ordering::SeqCst);
-    eprintln!(
-        "fault: server restart (fast) took {:.2?}",
-        started.elapsed()
+        },
     );
-    let results: Vec<_> = tasks.into_iter().map(|t| t.join().unwrap()).collect();
-    let acknowledged: usize = results.iter().map(|(_, a, _)| a.len()).sum();
-    for (task, _, after) in &results {
-        assert!(
-            *after > 0,
-            "task {task} never succeeded again after the restart"
-        );
-    }
-    let url = db.url();
-    let present: Vec<(i32, i32)> = on_green(move || {
-        let client = Client::connect(&Config::parse(&url).unwrap()).unwrap();
-        client
-            .query("SELECT task, seq FROM r", &[])
-            .unwrap()
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect()
-    });
-    let present: std::collections::HashSet<(i32, i32)> = present.into_iter().collect();
-    let lost: Vec<(i32, i32)> = results
-        .iter()
-        .flat_map(|(task, seqs, _)| seqs.iter().map(move |seq| (*task, *seq)))
-        .filter(|row| !present.contains(row))
-        .collect();
-    eprintln!(
-        "fault: server restart under 100 ORM tasks: acknowledged {acknowledged}, present {}, lost {}",
-        present.len(),
-        lost.len()
-    );
-    assert!(lost.is_empty(), "acknowledged but missing: {lost:?}");
-    assert!(present.len() >= acknowledged);
-    drop(db);
 }

@@ -3,6 +3,7 @@
 //! proxy in front of a test database. Each test binary uses a part of it.
 #![allow(dead_code)]
 
+pub mod restart;
 pub mod soak;
 
 use odm::pg::{Config, Host};
