@@ -1108,7 +1108,10 @@ fn a_down_server_is_not_hammered_and_the_pool_serves_again_once_it_listens() {
             }
         }
     });
-    assert!(recovered < Duration::from_secs(4), "{recovered:?}");
+    // Backoff caps at 2 s (jittered), so a quiet machine recovers within
+    // ~2 s; the bound leaves room for a loaded one (it failed at 4 s under a
+    // load average of 15-20 on 2 cores).
+    assert!(recovered < Duration::from_secs(8), "{recovered:?}");
     let p = pool.clone();
     on_green(move || p.query("SELECT 1", &[]).expect("shared mode serves again"));
 }
