@@ -398,32 +398,43 @@ pub fn upsert<'a>(
         }
         st.push(")");
         if values[key].is_some() {
-            let key_name = escape_identifier(table.columns[key].name);
-            let mut sets: Vec<String> = written
-                .iter()
-                .filter(|&&i| i != key)
-                .map(|&i| {
-                    let c = escape_identifier(table.columns[i].name);
-                    format!("{c} = EXCLUDED.{c}")
-                })
-                .collect();
-            if sets.is_empty() {
-                // Still return the row when it exists already.
-                sets.push(format!("{key_name} = EXCLUDED.{key_name}"));
-            }
-            st.push(&format!(
-                " ON CONFLICT ({key_name}) DO UPDATE SET {}",
-                sets.join(", ")
-            ));
+            push_upsert(&mut st, table, &written);
         }
     }
+    push_returning_all(&mut st, table);
+    st
+}
+
+/// ` ON CONFLICT (key) DO UPDATE SET` every `written` column but the key (the
+/// key itself when there is none, so the existing row is still returned).
+pub(crate) fn push_upsert(st: &mut Statement<'_>, table: &Table, written: &[usize]) {
+    let key = table.primary_key;
+    let key_name = escape_identifier(table.columns[key].name);
+    let mut sets: Vec<String> = written
+        .iter()
+        .filter(|&&i| i != key)
+        .map(|&i| {
+            let c = escape_identifier(table.columns[i].name);
+            format!("{c} = EXCLUDED.{c}")
+        })
+        .collect();
+    if sets.is_empty() {
+        sets.push(format!("{key_name} = EXCLUDED.{key_name}"));
+    }
+    st.push(&format!(
+        " ON CONFLICT ({key_name}) DO UPDATE SET {}",
+        sets.join(", ")
+    ));
+}
+
+/// ` RETURNING` every column of `table`.
+pub(crate) fn push_returning_all(st: &mut Statement<'_>, table: &Table) {
     let returning: Vec<String> = table
         .columns
         .iter()
         .map(|c| escape_identifier(c.name))
         .collect();
     st.push(&format!(" RETURNING {}", returning.join(", ")));
-    st
 }
 
 /// `SELECT <every column of the lineage> FROM <joins>`, built once per

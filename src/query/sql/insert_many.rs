@@ -82,32 +82,9 @@ pub fn insert_rows<'a>(
         st.push(")");
     }
     if shape.upsert {
-        let key = table.primary_key;
-        let key_name = escape_identifier(table.columns[key].name);
-        let mut sets: Vec<String> = shape
-            .written
-            .iter()
-            .filter(|&&i| i != key)
-            .map(|&i| {
-                let c = escape_identifier(table.columns[i].name);
-                format!("{c} = EXCLUDED.{c}")
-            })
-            .collect();
-        if sets.is_empty() {
-            // Still return the row when it exists already.
-            sets.push(format!("{key_name} = EXCLUDED.{key_name}"));
-        }
-        st.push(&format!(
-            " ON CONFLICT ({key_name}) DO UPDATE SET {}",
-            sets.join(", ")
-        ));
+        super::push_upsert(&mut st, table, &shape.written);
     }
-    let returning: Vec<String> = table
-        .columns
-        .iter()
-        .map(|c| escape_identifier(c.name))
-        .collect();
-    st.push(&format!(" RETURNING {}", returning.join(", ")));
+    super::push_returning_all(&mut st, table);
     st
 }
 
