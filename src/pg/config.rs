@@ -5,7 +5,8 @@
 //! Where each part lives: the key table and value parsers in `settings`,
 //! the URL form in `url`, the `key=value` form in `key_values`,
 //! percent-encoding in `percent`, the builder in `builder`, writing a URL
-//! in `to_url`, the authentication policy settings in `auth_settings`.
+//! in `to_url`, the authentication policy settings in `auth_settings`,
+//! `sslmode`/`sslnegotiation` in `ssl_mode`.
 //!
 //! Parsing does no I/O. Every error names the offending part of the input
 //! and never contains the password.
@@ -23,6 +24,7 @@ mod host_selection;
 mod key_values;
 mod percent;
 mod settings;
+mod ssl_mode;
 mod to_url;
 mod url;
 
@@ -30,6 +32,7 @@ pub use auth_settings::{AuthMethod, ChannelBindingMode, RequireAuth};
 pub use builder::ConfigBuilder;
 pub use host_selection::{LoadBalanceHosts, TargetSessionAttrs};
 pub(crate) use settings::parse_seconds;
+pub use ssl_mode::{SslMode, SslNegotiation};
 
 const DEFAULT_PORT: u16 = 5432;
 /// pgjdbc's default: long enough for a loaded server's authentication,
@@ -49,75 +52,6 @@ pub enum Host {
     Tcp(String),
     /// A directory holding the server's unix socket (`.s.PGSQL.<port>`).
     Unix(PathBuf),
-}
-
-/// Whether to use TLS and how much of the server's certificate to check
-/// (libpq's `sslmode`, with libpq's meaning).
-///
-/// Without the `tls` cargo feature, `require` and stricter give
-/// [`Error::TlsUnsupported`] and `allow` / `prefer` stay plain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum SslMode {
-    /// Never TLS.
-    Disable,
-    /// Plain first; TLS on a second connection only if the server turns
-    /// the plain one away (e.g. a `hostssl`-only `pg_hba.conf`).
-    Allow,
-    /// TLS when the server offers it, on the same socket (the default);
-    /// plain on a second connection if the server turns the TLS one away.
-    /// No certificate check unless a root certificate file exists.
-    Prefer,
-    /// TLS or nothing; the certificate is not checked unless a root
-    /// certificate is given (`sslrootcert`, or `~/.postgresql/root.crt`
-    /// exists), in which case this behaves as `verify-ca`.
-    Require,
-    /// TLS with a certificate that chains to a trusted root
-    /// (`sslrootcert`); the host name is not checked.
-    VerifyCa,
-    /// TLS with a trusted certificate issued for the host name connected
-    /// to: the only mode that stops a man in the middle holding any
-    /// certificate from the same authority.
-    VerifyFull,
-}
-
-impl SslMode {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Allow => "allow",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-
-    /// Whether a plain connection is unacceptable.
-    pub fn requires_tls(self) -> bool {
-        self >= SslMode::Require
-    }
-}
-
-/// How TLS is started (libpq 17's `sslnegotiation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslNegotiation {
-    /// Ask with an `SSLRequest` first, as every server version understands
-    /// (the default).
-    Postgres,
-    /// Start the TLS handshake at once, with ALPN `postgresql`: one round
-    /// trip less, but only PostgreSQL 17 and later understand it (an older
-    /// server closes the connection, reported as a handshake failure).
-    /// Needs `sslmode=require` or stricter.
-    Direct,
-}
-
-impl SslNegotiation {
-    fn as_str(self) -> &'static str {
-        match self {
-            SslNegotiation::Postgres => "postgres",
-            SslNegotiation::Direct => "direct",
-        }
-    }
 }
 
 /// Settings of one connection.

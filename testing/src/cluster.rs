@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::binaries::find_server_bin_dir;
 use super::psql;
-use super::scratch::{RunAs, ScratchDir};
+use super::scratch::{tail_of, RunAs, ScratchDir};
 use super::server_process::ServerProcess;
 use super::template;
 use super::tls_files::{TlsFiles, SERVER_CA_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE};
@@ -28,7 +28,6 @@ const PORT_ATTEMPTS: usize = 8;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How many lines of the server log an error message carries.
-const LOG_TAIL_LINES: usize = 20;
 
 /// The client authentication rules of every cluster: trust over the unix
 /// socket; md5, cleartext password or SCRAM over TCP depending on the role.
@@ -273,16 +272,7 @@ impl TempCluster {
 
     /// The last lines of the server log.
     pub fn log_tail(&self) -> String {
-        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.scratch.path())
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|ext| ext == "log"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        logs.sort();
-        logs.last().map(|p| tail_of(p)).unwrap_or_default()
+        self.scratch.newest_log_tail()
     }
 
     /// Restarts the server with a fast shutdown, as `pg_ctl restart -m
@@ -471,13 +461,6 @@ fn wait_ready(server: &mut ServerProcess, log_path: &Path) -> Result<(), StartFa
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// The last [`LOG_TAIL_LINES`] lines of the file at `path`.
-pub(crate) fn tail_of(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
 #[cfg(test)]

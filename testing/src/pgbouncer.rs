@@ -14,9 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::binaries::{find_on_path, is_executable};
-use super::cluster::{free_port, open_log, tail_of};
+use super::cluster::{free_port, open_log};
 use super::psql;
-use super::scratch::{RunAs, ScratchDir};
+use super::scratch::{tail_of, RunAs, ScratchDir};
 use super::server_process::ServerProcess;
 use super::url::cluster_url;
 use super::{TempCluster, SUPERUSER, SUPERUSER_PASSWORD};
@@ -188,16 +188,7 @@ impl PgBouncer {
 
     /// The last lines of PgBouncer's log.
     pub fn log_tail(&self) -> String {
-        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.scratch.path())
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|ext| ext == "log"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        logs.sort();
-        logs.last().map(|p| tail_of(p)).unwrap_or_default()
+        self.scratch.newest_log_tail()
     }
 }
 

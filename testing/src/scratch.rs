@@ -10,6 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Error;
 
+/// How many lines of a server log an error quotes.
+const LOG_TAIL_LINES: usize = 20;
+
 /// The system user PostgreSQL runs as when the test process is root.
 const SERVER_USER: &str = "postgres";
 
@@ -62,6 +65,21 @@ impl ScratchDir {
     }
 
     /// Creates the subdirectory `name`, owned by `owner` when set.
+    /// The last lines of the newest `*.log` file in the directory (by
+    /// name: attempts are numbered), empty when there is none.
+    pub(crate) fn newest_log_tail(&self) -> String {
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(&self.path)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|ext| ext == "log"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        logs.last().map(|p| tail_of(p)).unwrap_or_default()
+    }
+
     pub(crate) fn subdir(&self, name: &str, owner: Option<RunAs>) -> Result<PathBuf, Error> {
         let path = self.path.join(name);
         std::fs::create_dir(&path).map_err(|e| scratch_error(&self.path, &e))?;
@@ -148,4 +166,11 @@ fn id_of(args: &[&str]) -> Option<u32> {
         return None;
     }
     String::from_utf8(output.stdout).ok()?.trim().parse().ok()
+}
+
+/// The last [`LOG_TAIL_LINES`] lines of the file at `path`.
+pub(crate) fn tail_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }

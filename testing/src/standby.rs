@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::cluster::{free_port, open_log, postgres_command, tail_of, Transport, Wal};
+use super::cluster::{free_port, open_log, postgres_command, Transport, Wal};
 use super::psql;
-use super::scratch::{RunAs, ScratchDir};
+use super::scratch::{tail_of, RunAs, ScratchDir};
 use super::server_process::ServerProcess;
 use super::url::cluster_url;
 use super::{TempCluster, SUPERUSER, SUPERUSER_PASSWORD};
@@ -214,16 +214,7 @@ impl Standby {
 
     /// The last lines of the standby's server log.
     pub fn log_tail(&self) -> String {
-        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.scratch.path())
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|ext| ext == "log"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        logs.sort();
-        logs.last().map(|p| tail_of(p)).unwrap_or_default()
+        self.scratch.newest_log_tail()
     }
 
     /// The trimmed answer of `sql` over the unix socket, as the superuser.
