@@ -27,7 +27,6 @@ const PORT_ATTEMPTS: usize = 8;
 /// because many test binaries may start servers at once on a small machine.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-
 /// The client authentication rules of every cluster: trust over the unix
 /// socket; md5, cleartext password or SCRAM over TCP depending on the role.
 const PG_HBA: &str = "\
