@@ -20,6 +20,7 @@ pub mod pgbench;
 pub mod report;
 pub mod scale;
 pub mod schema;
+pub mod targets;
 pub mod workload;
 
 use green::GreenPool;

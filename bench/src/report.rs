@@ -54,7 +54,12 @@ pub struct Report {
 }
 
 impl Report {
-    fn find(&self, contender: &str, workload: Workload, level: usize) -> Option<&Measurement> {
+    pub(crate) fn find(
+        &self,
+        contender: &str,
+        workload: Workload,
+        level: usize,
+    ) -> Option<&Measurement> {
         self.rows
             .iter()
             .find(|m| m.contender == contender && m.workload == workload && m.level == level)
@@ -167,7 +172,7 @@ impl Report {
         }
         let targets = self.targets();
         if !targets.is_empty() {
-            let _ = writeln!(out, "\ntargets (issue 5):");
+            let _ = writeln!(out, "\ntargets (issue 13; issue 9 for TLS):");
             for line in targets {
                 let _ = writeln!(out, "- {line}");
             }
@@ -183,86 +188,6 @@ impl Report {
                     m.workload,
                     m.level,
                     m.first_error.as_deref().unwrap_or("?")
-                );
-            }
-        }
-        out
-    }
-
-    /// Issue 5's targets, each as met or missed by how much, for the
-    /// levels 256 and 1024 that were measured.
-    pub fn targets(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let qps = |contender: &str, workload: Workload, level: usize| {
-            self.find(contender, workload, level).map(Measurement::qps)
-        };
-        let check = |out: &mut Vec<String>, what: String, ratio: Option<f64>, goal: f64| {
-            if let Some(ratio) = ratio {
-                let verdict = if ratio >= goal {
-                    "met".to_string()
-                } else {
-                    format!("missed by {:.0}%", (1.0 - ratio / goal) * 100.0)
-                };
-                out.push(format!("{what}: {ratio:.2} (goal >= {goal}) {verdict}"));
-            }
-        };
-        for level in [256, 1024] {
-            let raw_db = self.find("odm-raw", Workload::Db, level);
-            check(
-                &mut out,
-                format!("odm-raw / {} peak, db x{level}", self.ceiling),
-                raw_db.and_then(|m| self.ratio_to_ceiling(m)),
-                0.7,
-            );
-            if let Some(m) = raw_db {
-                let cpu = m.cpu_ms_per_1k();
-                if cpu.is_finite() {
-                    out.push(format!(
-                        "odm-raw client CPU, db x{level}: {cpu:.2} ms per 1,000 queries (goal <= 4) {}",
-                        if cpu <= 4.0 {
-                            "met".to_string()
-                        } else {
-                            format!("missed by {:.0}%", (cpu / 4.0 - 1.0) * 100.0)
-                        }
-                    ));
-                }
-            }
-            check(
-                &mut out,
-                format!("odm-raw-tls / odm-raw, db x{level}"),
-                qps("odm-raw-tls", Workload::Db, level)
-                    .zip(qps("odm-raw", Workload::Db, level))
-                    .map(|(tls, plain)| tls / plain.max(1e-9)),
-                0.8,
-            );
-            if let Some(m) = self.find("odm-raw-tls", Workload::Db, level) {
-                let cpu = m.cpu_ms_per_1k();
-                if cpu.is_finite() {
-                    out.push(format!(
-                        "odm-raw-tls client CPU, db x{level}: {cpu:.2} ms per 1,000 queries"
-                    ));
-                }
-            }
-            for (workload, goal) in [(Workload::Db, 0.7), (Workload::Queries, 0.8)] {
-                let ratio = qps("odm-orm", workload, level)
-                    .zip(qps("odm-raw", workload, level))
-                    .map(|(orm, raw)| orm / raw.max(1e-9));
-                check(
-                    &mut out,
-                    format!("odm-orm / odm-raw, {workload} x{level}"),
-                    ratio,
-                    goal,
-                );
-            }
-            for workload in [Workload::Db, Workload::Queries] {
-                let ratio = qps("odm-orm", workload, level)
-                    .zip(qps("tokio-postgres", workload, level))
-                    .map(|(orm, tokio)| orm / tokio.max(1e-9));
-                check(
-                    &mut out,
-                    format!("odm-orm / tokio-postgres, {workload} x{level}"),
-                    ratio,
-                    1.2,
                 );
             }
         }
