@@ -209,7 +209,10 @@ fn the_command_line_has_defaults_and_takes_every_flag() {
     assert_eq!((defaults.repeats, given.repeats), (1, 3));
     assert_eq!((given.scale, given.scale_pool), (Some(10_000), 2));
     assert_eq!(parse("--scale 500").unwrap().scale, Some(500));
-    assert_eq!((defaults.bulk, defaults.bulk_stream_rows), (None, 1_000_000));
+    assert_eq!(
+        (defaults.bulk, defaults.bulk_stream_rows),
+        (None, 1_000_000)
+    );
     assert!(!defaults.no_matrix);
     let bulk = parse("--bulk --no-matrix --bulk-stream-rows 5000").unwrap();
     assert_eq!((bulk.bulk, bulk.bulk_stream_rows), (Some(100_000), 5000));
@@ -244,7 +247,10 @@ fn the_bulk_section_writes_and_reads_every_row_with_each_contender() {
         assert_eq!(row.rss_growth_kib.is_some(), row.operation == "stream");
     }
     let table = bulk::table(&rows);
-    assert!(table.contains("| insert | odm-orm-add_all | 250 |"), "{table}");
+    assert!(
+        table.contains("| insert | odm-orm-add_all | 250 |"),
+        "{table}"
+    );
     assert_eq!(bulk::json(&rows).as_array().map(Vec::len), Some(6));
     let dropped = on_green(&green, move || {
         let client = Client::connect(&config)?;
