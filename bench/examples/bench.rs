@@ -6,6 +6,7 @@
 //! cargo run --release --example bench -- --workloads db,queries --levels 256,1024 --duration 5
 //! cargo run --release --example bench -- --contenders odm-raw,odm-orm,tokio-postgres
 //! cargo run --release --example bench -- --scale            # 10,000 tasks through pool_size=4
+//! cargo run --release --example bench -- --bulk --no-matrix # add_all, COPY, iter() vs all()
 //! ```
 //!
 //! Uses the server named by `DATABASE_URL` (a fresh database is created on
@@ -45,13 +46,17 @@
 //! reports throughput, p99 and resident memory per task above the baseline
 //! (VmRSS sampled while they run).
 //!
+//! `--bulk [ROWS]` adds `add` vs `add_all` vs `COPY` rows/s and `iter()` vs
+//! `all()` rows/s and resident memory (`bench/src/bulk.rs`); `--no-matrix`
+//! skips the table above, to run only `--scale` and `--bulk`.
+//!
 //! On the throwaway cluster the peers and pgbench log in as the md5 test
 //! role (cheap handshakes: hundreds of SCRAM logins would eat the run);
 //! logins happen outside the measured windows either way.
 
 use odm_bench::{
-    args, measure, odm_orm, odm_pool, odm_raw, on_green, peers, pgbench, report, scale, schema,
-    workload,
+    args, bulk, measure, odm_orm, odm_pool, odm_raw, on_green, peers, pgbench, report, scale,
+    schema, workload,
 };
 
 use std::fmt;
@@ -418,12 +423,18 @@ fn run(args: &Args) -> Result<(), String> {
         failures: Vec::new(),
         ceiling_runs: Vec::new(),
         notes: Vec::new(),
+        bulk: Vec::new(),
         ceiling: CEILING.into(),
         reference: REFERENCE.into(),
     };
-    let total = args.contenders.len() * args.levels.len() * args.workloads.len();
+    let contenders: &[String] = if args.no_matrix {
+        &[]
+    } else {
+        &args.contenders
+    };
+    let total = contenders.len() * args.levels.len() * args.workloads.len();
     let mut position = 0;
-    for contender in &args.contenders {
+    for contender in contenders {
         for &level in &args.levels {
             let prepared = match bench.prepare(contender, level) {
                 Ok(prepared) => Some(prepared),
@@ -466,7 +477,7 @@ fn run(args: &Args) -> Result<(), String> {
     // The server's ceiling: pgbench-pipe with one client per core, where a
     // small server peaks, unless that is one of the levels anyway.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    if args.contenders.iter().any(|c| c == CEILING) && !args.levels.contains(&cores) {
+    if contenders.iter().any(|c| c == CEILING) && !args.levels.contains(&cores) {
         for &workload in &args.workloads {
             let cell = Cell {
                 contender: CEILING.into(),
@@ -486,6 +497,12 @@ fn run(args: &Args) -> Result<(), String> {
         match scale_run(&bench, tasks) {
             Ok(note) => report.notes.push(note),
             Err(e) => report.notes.push(format!("scale run failed: {e}")),
+        }
+    }
+    if let Some(rows) = args.bulk {
+        match bulk::run(&green, &config, rows, args.bulk_stream_rows, args.repeats) {
+            Ok(rows) => report.bulk = rows,
+            Err(e) => report.notes.push(format!("bulk run failed: {e}")),
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);

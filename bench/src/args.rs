@@ -41,6 +41,12 @@ pub struct Args {
     pub scale: Option<usize>,
     /// `pool_size` of the scale run.
     pub scale_pool: usize,
+    /// Rows written per contender of the bulk section, if it runs.
+    pub bulk: Option<usize>,
+    /// Rows read per contender of the bulk section's `stream`.
+    pub bulk_stream_rows: usize,
+    /// Skip the contender × workload × level table.
+    pub no_matrix: bool,
 }
 
 impl Args {
@@ -65,6 +71,12 @@ usage: cargo run --release --example bench -- [FLAGS]
   --scale [TASKS]       also run TASKS (10,000) green tasks on db through one
                         pool and report memory per task
   --scale-pool N        pool_size of the scale run (default: 4)
+  --bulk [ROWS]         also run the bulk section: ROWS (100,000) rows written
+                        by add one by one (a tenth), add_all and raw COPY, and
+                        --bulk-stream-rows read by iter() and all()
+  --bulk-stream-rows N  rows read by the bulk section (default: 1,000,000)
+  --no-matrix           skip the contender x workload x level table (run
+                        only --scale and --bulk)
 
 DATABASE_URL names the server to use; without it a throwaway cluster runs.
 Results: stdout and target/bench/{bench.json,bench.md,throughput.svg}.";
@@ -83,6 +95,9 @@ Results: stdout and target/bench/{bench.json,bench.md,throughput.svg}.";
             orm_connections: 4 * cores,
             scale: None,
             scale_pool: 4,
+            bulk: None,
+            bulk_stream_rows: 1_000_000,
+            no_matrix: false,
         };
         let mut pending: Option<String> = None;
         while let Some(flag) = pending.take().or_else(|| args.next()) {
@@ -137,6 +152,19 @@ Results: stdout and target/bench/{bench.json,bench.md,throughput.svg}.";
                     }
                 }
                 "--scale-pool" => parsed.scale_pool = positive("--scale-pool", &value()?)?,
+                "--bulk" => match args.next() {
+                    Some(next) if !next.starts_with("--") => {
+                        parsed.bulk = Some(positive("--bulk", &next)?);
+                    }
+                    other => {
+                        parsed.bulk = Some(100_000);
+                        pending = other;
+                    }
+                },
+                "--bulk-stream-rows" => {
+                    parsed.bulk_stream_rows = positive("--bulk-stream-rows", &value()?)?;
+                }
+                "--no-matrix" => parsed.no_matrix = true,
                 "-h" | "--help" => return Err("help".into()),
                 other => return Err(format!("unknown flag `{other}`")),
             }

@@ -9,6 +9,7 @@
 //! Not published: it exists to measure odm and to show it serving HTTP.
 
 pub mod args;
+pub mod bulk;
 pub mod chart;
 pub mod green_http;
 pub mod measure;

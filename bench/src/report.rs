@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::bulk::{self, BulkRow};
 use super::chart;
 use super::measure::{ms, Measurement};
 use super::workload::Workload;
@@ -47,6 +48,8 @@ pub struct Report {
     pub ceiling_runs: Vec<Measurement>,
     /// Free-form lines printed after the table (the scale run).
     pub notes: Vec<String>,
+    /// The bulk section (`--bulk`), printed after the notes.
+    pub bulk: Vec<BulkRow>,
     /// The ceiling contender (`pgbench-pipe`).
     pub ceiling: String,
     /// The reference contender (`odm-orm`).
@@ -117,15 +120,17 @@ impl Report {
     /// The Markdown table.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "| workload | tasks | contender | queries/s | per conn | spread | CPU ms/1k q | p50 ms | p99 ms | errors | × {} peak | × {} | setup |",
-            self.ceiling, self.reference
-        );
-        let _ = writeln!(
-            out,
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-        );
+        if !self.rows.is_empty() || !self.failures.is_empty() {
+            let _ = writeln!(
+                out,
+                "| workload | tasks | contender | queries/s | per conn | spread | CPU ms/1k q | p50 ms | p99 ms | errors | × {} peak | × {} | setup |",
+                self.ceiling, self.reference
+            );
+            let _ = writeln!(
+                out,
+                "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+            );
+        }
         let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}"));
         for m in self.sorted() {
             let _ = writeln!(
@@ -169,6 +174,9 @@ impl Report {
         }
         for note in &self.notes {
             let _ = writeln!(out, "\n{note}");
+        }
+        if !self.bulk.is_empty() {
+            let _ = write!(out, "\n{}", bulk::table(&self.bulk));
         }
         let targets = self.targets();
         if !targets.is_empty() {
@@ -257,6 +265,7 @@ impl Report {
             "rows": rows,
             "failures": failures,
             "notes": self.notes,
+            "bulk": bulk::json(&self.bulk),
             "ceiling_runs": self.ceiling_runs.iter().map(|m| json!({
                 "contender": m.contender,
                 "workload": m.workload.name(),

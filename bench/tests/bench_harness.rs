@@ -1,8 +1,9 @@
 //! The benchmark's building blocks (the `odm-bench` crate): the latency
 //! histogram, the batched update statement, workload parsing, resident
-//! memory parsing, and the workloads and pgbench run against a real server.
+//! memory parsing, and the workloads, pgbench and the bulk section run
+//! against a real server.
 
-use odm_bench::{args, measure, odm_raw, on_green, peers, pgbench, scale, schema, workload};
+use odm_bench::{args, bulk, measure, odm_raw, on_green, peers, pgbench, scale, schema, workload};
 
 use std::time::Duration;
 
@@ -208,6 +209,56 @@ fn the_command_line_has_defaults_and_takes_every_flag() {
     assert_eq!((defaults.repeats, given.repeats), (1, 3));
     assert_eq!((given.scale, given.scale_pool), (Some(10_000), 2));
     assert_eq!(parse("--scale 500").unwrap().scale, Some(500));
+    assert_eq!(
+        (defaults.bulk, defaults.bulk_stream_rows),
+        (None, 1_000_000)
+    );
+    assert!(!defaults.no_matrix);
+    let bulk = parse("--bulk --no-matrix --bulk-stream-rows 5000").unwrap();
+    assert_eq!((bulk.bulk, bulk.bulk_stream_rows), (Some(100_000), 5000));
+    assert!(bulk.no_matrix);
+    assert_eq!(parse("--bulk 300").unwrap().bulk, Some(300));
+}
+
+#[test]
+fn the_bulk_section_writes_and_reads_every_row_with_each_contender() {
+    let db = test_database().unwrap();
+    let config = Config::parse(&db.url()).unwrap();
+    let green = GreenPool::with_max_workers(2);
+    let rows = bulk::run(&green, &config, 250, 2_000, 2).unwrap();
+    let names: Vec<(&str, &str, usize)> = rows
+        .iter()
+        .map(|r| (r.operation, r.contender, r.rows))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("insert", "odm-orm", 25),
+            ("insert", "odm-orm-add_all-100", 250),
+            ("insert", "odm-orm-add_all", 250),
+            ("insert", "odm-raw-copy", 250),
+            ("stream", "odm-orm-iter", 2_000),
+            ("stream", "odm-orm-all", 2_000),
+        ]
+    );
+    for row in &rows {
+        assert_eq!(row.rounds.len(), 2, "{row:?}");
+        assert!(row.rows_per_second() > 0.0, "{row:?}");
+        assert_eq!(row.rss_growth_kib.is_some(), row.operation == "stream");
+    }
+    let table = bulk::table(&rows);
+    assert!(
+        table.contains("| insert | odm-orm-add_all | 250 |"),
+        "{table}"
+    );
+    assert_eq!(bulk::json(&rows).as_array().map(Vec::len), Some(6));
+    let dropped = on_green(&green, move || {
+        let client = Client::connect(&config)?;
+        let row = client.query_one("SELECT to_regclass('bulk_item') IS NULL", &[])?;
+        row.try_get::<_, bool>(0)
+    })
+    .unwrap();
+    assert!(dropped, "the bulk table is dropped at the end");
 }
 
 #[test]
@@ -227,6 +278,10 @@ fn bad_flags_are_refused_with_a_message_naming_them() {
         "--contenders: unknown contender `odm` (expected one of pgbench, pgbench-pipe, \
          odm-raw, odm-raw-tls, odm-pool, odm-pool-nocache, odm-pool-pgbouncer, odm-orm, \
          odm-orm-autocommit, tokio-postgres, postgres-sync)"
+    );
+    assert_eq!(
+        parse("--bulk-stream-rows 0").unwrap_err(),
+        "--bulk-stream-rows: `0` is not a positive integer"
     );
     assert_eq!(
         parse("--workloads plaintext").unwrap_err(),
