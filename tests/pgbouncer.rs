@@ -239,3 +239,67 @@ fn a_pgbouncer_dropped_while_a_transaction_is_open_stops_at_once_and_a_pool_of_z
     release_tx.send(()).unwrap();
     client.join().unwrap();
 }
+
+/// `tasks` green tasks each running `runs` point queries through `pool`,
+/// with `check` on every row, and asking now and then how many named
+/// statements their server connection holds.
+fn point_queries(pool: &Pool, tasks: i32, runs: i32, check: fn(&odm::pg::Row, i32)) {
+    let workers: Vec<_> = (0..tasks)
+        .map(|t| {
+            let pool = pool.clone();
+            spawn(move || {
+                let tag = t.to_string();
+                for n in 0..runs {
+                    let id = (t * runs + n) % 100;
+                    let row = pool
+                        .query_one("SELECT v, $2::text FROM t WHERE id = $1", &[&id, &tag])
+                        .unwrap();
+                    check(&row, id);
+                    assert_eq!(row.get::<_, String>(1), tag);
+                    if n % 10 == 0 {
+                        let named: i64 = pool
+                            .query_one("SELECT count(*) FROM pg_prepared_statements", &[])
+                            .unwrap()
+                            .get(0);
+                        assert_eq!(named, 0, "a named statement on a server connection");
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+}
+
+#[test]
+fn uncached_statements_from_more_tasks_than_server_connections_are_decoded_with_the_columns_of_their_own_run(
+) {
+    let db = database();
+    let pool = bounced(&db, "pool_size=8");
+    let p = pool.clone();
+    on_green(move || {
+        p.execute("CREATE TABLE t (id int4 PRIMARY KEY, v int4)", &[])
+            .unwrap();
+        p.execute(
+            "INSERT INTO t SELECT i, i * 10 FROM generate_series(0, 99) i",
+            &[],
+        )
+        .unwrap();
+    });
+    point_queries(&pool, 64, 40, |row, id| {
+        assert_eq!(row.get::<_, i32>(0), id * 10)
+    });
+    // Every client connection described `v` as int4; float4 has the same
+    // width, so rows decoded with that description would read wrong
+    // integers instead of failing.
+    let p = pool.clone();
+    on_green(move || {
+        p.execute("ALTER TABLE t ALTER v TYPE float4", &[]).unwrap();
+    });
+    point_queries(&pool, 64, 40, |row, id| {
+        assert_eq!(row.get::<_, f32>(0), (id * 10) as f32);
+        assert!(row.try_get::<_, i32>(0).is_err());
+    });
+    assert_eq!(pool.stats().connections_discarded, 0);
+}

@@ -19,6 +19,7 @@ use super::row::Row;
 use super::statement::Statement;
 use super::statement_cache::{Insertion, StatementCache};
 use super::transaction::{Transaction, TransactionStatus};
+use super::unnamed::{self, may_be_stale_description, UnnamedCompletion};
 use super::Param;
 use crate::context::require_green;
 use crate::{sqlstate, DbError, Error};
@@ -27,6 +28,9 @@ use crate::{sqlstate, DbError, Error};
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 /// Gives every named statement a process-unique name.
 static NEXT_STATEMENT: AtomicU64 = AtomicU64::new(1);
+/// How many descriptions a client keeps for unnamed runs when
+/// `statement_cache_capacity` is 0 (the default capacity).
+const DESCRIPTIONS_WITHOUT_STATEMENT_CACHE: usize = 256;
 
 /// One server connection.
 ///
@@ -42,11 +46,17 @@ static NEXT_STATEMENT: AtomicU64 = AtomicU64::new(1);
 /// A thin face: the inner connection carries the socket, the settings and
 /// the notification queue, the request engine (free functions over that
 /// connection) talks to the server, and the client adds its identity and
-/// its statement cache.
+/// its statement caches.
 pub struct Client {
     conn: Arc<Connection>,
     id: u64,
+    /// Named statements kept on the server (`statement_cache=true`).
     statements: Mutex<StatementCache>,
+    /// With the cache off: unnamed statements, that is descriptions only
+    /// (parameter types and result columns by SQL text), kept in this
+    /// client's memory so each run takes one round trip (see
+    /// [`unnamed`]); nothing of them lives on the server.
+    descriptions: Mutex<StatementCache>,
 }
 
 impl fmt::Debug for Client {
@@ -100,6 +110,7 @@ impl Client {
             conn,
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             statements: Mutex::new(StatementCache::new(config.statement_cache_capacity())),
+            descriptions: Mutex::new(StatementCache::new(description_capacity(config))),
         })
     }
 
@@ -190,12 +201,15 @@ impl Client {
     /// that no caller holds is closed on the server. A returned
     /// [`Statement`] is never closed while held, and one whose server-side
     /// statement is gone (`DISCARD ALL`, `DEALLOCATE ALL`) is prepared again
-    /// when run. With `statement_cache=false` or a capacity of 0 nothing is
-    /// cached: each statement is parsed unnamed with every run.
+    /// when run. With `statement_cache=false` or a capacity of 0 no named
+    /// statement is created: each run parses the statement unnamed in the
+    /// same round trip as its execution, and the client keeps only its
+    /// description (parameter types, result columns), learned once by a
+    /// `Parse`/`Describe` round trip.
     pub fn prepare(&self, sql: &str) -> Result<Statement, Error> {
         require_green("prepare")?;
         if !self.caches_statements() {
-            return request::describe(&self.conn, self.id, String::new(), sql);
+            return self.describe_unnamed(sql);
         }
         if let Some(statement) = self.statements.lock().get(sql) {
             return Ok(statement);
@@ -207,6 +221,17 @@ impl Client {
         let Insertion { cached, closed } = self.statements.lock().insert(statement);
         request::close_statements(&self.conn, &closed);
         Ok(cached)
+    }
+
+    /// The description of `sql` for an unnamed run: cached, or learned by
+    /// one `Parse`/`Describe` round trip and cached. Descriptions evicted
+    /// from the cache have nothing on the server to close.
+    fn describe_unnamed(&self, sql: &str) -> Result<Statement, Error> {
+        if let Some(statement) = self.descriptions.lock().get(sql) {
+            return Ok(statement);
+        }
+        let statement = request::describe(&self.conn, self.id, String::new(), sql)?;
+        Ok(self.descriptions.lock().insert(statement).cached)
     }
 
     /// Whether prepared statements are cached (named and kept).
@@ -292,6 +317,9 @@ impl Client {
         params: &[Param<'_>],
         mut rows: RowSink<'_>,
     ) -> Result<u64, Error> {
+        if statement.is_unnamed() {
+            return self.run_unnamed(statement, params, rows);
+        }
         let first = match &mut rows {
             RowSink::Discard => self.run_once(statement, params, RowSink::Discard),
             RowSink::Collect(rows) => self.run_once(statement, params, RowSink::Collect(rows)),
@@ -312,6 +340,68 @@ impl Client {
             }
             other => other,
         }
+    }
+
+    /// Runs an unnamed statement (a description) in one round trip. New
+    /// result columns the server described replace the cached ones. An
+    /// error that may come from a stale description drops it; the
+    /// statement is described again and, when its parameter types changed
+    /// and running it again is safe (nothing was sent, or the connection
+    /// is outside a transaction, so the failed run left no trace), run
+    /// once more.
+    fn run_unnamed(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+        mut rows: RowSink<'_>,
+    ) -> Result<u64, Error> {
+        let first = match &mut rows {
+            RowSink::Discard => self.run_unnamed_once(statement, params, RowSink::Discard),
+            RowSink::Collect(rows) => {
+                self.run_unnamed_once(statement, params, RowSink::Collect(rows))
+            }
+        };
+        let e = match first {
+            Err(e) if may_be_stale_description(&e) => e,
+            other => return other,
+        };
+        self.descriptions.lock().remove(statement);
+        let nothing_sent = matches!(e, Error::ToSql { .. });
+        if !nothing_sent && self.transaction_status() != TransactionStatus::Idle {
+            return Err(e);
+        }
+        let again = self.describe_unnamed(statement.sql())?;
+        if again.params() == statement.params() {
+            // The same parameter types: the error was not the
+            // description's.
+            return Err(e);
+        }
+        if let RowSink::Collect(rows) = &mut rows {
+            rows.clear();
+        }
+        self.run_unnamed_once(&again, params, rows)
+    }
+
+    fn run_unnamed_once(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+        rows: RowSink<'_>,
+    ) -> Result<u64, Error> {
+        let UnnamedCompletion {
+            done,
+            changed_columns,
+        } = unnamed::run(&self.conn, statement, params, rows)?;
+        if let Some(columns) = changed_columns {
+            let described = statement.with_columns(columns);
+            let mut descriptions = self.descriptions.lock();
+            descriptions.remove(statement);
+            descriptions.insert(described);
+        }
+        if done.forgot_statements {
+            self.forget_statements();
+        }
+        Ok(done.rows)
     }
 
     /// Starts a transaction (`BEGIN`). Dropping it without
@@ -416,6 +506,16 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         self.conn.terminate();
+    }
+}
+
+/// How many descriptions a client keeps for unnamed runs: the statement
+/// cache's capacity, or its default when that is 0 (no named statements;
+/// descriptions cost the server nothing).
+fn description_capacity(config: &Config) -> usize {
+    match config.statement_cache_capacity() {
+        0 => DESCRIPTIONS_WITHOUT_STATEMENT_CACHE,
+        capacity => capacity,
     }
 }
 

@@ -60,6 +60,7 @@ mod tls_failure;
 #[cfg(feature = "tls")]
 mod tls_halves;
 mod transaction;
+mod unnamed;
 
 pub(crate) use abort::AbortTracker;
 pub use cancel_token::CancelToken;

@@ -26,6 +26,7 @@ use super::row::Row;
 use super::server_error::db_error;
 use super::statement::{Column, Statement};
 use super::statement_cache::forgets_prepared_statements;
+use super::unnamed::{adopt_described_columns, columns_of};
 use super::Param;
 use crate::Error;
 
@@ -216,15 +217,7 @@ pub(crate) fn describe(
                     params.push(type_for_oid(oid));
                 }
             }
-            Message::RowDescription(body) => {
-                let mut fields = body.fields();
-                while let Some(field) = fallible_iterator::FallibleIterator::next(&mut fields)? {
-                    columns.push(Column::new(
-                        field.name().to_owned(),
-                        type_for_oid(field.type_oid()),
-                    ));
-                }
-            }
+            Message::RowDescription(body) => columns = columns_of(&body)?,
             Message::ErrorResponse(body) => {
                 if error.is_none() {
                     error = Some(db_error(body.fields()));
@@ -246,8 +239,9 @@ pub(crate) fn describe(
     }
 }
 
-/// Bind + Execute + Sync on a prepared statement (re-parsing the unnamed
-/// one); fills `rows` and returns how the statement ended.
+/// Bind + Execute + Sync on a named prepared statement (an unnamed one
+/// runs through [`super::unnamed::run`]); fills `rows` and returns how the
+/// statement ended.
 pub(crate) fn run(
     conn: &Arc<Connection>,
     statement: &Statement,
@@ -263,15 +257,13 @@ pub(crate) fn run(
     }
     let started = start_clock(conn);
     let response = request(conn, false, |buf| {
-        if statement.is_unnamed() {
-            frontend::parse("", statement.sql(), types.iter().map(Type::oid), buf)?;
-        }
         encode_bind(statement, params, buf)?;
         frontend::execute("", 0, buf)?;
         frontend::sync(buf);
         Ok(())
     });
-    let outcome = response.and_then(|r| read_results(conn, r, statement.shared_columns(), rows));
+    let mut columns = statement.shared_columns().clone();
+    let outcome = response.and_then(|r| read_results(conn, r, &mut columns, rows));
     if let Some(started) = started {
         let rows = outcome.as_ref().map(|done| done.rows);
         log_statement(conn, statement.sql(), started, rows, None);
@@ -279,11 +271,13 @@ pub(crate) fn run(
     outcome
 }
 
-/// Reads an extended-protocol answer up to `ReadyForQuery`.
-fn read_results(
+/// Reads an extended-protocol answer up to `ReadyForQuery`. Rows are
+/// decoded with `columns`, which a `RowDescription` in the answer (the
+/// `Describe` of an unnamed run) replaces when it differs.
+pub(super) fn read_results(
     conn: &Connection,
     mut response: Response,
-    columns: &Arc<[Column]>,
+    columns: &mut Arc<[Column]>,
     mut rows: RowSink<'_>,
 ) -> Result<Completion, Error> {
     let mut done = Completion {
@@ -310,7 +304,8 @@ fn read_results(
                     }
                 }
             }
-            Message::BindComplete | Message::ParseComplete => {}
+            Message::BindComplete | Message::ParseComplete | Message::NoData => {}
+            Message::RowDescription(body) => adopt_described_columns(columns, &body)?,
             Message::CommandComplete(body) => {
                 let tag = body.tag()?;
                 done.forgot_statements |= forgets_prepared_statements(tag.as_bytes());
@@ -407,7 +402,7 @@ impl StatementLog {
 /// The time a statement starts, when it is going to be logged: debug is on
 /// for [`SQL_LOG_TARGET`], or warn is and a slow-statement threshold is
 /// set. `None` (no clock read) otherwise.
-fn start_clock(conn: &Connection) -> Option<Instant> {
+pub(super) fn start_clock(conn: &Connection) -> Option<Instant> {
     let wanted = log::log_enabled!(target: SQL_LOG_TARGET, Level::Debug)
         || (conn.config().slow_statement().is_some()
             && log::log_enabled!(target: SQL_LOG_TARGET, Level::Warn));
@@ -418,7 +413,7 @@ fn start_clock(conn: &Connection) -> Option<Instant> {
 /// SQLSTATE it failed with), at warn when it passed the slow-statement
 /// threshold. Only the SQL text is shown, never parameter values, and for
 /// a failure only the error's code: a server message may quote a value.
-fn log_statement(
+pub(super) fn log_statement(
     conn: &Connection,
     sql: &str,
     started: Instant,
@@ -479,7 +474,7 @@ fn unexpected(phase: &str) -> Error {
 }
 
 /// Encodes `Bind` for the unnamed portal, all values and results binary.
-fn encode_bind(
+pub(super) fn encode_bind(
     statement: &Statement,
     params: &[Param<'_>],
     buf: &mut BytesMut,

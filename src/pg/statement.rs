@@ -40,7 +40,8 @@ pub struct Statement(Arc<StatementInner>);
 
 struct StatementInner {
     /// Server-side name; empty for the unnamed statement (cache disabled),
-    /// which is parsed again with every execution.
+    /// which is parsed again with every execution (in the same round trip,
+    /// see `unnamed.rs`).
     name: String,
     sql: String,
     connection_id: u64,
@@ -76,6 +77,19 @@ impl Statement {
             connection_id,
             params,
             columns: columns.into(),
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    /// The same statement with other result columns (an unnamed one whose
+    /// run the server described differently: the schema changed).
+    pub(crate) fn with_columns(&self, columns: Arc<[Column]>) -> Statement {
+        Statement(Arc::new(StatementInner {
+            name: self.0.name.clone(),
+            sql: self.0.sql.clone(),
+            connection_id: self.0.connection_id,
+            params: self.0.params.clone(),
+            columns,
             closed: AtomicBool::new(false),
         }))
     }

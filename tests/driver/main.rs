@@ -8,6 +8,7 @@ mod server_errors;
 mod statement_cache;
 mod transactions_and_notifications;
 mod types;
+mod unnamed_statements;
 
 use std::sync::{Arc, Once};
 
