@@ -519,8 +519,9 @@ impl Config {
 
     /// Whether prepared statements are cached per connection (default
     /// true; `statement_cache=false` for PgBouncer in transaction mode:
-    /// every statement is then parsed unnamed with each run, the same as
-    /// `statement_cache_capacity=0`).
+    /// every statement is then parsed unnamed with each run, in the same
+    /// one round trip as its execution, the same as
+    /// `statement_cache_capacity=0`; only descriptions are cached).
     pub fn statement_cache(&self) -> bool {
         self.statement_cache
     }
