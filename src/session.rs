@@ -157,6 +157,7 @@ use crate::pg::{Client, Param, Row};
 use crate::{Error, MapperError, ReadRoute, Result};
 
 mod add_all;
+mod atomic_batch;
 mod bind_connection;
 mod crud;
 mod load_policy;
@@ -169,6 +170,7 @@ use bind_connection::BindConnection;
 use load_policy::RelatedLoads;
 use scope::{Opening, Scope};
 
+pub use atomic_batch::AtomicBatch;
 pub use load_policy::{LoadPolicy, N_PLUS_ONE_THRESHOLD};
 pub use query::{Kind, Locked, Polymorphic, Query, QueryIter, WithRelated, DEFAULT_FETCH_SIZE};
 pub use report::Report;

@@ -479,7 +479,7 @@ fn unexpected(phase: &str) -> Error {
 }
 
 /// Encodes `Bind` for the unnamed portal, all values and results binary.
-fn encode_bind(
+pub(super) fn encode_bind(
     statement: &Statement,
     params: &[Param<'_>],
     buf: &mut BytesMut,
