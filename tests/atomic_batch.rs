@@ -317,3 +317,33 @@ fn what_an_atomic_batch_cannot_hold_is_refused_before_anything_is_sent() {
         "{err}"
     );
 }
+
+#[test]
+fn a_batch_whose_cached_statement_went_stale_is_sent_once_more_and_stores_once() {
+    let db = test_database().expect("test database");
+    let pool = Pool::with_options(
+        odm::pg::Config::parse(&database_url(&db)).unwrap(),
+        PoolOptions::new().max_size(1),
+    );
+    green(move || {
+        pool.execute("CREATE TABLE t (a int)", &[]).unwrap();
+        pool.execute("CREATE TABLE log (n int)", &[]).unwrap();
+        pool.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+        let batch: [(&str, &[Param<'_>]); 2] = [
+            ("INSERT INTO log VALUES (1)", &[]),
+            ("SELECT * FROM t", &[]),
+        ];
+        let first = pool.atomic_batch(&batch).unwrap();
+        assert_eq!(first[1].rows[0].len(), 1);
+        // The cached plan of `SELECT *` no longer fits the table.
+        pool.execute("ALTER TABLE t ADD COLUMN b int", &[]).unwrap();
+        let second = pool.atomic_batch(&batch).unwrap();
+        assert_eq!(second[0].rows_affected, 1);
+        assert_eq!(second[1].rows[0].len(), 2, "prepared again");
+        assert_eq!(
+            count(&pool, "SELECT count(*) FROM log"),
+            2,
+            "once per batch"
+        );
+    });
+}
