@@ -11,7 +11,9 @@
 //!   other tasks' statements use at the same time: the driver pipelines them
 //!   (writes them in order, routes the answers back in order). This is what
 //!   lets a handful of connections carry hundreds of tasks. See
-//!   [the guarantees](#shared-mode-guarantees).
+//!   [the guarantees](#shared-mode-guarantees). [`Pool::atomic_batch`]
+//!   runs several statements there as one request with one `Sync`: one
+//!   implicit transaction that commits them together or stores none.
 //!
 //! # Settings
 //!
@@ -72,7 +74,8 @@
 //!
 //! # Shared-mode guarantees
 //!
-//! - Each shared call runs exactly one statement in autocommit mode: it is
+//! - Each shared call runs exactly one statement in autocommit mode (an
+//!   atomic batch: its statements in one implicit transaction): it is
 //!   committed when the call returns `Ok`, and other tasks' statements on the
 //!   same connection run before or after it, never inside it.
 //! - Statements run in the order the connection received them; a task sees
