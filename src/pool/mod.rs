@@ -98,7 +98,13 @@
 //!   none of them returns `Ok` for a write that was rolled back.
 //! - When an exclusive caller waits, the least busy shared connection stops
 //!   taking new statements and goes to it once its statements in flight are
-//!   done, so shared traffic cannot starve [`Pool::acquire`].
+//!   done, so shared traffic cannot starve [`Pool::acquire`] — except the
+//!   last one open to shared statements in a pool of more than one
+//!   connection, and a connection given back while shared statements are
+//!   queued and none is open to them serves those first: a queue of
+//!   transactions cannot take every connection away from the shared
+//!   statements (an exclusive caller then waits for a transaction's
+//!   connection instead).
 //! - Shared statements count against the same `pool_size`, wait in their own
 //!   first-in, first-out queue when every connection is checked out, and time
 //!   out after `pool_timeout` like [`Pool::acquire`].
