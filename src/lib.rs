@@ -133,7 +133,7 @@ pub use odm_derive::{Choice, Model};
 pub use query::{Assignment, Expr, Field, Order};
 pub use replicas::ReadRoute;
 pub use session::{
-    AsOdmError, Isolation, LoadPolicy, Polymorphic, Query, QueryIter, Report, Session,
+    AsOdmError, AtomicBatch, Isolation, LoadPolicy, Polymorphic, Query, QueryIter, Report, Session,
 };
 pub use types::Choice;
 

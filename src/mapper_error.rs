@@ -133,6 +133,21 @@ pub enum MapperError {
         /// The call: `nested` or `set_isolation`.
         operation: &'static str,
     },
+    /// An [`AtomicBatch`](crate::session::AtomicBatch) was given a write
+    /// for another bind than its first write's (a batch is one transaction
+    /// on one connection).
+    AtomicBatchAcrossBinds {
+        /// The bind of the batch's first write.
+        first: String,
+        /// The other bind.
+        other: String,
+    },
+    /// An [`AtomicBatch`](crate::session::AtomicBatch) was given a child
+    /// model, whose parent row must be written and read back first.
+    ChildModelInAtomicBatch {
+        /// The child model.
+        model: &'static str,
+    },
     /// A kind of a [`Polymorphic`](crate::Polymorphic) enum does not
     /// inherit (through `#[odm(parent)]`) from the enum's base model.
     NotAKind {
@@ -222,6 +237,14 @@ impl fmt::Display for MapperError {
             MapperError::NoTransactionInAutocommit { operation } => write!(
                 f,
                 "{operation} needs a transaction, and an autocommit session has none; use Mapper::begin"
+            ),
+            MapperError::AtomicBatchAcrossBinds { first, other } => write!(
+                f,
+                "an atomic batch writes to one bind: `{first}` was its first, `{other}` is another"
+            ),
+            MapperError::ChildModelInAtomicBatch { model } => write!(
+                f,
+                "model `{model}` is a child model, which an atomic batch cannot write (its parent row is read back first); use Mapper::begin"
             ),
             MapperError::NotAKind { kind, base } => write!(
                 f,

@@ -1,151 +1,4 @@
-//! [`Session`]: one transaction scope over the mapper's binds. Objects are
-//! plain structs: they stay usable after the session ends (pulsar-odm's
-//! `expire_on_commit=False`).
-//!
-//! # When the transaction starts (what each shortcut guarantees)
-//!
-//! A session checks a connection out of a bind's pool at its first write on
-//! that bind and keeps it until [`Session::commit`] / [`Session::rollback`]
-//! or drop (which rolls back). An autocommit session ([`Mapper::autocommit`],
-//! [below](#autocommit-sessions-writes-that-hold-no-connection)) never
-//! does.
-//!
-//! * The transaction starts with the session's first **write** on the bind:
-//!   `add`, `delete`, bulk `update`/`delete`, and every raw statement
-//!   (`execute`, `query_raw`, ...), or [`Session::set_isolation`]. `BEGIN` is
-//!   queued right before that statement without waiting for its answer, so
-//!   it costs no round trip. Everything after it, reads included, runs in the
-//!   transaction; rollback undoes all of it.
-//! * ORM **reads** (`get`, queries, `related`) that come *before* the first
-//!   write on a bind hold no connection: each runs as one autocommit
-//!   statement on a shared, pipelined connection of the bind's pool (see
-//!   [`Pool`](crate::Pool)'s shared mode), so read-only sessions of many
-//!   tasks share a few connections instead of waiting for one each. Under
-//!   PostgreSQL's default isolation, READ COMMITTED, every statement takes a
-//!   fresh snapshot whether or not it is in a transaction, so these reads
-//!   return exactly what they would inside it; a plain `SELECT` takes no row
-//!   locks either way. A session that only reads therefore sends no `BEGIN`
-//!   and no `COMMIT`: one round trip per query, like the raw driver.
-//!   With [`ReadRoute::Replica`](crate::ReadRoute) these reads go to one of
-//!   the bind's read replicas instead (see [`crate::replicas`] for what a
-//!   replica may lag and how to read your own writes).
-//! * What differs: with `REPEATABLE READ`/`SERIALIZABLE` as the server's
-//!   default, reads before the first write would each get their own
-//!   snapshot. When reads must share the transaction's snapshot, start it
-//!   first with [`Session::set_isolation`] (or any raw statement).
-//! * A **locking read** ([`Query::for_update`], `for_share`, ...) is not a
-//!   plain read: like a write, it starts the transaction, and its row locks
-//!   are held until commit or rollback.
-//! * `COMMIT` and `ROLLBACK` wait for the server's answer, so a commit error
-//!   (e.g. a serialization failure, 40001) is always reported.
-//!
-//! # When a statement fails
-//!
-//! A statement that fails inside the transaction aborts it on the server,
-//! even when the caller ignores the error: PostgreSQL then ignores every
-//! later command and answers `COMMIT` with `ROLLBACK`. The session keeps
-//! the first such error and tells the truth about it:
-//!
-//! * the next statement on that bind is refused without being sent, with
-//!   [`Error::TransactionAborted`] naming the first error (only a raw
-//!   `ROLLBACK ...` passes);
-//! * [`Session::commit`] (and so [`Mapper::begin`]) returns
-//!   [`Error::RolledBack`] with the first error as its cause: nothing of the
-//!   transaction is stored. An error of the commit itself (a deferred
-//!   constraint, a serialization failure) is [`Error::RolledBack`] with that
-//!   error, so callers have one thing to match, and
-//!   [`Error::is_retryable`] follows the cause;
-//! * inside [`Session::nested`], a failure is undone with the savepoint:
-//!   when `work` returns `Err`, the savepoint is rolled back to and the
-//!   transaction is healthy again; when `work` swallowed the error and
-//!   returned `Ok`, the savepoint cannot be kept, so it is rolled back to
-//!   all the same and `nested` returns [`Error::RolledBack`].
-//!
-//! Sessions spanning several binds run one transaction per bind; the commits
-//! are not atomic across binds (no two-phase commit).
-//!
-//! # Composing transactions
-//!
-//! Business code is built from functions that each call
-//! [`Mapper::begin`]; on one task they compose into one transaction, as
-//! Django's `atomic()` blocks nest. The task's current transaction on a
-//! mapper is kept per task (in the coroutine's own storage, not a
-//! thread-local, so it follows the task across worker threads):
-//!
-//! * **Nested `begin` joins.** [`Mapper::begin`] (and
-//!   [`Mapper::transaction`], the retrying forms) called while the task is
-//!   in a transaction of the same mapper — inside another `begin`'s
-//!   closure, or after a [`Mapper::session`] session's first write — runs
-//!   its closure in a session that joined that transaction
-//!   ([`Session::is_joined`]) at a savepoint, created lazily with its first
-//!   statement. `Err` or a panic rolls back to the savepoint and the outer
-//!   transaction goes on (the panic continues); `Ok` only releases the
-//!   savepoint: the outer commit commits everything, the outer rollback
-//!   discards everything, inner "commits" included. Reads inside see the
-//!   outer writes (same connection). A retrying begin that joined runs
-//!   once: a serialization failure dooms the whole outer transaction, so
-//!   the outermost retrying begin retries it.
-//! * **`session()` inside a `begin` joins too**: its `commit` releases its
-//!   savepoint, its `rollback` or drop rolls back to it. Outside a `begin`
-//!   closure, [`Mapper::session`] always starts a session of its own (so a
-//!   read-only session and a writing one can live side by side on a task,
-//!   and nobody's commit silently depends on another session's fate). A
-//!   joined session used after its transaction ended is refused with
-//!   [`MapperError::TransactionEnded`].
-//! * **Reads never ask for a second connection.** A session with no
-//!   connection of its own to a bind reads on the task's current
-//!   transaction's connection to that bind when there is one (seeing its
-//!   writes), else on the shared autocommit path. [`Mapper::tables`] does
-//!   the same. A *write* from a second session of its own while the task
-//!   holds a connection is still [`Error::NestedAcquire`], at once.
-//! * **Independent transactions are explicit.**
-//!   [`Mapper::begin_independent`] / [`Mapper::session_independent`] run on
-//!   a connection of their own and commit on their own (an audit row that
-//!   survives the outer rollback). They see the outer transaction as
-//!   another transaction would. The second connection comes from
-//!   [`Pool::acquire_another`](crate::Pool::acquire_another): when the
-//!   task's own holdings fill the pool, the first statement fails at once
-//!   with [`Error::PoolHeldByTask`] instead of waiting for itself.
-//! * **The caller's own errors.** [`Mapper::transaction`] takes a closure
-//!   returning `Result<T, E>` with `E: From<odm::Error>`: `Err(e)` rolls
-//!   back and comes back unchanged. [`Mapper::transaction_with_retry`]
-//!   retries when `E` carries a retryable odm error ([`AsOdmError`]).
-//!   [`Mapper::begin`] stays the form for `odm::Result` closures: a generic
-//!   `E` cannot be inferred from a closure that only uses `?` and `Ok`.
-//!
-//! The task is the coroutine, as for the pool's nested-acquire check: a
-//! session moved out of the job that opened it (returned from
-//! `GreenPool::submit`) still counts as that worker coroutine's current
-//! transaction until it ends. End sessions in the task that opened them.
-//!
-//! # Autocommit sessions: writes that hold no connection
-//!
-//! A transaction needs a connection of its own from its first write to its
-//! `COMMIT`, so under load tasks that write queue for the pool's few
-//! connections. When each write stands on its own (a batched update, an
-//! upsert of one object, a counter), run the work with
-//! [`Mapper::autocommit`] instead of [`Mapper::begin`]: every statement of
-//! that session, writes included, runs as one autocommit statement on a
-//! shared, pipelined connection (see [`Pool`](crate::Pool)'s shared mode),
-//! like the raw driver's `pool.execute`. What that guarantees, exactly:
-//!
-//! * a write that returns `Ok` is committed (durably, under the server's
-//!   `synchronous_commit`) before it returns, and stays committed whatever
-//!   happens next: there is nothing to roll back, and returning `Err` from
-//!   the work or dropping the session undoes nothing;
-//! * a write that returns `Err` changed nothing: the statement ran in its
-//!   own implicit transaction, which the server rolled back; later writes of
-//!   the session run normally (there is no aborted transaction to refuse
-//!   them);
-//! * each statement is atomic on its own, but there is no atomicity across
-//!   statements, so a write that takes several statements (`add` or `delete`
-//!   of a child model, which writes its ancestors' rows too) can stop
-//!   halfway;
-//! * raw SQL that would leave state on the shared connection (transaction
-//!   control, session `SET`, `LISTEN`, ...) is refused with
-//!   [`Error::NotShareable`] before anything is sent, and
-//!   [`Session::nested`] and [`Session::set_isolation`] with
-//!   [`MapperError::NoTransactionInAutocommit`].
+#![doc = include_str!("../docs/session.md")]
 
 use std::fmt;
 use std::sync::Arc;
@@ -157,6 +10,7 @@ use crate::pg::{Client, Param, Row};
 use crate::{Error, MapperError, ReadRoute, Result};
 
 mod add_all;
+mod atomic_batch;
 mod bind_connection;
 mod crud;
 mod load_policy;
@@ -169,6 +23,7 @@ use bind_connection::BindConnection;
 use load_policy::RelatedLoads;
 use scope::{Opening, Scope};
 
+pub use atomic_batch::AtomicBatch;
 pub use load_policy::{LoadPolicy, N_PLUS_ONE_THRESHOLD};
 pub use query::{Kind, Locked, Polymorphic, Query, QueryIter, WithRelated, DEFAULT_FETCH_SIZE};
 pub use report::Report;

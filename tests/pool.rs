@@ -730,6 +730,51 @@ fn busy_shared_traffic_does_not_starve_an_exclusive_acquire() {
     assert!(waited < Duration::from_secs(10), "{waited:?}");
 }
 
+#[test]
+fn a_queue_of_transactions_leaves_a_returned_connection_to_the_shared_statements_behind_it() {
+    let db = fresh_db();
+    let pool = pool(&db, "pool_size=2&pool_timeout=3");
+    let hold = |release: &Arc<SyncFlag>| {
+        let (pool, release) = (pool.clone(), Arc::clone(release));
+        spawn(move || -> Result<(), Error> {
+            let conn = pool.acquire()?;
+            release.wait();
+            drop(conn);
+            Ok(())
+        })
+    };
+    let (a, b, c) = (
+        Arc::new(SyncFlag::new()),
+        Arc::new(SyncFlag::new()),
+        Arc::new(SyncFlag::new()),
+    );
+    let holder_a = hold(&a);
+    let holder_b = hold(&b);
+    eventually("both connections are checked out", || {
+        pool.stats().acquires == 2
+    });
+    // A transaction queues first, then a shared statement behind it.
+    let waiting_transaction = hold(&c);
+    thread::sleep(Duration::from_millis(200));
+    let p = pool.clone();
+    let shared = spawn(move || p.query_one("SELECT 1", &[]).map(|r| r.get::<_, i32>(0)));
+    thread::sleep(Duration::from_millis(200));
+    a.fire();
+    // The connection A gives back serves the shared statement, while B
+    // still holds its own and the queued transaction has not run: were it
+    // handed to the transaction, the statement would wait out pool_timeout.
+    let answer = shared.join().expect("the shared task ran");
+    assert_eq!(answer.expect("the shared statement is served"), 1);
+    b.fire();
+    c.fire();
+    holder_a.join().unwrap().unwrap();
+    holder_b.join().unwrap().unwrap();
+    waiting_transaction
+        .join()
+        .unwrap()
+        .expect("the queued transaction is served after it");
+}
+
 // ---------------------------------------------------------------------------
 // Lifecycle, bounded acquire and connect backoff.
 // ---------------------------------------------------------------------------

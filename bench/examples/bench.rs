@@ -74,6 +74,7 @@ use odm::{Error, Pool};
 
 use args::Args;
 use measure::{time_boxed, Cell, Measurement, Probe};
+use odm_orm::OrmMode;
 use odm_pool::PoolExecutor;
 use odm_raw::RawExecutor;
 use peers::{SyncPeer, Target, TokioPeer};
@@ -175,8 +176,8 @@ enum Prepared {
     Pgbench(bool),
     Raw(Arc<Vec<RawExecutor>>),
     Pool(PoolExecutor),
-    /// The mapper, its pool size, whether sessions are autocommit.
-    Orm(odm::Mapper, usize, bool),
+    /// The mapper, its pool size, how requests run.
+    Orm(odm::Mapper, usize, OrmMode),
     Tokio(TokioPeer),
     Sync(SyncPeer),
 }
@@ -270,12 +271,12 @@ impl Bench<'_> {
                 let pool = Pool::with_options(config, PoolOptions::new().max_size(connections));
                 Prepared::Pool(PoolExecutor::new(pool))
             }
-            "odm-orm" | "odm-orm-autocommit" => {
+            "odm-orm" | "odm-orm-autocommit" | "odm-orm-batch" => {
                 let size = self.args.orm_connections.min(level).max(1);
                 Prepared::Orm(
                     odm_orm::mapper(&self.config, size).map_err(|e| e.to_string())?,
                     size,
-                    contender == "odm-orm-autocommit",
+                    OrmMode::of(contender).ok_or("no ORM mode")?,
                 )
             }
             TokioPeer::NAME => Prepared::Tokio(TokioPeer::connect(
@@ -321,22 +322,20 @@ impl Bench<'_> {
                     ..m
                 })
             }
-            Prepared::Orm(mapper, size, autocommit) => {
+            Prepared::Orm(mapper, size, mode) => {
                 let mapper = mapper.clone();
-                let autocommit = *autocommit;
-                let kind = if autocommit { "autocommit " } else { "" };
+                let mode = *mode;
+                let kind = match mode {
+                    OrmMode::Transaction => "",
+                    OrmMode::Autocommit => "autocommit ",
+                    OrmMode::AtomicBatch => "autocommit + atomic batch ",
+                };
                 let setup = format!(
                     "pool_size {size}, {kind}session per request, {} tasks",
                     cell.level
                 );
                 drive_green(&self.green, cell, args, setup, move |_, rng, probe| {
-                    odm_orm::request(
-                        &mapper,
-                        workload,
-                        rng,
-                        &|| probe.statement_done(),
-                        autocommit,
-                    )
+                    odm_orm::request(&mapper, workload, rng, &|| probe.statement_done(), mode)
                 })
                 .map(|m| Measurement {
                     connections: Some(*size),

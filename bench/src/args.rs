@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::workload::Workload;
 
 /// Every contender, in report order.
-pub const CONTENDERS: [&str; 11] = [
+pub const CONTENDERS: [&str; 12] = [
     "pgbench",
     "pgbench-pipe",
     "odm-raw",
@@ -15,6 +15,7 @@ pub const CONTENDERS: [&str; 11] = [
     "odm-pool-pgbouncer",
     "odm-orm",
     "odm-orm-autocommit",
+    "odm-orm-batch",
     "tokio-postgres",
     "postgres-sync",
 ];
@@ -63,11 +64,11 @@ usage: cargo run --release --example bench -- [FLAGS]
                         spread (max - min) / median of queries/s (default: 1)
   --contenders LIST     pgbench,pgbench-pipe,odm-raw,odm-raw-tls,odm-pool,
                         odm-pool-nocache,odm-pool-pgbouncer,odm-orm,
-                        odm-orm-autocommit,tokio-postgres,postgres-sync
+                        odm-orm-autocommit,odm-orm-batch,tokio-postgres,postgres-sync
                         (default: all)
   --connections N       connections of odm-raw(-tls) and odm-pool(-*), and
                         PgBouncer's server connections (default: cores)
-  --orm-connections N   pool_size of odm-orm(-autocommit) (default: 4 x cores)
+  --orm-connections N   pool_size of odm-orm(-autocommit, -batch) (default: 4 x cores)
   --scale [TASKS]       also run TASKS (10,000) green tasks on db through one
                         pool and report memory per task
   --scale-pool N        pool_size of the scale run (default: 4)

@@ -1,17 +1,44 @@
 //! The executor of odm's ORM, through the public API the README shows:
 //! `World` and `Fortune` models, a [`Mapper`], and one [`Session`] per
 //! request (as pulsar-odm's TechEmpower app does): `get` by primary key,
-//! `query().all()`, and the batched update as one raw statement of the
-//! session (TechEmpower allows batching the updates of a request).
-//! [`request`] runs each request in a transaction ([`Mapper::begin`]'s
-//! kind of session) or, for the `odm-orm-autocommit` contender, in an
-//! autocommit session ([`Mapper::autocommit`]), whose writes run on shared
-//! connections like its reads.
+//! `query().all()`, and the update of a request's worlds written back
+//! through the ORM, [`Session::add_all`] (one multi-row upsert;
+//! TechEmpower allows batching the updates of a request).
+//! [`request`] runs each request as its [`OrmMode`] says: in a transaction
+//! (`odm-orm`), in an autocommit session (`odm-orm-autocommit`), or with
+//! reads on the shared path and the write as an atomic batch
+//! (`odm-orm-batch`, [`Mapper::atomic_batch`]).
 
-use odm::pg::Param;
 use odm::{Error, Mapper, Session};
 
-use super::workload::{self, update_params, update_sql, Op, Reply, RequestError, Rng, Workload};
+use super::workload::{self, Op, Reply, RequestError, Rng, Workload};
+
+/// How a request's statements run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrmMode {
+    /// A session per request, in a transaction: reads before the first
+    /// write on shared connections, the write and `COMMIT` on a connection
+    /// of its own (`odm-orm`).
+    Transaction,
+    /// An autocommit session per request: every statement on shared
+    /// connections, each committing on its own (`odm-orm-autocommit`).
+    Autocommit,
+    /// An autocommit session for the reads, the write as one atomic batch
+    /// on a shared connection (`odm-orm-batch`).
+    AtomicBatch,
+}
+
+impl OrmMode {
+    /// The mode of an ORM contender, by its name.
+    pub fn of(contender: &str) -> Option<OrmMode> {
+        match contender {
+            "odm-orm" => Some(OrmMode::Transaction),
+            "odm-orm-autocommit" => Some(OrmMode::Autocommit),
+            "odm-orm-batch" => Some(OrmMode::AtomicBatch),
+            _ => None,
+        }
+    }
+}
 
 /// A row of `world` as an odm model.
 #[derive(odm::Model, Debug, Clone, Default)]
@@ -46,8 +73,34 @@ pub fn mapper(config: &odm::pg::Config, connections: usize) -> Result<Mapper, Er
     Ok(mapper)
 }
 
-/// Runs one workload operation inside `session`.
+/// The worlds of an update as models, one per id (the last value given
+/// for it), sorted by id so that concurrent upserts lock rows in one order
+/// and cannot deadlock.
+fn world_models(worlds: &[workload::World]) -> Vec<World> {
+    let mut models: Vec<World> = Vec::with_capacity(worlds.len());
+    let mut sorted = worlds.to_vec();
+    sorted.sort_by_key(|w| w.id);
+    for w in sorted {
+        match models.last_mut() {
+            Some(last) if last.id == w.id => last.randomnumber = w.randomnumber,
+            _ => models.push(World {
+                id: w.id,
+                randomnumber: w.randomnumber,
+            }),
+        }
+    }
+    models
+}
+
+/// Runs one workload operation inside `session`; an update is written
+/// with [`Session::add_all`].
 pub fn exec(session: &mut Session, op: Op) -> Result<Reply, Error> {
+    exec_in(session, op, false)
+}
+
+/// Runs one workload operation inside `session`; with `batched`, an
+/// update is written as an atomic batch of the session's mapper instead.
+pub fn exec_in(session: &mut Session, op: Op, batched: bool) -> Result<Reply, Error> {
     match op {
         Op::World(id) => Ok(Reply::World(session.get::<World>(id)?.map(|w| {
             workload::World {
@@ -56,11 +109,15 @@ pub fn exec(session: &mut Session, op: Op) -> Result<Reply, Error> {
             }
         }))),
         Op::Update(worlds) => {
-            let values = update_params(&worlds);
-            let params: Vec<Param<'_>> = values.iter().map(|v| v as Param<'_>).collect();
-            Ok(Reply::Updated(
-                session.execute(&update_sql(worlds.len()), &params)?,
-            ))
+            let mut models = world_models(&worlds);
+            if batched {
+                let mut batch = session.mapper().atomic_batch();
+                batch.add_all(&mut models)?;
+                let counts = batch.commit()?;
+                return Ok(Reply::Updated(counts.iter().sum()));
+            }
+            session.add_all(&mut models)?;
+            Ok(Reply::Updated(models.len() as u64))
         }
         Op::Fortunes => Ok(Reply::Fortunes(
             session
@@ -100,28 +157,27 @@ pub fn in_autocommit_session<T>(
     work(&mut session)
 }
 
-/// One benchmark request of `workload` in its own session (an autocommit
-/// one when `autocommit`); `done` is called after each statement that
-/// succeeded.
+/// One benchmark request of `workload` in its own session, run as `mode`
+/// says; `done` is called after each statement that succeeded.
 pub fn request(
     mapper: &Mapper,
     workload: Workload,
     rng: &mut Rng,
     done: &dyn Fn(),
-    autocommit: bool,
+    mode: OrmMode,
 ) -> Result<u64, RequestError<Error>> {
+    let batched = mode == OrmMode::AtomicBatch;
     let work = |session: &mut Session| {
         workload::request(workload, rng, &mut |op| {
-            let reply = exec(session, op);
+            let reply = exec_in(session, op, batched);
             if reply.is_ok() {
                 done();
             }
             reply
         })
     };
-    if autocommit {
-        in_autocommit_session(mapper, work)
-    } else {
-        in_session(mapper, work)
+    match mode {
+        OrmMode::Transaction => in_session(mapper, work),
+        OrmMode::Autocommit | OrmMode::AtomicBatch => in_autocommit_session(mapper, work),
     }
 }

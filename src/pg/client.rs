@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::atomic_batch::{self, BatchAnswer, BatchCompletion};
 use super::cancel_token::CancelToken;
 use super::config::{Config, Host};
 use super::connect::open_and_start;
@@ -402,6 +403,80 @@ impl Client {
             self.forget_statements();
         }
         Ok(done.rows)
+    }
+
+    /// Runs `statements` (SQL and parameters) as one atomic batch: one
+    /// request of `Bind`/`Execute` per statement and a single `Sync`,
+    /// answered in one round trip, with one answer per statement in order.
+    ///
+    /// Outside a transaction the statements run in one implicit
+    /// transaction, which the server commits at the `Sync`: `Ok` means every
+    /// statement is committed, together; when one fails, or the commit does
+    /// (a deferred constraint, a serialization failure), nothing of the
+    /// batch is stored and the answer is [`Error::RolledBack`] with the
+    /// server's error as its cause. On a shared connection it holds the
+    /// connection for no longer than its own statements: other tasks'
+    /// requests are pipelined before or after it, never inside it. Inside a
+    /// [`Transaction`] the statements run in that transaction instead, and a
+    /// failure is the server's error ([`Error::Db`]), which aborts it.
+    ///
+    /// The statements must not control transactions (`BEGIN`, `COMMIT`,
+    /// ...) or be ones PostgreSQL refuses inside a transaction block
+    /// (`VACUUM`, `CREATE DATABASE`, ...): the batch would not be one
+    /// transaction. Statements are prepared through the statement cache
+    /// first; a cached one the server no longer knows is prepared again
+    /// and the whole batch sent once more (nothing of it was stored).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ParameterCount`] or [`Error::ToSql`] before anything is
+    /// sent; [`Error::RolledBack`] as above; a broken connection or a
+    /// passed `query_timeout` leaves the outcome unknown, as for `COMMIT`.
+    pub fn atomic_batch(
+        &self,
+        statements: &[(&str, &[Param<'_>])],
+    ) -> Result<Vec<BatchAnswer>, Error> {
+        require_green("atomic_batch")?;
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = self.prepare_batch(statements)?;
+        let done = match atomic_batch::run(&self.conn, &prepared) {
+            Err(e)
+                if is_stale_statement(&e)
+                    && self.transaction_status() == TransactionStatus::Idle =>
+            {
+                let stale: Vec<Statement> = prepared
+                    .into_iter()
+                    .map(|(statement, _)| statement)
+                    .filter(|s| !s.is_unnamed() && self.statements.lock().remove(s))
+                    .collect();
+                request::close_statements(&self.conn, &stale);
+                let again = self.prepare_batch(statements)?;
+                atomic_batch::run(&self.conn, &again)
+            }
+            other => other,
+        };
+        let BatchCompletion {
+            answers,
+            forgot_statements,
+        } = done?;
+        if forgot_statements {
+            self.forget_statements();
+        }
+        Ok(answers)
+    }
+
+    /// Each statement of a batch prepared (through the cache), beside its
+    /// parameters.
+    fn prepare_batch<'p, 'v>(
+        &self,
+        statements: &[(&str, &'p [Param<'v>])],
+    ) -> Result<Vec<(Statement, &'p [Param<'v>])>, Error> {
+        statements
+            .iter()
+            .map(|&(sql, params)| Ok((self.prepare(sql)?, params)))
+            .collect()
     }
 
     /// Starts a transaction (`BEGIN`). Dropping it without

@@ -32,6 +32,7 @@
 //! [`Error::WrongContext`](crate::Error::WrongContext) at once.
 
 mod abort;
+mod atomic_batch;
 mod auth_policy;
 mod cancel_token;
 mod client;
@@ -63,6 +64,7 @@ mod transaction;
 mod unnamed;
 
 pub(crate) use abort::AbortTracker;
+pub use atomic_batch::BatchAnswer;
 pub use cancel_token::CancelToken;
 pub use client::Client;
 pub(crate) use config::parse_seconds;

@@ -11,7 +11,9 @@
 //!   other tasks' statements use at the same time: the driver pipelines them
 //!   (writes them in order, routes the answers back in order). This is what
 //!   lets a handful of connections carry hundreds of tasks. See
-//!   [the guarantees](#shared-mode-guarantees).
+//!   [the guarantees](#shared-mode-guarantees). [`Pool::atomic_batch`]
+//!   runs several statements there as one request with one `Sync`: one
+//!   implicit transaction that commits them together or stores none.
 //!
 //! # Settings
 //!
@@ -72,7 +74,8 @@
 //!
 //! # Shared-mode guarantees
 //!
-//! - Each shared call runs exactly one statement in autocommit mode: it is
+//! - Each shared call runs exactly one statement in autocommit mode (an
+//!   atomic batch: its statements in one implicit transaction): it is
 //!   committed when the call returns `Ok`, and other tasks' statements on the
 //!   same connection run before or after it, never inside it.
 //! - Statements run in the order the connection received them; a task sees
@@ -95,7 +98,13 @@
 //!   none of them returns `Ok` for a write that was rolled back.
 //! - When an exclusive caller waits, the least busy shared connection stops
 //!   taking new statements and goes to it once its statements in flight are
-//!   done, so shared traffic cannot starve [`Pool::acquire`].
+//!   done, so shared traffic cannot starve [`Pool::acquire`] — except the
+//!   last one open to shared statements in a pool of more than one
+//!   connection, and a connection given back while shared statements are
+//!   queued and none is open to them serves those first: a queue of
+//!   transactions cannot take every connection away from the shared
+//!   statements (an exclusive caller then waits for a transaction's
+//!   connection instead).
 //! - Shared statements count against the same `pool_size`, wait in their own
 //!   first-in, first-out queue when every connection is checked out, and time
 //!   out after `pool_timeout` like [`Pool::acquire`].

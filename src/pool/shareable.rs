@@ -60,6 +60,42 @@ pub(crate) fn check(sql: &str) -> Result<(), Error> {
     }
 }
 
+const RUN_ALONE: &str =
+    "it cannot run inside a transaction block, so not in an atomic batch; run it alone (pool.execute())";
+
+/// `Ok` when `sql` may be one statement of an atomic batch on a shared
+/// connection: what [`check`] allows, except the statements PostgreSQL
+/// refuses inside a transaction block (`VACUUM`, `CREATE DATABASE`,
+/// `... CONCURRENTLY`, ...). As a batch's first statement the server would
+/// run and commit such a statement on its own, so the batch would not be
+/// one transaction.
+pub(crate) fn check_in_batch(sql: &str) -> Result<(), Error> {
+    check(sql)?;
+    let words: Vec<String> = Words::new(sql).take(4).collect();
+    let word = |i: usize| words.get(i).map_or("", String::as_str);
+    let alone = match word(0) {
+        "VACUUM" => true,
+        "CREATE" | "DROP" => {
+            matches!(word(1), "DATABASE" | "TABLESPACE" | "SUBSCRIPTION")
+                || words.iter().any(|w| w == "CONCURRENTLY")
+        }
+        "ALTER" => matches!(word(1), "SYSTEM" | "SUBSCRIPTION"),
+        "REINDEX" => words
+            .iter()
+            .any(|w| matches!(w.as_str(), "CONCURRENTLY" | "DATABASE" | "SYSTEM")),
+        "CLUSTER" => words.len() == 1,
+        _ => false,
+    };
+    if alone {
+        let command = words[..words.len().min(2)].join(" ");
+        return Err(Error::NotShareable {
+            command,
+            alternative: RUN_ALONE,
+        });
+    }
+    Ok(())
+}
+
 /// The leading words of a statement, upper-cased, skipping white space,
 /// `--` line comments and (nested) `/* */` block comments. Stops at the
 /// first character that is not part of a word.
@@ -132,7 +168,7 @@ fn skip_block_comment(text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{check, check_in_batch};
     use crate::Error;
 
     fn refused(sql: &str) -> (String, &'static str) {
@@ -214,6 +250,46 @@ mod tests {
             "beginning",
         ] {
             assert!(check(sql).is_ok(), "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn statements_that_cannot_run_in_a_transaction_block_are_refused_in_a_batch() {
+        for sql in [
+            "VACUUM t",
+            "vacuum",
+            "CREATE DATABASE x",
+            "DROP DATABASE x",
+            "CREATE TABLESPACE x LOCATION '/tmp'",
+            "CREATE INDEX CONCURRENTLY i ON t (a)",
+            "create unique index concurrently i on t (a)",
+            "DROP INDEX CONCURRENTLY i",
+            "ALTER SYSTEM SET work_mem = '4MB'",
+            "REINDEX DATABASE x",
+            "REINDEX TABLE CONCURRENTLY t",
+            "CLUSTER",
+        ] {
+            match check_in_batch(sql) {
+                Err(Error::NotShareable { alternative, .. }) => {
+                    assert!(alternative.contains("atomic batch"), "{sql}")
+                }
+                other => panic!("{sql:?} was not refused: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            check_in_batch("BEGIN"),
+            Err(Error::NotShareable { .. })
+        ));
+        for sql in [
+            "UPDATE t SET a = 1",
+            "INSERT INTO t VALUES (1)",
+            "CREATE TABLE t (a int)",
+            "CREATE INDEX i ON t (a)",
+            "REINDEX TABLE t",
+            "CLUSTER t USING i",
+            "DELETE FROM vacuum_log",
+        ] {
+            assert!(check_in_batch(sql).is_ok(), "{sql:?}");
         }
     }
 }

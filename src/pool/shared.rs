@@ -10,7 +10,7 @@ use super::shareable;
 use super::state::Lease;
 use super::Pool;
 use crate::context::require_green;
-use crate::pg::{Client, Param, Row};
+use crate::pg::{BatchAnswer, Client, Param, Row};
 use crate::Error;
 
 /// A shared statement's hold on its connection; released on drop, also when
@@ -101,5 +101,37 @@ impl Pool {
     /// returns the number of rows it affected.
     pub fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
         self.shared_sql("pool execute", sql, |client| client.execute(sql, params))
+    }
+
+    /// `Ok` when `sql` may be a statement of [`Pool::atomic_batch`], else
+    /// [`Error::NotShareable`] (checked before anything is sent).
+    pub(crate) fn check_batch_statement(sql: &str) -> Result<(), Error> {
+        shareable::check_in_batch(sql)
+    }
+
+    /// Runs `statements` as one atomic batch on a shared, pipelined
+    /// connection ([`Client::atomic_batch`]): sent together with one `Sync`
+    /// and answered in one round trip, they commit together or not at all,
+    /// without an exclusive checkout. Other tasks' statements on the
+    /// connection run before or after the batch, never inside it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotShareable`] before anything is sent for a statement
+    /// [`Pool::execute`] would refuse, or one PostgreSQL refuses inside a
+    /// transaction block (`VACUUM`, `CREATE DATABASE`, `... CONCURRENTLY`);
+    /// the errors of [`Pool::acquire`]; then those of
+    /// [`Client::atomic_batch`] ([`Error::RolledBack`] when nothing was
+    /// stored).
+    pub fn atomic_batch(
+        &self,
+        statements: &[(&str, &[Param<'_>])],
+    ) -> Result<Vec<BatchAnswer>, Error> {
+        for (sql, _) in statements {
+            shareable::check_in_batch(sql)?;
+        }
+        self.shared("pool atomic batch", |client| {
+            client.atomic_batch(statements)
+        })
     }
 }

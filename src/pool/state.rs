@@ -296,7 +296,7 @@ impl<K: Connector> State<K> {
                 .entries
                 .iter()
                 .enumerate()
-                .filter(|(_, e)| e.users == 0 && !e.retired)
+                .filter(|(i, e)| e.users == 0 && !e.retired && !self.kept_for_shared(*i))
                 .max_by_key(|(_, e)| (e.reserved, e.age.idle_since))
                 .map(|(i, _)| i)?;
             let verdict = self.verdict(index, now);
@@ -312,6 +312,24 @@ impl<K: Connector> State<K> {
                 None => return Some(Checkout { conn, age }),
             }
         }
+    }
+
+    /// Whether the entry at `index` is the last one open to shared
+    /// statements while some are queued for one: an exclusive caller leaves
+    /// it to them (in a pool of more than one connection), so a queue of
+    /// transactions cannot take every connection away from the shared
+    /// statements behind it, which would then each wait for a transaction
+    /// to end and run alone instead of pipelined.
+    fn kept_for_shared(&self, index: usize) -> bool {
+        self.max_size > 1
+            && !self.shared_waiters.is_empty()
+            && !self.entries[index].reserved
+            && self
+                .entries
+                .iter()
+                .filter(|e| !e.reserved && !e.retired)
+                .count()
+                == 1
     }
 
     /// Where a shared statement should run. Spreads statements over the
@@ -430,10 +448,18 @@ impl<K: Connector> State<K> {
         self.rebalance_reservations();
     }
 
-    /// One busy, in-service entry reserved per queued exclusive waiter.
+    /// One busy, in-service entry reserved per queued exclusive waiter,
+    /// except one that stays open to shared statements when the pool has
+    /// room for more than one connection (exclusive waiters then get the
+    /// connections other exclusive holders give back).
     fn rebalance_reservations(&mut self) {
         let in_service = self.entries.iter().filter(|e| !e.retired).count();
-        let wanted = self.exclusive_waiters.len().min(in_service);
+        let drainable = if self.max_size > 1 {
+            in_service.saturating_sub(1)
+        } else {
+            in_service
+        };
+        let wanted = self.exclusive_waiters.len().min(drainable);
         let mut reserved = self
             .entries
             .iter()
