@@ -28,8 +28,8 @@ use super::response::Response;
 use super::row::Row;
 use super::server_error::db_error;
 use super::statement::{Column, Statement};
-use super::unnamed::adopt_described_columns;
 use super::statement_cache::forgets_prepared_statements;
+use super::unnamed::adopt_described_columns;
 use super::Param;
 use crate::Error;
 
