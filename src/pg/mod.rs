@@ -33,6 +33,7 @@
 
 mod abort;
 mod auth_policy;
+mod bind_execute;
 mod cancel_token;
 mod client;
 mod config;
