@@ -34,6 +34,7 @@
 mod abort;
 mod atomic_batch;
 mod auth_policy;
+mod bind_execute;
 mod cancel_token;
 mod client;
 mod config;

@@ -18,8 +18,9 @@ use bytes::BytesMut;
 use log::Level;
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
-use postgres_types::{IsNull, Type};
+use postgres_types::Type;
 
+use super::bind_execute::{self, encode_bind_execute_sync};
 use super::connection::Connection;
 use super::response::{Deadline, Frame, Response, Slot};
 use super::row::Row;
@@ -257,10 +258,7 @@ pub(crate) fn run(
     }
     let started = start_clock(conn);
     let response = request(conn, false, |buf| {
-        encode_bind(statement, params, buf)?;
-        frontend::execute("", 0, buf)?;
-        frontend::sync(buf);
-        Ok(())
+        encode_bind_execute_sync(statement.name(), types, params, buf)
     });
     let mut columns = statement.shared_columns().clone();
     let outcome = response.and_then(|r| read_results(conn, r, &mut columns, rows));
@@ -473,40 +471,14 @@ fn unexpected(phase: &str) -> Error {
     Error::Protocol(format!("unexpected message in the answer to a {phase}"))
 }
 
-/// Encodes `Bind` for the unnamed portal, all values and results binary.
+/// Encodes `Bind` of `statement` for the unnamed portal, all values and
+/// results binary.
 pub(super) fn encode_bind(
     statement: &Statement,
     params: &[Param<'_>],
     buf: &mut BytesMut,
 ) -> Result<(), Error> {
-    let mut failed_at = 0;
-    let result = frontend::bind(
-        "",
-        statement.name(),
-        Some(1),
-        params.iter().zip(statement.params()).enumerate(),
-        |(i, (param, ty)), buf| {
-            failed_at = i;
-            match param.to_sql_checked(ty, buf) {
-                Ok(IsNull::No) => Ok(postgres_protocol::IsNull::No),
-                Ok(IsNull::Yes) => Ok(postgres_protocol::IsNull::Yes),
-                Err(e) => Err(e),
-            }
-        },
-        Some(1),
-        buf,
-    );
-    match result {
-        Ok(()) => Ok(()),
-        Err(frontend::BindError::Conversion(source)) => Err(Error::ToSql {
-            index: failed_at + 1,
-            source,
-        }),
-        Err(frontend::BindError::Serialization(e)) => Err(Error::ToSql {
-            index: failed_at + 1,
-            source: Box::new(e),
-        }),
-    }
+    bind_execute::encode_bind(statement.name(), statement.params(), params, buf)
 }
 
 /// The row count at the end of a command tag (`INSERT 0 5`, `UPDATE 2`).

@@ -8,6 +8,7 @@
 //! messages itself, so the reader only frames bytes.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,10 @@ const SPARE_SLOTS_KEPT: usize = 64;
 pub(crate) struct Slot {
     state: Mutex<SlotState>,
     blocker: Blocker,
+    /// The request ran on a shared client: its `ReadyForQuery` must find
+    /// the connection idle (no transaction left open). Set before the slot
+    /// is queued, read by the reader without taking the state's lock.
+    require_idle: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -46,9 +51,6 @@ struct SlotState {
     done: bool,
     failed: Option<Error>,
     abandoned: bool,
-    /// The request ran on a shared client: its `ReadyForQuery` must find
-    /// the connection idle (no transaction left open).
-    require_idle: bool,
 }
 
 impl Slot {
@@ -61,9 +63,9 @@ impl Slot {
                 if let Some(unique) = Arc::get_mut(&mut slot) {
                     *unique.state.get_mut() = SlotState {
                         streaming,
-                        require_idle,
                         ..SlotState::default()
                     };
+                    *unique.require_idle.get_mut() = require_idle;
                     // A wake-up left over from the last answer (it came
                     // before its requester parked) at worst makes the
                     // next wait loop once more.
@@ -74,10 +76,10 @@ impl Slot {
         Arc::new(Slot {
             state: Mutex::new(SlotState {
                 streaming,
-                require_idle,
                 ..SlotState::default()
             }),
             blocker: Blocker::new(true),
+            require_idle: AtomicBool::new(require_idle),
         })
     }
 
@@ -110,7 +112,7 @@ impl Slot {
 
     /// Whether this request must leave the connection outside a transaction.
     pub(crate) fn requires_idle(&self) -> bool {
-        self.state.lock().require_idle
+        self.require_idle.load(Ordering::Relaxed)
     }
 
     /// The connection failed before the answer was complete.
