@@ -18,20 +18,17 @@ use super::notification::Notifications;
 use super::request::{self, Completion, RowSink};
 use super::row::Row;
 use super::statement::Statement;
-use super::statement_cache::{Insertion, StatementCache};
+use super::statement_cache::{description_capacity, is_stale_statement, Insertion, StatementCache};
 use super::transaction::{Transaction, TransactionStatus};
 use super::unnamed::{self, may_be_stale_description, UnnamedCompletion};
 use super::Param;
 use crate::context::require_green;
-use crate::{sqlstate, DbError, Error};
+use crate::{DbError, Error};
 
 /// Gives every connection (and so every statement) a process-unique id.
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 /// Gives every named statement a process-unique name.
 static NEXT_STATEMENT: AtomicU64 = AtomicU64::new(1);
-/// How many descriptions a client keeps for unnamed runs when
-/// `statement_cache_capacity` is 0 (the default capacity).
-const DESCRIPTIONS_WITHOUT_STATEMENT_CACHE: usize = 256;
 
 /// One server connection.
 ///
@@ -584,16 +581,6 @@ impl Drop for Client {
     }
 }
 
-/// How many descriptions a client keeps for unnamed runs: the statement
-/// cache's capacity, or its default when that is 0 (no named statements;
-/// descriptions cost the server nothing).
-fn description_capacity(config: &Config) -> usize {
-    match config.statement_cache_capacity() {
-        0 => DESCRIPTIONS_WITHOUT_STATEMENT_CACHE,
-        capacity => capacity,
-    }
-}
-
 /// `host:port` or the socket path, for connect errors.
 pub(super) fn target_of(config: &Config) -> String {
     match config.host() {
@@ -602,16 +589,5 @@ pub(super) fn target_of(config: &Config) -> String {
             .join(format!(".s.PGSQL.{}", config.port()))
             .display()
             .to_string(),
-    }
-}
-
-fn is_stale_statement(e: &Error) -> bool {
-    match e.as_db_error() {
-        Some(db) => {
-            db.code == sqlstate::INVALID_SQL_STATEMENT_NAME
-                || (db.code == sqlstate::FEATURE_NOT_SUPPORTED
-                    && db.message.starts_with("cached plan must not change"))
-        }
-        None => false,
     }
 }

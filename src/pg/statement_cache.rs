@@ -15,10 +15,39 @@
 
 use std::collections::HashMap;
 
+use super::config::Config;
 use super::statement::Statement;
+use crate::{sqlstate, Error};
 
 /// No entry (the end of the recency list).
 const NIL: usize = usize::MAX;
+
+/// How many descriptions a client keeps for unnamed runs when
+/// `statement_cache_capacity` is 0 (the default capacity).
+const DESCRIPTIONS_WITHOUT_STATEMENT_CACHE: usize = 256;
+
+/// How many descriptions a client keeps for unnamed runs: the statement
+/// cache's capacity, or its default when that is 0 (no named statements;
+/// descriptions cost the server nothing).
+pub(crate) fn description_capacity(config: &Config) -> usize {
+    match config.statement_cache_capacity() {
+        0 => DESCRIPTIONS_WITHOUT_STATEMENT_CACHE,
+        capacity => capacity,
+    }
+}
+
+/// The server no longer knows a cached statement, or its result type
+/// changed under it: prepare it again.
+pub(crate) fn is_stale_statement(e: &Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => {
+            db.code == sqlstate::INVALID_SQL_STATEMENT_NAME
+                || (db.code == sqlstate::FEATURE_NOT_SUPPORTED
+                    && db.message.starts_with("cached plan must not change"))
+        }
+        None => false,
+    }
+}
 
 /// True for the command tags of statements after which the server knows
 /// no prepared statement of the session.
