@@ -66,12 +66,7 @@ pub(crate) fn run(
     statements: &[(Statement, &[Param<'_>])],
 ) -> Result<BatchCompletion, Error> {
     for (statement, params) in statements {
-        if params.len() != statement.params().len() {
-            return Err(Error::ParameterCount {
-                expected: statement.params().len(),
-                given: params.len(),
-            });
-        }
+        statement.check_param_count(params.len())?;
     }
     let log = start_log(conn, statements);
     let response = request::request(conn, false, |buf| {

@@ -249,13 +249,8 @@ pub(crate) fn run(
     params: &[Param<'_>],
     rows: RowSink<'_>,
 ) -> Result<Completion, Error> {
+    statement.check_param_count(params.len())?;
     let types = statement.params();
-    if params.len() != types.len() {
-        return Err(Error::ParameterCount {
-            expected: types.len(),
-            given: params.len(),
-        });
-    }
     let started = start_clock(conn);
     let response = request(conn, false, |buf| {
         encode_bind_execute_sync(statement.name(), types, params, buf)

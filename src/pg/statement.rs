@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use postgres_types::Type;
 
+use crate::Error;
+
 /// A result column: its name and type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -92,6 +94,17 @@ impl Statement {
             columns,
             closed: AtomicBool::new(false),
         }))
+    }
+
+    /// `Ok` when `given` parameter values fit the statement's parameters,
+    /// else [`Error::ParameterCount`] (checked before anything is sent).
+    pub(crate) fn check_param_count(&self, given: usize) -> Result<(), Error> {
+        let expected = self.0.params.len();
+        if given == expected {
+            Ok(())
+        } else {
+            Err(Error::ParameterCount { expected, given })
+        }
     }
 
     /// The SQL text.

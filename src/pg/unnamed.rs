@@ -74,13 +74,8 @@ pub(crate) fn run(
     rows: RowSink<'_>,
 ) -> Result<UnnamedCompletion, Error> {
     debug_assert!(statement.is_unnamed());
+    statement.check_param_count(params.len())?;
     let types = statement.params();
-    if params.len() != types.len() {
-        return Err(Error::ParameterCount {
-            expected: types.len(),
-            given: params.len(),
-        });
-    }
     let started = start_clock(conn);
     let response = request(conn, false, |buf| {
         frontend::parse("", statement.sql(), types.iter().map(Type::oid), buf)?;
