@@ -14,7 +14,7 @@ mod insert_many;
 mod polymorphic;
 mod related;
 
-pub use insert_many::{insert_rows, InsertShape, MAX_ROWS_PER_INSERT};
+pub use insert_many::{insert_rows, insert_runs, InsertShape, MAX_ROWS_PER_INSERT};
 pub use polymorphic::select_by_keys;
 pub use related::select_related_batch;
 

@@ -8,7 +8,7 @@
 
 use super::Session;
 use crate::model::{Model, Record};
-use crate::query::sql::{insert_rows, InsertShape};
+use crate::query::sql::{insert_rows, insert_runs, InsertShape};
 use crate::{Error, Result};
 
 #[cfg(doc)]
@@ -52,17 +52,11 @@ impl Session {
             record.apply_default_fns();
             record.validate()?;
         }
-        let mut start = 0;
-        while start < records.len() {
-            let shape = InsertShape::of(table, &records[start].values());
-            let limit = shape.rows_per_statement();
-            let mut end = start + 1;
-            while end < records.len()
-                && end - start < limit
-                && InsertShape::of(table, &records[end].values()) == shape
-            {
-                end += 1;
-            }
+        let runs = insert_runs(records.len(), |i| {
+            InsertShape::of(table, &records[i].values())
+        });
+        for (shape, run) in runs {
+            let (start, end) = (run.start, run.end);
             let rows = {
                 let values: Vec<_> = records[start..end].iter().map(|r| r.values()).collect();
                 let statement = insert_rows(table, &shape, &values);
@@ -76,7 +70,6 @@ impl Session {
             for (record, row) in records[start..end].iter_mut().zip(&rows) {
                 record.read_back(row)?;
             }
-            start = end;
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ use postgres_types::ToSql;
 use crate::mapper::Mapper;
 use crate::model::{Model, Record, Table, DEFAULT_BIND};
 use crate::pg::Param;
-use crate::query::sql::{self, insert_rows, InsertShape};
+use crate::query::sql::{self, insert_rows, insert_runs, InsertShape};
 use crate::{Error, MapperError, Result};
 
 /// Writes queued to commit together in one round trip on a shared
@@ -304,19 +304,10 @@ impl<'a> Write<'a> {
             Write::Add(records) => {
                 let table = records[0].record_table();
                 let values: Vec<_> = records.iter().map(|r| r.values()).collect();
-                let mut start = 0;
-                while start < values.len() {
-                    let shape = InsertShape::of(table, &values[start]);
-                    let limit = shape.rows_per_statement();
-                    let mut end = start + 1;
-                    while end < values.len()
-                        && end - start < limit
-                        && InsertShape::of(table, &values[end]) == shape
-                    {
-                        end += 1;
-                    }
-                    push(insert_rows(table, &shape, &values[start..end]));
-                    start = end;
+                for (shape, run) in
+                    insert_runs(values.len(), |i| InsertShape::of(table, &values[i]))
+                {
+                    push(insert_rows(table, &shape, &values[run]));
                 }
             }
             Write::Delete { lineage, key } => {

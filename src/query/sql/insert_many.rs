@@ -3,6 +3,8 @@
 //! write the same columns share one statement, up to the protocol's limit
 //! of 65535 parameters and [`MAX_ROWS_PER_INSERT`] rows.
 
+use std::ops::Range;
+
 use postgres_protocol::escape::escape_identifier;
 use postgres_types::ToSql;
 
@@ -11,7 +13,7 @@ use crate::model::Table;
 
 /// The most rows one multi-row insert carries (fewer when the rows have so
 /// many columns that 65535 parameters run out first). Measured with
-/// `cargo run --release --example bench -- add_all`: past a few hundred
+/// `cargo run --release --example bench -- --bulk --no-matrix`: past a few hundred
 /// rows a statement, larger statements gain nothing.
 pub const MAX_ROWS_PER_INSERT: usize = 1000;
 
@@ -48,6 +50,29 @@ impl InsertShape {
     pub fn rows_per_statement(&self) -> usize {
         (MAX_PARAMS / self.written.len().max(1)).clamp(1, MAX_ROWS_PER_INSERT)
     }
+}
+
+/// Splits `count` records into runs that can each be one statement: the
+/// longest runs of consecutive records of the same shape (`shape_of(i)` is
+/// record `i`'s), each at most [`InsertShape::rows_per_statement`] long,
+/// in order.
+pub fn insert_runs(
+    count: usize,
+    shape_of: impl Fn(usize) -> InsertShape,
+) -> Vec<(InsertShape, Range<usize>)> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < count {
+        let shape = shape_of(start);
+        let limit = shape.rows_per_statement();
+        let mut end = start + 1;
+        while end < count && end - start < limit && shape_of(end) == shape {
+            end += 1;
+        }
+        runs.push((shape, start..end));
+        start = end;
+    }
+    runs
 }
 
 /// `INSERT INTO "table" (...) VALUES (...), (...) [ON CONFLICT ...]
@@ -156,6 +181,29 @@ mod tests {
             "INSERT INTO \"item\" (\"id\", \"name\") VALUES ($1, $2) ON CONFLICT (\"id\") \
              DO UPDATE SET \"name\" = EXCLUDED.\"name\" RETURNING \"id\", \"name\", \"stock\""
         );
+    }
+
+    #[test]
+    fn runs_break_at_a_change_of_shape_and_at_the_statement_limit() {
+        let narrow = InsertShape {
+            written: vec![0],
+            upsert: false,
+        };
+        let wide = InsertShape {
+            written: vec![0, 1],
+            upsert: true,
+        };
+        let limit = narrow.rows_per_statement();
+        let count = limit + 3;
+        // narrow for all but record 1, which is wide
+        let runs = insert_runs(
+            count,
+            |i| if i == 1 { wide.clone() } else { narrow.clone() },
+        );
+        let ranges: Vec<_> = runs.iter().map(|(_, r)| r.clone()).collect();
+        assert_eq!(ranges, vec![0..1, 1..2, 2..2 + limit, 2 + limit..count]);
+        assert_eq!(runs[1].0, wide);
+        assert!(insert_runs(0, |_| narrow.clone()).is_empty());
     }
 
     #[test]
