@@ -77,42 +77,11 @@ pub(crate) fn run(
     statements: &[&str],
     what: &str,
 ) -> Result<(), Error> {
-    let mut command = Command::new(psql);
-    command
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &target.conninfo])
-        .env("PGCONNECT_TIMEOUT", "30")
-        .env_remove("PGSERVICE")
-        .env_remove("PGOPTIONS")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if let Some(password) = &target.password {
-        command.env("PGPASSWORD", password);
-    }
-    let mut child = command
-        .spawn()
-        .map_err(|e| Error::Server(format!("cannot run {}: {e}", psql.display())))?;
     let script: String = statements
         .iter()
         .map(|statement| format!("{statement};\n"))
         .collect();
-    if let Some(mut stdin) = child.stdin.take() {
-        // A psql that failed to connect exits without reading: its exit
-        // status and message below say why, not this write's broken pipe.
-        let _ = stdin.write_all(script.as_bytes());
-    }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| Error::Server(format!("cannot run {}: {e}", psql.display())))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    Err(Error::Server(format!(
-        "{what} failed ({}): {}",
-        output.status,
-        stderr.trim()
-    )))
+    feed(psql, target, &[], &script, what).map(drop)
 }
 
 /// The rows `query` answers over a connection to `target`, one line each,
@@ -124,18 +93,24 @@ pub(crate) fn query(
     query: &str,
     what: &str,
 ) -> Result<String, Error> {
+    feed(psql, target, &["-A", "-t"], &format!("{query};\n"), what)
+}
+
+/// Runs `psql` (with `extra_args`) on `target`, `script` on its standard
+/// input, stopping at the first error; its standard output, or an error
+/// naming `what` with psql's own message (never the connection string).
+fn feed(
+    psql: &Path,
+    target: &Target,
+    extra_args: &[&str],
+    script: &str,
+    what: &str,
+) -> Result<String, Error> {
     let mut command = Command::new(psql);
     command
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &target.conninfo,
-        ])
+        .args(["-X", "-q"])
+        .args(extra_args)
+        .args(["-v", "ON_ERROR_STOP=1", "-d", &target.conninfo])
         .env("PGCONNECT_TIMEOUT", "30")
         .env_remove("PGSERVICE")
         .env_remove("PGOPTIONS")
@@ -145,15 +120,15 @@ pub(crate) fn query(
     if let Some(password) = &target.password {
         command.env("PGPASSWORD", password);
     }
-    let mut child = command
-        .spawn()
-        .map_err(|e| Error::Server(format!("cannot run {}: {e}", psql.display())))?;
+    let cannot_run =
+        |e: std::io::Error| Error::Server(format!("cannot run {}: {e}", psql.display()));
+    let mut child = command.spawn().map_err(cannot_run)?;
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(format!("{query};\n").as_bytes());
+        // A psql that failed to connect exits without reading: its exit
+        // status and message below say why, not this write's broken pipe.
+        let _ = stdin.write_all(script.as_bytes());
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| Error::Server(format!("cannot run {}: {e}", psql.display())))?;
+    let output = child.wait_with_output().map_err(cannot_run)?;
     if output.status.success() {
         return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }
