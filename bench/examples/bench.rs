@@ -29,8 +29,11 @@
 //! | `tokio-postgres` | `level` tokio tasks sharing 1, 2, 4 or 8 connections (each tried briefly; the best is measured) |
 //! | `postgres-sync` | the sync `postgres` crate on `level` OS threads, a connection each up to 64, then a blocking pool of 64 |
 //!
-//! Each cell warms up for `--warmup` (longer, up to 3 s more, until every
-//! task has finished a request), then measures `--duration`. Throughput
+//! Each run of a cell (each of `--repeats`) starts on a settled server
+//! (`VACUUM world` and `CHECKPOINT`, so the dead rows and dirty pages of
+//! earlier `updates` runs slow no later run), warms up for `--warmup`
+//! (longer, up to 3 s more, until every task has finished a request), then
+//! measures `--duration`. Throughput
 //! counts statements as they complete (db 1, queries 20, updates 20 reads +
 //! 1 batched write, fortunes 1 per request). Client CPU is this process's
 //! `getrusage` time over the window (pgbench's own, as a waited-for
@@ -129,6 +132,22 @@ fn prepare_server(green: &GreenPool, config: &Config, grant: bool) -> Result<Ser
             max_connections: max.trim().parse().unwrap_or(100),
             version,
         })
+    })
+}
+
+/// Brings the tables back to the same state before each measured run:
+/// `VACUUM world` removes the dead row versions that earlier `updates`
+/// runs left (their index entries and HOT chains would otherwise slow the
+/// next run's reads until pruned, and autovacuum would clean them up at a
+/// random moment inside some later run), and `CHECKPOINT` writes their
+/// dirty pages out now rather than during a measurement.
+fn settle_server(green: &GreenPool, config: &Config) -> Result<(), String> {
+    let config = config.clone();
+    on_green(green, move || {
+        let client = Client::connect(&config)?;
+        client.batch_execute("VACUUM world")?;
+        client.batch_execute("CHECKPOINT")?;
+        client.close()
     })
 }
 
@@ -458,7 +477,10 @@ fn run(args: &Args) -> Result<(), String> {
                     position: (position, total),
                 };
                 let runs: Result<Vec<Measurement>, String> = (0..args.repeats)
-                    .map(|_| bench.measure(&prepared, &cell))
+                    .map(|_| {
+                        settle_server(&bench.green, &bench.config)?;
+                        bench.measure(&prepared, &cell)
+                    })
                     .collect();
                 match runs.map(Measurement::median_of) {
                     Ok(Some(m)) => report.rows.push(m),
@@ -484,7 +506,9 @@ fn run(args: &Args) -> Result<(), String> {
                 level: cores,
                 position: (1, 1),
             };
-            match bench.pgbench.run(&cell, true, args.duration) {
+            let run = settle_server(&bench.green, &bench.config)
+                .and_then(|()| bench.pgbench.run(&cell, true, args.duration));
+            match run {
                 Ok(m) => report.ceiling_runs.push(m),
                 Err(e) => report
                     .notes
