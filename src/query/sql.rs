@@ -452,7 +452,15 @@ fn select_prefix(table: &'static Table) -> &'static str {
 /// `SELECT ... WHERE "table"."key" = $1`: one model by primary key (the
 /// text is built once per table).
 pub fn get_by_key<'a>(table: &'static Table, key: &'a (dyn ToSql + Sync)) -> Statement<'a> {
-    let sql = table.cache.get.get_or_init(|| {
+    Statement {
+        sql: Cow::Borrowed(get_by_key_sql(table)),
+        params: vec![key],
+    }
+}
+
+/// The text of [`get_by_key`], built once per table.
+pub fn get_by_key_sql(table: &'static Table) -> &'static str {
+    table.cache.get.get_or_init(|| {
         let mut st = Statement::default();
         st.push(select_prefix(table));
         st.push(" WHERE ");
@@ -462,11 +470,7 @@ pub fn get_by_key<'a>(table: &'static Table, key: &'a (dyn ToSql + Sync)) -> Sta
         });
         st.push(" = $1");
         st.sql.into_owned()
-    });
-    Statement {
-        sql: Cow::Borrowed(sql),
-        params: vec![key],
-    }
+    })
 }
 
 /// `DELETE FROM "table" WHERE "key" = $1` for one table of a lineage.
