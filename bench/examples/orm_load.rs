@@ -17,10 +17,11 @@
 //! callgrind_annotate --inclusive=yes b.out | head -80
 //! ```
 //!
-//! Arguments: `TASKS POOL_SIZE REQUESTS` (defaults 256, 2, 1000); with a
-//! fourth argument `autocommit`, each request runs in an autocommit session
-//! (`odm-orm-autocommit`) instead. Uses `DATABASE_URL` when set, else a
-//! throwaway cluster.
+//! Arguments: `TASKS POOL_SIZE REQUESTS [MODE]` (defaults 256, 2, 1000,
+//! `get`); MODE `autocommit` runs each request's `get` in an autocommit
+//! session (`odm-orm-autocommit`), `query` reads with
+//! `query::<World>().filter(World::ID.eq(id)).all()` instead of `get`.
+//! Uses `DATABASE_URL` when set, else a throwaway cluster.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,26 +53,45 @@ fn arg(position: usize, default: usize) -> Result<usize, String> {
     }
 }
 
-/// Whether requests run in autocommit sessions (the fourth argument).
-fn autocommit() -> Result<bool, String> {
+/// How a request reads (the fourth argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `session()`, `get::<World>(id)`, `commit()` (the default).
+    Get,
+    /// `autocommit_session()`, `get::<World>(id)`.
+    Autocommit,
+    /// `session()`, `query::<World>().filter(World::ID.eq(id)).all()`,
+    /// `commit()`.
+    Query,
+}
+
+fn mode() -> Result<Mode, String> {
     match std::env::args().nth(4).as_deref() {
-        None | Some("transaction") => Ok(false),
-        Some("autocommit") => Ok(true),
+        None | Some("get") => Ok(Mode::Get),
+        Some("autocommit") => Ok(Mode::Autocommit),
+        Some("query") => Ok(Mode::Query),
         Some(other) => Err(format!(
-            "argument 4 must be `transaction` or `autocommit`, got `{other}`"
+            "argument 4 must be `get`, `autocommit` or `query`, got `{other}`"
         )),
     }
 }
 
 /// One request: a new session, one read by primary key, the session ended.
-fn request(mapper: &Mapper, autocommit: bool, id: i32) -> Result<World, odm::Error> {
-    let world = if autocommit {
-        mapper.autocommit_session()?.get::<World>(id)?
-    } else {
-        let mut session = mapper.session()?;
-        let world = session.get::<World>(id)?;
-        session.commit()?;
-        world
+fn request(mapper: &Mapper, mode: Mode, id: i32) -> Result<World, odm::Error> {
+    let world = match mode {
+        Mode::Autocommit => mapper.autocommit_session()?.get::<World>(id)?,
+        Mode::Get => {
+            let mut session = mapper.session()?;
+            let world = session.get::<World>(id)?;
+            session.commit()?;
+            world
+        }
+        Mode::Query => {
+            let mut session = mapper.session()?;
+            let mut worlds = session.query::<World>().filter(World::ID.eq(id)).all()?;
+            session.commit()?;
+            worlds.pop()
+        }
     };
     world.ok_or_else(|| odm::Error::Protocol(format!("world {id} not found")))
 }
@@ -80,7 +100,7 @@ fn run() -> Result<(), String> {
     let tasks = arg(1, 256)?;
     let pool_size = arg(2, 2)?;
     let requests = arg(3, 1000)?;
-    let autocommit = autocommit()?;
+    let mode = mode()?;
     let database = test_database().map_err(|e| e.to_string())?;
     let config = Config::parse(&database.url()).map_err(|e| e.to_string())?;
     let mapper = odm_orm::mapper(&config, pool_size).map_err(|e| e.to_string())?;
@@ -109,7 +129,7 @@ fn run() -> Result<(), String> {
                 let mut id = (i as i32 * 7) % WORLD_ROWS;
                 for _ in 0..requests {
                     id = (id * 31 + 17) % WORLD_ROWS;
-                    let world = request(&mapper, autocommit, id + 1)?;
+                    let world = request(&mapper, mode, id + 1)?;
                     if world.id != id + 1 {
                         return Err(odm::Error::Protocol(format!(
                             "asked {}, got {}",
