@@ -31,6 +31,7 @@ use green::GreenPool;
 use odm::pg::{Client, Config};
 use odm::testing::test_database;
 use odm::Mapper;
+use odm_bench::measure::cpu_time;
 use odm_bench::odm_orm::{self, World};
 
 const WORLD_ROWS: i32 = 10_000;
@@ -119,6 +120,7 @@ fn run() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let cpu_before = cpu_time(false);
     let mut handles = Vec::with_capacity(tasks);
     for i in 0..tasks {
         let mapper = mapper.clone();
@@ -151,11 +153,14 @@ fn run() -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_time(false).saturating_sub(cpu_before);
     let total = done.load(Ordering::Relaxed);
     println!(
-        "{total} ORM reads by {tasks} tasks on a pool of {pool_size} in {:.3} s: {:.0} reads/s",
+        "{total} ORM reads by {tasks} tasks on a pool of {pool_size} in {:.3} s: {:.0} reads/s, \
+         client CPU {:.2} ms per 1,000 reads",
         elapsed.as_secs_f64(),
-        total as f64 / elapsed.as_secs_f64()
+        total as f64 / elapsed.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / total.max(1) as f64
     );
     Ok(())
 }
