@@ -208,12 +208,22 @@ impl QueryParts {
 /// LIMIT ... OFFSET ...`.
 pub fn select<'a>(table: &'static Table, parts: &'a QueryParts) -> Statement<'a> {
     let prefix = select_prefix(table);
-    // Room for the prefix and a short tail (`WHERE`, `ORDER BY`, `LIMIT`):
-    // one allocation for most queries rather than a copy and regrowths.
-    let mut sql = String::with_capacity(prefix.len() + 128);
-    sql.push_str(prefix);
+    let has_tail = parts.filter.is_some()
+        || !parts.order.is_empty()
+        || parts.limit.is_some()
+        || parts.offset.is_some();
+    let sql = if has_tail {
+        // Room for the prefix and a short tail (`WHERE`, `ORDER BY`,
+        // `LIMIT`): one allocation for most queries rather than a copy of
+        // the prefix and regrowths.
+        let mut sql = String::with_capacity(prefix.len() + 128);
+        sql.push_str(prefix);
+        Cow::Owned(sql)
+    } else {
+        Cow::Borrowed(prefix)
+    };
     let mut st = Statement {
-        sql: Cow::Owned(sql),
+        sql,
         params: Vec::new(),
     };
     st.push_where(parts.filter.as_ref());
