@@ -216,11 +216,12 @@ impl Mapper {
     /// such bind.
     pub fn engine_for(&self, table: &Table) -> Result<&Engine> {
         let label = table.bind_label();
-        self.engine(Some(label))
-            .ok_or(Error::Mapper(MapperError::UnboundModel {
+        self.engine(Some(label)).ok_or_else(|| {
+            Error::Mapper(MapperError::UnboundModel {
                 model: table.model,
                 label,
-            }))
+            })
+        })
     }
 
     /// Registers a model (and its parents, for joined-table inheritance).

@@ -378,7 +378,7 @@ impl Session {
             return self.end_savepoint(true);
         }
         let (connections, complete) = self.scope.end();
-        let mut failure = (!complete).then_some(Error::RolledBack { cause: None });
+        let mut failure = (!complete).then(|| Error::RolledBack { cause: None });
         for open in connections.into_iter().filter(|o| o.in_transaction) {
             let outcome = if failure.is_none() {
                 open.commit()

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Arguments: `TASKS CONNS QUERIES` (defaults 256, 2, 1000). Uses
-//! `DATABASE_URL` when set, else a throwaway cluster.
+//! `DATABASE_URL` when set, else a throwaway cluster. `orm_load` counts the
+//! same read made through the ORM (a session and `get` per request).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -206,6 +206,11 @@ impl Client {
     /// `Parse`/`Describe` round trip.
     pub fn prepare(&self, sql: &str) -> Result<Statement, Error> {
         require_green("prepare")?;
+        self.prepare_on_green(sql)
+    }
+
+    /// [`Client::prepare`] for callers that have checked the context.
+    fn prepare_on_green(&self, sql: &str) -> Result<Statement, Error> {
         if !self.caches_statements() {
             return self.describe_unnamed(sql);
         }
@@ -300,9 +305,9 @@ impl Client {
         }
     }
 
-    /// Prepare (cached) and run.
+    /// Prepare (cached) and run; every caller has checked the context.
     fn run_sql(&self, sql: &str, params: &[Param<'_>], rows: RowSink<'_>) -> Result<u64, Error> {
-        let statement = self.prepare(sql)?;
+        let statement = self.prepare_on_green(sql)?;
         self.run_prepared(&statement, params, rows)
     }
 

@@ -14,6 +14,7 @@
 //! them again.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::config::Config;
 use super::statement::Statement;
@@ -55,6 +56,59 @@ pub(crate) fn forgets_prepared_statements(tag: &[u8]) -> bool {
     tag == b"DISCARD ALL" || tag == b"DEALLOCATE ALL"
 }
 
+/// A fast hasher for the cache's keys (SQL texts): a word at a time, one
+/// multiply each, and a folded multiply at the end so that every bit of the
+/// text reaches the bits the hash table indexes by. The standard SipHash
+/// was about 60% of a cached lookup, which every statement run by SQL text
+/// makes (the ORM's reads among them). It is not keyed: texts made to
+/// collide cost at most a comparison per cached statement, and the cache
+/// holds at most its capacity.
+#[derive(Default, Clone, Copy)]
+struct SqlHasher {
+    hash: u64,
+}
+
+/// An odd constant with well-spread bits (2^64 / the golden ratio).
+const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl SqlHasher {
+    fn mix(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(23) ^ word).wrapping_mul(SPREAD);
+    }
+}
+
+impl Hasher for SqlHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // The length first: texts that differ only by trailing zero bytes
+        // (the padding of the last word) hash apart.
+        self.mix(bytes.len() as u64);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.mix(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        let full = u128::from(self.hash) * u128::from(SPREAD);
+        (full as u64) ^ ((full >> 64) as u64)
+    }
+}
+
+/// The cache's map from SQL text to slot.
+type BySql = HashMap<String, usize, BuildHasherDefault<SqlHasher>>;
+
 /// One cached statement and its place in the recency list.
 struct Entry {
     statement: Statement,
@@ -80,7 +134,7 @@ pub(crate) struct Insertion {
 /// an eviction steps over.
 pub(crate) struct StatementCache {
     capacity: usize,
-    by_sql: HashMap<String, usize>,
+    by_sql: BySql,
     slots: Vec<Option<Entry>>,
     free: Vec<usize>,
     newest: usize,
@@ -101,7 +155,7 @@ impl StatementCache {
     pub(crate) fn new(capacity: usize) -> StatementCache {
         StatementCache {
             capacity,
-            by_sql: HashMap::new(),
+            by_sql: BySql::default(),
             slots: Vec::new(),
             free: Vec::new(),
             newest: NIL,
@@ -342,6 +396,27 @@ mod tests {
         cache.insert(second);
         assert!(!cache.remove(&first));
         assert_eq!(cache.get("SELECT 1").unwrap().name(), "odm_s2");
+    }
+
+    fn sql_hash(sql: &str) -> u64 {
+        use std::hash::BuildHasher;
+        BuildHasherDefault::<SqlHasher>::default().hash_one(sql)
+    }
+
+    #[test]
+    fn sql_texts_hash_apart_and_spread_over_the_low_bits() {
+        assert_eq!(sql_hash("SELECT 1"), sql_hash("SELECT 1"));
+        assert_ne!(sql_hash("SELECT 1"), sql_hash("SELECT 2"));
+        assert_ne!(sql_hash("ab"), sql_hash("ab\0"));
+        assert_ne!(sql_hash(""), sql_hash("\0"));
+        // Texts that differ in one digit (as generated SQL does) land in
+        // many different buckets of a 256-bucket table.
+        let mut buckets = std::collections::HashSet::new();
+        for n in 0..1000 {
+            let sql = format!("SELECT id, name FROM item WHERE id = ${n} ORDER BY id");
+            buckets.insert(sql_hash(&sql) & 0xff);
+        }
+        assert!(buckets.len() > 200, "{} buckets of 256", buckets.len());
     }
 
     #[test]

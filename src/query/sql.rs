@@ -32,8 +32,23 @@ impl<'a> Statement<'a> {
         self.sql.to_mut().push_str(text);
     }
 
+    /// `name` quoted as an identifier (a `"` in it doubled), written in
+    /// place: the same text as `escape_identifier`, without a `String` per
+    /// identifier.
     pub(crate) fn push_ident(&mut self, name: &str) {
-        self.sql.to_mut().push_str(&escape_identifier(name));
+        let sql = self.sql.to_mut();
+        sql.push('"');
+        if name.as_bytes().contains(&b'"') {
+            for ch in name.chars() {
+                if ch == '"' {
+                    sql.push('"');
+                }
+                sql.push(ch);
+            }
+        } else {
+            sql.push_str(name);
+        }
+        sql.push('"');
     }
 
     pub(crate) fn push_column(&mut self, column: ColumnRef) {
@@ -47,7 +62,7 @@ impl<'a> Statement<'a> {
         let n = self.params.len();
         let sql = self.sql.to_mut();
         sql.push('$');
-        sql.push_str(&n.to_string());
+        push_decimal(sql, n);
     }
 
     pub(crate) fn push_node(&mut self, node: &'a Node) {
@@ -147,6 +162,25 @@ impl<'a> Statement<'a> {
     }
 }
 
+/// Appends `n` in decimal (a placeholder's number) without a `String` of
+/// its own.
+fn push_decimal(sql: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = n;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        sql.push(char::from(digit));
+    }
+}
+
 /// The parts of a query shared by select, count, exists, update and delete.
 #[derive(Debug, Default)]
 pub struct QueryParts {
@@ -174,8 +208,22 @@ impl QueryParts {
 /// LIMIT ... OFFSET ...`.
 pub fn select<'a>(table: &'static Table, parts: &'a QueryParts) -> Statement<'a> {
     let prefix = select_prefix(table);
+    let has_tail = parts.filter.is_some()
+        || !parts.order.is_empty()
+        || parts.limit.is_some()
+        || parts.offset.is_some();
+    let sql = if has_tail {
+        // Room for the prefix and a short tail (`WHERE`, `ORDER BY`,
+        // `LIMIT`): one allocation for most queries rather than a copy of
+        // the prefix and regrowths.
+        let mut sql = String::with_capacity(prefix.len() + 128);
+        sql.push_str(prefix);
+        Cow::Owned(sql)
+    } else {
+        Cow::Borrowed(prefix)
+    };
     let mut st = Statement {
-        sql: Cow::Borrowed(prefix),
+        sql,
         params: Vec::new(),
     };
     st.push_where(parts.filter.as_ref());
@@ -452,7 +500,15 @@ fn select_prefix(table: &'static Table) -> &'static str {
 /// `SELECT ... WHERE "table"."key" = $1`: one model by primary key (the
 /// text is built once per table).
 pub fn get_by_key<'a>(table: &'static Table, key: &'a (dyn ToSql + Sync)) -> Statement<'a> {
-    let sql = table.cache.get.get_or_init(|| {
+    Statement {
+        sql: Cow::Borrowed(get_by_key_sql(table)),
+        params: vec![key],
+    }
+}
+
+/// The text of [`get_by_key`], built once per table.
+pub fn get_by_key_sql(table: &'static Table) -> &'static str {
+    table.cache.get.get_or_init(|| {
         let mut st = Statement::default();
         st.push(select_prefix(table));
         st.push(" WHERE ");
@@ -462,11 +518,7 @@ pub fn get_by_key<'a>(table: &'static Table, key: &'a (dyn ToSql + Sync)) -> Sta
         });
         st.push(" = $1");
         st.sql.into_owned()
-    });
-    Statement {
-        sql: Cow::Borrowed(sql),
-        params: vec![key],
-    }
+    })
 }
 
 /// `DELETE FROM "table" WHERE "key" = $1` for one table of a lineage.
@@ -507,4 +559,27 @@ pub fn select_related<'a>(
         column: table.primary_key().name,
     });
     st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_in_place_as_escape_identifier_quotes_them() {
+        for name in ["world", "Mixed Case", "a\"b", "\"", "", "naïve\\x"] {
+            let mut st = Statement::default();
+            st.push_ident(name);
+            assert_eq!(st.sql, escape_identifier(name), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_numbered_in_decimal() {
+        for n in [0, 1, 9, 10, 99, 100, 12_345, usize::MAX] {
+            let mut sql = String::from("$");
+            push_decimal(&mut sql, n);
+            assert_eq!(sql, format!("${n}"));
+        }
+    }
 }

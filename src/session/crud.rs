@@ -50,10 +50,8 @@ impl Session {
     pub fn get<M: Model>(&mut self, key: impl Into<M::Key>) -> Result<Option<M>> {
         let key: M::Key = key.into();
         let table = M::table();
-        let statement = sql::get_by_key(table, &key);
-        let row = self.read(table, |client| {
-            client.query_opt(&statement.sql, &statement.params)
-        })?;
+        let sql = sql::get_by_key_sql(table);
+        let row = self.read(table, |client| client.query_opt(sql, &[&key]))?;
         row.map(|r| M::from_row(&r)).transpose()
     }
 
