@@ -293,7 +293,8 @@ impl Bench<'_> {
             "odm-orm" | "odm-orm-autocommit" | "odm-orm-batch" => {
                 let size = self.args.orm_connections.min(level).max(1);
                 Prepared::Orm(
-                    odm_orm::mapper(&self.config, size).map_err(|e| e.to_string())?,
+                    odm_orm::mapper_capped(&self.config, size, self.args.orm_max_shared)
+                        .map_err(|e| e.to_string())?,
                     size,
                     OrmMode::of(contender).ok_or("no ORM mode")?,
                 )
@@ -349,8 +350,11 @@ impl Bench<'_> {
                     OrmMode::Autocommit => "autocommit ",
                     OrmMode::AtomicBatch => "autocommit + atomic batch ",
                 };
+                let max_shared = mapper
+                    .engine(None)
+                    .map_or(0, |engine| engine.pool().max_shared());
                 let setup = format!(
-                    "pool_size {size}, {kind}session per request, {} tasks",
+                    "pool_size {size}, max_shared {max_shared}, {kind}session per request, {} tasks",
                     cell.level
                 );
                 drive_green(&self.green, cell, args, setup, move |_, rng, probe| {

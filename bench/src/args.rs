@@ -38,6 +38,8 @@ pub struct Args {
     pub connections: usize,
     /// `pool_size` of odm-orm's mapper.
     pub orm_connections: usize,
+    /// `pool_max_shared` of odm-orm's mapper (`None`: the pool's default).
+    pub orm_max_shared: Option<usize>,
     /// Tasks of the scale run, if any.
     pub scale: Option<usize>,
     /// `pool_size` of the scale run.
@@ -69,6 +71,9 @@ usage: cargo run --release --example bench -- [FLAGS]
   --connections N       connections of odm-raw(-tls) and odm-pool(-*), and
                         PgBouncer's server connections (default: cores)
   --orm-connections N   pool_size of odm-orm(-autocommit, -batch) (default: 4 x cores)
+  --orm-max-shared N    pool_max_shared of odm-orm(-autocommit, -batch): most
+                        connections shared statements spread over (default:
+                        the pool's, one per scheduler thread)
   --scale [TASKS]       also run TASKS (10,000) green tasks on db through one
                         pool and report memory per task
   --scale-pool N        pool_size of the scale run (default: 4)
@@ -94,6 +99,7 @@ Results: stdout and target/bench/{bench.json,bench.md,throughput.svg}.";
             repeats: 1,
             connections: cores,
             orm_connections: 4 * cores,
+            orm_max_shared: None,
             scale: None,
             scale_pool: 4,
             bulk: None,
@@ -139,6 +145,9 @@ Results: stdout and target/bench/{bench.json,bench.md,throughput.svg}.";
                 }
                 "--orm-connections" => {
                     parsed.orm_connections = positive("--orm-connections", &value()?)?;
+                }
+                "--orm-max-shared" => {
+                    parsed.orm_max_shared = Some(positive("--orm-max-shared", &value()?)?);
                 }
                 "--scale" => {
                     // An optional task count may follow.

@@ -66,7 +66,20 @@ pub struct Fortune {
 /// A mapper on `config` with a pool of `connections`, both models
 /// registered (no I/O).
 pub fn mapper(config: &odm::pg::Config, connections: usize) -> Result<Mapper, Error> {
-    let options = odm::pool::PoolOptions::new().max_size(connections.max(1));
+    mapper_capped(config, connections, None)
+}
+
+/// [`mapper`] with `pool_max_shared` set (`None`: the pool's default, one
+/// per scheduler thread).
+pub fn mapper_capped(
+    config: &odm::pg::Config,
+    connections: usize,
+    max_shared: Option<usize>,
+) -> Result<Mapper, Error> {
+    let mut options = odm::pool::PoolOptions::new().max_size(connections.max(1));
+    if let Some(max_shared) = max_shared {
+        options = options.max_shared(max_shared);
+    }
     let mapper = Mapper::with_options(config.clone(), options)?;
     mapper.register::<World>()?;
     mapper.register::<Fortune>()?;

@@ -209,6 +209,9 @@ fn the_command_line_has_defaults_and_takes_every_flag() {
     assert_eq!((defaults.repeats, given.repeats), (1, 3));
     assert_eq!((given.scale, given.scale_pool), (Some(10_000), 2));
     assert_eq!(parse("--scale 500").unwrap().scale, Some(500));
+    assert_eq!(defaults.orm_max_shared, None);
+    assert_eq!(parse("--orm-max-shared 2").unwrap().orm_max_shared, Some(2));
+    assert!(parse("--orm-max-shared 0").is_err());
     assert_eq!(
         (defaults.bulk, defaults.bulk_stream_rows),
         (None, 1_000_000)

@@ -59,8 +59,8 @@ pub enum Host {
 /// Built with [`Config::builder`], or parsed from a URL
 /// (`postgresql+green://`, `postgresql://`, `postgres://`) or a libpq
 /// `key=value` string. `Debug` and every error redact the password. The
-/// pool's settings (`pool_size`, `pool_timeout`, `max_lifetime`,
-/// `idle_timeout`) are not part of it: see
+/// pool's settings (`pool_size`, `pool_max_shared`, `pool_timeout`,
+/// `max_lifetime`, `idle_timeout`) are not part of it: see
 /// [`PoolOptions`](crate::pool::PoolOptions), which
 /// [`pool::parse_url`](crate::pool::parse_url) fills from the same URL.
 ///

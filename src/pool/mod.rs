@@ -26,6 +26,7 @@
 //! | setting | default | why |
 //! |---|---|---|
 //! | `pool_size` | 10 | The most connections the pool ever has open (opening ones included). Every PostgreSQL connection is a server process with its own memory, and a small server is fastest with few busy backends; 10 covers a busy application's concurrent transactions while shared mode needs only a few connections for any number of tasks. sqlx uses the same default. |
+//! | `pool_max_shared` | one per `may` scheduler thread, at most `pool_size` | The most connections shared statements spread over at once; at the cap a shared statement joins the least-loaded connection already carrying shared statements instead of opening or waking another. One deep pipeline per scheduler thread answers more statements per packet, read and wake-up than many shallow ones, on the client and on the server. The trade-off: a slow statement on a shared connection delays those pipelined behind it, so raise it when long shared reports run beside short statements. Exclusive checkouts are not capped: they still use the rest of the pool. See [`PoolOptions::max_shared`]. |
 //! | `pool_timeout` | 30 s | The longest [`Pool::acquire`] (or a shared statement) takes **in total**: parked in the queue, checking idle connections, waiting out the connect backoff and connecting, all count. Past it the caller gets [`Error::PoolTimeout`] (or the connect error, if it was connecting). Long enough to ride out a burst, short enough that a leaked connection or a deadlock surfaces as an error instead of a hang (SQLAlchemy's and sqlx's default as well). |
 //! | `connect_timeout` | 10 s | Bounds opening one connection (TCP, startup, authentication); the pool cuts it to what is left of the caller's `pool_timeout`, so a server that accepts and never answers costs a caller at most `pool_timeout`, and an error cut short this way names `pool_timeout`. 10 s as in pgjdbc: a healthy server answers in milliseconds. |
 //! | `max_lifetime` | 30 min | A connection older than this is closed instead of being handed out or taken back (`0` = never). Each connection's lifetime is shortened by a random 0–2.5 % so that connections opened together do not all reconnect together. Gives back server memory that long-lived backends accumulate and lets a load balancer or failover move connections. HikariCP's default, jitter included. |
@@ -108,8 +109,13 @@
 //! - Shared statements count against the same `pool_size`, wait in their own
 //!   first-in, first-out queue when every connection is checked out, and time
 //!   out after `pool_timeout` like [`Pool::acquire`].
-//! - A new connection is opened (up to `pool_size`) only when every open one
-//!   already has a statement in flight.
+//! - Shared statements spread over at most `pool_max_shared` connections
+//!   at once (default: one per `may` scheduler thread). Below that cap a
+//!   shared statement takes an idle connection, or opens one (up to
+//!   `pool_size`) when every open one already has a statement in flight; at
+//!   the cap it joins the least-loaded connection already carrying shared
+//!   statements, so each carries a deep pipeline. A connection reserved for
+//!   an exclusive caller, retired or broken frees its place under the cap.
 //!
 //! [`Error::PoolTimeout`]: crate::Error::PoolTimeout
 //! [`Error::Connect`]: crate::Error::Connect
@@ -129,6 +135,7 @@ mod opening;
 mod options;
 mod shareable;
 mod shared;
+mod shared_choice;
 mod state;
 mod stats;
 mod task;
@@ -177,13 +184,15 @@ impl Pool {
     /// ```
     pub fn with_options(config: Config, options: PoolOptions) -> Pool {
         let lifecycle = Lifecycle::from_options(&options);
+        let core = Core::new(
+            PgConnector { config },
+            options.get_max_size(),
+            options.get_timeout(),
+            lifecycle,
+        );
+        core.state().set_max_shared(options.get_max_shared());
         Pool {
-            core: Arc::new(Core::new(
-                PgConnector { config },
-                options.get_max_size(),
-                options.get_timeout(),
-                lifecycle,
-            )),
+            core: Arc::new(core),
             options: Arc::new(options),
         }
     }
@@ -258,6 +267,14 @@ impl Pool {
     /// The most connections this pool opens (`pool_size`, default 10).
     pub fn max_size(&self) -> usize {
         self.core.max_size
+    }
+
+    /// The most connections that carry shared statements at once
+    /// (`pool_max_shared`, default one per `may` scheduler thread, never
+    /// more than [`max_size`](Pool::max_size)); see
+    /// [`PoolOptions::max_shared`].
+    pub fn max_shared(&self) -> usize {
+        self.core.state().shared_cap()
     }
 
     /// How long a caller waits for a connection (`pool_timeout`, default 30 s).

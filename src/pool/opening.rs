@@ -49,7 +49,7 @@ impl<K: Connector> Drop for Opening<'_, K> {
         let mut fx = Effects::default();
         {
             let mut state = self.core.state();
-            state.pending -= 1;
+            state.opening_ended(self.holder.is_none());
             if let Some(task) = self.holder {
                 state.release_holder(task);
             }
@@ -70,7 +70,7 @@ impl<K: Connector> Core<K> {
         let (conn, age) = self.connect(deadline)?;
         opening.armed = false;
         let mut state = self.state();
-        state.pending -= 1;
+        state.opening_ended(false);
         if state.closed {
             state.release_holder(task);
             drop(state);
@@ -93,7 +93,7 @@ impl<K: Connector> Core<K> {
         let mut fx = Effects::default();
         let lease = {
             let mut state = self.state();
-            state.pending -= 1;
+            state.opening_ended(true);
             if state.closed {
                 fx.close.push(conn);
                 None

@@ -39,6 +39,7 @@ pub struct PoolOptions {
     max_lifetime: Option<Duration>,
     idle_timeout: Option<Duration>,
     liveness_check_after: Duration,
+    max_shared: Option<usize>,
 }
 
 impl Default for PoolOptions {
@@ -56,6 +57,7 @@ impl PoolOptions {
             max_lifetime: Some(DEFAULT_MAX_LIFETIME),
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             liveness_check_after: DEFAULT_LIVENESS_CHECK_AFTER,
+            max_shared: None,
         }
     }
 
@@ -110,6 +112,32 @@ impl PoolOptions {
         self
     }
 
+    /// The most connections that carry shared statements at once
+    /// (`pool_max_shared`; default: one per `may` scheduler thread, see
+    /// [`green::runtime::settings`], read when the first shared statement
+    /// runs; always at most [`max_size`](PoolOptions::max_size)). At least 1
+    /// (0 is taken as 1).
+    ///
+    /// Shared statements are pipelined: a connection carrying many of them
+    /// answers a batch per read and per wake-up, while the same statements
+    /// spread over more connections each carry a shallow pipeline, costing
+    /// more packets, system calls and wake-ups per statement on both the
+    /// client and the server. One deep pipeline per scheduler thread keeps
+    /// every thread busy at the lowest cost per statement. While fewer
+    /// connections than this carry shared statements, a shared statement
+    /// takes an idle connection or opens one; at the cap it joins the
+    /// least-loaded connection already carrying shared statements.
+    ///
+    /// The trade-off: a slow statement on a shared connection delays the
+    /// statements pipelined behind it, so raise the cap when long shared
+    /// reports run beside short statements. Exclusive checkouts
+    /// ([`Pool::acquire`](super::Pool::acquire), transactions) are not
+    /// capped: they still use the rest of the pool.
+    pub fn max_shared(mut self, max_shared: usize) -> PoolOptions {
+        self.max_shared = Some(max_shared.max(1));
+        self
+    }
+
     /// See [`PoolOptions::max_size`].
     pub fn get_max_size(&self) -> usize {
         self.max_size
@@ -135,6 +163,13 @@ impl PoolOptions {
         self.liveness_check_after
     }
 
+    /// See [`PoolOptions::max_shared`]; `None` = the default, one per
+    /// scheduler thread ([`Pool::max_shared`](super::Pool::max_shared) gives
+    /// the value in force).
+    pub fn get_max_shared(&self) -> Option<usize> {
+        self.max_shared
+    }
+
     /// Applies one URL setting (a key of `pg`'s pool settings).
     fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         match key {
@@ -144,6 +179,16 @@ impl PoolOptions {
                     _ => {
                         return Err(Error::Config(format!(
                             "invalid pool_size `{value}`: expected a positive integer"
+                        )))
+                    }
+                }
+            }
+            "pool_max_shared" => {
+                self.max_shared = match value.parse::<usize>() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "invalid pool_max_shared `{value}`: expected a positive integer"
                         )))
                     }
                 }
@@ -166,6 +211,9 @@ impl PoolOptions {
         let mut pairs = Vec::new();
         if self.max_size != DEFAULT_MAX_SIZE {
             pairs.push(format!("pool_size={}", self.max_size));
+        }
+        if let Some(max_shared) = self.max_shared {
+            pairs.push(format!("pool_max_shared={max_shared}"));
         }
         if self.timeout != DEFAULT_TIMEOUT {
             pairs.push(format!("pool_timeout={}", seconds(self.timeout)));
@@ -193,7 +241,8 @@ fn seconds(d: Duration) -> String {
 
 /// Reads a database URL (or libpq `key=value` string) once into the
 /// connection's [`Config`] and the pool's [`PoolOptions`]
-/// (`pool_size`, `pool_timeout`, `max_lifetime`, `idle_timeout`).
+/// (`pool_size`, `pool_max_shared`, `pool_timeout`, `max_lifetime`,
+/// `idle_timeout`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -294,6 +343,32 @@ mod tests {
             err("postgres://u@h/d?bogus=1"),
             "invalid configuration: unknown setting `bogus`"
         );
+    }
+
+    #[test]
+    fn pool_max_shared_is_read_and_printed_back() {
+        let (_, options) = parse_url("postgres://u@h/d?pool_size=8&pool_max_shared=2").unwrap();
+        assert_eq!(options, PoolOptions::new().max_size(8).max_shared(2));
+        assert_eq!(options.get_max_shared(), Some(2));
+        assert_eq!(options.to_url_query(), "pool_size=8&pool_max_shared=2");
+        let (_, again) =
+            parse_url(&format!("postgres://u@h/d?{}", options.to_url_query())).unwrap();
+        assert_eq!(again, options);
+        assert_eq!(PoolOptions::new().get_max_shared(), None);
+        assert_eq!(PoolOptions::new().max_shared(0).get_max_shared(), Some(1));
+    }
+
+    #[test]
+    fn a_bad_pool_max_shared_is_an_error_naming_the_key() {
+        for bad in ["0", "abc", "-1", ""] {
+            assert_eq!(
+                err(&format!("postgres://u@h/d?pool_max_shared={bad}")),
+                format!(
+                    "invalid configuration: invalid pool_max_shared `{bad}`: \
+                     expected a positive integer"
+                )
+            );
+        }
     }
 
     #[test]

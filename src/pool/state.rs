@@ -4,6 +4,8 @@
 //! Invariants (checked by the tests from the outside):
 //! - `size + pending <= max_size`: a connection is counted *before* it is
 //!   opened, so a thundering herd can never overshoot.
+//! - `pending_shared <= pending`: the opens counted for shared statements,
+//!   which also count against the shared cap ([`super::shared_choice`]).
 //! - A connection is either checked out exclusively (then it is not in
 //!   `entries`) or it is an [`Entry`] lent to `users` shared statements.
 //! - An entry with `users == 0` holds the only `Arc` to its connection:
@@ -26,6 +28,7 @@ use std::time::Instant;
 use super::backoff::Backoff;
 use super::connector::Connector;
 use super::lifecycle::{Age, Lifecycle, Staleness};
+use super::shared_choice::SharedChoice;
 use super::waiter::{Grant, Waiter};
 
 /// A connection in the pool that is not checked out exclusively.
@@ -111,16 +114,6 @@ impl<C> Effects<C> {
     }
 }
 
-/// What a shared statement should do.
-enum SharedChoice {
-    /// Use the entry at this index.
-    Lend(usize),
-    /// Open a new connection (already counted in `pending`).
-    Create,
-    /// Nothing usable and no room: queue.
-    Wait,
-}
-
 /// Everything behind the pool lock.
 #[derive(Debug)]
 pub(crate) struct State<K: Connector> {
@@ -131,6 +124,14 @@ pub(crate) struct State<K: Connector> {
     pub(crate) size: usize,
     /// Connections being opened right now (already counted against max).
     pub(crate) pending: usize,
+    /// Of `pending`, those opened for shared statements (they count
+    /// against the shared cap).
+    pub(crate) pending_shared: usize,
+    /// `pool_max_shared` as set; `None` = one per scheduler thread.
+    pub(crate) max_shared: Option<usize>,
+    /// The shared cap in force once known (0 = not yet read); see
+    /// [`State::shared_cap`].
+    pub(crate) shared_cap: usize,
     pub(crate) exclusive_waiters: VecDeque<Arc<Waiter<Checkout<K::Conn>>>>,
     pub(crate) shared_waiters: VecDeque<Arc<Waiter<Lease<K::Conn>>>>,
     /// Tasks holding an exclusive checkout (one entry per checkout).
@@ -152,6 +153,9 @@ impl<K: Connector> State<K> {
             entries: Vec::new(),
             size: 0,
             pending: 0,
+            pending_shared: 0,
+            max_shared: None,
+            shared_cap: 0,
             exclusive_waiters: VecDeque::new(),
             shared_waiters: VecDeque::new(),
             holders: Vec::new(),
@@ -163,6 +167,15 @@ impl<K: Connector> State<K> {
     /// True when one more connection may be opened.
     pub(crate) fn has_room(&self) -> bool {
         self.size + self.pending < self.max_size
+    }
+
+    /// A connection counted in `pending` (for a shared statement or not)
+    /// was opened or failed to open.
+    pub(crate) fn opening_ended(&mut self, shared: bool) {
+        self.pending -= 1;
+        if shared {
+            self.pending_shared -= 1;
+        }
     }
 
     /// Idle connections: in the pool, in service, no statement running.
@@ -332,31 +345,8 @@ impl<K: Connector> State<K> {
                 == 1
     }
 
-    /// Where a shared statement should run. Spreads statements over the
-    /// least-loaded connection; opens another (up to `max_size`) as soon as
-    /// every open one has a statement in flight.
-    fn shared_choice(&mut self) -> SharedChoice {
-        let best = self
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| !e.reserved && !e.retired && !K::is_broken(&e.conn))
-            .min_by_key(|(_, e)| e.users)
-            .map(|(i, e)| (i, e.users));
-        let room = self.has_room();
-        match best {
-            Some((i, users)) if users == 0 || !room => SharedChoice::Lend(i),
-            _ if room => {
-                self.pending += 1;
-                SharedChoice::Create
-            }
-            Some((i, _)) => SharedChoice::Lend(i),
-            None => SharedChoice::Wait,
-        }
-    }
-
     /// Lends the entry at `index` to one more shared statement.
-    fn lend(&mut self, index: usize) -> Lease<K::Conn> {
+    pub(super) fn lend(&mut self, index: usize) -> Lease<K::Conn> {
         let entry = &mut self.entries[index];
         entry.users += 1;
         Lease {

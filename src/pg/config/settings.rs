@@ -18,9 +18,15 @@ use super::{
 use crate::Error;
 
 /// The keys the connection pool reads from the same connection string
-/// (`pool_size`, `pool_timeout`, `max_lifetime`, `idle_timeout`).
-pub(crate) const POOL_SETTINGS: [&str; 4] =
-    ["pool_size", "pool_timeout", "max_lifetime", "idle_timeout"];
+/// (`pool_size`, `pool_max_shared`, `pool_timeout`, `max_lifetime`,
+/// `idle_timeout`).
+pub(crate) const POOL_SETTINGS: [&str; 5] = [
+    "pool_size",
+    "pool_max_shared",
+    "pool_timeout",
+    "max_lifetime",
+    "idle_timeout",
+];
 
 /// A connection string read so far: the connection's settings, and the
 /// pool's settings in the order given, still as text.
