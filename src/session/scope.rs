@@ -81,18 +81,18 @@ impl Scope {
     /// nested `begin` must not depend on its fate). With `blocks_only`, it
     /// is returned only if it is a block.
     pub(super) fn current(mapper: usize, blocks_only: bool) -> Option<Arc<Scope>> {
-        let scopes: Vec<Arc<Scope>> = REGISTRY.with(|registry| {
+        // Walked in place, without collecting: every ORM read outside a
+        // transaction asks. The borrow is shared and nothing under it
+        // opens a scope (the only mutable borrow).
+        let scope = REGISTRY.with(|registry| {
             registry
                 .borrow()
                 .iter()
                 .rev()
                 .filter(|(m, _)| *m == mapper)
                 .filter_map(|(_, weak)| weak.upgrade())
-                .collect()
-        });
-        let scope = scopes
-            .into_iter()
-            .find(|s| !s.is_ended() && (s.opening == Opening::Block || s.in_transaction(None)))?;
+                .find(|s| !s.is_ended() && (s.opening == Opening::Block || s.in_transaction(None)))
+        })?;
         (!blocks_only || scope.opening == Opening::Block).then_some(scope)
     }
 
