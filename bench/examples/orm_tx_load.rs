@@ -110,5 +110,18 @@ fn run() -> Result<(), String> {
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64()
     );
+    if let Some(engine) = mapper.engine(None) {
+        let stats = engine.pool().stats();
+        println!(
+            "pool: {} exclusive checkouts, {} shared statements, {} waits (mean {:.2} ms, \
+             longest {:.1} ms), {} handed on at commit",
+            stats.acquires,
+            stats.shared_statements,
+            stats.waits,
+            stats.mean_wait().as_secs_f64() * 1000.0,
+            stats.max_wait.as_secs_f64() * 1000.0,
+            stats.handed_on_at_commit
+        );
+    }
     Ok(())
 }
