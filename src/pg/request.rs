@@ -169,7 +169,9 @@ pub(crate) fn queue_simple_statement(conn: &Connection, sql: &str) -> Result<(),
 /// open transaction): nothing else writes it.
 pub(crate) fn queue_simple_statement_ahead(conn: &Connection, sql: &str) -> Result<(), Error> {
     if log::log_enabled!(target: SQL_LOG_TARGET, Level::Debug) {
-        log::debug!(target: SQL_LOG_TARGET, "queued ahead of the next statement: {sql}");
+        // The same line as for `queue_simple_statement`: to the log both
+        // are a statement queued without waiting for its answer.
+        log::debug!(target: SQL_LOG_TARGET, "queued without waiting for its answer: {sql}");
     }
     let mut buf = take_scratch();
     if let Err(e) = frontend::query(sql, &mut buf) {
