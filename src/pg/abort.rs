@@ -13,6 +13,7 @@
 //! is the source of truth, the tracker only remembers why.
 
 use super::client::Client;
+use super::request::TransactionEnd;
 use super::transaction::TransactionStatus;
 use crate::{sqlstate, DbError, Error};
 
@@ -70,18 +71,19 @@ impl AbortTracker {
     /// outcome is then unknown.
     pub(crate) fn commit(&mut self, client: &Client) -> Result<(), Error> {
         let outcome = client.simple_query("COMMIT");
-        let cause = self.cause.take();
-        match outcome {
-            Ok(tag) if tag == "COMMIT" => Ok(()),
-            Ok(_) => Err(Error::RolledBack { cause }),
-            Err(Error::Db(error))
-                if error.severity == "ERROR"
-                    && client.transaction_status() == TransactionStatus::Idle =>
-            {
-                Err(Error::RolledBack { cause: Some(error) })
-            }
-            Err(e) => Err(e),
-        }
+        let status = client.transaction_status();
+        commit_truth(outcome, Some(status), self.cause.take())
+    }
+
+    /// Sends `COMMIT` without waiting for its answer, so that the
+    /// connection can be handed to another task at once; the answer, read
+    /// by [`PendingCommit::outcome`], says what [`AbortTracker::commit`]
+    /// would have said. Only for a healthy transaction.
+    pub(crate) fn send_commit(&mut self, client: &Client) -> Result<PendingCommit, Error> {
+        Ok(PendingCommit {
+            answer: client.send_transaction_end("COMMIT")?,
+            cause: self.cause.take(),
+        })
     }
 
     /// Releases the savepoint `name` (already quoted as needed). When the
@@ -115,6 +117,49 @@ impl AbortTracker {
         let outcome = client.batch_execute(&rollback_to_savepoint_sql(name));
         self.note(client, &outcome);
         outcome
+    }
+}
+
+/// A `COMMIT` sent by [`AbortTracker::send_commit`] whose answer has not
+/// been read.
+#[derive(Debug)]
+pub(crate) struct PendingCommit {
+    answer: TransactionEnd,
+    /// The first failure of the transaction, if one was kept.
+    cause: Option<Box<DbError>>,
+}
+
+impl PendingCommit {
+    /// Waits for the answer and reports whether the transaction committed,
+    /// exactly as [`AbortTracker::commit`] does; the transaction status is
+    /// the one the answer's own `ReadyForQuery` reported (the connection
+    /// may already run another task's requests).
+    pub(crate) fn outcome(self) -> Result<(), Error> {
+        let (outcome, status) = self.answer.finish();
+        commit_truth(outcome.map(|done| done.tag), status, self.cause)
+    }
+}
+
+/// What the answer to `COMMIT` says about the transaction: the `COMMIT`
+/// tag is a commit; another tag (`ROLLBACK`: the transaction was aborted)
+/// is [`Error::RolledBack`] with `cause`; an error that left the session
+/// outside a transaction (`status`, from the answer's `ReadyForQuery`) is
+/// [`Error::RolledBack`] with that error; anything else (no answer) is
+/// returned as is, the outcome unknown.
+fn commit_truth(
+    outcome: Result<String, Error>,
+    status: Option<TransactionStatus>,
+    cause: Option<Box<DbError>>,
+) -> Result<(), Error> {
+    match outcome {
+        Ok(tag) if tag == "COMMIT" => Ok(()),
+        Ok(_) => Err(Error::RolledBack { cause }),
+        Err(Error::Db(error))
+            if error.severity == "ERROR" && status == Some(TransactionStatus::Idle) =>
+        {
+            Err(Error::RolledBack { cause: Some(error) })
+        }
+        Err(e) => Err(e),
     }
 }
 

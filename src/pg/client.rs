@@ -143,6 +143,39 @@ impl Client {
         request::queue_simple_statement(&self.conn, sql)
     }
 
+    /// Queues one simple statement to go out with this client's next
+    /// request (see [`request::queue_simple_statement_ahead`]): how a
+    /// session's `BEGIN` and `SAVEPOINT` ride in front of its statement.
+    pub(crate) fn queue_simple_statement_ahead(&self, sql: &str) -> Result<(), Error> {
+        request::queue_simple_statement_ahead(&self.conn, sql)
+    }
+
+    /// Sends a statement that ends the transaction (`COMMIT`) without
+    /// waiting for its answer (see [`request::send_transaction_end`]).
+    pub(crate) fn send_transaction_end(
+        &self,
+        sql: &'static str,
+    ) -> Result<request::TransactionEnd, Error> {
+        request::send_transaction_end(&self.conn, sql)
+    }
+
+    /// Marks this client as used by one task only (the pool's exclusive
+    /// checkout) or not: see `Connection::set_exclusive`.
+    pub(crate) fn set_exclusive(&self, exclusive: bool) {
+        self.conn.set_exclusive(exclusive);
+    }
+
+    /// Whether the server may still be inside a transaction once it has
+    /// read every request queued so far: the last answer said so, or a
+    /// `BEGIN` is queued to go out with the next request. A `COMMIT` in
+    /// flight does not count as ended here (its answer is what ends it),
+    /// so a connection given back before that answer is rolled back, which
+    /// also waits for it.
+    pub(crate) fn may_be_in_transaction(&self) -> bool {
+        self.conn.answered_transaction_status() != TransactionStatus::Idle
+            || self.conn.has_deferred_request()
+    }
+
     /// Checks that the server still answers: an empty query, which must be
     /// answered within `timeout` (and within `query_timeout` when that is
     /// shorter); otherwise the connection is closed at once and
@@ -524,7 +557,10 @@ impl Client {
         self.conn.is_closed()
     }
 
-    /// Inside a transaction or not, as of the last answer.
+    /// Inside a transaction or not, as of the last answer; `Idle` once a
+    /// `COMMIT` that ended the previous holder's transaction is on its way
+    /// (a pooled connection can be handed on before its answer comes), as
+    /// the server will be when it reads the next request.
     pub fn transaction_status(&self) -> TransactionStatus {
         self.conn.transaction_status()
     }

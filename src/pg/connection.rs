@@ -71,6 +71,9 @@ pub(super) struct Queue {
     /// wait until it drops to zero.
     holds: usize,
     gate_waiters: Vec<Arc<Blocker>>,
+    /// `buf` holds a request queued to go out with the next one
+    /// ([`Connection::send_deferred`]) and nothing has written it yet.
+    deferred: bool,
 }
 
 /// One server connection, shared by the client handle, its reader
@@ -99,6 +102,14 @@ pub(crate) struct Connection {
     config: Config,
     /// Shared by several tasks at once (see `Client::set_shared`).
     shared: AtomicBool,
+    /// Used by one task only (a pool's exclusive checkout): its requests
+    /// are written by the task itself, never left to the writer coroutine.
+    exclusive: AtomicBool,
+    /// The last request queued ends the transaction (a `COMMIT` whose
+    /// connection was handed on before its answer came): the transaction
+    /// status is `Idle` whatever the last answer said. Cleared by the next
+    /// request.
+    ending_transaction: AtomicBool,
     /// The notifications the reader delivers, for whoever receives them.
     notifications: may::sync::Mutex<Receiver<Notification>>,
 }
@@ -149,6 +160,8 @@ impl Connection {
             secret_key: startup.secret_key,
             config: config.clone(),
             shared: AtomicBool::new(false),
+            exclusive: AtomicBool::new(false),
+            ending_transaction: AtomicBool::new(false),
             notifications: may::sync::Mutex::new(receiver),
         });
         let reader = Reader::new(conn.clone(), read, startup.leftover, notifications);
@@ -196,9 +209,19 @@ impl Connection {
         self.shared.load(Ordering::Relaxed)
     }
 
-    /// Marks the connection shared (or not).
+    /// Marks the connection shared (or not); a shared one is not exclusive.
     pub(crate) fn set_shared(&self, shared: bool) {
         self.shared.store(shared, Ordering::Relaxed);
+        if shared {
+            self.exclusive.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks the connection as used by one task only (or not): that task
+    /// then writes its requests itself even while answers are outstanding,
+    /// since no other task's request could share the system call.
+    pub(crate) fn set_exclusive(&self, exclusive: bool) {
+        self.exclusive.store(exclusive, Ordering::Relaxed);
     }
 
     /// The notification queue, for a receiver that parks until one comes
@@ -245,9 +268,26 @@ impl Connection {
         }
     }
 
-    /// The transaction status of the last `ReadyForQuery`.
+    /// The transaction status of the last `ReadyForQuery`, or `Idle` when
+    /// the last request queued is a `COMMIT` sent by
+    /// [`Connection::send_ending_transaction`]: whatever its answer, the
+    /// server is outside a transaction when it reads the next request.
     pub(crate) fn transaction_status(&self) -> TransactionStatus {
+        if self.ending_transaction.load(Ordering::Acquire) {
+            return TransactionStatus::Idle;
+        }
+        self.answered_transaction_status()
+    }
+
+    /// The transaction status of the last `ReadyForQuery` itself.
+    pub(crate) fn answered_transaction_status(&self) -> TransactionStatus {
         TransactionStatus::from_byte(self.status.load(Ordering::Acquire))
+    }
+
+    /// Whether a request queued by [`Connection::send_deferred`] is still
+    /// waiting for the next request to take it out.
+    pub(crate) fn has_deferred_request(&self) -> bool {
+        self.queue.lock().deferred
     }
 
     /// A server parameter (`server_version`, `TimeZone`, ...).
@@ -276,6 +316,38 @@ impl Connection {
         slot: Option<Arc<Slot>>,
         bypass_gate: bool,
     ) -> Result<(), Error> {
+        self.send_as(bytes, slot, bypass_gate, Sending::Now)
+    }
+
+    /// Queues a request without writing it: it goes out in the same system
+    /// call as the next request sent on the connection (how a session's
+    /// `BEGIN` rides in front of its first statement). Only for a caller
+    /// that sends another request right after, or hands the connection
+    /// back (a deferred request counts as an open transaction there).
+    pub(crate) fn send_deferred(&self, bytes: &[u8], slot: Arc<Slot>) -> Result<(), Error> {
+        self.send_as(bytes, Some(slot), false, Sending::Deferred)
+    }
+
+    /// Sends a request that ends the transaction whatever its answer (a
+    /// `COMMIT`): until another request is queued, the transaction status
+    /// reads `Idle`, so a task the connection is handed to before the
+    /// answer comes sees it as the server will be when it reads that
+    /// task's first request.
+    pub(crate) fn send_ending_transaction(
+        &self,
+        bytes: &[u8],
+        slot: Arc<Slot>,
+    ) -> Result<(), Error> {
+        self.send_as(bytes, Some(slot), false, Sending::EndingTransaction)
+    }
+
+    fn send_as(
+        &self,
+        bytes: &[u8],
+        slot: Option<Arc<Slot>>,
+        bypass_gate: bool,
+        sending: Sending,
+    ) -> Result<(), Error> {
         let mut queue = self.queue.lock();
         loop {
             if queue.closed {
@@ -291,10 +363,19 @@ impl Connection {
             let _ = waiter.park(None);
             queue = self.queue.lock();
         }
-        let busy = !queue.pending.is_empty() || self.reader_holds.load(Ordering::Relaxed) > 0;
+        let busy = !self.exclusive.load(Ordering::Relaxed)
+            && (!queue.pending.is_empty() || self.reader_holds.load(Ordering::Relaxed) > 0);
         queue.buf.extend_from_slice(bytes);
         if let Some(slot) = slot {
             queue.pending.push_back(slot);
+        }
+        // Under the queue lock, so the flag always describes the last
+        // request queued.
+        self.ending_transaction
+            .store(sending == Sending::EndingTransaction, Ordering::Release);
+        if sending == Sending::Deferred {
+            queue.deferred = !queue.writing && !queue.flush_scheduled;
+            return Ok(());
         }
         if queue.writing || (queue.flush_scheduled && !bypass_gate) {
             return Ok(());
@@ -354,6 +435,7 @@ impl Connection {
                         Ok(())
                     };
                 }
+                queue.deferred = false;
                 let spare = std::mem::take(&mut queue.spare);
                 std::mem::replace(&mut queue.buf, spare)
             };
@@ -515,6 +597,7 @@ impl Connection {
             if queue.closed {
                 return;
             }
+            queue.deferred = false;
             let mut tail = std::mem::take(&mut queue.buf);
             if queue.writing {
                 // A writer is mid-flush (only possible if a request was
@@ -538,6 +621,17 @@ impl Connection {
             *reason = Some(CloseReason::Fatal(Box::new(error)));
         }
     }
+}
+
+/// How [`Connection::send_as`] treats a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    /// Written now (or by the writer coroutine soon).
+    Now,
+    /// Written with the next request.
+    Deferred,
+    /// Written now; it ends the transaction.
+    EndingTransaction,
 }
 
 /// What the startup phase leaves for the connection (no `Debug`: it holds

@@ -27,6 +27,7 @@ use super::row::Row;
 use super::server_error::db_error;
 use super::statement::{Column, Statement};
 use super::statement_cache::forgets_prepared_statements;
+use super::transaction::TransactionStatus;
 use super::unnamed::{adopt_described_columns, columns_of};
 use super::Param;
 use crate::Error;
@@ -158,6 +159,80 @@ pub(crate) fn queue_simple_statement(conn: &Connection, sql: &str) -> Result<(),
         frontend::query(sql, buf)?;
         Ok(())
     })
+}
+
+/// Queues one simple-protocol statement (a session's `BEGIN` or
+/// `SAVEPOINT ...`) to go out with the next request on the connection, in
+/// the same system call, without waiting for its answer (thrown away, as
+/// for [`queue_simple_statement`]). The caller must send a request next
+/// (or hand the connection back, where a deferred statement counts as an
+/// open transaction): nothing else writes it.
+pub(crate) fn queue_simple_statement_ahead(conn: &Connection, sql: &str) -> Result<(), Error> {
+    if log::log_enabled!(target: SQL_LOG_TARGET, Level::Debug) {
+        // The same line as for `queue_simple_statement`: to the log both
+        // are a statement queued without waiting for its answer.
+        log::debug!(target: SQL_LOG_TARGET, "queued without waiting for its answer: {sql}");
+    }
+    let mut buf = take_scratch();
+    if let Err(e) = frontend::query(sql, &mut buf) {
+        put_scratch(buf);
+        return Err(e.into());
+    }
+    let sent = conn.send_deferred(&buf, Slot::abandoned());
+    put_scratch(buf);
+    sent
+}
+
+/// A simple-protocol statement that ends the transaction (`COMMIT`),
+/// sent and not yet answered: the connection may be handed to another
+/// task before [`TransactionEnd::finish`] reads the answer, since the
+/// server runs that task's requests only after this one, outside any
+/// transaction.
+#[derive(Debug)]
+pub(crate) struct TransactionEnd {
+    conn: Arc<Connection>,
+    response: Response,
+    sql: &'static str,
+    started: Option<Instant>,
+}
+
+/// Sends `sql`, a statement that ends the transaction whatever its
+/// answer (see [`Connection::send_ending_transaction`]).
+pub(crate) fn send_transaction_end(
+    conn: &Arc<Connection>,
+    sql: &'static str,
+) -> Result<TransactionEnd, Error> {
+    let started = start_clock(conn);
+    let mut buf = take_scratch();
+    if let Err(e) = frontend::query(sql, &mut buf) {
+        put_scratch(buf);
+        return Err(e.into());
+    }
+    let slot = Slot::new(false, false);
+    let sent = conn.send_ending_transaction(&buf, slot.clone());
+    put_scratch(buf);
+    sent?;
+    Ok(TransactionEnd {
+        conn: conn.clone(),
+        response: Response::new(slot, deadline(conn)),
+        sql,
+        started,
+    })
+}
+
+impl TransactionEnd {
+    /// Waits for the answer: how the statement completed, and the
+    /// transaction status its `ReadyForQuery` reported (`None` when no
+    /// answer came: the connection broke or the wait timed out).
+    pub(crate) fn finish(self) -> (Result<SimpleCompletion, Error>, Option<TransactionStatus>) {
+        let (outcome, status) = read_simple(&self.conn, self.response);
+        if let Some(started) = self.started {
+            let rows = outcome.as_ref().map(|done| rows_affected(&done.tag));
+            let tag = outcome.as_ref().ok().map(|done| done.tag.as_str());
+            log_statement(&self.conn, self.sql, started, rows, tag);
+        }
+        (outcome, status)
+    }
 }
 
 /// Queues `Close` for `statements` (and one `Sync`) without waiting for
@@ -338,19 +413,36 @@ pub(crate) fn simple_query(conn: &Arc<Connection>, sql: &str) -> Result<SimpleCo
 }
 
 fn simple_query_unlogged(conn: &Arc<Connection>, sql: &str) -> Result<SimpleCompletion, Error> {
-    let mut response = request(conn, false, |buf| {
+    let response = request(conn, false, |buf| {
         frontend::query(sql, buf)?;
         Ok(())
     })?;
+    read_simple(conn, response).0
+}
+
+/// Reads a simple-protocol answer up to `ReadyForQuery`; also returns the
+/// transaction status that `ReadyForQuery` reported (`None` when the
+/// answer did not come to its end).
+fn read_simple(
+    conn: &Connection,
+    mut response: Response,
+) -> (Result<SimpleCompletion, Error>, Option<TransactionStatus>) {
     let mut error = None;
     let mut done = SimpleCompletion {
         tag: String::new(),
         forgot_statements: false,
     };
-    loop {
-        match response.next()? {
+    let status = loop {
+        let message = match response.next() {
+            Ok(message) => message,
+            Err(e) => return (Err(e), None),
+        };
+        match message {
             Message::CommandComplete(body) => {
-                let tag = body.tag()?;
+                let tag = match body.tag() {
+                    Ok(tag) => tag,
+                    Err(e) => return (Err(e.into()), None),
+                };
                 done.forgot_statements |= forgets_prepared_statements(tag.as_bytes());
                 done.tag.clear();
                 done.tag.push_str(tag);
@@ -358,15 +450,16 @@ fn simple_query_unlogged(conn: &Arc<Connection>, sql: &str) -> Result<SimpleComp
             Message::ErrorResponse(body) if error.is_none() => {
                 error = Some(db_error(body.fields()));
             }
-            Message::CopyInResponse(_) => {
-                error = error.or(Some(refuse_copy(conn, false)?));
-            }
+            Message::CopyInResponse(_) => match refuse_copy(conn, false) {
+                Ok(refused) => error = error.or(Some(refused)),
+                Err(e) => return (Err(e), None),
+            },
             Message::CopyOutResponse(_) => error = error.or(Some(copy_out_refused())),
-            Message::ReadyForQuery(_) => break,
+            Message::ReadyForQuery(body) => break TransactionStatus::from_byte(body.status()),
             _ => {}
         }
-    }
-    error.map_or(Ok(done), Err)
+    };
+    (error.map_or(Ok(done), Err), Some(status))
 }
 
 /// A statement that streams (COPY), timed for the log from its start to

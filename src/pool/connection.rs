@@ -41,6 +41,7 @@ pub struct PooledConnection {
 
 impl PooledConnection {
     pub(crate) fn new(checkout: Checkout<Client>, core: Arc<Core<PgConnector>>, task: u64) -> Self {
+        checkout.conn.set_exclusive(true);
         PooledConnection {
             client: Some(checkout.conn),
             age: checkout.age,
@@ -54,6 +55,28 @@ impl PooledConnection {
     pub fn discard(mut self) {
         if let Some(client) = self.client.take() {
             self.core.discard(client, Some(self.task));
+        }
+    }
+
+    /// Hands the connection straight to the task at the front of the
+    /// pool's queue for one, right after a `COMMIT` was sent on it and
+    /// before its answer comes (that task's requests follow the `COMMIT`
+    /// on the wire, and the server reads them outside any transaction).
+    /// `None` once handed on; `Some` returns it untouched when the pool
+    /// would not hand it on now (nobody waits, shared statements wait,
+    /// closed, broken, expired): drop it once the answer is in.
+    pub(crate) fn pass_on(mut self) -> Option<PooledConnection> {
+        let conn = self.client.take()?;
+        let checkout = Checkout {
+            conn,
+            age: self.age,
+        };
+        match self.core.pass_on(checkout, self.task) {
+            Ok(()) => None,
+            Err(checkout) => {
+                self.client = Some(checkout.conn);
+                Some(self)
+            }
         }
     }
 }
@@ -81,6 +104,7 @@ impl DerefMut for PooledConnection {
 impl Drop for PooledConnection {
     fn drop(&mut self) {
         if let Some(conn) = self.client.take() {
+            conn.set_exclusive(false);
             let checkout = Checkout {
                 conn,
                 age: self.age,

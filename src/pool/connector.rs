@@ -8,7 +8,7 @@
 use std::io;
 use std::time::Duration;
 
-use crate::pg::{Client, Config, TransactionStatus};
+use crate::pg::{Client, Config};
 use crate::Error;
 
 /// Opens and inspects connections for the pool.
@@ -62,7 +62,7 @@ impl Connector for PgConnector {
     }
 
     fn in_transaction(conn: &Client) -> bool {
-        !matches!(conn.transaction_status(), TransactionStatus::Idle)
+        conn.may_be_in_transaction()
     }
 
     fn roll_back(conn: &Client) -> Result<(), Error> {

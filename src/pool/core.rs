@@ -303,6 +303,51 @@ impl<K: Connector> Core<K> {
         self.check_in(checkout, task);
     }
 
+    /// Hands an exclusive checkout straight to the exclusive waiter at the
+    /// front of the queue, without a round through the idle connections:
+    /// for a connection whose transaction-ending `COMMIT` is on its way
+    /// (the waiter's requests follow it on the wire). `Err` gives the
+    /// checkout back untouched when nobody waits for a connection, shared
+    /// statements wait (it goes to them first, as in [`Core::check_in`]),
+    /// the pool is closed, or the connection is broken or past its
+    /// `max_lifetime`: the caller then gives it back as usual once the
+    /// answer is in.
+    pub(crate) fn pass_on(
+        &self,
+        checkout: Checkout<K::Conn>,
+        task: u64,
+    ) -> Result<(), Checkout<K::Conn>> {
+        if K::is_broken(&checkout.conn) {
+            return Err(checkout);
+        }
+        let now = Instant::now();
+        let mut fx = Effects::default();
+        let waiter = {
+            let mut state = self.state.lock();
+            if state.closed
+                || !state.shared_waiters.is_empty()
+                || self.lifecycle.is_expired(&checkout.age, now)
+            {
+                return Err(checkout);
+            }
+            let Some(waiter) = state.exclusive_waiters.pop_front() else {
+                return Err(checkout);
+            };
+            state.release_holder(task);
+            state.holders.push(waiter.task);
+            waiter.give(Grant::Ready(Checkout {
+                conn: checkout.conn,
+                age: checkout.age.idle_from(now),
+            }));
+            state.dispatch(now, &mut fx);
+            waiter
+        };
+        self.finish(fx);
+        waiter.wake();
+        self.counters.passed_on();
+        Ok(())
+    }
+
     /// Puts a clean connection back in service (or closes it if the pool is
     /// closed or it outlived `max_lifetime`) and serves the queue.
     fn check_in(&self, checkout: Checkout<K::Conn>, task: Option<u64>) {

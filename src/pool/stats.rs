@@ -33,6 +33,10 @@ pub struct PoolStats {
     pub connections_discarded: u64,
     /// Connections handed back inside a transaction and rolled back.
     pub rollbacks_on_return: u64,
+    /// Connections a committing session handed straight to the next
+    /// waiting [`Pool::acquire`](crate::Pool::acquire) caller as soon as its
+    /// `COMMIT` was sent (also counted in `acquires`).
+    pub handed_on_at_commit: u64,
     /// Connections closed because they outlived `max_lifetime` (not counted
     /// in `connections_discarded`).
     pub connections_expired: u64,
@@ -78,6 +82,7 @@ pub(crate) struct Counters {
     connect_failures: AtomicU64,
     connections_discarded: AtomicU64,
     rollbacks_on_return: AtomicU64,
+    handed_on_at_commit: AtomicU64,
     connections_expired: AtomicU64,
     connections_idled_out: AtomicU64,
     liveness_failures: AtomicU64,
@@ -126,6 +131,10 @@ impl Counters {
         self.rollbacks_on_return.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn passed_on(&self) {
+        self.handed_on_at_commit.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn expired(&self) {
         self.connections_expired.fetch_add(1, Ordering::Relaxed);
     }
@@ -158,6 +167,7 @@ impl Counters {
             connect_failures: self.connect_failures.load(Ordering::Relaxed),
             connections_discarded: self.connections_discarded.load(Ordering::Relaxed),
             rollbacks_on_return: self.rollbacks_on_return.load(Ordering::Relaxed),
+            handed_on_at_commit: self.handed_on_at_commit.load(Ordering::Relaxed),
             connections_expired: self.connections_expired.load(Ordering::Relaxed),
             connections_idled_out: self.connections_idled_out.load(Ordering::Relaxed),
             liveness_failures: self.liveness_failures.load(Ordering::Relaxed),

@@ -25,13 +25,13 @@ pub(super) struct BindConnection {
 }
 
 /// Queues a simple statement (`BEGIN`, `SAVEPOINT`) without waiting for
-/// its answer: it is written at once and the statement that needed it
-/// follows it on the wire, so it costs no round trip of its own. Neither can
+/// its answer: it goes out in the same write as the statement that needed
+/// it, so it costs no round trip and no system call of its own. Neither can
 /// fail on a healthy connection, and neither is sent in an aborted
 /// transaction; when the connection broke, the statement that follows
 /// reports it.
 fn send_simple(client: &Client, sql: &str) -> Result<()> {
-    client.queue_simple_statement(sql)
+    client.queue_simple_statement_ahead(sql)
 }
 
 fn savepoint_name(level: usize) -> String {
@@ -99,8 +99,30 @@ impl BindConnection {
 
     /// Sends `COMMIT`; [`Error::RolledBack`](crate::Error::RolledBack) when
     /// it did not commit.
-    pub(super) fn commit(mut self) -> Result<()> {
-        self.aborted.commit(&self.conn)
+    ///
+    /// A healthy transaction's connection is handed to the next task
+    /// waiting for one as soon as `COMMIT` is sent, before its answer comes
+    /// (see [`PooledConnection::pass_on`]): that task's statements follow
+    /// the `COMMIT` on the wire, so the connection is not held for the
+    /// commit's round trip and this task's wake-up. The answer is still
+    /// read before this returns, and what it says is reported exactly as
+    /// before. Not with `query_timeout` set: a `COMMIT` that passed it is
+    /// cancelled only while it is alone on its connection.
+    pub(super) fn commit(self) -> Result<()> {
+        let BindConnection {
+            conn, mut aborted, ..
+        } = self;
+        let healthy = conn.transaction_status() == TransactionStatus::InTransaction;
+        if !healthy || conn.config().query_timeout().is_some() {
+            return aborted.commit(&conn);
+        }
+        let pending = aborted.send_commit(&conn)?;
+        // Kept (nobody waits for a connection): given back once the answer
+        // is in, as usual.
+        let kept = conn.pass_on();
+        let outcome = pending.outcome();
+        drop(kept);
+        outcome
     }
 
     /// Sends `ROLLBACK`.
