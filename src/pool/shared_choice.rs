@@ -309,6 +309,51 @@ mod tests {
             .is_none());
     }
 
+    /// Queues `n` exclusive waiters (tasks 100..) and lets the pool
+    /// rebalance its reservations.
+    fn queue_exclusive(state: &mut State<PlainConnector>, n: u64) {
+        for task in 100..100 + n {
+            state.exclusive_waiters.push_back(Waiter::new(task));
+        }
+        state.dispatch(Instant::now(), &mut Effects::default());
+    }
+
+    fn reserved(state: &State<PlainConnector>) -> usize {
+        state.entries.iter().filter(|e| e.reserved).count()
+    }
+
+    #[test]
+    fn queued_transactions_leave_the_shared_cap_of_connections_to_shared_statements() {
+        let mut state = state(8, 2);
+        let leases: Vec<_> = (0..16).map(|_| shared(&mut state)).collect();
+        assert_eq!(state.size, 2);
+        // Six more connections carry nothing (as if transactions had
+        // given them back while shared statements kept the first two busy).
+        for _ in 0..6 {
+            state.size += 1;
+            let lease = state.insert_lent(Plain::default(), age());
+            release(&mut state, lease);
+        }
+        // Busy everywhere: one more shared statement on each of the six.
+        let mut busy = Vec::new();
+        for index in 2..8 {
+            busy.push(state.lend(index));
+        }
+        queue_exclusive(&mut state, 20);
+        assert_eq!(reserved(&state), 6, "all but the cap's two reserved");
+        assert!(state.entries[..2].iter().all(|e| !e.reserved));
+        drop((leases, busy));
+    }
+
+    #[test]
+    fn queued_transactions_still_drain_one_of_two_connections_at_a_cap_of_two() {
+        let mut state = state(2, 2);
+        let _leases: Vec<_> = (0..6).map(|_| shared(&mut state)).collect();
+        assert_eq!(state.size, 2);
+        queue_exclusive(&mut state, 3);
+        assert_eq!(reserved(&state), 1, "one kept for shared, one drained");
+    }
+
     #[test]
     fn exclusive_checkouts_are_not_capped() {
         let mut state = state(4, 1);

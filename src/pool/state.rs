@@ -439,13 +439,18 @@ impl<K: Connector> State<K> {
     }
 
     /// One busy, in-service entry reserved per queued exclusive waiter,
-    /// except one that stays open to shared statements when the pool has
-    /// room for more than one connection (exclusive waiters then get the
-    /// connections other exclusive holders give back).
+    /// except those that stay open to shared statements when the pool has
+    /// room for more than one connection: as many as the shared cap allows,
+    /// but at least one and never all of them (exclusive waiters then get
+    /// the connections other exclusive holders give back, or one drained
+    /// for them). Leaving only one would put every task's shared statements
+    /// on one connection — one server backend, one core — while
+    /// transactions queue.
     fn rebalance_reservations(&mut self) {
         let in_service = self.entries.iter().filter(|e| !e.retired).count();
         let drainable = if self.max_size > 1 {
-            in_service.saturating_sub(1)
+            let kept = self.shared_cap().min(in_service.saturating_sub(1)).max(1);
+            in_service.saturating_sub(kept)
         } else {
             in_service
         };
