@@ -25,9 +25,10 @@ use std::time::Instant;
 use green::GreenPool;
 use odm::pg::{Client, Config};
 use odm::testing::test_database;
+use odm_bench::args::positional;
 
 const SELECT_WORLD: &str = "SELECT id, randomnumber FROM world WHERE id = $1";
-const WORLD_ROWS: i32 = 10_000;
+use odm_bench::workload::WORLD_ROWS;
 
 fn main() {
     if let Err(e) = run() {
@@ -36,32 +37,17 @@ fn main() {
     }
 }
 
-fn arg(position: usize, default: usize) -> Result<usize, String> {
-    match std::env::args().nth(position) {
-        None => Ok(default),
-        Some(text) => {
-            text.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                format!("argument {position} must be a positive number, got `{text}`")
-            })
-        }
-    }
-}
-
 fn run() -> Result<(), String> {
-    let tasks = arg(1, 256)?;
-    let conns = arg(2, 2)?;
-    let queries = arg(3, 1000)?;
+    let tasks = positional(1, 256)?;
+    let conns = positional(2, 2)?;
+    let queries = positional(3, 1000)?;
     let database = test_database().map_err(|e| e.to_string())?;
     let config = Config::parse(&database.url()).map_err(|e| e.to_string())?;
     let pool = GreenPool::with_max_workers(tasks + 8);
     let clients: Vec<Arc<Client>> = pool
         .submit(move || -> Result<Vec<Arc<Client>>, odm::Error> {
             let setup = Client::connect(&config)?;
-            setup.batch_execute(&format!(
-                "CREATE TABLE world (id integer PRIMARY KEY, randomnumber integer NOT NULL); \
-                 INSERT INTO world SELECT g, g % 7919 FROM generate_series(1, {WORLD_ROWS}) g; \
-                 ANALYZE world"
-            ))?;
+            setup.batch_execute(&odm_bench::schema::load_world_sql())?;
             (0..conns)
                 .map(|_| {
                     let client = Arc::new(Client::connect(&config)?);

@@ -31,26 +31,16 @@ use green::GreenPool;
 use odm::pg::{Client, Config};
 use odm::testing::test_database;
 use odm::Mapper;
+use odm_bench::args::positional;
 use odm_bench::measure::cpu_time;
 use odm_bench::odm_orm::{self, World};
 
-const WORLD_ROWS: i32 = 10_000;
+use odm_bench::workload::WORLD_ROWS;
 
 fn main() {
     if let Err(e) = run() {
         eprintln!("orm_load: {e}");
         std::process::exit(1);
-    }
-}
-
-fn arg(position: usize, default: usize) -> Result<usize, String> {
-    match std::env::args().nth(position) {
-        None => Ok(default),
-        Some(text) => {
-            text.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                format!("argument {position} must be a positive number, got `{text}`")
-            })
-        }
     }
 }
 
@@ -98,9 +88,9 @@ fn request(mapper: &Mapper, mode: Mode, id: i32) -> Result<World, odm::Error> {
 }
 
 fn run() -> Result<(), String> {
-    let tasks = arg(1, 256)?;
-    let pool_size = arg(2, 2)?;
-    let requests = arg(3, 1000)?;
+    let tasks = positional(1, 256)?;
+    let pool_size = positional(2, 2)?;
+    let requests = positional(3, 1000)?;
     let mode = mode()?;
     let database = test_database().map_err(|e| e.to_string())?;
     let config = Config::parse(&database.url()).map_err(|e| e.to_string())?;
@@ -108,11 +98,7 @@ fn run() -> Result<(), String> {
     let pool = GreenPool::with_max_workers(tasks + 8);
     let setup = config.clone();
     pool.submit(move || -> Result<(), odm::Error> {
-        Client::connect(&setup)?.batch_execute(&format!(
-            "CREATE TABLE world (id integer PRIMARY KEY, randomnumber integer NOT NULL); \
-             INSERT INTO world SELECT g, g % 7919 FROM generate_series(1, {WORLD_ROWS}) g; \
-             ANALYZE world"
-        ))
+        Client::connect(&setup)?.batch_execute(&odm_bench::schema::load_world_sql())
     })
     .map_err(|e| e.to_string())?
     .join()

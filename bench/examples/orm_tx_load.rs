@@ -29,6 +29,7 @@ use std::time::Instant;
 use green::GreenPool;
 use odm::pg::{Client, Config};
 use odm::testing::test_database;
+use odm_bench::args::positional;
 use odm_bench::odm_orm::{self, OrmMode};
 use odm_bench::schema;
 use odm_bench::workload::{Rng, Workload};
@@ -37,17 +38,6 @@ fn main() {
     if let Err(e) = run() {
         eprintln!("orm_tx_load: {e}");
         std::process::exit(1);
-    }
-}
-
-fn arg(position: usize, default: usize) -> Result<usize, String> {
-    match std::env::args().nth(position) {
-        None => Ok(default),
-        Some(text) => {
-            text.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                format!("argument {position} must be a positive number, got `{text}`")
-            })
-        }
     }
 }
 
@@ -63,9 +53,9 @@ fn mode() -> Result<OrmMode, String> {
 }
 
 fn run() -> Result<(), String> {
-    let tasks = arg(1, 256)?;
-    let connections = arg(2, 8)?;
-    let requests = arg(3, 20)?;
+    let tasks = positional(1, 256)?;
+    let connections = positional(2, 8)?;
+    let requests = positional(3, 20)?;
     let mode = mode()?;
     let database = test_database().map_err(|e| e.to_string())?;
     let config = Config::parse(&database.url()).map_err(|e| e.to_string())?;

@@ -207,3 +207,17 @@ fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
         )),
     }
 }
+
+/// The positive whole number at `position` of a fixed-load program's
+/// command line (`driver_load`, `orm_load`, `orm_tx_load`), `default` when
+/// it is absent; an error naming the position otherwise.
+pub fn positional(position: usize, default: usize) -> Result<usize, String> {
+    match std::env::args().nth(position) {
+        None => Ok(default),
+        Some(text) => {
+            text.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                format!("argument {position} must be a positive number, got `{text}`")
+            })
+        }
+    }
+}

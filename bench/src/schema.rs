@@ -54,3 +54,13 @@ pub fn create<E>(mut batch: impl FnMut(&str) -> Result<(), E>) -> Result<(), E> 
     }
     Ok(())
 }
+
+/// The `world` table alone, with a deterministic `randomnumber` (`id % 7919`),
+/// for the fixed-load programs (`driver_load`, `orm_load`): one batch.
+pub fn load_world_sql() -> String {
+    format!(
+        "CREATE TABLE world (id integer PRIMARY KEY, randomnumber integer NOT NULL); \
+         INSERT INTO world SELECT g, g % 7919 FROM generate_series(1, {WORLD_ROWS}) g; \
+         ANALYZE world"
+    )
+}
