@@ -137,8 +137,8 @@ impl Client {
     }
 
     /// Queues one simple statement without waiting for its answer (see
-    /// [`request::queue_simple_statement`]): how the session's `BEGIN` and
-    /// `SAVEPOINT` and a dropped transaction's `ROLLBACK` go out.
+    /// [`request::queue_simple_statement`]): how a transaction dropped off
+    /// a coroutine queues its `ROLLBACK`.
     pub(crate) fn queue_simple_statement(&self, sql: &str) -> Result<(), Error> {
         request::queue_simple_statement(&self.conn, sql)
     }

@@ -108,16 +108,24 @@ pub(crate) fn request_until<F>(
 where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
-    let mut buf = take_scratch();
-    if let Err(e) = encode(&mut buf) {
-        put_scratch(buf);
-        return Err(e);
-    }
     let slot = Slot::new(streaming, conn.is_shared());
-    let sent = conn.send(&buf, Some(slot.clone()), false);
-    put_scratch(buf);
-    sent?;
+    encode_then_send(encode, |bytes| conn.send(bytes, Some(slot.clone()), false))?;
     Ok(Response::new(slot, deadline))
+}
+
+/// Encodes a request into a scratch buffer (given back afterwards) and
+/// hands its bytes to `send`: the one place requests are encoded and sent.
+fn encode_then_send<F>(
+    encode: F,
+    send: impl FnOnce(&[u8]) -> Result<(), Error>,
+) -> Result<(), Error>
+where
+    F: FnOnce(&mut BytesMut) -> Result<(), Error>,
+{
+    let mut buf = take_scratch();
+    let sent = encode(&mut buf).and_then(|()| send(&buf));
+    put_scratch(buf);
+    sent
 }
 
 /// The deadline of the connection's requests, when `query_timeout` is set.
@@ -134,27 +142,27 @@ fn request_detached<F>(conn: &Connection, encode: F) -> Result<(), Error>
 where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
-    let mut buf = take_scratch();
-    if let Err(e) = encode(&mut buf) {
-        put_scratch(buf);
-        return Err(e);
-    }
-    let sent = conn.send(&buf, Some(Slot::abandoned()), false);
-    put_scratch(buf);
-    sent
+    encode_then_send(encode, |bytes| {
+        conn.send(bytes, Some(Slot::abandoned()), false)
+    })
 }
 
-/// Queues one simple-protocol statement (`BEGIN`, `SAVEPOINT ...`, the
-/// `ROLLBACK` of a transaction dropped off a coroutine) without waiting
-/// for its answer: the next request on the connection follows it on the
+/// Logs a statement queued without waiting for its answer.
+fn log_queued(sql: &str) {
+    if log::log_enabled!(target: SQL_LOG_TARGET, Level::Debug) {
+        log::debug!(target: SQL_LOG_TARGET, "queued without waiting for its answer: {sql}");
+    }
+}
+
+/// Queues one simple-protocol statement (the `ROLLBACK` of a transaction
+/// dropped off a coroutine) without waiting for its answer and writes it
+/// now: the next request on the connection follows it on the
 /// wire, so it costs no round trip of its own. Its answer (an error too)
 /// is thrown away; when the connection broke, the next request reports it.
 /// The one way code outside the request engine puts a statement on the
 /// wire without a reply.
 pub(crate) fn queue_simple_statement(conn: &Connection, sql: &str) -> Result<(), Error> {
-    if log::log_enabled!(target: SQL_LOG_TARGET, Level::Debug) {
-        log::debug!(target: SQL_LOG_TARGET, "queued without waiting for its answer: {sql}");
-    }
+    log_queued(sql);
     request_detached(conn, |buf| {
         frontend::query(sql, buf)?;
         Ok(())
@@ -168,19 +176,11 @@ pub(crate) fn queue_simple_statement(conn: &Connection, sql: &str) -> Result<(),
 /// (or hand the connection back, where a deferred statement counts as an
 /// open transaction): nothing else writes it.
 pub(crate) fn queue_simple_statement_ahead(conn: &Connection, sql: &str) -> Result<(), Error> {
-    if log::log_enabled!(target: SQL_LOG_TARGET, Level::Debug) {
-        // The same line as for `queue_simple_statement`: to the log both
-        // are a statement queued without waiting for its answer.
-        log::debug!(target: SQL_LOG_TARGET, "queued without waiting for its answer: {sql}");
-    }
-    let mut buf = take_scratch();
-    if let Err(e) = frontend::query(sql, &mut buf) {
-        put_scratch(buf);
-        return Err(e.into());
-    }
-    let sent = conn.send_deferred(&buf, Slot::abandoned());
-    put_scratch(buf);
-    sent
+    log_queued(sql);
+    encode_then_send(
+        |buf| Ok(frontend::query(sql, buf)?),
+        |bytes| conn.send_deferred(bytes, Slot::abandoned()),
+    )
 }
 
 /// A simple-protocol statement that ends the transaction (`COMMIT`),
@@ -203,15 +203,11 @@ pub(crate) fn send_transaction_end(
     sql: &'static str,
 ) -> Result<TransactionEnd, Error> {
     let started = start_clock(conn);
-    let mut buf = take_scratch();
-    if let Err(e) = frontend::query(sql, &mut buf) {
-        put_scratch(buf);
-        return Err(e.into());
-    }
     let slot = Slot::new(false, false);
-    let sent = conn.send_ending_transaction(&buf, slot.clone());
-    put_scratch(buf);
-    sent?;
+    encode_then_send(
+        |buf| Ok(frontend::query(sql, buf)?),
+        |bytes| conn.send_ending_transaction(bytes, slot.clone()),
+    )?;
     Ok(TransactionEnd {
         conn: conn.clone(),
         response: Response::new(slot, deadline(conn)),
