@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use postgres_protocol::escape::escape_identifier;
 
-use crate::context::require_green;
 use crate::mapper::Mapper;
+use crate::pg::seam::require_green;
 use crate::pg::Config;
 use crate::{sqlstate, Engine, MapperError, Result};
 
@@ -76,7 +76,7 @@ impl Mapper {
                     )?
                     .try_get::<usize, bool>(0)?,
                 Err(e) if e.code() == Some(sqlstate::INVALID_CATALOG_NAME) => false,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             out.insert(label.to_owned(), exists);
         }
@@ -101,7 +101,7 @@ impl Mapper {
             let names = rows
                 .iter()
                 .map(|r| r.try_get::<usize, String>(0))
-                .collect::<Result<Vec<_>>>()?;
+                .collect::<crate::pg::Result<Vec<_>>>()?;
             out.insert(label.to_owned(), names);
         }
         Ok(out)

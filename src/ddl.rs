@@ -11,9 +11,9 @@ use std::collections::HashMap;
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
-use crate::context::require_green;
 use crate::mapper::Mapper;
 use crate::model::{ColumnDef, Table};
+use crate::pg::seam::require_green;
 use crate::session::Session;
 use crate::{Error, MapperError, Result};
 
@@ -267,7 +267,7 @@ impl Mapper {
             let names = rows
                 .iter()
                 .map(|r| r.try_get::<usize, String>(0))
-                .collect::<Result<Vec<_>>>()?;
+                .collect::<crate::pg::Result<Vec<_>>>()?;
             out.push((label.to_owned(), names));
         }
         Ok(out)
@@ -285,7 +285,7 @@ fn relation_exists(session: &mut Session, label: &str, name: &str) -> Result<boo
         &[&name],
     )?;
     match rows.first() {
-        Some(row) => row.try_get::<usize, bool>(0),
+        Some(row) => Ok(row.try_get::<usize, bool>(0)?),
         None => Err(Error::RowCount(0)),
     }
 }

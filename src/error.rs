@@ -1,5 +1,11 @@
-//! The one caller-facing error type of the `odm` crate, [`Error`], shared by
-//! the driver, the pool and the mapper.
+//! The ORM's caller-facing error type, [`Error`].
+//!
+//! It has a variant of the same name and fields for every variant of the
+//! driver's error ([`pg::Error`]), so code that matches
+//! `odm::Error::RolledBack { .. }` or `odm::Error::PoolTimeout { .. }` sees
+//! a driver failure exactly as the driver reported it, and `?` converts one
+//! into the other with nothing lost; the ORM adds its own variants
+//! (`Mapper`, `Migration`, `Query`, `InvalidChoice`, `Testing`).
 //!
 //! Every variant is something a caller can act on; the predicates
 //! ([`Error::code`], [`Error::is_unique_violation`], [`Error::is_retryable`],
@@ -7,34 +13,20 @@
 //! questions without a `match`, and [`crate::sqlstate`] names the codes.
 //! Messages are lower-case, one clause, and never contain a password.
 //!
-//! Each layer raises its own variants; the types they carry live with the
-//! layer ([`DbError`] in `pg/db_error.rs`, [`TlsFailure`] in
-//! `pg/tls_failure.rs`, [`green::GreenError`] in the `green` crate):
-//!
 //! | layer | variants |
 //! |---|---|
-//! | any entry point off a green worker | `WrongContext` |
-//! | `pg` configuration (URL parsing) | `Config` |
-//! | `pg` connecting | `Connect`, `Auth`, `AuthMethodRefused`, `ChannelBindingRequired`, `Tls`, `TlsUnsupported` |
-//! | `pg` connection and requests | `Io`, `Closed`, `Protocol`, `Db`, `QueryTimeout`, `CopyNotAllowed`, `ParameterCount`, `ToSql`, `FromSql`, `ColumnNotFound`, `RowCount` |
-//! | `pg` transactions (and the session's) | `RolledBack`, `TransactionAborted` |
-//! | `pool` | `PoolTimeout`, `PoolClosed`, `NestedAcquire`, `NotShareable` |
-//! | `green` runtime | `Green` |
-//! | ORM (mapper, session, query, types) | `Mapper`, `InvalidChoice` |
-//! | `testing` | `TestServer` |
+//! | the driver and its pool ([`pg::Error`]) | `WrongContext`, `Config`, `Connect`, `Auth`, `AuthMethodRefused`, `ChannelBindingRequired`, `Tls`, `TlsUnsupported`, `Io`, `Closed`, `Protocol`, `Db`, `QueryTimeout`, `CopyNotAllowed`, `ParameterCount`, `ToSql`, `FromSql`, `ColumnNotFound`, `RowCount`, `RolledBack`, `TransactionAborted`, `PoolTimeout`, `PoolClosed`, `NestedAcquire`, `PoolHeldByTask`, `NotShareable`, `Green` |
+//! | ORM (mapper, session, query, types) | `Mapper`, `Migration`, `Query`, `InvalidChoice` |
+//! | `testing` | `Testing` |
 
-use std::error::Error as StdError;
 use std::time::Duration;
 
-use crate::pg::{DbError, TlsFailure};
+use crate::pg::{self, DbError, TlsFailure};
+
+pub use crate::pg::BoxError;
 use crate::sqlstate;
 
-/// A boxed error from a value conversion (`ToSql` / `FromSql`).
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
-
-/// The text every wrong-context error starts with, kept identical to
-/// pulsar-odm's so that ported code and tests can match on it.
-pub const WRONG_CONTEXT: &str = "acquire in main greenlet";
+pub use crate::pg::WRONG_CONTEXT;
 
 /// Everything that can go wrong in odm.
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +34,13 @@ pub const WRONG_CONTEXT: &str = "acquire in main greenlet";
 pub enum Error {
     /// A database URL or connection setting is malformed; the message names
     /// the offending part (never the password).
+    /// The driver's [`pg::Error::Config`].
     #[error("invalid configuration: {0}")]
     Config(String),
 
     /// Database work was attempted outside a green worker (a plain OS
     /// thread, such as `main`). Nothing was blocked and nothing was sent.
+    /// The driver's [`pg::Error::WrongContext`].
     #[error("acquire in main greenlet: {operation} must run on a green worker (submit it to a green::GreenPool)")]
     WrongContext {
         /// What was attempted, e.g. `"connect"` or `"pool acquire"`.
@@ -54,6 +48,7 @@ pub enum Error {
     },
 
     /// A new connection could not be opened (DNS, refused, timed out).
+    /// The driver's [`pg::Error::Connect`].
     #[error("could not connect to {target}: {source}")]
     Connect {
         /// `host:port` or the unix socket path that was tried.
@@ -64,33 +59,40 @@ pub enum Error {
     },
 
     /// An I/O error on an established connection; the connection is closed.
+    /// The driver's [`pg::Error::Io`].
     #[error("i/o error on the connection: {0}")]
     Io(#[from] std::io::Error),
 
     /// The connection was closed (by us, the server, or an earlier error).
+    /// The driver's [`pg::Error::Closed`].
     #[error("connection closed")]
     Closed,
 
     /// The server reported an error. Carries SQLSTATE, message, detail, hint.
+    /// The driver's [`pg::Error::Db`].
     #[error("{0}")]
     Db(Box<DbError>),
 
     /// The server sent something the protocol does not allow here.
+    /// The driver's [`pg::Error::Protocol`].
     #[error("protocol error: {0}")]
     Protocol(String),
 
     /// Authentication could not proceed (unsupported method, missing
     /// password). A rejected password is a [`Error::Db`] with SQLSTATE 28P01.
+    /// The driver's [`pg::Error::Auth`].
     #[error("authentication failed: {0}")]
     Auth(String),
 
     /// TLS was required but this build does not speak TLS (built without
     /// the `tls` feature).
+    /// The driver's [`pg::Error::TlsUnsupported`].
     #[error("tls is not supported by this build: use sslmode=disable or sslmode=prefer")]
     TlsUnsupported,
 
     /// TLS could not be set up with the server as `sslmode` demands; the
     /// message names the host and what failed (never a key or password).
+    /// The driver's [`pg::Error::Tls`].
     #[error("tls with {host} failed: {failure}: {detail}")]
     Tls {
         /// `host:port` of the server.
@@ -103,6 +105,7 @@ pub enum Error {
 
     /// `channel_binding=require` and the server did not offer (or the
     /// connection cannot do) SCRAM-SHA-256-PLUS over TLS; nothing was sent.
+    /// The driver's [`pg::Error::ChannelBindingRequired`].
     #[error("channel binding is required but {host} did not offer it (needs tls and scram-sha-256-plus)")]
     ChannelBindingRequired {
         /// `host:port` of the server.
@@ -112,6 +115,7 @@ pub enum Error {
     /// The server asked for an authentication method that `require_auth`
     /// refuses (e.g. cleartext `password` under `require_auth=scram-sha-256`);
     /// no password was sent.
+    /// The driver's [`pg::Error::AuthMethodRefused`].
     #[error("{host} asked for {method} authentication, which require_auth refuses")]
     AuthMethodRefused {
         /// `host:port` of the server.
@@ -125,12 +129,7 @@ pub enum Error {
     /// (answered `COMMIT` with the tag `ROLLBACK` because an earlier
     /// statement failed, or failed the commit itself: a deferred constraint,
     /// a serialization failure). Nothing of the transaction is stored.
-    /// [`Error::code`] is the SQLSTATE of the cause when it is known.
-    /// A savepoint released while its transaction was aborted
-    /// ([`Session::nested`](crate::Session::nested) whose work returned `Ok`,
-    /// a savepoint's [`Transaction::commit`](crate::pg::Transaction::commit))
-    /// is rolled back to instead and reported the same way: nothing done
-    /// since the savepoint is stored, and the enclosing transaction goes on.
+    /// The driver's [`pg::Error::RolledBack`].
     #[error("the transaction was rolled back, not committed{}", rolled_back_cause(.cause))]
     RolledBack {
         /// The error that doomed the transaction: the first failed
@@ -147,6 +146,7 @@ pub enum Error {
     /// [`sqlstate::IN_FAILED_SQL_TRANSACTION`],
     /// as the server would have answered; [`Error::is_retryable`] follows
     /// the cause.
+    /// The driver's [`pg::Error::TransactionAborted`].
     #[error("the transaction is aborted, statement not sent{}", aborted_cause(.cause))]
     TransactionAborted {
         /// The error of the statement that aborted the transaction; `None`
@@ -158,6 +158,7 @@ pub enum Error {
     /// was asked to cancel it; the connection is closed if it did not
     /// answer promptly after that, so a late answer can never reach
     /// another request. The statement may or may not have run.
+    /// The driver's [`pg::Error::QueryTimeout`].
     #[error("query timed out after {} ms (query_timeout)", .timeout.as_millis())]
     QueryTimeout {
         /// The deadline that passed.
@@ -168,6 +169,7 @@ pub enum Error {
     /// (transaction control, `COPY`, `LISTEN`, session `SET`, `PREPARE`,
     /// `DECLARE`, `DISCARD`, ...) was refused before it was sent; the
     /// message names what to use instead.
+    /// The driver's [`pg::Error::NotShareable`].
     #[error("`{command}` is not allowed on a shared connection: {alternative}")]
     NotShareable {
         /// The statement's leading keyword(s), upper-case.
@@ -178,10 +180,12 @@ pub enum Error {
 
     /// A `COPY` reached a query method (`query`, `execute`, ...); it was
     /// ended with `CopyFail` and the connection is still usable.
+    /// The driver's [`pg::Error::CopyNotAllowed`].
     #[error("{0}")]
     CopyNotAllowed(&'static str),
 
     /// A parameter could not be encoded.
+    /// The driver's [`pg::Error::ToSql`].
     #[error("cannot encode parameter ${index}: {source}")]
     ToSql {
         /// 1-based parameter position, as in `$1`.
@@ -192,6 +196,7 @@ pub enum Error {
     },
 
     /// A statement was run with the wrong number of parameters.
+    /// The driver's [`pg::Error::ParameterCount`].
     #[error("the statement takes {expected} parameters but {given} were given")]
     ParameterCount {
         /// How many `$n` placeholders the statement has.
@@ -201,6 +206,7 @@ pub enum Error {
     },
 
     /// A column value could not be decoded into the requested Rust type.
+    /// The driver's [`pg::Error::FromSql`].
     #[error("cannot decode column `{column}`: {source}")]
     FromSql {
         /// Column name.
@@ -211,15 +217,18 @@ pub enum Error {
     },
 
     /// A row has no column with this name, or the index is out of range.
+    /// The driver's [`pg::Error::ColumnNotFound`].
     #[error("no column `{0}` in the row")]
     ColumnNotFound(String),
 
     /// The statement returned a different number of rows than required
     /// (`query_one`, `Query::one`).
+    /// The driver's [`pg::Error::RowCount`].
     #[error("expected exactly one row, got {0}")]
     RowCount(usize),
 
     /// No connection became free within the pool timeout.
+    /// The driver's [`pg::Error::PoolTimeout`].
     #[error("pool timed out after {waited:?} waiting for a connection (size: {size})")]
     PoolTimeout {
         /// How long the caller waited.
@@ -229,18 +238,21 @@ pub enum Error {
     },
 
     /// The pool was closed; no more connections are handed out.
+    /// The driver's [`pg::Error::PoolClosed`].
     #[error("pool is closed")]
     PoolClosed,
 
     /// The task already holds a connection from this pool and asked for a
     /// second one, which would deadlock a full pool.
+    /// The driver's [`pg::Error::NestedAcquire`].
     #[error("nested acquire: this task already holds a connection from this pool")]
     NestedAcquire,
 
     /// The task asked for one more connection (an independent transaction,
-    /// [`Pool::acquire_another`](crate::Pool::acquire_another)) while it
+    /// [`Pool::acquire_another`](crate::pool::Pool::acquire_another)) while it
     /// already holds every connection the pool may open: waiting could only
     /// wait for the task itself, so the request fails at once.
+    /// The driver's [`pg::Error::PoolHeldByTask`].
     #[error("pool exhausted by this task: it already holds all {size} connections of the pool")]
     PoolHeldByTask {
         /// The pool's maximum size.
@@ -248,8 +260,15 @@ pub enum Error {
     },
 
     /// The green runtime refused the work (closed pool, panicked task).
+    /// The driver's [`pg::Error::Green`].
     #[error(transparent)]
     Green(#[from] green::GreenError),
+
+    /// A driver error this version of the ORM has no variant of its own
+    /// for (the driver's error is `non_exhaustive`); the predicates answer
+    /// as the driver's do.
+    #[error(transparent)]
+    Driver(Box<pg::Error>),
 
     /// A mapper-level misuse: unknown bind, missing key, ambiguous foreign
     /// key, ...; the case names the bind, model or column.
@@ -285,6 +304,63 @@ pub enum Error {
     Testing(#[from] odm_testing::Error),
 }
 
+impl From<pg::Error> for Error {
+    /// The ORM variant of the same name, with the same fields.
+    fn from(e: pg::Error) -> Error {
+        match e {
+            pg::Error::Config(x) => Error::Config(x),
+            pg::Error::WrongContext { operation } => Error::WrongContext { operation },
+            pg::Error::Connect { target, source } => Error::Connect { target, source },
+            pg::Error::Io(x) => Error::Io(x),
+            pg::Error::Closed => Error::Closed,
+            pg::Error::Db(x) => Error::Db(x),
+            pg::Error::Protocol(x) => Error::Protocol(x),
+            pg::Error::Auth(x) => Error::Auth(x),
+            pg::Error::TlsUnsupported => Error::TlsUnsupported,
+            pg::Error::Tls {
+                host,
+                failure,
+                detail,
+            } => Error::Tls {
+                host,
+                failure,
+                detail,
+            },
+            pg::Error::ChannelBindingRequired { host } => Error::ChannelBindingRequired { host },
+            pg::Error::AuthMethodRefused { host, method } => {
+                Error::AuthMethodRefused { host, method }
+            }
+            pg::Error::RolledBack { cause } => Error::RolledBack { cause },
+            pg::Error::TransactionAborted { cause } => Error::TransactionAborted { cause },
+            pg::Error::QueryTimeout { timeout } => Error::QueryTimeout { timeout },
+            pg::Error::NotShareable {
+                command,
+                alternative,
+            } => Error::NotShareable {
+                command,
+                alternative,
+            },
+            pg::Error::CopyNotAllowed(x) => Error::CopyNotAllowed(x),
+            pg::Error::ToSql { index, source } => Error::ToSql { index, source },
+            pg::Error::ParameterCount { expected, given } => {
+                Error::ParameterCount { expected, given }
+            }
+            pg::Error::FromSql { column, source } => Error::FromSql { column, source },
+            pg::Error::ColumnNotFound(x) => Error::ColumnNotFound(x),
+            pg::Error::RowCount(x) => Error::RowCount(x),
+            pg::Error::PoolTimeout { waited, size } => Error::PoolTimeout { waited, size },
+            pg::Error::PoolClosed => Error::PoolClosed,
+            pg::Error::NestedAcquire => Error::NestedAcquire,
+            pg::Error::PoolHeldByTask { size } => Error::PoolHeldByTask { size },
+            pg::Error::Green(x) => Error::Green(x),
+            // pg::Error is non_exhaustive: a variant the driver adds before
+            // this enum has its twin is carried whole.
+            #[allow(unreachable_patterns)]
+            other => Error::Driver(Box::new(other)),
+        }
+    }
+}
+
 impl Error {
     /// The wrong-context error for `operation`.
     pub fn wrong_context(operation: &'static str) -> Error {
@@ -299,6 +375,7 @@ impl Error {
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::TransactionAborted { .. } => Some(sqlstate::IN_FAILED_SQL_TRANSACTION),
+            Error::Driver(e) => e.code(),
             _ => self.as_db_error().map(DbError::code),
         }
     }
@@ -310,6 +387,7 @@ impl Error {
             Error::Db(e) => Some(e),
             Error::RolledBack { cause: Some(e) } => Some(e),
             Error::Migration(e) => e.as_db_error(),
+            Error::Driver(e) => e.as_db_error(),
             _ => None,
         }
     }
@@ -413,7 +491,9 @@ impl Error {
     /// ([`Error::PoolTimeout`]) or a request ([`Error::QueryTimeout`]). A
     /// server-side `statement_timeout` is [`Error::is_query_canceled`].
     pub fn is_timeout(&self) -> bool {
-        self.is_pool_timeout() || self.is_query_timeout()
+        self.is_pool_timeout()
+            || self.is_query_timeout()
+            || matches!(self, Error::Driver(e) if e.is_timeout())
     }
 
     /// True when the connection this came from can no longer be used: it
@@ -423,6 +503,7 @@ impl Error {
         match self {
             Error::Closed | Error::Io(_) | Error::Protocol(_) => true,
             Error::Db(e) => e.is_session_ending(),
+            Error::Driver(e) => e.is_closed(),
             _ => false,
         }
     }
@@ -444,6 +525,7 @@ impl Error {
             Error::Db(e) => {
                 sqlstate::is_connection_refusal(&e.code) || sqlstate::is_transient_refusal(&e.code)
             }
+            Error::Driver(e) => e.is_connection_error(),
             _ => self.is_closed(),
         }
     }

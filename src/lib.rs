@@ -100,10 +100,13 @@ pub use green;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-mod context;
 mod error;
-pub mod pg;
-pub mod sqlstate;
+/// The coroutine PostgreSQL driver and its pool (the `green-postgres`
+/// crate): [`pg::Client`], [`pg::Config`], [`pg::Transaction`], COPY,
+/// LISTEN/NOTIFY, cancel; [`pg::Error`] converts into [`Error`] variant for
+/// variant.
+pub use green_postgres as pg;
+pub use green_postgres::sqlstate;
 /// Test servers: throwaway PostgreSQL clusters, fresh test databases and
 /// network faults (the `odm-testing` crate; cargo feature `testing`, on by
 /// default). Its errors convert into [`Error::Testing`], so `?` works in a
@@ -145,7 +148,9 @@ pub mod __private {
 }
 
 mod engine;
-pub mod pool;
+/// The connection pool: exclusive checkouts and the shared (pipelined)
+/// mode ([`pg::pool`]).
+pub use green_postgres::pool;
 
 pub use engine::Engine;
 pub use pool::{Pool, PoolStats, PooledConnection};

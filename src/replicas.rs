@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::pg::Client;
+use crate::pg::{self, seam, Client};
 use crate::{Engine, Error};
 
 #[cfg(doc)]
@@ -173,8 +173,8 @@ impl Engine {
     pub(crate) fn read_on_replica<R>(
         &self,
         seed: usize,
-        read: impl FnOnce(&Client) -> Result<R, Error>,
-    ) -> Result<R, Error> {
+        read: impl FnOnce(&Client) -> pg::Result<R>,
+    ) -> pg::Result<R> {
         let replicas = self.replica_list();
         let mut read = Some(read);
         for step in 0..replicas.len() {
@@ -183,7 +183,7 @@ impl Engine {
             if !replica.claim(Instant::now()) {
                 continue;
             }
-            let outcome = replica.engine.pool().shared("session read", |client| {
+            let outcome = seam::shared(replica.engine.pool(), "session read", |client| {
                 let read = read.take().expect("a pool runs a shared statement once");
                 read(client)
             });
@@ -202,7 +202,7 @@ impl Engine {
             }
         }
         let read = read.expect("a read that was sent has returned");
-        self.pool().shared("session read", read)
+        seam::shared(self.pool(), "session read", read)
     }
 }
 

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::context::require_green;
 use crate::mapper::Mapper;
 use crate::model::{Table, DEFAULT_BIND};
-use crate::pg::{Client, Param, Row};
+use crate::pg::seam::{self, require_green};
+use crate::pg::{self, Client, Param, Row};
 use crate::{Error, MapperError, ReadRoute, Result};
 
 mod add_all;
@@ -177,7 +177,7 @@ impl Session {
         &mut self,
         label: &str,
         sql: Option<&str>,
-        work: impl FnOnce(&Client) -> Result<R>,
+        work: impl FnOnce(&Client) -> pg::Result<R>,
     ) -> Result<R> {
         if self.autocommit {
             require_green("session")?;
@@ -187,10 +187,11 @@ impl Session {
                     .ok_or_else(|| MapperError::UnknownBind {
                         label: label.to_owned(),
                     })?;
-            return match sql {
-                Some(sql) => engine.pool().shared_sql("session statement", sql, work),
-                None => engine.pool().shared("session write", work),
+            let outcome = match sql {
+                Some(sql) => seam::shared_sql(engine.pool(), "session statement", sql, work),
+                None => seam::shared(engine.pool(), "session write", work),
             };
+            return Ok(outcome?);
         }
         let depth = self.depth;
         let mapper = &self.mapper;
@@ -213,7 +214,7 @@ impl Session {
     pub(crate) fn read<R>(
         &mut self,
         table: &Table,
-        read: impl FnOnce(&Client) -> Result<R>,
+        read: impl FnOnce(&Client) -> pg::Result<R>,
     ) -> Result<R> {
         let label = table.bind_label();
         if self.scope.has_bind(label) || self.scope.independent {
@@ -224,10 +225,11 @@ impl Session {
         }
         require_green("session")?;
         let engine = self.mapper.engine_for(table)?;
-        match self.read_route {
-            ReadRoute::Primary => engine.pool().shared("session read", read),
+        let outcome = match self.read_route {
+            ReadRoute::Primary => seam::shared(engine.pool(), "session read", read),
             ReadRoute::Replica => engine.read_on_replica(self.replica_seed, read),
-        }
+        };
+        Ok(outcome?)
     }
 
     /// Runs an ORM write of `table` on the session's connection to the
@@ -236,7 +238,7 @@ impl Session {
     pub(crate) fn write<R>(
         &mut self,
         table: &Table,
-        write: impl FnOnce(&Client) -> Result<R>,
+        write: impl FnOnce(&Client) -> pg::Result<R>,
     ) -> Result<R> {
         let label = table.bind_label();
         if !self.scope.has_bind(label) {

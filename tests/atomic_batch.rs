@@ -286,7 +286,10 @@ fn what_an_atomic_batch_cannot_hold_is_refused_before_anything_is_sent() {
                 ("VACUUM", &[]),
             ])
             .unwrap_err();
-        assert!(matches!(err, Error::NotShareable { .. }), "{err:?}");
+        assert!(
+            matches!(err, odm::pg::Error::NotShareable { .. }),
+            "{err:?}"
+        );
         assert_eq!(
             count(&pool, "SELECT count(*) FROM task"),
             0,

@@ -14,13 +14,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use green_tasks::on_green;
+use odm::pg::Error;
 use odm::pg::{Client, Config};
 use odm::testing::{
     shared_cluster, shared_tls_cluster, TestDatabase, CLEARTEXT_PASSWORD, CLEARTEXT_USER,
     MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, SUPERUSER_PASSWORD,
     TLS_ONLY_PASSWORD, TLS_ONLY_USER, TLS_SERVER_NAME,
 };
-use odm::Error;
 
 /// A fresh database on the process's test cluster, whose roles
 /// authenticate with the method their name says.

@@ -291,7 +291,10 @@ fn iterating_a_query_streams_a_million_rows_in_bounded_memory() {
                      SELECT g, repeat('x', 100) || g FROM generate_series(1, $1::bigint) g",
                     &[&ROWS],
                 )?;
-                s.query_raw("SELECT pg_total_relation_size('reading')", &[])?[0].try_get(0usize)
+                Ok(
+                    s.query_raw("SELECT pg_total_relation_size('reading')", &[])?[0]
+                        .try_get(0usize)?,
+                )
             })
             .unwrap();
         assert!(table_bytes > 100 << 20, "the table is {table_bytes} bytes");

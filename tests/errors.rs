@@ -3,10 +3,10 @@
 //! predicate, and by no unrelated one.
 
 use green::GreenPool;
+use odm::pg::Error;
 use odm::pg::{Client, Config};
 use odm::sqlstate;
 use odm::testing::test_database;
-use odm::Error;
 
 /// Runs `f` with a fresh database's URL on a green worker.
 fn on_fresh_database<T: Send + 'static>(f: impl FnOnce(&str) -> T + Send + 'static) -> T {

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use green_tasks::{green, on_green, spawn};
 use odm::pg::{Client, Config};
+use odm::pg::{Error, Pool};
 use odm::testing::{test_database, Direction, FaultProxy, SilentListener, TestDatabase};
-use odm::{Error, Pool};
 use support::proxy_in_front_of;
 use support::soak::InsertSoak;
 

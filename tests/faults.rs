@@ -295,7 +295,7 @@ fn writers_keep_every_acknowledged_row_through_terminated_backends_and_a_crash_r
                              AND random() < 0.3",
                             &[],
                         )?;
-                        row.try_get(0)
+                        Ok(row.try_get(0)?)
                     })
                     .join()
                     .expect("the killer task finishes");

@@ -145,7 +145,10 @@ fn session_state_through_transaction_pooling_is_refused_in_shared_mode_and_kept_
             "BEGIN",
         ] {
             let e = p.execute(sql, &[]).unwrap_err();
-            assert!(matches!(e, Error::NotShareable { .. }), "{sql}: {e:?}");
+            assert!(
+                matches!(e, odm::pg::Error::NotShareable { .. }),
+                "{sql}: {e:?}"
+            );
         }
         // Transaction-scoped state is what transaction pooling keeps: a
         // SET LOCAL and a transaction-level advisory lock, inside one

@@ -18,9 +18,10 @@ use green::Submitted;
 use green_tasks::{on_green, spawn};
 use may::sync::{mpsc, SyncFlag};
 use odm::pg::{Client, Config, ConfigBuilder, TransactionStatus};
+use odm::pg::{Error, Pool};
 use odm::pool::PoolOptions;
 use odm::testing::{test_database, TestDatabase, SCRAM_USER};
-use odm::{Engine, Error, Pool};
+use odm::Engine;
 
 /// `url` with extra query settings appended.
 fn with_settings(url: &str, settings: &str) -> String {
@@ -160,7 +161,7 @@ fn pool_defaults_are_ten_connections_and_thirty_seconds() {
 #[test]
 fn an_engine_with_a_bad_url_is_a_configuration_error() {
     let err = Engine::new("mysql://odm@127.0.0.1/x").expect_err("not a postgres url");
-    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(matches!(err, odm::Error::Config(_)), "{err:?}");
     assert!(
         err.to_string().starts_with("invalid configuration"),
         "{err}"
@@ -946,7 +947,7 @@ fn a_mapper_transaction_against_a_server_that_never_answers_fails_within_the_poo
         (result, started.elapsed())
     });
     let err = result.expect_err("nothing answers");
-    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(matches!(err, odm::Error::Connect { .. }), "{err:?}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
     drop(silent);
 }

@@ -231,7 +231,7 @@ fn a_bad_pool_max_shared_in_the_url_is_a_config_error_naming_it() {
     let db = test_database().expect("a test database");
     for bad in ["0", "abc"] {
         let err = Pool::from_url(&format!("{}?pool_max_shared={bad}", db.url())).unwrap_err();
-        assert!(matches!(err, odm::Error::Config(_)), "{err:?}");
+        assert!(matches!(err, odm::pg::Error::Config(_)), "{err:?}");
         assert!(err.to_string().contains("pool_max_shared"), "{err}");
     }
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use green_tasks::{on_green, spawn};
 use odm::pg::{Client, Config};
+use odm::pg::{Error, Pool};
 use odm::testing::{test_database, TestDatabase};
-use odm::{Error, Pool};
 
 fn pool(db: &TestDatabase, settings: &str) -> Pool {
     Pool::from_url(&format!("{}?{settings}", db.url())).expect("the url parses")

@@ -7,9 +7,9 @@
 mod green_tasks;
 
 use green_tasks::on_green;
+use odm::pg::Error;
 use odm::pg::{Client, Config};
 use odm::testing::{ReplicatedCluster, Standby};
-use odm::Error;
 
 /// The answer of `sql` (one `bool` or `text` column) on a fresh connection
 /// to `url`.

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use green_tasks::{on_green, spawn};
+use odm::pg::Error;
 use odm::pg::{Client, Config};
 use odm::testing::test_database;
-use odm::Error;
 
 fn connect(url: &str, settings: &str) -> Client {
     Client::connect(&Config::parse(&format!("{url}?{settings}")).unwrap()).unwrap()

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use green_tasks::{on_green, spawn};
 use odm::pg::{Client, Config};
+use odm::pg::{Error, TlsFailure};
 use odm::testing::{
     shared_cluster, shared_tls_cluster, FaultProxy, TempCluster, CERT_USER, TLS_ONLY_PASSWORD,
     TLS_ONLY_USER,
 };
-use odm::{Error, TlsFailure};
 
 /// The superuser URL of `cluster`'s maintenance database at `host`, with
 /// `settings` as its query.

@@ -147,7 +147,7 @@ fn settle_server(green: &GreenPool, config: &Config) -> Result<(), String> {
         let client = Client::connect(&config)?;
         client.batch_execute("VACUUM world")?;
         client.batch_execute("CHECKPOINT")?;
-        client.close()
+        Ok(client.close()?)
     })
 }
 

@@ -98,7 +98,7 @@ fn run() -> Result<(), String> {
     let pool = GreenPool::with_max_workers(tasks + 8);
     let setup = config.clone();
     pool.submit(move || -> Result<(), odm::Error> {
-        Client::connect(&setup)?.batch_execute(&odm_bench::schema::load_world_sql())
+        Ok(Client::connect(&setup)?.batch_execute(&odm_bench::schema::load_world_sql())?)
     })
     .map_err(|e| e.to_string())?
     .join()

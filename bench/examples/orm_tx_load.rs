@@ -63,7 +63,7 @@ fn run() -> Result<(), String> {
     let setup = config.clone();
     pool.submit(move || -> Result<(), odm::Error> {
         let client = Client::connect(&setup)?;
-        schema::create(|sql| client.batch_execute(sql))
+        Ok(schema::create(|sql| client.batch_execute(sql))?)
     })
     .map_err(|e| e.to_string())?
     .join()

@@ -271,7 +271,7 @@ fn insert(mp: &Mapper, contender: &str, mut objects: Vec<BulkItem>) -> odm::Resu
                 writeln!(copy, "{}\t{}", object.name, object.qty)?;
             }
             copy.finish()?;
-            conn.batch_execute("COMMIT")
+            Ok(conn.batch_execute("COMMIT")?)
         }
         other => Err(odm::Error::Protocol(format!(
             "unknown insert contender {other}"

@@ -201,7 +201,7 @@ pub fn start(
         if create_schema || !exists {
             schema::create(|sql| setup.batch_execute(sql))?;
         }
-        setup.close()
+        Ok(setup.close()?)
     })?;
     let mapper = odm_orm::mapper(&config, connections).map_err(|e| e.to_string())?;
     let server = HttpServer(Techempower::new(green, mapper))

@@ -111,7 +111,7 @@ fn pgbench_runs_the_same_statements_and_reports_queries_per_second() {
     let setup_config = config.clone();
     on_green(&GreenPool::with_max_workers(1), move || {
         let setup = Client::connect(&setup_config)?;
-        schema::create(|sql| setup.batch_execute(sql))
+        Ok(schema::create(|sql| setup.batch_execute(sql))?)
     })
     .unwrap();
     let target = peers::Target {
@@ -258,7 +258,7 @@ fn the_bulk_section_writes_and_reads_every_row_with_each_contender() {
     let dropped = on_green(&green, move || {
         let client = Client::connect(&config)?;
         let row = client.query_one("SELECT to_regclass('bulk_item') IS NULL", &[])?;
-        row.try_get::<_, bool>(0)
+        Ok(row.try_get::<_, bool>(0)?)
     })
     .unwrap();
     assert!(dropped, "the bulk table is dropped at the end");

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Migration, MigrationError, Migrations};
-use crate::context::require_green;
+use crate::pg::seam::require_green;
 use crate::pg::{Client, TransactionStatus};
 use crate::{Engine, Mapper, Result};
 
@@ -152,7 +152,7 @@ fn migrate_bind(engine: &Engine, set: &Migrations) -> Result<Vec<AppliedMigratio
     let mut conn = engine.pool().acquire()?;
     if let Err(e) = conn.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]) {
         conn.discard();
-        return Err(e);
+        return Err(e.into());
     }
     let outcome = apply_pending(&mut conn, set);
     let unlocked = conn.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);

@@ -185,7 +185,7 @@ impl<'a> AtomicBatch<'a> {
     /// [`Error::NotShareable`] for SQL an atomic batch refuses (see
     /// [`AtomicBatch`]); the bind errors.
     pub fn execute(&mut self, sql: &'a str, params: &[Param<'a>]) -> Result<()> {
-        crate::Pool::check_batch_statement(sql)?;
+        crate::pg::seam::check_batch_statement(sql)?;
         self.use_label(DEFAULT_BIND)?;
         self.writes.push(Write::Execute {
             sql,

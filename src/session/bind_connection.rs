@@ -9,7 +9,8 @@
 //! the next statement is refused naming it and the commit reports it (see
 //! [`crate::session`]).
 
-use crate::pg::{AbortTracker, Client, TransactionStatus};
+use crate::pg::seam::{self, AbortTracker};
+use crate::pg::{self, Client, TransactionStatus};
 use crate::pool::PooledConnection;
 use crate::Result;
 
@@ -30,8 +31,8 @@ pub(super) struct BindConnection {
 /// fail on a healthy connection, and neither is sent in an aborted
 /// transaction; when the connection broke, the statement that follows
 /// reports it.
-fn send_simple(client: &Client, sql: &str) -> Result<()> {
-    client.queue_simple_statement_ahead(sql)
+fn send_simple(client: &Client, sql: &str) -> pg::Result<()> {
+    seam::queue_begin(client, sql)
 }
 
 fn savepoint_name(level: usize) -> String {
@@ -58,7 +59,7 @@ impl BindConnection {
         &mut self,
         depth: usize,
         sql: Option<&str>,
-        work: impl FnOnce(&Client) -> Result<R>,
+        work: impl FnOnce(&Client) -> pg::Result<R>,
     ) -> Result<R> {
         self.aborted.refuse_if_aborted(&self.conn, sql)?;
         if self.conn.transaction_status() != TransactionStatus::Failed {
@@ -76,7 +77,7 @@ impl BindConnection {
         }
         let outcome = work(&self.conn);
         self.aborted.note(&self.conn, &outcome);
-        outcome
+        Ok(outcome?)
     }
 
     /// Ends savepoint level `level` if it exists here: released when `keep`,
@@ -90,11 +91,12 @@ impl BindConnection {
         }
         self.savepoints = level - 1;
         let name = savepoint_name(level);
-        if keep {
+        let ended = if keep {
             self.aborted.release_savepoint(&self.conn, &name)
         } else {
             self.aborted.rollback_to_savepoint(&self.conn, &name)
-        }
+        };
+        Ok(ended?)
     }
 
     /// Sends `COMMIT`; [`Error::RolledBack`](crate::Error::RolledBack) when
@@ -114,19 +116,19 @@ impl BindConnection {
         } = self;
         let healthy = conn.transaction_status() == TransactionStatus::InTransaction;
         if !healthy || conn.config().query_timeout().is_some() {
-            return aborted.commit(&conn);
+            return Ok(aborted.commit(&conn)?);
         }
         let pending = aborted.send_commit(&conn)?;
         // Kept (nobody waits for a connection): given back once the answer
         // is in, as usual.
-        let kept = conn.pass_on();
+        let kept = seam::pass_on(conn);
         let outcome = pending.outcome();
         drop(kept);
-        outcome
+        Ok(outcome?)
     }
 
     /// Sends `ROLLBACK`.
     pub(super) fn rollback(self) -> Result<()> {
-        self.conn.batch_execute("ROLLBACK")
+        Ok(self.conn.batch_execute("ROLLBACK")?)
     }
 }

@@ -176,7 +176,7 @@ impl<'s, M: Model> Query<'s, M> {
     /// The server's error.
     pub fn exists(mut self) -> Result<bool> {
         let rows = self.rows(sql::exists)?;
-        rows.first().ok_or(Error::RowCount(0))?.try_get(0usize)
+        Ok(rows.first().ok_or(Error::RowCount(0))?.try_get(0usize)?)
     }
 
     /// Sets columns on every matching row (`[Task::DONE.set(true)]`); limit,

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use super::scope::{Opening, Scope};
 use super::Session;
-use crate::context::require_green;
 use crate::mapper::Mapper;
+use crate::pg::seam::require_green;
 use crate::{Error, Result};
 
 /// Lets [`Mapper::transaction_with_retry`] see the odm error inside a
@@ -170,7 +170,7 @@ impl Mapper {
         F: FnOnce(&mut Session) -> std::result::Result<T, E>,
         E: From<Error>,
     {
-        require_green("session")?;
+        require_green("session").map_err(Error::from)?;
         match Scope::current(self.identity(), false) {
             Some(scope) => self.run_joined(scope, work),
             None => self.run_owned(Scope::open(self.identity(), Opening::Block, false), work),
@@ -240,7 +240,7 @@ impl Mapper {
         F: FnMut(&mut Session) -> std::result::Result<T, E>,
         E: From<Error> + AsOdmError,
     {
-        require_green("session")?;
+        require_green("session").map_err(Error::from)?;
         if Scope::current(self.identity(), false).is_some() {
             return self.transaction(work);
         }
@@ -271,7 +271,7 @@ impl Mapper {
     pub(crate) fn run_in_task_transaction<R>(
         &self,
         label: &str,
-        work: impl FnOnce(&crate::pg::Client) -> Result<R>,
+        work: impl FnOnce(&crate::pg::Client) -> crate::pg::Result<R>,
     ) -> Option<Result<R>> {
         let scope = self.task_transaction(label)?;
         Some(scope.with_bind(

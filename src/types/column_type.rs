@@ -79,7 +79,7 @@ macro_rules! column_types {
             }
 
             fn decode_nullable(row: &Row, idx: usize) -> Result<Option<Self>> {
-                row.try_get::<usize, Option<$ty>>(idx)
+                Ok(row.try_get::<usize, Option<$ty>>(idx)?)
             }
         }
     )*};

@@ -3,8 +3,8 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use odm::pg::Error;
 use odm::pg::{Client, Config, Host};
-use odm::Error;
 
 use odm::testing::{
     test_database, CLEARTEXT_PASSWORD, CLEARTEXT_USER, MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD,

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use odm::Error;
+use odm::pg::Error;
 
 use crate::{go, with_client};
 

@@ -12,8 +12,8 @@ mod unnamed_statements;
 
 use std::sync::{Arc, Once};
 
+use odm::pg::Error;
 use odm::pg::{Client, Config};
-use odm::Error;
 
 use odm::testing::test_database;
 

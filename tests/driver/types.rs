@@ -3,8 +3,8 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use odm::pg::Error;
 use odm::pg::Param;
-use odm::Error;
 use uuid::Uuid;
 
 use crate::with_client;

@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
+use odm::pg::Error;
 use odm::pg::{Client, TransactionStatus};
 use odm::testing::test_database;
-use odm::Error;
 
 use super::{connect, go, on_coroutine};
 

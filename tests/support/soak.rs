@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use green::GreenPool;
 
 use odm::pg::{Client, Config};
-use odm::{Error, Pool};
+use odm::pg::{Error, Pool};
 use postgres_protocol::escape::escape_identifier as quote_ident;
 
 /// How many distinct error messages a report keeps.

@@ -1,4 +1,5 @@
-//! The coroutine PostgreSQL driver.
+//! A PostgreSQL driver and connection pool on `may` coroutines: blocking
+//! calls that park the calling coroutine instead of its OS thread.
 //!
 //! All socket I/O goes through `may`, so every wait parks the calling
 //! coroutine and the scheduler runs other tasks. A [`Client`] may be shared
@@ -7,12 +8,12 @@
 //! lazily with [`FromSql`].
 //!
 //! ```no_run
-//! use odm::pg::{Client, Config};
+//! use green_postgres::{Client, Config};
 //!
 //! let config = Config::parse("postgresql+green://odm:odmtest@127.0.0.1:5432/odmtests")?;
 //! let pool = green::GreenPool::new();
 //! let answer = pool
-//!     .submit(move || -> Result<i32, odm::Error> {
+//!     .submit(move || -> Result<i32, green_postgres::Error> {
 //!         let client = Client::connect(&config)?;          // parks, never blocks the thread
 //!         let row = client.query_one("SELECT $1::int4 + 1", &[&41i32])?;
 //!         Ok(row.get(0))
@@ -29,7 +30,9 @@
 //! spawns itself) yield before they end, which avoids it.
 //!
 //! Off a coroutine every call that would touch the server returns
-//! [`Error::WrongContext`](crate::Error::WrongContext) at once.
+//! [`Error::WrongContext`] at once.
+
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod abort;
 mod atomic_batch;
@@ -40,18 +43,23 @@ mod client;
 mod config;
 mod connect;
 mod connection;
+mod context;
 mod copy;
 mod db_error;
+mod error;
 mod host_choice;
 mod notification;
 mod off_scheduler;
 mod placement;
+pub mod pool;
 mod reader;
 mod request;
 mod response;
 mod row;
+pub mod seam;
 mod server_error;
 mod socket;
+pub mod sqlstate;
 mod statement;
 mod statement_cache;
 #[cfg(feature = "tls")]
@@ -64,7 +72,6 @@ mod tls_halves;
 mod transaction;
 mod unnamed;
 
-pub(crate) use abort::AbortTracker;
 pub use atomic_batch::BatchAnswer;
 pub use cancel_token::CancelToken;
 pub use client::Client;
@@ -75,8 +82,9 @@ pub use config::{
 };
 pub use copy::{CopyInWriter, CopyOutReader};
 pub use db_error::DbError;
+pub use error::{BoxError, Error, Result, WRONG_CONTEXT};
 pub use notification::{Notification, Notifications};
-pub(crate) use off_scheduler::run_off_scheduler;
+pub use pool::{Pool, PoolStats, PooledConnection};
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};
 pub use request::SQL_LOG_TARGET;
 pub use row::{Row, RowIndex};

@@ -257,7 +257,7 @@ fn parse_one_host_port(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::SslMode;
+    use crate::SslMode;
 
     fn split(rest: &str) -> UrlParts<'_> {
         UrlParts::split(rest).unwrap()

@@ -102,7 +102,7 @@ fn next_setting(chars: &mut Peekable<Chars<'_>>) -> Result<(String, String), Err
 
 #[cfg(test)]
 mod tests {
-    use crate::pg::{Config, Host};
+    use crate::{Config, Host};
 
     fn err(s: &str) -> String {
         Config::parse(s).unwrap_err().to_string()

@@ -415,7 +415,7 @@ impl Drop for Response {
 #[cfg(test)]
 mod tests {
     use super::tag_row_count;
-    use crate::pg::request::rows_affected;
+    use crate::request::rows_affected;
 
     #[test]
     fn tag_row_counts_agree_with_the_string_parser() {

@@ -3,13 +3,13 @@
 //! The slot logic ([`super::state`], [`super::core`]) only needs these five
 //! operations, so it is written once against this trait and does not depend
 //! on the wire protocol; [`PgConnector`] is the one implementation, for
-//! [`crate::pg::Client`].
+//! [`crate::Client`].
 
 use std::io;
 use std::time::Duration;
 
-use crate::pg::{Client, Config};
 use crate::Error;
+use crate::{Client, Config};
 
 /// Opens and inspects connections for the pool.
 pub(crate) trait Connector: Send + Sync + 'static {

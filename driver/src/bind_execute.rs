@@ -114,8 +114,8 @@ mod tests {
     use postgres_types::{ToSql, Type};
 
     use super::encode_bind_execute_sync;
-    use crate::pg::Param;
     use crate::Error;
+    use crate::Param;
 
     /// What `postgres_protocol` writes for the same request.
     fn reference(name: &str, types: &[Type], params: &[Param<'_>]) -> BytesMut {

@@ -153,7 +153,7 @@ use self::connector::PgConnector;
 use self::core::Core;
 use self::lifecycle::Lifecycle;
 use crate::context::require_green;
-use crate::pg::Config;
+use crate::Config;
 use crate::Error;
 
 /// A green connection pool for one database: a cheap, cloneable handle

@@ -8,7 +8,7 @@
 //! aborted the transaction, refuses later statements without sending them
 //! ([`Error::TransactionAborted`] naming that error), and turns a `COMMIT`
 //! that did not commit into [`Error::RolledBack`] with the cause. Both
-//! [`Transaction`](super::Transaction) and [`Session`](crate::Session) use
+//! [`Transaction`](super::Transaction) and the ORM's session use
 //! it; the connection's transaction status (from the last `ReadyForQuery`)
 //! is the source of truth, the tracker only remembers why.
 
@@ -19,7 +19,7 @@ use crate::{sqlstate, DbError, Error};
 
 /// The first failure of the transaction running on one connection.
 #[derive(Debug, Default)]
-pub(crate) struct AbortTracker {
+pub struct AbortTracker {
     /// The error of the statement that aborted the transaction, while it
     /// stays aborted.
     cause: Option<Box<DbError>>,
@@ -30,11 +30,7 @@ impl AbortTracker {
     /// aborted and `sql` is not a rollback (the only command the server
     /// still accepts); `sql` is `None` for statements the caller did not
     /// write (ORM statements), which are never rollbacks.
-    pub(crate) fn refuse_if_aborted(
-        &mut self,
-        client: &Client,
-        sql: Option<&str>,
-    ) -> Result<(), Error> {
+    pub fn refuse_if_aborted(&mut self, client: &Client, sql: Option<&str>) -> Result<(), Error> {
         if client.transaction_status() != TransactionStatus::Failed {
             self.cause = None;
             return Ok(());
@@ -50,7 +46,7 @@ impl AbortTracker {
     /// Records the outcome of a statement that ran on `client`: the first
     /// error that left the transaction aborted is kept; a healthy status
     /// (after a rollback to a savepoint) forgets it.
-    pub(crate) fn note<T>(&mut self, client: &Client, outcome: &Result<T, Error>) {
+    pub fn note<T>(&mut self, client: &Client, outcome: &Result<T, Error>) {
         if client.transaction_status() != TransactionStatus::Failed {
             self.cause = None;
             return;
@@ -69,7 +65,7 @@ impl AbortTracker {
     /// ended the transaction is [`Error::RolledBack`] with that error. Any
     /// other error (the connection broke, a timeout) is returned as is: the
     /// outcome is then unknown.
-    pub(crate) fn commit(&mut self, client: &Client) -> Result<(), Error> {
+    pub fn commit(&mut self, client: &Client) -> Result<(), Error> {
         let outcome = client.simple_query("COMMIT");
         let status = client.transaction_status();
         commit_truth(outcome, Some(status), self.cause.take())
@@ -79,7 +75,7 @@ impl AbortTracker {
     /// connection can be handed to another task at once; the answer, read
     /// by [`PendingCommit::outcome`], says what [`AbortTracker::commit`]
     /// would have said. Only for a healthy transaction.
-    pub(crate) fn send_commit(&mut self, client: &Client) -> Result<PendingCommit, Error> {
+    pub fn send_commit(&mut self, client: &Client) -> Result<PendingCommit, Error> {
         Ok(PendingCommit {
             answer: client.send_transaction_end("COMMIT")?,
             cause: self.cause.take(),
@@ -91,7 +87,7 @@ impl AbortTracker {
     /// back to (and released), so the enclosing transaction is healthy
     /// again, and the answer is [`Error::RolledBack`] with the first
     /// failure.
-    pub(crate) fn release_savepoint(&mut self, client: &Client, name: &str) -> Result<(), Error> {
+    pub fn release_savepoint(&mut self, client: &Client, name: &str) -> Result<(), Error> {
         if client.transaction_status() != TransactionStatus::Failed {
             let released = client.batch_execute(&format!("RELEASE SAVEPOINT {name}"));
             match released {
@@ -109,11 +105,7 @@ impl AbortTracker {
 
     /// Rolls back to the savepoint `name` (already quoted) and releases it;
     /// the transaction is healthy again.
-    pub(crate) fn rollback_to_savepoint(
-        &mut self,
-        client: &Client,
-        name: &str,
-    ) -> Result<(), Error> {
+    pub fn rollback_to_savepoint(&mut self, client: &Client, name: &str) -> Result<(), Error> {
         let outcome = client.batch_execute(&rollback_to_savepoint_sql(name));
         self.note(client, &outcome);
         outcome
@@ -123,7 +115,7 @@ impl AbortTracker {
 /// A `COMMIT` sent by [`AbortTracker::send_commit`] whose answer has not
 /// been read.
 #[derive(Debug)]
-pub(crate) struct PendingCommit {
+pub struct PendingCommit {
     answer: TransactionEnd,
     /// The first failure of the transaction, if one was kept.
     cause: Option<Box<DbError>>,
@@ -134,7 +126,7 @@ impl PendingCommit {
     /// exactly as [`AbortTracker::commit`] does; the transaction status is
     /// the one the answer's own `ReadyForQuery` reported (the connection
     /// may already run another task's requests).
-    pub(crate) fn outcome(self) -> Result<(), Error> {
+    pub fn outcome(self) -> Result<(), Error> {
         let (outcome, status) = self.answer.finish();
         commit_truth(outcome.map(|done| done.tag), status, self.cause)
     }

@@ -10,8 +10,8 @@ use super::shareable;
 use super::state::Lease;
 use super::Pool;
 use crate::context::require_green;
-use crate::pg::{BatchAnswer, Client, Param, Row};
 use crate::Error;
+use crate::{BatchAnswer, Client, Param, Row};
 
 /// A shared statement's hold on its connection; released on drop, also when
 /// the statement panics or the coroutine is cancelled mid-statement.
@@ -37,11 +37,11 @@ impl Drop for SharedUse<'_> {
 impl Pool {
     /// Runs `statement` on a shared connection (also used by sessions for
     /// their reads before the first write).
-    pub(crate) fn shared<R>(
+    pub(crate) fn shared<R, E: From<Error>>(
         &self,
         operation: &'static str,
-        statement: impl FnOnce(&Client) -> Result<R, Error>,
-    ) -> Result<R, Error> {
+        statement: impl FnOnce(&Client) -> Result<R, E>,
+    ) -> Result<R, E> {
         require_green(operation)?;
         let held = SharedUse {
             core: &self.core,
@@ -53,19 +53,19 @@ impl Pool {
                 client.set_shared(true);
                 statement(client)
             }
-            None => Err(Error::PoolClosed),
+            None => Err(Error::PoolClosed.into()),
         }
     }
 
     /// [`Pool::shared`] for user SQL (also used by autocommit sessions): a
     /// statement that would leave state on the shared connection is refused
     /// before anything is sent.
-    pub(crate) fn shared_sql<R>(
+    pub(crate) fn shared_sql<R, E: From<Error>>(
         &self,
         operation: &'static str,
         sql: &str,
-        statement: impl FnOnce(&Client) -> Result<R, Error>,
-    ) -> Result<R, Error> {
+        statement: impl FnOnce(&Client) -> Result<R, E>,
+    ) -> Result<R, E> {
         shareable::check(sql)?;
         self.shared(operation, statement)
     }

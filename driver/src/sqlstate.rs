@@ -114,7 +114,7 @@ pub const TOO_MANY_CONNECTIONS: &str = "53300";
 pub const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// Class 57, `query_canceled`: a cancel request
-/// ([`crate::pg::CancelToken`]) or `statement_timeout` stopped the statement.
+/// ([`crate::CancelToken`]) or `statement_timeout` stopped the statement.
 pub const QUERY_CANCELED: &str = "57014";
 /// Class 57, `admin_shutdown`: the server is shutting down or an
 /// administrator ended this session (`pg_terminate_backend`).

@@ -157,7 +157,7 @@ fn format_millis(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::pg::Config;
+    use crate::Config;
 
     #[test]
     fn to_url_round_trips() {

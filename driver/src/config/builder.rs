@@ -280,7 +280,7 @@ impl ConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::{AuthMethod, Host};
+    use crate::{AuthMethod, Host};
 
     #[test]
     fn a_builder_with_nothing_set_gives_the_defaults_of_an_empty_url() {

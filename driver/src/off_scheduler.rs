@@ -13,7 +13,7 @@ use super::socket::time_left;
 /// done, for at most the time left before `deadline` (a `TimedOut` error
 /// carrying `late` after that; the thread then finishes on its own and its
 /// result is dropped).
-pub(crate) fn run_off_scheduler<T, F>(
+pub fn run_off_scheduler<T, F>(
     name: &str,
     deadline: Option<Instant>,
     late: &'static str,

@@ -197,7 +197,7 @@ impl fmt::Display for RequireAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::Config;
+    use crate::Config;
 
     fn require_auth(value: &str) -> RequireAuth {
         RequireAuth::parse(value).unwrap().unwrap()

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::pg::{parse_seconds, Config};
 use crate::Error;
+use crate::{parse_seconds, Config};
 
 /// sqlx's default; see [`PoolOptions::max_size`].
 const DEFAULT_MAX_SIZE: usize = 10;
