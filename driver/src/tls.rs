@@ -273,7 +273,7 @@ type BuildError = (TlsFailure, String);
 
 /// Builds a client configuration, reading the files it names (blocking).
 fn build(settings: &Settings) -> Result<ClientConfig, BuildError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let roots = match settings.root_cert.as_deref() {
         Some("system") => Some(system_roots()?),
         Some(path) => Some(file_roots(Path::new(path))?),
