@@ -17,9 +17,9 @@
 //!
 //! These follow the crate's version like the rest of its API.
 
-pub use crate::abort::{AbortTracker, PendingCommit};
-pub use crate::context::require_green;
-pub use crate::off_scheduler::run_off_scheduler;
+pub use crate::client::abort::{AbortTracker, PendingCommit};
+pub use crate::error::context::require_green;
+pub use crate::net::off_scheduler::run_off_scheduler;
 
 use crate::pool::{Pool, PooledConnection};
 use crate::{Client, Error};

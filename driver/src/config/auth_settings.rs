@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::config_error;
+use super::config::config_error;
 use crate::Error;
 
 /// Whether SCRAM authentication binds itself to the TLS channel

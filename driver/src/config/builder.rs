@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
+use super::config::config_error;
 use super::host_selection::parse_host_list;
 use super::percent::Shown;
 use super::settings::{keepalives_count_error, whole_seconds_error, KEEPALIVE_SECONDS};
 use super::{
-    config_error, ChannelBindingMode, Config, LoadBalanceHosts, RequireAuth, SslMode,
-    SslNegotiation, TargetSessionAttrs,
+    ChannelBindingMode, Config, LoadBalanceHosts, RequireAuth, SslMode, SslNegotiation,
+    TargetSessionAttrs,
 };
 use crate::Error;
 

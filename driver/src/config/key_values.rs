@@ -5,8 +5,9 @@
 use std::iter::Peekable;
 use std::str::Chars;
 
+use super::config::config_error;
 use super::settings::Parsed;
-use super::{config_error, Config};
+use super::Config;
 use crate::Error;
 
 /// libpq's `key=value key='quoted \' value'` form. A password with an

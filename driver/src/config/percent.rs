@@ -1,7 +1,7 @@
 //! Percent-encoding of URL parts, and whether an error may quote the text
 //! it is about ([`Shown`]): a user name or password never appears in one.
 
-use super::config_error;
+use super::config::config_error;
 use crate::Error;
 
 /// Whether an error may quote the text it is about.

@@ -9,11 +9,12 @@
 
 use std::time::Duration;
 
+use super::config::config_error;
 use super::host_selection::{parse_host_list, parse_port_list};
 use super::percent::Shown;
 use super::{
-    config_error, ChannelBindingMode, Config, Host, LoadBalanceHosts, RequireAuth, SslMode,
-    SslNegotiation, TargetSessionAttrs,
+    ChannelBindingMode, Config, Host, LoadBalanceHosts, RequireAuth, SslMode, SslNegotiation,
+    TargetSessionAttrs,
 };
 use crate::Error;
 

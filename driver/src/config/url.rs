@@ -23,9 +23,10 @@
 
 use std::fmt;
 
+use super::config::{config_error, DEFAULT_PORT};
 use super::percent::{percent_decode, Shown};
 use super::settings::{parse_host, parse_port, Parsed};
-use super::{config_error, Config, Host, DEFAULT_PORT};
+use super::{Config, Host};
 use crate::Error;
 
 const SCHEMES: [&str; 3] = ["postgresql+green", "postgresql", "postgres"];

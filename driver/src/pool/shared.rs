@@ -9,7 +9,7 @@ use super::core::Core;
 use super::shareable;
 use super::state::Lease;
 use super::Pool;
-use crate::context::require_green;
+use crate::error::context::require_green;
 use crate::Error;
 use crate::{BatchAnswer, Client, Param, Row};
 
