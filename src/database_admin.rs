@@ -7,10 +7,12 @@ use std::collections::HashMap;
 
 use postgres_protocol::escape::escape_identifier;
 
+use crate::engine::Engine;
+use crate::error::{MapperError, Result};
 use crate::mapper::Mapper;
 use crate::pg::seam::require_green;
 use crate::pg::Config;
-use crate::{sqlstate, Engine, MapperError, Result};
+use crate::sqlstate;
 
 impl Mapper {
     /// Creates database `name` on the server of every bind and returns a new

@@ -11,11 +11,11 @@ use std::collections::HashMap;
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
+use crate::error::{Error, MapperError, Result};
 use crate::mapper::Mapper;
 use crate::model::{ColumnDef, Table};
 use crate::pg::seam::require_green;
 use crate::session::Session;
-use crate::{Error, MapperError, Result};
 
 /// The SQL of one column in `CREATE TABLE`.
 fn column_sql(table: &Table, column: &ColumnDef) -> String {

@@ -86,18 +86,18 @@
 //! [`Mapper::migrate_plan`]: crate::Mapper::migrate_plan
 //! [`Error::NestedAcquire`]: crate::Error::NestedAcquire
 
-mod error;
 mod run;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use error::MigrationError;
+pub use crate::error::MigrationError;
+pub(crate) use run::{apply_registered, plan_registered};
 pub use run::{AppliedMigration, MigrationReport, PendingMigration, LOCK_KEY};
 
-use crate::mapper::DEFAULT_BIND;
-use crate::Result;
+use crate::error::Result;
+use crate::model::DEFAULT_BIND;
 
 /// The marker, in a migration's leading comment lines, that runs it
 /// outside a transaction.

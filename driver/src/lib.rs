@@ -56,10 +56,7 @@ pub use config::{
     AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Host, LoadBalanceHosts, RequireAuth,
     SslMode, SslNegotiation, TargetSessionAttrs,
 };
-pub use error::db_error::DbError;
-pub use error::error::{BoxError, Error, Result, WRONG_CONTEXT};
-pub use error::sqlstate;
-pub use error::tls_failure::TlsFailure;
+pub use error::{sqlstate, BoxError, DbError, Error, Result, TlsFailure, WRONG_CONTEXT};
 pub use pool::{Pool, PoolStats, PooledConnection};
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};
 pub use request::atomic_batch::BatchAnswer;

@@ -3,8 +3,8 @@
 //! and its `JOIN` clause.
 
 use super::expr::ColumnRef;
-use super::query_error::QueryError;
 use super::sql::Statement;
+use crate::error::QueryError;
 use crate::model::Table;
 
 /// One joined model: its table (with its parents) and the key equality.
@@ -133,7 +133,7 @@ impl Join {
 #[allow(unreachable_pub)]
 mod tests {
     use super::*;
-    use crate::Model;
+    use crate::model::Model;
 
     #[derive(crate::Model, Debug, Clone, Default)]
     struct Customer {

@@ -17,11 +17,11 @@ use std::fmt;
 
 use postgres_types::ToSql;
 
+use crate::error::{Error, MapperError, Result};
 use crate::mapper::Mapper;
 use crate::model::{Model, Record, Table, DEFAULT_BIND};
 use crate::pg::Param;
 use crate::query::sql::{self, insert_rows, insert_runs, InsertShape};
-use crate::{Error, MapperError, Result};
 
 /// Writes queued to commit together in one round trip on a shared
 /// connection; made by [`Mapper::atomic_batch`].

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use super::scope::{Opening, Scope};
 use super::Session;
+use crate::error::{Error, Result};
 use crate::mapper::Mapper;
 use crate::pg::seam::require_green;
-use crate::{Error, Result};
 
 /// Lets [`Mapper::transaction_with_retry`] see the odm error inside a
 /// caller's error type, to tell whether a failed attempt is worth retrying

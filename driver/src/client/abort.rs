@@ -13,10 +13,9 @@
 //! is the source of truth, the tracker only remembers why.
 
 use crate::client::client::Client;
+use crate::error::{sqlstate, DbError, Error};
 use crate::request::request::TransactionEnd;
-use crate::sqlstate;
 use crate::wire::transaction_status::TransactionStatus;
-use crate::{DbError, Error};
 
 /// The first failure of the transaction running on one connection.
 #[derive(Debug, Default)]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::connection::connection::Connection;
 use crate::error::context::require_green;
+use crate::error::Error;
 use crate::net::cancel_request::send_cancel;
-use crate::Error;
 
 /// Sends a `CancelRequest` for one connection's backend on a fresh socket.
 ///

@@ -15,6 +15,7 @@ use crate::client::transaction::Transaction;
 use crate::config::Config;
 use crate::connection::connection::Connection;
 use crate::error::context::require_green;
+use crate::error::{DbError, Error};
 use crate::net::open_socket::target_of;
 use crate::request::atomic_batch::{self, BatchAnswer, BatchCompletion};
 use crate::request::request::{self, Completion, RowSink};
@@ -27,7 +28,6 @@ use crate::wire::bind_execute::Param;
 use crate::wire::row::Row;
 use crate::wire::statement::Statement;
 use crate::wire::transaction_status::TransactionStatus;
-use crate::{DbError, Error};
 
 /// Gives every connection (and so every statement) a process-unique id.
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use crate::connection::connection::Connection;
 use crate::connection::slot::Slot;
+use crate::error::Error;
 use crate::request::request::{self, StatementLog};
 use crate::request::response::Response;
 use crate::wire::command_tag::rows_affected;
 use crate::wire::server_error::db_error;
-use crate::Error;
 
 /// Data is sent in `CopyData` messages of about this size.
 const COPY_CHUNK: usize = 64 * 1024;

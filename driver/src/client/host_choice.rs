@@ -10,8 +10,8 @@ use std::io;
 
 use crate::client::client::Client;
 use crate::config::{Config, Host, LoadBalanceHosts, TargetSessionAttrs};
+use crate::error::Error;
 use crate::net::open_socket::target_of;
-use crate::Error;
 
 /// What a server reported about itself, as far as `target_session_attrs`
 /// cares.

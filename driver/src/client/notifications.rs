@@ -7,8 +7,8 @@ use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 
 use crate::connection::connection::Connection;
 use crate::error::context::require_green;
+use crate::error::Error;
 use crate::wire::notification::Notification;
-use crate::Error;
 
 /// The notifications arriving on one connection (after `LISTEN channel`).
 ///

@@ -19,10 +19,10 @@ use postgres_protocol::escape::escape_identifier;
 use crate::client::abort::{rollback_to_savepoint_sql, AbortTracker};
 use crate::client::client::Client;
 use crate::client::copy::{CopyInWriter, CopyOutReader};
+use crate::error::Error;
 use crate::wire::bind_execute::Param;
 use crate::wire::row::Row;
 use crate::wire::statement::Statement;
-use crate::Error;
 
 /// A transaction (or a savepoint inside one). It holds the connection
 /// exclusively; dropped without [`Transaction::commit`] it rolls back.

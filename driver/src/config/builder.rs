@@ -12,7 +12,7 @@ use super::{
     ChannelBindingMode, Config, LoadBalanceHosts, RequireAuth, SslMode, SslNegotiation,
     TargetSessionAttrs,
 };
-use crate::Error;
+use crate::error::Error;
 
 /// Builds a [`Config`] setting by setting; start with [`Config::builder`]
 /// (the defaults) or `ConfigBuilder::from(config)` (another config's
@@ -281,7 +281,7 @@ impl ConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AuthMethod, Host};
+    use crate::config::{AuthMethod, Host};
 
     #[test]
     fn a_builder_with_nothing_set_gives_the_defaults_of_an_empty_url() {

@@ -10,7 +10,7 @@ use super::{
     ChannelBindingMode, ConfigBuilder, LoadBalanceHosts, RequireAuth, SslMode, SslNegotiation,
     TargetSessionAttrs,
 };
-use crate::Error;
+use crate::error::Error;
 
 pub(super) const DEFAULT_PORT: u16 = 5432;
 /// pgjdbc's default: long enough for a loaded server's authentication,

@@ -7,7 +7,7 @@ use super::config::{config_error, DEFAULT_PORT};
 use super::percent::Shown;
 use super::settings::{parse_host, parse_port};
 use super::Host;
-use crate::Error;
+use crate::error::Error;
 
 /// Which servers a connection may stay on (libpq's `target_session_attrs`,
 /// with libpq's meaning): checked after each host's connect, the next host

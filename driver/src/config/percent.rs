@@ -2,7 +2,7 @@
 //! it is about ([`Shown`]): a user name or password never appears in one.
 
 use super::config::config_error;
-use crate::Error;
+use crate::error::Error;
 
 /// Whether an error may quote the text it is about.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use super::{
     ChannelBindingMode, Config, Host, LoadBalanceHosts, RequireAuth, SslMode, SslNegotiation,
     TargetSessionAttrs,
 };
-use crate::Error;
+use crate::error::Error;
 
 /// The keys the connection pool reads from the same connection string
 /// (`pool_size`, `pool_max_shared`, `pool_timeout`, `max_lifetime`,

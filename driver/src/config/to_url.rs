@@ -159,7 +159,7 @@ fn format_millis(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::Config;
+    use crate::config::Config;
 
     #[test]
     fn to_url_round_trips() {

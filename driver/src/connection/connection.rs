@@ -21,13 +21,13 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::connection::reader::Reader;
 use crate::connection::slot::Slot;
+use crate::error::{DbError, Error};
 use crate::net::cancel_request::send_cancel;
 use crate::net::placement::Placement;
 use crate::net::socket::{ReadHalf, ShutdownHandle, WriteHalf};
 use crate::startup::connect::StartupState;
 use crate::wire::notification::Notification;
 use crate::wire::transaction_status::TransactionStatus;
-use crate::{DbError, Error};
 
 /// A write buffer larger than this is not kept for reuse.
 const MAX_SPARE_BUFFER: usize = 256 * 1024;

@@ -15,8 +15,8 @@ use bytes::BytesMut;
 use may::sync::Blocker;
 use parking_lot::Mutex;
 
+use crate::error::Error;
 use crate::net::deadline::whole_millis;
-use crate::Error;
 
 thread_local! {
     /// Finished slots kept for the next requests on this thread: a slot is

@@ -6,7 +6,7 @@
 //! It sits below the driver, the pool and the ORM: it imports only the
 //! error type and the green runtime.
 
-use crate::Error;
+use crate::error::Error;
 
 /// `Ok` on a green worker (any `may` coroutine); otherwise the
 /// wrong-context error naming `operation`. Nothing is sent or blocked.

@@ -9,7 +9,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::sqlstate;
+use crate::error::sqlstate;
 
 /// The fields of a server error or notice (`ErrorResponse` / `NoticeResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -27,8 +27,7 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
-use crate::sqlstate;
-use crate::{DbError, TlsFailure};
+use crate::error::{sqlstate, DbError, TlsFailure};
 
 /// A boxed error from a value conversion (`ToSql` / `FromSql`).
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;

@@ -1,12 +1,15 @@
-//! The lowest layer: the driver's error types ([`Error`](error::Error),
-//! [`DbError`](db_error::DbError), [`TlsFailure`](tls_failure::TlsFailure)),
-//! the named SQLSTATE codes, and the on-a-coroutine check whose refusal is
-//! [`Error::WrongContext`](error::Error::WrongContext). Every other layer
-//! may use them; they use nothing of the driver.
+//! The lowest layer: the driver's error types ([`Error`], [`DbError`],
+//! [`TlsFailure`]), the named SQLSTATE codes, and the on-a-coroutine check
+//! whose refusal is [`Error::WrongContext`]. Every other layer may use them;
+//! they use nothing of the driver.
 
 pub(crate) mod context;
-pub(crate) mod db_error;
+mod db_error;
 #[allow(clippy::module_inception)]
-pub(crate) mod error;
+mod error;
 pub mod sqlstate;
-pub(crate) mod tls_failure;
+mod tls_failure;
+
+pub use db_error::DbError;
+pub use error::{BoxError, Error, Result, WRONG_CONTEXT};
+pub use tls_failure::TlsFailure;

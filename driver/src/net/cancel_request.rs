@@ -8,9 +8,9 @@ use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 
 use crate::config::Config;
+use crate::error::Error;
 use crate::net::deadline::whole_millis;
 use crate::net::open_socket::open_socket;
-use crate::Error;
 
 /// Sends a `CancelRequest` for backend `process_id` on a fresh socket and
 /// waits until the server closed it (it has signalled the backend then), all

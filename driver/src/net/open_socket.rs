@@ -9,8 +9,8 @@ use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 
 use crate::config::{Config, Host, SslMode, SslNegotiation};
+use crate::error::{Error, TlsFailure};
 use crate::net::socket::{Bounded, Socket};
-use crate::{Error, TlsFailure};
 
 /// Opens the socket the configuration names, with TLS as `sslmode`
 /// demands (for `allow`, the first try: plain), all before `deadline`.

@@ -16,6 +16,7 @@ use may::net::TcpStream;
 use may::os::unix::net::UnixStream;
 
 use crate::config::Config;
+use crate::error::Error;
 use crate::net::deadline::{deadline_named, time_left, timed_out};
 use crate::net::off_scheduler::run_off_scheduler;
 use crate::net::placement::{count_in_place, place, Placement};
@@ -23,7 +24,6 @@ use crate::net::placement::{count_in_place, place, Placement};
 use crate::net::tls::TlsStream;
 #[cfg(feature = "tls")]
 use crate::net::tls_halves::{seal_last_words, SharedSession, TlsReadHalf, TlsWriteHalf};
-use crate::Error;
 
 /// A connected stream, before it is split into its reading and writing halves.
 #[derive(Debug)]

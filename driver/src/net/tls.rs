@@ -25,10 +25,10 @@ use rustls::{
 };
 
 use crate::config::{Config, SslMode, SslNegotiation};
+use crate::error::{Error, TlsFailure};
 use crate::net::deadline::{deadline_named, time_left};
 use crate::net::off_scheduler::run_off_scheduler;
 use crate::net::tls_end_point::server_end_point;
-use crate::{Error, TlsFailure};
 
 /// The ALPN protocol name of PostgreSQL's direct TLS (`sslnegotiation=direct`).
 const ALPN_POSTGRESQL: &[u8] = b"postgresql";

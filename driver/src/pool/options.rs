@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::config::parse_seconds;
-use crate::{Config, Error};
+use crate::config::{parse_seconds, Config};
+use crate::error::Error;
 
 /// sqlx's default; see [`PoolOptions::max_size`].
 const DEFAULT_MAX_SIZE: usize = 10;

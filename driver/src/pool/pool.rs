@@ -11,8 +11,9 @@ use super::lifecycle::Lifecycle;
 use super::options::{parse_url, PoolOptions};
 use super::task;
 use super::{PoolStats, PooledConnection};
+use crate::config::Config;
 use crate::error::context::require_green;
-use crate::{Config, Error};
+use crate::error::Error;
 
 /// A green connection pool for one database: a cheap, cloneable handle
 /// (clones share the same connections). See the [module documentation](crate::pool).

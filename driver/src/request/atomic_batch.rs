@@ -23,6 +23,7 @@ use postgres_protocol::message::frontend;
 use postgres_types::Type;
 
 use crate::connection::connection::Connection;
+use crate::error::Error;
 use crate::request::request::{self, encode_bind, StatementLog, SQL_LOG_TARGET};
 use crate::request::response::Response;
 use crate::wire::bind_execute::Param;
@@ -30,7 +31,6 @@ use crate::wire::command_tag::{forgets_prepared_statements, rows_affected};
 use crate::wire::row::Row;
 use crate::wire::server_error::db_error;
 use crate::wire::statement::{adopt_described_columns, Column, Statement};
-use crate::Error;
 
 /// What one statement of an atomic batch answered.
 #[derive(Debug, Default)]

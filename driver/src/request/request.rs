@@ -21,6 +21,7 @@ use postgres_protocol::message::frontend;
 
 use crate::connection::connection::Connection;
 use crate::connection::slot::Slot;
+use crate::error::Error;
 use crate::request::response::{Deadline, Frame, Response};
 use crate::wire::bind_execute::{self, encode_bind_execute_sync, Param};
 use crate::wire::command_tag::{forgets_prepared_statements, rows_affected};
@@ -30,7 +31,6 @@ use crate::wire::statement::{
     adopt_described_columns, columns_of, type_for_oid, Column, Statement,
 };
 use crate::wire::transaction_status::TransactionStatus;
-use crate::Error;
 
 /// The `log` target of every statement the driver runs.
 pub const SQL_LOG_TARGET: &str = "odm::sql";

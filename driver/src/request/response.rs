@@ -10,9 +10,9 @@ use postgres_protocol::message::backend::Message;
 
 use crate::connection::connection::Connection;
 use crate::connection::slot::Slot;
+use crate::error::Error;
 use crate::wire::command_tag::{forgets_prepared_statements, tag_row_count};
 use crate::wire::server_error;
-use crate::Error;
 
 /// A backend message as [`Response::next_light`] returns it.
 pub(crate) enum Frame {

@@ -17,9 +17,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::config::Config;
-use crate::sqlstate;
+use crate::error::{sqlstate, Error};
 use crate::wire::statement::Statement;
-use crate::Error;
 
 /// No entry (the end of the recency list).
 const NIL: usize = usize::MAX;

@@ -40,13 +40,13 @@ use postgres_protocol::message::frontend;
 use postgres_types::Type;
 
 use crate::connection::connection::Connection;
+use crate::error::sqlstate;
+use crate::error::Error;
 use crate::request::request::{
     encode_bind, log_statement, read_results, request, start_clock, Completion, RowSink,
 };
-use crate::sqlstate;
 use crate::wire::bind_execute::Param;
 use crate::wire::statement::{Column, Statement};
-use crate::Error;
 
 /// SQLSTATE class 42, `syntax_error_or_access_rule_violation`.
 const SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION: &str = "42";
@@ -124,7 +124,7 @@ mod tests {
         };
         assert!(may_be_stale_description(&to_sql));
         let db = |code: &str| {
-            Error::Db(Box::new(crate::DbError {
+            Error::Db(Box::new(crate::error::DbError {
                 code: code.to_owned(),
                 ..Default::default()
             }))
@@ -132,7 +132,7 @@ mod tests {
         assert!(may_be_stale_description(&db("42883")));
         assert!(may_be_stale_description(&db("42804")));
         assert!(!may_be_stale_description(&db(
-            crate::sqlstate::UNIQUE_VIOLATION
+            crate::error::sqlstate::UNIQUE_VIOLATION
         )));
         assert!(!may_be_stale_description(&db("22P02")));
         assert!(!may_be_stale_description(&Error::RowCount(2)));

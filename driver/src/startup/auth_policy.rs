@@ -6,7 +6,7 @@
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, SCRAM_SHA_256_PLUS};
 
 use crate::config::{AuthMethod, ChannelBindingMode, Config, RequireAuth};
-use crate::Error;
+use crate::error::Error;
 
 /// The authentication policy of one connect.
 pub(crate) struct AuthPolicy {

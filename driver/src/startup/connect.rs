@@ -15,6 +15,7 @@ use postgres_protocol::authentication::sasl::ScramSha256;
 use postgres_protocol::message::{backend::Message, frontend};
 
 use crate::config::{AuthMethod, Config, SslMode};
+use crate::error::Error;
 use crate::net::off_scheduler::run_off_scheduler;
 use crate::net::open_socket::target_of;
 use crate::net::open_socket::{open_socket, open_socket_as};
@@ -22,7 +23,6 @@ use crate::net::socket::{Bounded, Socket};
 use crate::startup::auth_policy::{AuthPolicy, ScramChoice};
 use crate::wire::server_error::{db_error, log_notice, parse_fields};
 use crate::wire::transaction_status::TransactionStatus;
-use crate::Error;
 
 /// What the startup phase leaves for the connection (no `Debug`: it holds
 /// the backend's secret key).

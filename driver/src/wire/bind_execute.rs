@@ -12,7 +12,7 @@
 use bytes::BytesMut;
 use postgres_types::{IsNull, ToSql, Type};
 
-use crate::Error;
+use crate::error::Error;
 
 /// A query parameter: any value that can be encoded for PostgreSQL.
 pub type Param<'a> = &'a (dyn ToSql + Sync);
@@ -116,8 +116,8 @@ mod tests {
     use postgres_types::{ToSql, Type};
 
     use super::encode_bind_execute_sync;
+    use crate::error::Error;
     use crate::wire::bind_execute::Param;
-    use crate::Error;
 
     /// What `postgres_protocol` writes for the same request.
     fn reference(name: &str, types: &[Type], params: &[Param<'_>]) -> BytesMut {

@@ -8,8 +8,8 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::DataRowBody;
 use postgres_types::{FromSql, WasNull, WrongType};
 
+use crate::error::Error;
 use crate::wire::statement::Column;
-use crate::Error;
 
 /// Something that picks a column of a row: a `usize` position or a `&str`
 /// name.

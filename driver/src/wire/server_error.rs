@@ -4,7 +4,7 @@
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::ErrorFields;
 
-use crate::{DbError, Error};
+use crate::error::{DbError, Error};
 
 /// Reads the fields the server sent into a [`DbError`].
 pub(crate) fn parse_fields(mut fields: ErrorFields<'_>) -> Result<DbError, Error> {

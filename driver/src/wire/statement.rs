@@ -8,7 +8,7 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::RowDescriptionBody;
 use postgres_types::Type;
 
-use crate::Error;
+use crate::error::Error;
 
 /// A result column: its name and type.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -55,8 +55,8 @@ pub enum QueryError {
     },
 }
 
-impl From<QueryError> for crate::Error {
+impl From<QueryError> for crate::error::Error {
     fn from(e: QueryError) -> Self {
-        crate::Error::Query(Box::new(e))
+        crate::error::Error::Query(Box::new(e))
     }
 }

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::{DbError, Error};
+use crate::error::Error;
+use crate::DbError;
 
 /// A migration problem, carried by [`Error::Migration`].
 ///

@@ -273,17 +273,17 @@ pub enum Error {
     /// A mapper-level misuse: unknown bind, missing key, ambiguous foreign
     /// key, ...; the case names the bind, model or column.
     #[error(transparent)]
-    Mapper(#[from] crate::MapperError),
+    Mapper(#[from] crate::error::MapperError),
 
     /// A migration set is invalid, disagrees with the database, or one of
     /// its migrations failed; names the version ([`crate::migrate`]).
     #[error(transparent)]
-    Migration(Box<crate::migrate::MigrationError>),
+    Migration(Box<crate::error::MigrationError>),
 
     /// A report query (join, projection, aggregate) the builder refuses;
     /// names the table or column ([`crate::query::QueryError`]).
     #[error(transparent)]
-    Query(Box<crate::query::QueryError>),
+    Query(Box<crate::error::QueryError>),
 
     /// A value read from the database matches no variant of a `Choice`.
     #[error("column `{column}` holds {value}, which is not a valid {type_name}")]
