@@ -7,9 +7,9 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use crate::error::Error;
-use crate::pg::{self, seam, Client, Config};
-use crate::pool::{parse_url, Pool, PoolOptions};
 use crate::replicas::REPLICA_RECHECK;
+use green_postgres::pool::{parse_url, Pool, PoolOptions};
+use green_postgres::{self as pg, seam, Client, Config};
 
 /// One database: its configuration and the [`Pool`] of connections to it.
 ///

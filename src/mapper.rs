@@ -13,8 +13,8 @@ use crate::engine::Engine;
 use crate::error::{Error, MapperError, Result};
 use crate::migrate::{self, MigrationError, MigrationReport, Migrations, PendingMigration};
 use crate::model::{Model, Table};
-use crate::pg::seam::require_green;
 use crate::replicas::ReadRoute;
+use green_postgres::seam::require_green;
 
 pub use crate::model::DEFAULT_BIND;
 
@@ -89,8 +89,8 @@ impl Mapper {
     ///
     /// None today; a `Result` as every other constructor returns one.
     pub fn with_options(
-        config: crate::pg::Config,
-        options: crate::pool::PoolOptions,
+        config: green_postgres::Config,
+        options: green_postgres::pool::PoolOptions,
     ) -> Result<Mapper> {
         let engine = Engine::with_options(config, options);
         Mapper::from_engines(vec![(DEFAULT_BIND.to_owned(), engine)])
@@ -233,7 +233,7 @@ impl Mapper {
     /// # Errors
     ///
     /// The wrong-context error (`acquire in main greenlet: migrate ...`)
-    /// off a green worker; [`Error::Migration`](crate::Error::Migration) naming the version for an
+    /// off a green worker; [`Error::Migration`] naming the version for an
     /// edited or unknown applied migration (nothing applied) or a failed
     /// one (it rolled back; earlier ones stay applied); pool and
     /// connection errors.

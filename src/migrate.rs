@@ -233,7 +233,7 @@ impl Migrations {
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Migrations> {
         let dir = dir.as_ref().to_owned();
         let files =
-            crate::pg::seam::run_off_scheduler("odm-migrations-read", None, "", move || {
+            green_postgres::seam::run_off_scheduler("odm-migrations-read", None, "", move || {
                 read_dir(&dir)
             })??;
         Migrations::from_files(files.iter().map(|(f, s)| (f.as_str(), s.as_str())))

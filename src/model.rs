@@ -58,7 +58,7 @@ use std::sync::OnceLock;
 use postgres_types::ToSql;
 
 use crate::error::MapperError;
-use crate::pg::Row;
+use green_postgres::Row;
 
 /// The label of the bind used by models without `#[odm(bind = "...")]`.
 pub const DEFAULT_BIND: &str = "default";

@@ -21,12 +21,12 @@
 
 use std::time::Duration;
 
-use crate::pg::{self, DbError, TlsFailure};
+use green_postgres::{self as pg, DbError, TlsFailure};
 
-pub use crate::pg::BoxError;
-use crate::sqlstate;
+use green_postgres::sqlstate;
+pub use green_postgres::BoxError;
 
-pub use crate::pg::WRONG_CONTEXT;
+pub use green_postgres::WRONG_CONTEXT;
 
 /// Everything that can go wrong in odm.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::DbError;
+use green_postgres::DbError;
 
 /// A migration problem, carried by [`Error::Migration`].
 ///

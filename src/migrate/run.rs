@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Migration, MigrationError, Migrations};
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::pg::{Client, TransactionStatus};
+use green_postgres::{Client, TransactionStatus};
 
 /// The key of the session advisory lock a run holds: "odm_migr" in ASCII.
 /// Advisory locks are per database, so it serializes runs on one database.

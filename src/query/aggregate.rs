@@ -11,8 +11,8 @@ use postgres_types::ToSql;
 use super::expr::{CompareOp, Field, Value};
 use super::projection::{Contains, ReportOrder, Selectable, Term};
 use crate::error::Result;
-use crate::pg::Row;
 use crate::types::ColumnType;
+use green_postgres::Row;
 
 /// `COUNT(*)`: the number of rows (of each group), read as `i64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use super::expr::{ColumnRef, Field, Order};
 use postgres_types::ToSql;
 
 use crate::error::Result;
-use crate::pg::Row;
 use crate::types::ColumnType;
+use green_postgres::Row;
 
 /// The index of a model at the head of a query's model list.
 #[derive(Debug, Clone, Copy)]

@@ -10,9 +10,9 @@
 //! [`crate::session`]).
 
 use crate::error::Result;
-use crate::pg::seam::{self, AbortTracker};
-use crate::pg::{self, Client, TransactionStatus};
-use crate::pool::PooledConnection;
+use green_postgres::pool::PooledConnection;
+use green_postgres::seam::{self, AbortTracker};
+use green_postgres::{self as pg, Client, TransactionStatus};
 
 /// One bind's connection inside a session.
 pub(super) struct BindConnection {

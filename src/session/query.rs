@@ -32,8 +32,8 @@ mod stream;
 
 use crate::error::{Error, Result};
 use crate::model::{Model, Table};
-use crate::pg::Row;
 use crate::query::{sql, Assignment, Expr, Order, QueryParts, Statement};
+use green_postgres::Row;
 pub use polymorphic::{Kind, Polymorphic};
 pub use stream::{QueryIter, DEFAULT_FETCH_SIZE};
 

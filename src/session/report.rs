@@ -290,7 +290,7 @@ impl<S, P> Report<'_, S, P> {
         Ok(self.sql.statement(&terms)?.sql.into_owned())
     }
 
-    fn rows<I>(&mut self) -> Result<Vec<crate::pg::Row>>
+    fn rows<I>(&mut self) -> Result<Vec<green_postgres::Row>>
     where
         P: Projection<S, I>,
     {

@@ -3,7 +3,7 @@
 
 use super::column_type::column_name;
 use crate::error::Error;
-use crate::pg::Row;
+use green_postgres::Row;
 
 /// An enum stored in one column: as its integer discriminant in an `INTEGER`
 /// column (the default), or as its variant name in a `TEXT` column

@@ -21,7 +21,7 @@ use crate::net::cancel_request::send_cancel;
 /// `query_timeout` is exact where this cannot be: it cancels only a request
 /// alone on its connection and closes the connection otherwise.
 ///
-/// [`Client`]: super::Client
+/// [`Client`]: crate::Client
 ///
 /// Its `Debug` form shows neither the backend's secret key (which lets
 /// anyone who can reach the server cancel that backend's queries) nor the

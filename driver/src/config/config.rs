@@ -385,7 +385,7 @@ impl Config {
 
     /// The slow-statement threshold (`slow_statement_ms`, milliseconds;
     /// default 1000, 0 turns it off): a statement that takes longer is
-    /// logged at warn level under [`SQL_LOG_TARGET`](super::SQL_LOG_TARGET)
+    /// logged at warn level under [`SQL_LOG_TARGET`](crate::SQL_LOG_TARGET)
     /// with its SQL text and duration. On by default because a statement
     /// that takes a second is almost always a missing index or a lock wait
     /// worth hearing about; it costs two clock reads per statement, and

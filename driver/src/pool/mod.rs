@@ -124,6 +124,8 @@
 //! [`Error::NestedAcquire`]: crate::Error::NestedAcquire
 //! [`Error::NotShareable`]: crate::Error::NotShareable
 //! [`Error::QueryTimeout`]: crate::Error::QueryTimeout
+//! [`Error::PoolHeldByTask`]: crate::Error::PoolHeldByTask
+//! [`Config`]: crate::Config
 
 mod backoff;
 mod connection;

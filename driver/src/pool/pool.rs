@@ -87,7 +87,7 @@ impl Pool {
     ///
     /// It never takes longer than [`timeout`](Pool::timeout) in total. A
     /// connection that sat idle for more than 500 ms is checked with an
-    /// empty query first; see the [settings](self#settings).
+    /// empty query first; see the [settings](crate::pool#settings).
     pub fn acquire(&self) -> Result<PooledConnection, Error> {
         require_green("pool acquire")?;
         let task = task::current_task();
@@ -102,7 +102,7 @@ impl Pool {
 
     /// Like [`Pool::acquire`], but a task that already holds connections of
     /// this pool may take one more (for an independent transaction beside
-    /// its own, e.g. [`Mapper::begin_independent`](crate::Mapper::begin_independent)).
+    /// its own, e.g. `odm::Mapper::begin_independent`).
     /// Deadlock-safe against the task itself: when its own holdings already
     /// fill the pool, it fails at once with [`Error::PoolHeldByTask`]
     /// instead of waiting for a connection only it could give back. When
