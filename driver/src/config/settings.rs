@@ -5,7 +5,7 @@
 //!
 //! A few keys belong to the connection pool, not to the connection
 //! ([`POOL_SETTINGS`]): they are collected unread for the pool, which
-//! checks their values (`odm::pool::PoolOptions`).
+//! checks their values (`crate::pool::PoolOptions`).
 
 use std::time::Duration;
 
