@@ -1,4 +1,5 @@
-//! Opening a connection: socket, TLS negotiation (`sslmode`), the startup
+//! Opening a connection: the socket (with TLS as `sslmode` asks, from
+//! `net::open_socket`, and libpq's fallbacks between the two), the startup
 //! message, authentication (trust, cleartext, MD5, SCRAM-SHA-256 and
 //! SCRAM-SHA-256-PLUS, as `require_auth` and `channel_binding` allow) and the
 //! server's parameter status and backend key, up to the first

@@ -1,7 +1,7 @@
 //! The protocol's bytes and values, without I/O: encoding `Bind`/`Execute`,
 //! decoding rows, row descriptions, command tags, server errors and
 //! notifications, and the values they carry (statements and columns, the
-//! transaction status). Uses `error` and `config`.
+//! transaction status). Uses `error` only.
 
 pub(crate) mod bind_execute;
 pub(crate) mod command_tag;
