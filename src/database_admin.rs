@@ -7,10 +7,12 @@ use std::collections::HashMap;
 
 use postgres_protocol::escape::escape_identifier;
 
+use crate::engine::Engine;
+use crate::error::{MapperError, Result};
 use crate::mapper::Mapper;
-use crate::pg::seam::require_green;
-use crate::pg::Config;
-use crate::{sqlstate, Engine, MapperError, Result};
+use green_postgres::seam::require_green;
+use green_postgres::sqlstate;
+use green_postgres::Config;
 
 impl Mapper {
     /// Creates database `name` on the server of every bind and returns a new
@@ -101,7 +103,7 @@ impl Mapper {
             let names = rows
                 .iter()
                 .map(|r| r.try_get::<usize, String>(0))
-                .collect::<crate::pg::Result<Vec<_>>>()?;
+                .collect::<green_postgres::Result<Vec<_>>>()?;
             out.insert(label.to_owned(), names);
         }
         Ok(out)

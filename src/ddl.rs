@@ -11,11 +11,11 @@ use std::collections::HashMap;
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
+use crate::error::{Error, MapperError, Result};
 use crate::mapper::Mapper;
 use crate::model::{ColumnDef, Table};
-use crate::pg::seam::require_green;
 use crate::session::Session;
-use crate::{Error, MapperError, Result};
+use green_postgres::seam::require_green;
 
 /// The SQL of one column in `CREATE TABLE`.
 fn column_sql(table: &Table, column: &ColumnDef) -> String {
@@ -267,7 +267,7 @@ impl Mapper {
             let names = rows
                 .iter()
                 .map(|r| r.try_get::<usize, String>(0))
-                .collect::<crate::pg::Result<Vec<_>>>()?;
+                .collect::<green_postgres::Result<Vec<_>>>()?;
             out.push((label.to_owned(), names));
         }
         Ok(out)

@@ -114,13 +114,12 @@ pub use green_postgres::sqlstate;
 #[cfg(feature = "testing")]
 pub use odm_testing as testing;
 
-pub use error::{BoxError, Error, Result, WRONG_CONTEXT};
+pub use error::{BoxError, Error, MapperError, Result, WRONG_CONTEXT};
 pub use pg::{DbError, TlsFailure};
 
 mod database_admin;
 pub mod ddl;
 pub mod mapper;
-mod mapper_error;
 pub mod migrate;
 pub mod model;
 pub mod query;
@@ -129,7 +128,6 @@ pub mod session;
 pub mod types;
 
 pub use mapper::Mapper;
-pub use mapper_error::MapperError;
 pub use migrate::{Migration, Migrations};
 pub use model::{ColumnDef, ForeignKey, Model, Record, Relation, Table};
 pub use odm_derive::{Choice, Model};

@@ -9,8 +9,12 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::engine::Engine;
+use crate::error::{Error, MapperError, Result};
+use crate::migrate::{self, MigrationError, MigrationReport, Migrations, PendingMigration};
 use crate::model::{Model, Table};
-use crate::{Engine, Error, MapperError, ReadRoute, Result};
+use crate::replicas::ReadRoute;
+use green_postgres::seam::require_green;
 
 pub use crate::model::DEFAULT_BIND;
 
@@ -40,7 +44,7 @@ struct MapperInner {
     /// Registered models, in registration order.
     registry: RwLock<Vec<&'static Table>>,
     /// Registered migrations, one set per bind label ([`crate::migrate`]).
-    migrations: RwLock<Vec<crate::migrate::Migrations>>,
+    migrations: RwLock<Vec<Migrations>>,
     /// Whether new sessions read from replicas ([`Mapper::set_read_route`]).
     reads_on_replicas: AtomicBool,
     /// Sessions started so far: spreads sessions over replicas.
@@ -85,8 +89,8 @@ impl Mapper {
     ///
     /// None today; a `Result` as every other constructor returns one.
     pub fn with_options(
-        config: crate::pg::Config,
-        options: crate::pool::PoolOptions,
+        config: green_postgres::Config,
+        options: green_postgres::pool::PoolOptions,
     ) -> Result<Mapper> {
         let engine = Engine::with_options(config, options);
         Mapper::from_engines(vec![(DEFAULT_BIND.to_owned(), engine)])
@@ -203,9 +207,53 @@ impl Mapper {
         Arc::as_ptr(&self.inner) as usize
     }
 
-    /// The registered migration sets (see [`crate::migrate`]).
-    pub(crate) fn migration_sets(&self) -> &RwLock<Vec<crate::migrate::Migrations>> {
-        &self.inner.migrations
+    /// Registers the migrations of a bind ([`Migrations::on_bind`], default
+    /// `"default"`), replacing the set registered for that bind before. No
+    /// I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`MigrationError::UnknownBind`] when the mapper has no such bind.
+    pub fn register_migrations(&self, migrations: Migrations) -> Result<()> {
+        if self.engine(Some(migrations.bind())).is_none() {
+            let label = migrations.bind().to_owned();
+            return Err(MigrationError::UnknownBind { label }.into());
+        }
+        let mut sets = self.inner.migrations.write();
+        sets.retain(|set| set.bind() != migrations.bind());
+        sets.push(migrations);
+        Ok(())
+    }
+
+    /// Applies the pending registered migrations, bind by bind in
+    /// registration order; see [`crate::migrate`] for the lock, the
+    /// transactions and what is refused. With nothing registered it does
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// The wrong-context error (`acquire in main greenlet: migrate ...`)
+    /// off a green worker; [`Error::Migration`] naming the version for an
+    /// edited or unknown applied migration (nothing applied) or a failed
+    /// one (it rolled back; earlier ones stay applied); pool and
+    /// connection errors.
+    pub fn migrate(&self) -> Result<MigrationReport> {
+        require_green("migrate")?;
+        let sets = self.inner.migrations.read().clone();
+        migrate::apply_registered(&sets, |label| self.engine(Some(label)))
+    }
+
+    /// The dry run of [`Mapper::migrate`]: the migrations it would apply,
+    /// in order, without applying anything (nor creating `odm_migrations`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Mapper::migrate`], except for failures of migrations, which do
+    /// not run.
+    pub fn migrate_plan(&self) -> Result<Vec<PendingMigration>> {
+        require_green("migrate_plan")?;
+        let sets = self.inner.migrations.read().clone();
+        migrate::plan_registered(&sets, |label| self.engine(Some(label)))
     }
 
     /// The engine a table lives on.

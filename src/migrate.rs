@@ -86,18 +86,18 @@
 //! [`Mapper::migrate_plan`]: crate::Mapper::migrate_plan
 //! [`Error::NestedAcquire`]: crate::Error::NestedAcquire
 
-mod error;
 mod run;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use error::MigrationError;
+pub use crate::error::MigrationError;
+pub(crate) use run::{apply_registered, plan_registered};
 pub use run::{AppliedMigration, MigrationReport, PendingMigration, LOCK_KEY};
 
-use crate::mapper::DEFAULT_BIND;
-use crate::Result;
+use crate::error::Result;
+use crate::model::DEFAULT_BIND;
 
 /// The marker, in a migration's leading comment lines, that runs it
 /// outside a transaction.
@@ -233,7 +233,7 @@ impl Migrations {
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Migrations> {
         let dir = dir.as_ref().to_owned();
         let files =
-            crate::pg::seam::run_off_scheduler("odm-migrations-read", None, "", move || {
+            green_postgres::seam::run_off_scheduler("odm-migrations-read", None, "", move || {
                 read_dir(&dir)
             })??;
         Migrations::from_files(files.iter().map(|(f, s)| (f.as_str(), s.as_str())))

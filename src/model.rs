@@ -57,8 +57,8 @@ use std::sync::OnceLock;
 
 use postgres_types::ToSql;
 
-use crate::pg::Row;
-use crate::MapperError;
+use crate::error::MapperError;
+use green_postgres::Row;
 
 /// The label of the bind used by models without `#[odm(bind = "...")]`.
 pub const DEFAULT_BIND: &str = "default";
@@ -324,7 +324,7 @@ pub trait Record: Send + Sync {
     fn key_param(&self) -> Option<&(dyn ToSql + Sync)>;
 
     /// Checks the values before a write (dict-style choice codes).
-    fn validate(&self) -> crate::Result<()>;
+    fn validate(&self) -> crate::error::Result<()>;
 
     /// Fills the own table's `Option` fields marked
     /// `#[odm(default_fn = "path::to::fn")]` that are `None` with the
@@ -335,7 +335,7 @@ pub trait Record: Send + Sync {
     /// Overwrites the own table's fields from a row holding the own columns
     /// in column order (the `RETURNING` of an insert or update), reading
     /// back generated keys and server defaults.
-    fn read_back(&mut self, row: &Row) -> crate::Result<()>;
+    fn read_back(&mut self, row: &Row) -> crate::error::Result<()>;
 
     /// The parent record (joined-table inheritance).
     fn parent_record(&self) -> Option<&dyn Record>;
@@ -367,10 +367,10 @@ pub trait Model: Record + Sized + 'static {
     /// Builds the model from a row holding, from position `start`, every
     /// column of its lineage (root ancestor first, each table's columns in
     /// order) — what the query builder selects.
-    fn from_row_at(row: &Row, start: usize) -> crate::Result<Self>;
+    fn from_row_at(row: &Row, start: usize) -> crate::error::Result<Self>;
 
     /// Builds the model from a row whose first columns are its lineage's.
-    fn from_row(row: &Row) -> crate::Result<Self> {
+    fn from_row(row: &Row) -> crate::error::Result<Self> {
         Self::from_row_at(row, 0)
     }
 }

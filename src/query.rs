@@ -32,10 +32,10 @@ pub(crate) mod expr;
 pub(crate) mod join;
 pub mod lock;
 pub(crate) mod projection;
-mod query_error;
 pub mod sql;
 mod value_array;
 
+pub use crate::error::QueryError;
 pub use aggregate::{
     avg, count, count_distinct, count_of, max, min, sum, Aggregate, AggregateExpr, Anywhere,
     Averageable, Count, CountOf, Summable,
@@ -48,6 +48,5 @@ pub use projection::{
     Append, AppendOptional, Contains, Here, HereOptional, InnerSide, JoinSide, Optional, OuterSide,
     Projection, ReportOrder, Selectable, There,
 };
-pub use query_error::QueryError;
 pub use sql::{QueryParts, Statement};
 pub use value_array::ValueArray;

@@ -3,11 +3,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::error::{Error, MapperError, Result};
 use crate::mapper::Mapper;
 use crate::model::{Table, DEFAULT_BIND};
-use crate::pg::seam::{self, require_green};
-use crate::pg::{self, Client, Param, Row};
-use crate::{Error, MapperError, ReadRoute, Result};
+use crate::replicas::ReadRoute;
+use green_postgres::seam::{self, require_green};
+use green_postgres::{self as pg, Client, Param, Row};
 
 mod add_all;
 mod atomic_batch;

@@ -34,63 +34,35 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
-mod abort;
-mod atomic_batch;
-mod auth_policy;
-mod bind_execute;
-mod cancel_token;
+// The layers, lowest first; each may use only itself and those above it
+// in this list (checked by `.ci/layers`).
 mod client;
 mod config;
-mod connect;
 mod connection;
-mod context;
-mod copy;
-mod db_error;
 mod error;
-mod host_choice;
-mod notification;
-mod off_scheduler;
-mod placement;
+mod net;
 pub mod pool;
-mod reader;
 mod request;
-mod response;
-mod row;
 pub mod seam;
-mod server_error;
-mod socket;
-pub mod sqlstate;
-mod statement;
-mod statement_cache;
-#[cfg(feature = "tls")]
-mod tls;
-#[cfg(feature = "tls")]
-mod tls_end_point;
-mod tls_failure;
-#[cfg(feature = "tls")]
-mod tls_halves;
-mod transaction;
-mod unnamed;
+mod startup;
+mod wire;
 
-pub use atomic_batch::BatchAnswer;
-pub use cancel_token::CancelToken;
-pub use client::Client;
-pub(crate) use config::parse_seconds;
+pub use client::cancel_token::CancelToken;
+pub use client::client::Client;
+pub use client::copy::{CopyInWriter, CopyOutReader};
+pub use client::notifications::Notifications;
+pub use client::transaction::Transaction;
 pub use config::{
     AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Host, LoadBalanceHosts, RequireAuth,
     SslMode, SslNegotiation, TargetSessionAttrs,
 };
-pub use copy::{CopyInWriter, CopyOutReader};
-pub use db_error::DbError;
-pub use error::{BoxError, Error, Result, WRONG_CONTEXT};
-pub use notification::{Notification, Notifications};
+pub use error::{sqlstate, BoxError, DbError, Error, Result, TlsFailure, WRONG_CONTEXT};
 pub use pool::{Pool, PoolStats, PooledConnection};
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};
-pub use request::SQL_LOG_TARGET;
-pub use row::{Row, RowIndex};
-pub use statement::{Column, Statement};
-pub use tls_failure::TlsFailure;
-pub use transaction::{Transaction, TransactionStatus};
-
-/// A query parameter: any value that can be encoded for PostgreSQL.
-pub type Param<'a> = &'a (dyn ToSql + Sync);
+pub use request::atomic_batch::BatchAnswer;
+pub use request::request::SQL_LOG_TARGET;
+pub use wire::bind_execute::Param;
+pub use wire::notification::Notification;
+pub use wire::row::{Row, RowIndex};
+pub use wire::statement::{Column, Statement};
+pub use wire::transaction_status::TransactionStatus;

@@ -17,12 +17,13 @@
 //!
 //! These follow the crate's version like the rest of its API.
 
-pub use crate::abort::{AbortTracker, PendingCommit};
-pub use crate::context::require_green;
-pub use crate::off_scheduler::run_off_scheduler;
+pub use crate::client::abort::{AbortTracker, PendingCommit};
+pub use crate::error::context::require_green;
+pub use crate::net::off_scheduler::run_off_scheduler;
 
+use crate::client::client::Client;
+use crate::error::Error;
 use crate::pool::{Pool, PooledConnection};
-use crate::{Client, Error};
 
 /// Runs `statement` on one of `pool`'s shared, pipelined connections
 /// (refused off a coroutine, naming `operation`); `statement`'s error type

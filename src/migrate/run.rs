@@ -1,13 +1,16 @@
-//! Applying migrations: [`Mapper::register_migrations`],
-//! [`Mapper::migrate`] and the dry run [`Mapper::migrate_plan`], over the
-//! pool's public API (one exclusive connection per bind).
+//! Applying migrations, for [`Mapper::migrate`] and the dry run
+//! [`Mapper::migrate_plan`], over the pool's public API (one exclusive
+//! connection per bind).
+//!
+//! [`Mapper::migrate`]: crate::Mapper::migrate
+//! [`Mapper::migrate_plan`]: crate::Mapper::migrate_plan
 
 use std::time::{Duration, Instant};
 
 use super::{Migration, MigrationError, Migrations};
-use crate::pg::seam::require_green;
-use crate::pg::{Client, TransactionStatus};
-use crate::{Engine, Mapper, Result};
+use crate::engine::Engine;
+use crate::error::Result;
+use green_postgres::{Client, TransactionStatus};
 
 /// The key of the session advisory lock a run holds: "odm_migr" in ASCII.
 /// Advisory locks are per database, so it serializes runs on one database.
@@ -25,7 +28,7 @@ const READ_APPLIED: &str = "SELECT version, name, checksum FROM odm_migrations O
 const RECORD: &str =
     "INSERT INTO odm_migrations (version, name, checksum, execution_ms) VALUES ($1, $2, $3, $4)";
 
-/// A migration [`Mapper::migrate`] applied.
+/// A migration [`Mapper::migrate`](crate::Mapper::migrate) applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AppliedMigration {
@@ -39,7 +42,7 @@ pub struct AppliedMigration {
     pub duration: Duration,
 }
 
-/// A migration not applied yet, as listed by [`Mapper::migrate_plan`].
+/// A migration not applied yet, as listed by [`Mapper::migrate_plan`](crate::Mapper::migrate_plan).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PendingMigration {
@@ -53,7 +56,7 @@ pub struct PendingMigration {
     pub transactional: bool,
 }
 
-/// What [`Mapper::migrate`] did.
+/// What [`Mapper::migrate`](crate::Mapper::migrate) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MigrationReport {
@@ -62,83 +65,55 @@ pub struct MigrationReport {
     pub applied: Vec<AppliedMigration>,
 }
 
-impl Mapper {
-    /// Registers the migrations of a bind ([`Migrations::on_bind`], default
-    /// `"default"`), replacing the set registered for that bind before. No
-    /// I/O.
-    ///
-    /// # Errors
-    ///
-    /// [`MigrationError::UnknownBind`] when the mapper has no such bind.
-    pub fn register_migrations(&self, migrations: Migrations) -> Result<()> {
-        if self.engine(Some(migrations.bind())).is_none() {
-            let label = migrations.bind().to_owned();
-            return Err(MigrationError::UnknownBind { label }.into());
-        }
-        let mut sets = self.migration_sets().write();
-        sets.retain(|set| set.bind() != migrations.bind());
-        sets.push(migrations);
-        Ok(())
+/// Applies the pending migrations of `sets` (what
+/// [`Mapper::migrate`](crate::Mapper::migrate) runs), bind by bind in
+/// order, each on the engine `engines` gives for its bind label.
+pub(crate) fn apply_registered<'e>(
+    sets: &[Migrations],
+    engines: impl Fn(&str) -> Option<&'e Engine>,
+) -> Result<MigrationReport> {
+    let mut report = MigrationReport::default();
+    for set in sets {
+        report
+            .applied
+            .extend(migrate_bind(engine_of(&engines, set)?, set)?);
     }
-
-    /// Applies the pending registered migrations, bind by bind in
-    /// registration order; see [`crate::migrate`] for the lock, the
-    /// transactions and what is refused. With nothing registered it does
-    /// nothing.
-    ///
-    /// # Errors
-    ///
-    /// The wrong-context error (`acquire in main greenlet: migrate ...`)
-    /// off a green worker; [`Error::Migration`](crate::Error::Migration) naming the version for an
-    /// edited or unknown applied migration (nothing applied) or a failed
-    /// one (it rolled back; earlier ones stay applied); pool and
-    /// connection errors.
-    pub fn migrate(&self) -> Result<MigrationReport> {
-        require_green("migrate")?;
-        let sets = self.migration_sets().read().clone();
-        let mut report = MigrationReport::default();
-        for set in &sets {
-            report
-                .applied
-                .extend(migrate_bind(engine_of(self, set)?, set)?);
-        }
-        Ok(report)
-    }
-
-    /// The dry run of [`Mapper::migrate`]: the migrations it would apply,
-    /// in order, without applying anything (nor creating `odm_migrations`).
-    ///
-    /// # Errors
-    ///
-    /// As [`Mapper::migrate`], except for failures of migrations, which do
-    /// not run.
-    pub fn migrate_plan(&self) -> Result<Vec<PendingMigration>> {
-        require_green("migrate_plan")?;
-        let sets = self.migration_sets().read().clone();
-        let mut plan = Vec::new();
-        for set in &sets {
-            let conn = engine_of(self, set)?.pool().acquire()?;
-            let exists: bool = conn
-                .query_one("SELECT to_regclass('odm_migrations') IS NOT NULL", &[])?
-                .try_get(0)?;
-            let applied = if exists {
-                read_applied(&conn)?
-            } else {
-                Vec::new()
-            };
-            plan.extend(pending(set, &applied)?.map(|m| PendingMigration {
-                bind: set.bind().to_owned(),
-                version: m.version(),
-                name: m.name().to_owned(),
-                transactional: m.transactional(),
-            }));
-        }
-        Ok(plan)
-    }
+    Ok(report)
 }
 
-fn engine_of<'m>(mp: &'m Mapper, set: &Migrations) -> Result<&'m Engine> {
-    mp.engine(Some(set.bind())).ok_or_else(|| {
+/// The migrations of `sets` not applied yet (what
+/// [`Mapper::migrate_plan`](crate::Mapper::migrate_plan) lists), in order,
+/// without applying anything.
+pub(crate) fn plan_registered<'e>(
+    sets: &[Migrations],
+    engines: impl Fn(&str) -> Option<&'e Engine>,
+) -> Result<Vec<PendingMigration>> {
+    let mut plan = Vec::new();
+    for set in sets {
+        let conn = engine_of(&engines, set)?.pool().acquire()?;
+        let exists: bool = conn
+            .query_one("SELECT to_regclass('odm_migrations') IS NOT NULL", &[])?
+            .try_get(0)?;
+        let applied = if exists {
+            read_applied(&conn)?
+        } else {
+            Vec::new()
+        };
+        plan.extend(pending(set, &applied)?.map(|m| PendingMigration {
+            bind: set.bind().to_owned(),
+            version: m.version(),
+            name: m.name().to_owned(),
+            transactional: m.transactional(),
+        }));
+    }
+    Ok(plan)
+}
+
+fn engine_of<'e>(
+    engines: &impl Fn(&str) -> Option<&'e Engine>,
+    set: &Migrations,
+) -> Result<&'e Engine> {
+    engines(set.bind()).ok_or_else(|| {
         let label = set.bind().to_owned();
         MigrationError::UnknownBind { label }.into()
     })

@@ -10,9 +10,9 @@ use postgres_types::ToSql;
 
 use super::expr::{CompareOp, Field, Value};
 use super::projection::{Contains, ReportOrder, Selectable, Term};
-use crate::pg::Row;
+use crate::error::Result;
 use crate::types::ColumnType;
-use crate::Result;
+use green_postgres::Row;
 
 /// `COUNT(*)`: the number of rows (of each group), read as `i64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

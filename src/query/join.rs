@@ -3,8 +3,8 @@
 //! and its `JOIN` clause.
 
 use super::expr::ColumnRef;
-use super::query_error::QueryError;
 use super::sql::Statement;
+use crate::error::QueryError;
 use crate::model::Table;
 
 /// One joined model: its table (with its parents) and the key equality.
@@ -133,15 +133,15 @@ impl Join {
 #[allow(unreachable_pub)]
 mod tests {
     use super::*;
-    use crate::Model;
+    use crate::model::Model;
 
-    #[derive(crate::Model, Debug, Clone, Default)]
+    #[derive(odm_derive::Model, Debug, Clone, Default)]
     struct Customer {
         #[odm(primary_key)]
         id: Option<i32>,
     }
 
-    #[derive(crate::Model, Debug, Clone, Default)]
+    #[derive(odm_derive::Model, Debug, Clone, Default)]
     #[odm(table = "orders")]
     struct Order {
         #[odm(primary_key)]
@@ -150,7 +150,7 @@ mod tests {
         customer_id: i32,
     }
 
-    #[derive(crate::Model, Debug, Clone, Default)]
+    #[derive(odm_derive::Model, Debug, Clone, Default)]
     struct Transfer {
         #[odm(primary_key)]
         id: Option<i32>,
@@ -160,7 +160,7 @@ mod tests {
         payee_id: i32,
     }
 
-    #[derive(crate::Model, Debug, Clone, Default)]
+    #[derive(odm_derive::Model, Debug, Clone, Default)]
     struct Parcel {
         #[odm(primary_key)]
         id: Option<i32>,
@@ -168,7 +168,7 @@ mod tests {
         order_id: i32,
     }
 
-    #[derive(crate::Model, Debug, Clone, Default)]
+    #[derive(odm_derive::Model, Debug, Clone, Default)]
     struct Express {
         #[odm(parent)]
         parcel: Parcel,

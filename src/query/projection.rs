@@ -7,9 +7,9 @@ use std::marker::PhantomData;
 use super::expr::{ColumnRef, Field, Order};
 use postgres_types::ToSql;
 
-use crate::pg::Row;
+use crate::error::Result;
 use crate::types::ColumnType;
-use crate::Result;
+use green_postgres::Row;
 
 /// The index of a model at the head of a query's model list.
 #[derive(Debug, Clone, Copy)]

@@ -7,8 +7,8 @@ use postgres_protocol::escape::escape_identifier;
 use postgres_types::ToSql;
 
 use super::expr::{Assignment, ColumnRef, Expr, Node, Order};
+use crate::error::{MapperError, Result};
 use crate::model::{ColumnDef, Table};
-use crate::{MapperError, Result};
 
 mod insert_many;
 mod polymorphic;

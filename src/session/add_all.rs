@@ -7,9 +7,9 @@
 //! keys and server defaults, which `COPY` cannot return.
 
 use super::Session;
+use crate::error::{Error, Result};
 use crate::model::{Model, Record};
 use crate::query::sql::{insert_rows, insert_runs, InsertShape};
-use crate::{Error, Result};
 
 #[cfg(doc)]
 use crate::query::sql::MAX_ROWS_PER_INSERT;

@@ -17,11 +17,11 @@ use std::fmt;
 
 use postgres_types::ToSql;
 
+use crate::error::{Error, MapperError, Result};
 use crate::mapper::Mapper;
 use crate::model::{Model, Record, Table, DEFAULT_BIND};
-use crate::pg::Param;
 use crate::query::sql::{self, insert_rows, insert_runs, InsertShape};
-use crate::{Error, MapperError, Result};
+use green_postgres::Param;
 
 /// Writes queued to commit together in one round trip on a shared
 /// connection; made by [`Mapper::atomic_batch`].
@@ -185,7 +185,7 @@ impl<'a> AtomicBatch<'a> {
     /// [`Error::NotShareable`] for SQL an atomic batch refuses (see
     /// [`AtomicBatch`]); the bind errors.
     pub fn execute(&mut self, sql: &'a str, params: &[Param<'a>]) -> Result<()> {
-        crate::pg::seam::check_batch_statement(sql)?;
+        green_postgres::seam::check_batch_statement(sql)?;
         self.use_label(DEFAULT_BIND)?;
         self.writes.push(Write::Execute {
             sql,

@@ -9,10 +9,10 @@
 //! the next statement is refused naming it and the commit reports it (see
 //! [`crate::session`]).
 
-use crate::pg::seam::{self, AbortTracker};
-use crate::pg::{self, Client, TransactionStatus};
-use crate::pool::PooledConnection;
-use crate::Result;
+use crate::error::Result;
+use green_postgres::pool::PooledConnection;
+use green_postgres::seam::{self, AbortTracker};
+use green_postgres::{self as pg, Client, TransactionStatus};
 
 /// One bind's connection inside a session.
 pub(super) struct BindConnection {

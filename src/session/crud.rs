@@ -4,9 +4,9 @@
 //! key found by [`Table::foreign_key_to`] under the session's N+1 policy.
 
 use super::Session;
+use crate::error::{Error, MapperError, Result};
 use crate::model::{Model, Record, Table};
 use crate::query::sql;
-use crate::{Error, MapperError, Result};
 
 #[cfg(doc)]
 use super::LoadPolicy;

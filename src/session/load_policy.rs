@@ -5,7 +5,7 @@
 //! [`Query::with_related`](crate::Query::with_related): one query for the
 //! children of all owners.
 
-use crate::MapperError;
+use crate::error::MapperError;
 
 /// How many times one relation may be loaded with
 /// [`Session::related`](crate::Session::related) in a session before it

@@ -30,15 +30,15 @@ use super::Session;
 mod polymorphic;
 mod stream;
 
+use crate::error::{Error, Result};
 use crate::model::{Model, Table};
-use crate::pg::Row;
 use crate::query::{sql, Assignment, Expr, Order, QueryParts, Statement};
-use crate::{Error, Result};
+use green_postgres::Row;
 pub use polymorphic::{Kind, Polymorphic};
 pub use stream::{QueryIter, DEFAULT_FETCH_SIZE};
 
 #[cfg(doc)]
-use crate::MapperError;
+use crate::error::MapperError;
 
 mod locked;
 mod with_related;

@@ -5,6 +5,7 @@
 use std::marker::PhantomData;
 
 use super::query::Query;
+use crate::error::{Error, Result};
 use crate::model::{Model, Table};
 use crate::query::aggregate::{AggregateExpr, HavingNode};
 use crate::query::expr::{ColumnRef, Expr, Field, Node};
@@ -13,7 +14,6 @@ use crate::query::projection::{Append, AppendOptional, Contains, Projection, Rep
 use crate::query::sql::{QueryParts, Statement};
 use crate::query::QueryError;
 use crate::session::Session;
-use crate::{Error, Result};
 
 /// A query over the model list `S` (`(Customer, (Order, ()))`) selecting
 /// `P`; built from [`Query::join`], [`Query::left_join`],
@@ -290,7 +290,7 @@ impl<S, P> Report<'_, S, P> {
         Ok(self.sql.statement(&terms)?.sql.into_owned())
     }
 
-    fn rows<I>(&mut self) -> Result<Vec<crate::pg::Row>>
+    fn rows<I>(&mut self) -> Result<Vec<green_postgres::Row>>
     where
         P: Projection<S, I>,
     {

@@ -23,7 +23,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 
 use super::bind_connection::BindConnection;
-use crate::{MapperError, Result};
+use crate::error::{MapperError, Result};
 
 /// What kind of entry point opened a scope, which decides who may join it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use super::scope::{Opening, Scope};
 use super::Session;
+use crate::error::{Error, Result};
 use crate::mapper::Mapper;
-use crate::pg::seam::require_green;
-use crate::{Error, Result};
+use green_postgres::seam::require_green;
 
 /// Lets [`Mapper::transaction_with_retry`] see the odm error inside a
 /// caller's error type, to tell whether a failed attempt is worth retrying
@@ -271,7 +271,7 @@ impl Mapper {
     pub(crate) fn run_in_task_transaction<R>(
         &self,
         label: &str,
-        work: impl FnOnce(&crate::pg::Client) -> crate::pg::Result<R>,
+        work: impl FnOnce(&green_postgres::Client) -> green_postgres::Result<R>,
     ) -> Option<Result<R>> {
         let scope = self.task_transaction(label)?;
         Some(scope.with_bind(

@@ -2,8 +2,8 @@
 //! to a fixed set of codes (`#[odm(choices = "a,b,c")]`).
 
 use super::column_type::column_name;
-use crate::pg::Row;
-use crate::Error;
+use crate::error::Error;
+use green_postgres::Row;
 
 /// An enum stored in one column: as its integer discriminant in an `INTEGER`
 /// column (the default), or as its variant name in a `TEXT` column

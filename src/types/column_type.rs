@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use postgres_types::ToSql;
 
-use crate::pg::Row;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use green_postgres::Row;
 
 /// A Rust type that can be stored in a model field: it knows its SQL type and
 /// how to bind itself as a parameter.

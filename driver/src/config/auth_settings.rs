@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use super::config_error;
-use crate::Error;
+use super::config::config_error;
+use crate::error::Error;
 
 /// Whether SCRAM authentication binds itself to the TLS channel
 /// (`channel_binding`, libpq's setting; default [`ChannelBindingMode::Prefer`]).
@@ -197,7 +197,7 @@ impl fmt::Display for RequireAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Config;
+    use crate::config::Config;
 
     fn require_auth(value: &str) -> RequireAuth {
         RequireAuth::parse(value).unwrap().unwrap()

@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
+use super::config::config_error;
 use super::host_selection::parse_host_list;
 use super::percent::Shown;
 use super::settings::{keepalives_count_error, whole_seconds_error, KEEPALIVE_SECONDS};
 use super::{
-    config_error, ChannelBindingMode, Config, LoadBalanceHosts, RequireAuth, SslMode,
-    SslNegotiation, TargetSessionAttrs,
+    ChannelBindingMode, Config, LoadBalanceHosts, RequireAuth, SslMode, SslNegotiation,
+    TargetSessionAttrs,
 };
-use crate::Error;
+use crate::error::Error;
 
 /// Builds a [`Config`] setting by setting; start with [`Config::builder`]
 /// (the defaults) or `ConfigBuilder::from(config)` (another config's
@@ -19,7 +20,7 @@ use crate::Error;
 ///
 /// ```
 /// use std::time::Duration;
-/// use odm::pg::{Config, SslMode};
+/// use green_postgres::{Config, SslMode};
 ///
 /// let config = Config::builder()
 ///     .host("db.example.com")
@@ -35,7 +36,7 @@ use crate::Error;
 ///     "postgresql+green://app:s3cret@db.example.com:5433/app\
 ///      ?sslmode=verify-full&sslrootcert=system&query_timeout=5000",
 /// )?);
-/// # Ok::<(), odm::Error>(())
+/// # Ok::<(), green_postgres::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct ConfigBuilder {
@@ -280,7 +281,7 @@ impl ConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AuthMethod, Host};
+    use crate::config::{AuthMethod, Host};
 
     #[test]
     fn a_builder_with_nothing_set_gives_the_defaults_of_an_empty_url() {

@@ -3,10 +3,11 @@
 //! order the hosts are tried ([`LoadBalanceHosts`]), and reading the host
 //! and port lists (`host=h1,h2 port=5432,5433`).
 
+use super::config::{config_error, DEFAULT_PORT};
 use super::percent::Shown;
 use super::settings::{parse_host, parse_port};
-use super::{config_error, Host, DEFAULT_PORT};
-use crate::Error;
+use super::Host;
+use crate::error::Error;
 
 /// Which servers a connection may stay on (libpq's `target_session_attrs`,
 /// with libpq's meaning): checked after each host's connect, the next host

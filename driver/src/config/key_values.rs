@@ -5,9 +5,10 @@
 use std::iter::Peekable;
 use std::str::Chars;
 
+use super::config::config_error;
 use super::settings::Parsed;
-use super::{config_error, Config};
-use crate::Error;
+use super::Config;
+use crate::error::Error;
 
 /// libpq's `key=value key='quoted \' value'` form. A password with an
 /// unquoted space runs into the next setting; that setting is therefore
@@ -102,7 +103,7 @@ fn next_setting(chars: &mut Peekable<Chars<'_>>) -> Result<(String, String), Err
 
 #[cfg(test)]
 mod tests {
-    use crate::{Config, Host};
+    use crate::config::{Config, Host};
 
     fn err(s: &str) -> String {
         Config::parse(s).unwrap_err().to_string()

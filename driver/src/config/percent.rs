@@ -1,8 +1,8 @@
 //! Percent-encoding of URL parts, and whether an error may quote the text
 //! it is about ([`Shown`]): a user name or password never appears in one.
 
-use super::config_error;
-use crate::Error;
+use super::config::config_error;
+use crate::error::Error;
 
 /// Whether an error may quote the text it is about.
 #[derive(Clone, Copy, PartialEq, Eq)]

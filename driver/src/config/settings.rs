@@ -5,17 +5,18 @@
 //!
 //! A few keys belong to the connection pool, not to the connection
 //! ([`POOL_SETTINGS`]): they are collected unread for the pool, which
-//! checks their values (`odm::pool::PoolOptions`).
+//! checks their values (`crate::pool::PoolOptions`).
 
 use std::time::Duration;
 
+use super::config::config_error;
 use super::host_selection::{parse_host_list, parse_port_list};
 use super::percent::Shown;
 use super::{
-    config_error, ChannelBindingMode, Config, Host, LoadBalanceHosts, RequireAuth, SslMode,
-    SslNegotiation, TargetSessionAttrs,
+    ChannelBindingMode, Config, Host, LoadBalanceHosts, RequireAuth, SslMode, SslNegotiation,
+    TargetSessionAttrs,
 };
-use crate::Error;
+use crate::error::Error;
 
 /// The keys the connection pool reads from the same connection string
 /// (`pool_size`, `pool_max_shared`, `pool_timeout`, `max_lifetime`,

@@ -2,7 +2,7 @@
 //! with libpq's meaning.
 
 #[cfg(doc)]
-use crate::Error;
+use crate::error::Error;
 
 /// Whether to use TLS and how much of the server's certificate to check
 /// (libpq's `sslmode`, with libpq's meaning).

@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
+use super::config::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVES_COUNT, DEFAULT_KEEPALIVES_IDLE,
+    DEFAULT_KEEPALIVES_INTERVAL, DEFAULT_SLOW_STATEMENT, DEFAULT_STATEMENT_CACHE_CAPACITY,
+};
 use super::percent::percent_encode;
 use super::{
-    ChannelBindingMode, Config, Host, LoadBalanceHosts, SslMode, SslNegotiation,
-    TargetSessionAttrs, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVES_COUNT, DEFAULT_KEEPALIVES_IDLE,
-    DEFAULT_KEEPALIVES_INTERVAL, DEFAULT_SLOW_STATEMENT, DEFAULT_STATEMENT_CACHE_CAPACITY,
+    ChannelBindingMode, Config, Host, LoadBalanceHosts, SslMode, SslNegotiation, TargetSessionAttrs,
 };
 
 impl Config {
@@ -157,7 +159,7 @@ fn format_millis(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::Config;
+    use crate::config::Config;
 
     #[test]
     fn to_url_round_trips() {

@@ -23,10 +23,11 @@
 
 use std::fmt;
 
+use super::config::{config_error, DEFAULT_PORT};
 use super::percent::{percent_decode, Shown};
 use super::settings::{parse_host, parse_port, Parsed};
-use super::{config_error, Config, Host, DEFAULT_PORT};
-use crate::Error;
+use super::{Config, Host};
+use crate::error::Error;
 
 const SCHEMES: [&str; 3] = ["postgresql+green", "postgresql", "postgres"];
 
@@ -257,7 +258,7 @@ fn parse_one_host_port(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SslMode;
+    use crate::config::SslMode;
 
     fn split(rest: &str) -> UrlParts<'_> {
         UrlParts::split(rest).unwrap()

@@ -29,9 +29,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::jitter;
-use crate::sqlstate;
-use crate::DbError;
-use crate::Error;
+use crate::error::{sqlstate, DbError, Error};
 
 /// The delay after the first failed round.
 pub(crate) const FIRST_DELAY: Duration = Duration::from_millis(50);

@@ -8,7 +8,7 @@ use super::connector::PgConnector;
 use super::core::Core;
 use super::lifecycle::Age;
 use super::state::Checkout;
-use crate::Client;
+use crate::client::client::Client;
 
 /// A connection checked out of a [`Pool`](crate::Pool) for one task's
 /// exclusive use (from [`Pool::acquire`](crate::Pool::acquire)).

@@ -8,8 +8,9 @@
 use std::io;
 use std::time::Duration;
 
-use crate::Error;
-use crate::{Client, Config};
+use crate::client::client::Client;
+use crate::config::Config;
+use crate::error::Error;
 
 /// Opens and inspects connections for the pool.
 pub(crate) trait Connector: Send + Sync + 'static {

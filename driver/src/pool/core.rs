@@ -23,7 +23,7 @@ use super::state::{Checkout, Effects, Lease, State};
 use super::stats::Counters;
 use super::task::current_task;
 use super::waiter::{Deadline, Grant, Waiter};
-use crate::Error;
+use crate::error::Error;
 
 /// The shared part of a pool, behind the [`Pool`](crate::Pool) handle.
 #[derive(Debug)]

@@ -18,7 +18,7 @@ use super::jitter;
 use super::lifecycle::Age;
 use super::state::{Checkout, Effects, Lease};
 use super::waiter::{park_duration, Deadline};
-use crate::Error;
+use crate::error::Error;
 
 /// A connection slot reserved for opening; gives the slot back if opening
 /// fails or the coroutine unwinds.

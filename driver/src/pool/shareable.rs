@@ -12,7 +12,7 @@
 //! (a shared request must end with the connection idle) catches what is
 //! left of transaction state.
 
-use crate::Error;
+use crate::error::Error;
 
 const USE_ACQUIRE: &str = "run it on a connection of your own (pool.acquire()) or inside a Session";
 const USE_COPY_API: &str = "use copy_in() / copy_out() on pool.acquire()";
@@ -169,7 +169,7 @@ fn skip_block_comment(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::{check, check_in_batch};
-    use crate::Error;
+    use crate::error::Error;
 
     fn refused(sql: &str) -> (String, &'static str) {
         match check(sql) {

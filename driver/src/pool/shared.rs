@@ -9,9 +9,12 @@ use super::core::Core;
 use super::shareable;
 use super::state::Lease;
 use super::Pool;
-use crate::context::require_green;
-use crate::Error;
-use crate::{BatchAnswer, Client, Param, Row};
+use crate::client::client::Client;
+use crate::error::context::require_green;
+use crate::error::Error;
+use crate::request::atomic_batch::BatchAnswer;
+use crate::wire::bind_execute::Param;
+use crate::wire::row::Row;
 
 /// A shared statement's hold on its connection; released on drop, also when
 /// the statement panics or the coroutine is cancelled mid-statement.

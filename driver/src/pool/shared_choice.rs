@@ -112,7 +112,7 @@ mod tests {
     use super::super::waiter::{Grant, Waiter};
     use super::super::PoolOptions;
     use super::*;
-    use crate::Error;
+    use crate::error::Error;
 
     /// A connection of the state-machine tests: no I/O, only a broken flag.
     #[derive(Debug, Default)]

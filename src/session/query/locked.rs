@@ -54,11 +54,11 @@
 use std::marker::PhantomData;
 
 use super::Query;
+use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::pg::Row;
 use crate::query::lock::{self, LockStrength, NoWait, SkipLocked, Wait, WaitPolicy};
 use crate::query::{sql, Expr, Order};
-use crate::{Error, Result};
+use green_postgres::Row;
 
 /// A locking query over model `M` with waiting policy `W`; made by
 /// [`Query::for_update`], [`Query::for_no_key_update`],

@@ -37,11 +37,11 @@
 use std::collections::HashMap;
 
 use super::Query;
+use crate::error::{MapperError, Result};
 use crate::model::{Model, Table};
-use crate::pg::Row;
 use crate::query::sql;
 use crate::types::ColumnType;
-use crate::{MapperError, Result};
+use green_postgres::Row;
 
 /// One kind of a [`Polymorphic`] enum: its model's table and how to build
 /// the enum from a row of that model.

@@ -17,11 +17,11 @@ use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 
 use super::Query;
+use crate::error::Result;
 use crate::model::{Model, Table};
-use crate::pg::Row;
 use crate::query::sql;
 use crate::session::Session;
-use crate::Result;
+use green_postgres::Row;
 
 /// How many rows [`Query::iter`] fetches a round trip unless told
 /// otherwise with [`QueryIter::fetch_size`].

@@ -26,12 +26,12 @@
 use std::marker::PhantomData;
 
 use super::Query;
+use crate::error::Result;
 use crate::model::{Model, Record, Table};
 use crate::query::{sql, Expr, Order, ValueArray};
-use crate::Result;
 
 #[cfg(doc)]
-use crate::Session;
+use crate::session::Session;
 
 /// A query over owners `M` that also loads, in one more query, the rows of
 /// `C` pointing at each of them; made by [`Query::with_related`].
@@ -128,7 +128,7 @@ impl<'s, M: Model, C: Model> WithRelated<'s, M, C> {
                 let slot = usize::try_from(position - 1)
                     .ok()
                     .and_then(|i| slots.get(i).copied())
-                    .ok_or(crate::Error::RowCount(rows.len()))?;
+                    .ok_or(crate::error::Error::RowCount(rows.len()))?;
                 children[slot].push(C::from_row_at(row, 1)?);
             }
         }

@@ -1,0 +1,627 @@
+//! [`Client`]: one server connection and the query API.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::client::cancel_token::CancelToken;
+use crate::client::copy::{CopyInWriter, CopyOutReader};
+use crate::client::host_choice::{connect_any, still_fits};
+use crate::client::notifications::Notifications;
+use crate::client::transaction::Transaction;
+use crate::config::Config;
+use crate::connection::connection::Connection;
+use crate::error::context::require_green;
+use crate::error::{DbError, Error};
+use crate::net::open_socket::target_of;
+use crate::request::atomic_batch::{self, BatchAnswer, BatchCompletion};
+use crate::request::request::{self, Completion, RowSink};
+use crate::request::statement_cache::{
+    description_capacity, is_stale_statement, Insertion, StatementCache,
+};
+use crate::request::unnamed::{self, may_be_stale_description, UnnamedCompletion};
+use crate::startup::connect::open_and_start;
+use crate::wire::bind_execute::Param;
+use crate::wire::row::Row;
+use crate::wire::statement::Statement;
+use crate::wire::transaction_status::TransactionStatus;
+
+/// Gives every connection (and so every statement) a process-unique id.
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+/// Gives every named statement a process-unique name.
+static NEXT_STATEMENT: AtomicU64 = AtomicU64::new(1);
+
+/// One server connection.
+///
+/// `Send + Sync`, and the query methods take `&self`: several green tasks
+/// may share one `Client`, and their requests are pipelined (written
+/// together, answered in order). Each request ends with its own `Sync`, so
+/// an error in one never affects another. A [`Transaction`] needs
+/// `&mut Client` and so has the connection to itself.
+///
+/// Every method that talks to the server must run on a coroutine (a green
+/// worker); elsewhere it returns [`Error::WrongContext`] at once.
+///
+/// A thin face: the inner connection carries the socket, the settings and
+/// the notification queue, the request engine (free functions over that
+/// connection) talks to the server, and the client adds its identity and
+/// its statement caches.
+pub struct Client {
+    conn: Arc<Connection>,
+    id: u64,
+    /// Named statements kept on the server (`statement_cache=true`).
+    statements: Mutex<StatementCache>,
+    /// With the cache off: unnamed statements, that is descriptions only
+    /// (parameter types and result columns by SQL text), kept in this
+    /// client's memory so each run takes one round trip (see
+    /// [`unnamed`]); nothing of them lives on the server.
+    descriptions: Mutex<StatementCache>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("backend_pid", &self.conn.process_id)
+            .field("closed", &self.conn.is_closed())
+            .field("config", self.conn.config())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Opens a connection: socket, startup and authentication. With
+    /// several hosts, or a `target_session_attrs` other than `any`, tries
+    /// the hosts in turn until one fits ([`Config::hosts`]).
+    pub fn connect(config: &Config) -> Result<Client, Error> {
+        require_green("connect")?;
+        connect_any(config, Client::connect_one)
+    }
+
+    /// Whether this connection still satisfies the `target_session_attrs`
+    /// it was opened with, as far as the server's reports tell (a standby
+    /// promoted under a `standby` connection reports `in_hot_standby=off`);
+    /// the pool discards a connection that no longer does.
+    pub fn fits_target_session_attrs(&self) -> bool {
+        still_fits(self)
+    }
+
+    /// Opens a connection to the configuration's first host.
+    fn connect_one(config: &Config) -> Result<Client, Error> {
+        // `connect_timeout` bounds the whole connect: host-name lookup, TCP
+        // handshake and startup with authentication. I/O failures before
+        // the first ReadyForQuery are connect errors naming the server.
+        let as_connect_error = |e: Error| match e {
+            Error::Io(source) => Error::Connect {
+                target: target_of(config),
+                source,
+            },
+            other => other,
+        };
+        let deadline = config.connect_timeout().map(|t| Instant::now() + t);
+        let (socket, state) = open_and_start(config, deadline).map_err(as_connect_error)?;
+        socket
+            .set_timeouts(None)
+            .map_err(|e| as_connect_error(e.into()))?;
+        let (read, write, shutdown, placement) = socket.split()?;
+        let conn = Connection::start(read, write, shutdown, placement, state, config)?;
+        Ok(Client {
+            conn,
+            id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+            statements: Mutex::new(StatementCache::new(config.statement_cache_capacity())),
+            descriptions: Mutex::new(StatementCache::new(description_capacity(config))),
+        })
+    }
+
+    /// The settings this connection was opened with.
+    pub fn config(&self) -> &Config {
+        self.conn.config()
+    }
+
+    /// Runs one or more statements separated by `;` with the simple query
+    /// protocol (no parameters, results discarded).
+    pub fn batch_execute(&self, sql: &str) -> Result<(), Error> {
+        require_green("batch_execute")?;
+        self.simple_query(sql)?;
+        Ok(())
+    }
+
+    /// The simple query protocol (see [`Client::batch_execute`]); returns
+    /// the command tag of the last statement that completed (`COMMIT`,
+    /// `ROLLBACK`, ...; empty when none did).
+    pub(crate) fn simple_query(&self, sql: &str) -> Result<String, Error> {
+        let done = request::simple_query(&self.conn, sql)?;
+        if done.forgot_statements {
+            self.forget_statements();
+        }
+        Ok(done.tag)
+    }
+
+    /// Queues one simple statement without waiting for its answer (see
+    /// [`request::queue_simple_statement`]): how a transaction dropped off
+    /// a coroutine queues its `ROLLBACK`.
+    pub(crate) fn queue_simple_statement(&self, sql: &str) -> Result<(), Error> {
+        request::queue_simple_statement(&self.conn, sql)
+    }
+
+    /// Queues one simple statement to go out with this client's next
+    /// request (see [`request::queue_simple_statement_ahead`]): how a
+    /// session's `BEGIN` and `SAVEPOINT` ride in front of its statement.
+    pub(crate) fn queue_simple_statement_ahead(&self, sql: &str) -> Result<(), Error> {
+        request::queue_simple_statement_ahead(&self.conn, sql)
+    }
+
+    /// Sends a statement that ends the transaction (`COMMIT`) without
+    /// waiting for its answer (see [`request::send_transaction_end`]).
+    pub(crate) fn send_transaction_end(
+        &self,
+        sql: &'static str,
+    ) -> Result<request::TransactionEnd, Error> {
+        request::send_transaction_end(&self.conn, sql)
+    }
+
+    /// Marks this client as used by one task only (the pool's exclusive
+    /// checkout) or not: see `Connection::set_exclusive`.
+    pub(crate) fn set_exclusive(&self, exclusive: bool) {
+        self.conn.set_exclusive(exclusive);
+    }
+
+    /// Whether the server may still be inside a transaction once it has
+    /// read every request queued so far: the last answer said so, or a
+    /// `BEGIN` is queued to go out with the next request. A `COMMIT` in
+    /// flight does not count as ended here (its answer is what ends it),
+    /// so a connection given back before that answer is rolled back, which
+    /// also waits for it.
+    pub(crate) fn may_be_in_transaction(&self) -> bool {
+        self.conn.answered_transaction_status() != TransactionStatus::Idle
+            || self.conn.has_deferred_request()
+    }
+
+    /// Checks that the server still answers: an empty query, which must be
+    /// answered within `timeout` (and within `query_timeout` when that is
+    /// shorter); otherwise the connection is closed at once and
+    /// [`Error::QueryTimeout`] returned. The pool runs it before it hands
+    /// out a connection that sat idle.
+    pub fn check_alive(&self, timeout: std::time::Duration) -> Result<(), Error> {
+        require_green("check_alive")?;
+        let timeout = self
+            .config()
+            .query_timeout()
+            .map_or(timeout, |limit| limit.min(timeout));
+        request::check_alive(&self.conn, timeout)
+    }
+
+    /// Runs a statement and returns the number of rows it affected.
+    pub fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
+        require_green("execute")?;
+        self.run_sql(sql, params, RowSink::Discard)
+    }
+
+    /// Runs a query and returns its rows.
+    pub fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
+        require_green("query")?;
+        let mut rows = Vec::new();
+        self.run_sql(sql, params, RowSink::Collect(&mut rows))?;
+        Ok(rows)
+    }
+
+    /// Runs a query that must return exactly one row
+    /// ([`Error::RowCount`] otherwise).
+    pub fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, Error> {
+        let mut rows = self.query(sql, params)?;
+        match rows.len() {
+            1 => Ok(rows.pop().expect("one row")),
+            n => Err(Error::RowCount(n)),
+        }
+    }
+
+    /// Runs a query that returns at most one row ([`Error::RowCount`] when
+    /// it returns more).
+    pub fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, Error> {
+        let mut rows = self.query(sql, params)?;
+        match rows.len() {
+            0 => Ok(None),
+            1 => Ok(rows.pop()),
+            n => Err(Error::RowCount(n)),
+        }
+    }
+
+    /// Prepares a statement, or returns it from this connection's cache.
+    ///
+    /// The cache keeps up to [`Config::statement_cache_capacity`]
+    /// statements (default 256); beyond that, the least recently used one
+    /// that no caller holds is closed on the server. A returned
+    /// [`Statement`] is never closed while held, and one whose server-side
+    /// statement is gone (`DISCARD ALL`, `DEALLOCATE ALL`) is prepared again
+    /// when run. With `statement_cache=false` or a capacity of 0 no named
+    /// statement is created: each run parses the statement unnamed in the
+    /// same round trip as its execution, and the client keeps only its
+    /// description (parameter types, result columns), learned once by a
+    /// `Parse`/`Describe` round trip.
+    pub fn prepare(&self, sql: &str) -> Result<Statement, Error> {
+        require_green("prepare")?;
+        self.prepare_on_green(sql)
+    }
+
+    /// [`Client::prepare`] for callers that have checked the context.
+    fn prepare_on_green(&self, sql: &str) -> Result<Statement, Error> {
+        if !self.caches_statements() {
+            return self.describe_unnamed(sql);
+        }
+        if let Some(statement) = self.statements.lock().get(sql) {
+            return Ok(statement);
+        }
+        let name = format!("odm_s{}", NEXT_STATEMENT.fetch_add(1, Ordering::Relaxed));
+        let statement = request::describe(&self.conn, self.id, name, sql)?;
+        // `closed` holds the evicted statements and ours when another task
+        // prepared the same SQL meanwhile.
+        let Insertion { cached, closed } = self.statements.lock().insert(statement);
+        request::close_statements(&self.conn, &closed);
+        Ok(cached)
+    }
+
+    /// The description of `sql` for an unnamed run: cached, or learned by
+    /// one `Parse`/`Describe` round trip and cached. Descriptions evicted
+    /// from the cache have nothing on the server to close.
+    fn describe_unnamed(&self, sql: &str) -> Result<Statement, Error> {
+        if let Some(statement) = self.descriptions.lock().get(sql) {
+            return Ok(statement);
+        }
+        let statement = request::describe(&self.conn, self.id, String::new(), sql)?;
+        Ok(self.descriptions.lock().insert(statement).cached)
+    }
+
+    /// Whether prepared statements are cached (named and kept).
+    fn caches_statements(&self) -> bool {
+        let config = self.config();
+        config.statement_cache() && config.statement_cache_capacity() > 0
+    }
+
+    /// Called after `DISCARD ALL` or `DEALLOCATE ALL`: the server knows
+    /// none of the cached statements, so the cache is emptied (statements
+    /// still held are prepared again on their next run).
+    fn forget_statements(&self) {
+        self.statements.lock().clear();
+    }
+
+    /// Runs a statement prepared on this connection once and returns its
+    /// row count.
+    fn run_once(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+        rows: RowSink<'_>,
+    ) -> Result<u64, Error> {
+        let Completion {
+            rows,
+            forgot_statements,
+        } = request::run(&self.conn, statement, params, rows)?;
+        if forgot_statements {
+            self.forget_statements();
+        }
+        Ok(rows)
+    }
+
+    /// Runs a prepared statement and returns its rows.
+    pub fn query_statement(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>, Error> {
+        require_green("query")?;
+        let mut rows = Vec::new();
+        self.run_statement(statement, params, RowSink::Collect(&mut rows))?;
+        Ok(rows)
+    }
+
+    /// Runs a prepared statement and returns the number of rows affected.
+    pub fn execute_statement(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+    ) -> Result<u64, Error> {
+        require_green("execute")?;
+        self.run_statement(statement, params, RowSink::Discard)
+    }
+
+    fn run_statement(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+        rows: RowSink<'_>,
+    ) -> Result<u64, Error> {
+        if statement.connection_id() == self.id && !statement.is_closed() {
+            self.run_prepared(statement, params, rows)
+        } else {
+            // Prepared on another connection, or closed here since: prepare
+            // it (again) through the cache.
+            self.run_sql(statement.sql(), params, rows)
+        }
+    }
+
+    /// Prepare (cached) and run; every caller has checked the context.
+    fn run_sql(&self, sql: &str, params: &[Param<'_>], rows: RowSink<'_>) -> Result<u64, Error> {
+        let statement = self.prepare_on_green(sql)?;
+        self.run_prepared(&statement, params, rows)
+    }
+
+    /// Runs a statement prepared on this connection. A named statement the
+    /// server no longer knows or can no longer use (schema change) is
+    /// closed and, when not inside a transaction, prepared again once.
+    fn run_prepared(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+        mut rows: RowSink<'_>,
+    ) -> Result<u64, Error> {
+        if statement.is_unnamed() {
+            return self.run_unnamed(statement, params, rows);
+        }
+        let first = match &mut rows {
+            RowSink::Discard => self.run_once(statement, params, RowSink::Discard),
+            RowSink::Collect(rows) => self.run_once(statement, params, RowSink::Collect(rows)),
+        };
+        match first {
+            Err(e) if !statement.is_unnamed() && is_stale_statement(&e) => {
+                if self.statements.lock().remove(statement) {
+                    request::close_statements(&self.conn, std::slice::from_ref(statement));
+                }
+                if self.transaction_status() != TransactionStatus::Idle {
+                    return Err(e);
+                }
+                if let RowSink::Collect(rows) = &mut rows {
+                    rows.clear();
+                }
+                let again = self.prepare(statement.sql())?;
+                self.run_once(&again, params, rows)
+            }
+            other => other,
+        }
+    }
+
+    /// Runs an unnamed statement (a description) in one round trip. New
+    /// result columns the server described replace the cached ones. An
+    /// error that may come from a stale description drops it; the
+    /// statement is described again and, when its parameter types changed
+    /// and running it again is safe (nothing was sent, or the connection
+    /// is outside a transaction, so the failed run left no trace), run
+    /// once more.
+    fn run_unnamed(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+        mut rows: RowSink<'_>,
+    ) -> Result<u64, Error> {
+        let first = match &mut rows {
+            RowSink::Discard => self.run_unnamed_once(statement, params, RowSink::Discard),
+            RowSink::Collect(rows) => {
+                self.run_unnamed_once(statement, params, RowSink::Collect(rows))
+            }
+        };
+        let e = match first {
+            Err(e) if may_be_stale_description(&e) => e,
+            other => return other,
+        };
+        self.descriptions.lock().remove(statement);
+        let nothing_sent = matches!(e, Error::ToSql { .. });
+        if !nothing_sent && self.transaction_status() != TransactionStatus::Idle {
+            return Err(e);
+        }
+        let again = self.describe_unnamed(statement.sql())?;
+        if again.params() == statement.params() {
+            // The same parameter types: the error was not the
+            // description's.
+            return Err(e);
+        }
+        if let RowSink::Collect(rows) = &mut rows {
+            rows.clear();
+        }
+        self.run_unnamed_once(&again, params, rows)
+    }
+
+    fn run_unnamed_once(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+        rows: RowSink<'_>,
+    ) -> Result<u64, Error> {
+        let UnnamedCompletion {
+            done,
+            changed_columns,
+        } = unnamed::run(&self.conn, statement, params, rows)?;
+        if let Some(columns) = changed_columns {
+            let described = statement.with_columns(columns);
+            let mut descriptions = self.descriptions.lock();
+            descriptions.remove(statement);
+            descriptions.insert(described);
+        }
+        if done.forgot_statements {
+            self.forget_statements();
+        }
+        Ok(done.rows)
+    }
+
+    /// Runs `statements` (SQL and parameters) as one atomic batch: one
+    /// request of `Bind`/`Execute` per statement and a single `Sync`,
+    /// answered in one round trip, with one answer per statement in order.
+    ///
+    /// Outside a transaction the statements run in one implicit
+    /// transaction, which the server commits at the `Sync`: `Ok` means every
+    /// statement is committed, together; when one fails, or the commit does
+    /// (a deferred constraint, a serialization failure), nothing of the
+    /// batch is stored and the answer is [`Error::RolledBack`] with the
+    /// server's error as its cause. On a shared connection it holds the
+    /// connection for no longer than its own statements: other tasks'
+    /// requests are pipelined before or after it, never inside it. Inside a
+    /// [`Transaction`] the statements run in that transaction instead, and a
+    /// failure is the server's error ([`Error::Db`]), which aborts it.
+    ///
+    /// The statements must not control transactions (`BEGIN`, `COMMIT`,
+    /// ...) or be ones PostgreSQL refuses inside a transaction block
+    /// (`VACUUM`, `CREATE DATABASE`, ...): the batch would not be one
+    /// transaction. Statements are prepared through the statement cache
+    /// first; a cached one the server no longer knows is prepared again
+    /// and the whole batch sent once more (nothing of it was stored).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ParameterCount`] or [`Error::ToSql`] before anything is
+    /// sent; [`Error::RolledBack`] as above; a broken connection or a
+    /// passed `query_timeout` leaves the outcome unknown, as for `COMMIT`.
+    pub fn atomic_batch(
+        &self,
+        statements: &[(&str, &[Param<'_>])],
+    ) -> Result<Vec<BatchAnswer>, Error> {
+        require_green("atomic_batch")?;
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = self.prepare_batch(statements)?;
+        let done = match atomic_batch::run(&self.conn, &prepared) {
+            Err(e)
+                if is_stale_statement(&e)
+                    && self.transaction_status() == TransactionStatus::Idle =>
+            {
+                let stale: Vec<Statement> = prepared
+                    .into_iter()
+                    .map(|(statement, _)| statement)
+                    .filter(|s| !s.is_unnamed() && self.statements.lock().remove(s))
+                    .collect();
+                request::close_statements(&self.conn, &stale);
+                let again = self.prepare_batch(statements)?;
+                atomic_batch::run(&self.conn, &again)
+            }
+            other => other,
+        };
+        let BatchCompletion {
+            answers,
+            forgot_statements,
+        } = done?;
+        if forgot_statements {
+            self.forget_statements();
+        }
+        Ok(answers)
+    }
+
+    /// Each statement of a batch prepared (through the cache), beside its
+    /// parameters.
+    fn prepare_batch<'p, 'v>(
+        &self,
+        statements: &[(&str, &'p [Param<'v>])],
+    ) -> Result<Vec<(Statement, &'p [Param<'v>])>, Error> {
+        statements
+            .iter()
+            .map(|&(sql, params)| Ok((self.prepare(sql)?, params)))
+            .collect()
+    }
+
+    /// Starts a transaction (`BEGIN`). Dropping it without
+    /// [`Transaction::commit`] rolls it back.
+    pub fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
+        require_green("transaction")?;
+        self.simple_query("BEGIN")?;
+        Ok(Transaction::new(self))
+    }
+
+    /// Starts `COPY ... FROM STDIN`: write the data to the returned writer,
+    /// then call [`CopyInWriter::finish`].
+    pub fn copy_in(&self, sql: &str) -> Result<CopyInWriter<'_>, Error> {
+        require_green("copy_in")?;
+        CopyInWriter::start(&self.conn, sql)
+    }
+
+    /// Starts `COPY ... TO STDOUT` and returns a reader of its data.
+    pub fn copy_out(&self, sql: &str) -> Result<CopyOutReader<'_>, Error> {
+        require_green("copy_out")?;
+        CopyOutReader::start(&self.conn, sql)
+    }
+
+    /// The notifications arriving on this connection (after `LISTEN`).
+    pub fn notifications(&self) -> Notifications<'_> {
+        Notifications::new(&self.conn)
+    }
+
+    /// A token that can cancel this connection's running query from
+    /// another task.
+    pub fn cancel_token(&self) -> CancelToken {
+        CancelToken::new(
+            self.config().clone(),
+            self.conn.process_id,
+            self.conn.secret_key,
+            Arc::downgrade(&self.conn),
+        )
+    }
+
+    /// True once the connection is closed (by us, the server, or an I/O
+    /// error); every request then fails at once.
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_closed()
+    }
+
+    /// Inside a transaction or not, as of the last answer; `Idle` once a
+    /// `COMMIT` that ended the previous holder's transaction is on its way
+    /// (a pooled connection can be handed on before its answer comes), as
+    /// the server will be when it reads the next request.
+    pub fn transaction_status(&self) -> TransactionStatus {
+        self.conn.transaction_status()
+    }
+
+    /// The server process serving this connection.
+    pub fn backend_pid(&self) -> i32 {
+        self.conn.process_id
+    }
+
+    /// A server parameter reported at startup or since (`server_version`,
+    /// `TimeZone`, `application_name`, ...).
+    pub fn parameter(&self, name: &str) -> Option<String> {
+        self.conn.parameter(name)
+    }
+
+    /// The most recent notices (warnings, `RAISE NOTICE`), oldest first;
+    /// every notice is also logged through the `log` crate.
+    pub fn notices(&self) -> Vec<DbError> {
+        self.conn.notices()
+    }
+
+    /// Number of statements in this connection's cache (at most
+    /// [`Config::statement_cache_capacity`] plus those callers hold).
+    pub fn cached_statements(&self) -> usize {
+        self.statements.lock().len()
+    }
+
+    /// Marks this client as shared by several tasks at once (the pool's
+    /// shared mode does so for its connections; off by default). A request
+    /// on a shared client must leave the connection outside a transaction:
+    /// one whose answer ends inside a transaction (a `BEGIN` that slipped
+    /// through) fails, the connection is closed, and every request
+    /// pipelined behind it — which ran inside that transaction — fails too,
+    /// so none of them is reported as stored.
+    pub fn set_shared(&self, shared: bool) {
+        self.conn.set_shared(shared);
+    }
+
+    /// Whether [`Client::set_shared`] is on.
+    pub fn is_shared(&self) -> bool {
+        self.conn.is_shared()
+    }
+
+    /// Closes the connection with `Terminate`.
+    pub fn close(self) -> Result<(), Error> {
+        require_green("close")?;
+        if self.conn.is_closed() {
+            return Ok(());
+        }
+        // Drop sends Terminate and shuts the socket down.
+        drop(self);
+        Ok(())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.conn.terminate();
+    }
+}

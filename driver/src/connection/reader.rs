@@ -1,0 +1,268 @@
+//! The reader coroutine of a connection: it parses message frames, handles
+//! asynchronous messages (notices, notifications, parameter changes)
+//! itself, and hands every other message to the oldest request's slot;
+//! `ReadyForQuery` completes it. It also enforces what a request's answer
+//! may not do: a shared request may not leave a transaction open, and the
+//! client encoding must stay UTF8.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use may::sync::mpsc::Sender;
+use postgres_protocol::message::backend::Message;
+
+use crate::connection::connection::{CloseReason, Connection};
+use crate::connection::slot::Slot;
+use crate::net::socket::ReadHalf;
+use crate::wire::notification::Notification;
+use crate::wire::server_error::{log_notice, parse_fields};
+
+/// How many recent notices a connection keeps for inspection.
+const KEPT_NOTICES: usize = 16;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The per-connection reader coroutine.
+pub(super) struct Reader {
+    conn: Arc<Connection>,
+    read: ReadHalf,
+    buf: BytesMut,
+    current: Option<Arc<Slot>>,
+    /// Slots taken from the connection's queue in one batch (one lock for
+    /// many answers), oldest first.
+    taken: VecDeque<Arc<Slot>>,
+    notifications: Sender<Notification>,
+}
+
+impl Reader {
+    pub(super) fn new(
+        conn: Arc<Connection>,
+        read: ReadHalf,
+        buf: BytesMut,
+        notifications: Sender<Notification>,
+    ) -> Reader {
+        Reader {
+            conn,
+            read,
+            buf,
+            current: None,
+            taken: VecDeque::new(),
+            notifications,
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let reason = loop {
+            if let Err(reason) = self.route() {
+                break reason;
+            }
+            match self.read.read_into(&mut chunk, &mut self.buf) {
+                Ok(0) => {
+                    break CloseReason::Io(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection".to_owned(),
+                    )
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break CloseReason::Io(e.kind(), e.to_string()),
+            }
+        };
+        if let CloseReason::Protocol(message) = &reason {
+            log::error!(target: "odm::pg", "closing the connection: {message}");
+        }
+        self.conn.shut(reason);
+        if let Some(slot) = self.current.take() {
+            slot.fail(self.conn.closed_error());
+        }
+        for slot in self.taken.drain(..) {
+            slot.fail(self.conn.closed_error());
+        }
+    }
+
+    /// Routes every complete message in the buffer.
+    fn route(&mut self) -> Result<(), CloseReason> {
+        let mut pos = 0;
+        loop {
+            let available = self.buf.len() - pos;
+            if available < 5 {
+                break;
+            }
+            let tag = self.buf[pos];
+            let len = u32::from_be_bytes([
+                self.buf[pos + 1],
+                self.buf[pos + 2],
+                self.buf[pos + 3],
+                self.buf[pos + 4],
+            ]) as usize;
+            if len < 4 {
+                return Err(CloseReason::Protocol(format!(
+                    "invalid message length {len}"
+                )));
+            }
+            let total = len + 1;
+            if available < total {
+                break;
+            }
+            match tag {
+                b'A' | b'N' | b'S' => {
+                    if pos > 0 {
+                        let segment = self.buf.split_to(pos);
+                        self.deliver(segment, false, false)?;
+                        pos = 0;
+                    }
+                    let message = self.buf.split_to(total);
+                    self.handle_async(message)?;
+                }
+                b'Z' => {
+                    if total >= 6 {
+                        self.conn.status.store(self.buf[pos + 5], Ordering::Release);
+                    }
+                    pos += total;
+                    let segment = self.buf.split_to(pos);
+                    pos = 0;
+                    self.deliver(segment, true, false)?;
+                }
+                b'G' | b'W' => {
+                    // CopyInResponse / CopyBothResponse: the server now
+                    // waits for the client, so hand the messages over now.
+                    pos += total;
+                    let segment = self.buf.split_to(pos);
+                    pos = 0;
+                    self.deliver(segment, false, true)?;
+                }
+                b'E' => {
+                    self.check_fatal(pos, total);
+                    pos += total;
+                }
+                _ => pos += total,
+            }
+        }
+        if pos > 0 {
+            let segment = self.buf.split_to(pos);
+            self.deliver(segment, false, false)?;
+        }
+        Ok(())
+    }
+
+    /// Hands whole messages to the request they answer.
+    fn deliver(&mut self, segment: BytesMut, last: bool, copy_in: bool) -> Result<(), CloseReason> {
+        if self.current.is_none() {
+            if self.taken.is_empty() {
+                let mut queue = self.conn.queue.lock();
+                std::mem::swap(&mut self.taken, &mut queue.pending);
+                // Published under the lock, so that `pending` plus the
+                // reader's holds never undercounts what is in flight.
+                self.conn
+                    .reader_holds
+                    .store(self.taken.len(), Ordering::Release);
+            }
+            self.current = self.taken.pop_front();
+            self.publish_holds();
+        }
+        match &self.current {
+            Some(slot) => {
+                if last && self.conn.status.load(Ordering::Acquire) != b'I' && slot.requires_idle()
+                {
+                    // Every request behind it ran inside that transaction,
+                    // which dies with the connection: all of them fail.
+                    return Err(CloseReason::SharedTransaction);
+                }
+                slot.push(segment, last, copy_in);
+                if last {
+                    self.current = None;
+                    self.publish_holds();
+                }
+                Ok(())
+            }
+            None => self.unsolicited(segment),
+        }
+    }
+
+    /// Tells `send` how many answers the reader still owes.
+    fn publish_holds(&self) {
+        let holds = self.taken.len() + usize::from(self.current.is_some());
+        self.conn.reader_holds.store(holds, Ordering::Release);
+    }
+
+    /// Messages nobody asked for: a fatal error before the server hangs up
+    /// (e.g. `pg_terminate_backend`) is kept as the reason; anything else
+    /// breaks the protocol.
+    fn unsolicited(&mut self, mut segment: BytesMut) -> Result<(), CloseReason> {
+        while let Some(message) = Message::parse(&mut segment)
+            .map_err(|e| CloseReason::Protocol(format!("malformed message: {e}")))?
+        {
+            match message {
+                Message::ErrorResponse(body) => {
+                    let error = parse_fields(body.fields())
+                        .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+                    log::warn!(target: "odm::pg", "server error outside any request: {error}");
+                }
+                _ => {
+                    return Err(CloseReason::Protocol(
+                        "unexpected message outside any request".to_owned(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Remembers a FATAL/PANIC error as the reason the connection ends.
+    fn check_fatal(&self, pos: usize, total: usize) {
+        let mut copy = BytesMut::from(&self.buf[pos..pos + total]);
+        if let Ok(Some(Message::ErrorResponse(body))) = Message::parse(&mut copy) {
+            if let Ok(error) = parse_fields(body.fields()) {
+                if matches!(error.severity.as_str(), "FATAL" | "PANIC") {
+                    self.conn.record_fatal(error);
+                }
+            }
+        }
+    }
+
+    fn handle_async(&mut self, mut message: BytesMut) -> Result<(), CloseReason> {
+        let protocol = |e: io::Error| CloseReason::Protocol(format!("malformed message: {e}"));
+        match Message::parse(&mut message).map_err(protocol)? {
+            Some(Message::NoticeResponse(body)) => {
+                let notice = parse_fields(body.fields())
+                    .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+                log_notice(&notice);
+                let mut notices = self.conn.notices.lock();
+                if notices.len() == KEPT_NOTICES {
+                    notices.pop_front();
+                }
+                notices.push_back(notice);
+            }
+            Some(Message::NotificationResponse(body)) => {
+                let notification = Notification::new(
+                    body.process_id(),
+                    body.channel().map_err(protocol)?.to_owned(),
+                    body.message().map_err(protocol)?.to_owned(),
+                );
+                // Nobody listening any more is fine.
+                let _ = self.notifications.send(notification);
+            }
+            Some(Message::ParameterStatus(body)) => {
+                let name = body.name().map_err(protocol)?.to_owned();
+                let value = body.value().map_err(protocol)?.to_owned();
+                if name == "client_encoding" && !value.eq_ignore_ascii_case("UTF8") {
+                    // Text would now arrive in another encoding and be
+                    // decoded as UTF-8: wrong strings, not errors.
+                    return Err(CloseReason::Protocol(format!(
+                        "the server switched client_encoding to {value}; odm needs UTF8"
+                    )));
+                }
+                self.conn.parameters.lock().insert(name, value);
+            }
+            _ => {
+                return Err(CloseReason::Protocol(
+                    "malformed asynchronous message".to_owned(),
+                ))
+            }
+        }
+        Ok(())
+    }
+}

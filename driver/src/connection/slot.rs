@@ -1,0 +1,192 @@
+//! One request's place in the connection's answer queue ([`Slot`]).
+//!
+//! The reader coroutine appends the backend messages that belong to a
+//! request to its slot, up to and including the `ReadyForQuery` that ends
+//! it, and wakes the requester: once at the end for ordinary requests, on
+//! every arrival for streaming ones (COPY). The requester parses the
+//! messages itself (`request::response`), so the reader only frames bytes.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use may::sync::Blocker;
+use parking_lot::Mutex;
+
+use crate::error::Error;
+use crate::net::deadline::whole_millis;
+
+thread_local! {
+    /// Finished slots kept for the next requests on this thread: a slot is
+    /// put here when its answer was read to the end and nobody else holds
+    /// it, and taken out without parking in between, so nothing is held
+    /// across a park.
+    static SPARE_SLOTS: RefCell<Vec<Arc<Slot>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many finished slots a thread keeps for reuse.
+const SPARE_SLOTS_KEPT: usize = 64;
+
+/// Where the reader puts one request's answer.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    state: Mutex<SlotState>,
+    blocker: Blocker,
+    /// The request ran on a shared client: its `ReadyForQuery` must find
+    /// the connection idle (no transaction left open). Set before the slot
+    /// is queued, read by the reader without taking the state's lock.
+    require_idle: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    /// Wake the requester on every arrival, not only at the end.
+    streaming: bool,
+    data: BytesMut,
+    done: bool,
+    failed: Option<Error>,
+    abandoned: bool,
+}
+
+impl Slot {
+    /// A slot for the calling task; `streaming` wakes it on every arrival;
+    /// `require_idle` makes the connection fail the request (and close) if
+    /// it ends inside a transaction.
+    pub(crate) fn new(streaming: bool, require_idle: bool) -> Arc<Slot> {
+        if may::coroutine::is_coroutine() {
+            if let Some(mut slot) = SPARE_SLOTS.with(|spare| spare.borrow_mut().pop()) {
+                if let Some(unique) = Arc::get_mut(&mut slot) {
+                    *unique.state.get_mut() = SlotState {
+                        streaming,
+                        ..SlotState::default()
+                    };
+                    *unique.require_idle.get_mut() = require_idle;
+                    // A wake-up left over from the last answer (it came
+                    // before its requester parked) at worst makes the
+                    // next wait loop once more.
+                    return slot;
+                }
+            }
+        }
+        Arc::new(Slot {
+            state: Mutex::new(SlotState {
+                streaming,
+                ..SlotState::default()
+            }),
+            blocker: Blocker::new(true),
+            require_idle: AtomicBool::new(require_idle),
+        })
+    }
+
+    /// A slot nobody waits for: its answer is read and thrown away.
+    pub(crate) fn abandoned() -> Arc<Slot> {
+        let slot = Slot::new(false, false);
+        slot.state.lock().abandoned = true;
+        slot
+    }
+
+    /// Called by the reader with whole messages; `last` ends the answer.
+    /// `copy_in` says the server now waits for COPY data, so the requester
+    /// must see the messages before the end (the slot streams from now on).
+    pub(crate) fn push(&self, segment: BytesMut, last: bool, copy_in: bool) {
+        let wake = {
+            let mut state = self.state.lock();
+            if !state.abandoned {
+                state.data.unsplit(segment);
+            }
+            if last {
+                state.done = true;
+            }
+            state.streaming |= copy_in;
+            (last || state.streaming) && !state.abandoned
+        };
+        if wake {
+            self.blocker.unpark();
+        }
+    }
+
+    /// Whether this request must leave the connection outside a transaction.
+    pub(crate) fn requires_idle(&self) -> bool {
+        self.require_idle.load(Ordering::Relaxed)
+    }
+
+    /// The connection failed before the answer was complete.
+    pub(crate) fn fail(&self, error: Error) {
+        {
+            let mut state = self.state.lock();
+            if state.done || state.abandoned {
+                return;
+            }
+            state.failed = Some(error);
+        }
+        self.blocker.unpark();
+    }
+
+    /// The requester gave up on the answer: the reader discards the rest.
+    pub(crate) fn abandon(&self) {
+        let mut state = self.state.lock();
+        state.abandoned = true;
+        state.data = BytesMut::new();
+    }
+
+    /// Whether an error has already arrived in this (streaming) answer,
+    /// without waiting.
+    pub(crate) fn has_data(&self) -> bool {
+        let state = self.state.lock();
+        !state.data.is_empty() || state.done || state.failed.is_some()
+    }
+
+    /// Parks until messages (or the end, or a failure) are there; `None`
+    /// when `deadline` passed first.
+    pub(crate) fn wait(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<(BytesMut, bool)>, Error> {
+        loop {
+            {
+                let mut state = self.state.lock();
+                if let Some(error) = state.failed.take() {
+                    return Err(error);
+                }
+                if state.done || (!state.data.is_empty() && state.streaming) {
+                    return Ok(Some((std::mem::take(&mut state.data), state.done)));
+                }
+            }
+            // A park error means the wait timed out or was interrupted
+            // (cancelled coroutine); the loop re-checks the state either way.
+            let left = match deadline {
+                None => None,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(None),
+                },
+            };
+            let _ = self.blocker.park(left.map(whole_millis));
+        }
+    }
+
+    /// Waits (throwing the data away) until the answer is complete; false
+    /// when `deadline` passed or the connection failed first.
+    pub(crate) fn wait_done(&self, deadline: Instant) -> bool {
+        loop {
+            match self.wait(Some(deadline)) {
+                Ok(Some((_, true))) => return true,
+                Ok(Some((_, false))) => {}
+                Ok(None) | Err(_) => return false,
+            }
+        }
+    }
+
+    /// Keeps a finished slot, which nobody else holds, for the next request
+    /// on this thread.
+    pub(crate) fn keep_for_reuse(slot: Arc<Slot>) {
+        SPARE_SLOTS.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARE_SLOTS_KEPT {
+                spare.push(slot);
+            }
+        });
+    }
+}

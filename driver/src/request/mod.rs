@@ -1,0 +1,10 @@
+//! The request engine: encoding a request, queueing it on a connection and
+//! reading its answer — simple and extended queries, unnamed statements,
+//! atomic batches, the statement cache. Uses `connection` and below.
+
+pub(crate) mod atomic_batch;
+#[allow(clippy::module_inception)]
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod statement_cache;
+pub(crate) mod unnamed;

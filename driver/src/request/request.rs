@@ -1,0 +1,566 @@
+//! The request engine: free functions over a [`Connection`] that encode a
+//! request, queue it and read its answer — the simple query protocol
+//! (`Query`), the extended one (`Parse`/`Describe`, `Bind`/`Execute`/`Sync`
+//! on a prepared statement) and requests nobody waits for.
+//! [`Client`](super::Client) is a thin face over these.
+//!
+//! Every statement that runs is logged under the one target
+//! [`SQL_LOG_TARGET`] (`odm::sql`): at debug level its SQL text (never its
+//! parameter values, which may be secrets), duration and row count, and at
+//! warn level when it took longer than the connection's `slow_statement_ms`.
+//! With both levels off no clock is read.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use log::Level;
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+
+use crate::connection::connection::Connection;
+use crate::connection::slot::Slot;
+use crate::error::Error;
+use crate::request::response::{Deadline, Frame, Response};
+use crate::wire::bind_execute::{self, encode_bind_execute_sync, Param};
+use crate::wire::command_tag::{forgets_prepared_statements, rows_affected};
+use crate::wire::row::Row;
+use crate::wire::server_error::db_error;
+use crate::wire::statement::{
+    adopt_described_columns, columns_of, type_for_oid, Column, Statement,
+};
+use crate::wire::transaction_status::TransactionStatus;
+
+/// The `log` target of every statement the driver runs.
+pub const SQL_LOG_TARGET: &str = "odm::sql";
+
+thread_local! {
+    /// A reusable encoding buffer. It is taken out of the thread-local for
+    /// the encoding and put back afterwards (on whatever thread the task
+    /// then runs), so nothing is borrowed across a park.
+    static SCRATCH: RefCell<Option<BytesMut>> = const { RefCell::new(None) };
+}
+
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+fn take_scratch() -> BytesMut {
+    SCRATCH
+        .with(|s| s.borrow_mut().take())
+        .unwrap_or_else(|| BytesMut::with_capacity(1024))
+}
+
+fn put_scratch(mut buf: BytesMut) {
+    if buf.capacity() <= SCRATCH_KEEP {
+        buf.clear();
+        SCRATCH.with(|s| *s.borrow_mut() = Some(buf));
+    }
+}
+
+/// Where the rows of an answer go.
+pub(crate) enum RowSink<'a> {
+    /// Rows are not wanted (execute).
+    Discard,
+    /// Rows are collected.
+    Collect(&'a mut Vec<Row>),
+}
+
+/// How a statement of the extended protocol ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Completion {
+    /// The row count of its command tag.
+    pub(crate) rows: u64,
+    /// Its tag was `DISCARD ALL` or `DEALLOCATE ALL`: the server knows no
+    /// prepared statement of the session any more.
+    pub(crate) forgot_statements: bool,
+}
+
+/// How a run of simple-protocol statements ended.
+#[derive(Debug)]
+pub(crate) struct SimpleCompletion {
+    /// The command tag of the last statement that completed (`COMMIT`,
+    /// `ROLLBACK`, `INSERT 0 1`, ...; empty when none did).
+    pub(crate) tag: String,
+    /// One of them was `DISCARD ALL` or `DEALLOCATE ALL`.
+    pub(crate) forgot_statements: bool,
+}
+
+/// Encodes a request with `encode`, queues it and returns its answer,
+/// bounded by the connection's `query_timeout`.
+pub(crate) fn request<F>(
+    conn: &Arc<Connection>,
+    streaming: bool,
+    encode: F,
+) -> Result<Response, Error>
+where
+    F: FnOnce(&mut BytesMut) -> Result<(), Error>,
+{
+    request_until(conn, streaming, deadline(conn), encode)
+}
+
+/// [`request`] with an explicit deadline.
+pub(crate) fn request_until<F>(
+    conn: &Connection,
+    streaming: bool,
+    deadline: Option<Deadline>,
+    encode: F,
+) -> Result<Response, Error>
+where
+    F: FnOnce(&mut BytesMut) -> Result<(), Error>,
+{
+    let slot = Slot::new(streaming, conn.is_shared());
+    encode_then_send(encode, |bytes| conn.send(bytes, Some(slot.clone()), false))?;
+    Ok(Response::new(slot, deadline))
+}
+
+/// Encodes a request into a scratch buffer (given back afterwards) and
+/// hands its bytes to `send`: the one place requests are encoded and sent.
+fn encode_then_send<F>(
+    encode: F,
+    send: impl FnOnce(&[u8]) -> Result<(), Error>,
+) -> Result<(), Error>
+where
+    F: FnOnce(&mut BytesMut) -> Result<(), Error>,
+{
+    let mut buf = take_scratch();
+    let sent = encode(&mut buf).and_then(|()| send(&buf));
+    put_scratch(buf);
+    sent
+}
+
+/// The deadline of the connection's requests, when `query_timeout` is set.
+pub(crate) fn deadline(conn: &Arc<Connection>) -> Option<Deadline> {
+    conn.config().query_timeout().map(|timeout| Deadline {
+        timeout,
+        connection: conn.clone(),
+        cancel: true,
+    })
+}
+
+/// Queues a request whose answer nobody waits for.
+fn request_detached<F>(conn: &Connection, encode: F) -> Result<(), Error>
+where
+    F: FnOnce(&mut BytesMut) -> Result<(), Error>,
+{
+    encode_then_send(encode, |bytes| {
+        conn.send(bytes, Some(Slot::abandoned()), false)
+    })
+}
+
+/// Logs a statement queued without waiting for its answer.
+fn log_queued(sql: &str) {
+    if log::log_enabled!(target: SQL_LOG_TARGET, Level::Debug) {
+        log::debug!(target: SQL_LOG_TARGET, "queued without waiting for its answer: {sql}");
+    }
+}
+
+/// Queues one simple-protocol statement (the `ROLLBACK` of a transaction
+/// dropped off a coroutine) without waiting for its answer and writes it
+/// now: the next request on the connection follows it on the
+/// wire, so it costs no round trip of its own. Its answer (an error too)
+/// is thrown away; when the connection broke, the next request reports it.
+/// The one way code outside the request engine puts a statement on the
+/// wire without a reply.
+pub(crate) fn queue_simple_statement(conn: &Connection, sql: &str) -> Result<(), Error> {
+    log_queued(sql);
+    request_detached(conn, |buf| {
+        frontend::query(sql, buf)?;
+        Ok(())
+    })
+}
+
+/// Queues one simple-protocol statement (a session's `BEGIN` or
+/// `SAVEPOINT ...`) to go out with the next request on the connection, in
+/// the same system call, without waiting for its answer (thrown away, as
+/// for [`queue_simple_statement`]). The caller must send a request next
+/// (or hand the connection back, where a deferred statement counts as an
+/// open transaction): nothing else writes it.
+pub(crate) fn queue_simple_statement_ahead(conn: &Connection, sql: &str) -> Result<(), Error> {
+    log_queued(sql);
+    encode_then_send(
+        |buf| Ok(frontend::query(sql, buf)?),
+        |bytes| conn.send_deferred(bytes, Slot::abandoned()),
+    )
+}
+
+/// A simple-protocol statement that ends the transaction (`COMMIT`),
+/// sent and not yet answered: the connection may be handed to another
+/// task before [`TransactionEnd::finish`] reads the answer, since the
+/// server runs that task's requests only after this one, outside any
+/// transaction.
+#[derive(Debug)]
+pub(crate) struct TransactionEnd {
+    conn: Arc<Connection>,
+    response: Response,
+    sql: &'static str,
+    started: Option<Instant>,
+}
+
+/// Sends `sql`, a statement that ends the transaction whatever its
+/// answer (see [`Connection::send_ending_transaction`]).
+pub(crate) fn send_transaction_end(
+    conn: &Arc<Connection>,
+    sql: &'static str,
+) -> Result<TransactionEnd, Error> {
+    let started = start_clock(conn);
+    let slot = Slot::new(false, false);
+    encode_then_send(
+        |buf| Ok(frontend::query(sql, buf)?),
+        |bytes| conn.send_ending_transaction(bytes, slot.clone()),
+    )?;
+    Ok(TransactionEnd {
+        conn: conn.clone(),
+        response: Response::new(slot, deadline(conn)),
+        sql,
+        started,
+    })
+}
+
+impl TransactionEnd {
+    /// Waits for the answer: how the statement completed, and the
+    /// transaction status its `ReadyForQuery` reported (`None` when no
+    /// answer came: the connection broke or the wait timed out).
+    pub(crate) fn finish(self) -> (Result<SimpleCompletion, Error>, Option<TransactionStatus>) {
+        let (outcome, status) = read_simple(&self.conn, self.response);
+        if let Some(started) = self.started {
+            let rows = outcome.as_ref().map(|done| rows_affected(&done.tag));
+            let tag = outcome.as_ref().ok().map(|done| done.tag.as_str());
+            log_statement(&self.conn, self.sql, started, rows, tag);
+        }
+        (outcome, status)
+    }
+}
+
+/// Queues `Close` for `statements` (and one `Sync`) without waiting for
+/// the answer.
+pub(crate) fn close_statements(conn: &Connection, statements: &[Statement]) {
+    if statements.is_empty() {
+        return;
+    }
+    // A connection that cannot take the request is closed, and the
+    // server-side statements went with it: nothing is left to close.
+    let _ = request_detached(conn, |buf| {
+        for statement in statements {
+            frontend::close(b'S', statement.name(), buf)?;
+        }
+        frontend::sync(buf);
+        Ok(())
+    });
+}
+
+/// Checks that the server still answers: an empty query answered within
+/// `timeout`, else the connection is closed (no cancel is tried).
+pub(crate) fn check_alive(conn: &Arc<Connection>, timeout: Duration) -> Result<(), Error> {
+    let deadline = Deadline {
+        timeout,
+        connection: conn.clone(),
+        cancel: false,
+    };
+    let mut response = request_until(conn, false, Some(deadline), |buf| {
+        frontend::query("", buf)?;
+        Ok(())
+    })?;
+    response.drain()
+}
+
+/// Parse + Describe + Sync: learns parameter types and result columns of
+/// `sql`, prepared as `name` on connection `connection_id`.
+pub(crate) fn describe(
+    conn: &Arc<Connection>,
+    connection_id: u64,
+    name: String,
+    sql: &str,
+) -> Result<Statement, Error> {
+    let mut response = request(conn, false, |buf| {
+        frontend::parse(&name, sql, std::iter::empty(), buf)?;
+        frontend::describe(b'S', &name, buf)?;
+        frontend::sync(buf);
+        Ok(())
+    })?;
+    let mut params = Vec::new();
+    let mut columns = Vec::new();
+    let mut error = None;
+    loop {
+        match response.next()? {
+            Message::ParseComplete | Message::NoData => {}
+            Message::ParameterDescription(body) => {
+                let mut oids = body.parameters();
+                while let Some(oid) = fallible_iterator::FallibleIterator::next(&mut oids)? {
+                    params.push(type_for_oid(oid));
+                }
+            }
+            Message::RowDescription(body) => columns = columns_of(&body)?,
+            Message::ErrorResponse(body) => {
+                if error.is_none() {
+                    error = Some(db_error(body.fields()));
+                }
+            }
+            Message::ReadyForQuery(_) => break,
+            _ => error = error.or_else(|| Some(unexpected("describe"))),
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(Statement::new(
+            name,
+            sql.to_owned(),
+            connection_id,
+            params,
+            columns,
+        )),
+    }
+}
+
+/// Bind + Execute + Sync on a named prepared statement (an unnamed one
+/// runs through [`super::unnamed::run`]); fills `rows` and returns how the
+/// statement ended.
+pub(crate) fn run(
+    conn: &Arc<Connection>,
+    statement: &Statement,
+    params: &[Param<'_>],
+    rows: RowSink<'_>,
+) -> Result<Completion, Error> {
+    statement.check_param_count(params.len())?;
+    let types = statement.params();
+    let started = start_clock(conn);
+    let response = request(conn, false, |buf| {
+        encode_bind_execute_sync(statement.name(), types, params, buf)
+    });
+    let mut columns = statement.shared_columns().clone();
+    let outcome = response.and_then(|r| read_results(conn, r, &mut columns, rows));
+    if let Some(started) = started {
+        let rows = outcome.as_ref().map(|done| done.rows);
+        log_statement(conn, statement.sql(), started, rows, None);
+    }
+    outcome
+}
+
+/// Reads an extended-protocol answer up to `ReadyForQuery`. Rows are
+/// decoded with `columns`, which a `RowDescription` in the answer (the
+/// `Describe` of an unnamed run) replaces when it differs.
+pub(super) fn read_results(
+    conn: &Connection,
+    mut response: Response,
+    columns: &mut Arc<[Column]>,
+    mut rows: RowSink<'_>,
+) -> Result<Completion, Error> {
+    let mut done = Completion {
+        rows: 0,
+        forgot_statements: false,
+    };
+    let mut error = None;
+    loop {
+        let message = match response.next_light()? {
+            Frame::Skip => continue,
+            Frame::CommandComplete(count) => {
+                done.rows = count;
+                continue;
+            }
+            Frame::Ready => break,
+            Frame::Message(message) => message,
+        };
+        match message {
+            Message::DataRow(body) => {
+                if let (RowSink::Collect(rows), None) = (&mut rows, &error) {
+                    match Row::new(columns.clone(), body) {
+                        Ok(row) => rows.push(row),
+                        Err(e) => error = Some(e),
+                    }
+                }
+            }
+            Message::BindComplete | Message::ParseComplete | Message::NoData => {}
+            Message::RowDescription(body) => adopt_described_columns(columns, &body)?,
+            Message::CommandComplete(body) => {
+                let tag = body.tag()?;
+                done.forgot_statements |= forgets_prepared_statements(tag.as_bytes());
+                done.rows = rows_affected(tag);
+            }
+            Message::EmptyQueryResponse | Message::PortalSuspended => {}
+            Message::ErrorResponse(body) => {
+                if error.is_none() {
+                    error = Some(db_error(body.fields()));
+                }
+            }
+            Message::CopyInResponse(_) => {
+                error = error.or(Some(refuse_copy(conn, true)?));
+            }
+            Message::CopyOutResponse(_) => error = error.or(Some(copy_out_refused())),
+            Message::CopyData(_) | Message::CopyDone => {}
+            Message::ReadyForQuery(_) => break,
+            _ => error = error.or_else(|| Some(unexpected("query"))),
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(done),
+    }
+}
+
+/// The simple query protocol: one or more statements, no parameters.
+pub(crate) fn simple_query(conn: &Arc<Connection>, sql: &str) -> Result<SimpleCompletion, Error> {
+    let started = start_clock(conn);
+    let outcome = simple_query_unlogged(conn, sql);
+    if let Some(started) = started {
+        let rows = outcome.as_ref().map(|done| rows_affected(&done.tag));
+        let tag = outcome.as_ref().ok().map(|done| done.tag.as_str());
+        log_statement(conn, sql, started, rows, tag);
+    }
+    outcome
+}
+
+fn simple_query_unlogged(conn: &Arc<Connection>, sql: &str) -> Result<SimpleCompletion, Error> {
+    let response = request(conn, false, |buf| {
+        frontend::query(sql, buf)?;
+        Ok(())
+    })?;
+    read_simple(conn, response).0
+}
+
+/// Reads a simple-protocol answer up to `ReadyForQuery`; also returns the
+/// transaction status that `ReadyForQuery` reported (`None` when the
+/// answer did not come to its end).
+fn read_simple(
+    conn: &Connection,
+    mut response: Response,
+) -> (Result<SimpleCompletion, Error>, Option<TransactionStatus>) {
+    let mut error = None;
+    let mut done = SimpleCompletion {
+        tag: String::new(),
+        forgot_statements: false,
+    };
+    let status = loop {
+        let message = match response.next() {
+            Ok(message) => message,
+            Err(e) => return (Err(e), None),
+        };
+        match message {
+            Message::CommandComplete(body) => {
+                let tag = match body.tag() {
+                    Ok(tag) => tag,
+                    Err(e) => return (Err(e.into()), None),
+                };
+                done.forgot_statements |= forgets_prepared_statements(tag.as_bytes());
+                done.tag.clear();
+                done.tag.push_str(tag);
+            }
+            Message::ErrorResponse(body) if error.is_none() => {
+                error = Some(db_error(body.fields()));
+            }
+            Message::CopyInResponse(_) => match refuse_copy(conn, false) {
+                Ok(refused) => error = error.or(Some(refused)),
+                Err(e) => return (Err(e), None),
+            },
+            Message::CopyOutResponse(_) => error = error.or(Some(copy_out_refused())),
+            Message::ReadyForQuery(body) => break TransactionStatus::from_byte(body.status()),
+            _ => {}
+        }
+    };
+    (error.map_or(Ok(done), Err), Some(status))
+}
+
+/// A statement that streams (COPY), timed for the log from its start to
+/// its end; made only when statements are logged (see [`start_clock`]).
+#[derive(Debug)]
+pub(crate) struct StatementLog {
+    started: Instant,
+    sql: String,
+}
+
+impl StatementLog {
+    /// Starts timing `sql`, when it is going to be logged.
+    pub(crate) fn start(conn: &Connection, sql: &str) -> Option<StatementLog> {
+        start_clock(conn).map(|started| StatementLog {
+            started,
+            sql: sql.to_owned(),
+        })
+    }
+
+    /// Logs the end of the statement: its row count or its error.
+    pub(crate) fn finish(self, conn: &Connection, rows: Result<u64, &Error>) {
+        log_statement(conn, &self.sql, self.started, rows, None);
+    }
+}
+
+/// The time a statement starts, when it is going to be logged: debug is on
+/// for [`SQL_LOG_TARGET`], or warn is and a slow-statement threshold is
+/// set. `None` (no clock read) otherwise.
+pub(super) fn start_clock(conn: &Connection) -> Option<Instant> {
+    let wanted = log::log_enabled!(target: SQL_LOG_TARGET, Level::Debug)
+        || (conn.config().slow_statement().is_some()
+            && log::log_enabled!(target: SQL_LOG_TARGET, Level::Warn));
+    wanted.then(Instant::now)
+}
+
+/// Logs a finished statement: at debug its duration and row count (or the
+/// SQLSTATE it failed with), at warn when it passed the slow-statement
+/// threshold. Only the SQL text is shown, never parameter values, and for
+/// a failure only the error's code: a server message may quote a value.
+pub(super) fn log_statement(
+    conn: &Connection,
+    sql: &str,
+    started: Instant,
+    rows: Result<u64, &Error>,
+    tag: Option<&str>,
+) {
+    let elapsed = started.elapsed();
+    let millis = elapsed.as_secs_f64() * 1000.0;
+    let tag = tag.map(|tag| format!(" ({tag})")).unwrap_or_default();
+    let outcome = match rows {
+        Ok(rows) => format!("{rows} rows{tag}"),
+        Err(e) => format!("failed: {}", error_code(e)),
+    };
+    if let Some(threshold) = conn.config().slow_statement() {
+        if elapsed >= threshold {
+            log::warn!(
+                target: SQL_LOG_TARGET,
+                "slow statement: {millis:.3} ms (slow_statement_ms={}), {outcome}: {sql}",
+                threshold.as_millis()
+            );
+            return;
+        }
+    }
+    log::debug!(target: SQL_LOG_TARGET, "{millis:.3} ms, {outcome}: {sql}");
+}
+
+/// What a failed statement's log line shows of its error: the SQLSTATE of
+/// a server error, or the kind of a client-side one.
+fn error_code(e: &Error) -> String {
+    match e.code() {
+        Some(code) => format!("SQLSTATE {code}"),
+        None if e.is_query_timeout() => "query_timeout passed".to_owned(),
+        None if e.is_closed() => "connection closed".to_owned(),
+        None => "client-side error".to_owned(),
+    }
+}
+
+/// A `COPY ... FROM STDIN` met by a query method: the copy is ended on the
+/// server (see `Connection::refuse_copy`)
+/// and the caller gets [`Error::CopyNotAllowed`]; `Err` when the connection
+/// had to be closed instead.
+fn refuse_copy(conn: &Connection, extended: bool) -> Result<Error, Error> {
+    if conn.refuse_copy(extended) {
+        Ok(Error::CopyNotAllowed(
+            "COPY ... FROM STDIN needs copy_in(), not a query method",
+        ))
+    } else {
+        Err(conn.closed_error())
+    }
+}
+
+fn copy_out_refused() -> Error {
+    Error::CopyNotAllowed("COPY ... TO STDOUT needs copy_out(), not a query method")
+}
+
+fn unexpected(phase: &str) -> Error {
+    Error::Protocol(format!("unexpected message in the answer to a {phase}"))
+}
+
+/// Encodes `Bind` of `statement` for the unnamed portal, all values and
+/// results binary.
+pub(super) fn encode_bind(
+    statement: &Statement,
+    params: &[Param<'_>],
+    buf: &mut BytesMut,
+) -> Result<(), Error> {
+    bind_execute::encode_bind(statement.name(), statement.params(), params, buf)
+}
