@@ -66,7 +66,7 @@ pub enum Host {
 ///
 /// ```
 /// use std::time::Duration;
-/// use odm::pg::Config;
+/// use green_postgres::Config;
 ///
 /// let config = Config::builder()
 ///     .host("db.example.com")
@@ -76,7 +76,7 @@ pub enum Host {
 ///     .connect_timeout(Some(Duration::from_secs(3)))
 ///     .build()?;
 /// assert_eq!(config.port(), 5432);
-/// # Ok::<(), odm::Error>(())
+/// # Ok::<(), green_postgres::Error>(())
 /// ```
 ///
 /// # TLS
@@ -88,14 +88,14 @@ pub enum Host {
 /// connected to; for a managed service:
 ///
 /// ```
-/// use odm::pg::{Config, SslMode};
+/// use green_postgres::{Config, SslMode};
 ///
 /// let config = Config::parse(
 ///     "postgresql://app:s3cret@db.example.com:5432/app?sslmode=verify-full&sslrootcert=system",
 /// )?;
 /// assert_eq!(config.ssl_mode(), SslMode::VerifyFull);
 /// assert_eq!(config.ssl_root_cert(), Some("system"));
-/// # Ok::<(), odm::Error>(())
+/// # Ok::<(), green_postgres::Error>(())
 /// ```
 ///
 /// Over a unix socket TLS is never used, whatever `sslmode` says (as
@@ -108,7 +108,7 @@ pub enum Host {
 /// ([`TargetSessionAttrs`]); `port=` gives one port for all or one per host:
 ///
 /// ```
-/// use odm::pg::{Config, Host, TargetSessionAttrs};
+/// use green_postgres::{Config, Host, TargetSessionAttrs};
 ///
 /// let config = Config::parse(
 ///     "postgresql://app:s3cret@db1:5432,db2:5433/app?target_session_attrs=read-write",
@@ -118,7 +118,7 @@ pub enum Host {
 ///     vec![(Host::Tcp("db1".into()), 5432), (Host::Tcp("db2".into()), 5433)]
 /// );
 /// assert_eq!(config.target_session_attrs(), TargetSessionAttrs::ReadWrite);
-/// # Ok::<(), odm::Error>(())
+/// # Ok::<(), green_postgres::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {

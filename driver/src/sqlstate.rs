@@ -11,9 +11,9 @@
 //! ...), which are built on the functions at the end of this module.
 //!
 //! ```
-//! use odm::sqlstate;
+//! use green_postgres::sqlstate;
 //!
-//! fn explain(err: &odm::Error) -> &'static str {
+//! fn explain(err: &green_postgres::Error) -> &'static str {
 //!     match err.code() {
 //!         Some(sqlstate::UNIQUE_VIOLATION) => "already taken",
 //!         Some(sqlstate::LOCK_NOT_AVAILABLE) => "busy, try later",

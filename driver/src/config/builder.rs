@@ -19,7 +19,7 @@ use crate::Error;
 ///
 /// ```
 /// use std::time::Duration;
-/// use odm::pg::{Config, SslMode};
+/// use green_postgres::{Config, SslMode};
 ///
 /// let config = Config::builder()
 ///     .host("db.example.com")
@@ -35,7 +35,7 @@ use crate::Error;
 ///     "postgresql+green://app:s3cret@db.example.com:5433/app\
 ///      ?sslmode=verify-full&sslrootcert=system&query_timeout=5000",
 /// )?);
-/// # Ok::<(), odm::Error>(())
+/// # Ok::<(), green_postgres::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct ConfigBuilder {

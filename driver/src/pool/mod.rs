@@ -174,13 +174,13 @@ impl Pool {
     /// A pool for `config` with `options`. Opens nothing yet.
     ///
     /// ```
-    /// use odm::pg::Config;
-    /// use odm::pool::{Pool, PoolOptions};
+    /// use green_postgres::Config;
+    /// use green_postgres::pool::{Pool, PoolOptions};
     ///
     /// let config = Config::builder().host("127.0.0.1").user("odm").build()?;
     /// let pool = Pool::with_options(config, PoolOptions::new().max_size(4));
     /// assert_eq!(pool.max_size(), 4);
-    /// # Ok::<(), odm::Error>(())
+    /// # Ok::<(), green_postgres::Error>(())
     /// ```
     pub fn with_options(config: Config, options: PoolOptions) -> Pool {
         let lifecycle = Lifecycle::from_options(&options);

@@ -26,7 +26,7 @@ const DEFAULT_LIVENESS_CHECK_AFTER: Duration = Duration::from_millis(500);
 ///
 /// ```
 /// use std::time::Duration;
-/// use odm::pool::PoolOptions;
+/// use green_postgres::pool::PoolOptions;
 ///
 /// let options = PoolOptions::new().max_size(4).timeout(Duration::from_secs(5));
 /// assert_eq!(options.get_max_size(), 4);
@@ -247,13 +247,13 @@ fn seconds(d: Duration) -> String {
 /// ```
 /// use std::time::Duration;
 ///
-/// let (config, options) = odm::pool::parse_url(
+/// let (config, options) = green_postgres::pool::parse_url(
 ///     "postgresql+green://odm:secret@127.0.0.1:5432/app?pool_size=7&pool_timeout=15",
 /// )?;
 /// assert_eq!(config.dbname(), "app");
 /// assert_eq!(options.get_max_size(), 7);
 /// assert_eq!(options.get_timeout(), Duration::from_secs(15));
-/// # Ok::<(), odm::Error>(())
+/// # Ok::<(), green_postgres::Error>(())
 /// ```
 ///
 /// # Errors
