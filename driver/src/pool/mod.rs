@@ -243,7 +243,7 @@ impl Pool {
 
     /// Like [`Pool::acquire`], but a task that already holds connections of
     /// this pool may take one more (for an independent transaction beside
-    /// its own, e.g. [`Mapper::begin_independent`](crate::Mapper::begin_independent)).
+    /// its own, e.g. the ORM's `odm::Mapper::begin_independent`).
     /// Deadlock-safe against the task itself: when its own holdings already
     /// fill the pool, it fails at once with [`Error::PoolHeldByTask`]
     /// instead of waiting for a connection only it could give back. When
