@@ -79,7 +79,7 @@
 //!
 //! # Cargo features
 //!
-//! All on by default:
+//! On by default:
 //!
 //! - `tls`: TLS to the server (`sslmode=require` and stricter) with rustls;
 //!   without it those settings give [`Error::TlsUnsupported`].
@@ -87,6 +87,13 @@
 //! - `uuid`: `uuid::Uuid` as a column.
 //! - `json`: `serde_json::Value` as a column (`JSONB`, or `JSON` with
 //!   `#[odm(json)]`).
+//!
+//! Off by default:
+//!
+//! - `testing`: `odm::testing`, throwaway PostgreSQL servers, test databases
+//!   and network faults (the `green-odm-testing` crate), for tests: turn it
+//!   on in `[dev-dependencies]`,
+//!   `green-odm = { version = "0.1", features = ["testing"] }`.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 extern crate self as odm;
@@ -108,8 +115,8 @@ mod error;
 pub use green_postgres as pg;
 pub use green_postgres::sqlstate;
 /// Test servers: throwaway PostgreSQL clusters, fresh test databases and
-/// network faults (the `odm-testing` crate; cargo feature `testing`, on by
-/// default). Its errors convert into [`Error::Testing`], so `?` works in a
+/// network faults (the `green-odm-testing` crate; cargo feature `testing`,
+/// off by default: turn it on in `[dev-dependencies]`). Its errors convert into [`Error::Testing`], so `?` works in a
 /// function returning [`Result`].
 #[cfg(feature = "testing")]
 pub use odm_testing as testing;

@@ -3,8 +3,9 @@
 //! cache off: the same file compiled a third time, whose shared helpers
 //! (`tests/orm_common`) then give each scenario's mapper a PgBouncer URL.
 //!
-//! Run: `cargo test --test orm_over_pgbouncer` (needs the `pgbouncer`
-//! package).
+//! Run: `cargo test --test orm_over_pgbouncer`. Needs the `pgbouncer`
+//! program (`apt-get install pgbouncer`; `.ci/run` installs it): without it
+//! every test here fails, saying so.
 
 #[path = "orm.rs"]
 mod scenarios;

@@ -2,7 +2,9 @@
 //! (`odm::testing::PgBouncer`, one in front of the shared test cluster for
 //! the whole file, 4 server connections per database).
 //!
-//! Run: `cargo test --test pgbouncer` (needs the `pgbouncer` package).
+//! Run: `cargo test --test pgbouncer`. Needs the `pgbouncer` program
+//! (`apt-get install pgbouncer`; `.ci/run` installs it): without it every
+//! test here fails, saying so.
 
 mod green_tasks;
 mod support;
@@ -23,13 +25,22 @@ use support::soak::InsertSoak;
 /// Server connections per database and user.
 const SERVER_CONNECTIONS: usize = 4;
 
-static BOUNCER: LazyLock<PgBouncer> = LazyLock::new(|| {
+/// The file's PgBouncer, started on first use; kept as a `Result` so that
+/// every test fails with the same message when it cannot start (a panic
+/// inside the `LazyLock` would poison it, and the other tests would only say
+/// so).
+static BOUNCER: LazyLock<Result<PgBouncer, odm::testing::Error>> = LazyLock::new(|| {
     PgBouncer::start(
         shared_cluster().expect("the test cluster"),
         SERVER_CONNECTIONS,
     )
-    .expect("pgbouncer starts")
 });
+
+/// The file's PgBouncer; without the `pgbouncer` program the test fails
+/// with odm::testing's message, which names the package to install.
+fn bouncer() -> &'static PgBouncer {
+    BOUNCER.as_ref().unwrap_or_else(|e| panic!("{e}"))
+}
 
 /// A fresh database on the cluster behind the bouncer.
 fn database() -> TestDatabase {
@@ -38,7 +49,7 @@ fn database() -> TestDatabase {
 
 /// `db` through the bouncer as the superuser, with `settings` appended.
 fn bounced(db: &TestDatabase, settings: &str) -> Pool {
-    let url = BOUNCER.url_for(SUPERUSER, SUPERUSER_PASSWORD, db.name());
+    let url = bouncer().url_for(SUPERUSER, SUPERUSER_PASSWORD, db.name());
     Pool::from_url(&format!("{url}&{settings}")).expect("the url parses")
 }
 
@@ -47,7 +58,7 @@ fn a_thousand_green_tasks_through_four_server_connections_keep_every_acknowledge
     let db = database();
     let url = format!(
         "{}&pool_size=16",
-        BOUNCER.url_for(SUPERUSER, SUPERUSER_PASSWORD, db.name())
+        bouncer().url_for(SUPERUSER, SUPERUSER_PASSWORD, db.name())
     );
     let soak = InsertSoak::new("soak")
         .tasks(1000)
@@ -116,7 +127,7 @@ fn scram_and_md5_roles_log_in_through_pgbouncer_with_their_own_passwords() {
         (SCRAM_USER, SCRAM_PASSWORD),
         (MD5_USER, MD5_PASSWORD),
     ] {
-        let config = Config::parse(&BOUNCER.url_for(user, password, db.name())).unwrap();
+        let config = Config::parse(&bouncer().url_for(user, password, db.name())).unwrap();
         let who: String = on_green(move || {
             let client = Client::connect(&config)?;
             Ok::<_, Error>(client.query_one("SELECT current_user::text", &[])?.get(0))
@@ -124,7 +135,7 @@ fn scram_and_md5_roles_log_in_through_pgbouncer_with_their_own_passwords() {
         .unwrap_or_else(|e| panic!("{user}: {e}"));
         assert_eq!(who, user);
     }
-    let config = Config::parse(&BOUNCER.url_for(SCRAM_USER, "wrong", db.name())).unwrap();
+    let config = Config::parse(&bouncer().url_for(SCRAM_USER, "wrong", db.name())).unwrap();
     let e = on_green(move || Client::connect(&config).map(drop)).unwrap_err();
     assert!(e.to_string().contains("authentication failed"), "{e}");
 }
@@ -174,15 +185,15 @@ fn session_state_through_transaction_pooling_is_refused_in_shared_mode_and_kept_
 
 #[test]
 fn the_installed_pgbouncer_decides_whether_the_statement_cache_may_stay_on() {
-    let version = BOUNCER.version().to_string();
+    let version = bouncer().version().to_string();
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap());
     let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
     assert_eq!(
-        BOUNCER.supports_prepared_statements(),
+        bouncer().supports_prepared_statements(),
         (major, minor) >= (1, 21),
         "{version}"
     );
-    if !BOUNCER.supports_prepared_statements() {
+    if !bouncer().supports_prepared_statements() {
         eprintln!(
             "PgBouncer {version} has no protocol-level prepared statements (1.21+): \
              statement_cache=false is required through it"
@@ -215,7 +226,7 @@ fn a_pgbouncer_dropped_while_a_transaction_is_open_stops_at_once_and_a_pool_of_z
         e.to_string(),
         "test server: a pgbouncer pool_size must be at least 1"
     );
-    let mut bouncer = PgBouncer::start(cluster, 1).unwrap();
+    let mut bouncer = PgBouncer::start(cluster, 1).unwrap_or_else(|e| panic!("{e}"));
     assert!(bouncer.is_running());
     let port = bouncer.port();
     // A client holds a transaction open through it.

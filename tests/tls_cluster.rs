@@ -1,5 +1,7 @@
 //! Tests of `TempCluster::start_tls`: the throwaway certificates it makes
-//! (checked with `openssl`) and the server it starts, checked with `psql`
+//! (parsed with `x509-parser`, their chains checked with `webpki`, the
+//! verifier inside rustls, and the client key loaded by rustls — no
+//! `openssl` program needed) and the server it starts, checked with `psql`
 //! (libpq is the reference for what a TLS client accepts).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -13,6 +15,9 @@ use odm::testing::{
     MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, SUPERUSER_PASSWORD,
     TLS_ONLY_PASSWORD, TLS_ONLY_USER, TLS_SERVER_NAME,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use x509_parser::extensions::GeneralName;
 
 /// The process's TLS cluster, shared by the tests that only connect to it.
 fn tls_cluster() -> &'static TempCluster {
@@ -72,32 +77,92 @@ fn verify_full(root_cert: &Path) -> String {
     format!("sslmode=verify-full sslrootcert='{}'", root_cert.display())
 }
 
-/// Runs `openssl` with `args` and returns its standard output.
-fn openssl(args: &[&str]) -> String {
-    let output = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+/// The one certificate in the PEM file at `path`.
+fn certificate_der(path: &Path) -> CertificateDer<'static> {
+    let certificates = CertificateDer::pem_file_iter(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(certificates.len(), 1, "{}", path.display());
+    certificates.into_iter().next().unwrap()
 }
 
-/// The subject, subject alternative names and basic constraints of the
-/// certificate at `path`, as `openssl x509` prints them.
-fn certificate_text(path: &Path) -> String {
-    openssl(&[
-        "x509",
-        "-in",
-        &path.to_string_lossy(),
-        "-noout",
-        "-subject",
-        "-ext",
-        "subjectAltName,basicConstraints",
-    ])
+/// What a test checks of a certificate: its subject's common name, its
+/// subject alternative names and its basic constraints.
+#[derive(Debug)]
+struct CertificateFacts {
+    common_name: String,
+    dns_names: Vec<String>,
+    ip_addresses: usize,
+    /// `Some(true)` for `CA:TRUE`, `Some(false)` for `CA:FALSE`, `None`
+    /// without the extension.
+    ca: Option<bool>,
+    /// The DER of the subject public key info.
+    public_key: Vec<u8>,
+}
+
+/// Parses the certificate at `path` (it must be exactly one, well-formed).
+fn certificate_facts(path: &Path) -> CertificateFacts {
+    let der = certificate_der(path);
+    let (rest, certificate) = x509_parser::parse_x509_certificate(&der)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(rest.is_empty(), "{}: trailing bytes", path.display());
+    let common_name = certificate
+        .subject()
+        .iter_common_name()
+        .map(|name| name.as_str().expect("a utf-8 common name").to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(common_name.len(), 1, "{}", path.display());
+    let names = certificate
+        .subject_alternative_name()
+        .expect("at most one subject alternative name extension")
+        .map(|extension| extension.value.general_names.clone())
+        .unwrap_or_default();
+    CertificateFacts {
+        common_name: common_name.into_iter().next().unwrap(),
+        dns_names: names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::DNSName(dns) => Some(dns.to_string()),
+                _ => None,
+            })
+            .collect(),
+        ip_addresses: names
+            .iter()
+            .filter(|name| matches!(name, GeneralName::IPAddress(_)))
+            .count(),
+        ca: certificate
+            .basic_constraints()
+            .expect("at most one basic constraints extension")
+            .map(|extension| extension.value.ca),
+        public_key: certificate.public_key().raw.to_vec(),
+    }
+}
+
+/// Whether the certificate at `leaf` chains to the CA at `root` for
+/// `usage`, as webpki (the verifier inside rustls) decides.
+fn chains_to(leaf: &Path, root: &Path, usage: webpki::KeyUsage) -> Result<(), webpki::Error> {
+    let root = certificate_der(root);
+    let anchor = webpki::anchor_from_trusted_cert(&root)?;
+    let leaf = certificate_der(leaf);
+    let leaf = webpki::EndEntityCert::try_from(&leaf)?;
+    leaf.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &[],
+        UnixTime::now(),
+        usage,
+        None,
+        None,
+    )?;
+    Ok(())
+}
+
+/// Whether the certificate at `path` is valid for the server name `name`.
+fn valid_for_name(path: &Path, name: &str) -> Result<(), webpki::Error> {
+    let der = certificate_der(path);
+    let certificate = webpki::EndEntityCert::try_from(&der)?;
+    certificate.verify_is_valid_for_subject_name(&ServerName::try_from(name).unwrap())
 }
 
 const SSL_IN_USE: &str = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
@@ -119,43 +184,51 @@ fn a_tls_cluster_makes_certificates_that_parse_and_chain_to_its_root() {
         assert!(path.starts_with(cluster.data_dir().parent().unwrap()));
     }
 
-    let root = certificate_text(&files.root_cert);
-    assert!(root.contains("CN = odm test root CA"), "{root}");
-    assert!(root.contains("CA:TRUE"), "{root}");
-    let untrusted = certificate_text(&files.untrusted_root_cert);
-    assert!(
-        untrusted.contains("CN = odm untrusted test root CA"),
-        "{untrusted}"
+    let root = certificate_facts(&files.root_cert);
+    assert_eq!(root.common_name, "odm test root CA", "{root:?}");
+    assert_eq!(root.ca, Some(true), "{root:?}");
+    let untrusted = certificate_facts(&files.untrusted_root_cert);
+    assert_eq!(
+        untrusted.common_name, "odm untrusted test root CA",
+        "{untrusted:?}"
     );
-    assert!(untrusted.contains("CA:TRUE"), "{untrusted}");
+    assert_eq!(untrusted.ca, Some(true), "{untrusted:?}");
 
-    let server = certificate_text(&files.server_cert);
-    assert!(server.contains("DNS:localhost"), "{server}");
-    assert!(!server.contains("IP Address"), "{server}");
-    assert!(server.contains("CA:FALSE"), "{server}");
-    let client = certificate_text(&files.client_cert);
-    assert!(client.contains(&format!("CN = {CERT_USER}")), "{client}");
+    let server = certificate_facts(&files.server_cert);
+    assert_eq!(server.dns_names, ["localhost"], "{server:?}");
+    assert_eq!(server.ip_addresses, 0, "{server:?}");
+    assert_eq!(server.ca, Some(false), "{server:?}");
+    valid_for_name(&files.server_cert, "localhost").unwrap();
+    assert!(valid_for_name(&files.server_cert, "127.0.0.1").is_err());
+    let client = certificate_facts(&files.client_cert);
+    assert_eq!(client.common_name, CERT_USER, "{client:?}");
+    assert_eq!(client.ca, Some(false), "{client:?}");
 
-    let root_cert = files.root_cert.to_string_lossy();
-    for leaf in [&files.server_cert, &files.client_cert] {
-        let verified = openssl(&["verify", "-CAfile", &root_cert, &leaf.to_string_lossy()]);
-        assert!(verified.trim_end().ends_with(": OK"), "{verified}");
-    }
-    let untrusted_cert = files.untrusted_root_cert.to_string_lossy();
-    let refused = Command::new("openssl")
-        .args([
-            "verify",
-            "-CAfile",
-            &untrusted_cert,
-            &files.server_cert.to_string_lossy(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
+    let server_auth = || webpki::KeyUsage::server_auth();
+    let client_auth = || webpki::KeyUsage::client_auth();
+    chains_to(&files.server_cert, &files.root_cert, server_auth()).unwrap();
+    chains_to(&files.client_cert, &files.root_cert, client_auth()).unwrap();
+    assert!(chains_to(
+        &files.server_cert,
+        &files.untrusted_root_cert,
+        server_auth()
+    )
+    .is_err());
+    assert!(chains_to(
+        &files.client_cert,
+        &files.untrusted_root_cert,
+        client_auth()
+    )
+    .is_err());
 
     let client_key = std::fs::metadata(&files.client_key).unwrap();
     assert_eq!(client_key.permissions().mode() & 0o777, 0o600);
-    openssl(&["pkey", "-in", &files.client_key.to_string_lossy(), "-noout"]);
+    // The key parses, rustls can sign with it, and it is the client
+    // certificate's.
+    let key = PrivateKeyDer::from_pem_file(&files.client_key).unwrap();
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
+    let public_key = signing_key.public_key().expect("the key's public half");
+    assert_eq!(public_key.as_ref(), client.public_key.as_slice());
     assert_eq!(
         std::fs::read_to_string(cluster.data_dir().join("server.crt")).unwrap(),
         std::fs::read_to_string(&files.server_cert).unwrap()

@@ -4,7 +4,8 @@
 //! truncate, reset, refuse) and [`SilentListener`] (accepts and never
 //! answers). It knows nothing of odm itself (it runs `initdb`, `postgres`
 //! and `psql`), so odm can re-export it as `odm::testing` (cargo feature
-//! `testing`, on by default), where [`Error`] converts into `odm::Error`.
+//! `testing`, off by default: a dev-dependency feature), where [`Error`]
+//! converts into `odm::Error`.
 //! The deployments past one server: a [`PgBouncer`] in transaction mode in
 //! front of a cluster, and a primary with a streaming [`Standby`]
 //! ([`ReplicatedCluster`]).

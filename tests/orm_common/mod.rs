@@ -99,12 +99,14 @@ pub fn through_pgbouncer() -> bool {
 }
 
 /// The PgBouncer (transaction mode, 4 server connections per database) in
-/// front of the shared test cluster, started on first use.
+/// front of the shared test cluster, started on first use. When it cannot
+/// start (no `pgbouncer` program), every caller fails with odm::testing's
+/// message, which names the package to install — not only the first, as a
+/// panic inside the `LazyLock` would poison it for the others.
 pub fn bouncer() -> &'static PgBouncer {
-    static BOUNCER: LazyLock<PgBouncer> = LazyLock::new(|| {
-        PgBouncer::start(shared_cluster().expect("the test cluster"), 4).expect("pgbouncer")
-    });
-    &BOUNCER
+    static BOUNCER: LazyLock<Result<PgBouncer, odm::testing::Error>> =
+        LazyLock::new(|| PgBouncer::start(shared_cluster().expect("the test cluster"), 4));
+    BOUNCER.as_ref().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A fresh database: on the TLS test cluster when [`over_tls`] (where
