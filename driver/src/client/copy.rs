@@ -10,7 +10,7 @@ use postgres_protocol::message::frontend;
 
 use std::sync::Arc;
 
-use crate::connection::connection::Connection;
+use crate::connection::connection::{Connection, Sending};
 use crate::connection::slot::Slot;
 use crate::error::Error;
 use crate::request::request::{self, StatementLog};
@@ -72,7 +72,7 @@ impl<'a> CopyInWriter<'a> {
             return Err(e.into());
         }
         let slot = Slot::new(true, false);
-        if let Err(e) = conn.send(&query, Some(slot.clone()), true) {
+        if let Err(e) = conn.send(&query, Some(slot.clone()), Sending::ByWriteHolder) {
             conn.release_writes();
             return Err(e);
         }
@@ -118,7 +118,7 @@ impl<'a> CopyInWriter<'a> {
         }
         let len = (self.buf.len() - 1) as u32;
         self.buf[1..HEADER].copy_from_slice(&len.to_be_bytes());
-        let sent = self.conn.send(&self.buf, None, true);
+        let sent = self.conn.send(&self.buf, None, Sending::ByWriteHolder);
         self.buf.truncate(HEADER);
         sent?;
         // The server reports bad data as soon as it sees it.
@@ -194,7 +194,7 @@ impl<'a> CopyInWriter<'a> {
         let conn = self.conn;
         if encoded.is_ok() && !self.response.is_finished() {
             // A failure here closes the connection, which the response reports.
-            let _ = conn.send(&msg, None, true);
+            let _ = conn.send(&msg, None, Sending::ByWriteHolder);
         }
         conn.release_writes();
     }

@@ -73,7 +73,7 @@ pub(super) struct Queue {
     holds: usize,
     gate_waiters: Vec<Arc<Blocker>>,
     /// `buf` holds a request queued to go out with the next one
-    /// ([`Connection::send_deferred`]) and nothing has written it yet.
+    /// ([`Sending::Deferred`]) and nothing has written it yet.
     deferred: bool,
 }
 
@@ -271,7 +271,7 @@ impl Connection {
 
     /// The transaction status of the last `ReadyForQuery`, or `Idle` when
     /// the last request queued is a `COMMIT` sent by
-    /// [`Connection::send_ending_transaction`]: whatever its answer, the
+    /// [`Sending::EndingTransaction`]: whatever its answer, the
     /// server is outside a transaction when it reads the next request.
     pub(crate) fn transaction_status(&self) -> TransactionStatus {
         if self.ending_transaction.load(Ordering::Acquire) {
@@ -285,7 +285,7 @@ impl Connection {
         TransactionStatus::from_byte(self.status.load(Ordering::Acquire))
     }
 
-    /// Whether a request queued by [`Connection::send_deferred`] is still
+    /// Whether a request queued as [`Sending::Deferred`] is still
     /// waiting for the next request to take it out.
     pub(crate) fn has_deferred_request(&self) -> bool {
         self.queue.lock().deferred
@@ -301,10 +301,9 @@ impl Connection {
         self.notices.lock().iter().cloned().collect()
     }
 
-    /// Queues a request (its bytes, and the slot for its answer) and gets
-    /// it written. `bypass_gate` is for the holder of a write hold (COPY
-    /// data), whose bytes are always written before this returns, so a
-    /// large COPY feels the socket's back-pressure.
+    /// Queues a request (its bytes, and the slot for its answer, `None`
+    /// for COPY data and messages nobody answers) and gets it written as
+    /// `sending` says (see [`Sending`]).
     ///
     /// When the connection is idle the caller writes at once (lowest
     /// latency). When answers to earlier requests are still outstanding the
@@ -315,47 +314,16 @@ impl Connection {
         &self,
         bytes: &[u8],
         slot: Option<Arc<Slot>>,
-        bypass_gate: bool,
-    ) -> Result<(), Error> {
-        self.send_as(bytes, slot, bypass_gate, Sending::Now)
-    }
-
-    /// Queues a request without writing it: it goes out in the same system
-    /// call as the next request sent on the connection (how a session's
-    /// `BEGIN` rides in front of its first statement). Only for a caller
-    /// that sends another request right after, or hands the connection
-    /// back (a deferred request counts as an open transaction there).
-    pub(crate) fn send_deferred(&self, bytes: &[u8], slot: Arc<Slot>) -> Result<(), Error> {
-        self.send_as(bytes, Some(slot), false, Sending::Deferred)
-    }
-
-    /// Sends a request that ends the transaction whatever its answer (a
-    /// `COMMIT`): until another request is queued, the transaction status
-    /// reads `Idle`, so a task the connection is handed to before the
-    /// answer comes sees it as the server will be when it reads that
-    /// task's first request.
-    pub(crate) fn send_ending_transaction(
-        &self,
-        bytes: &[u8],
-        slot: Arc<Slot>,
-    ) -> Result<(), Error> {
-        self.send_as(bytes, Some(slot), false, Sending::EndingTransaction)
-    }
-
-    fn send_as(
-        &self,
-        bytes: &[u8],
-        slot: Option<Arc<Slot>>,
-        bypass_gate: bool,
         sending: Sending,
     ) -> Result<(), Error> {
+        let by_holder = sending == Sending::ByWriteHolder;
         let mut queue = self.queue.lock();
         loop {
             if queue.closed {
                 drop(queue);
                 return Err(self.closed_error());
             }
-            if queue.holds == 0 || bypass_gate {
+            if queue.holds == 0 || by_holder {
                 break;
             }
             let waiter = Arc::new(Blocker::new(true));
@@ -378,10 +346,10 @@ impl Connection {
             queue.deferred = !queue.writing && !queue.flush_scheduled;
             return Ok(());
         }
-        if queue.writing || (queue.flush_scheduled && !bypass_gate) {
+        if queue.writing || (queue.flush_scheduled && !by_holder) {
             return Ok(());
         }
-        if busy && !bypass_gate {
+        if busy && !by_holder {
             queue.flush_scheduled = true;
             drop(queue);
             self.flusher.unpark();
@@ -507,7 +475,7 @@ impl Connection {
         if extended {
             postgres_protocol::message::frontend::sync(&mut buf);
         }
-        let sent = encoded.is_ok() && self.send(&buf, None, true).is_ok();
+        let sent = encoded.is_ok() && self.send(&buf, None, Sending::ByWriteHolder).is_ok();
         self.release_writes();
         sent
     }
@@ -624,13 +592,26 @@ impl Connection {
     }
 }
 
-/// How [`Connection::send_as`] treats a request.
+/// How [`Connection::send`] treats a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sending {
-    /// Written now (or by the writer coroutine soon).
+pub(crate) enum Sending {
+    /// Written now, or by the writer coroutine soon when the server is busy
+    /// with earlier requests anyway.
     Now,
-    /// Written with the next request.
+    /// Not written yet: it goes out in the same system call as the next
+    /// request sent on the connection (how a session's `BEGIN` rides in
+    /// front of its first statement). Only for a caller that sends another
+    /// request right after, or hands the connection back (a deferred
+    /// request counts as an open transaction there).
     Deferred,
-    /// Written now; it ends the transaction.
+    /// Written now, and it ends the transaction whatever its answer (a
+    /// `COMMIT`): until another request is queued, the transaction status
+    /// reads `Idle`, so a task the connection is handed to before the
+    /// answer comes sees it as the server will be when it reads that
+    /// task's first request.
     EndingTransaction,
+    /// Written before this returns, past any write hold: for the holder of
+    /// the hold (COPY data), so a large COPY feels the socket's
+    /// back-pressure.
+    ByWriteHolder,
 }

@@ -19,7 +19,7 @@ use log::Level;
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
-use crate::connection::connection::Connection;
+use crate::connection::connection::{Connection, Sending};
 use crate::connection::slot::Slot;
 use crate::error::Error;
 use crate::request::response::{Deadline, Frame, Response};
@@ -109,7 +109,9 @@ where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
     let slot = Slot::new(streaming, conn.is_shared());
-    encode_then_send(encode, |bytes| conn.send(bytes, Some(slot.clone()), false))?;
+    encode_then_send(encode, |bytes| {
+        conn.send(bytes, Some(slot.clone()), Sending::Now)
+    })?;
     Ok(Response::new(slot, deadline))
 }
 
@@ -143,7 +145,7 @@ where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
     encode_then_send(encode, |bytes| {
-        conn.send(bytes, Some(Slot::abandoned()), false)
+        conn.send(bytes, Some(Slot::abandoned()), Sending::Now)
     })
 }
 
@@ -179,7 +181,7 @@ pub(crate) fn queue_simple_statement_ahead(conn: &Connection, sql: &str) -> Resu
     log_queued(sql);
     encode_then_send(
         |buf| Ok(frontend::query(sql, buf)?),
-        |bytes| conn.send_deferred(bytes, Slot::abandoned()),
+        |bytes| conn.send(bytes, Some(Slot::abandoned()), Sending::Deferred),
     )
 }
 
@@ -197,7 +199,7 @@ pub(crate) struct TransactionEnd {
 }
 
 /// Sends `sql`, a statement that ends the transaction whatever its
-/// answer (see [`Connection::send_ending_transaction`]).
+/// answer (see [`Sending::EndingTransaction`](crate::connection::connection::Sending::EndingTransaction)).
 pub(crate) fn send_transaction_end(
     conn: &Arc<Connection>,
     sql: &'static str,
@@ -206,7 +208,7 @@ pub(crate) fn send_transaction_end(
     let slot = Slot::new(false, false);
     encode_then_send(
         |buf| Ok(frontend::query(sql, buf)?),
-        |bytes| conn.send_ending_transaction(bytes, slot.clone()),
+        |bytes| conn.send(bytes, Some(slot.clone()), Sending::EndingTransaction),
     )?;
     Ok(TransactionEnd {
         conn: conn.clone(),
