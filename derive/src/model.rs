@@ -1,10 +1,17 @@
-//! `#[derive(Model)]`.
+//! `#[derive(Model)]`: [`expand`] checks the struct into a [`ModelDef`],
+//! then generates each item from it: the typed field constants
+//! ([`field_consts`]), `impl odm::Record` ([`record_impl`]) and
+//! `impl odm::Model` ([`model_impl`], its table holding one [`column_def`]
+//! per column).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, Error, Fields, GenericArgument, Ident, PathArguments, Result, Type};
+use syn::{
+    Data, DeriveInput, Error, Field, Fields, FieldsNamed, GenericArgument, Ident, PathArguments,
+    Result, Type,
+};
 
 use crate::attrs::{FieldAttrs, ModelAttrs};
 
@@ -47,6 +54,163 @@ fn type_text(ty: &Type) -> String {
 }
 
 pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
+    let def = ModelDef::parse(&input)?;
+    let consts = field_consts(&def);
+    let record = record_impl(&def);
+    let model = model_impl(&def);
+    Ok(quote! {
+        #consts
+        #record
+        #model
+    })
+}
+
+/// A struct deriving `Model`, with every attribute checked: what the
+/// generated items are made from.
+struct ModelDef<'a> {
+    name: &'a Ident,
+    attrs: ModelAttrs,
+    /// `#[odm(table = "...")]`, else the struct's name in lower case.
+    table_name: String,
+    /// The fields mapped to columns, in order (the parent field excluded).
+    columns: Vec<ColumnField>,
+    /// The `#[odm(parent)]` field and its type.
+    parent: Option<(Ident, Type)>,
+    /// The `#[odm(primary_key)]` column; `None` exactly when the model has a
+    /// parent, whose key it shares.
+    key_index: Option<usize>,
+}
+
+impl<'a> ModelDef<'a> {
+    /// Checks the struct's shape, its model attributes, each field and the
+    /// primary key, failing at the first error (pointed at its attribute).
+    fn parse(input: &'a DeriveInput) -> Result<ModelDef<'a>> {
+        let name = &input.ident;
+        let named = named_fields(input)?;
+        let attrs = ModelAttrs::parse(&input.attrs)?;
+        if attrs.drop_sql.is_some() && attrs.create_sql.is_none() {
+            return Err(Error::new(
+                name.span(),
+                "drop_sql needs a matching create_sql",
+            ));
+        }
+        let table_name = attrs
+            .table
+            .clone()
+            .unwrap_or_else(|| name.to_string().to_lowercase());
+        let mut def = ModelDef {
+            name,
+            attrs,
+            table_name,
+            columns: Vec::new(),
+            parent: None,
+            key_index: None,
+        };
+        for field in &named.named {
+            def.add_field(field)?;
+        }
+        def.check_key()?;
+        Ok(def)
+    }
+
+    /// Adds one field: the parent field, or a column.
+    fn add_field(&mut self, field: &Field) -> Result<()> {
+        let name = self.name;
+        let ident = field.ident.clone().expect("named field");
+        let attrs = FieldAttrs::parse(&field.attrs)?;
+        if let Some(span) = attrs.parent {
+            if self.parent.is_some() {
+                return Err(Error::new(
+                    span,
+                    format!("model `{name}` has two #[odm(parent)] fields"),
+                ));
+            }
+            if attrs.primary_key.is_some()
+                || attrs.max_length.is_some()
+                || attrs.column.is_some()
+                || attrs.default.is_some()
+                || attrs.foreign_key.is_some()
+                || attrs.default_fn.is_some()
+            {
+                return Err(Error::new(span, "#[odm(parent)] takes no other attribute"));
+            }
+            self.parent = Some((ident, field.ty.clone()));
+            return Ok(());
+        }
+        check_column_type(&field.ty, &attrs)?;
+        if let Some(span) = attrs.primary_key {
+            if let Some(first) = self.key_index {
+                return Err(Error::new(
+                    span,
+                    format!(
+                        "model `{name}` has two primary keys: `{}` and `{}`",
+                        self.columns[first].ident.unraw(),
+                        ident.unraw()
+                    ),
+                ));
+            }
+            self.key_index = Some(self.columns.len());
+        }
+        let column = attrs
+            .column
+            .clone()
+            .unwrap_or_else(|| ident.unraw().to_string());
+        if let Some(other) = self.columns.iter().find(|c| c.column == column) {
+            return Err(Error::new(
+                ident.span(),
+                format!(
+                    "fields `{}` and `{}` both map to column `{column}`",
+                    other.ident.unraw(),
+                    ident.unraw()
+                ),
+            ));
+        }
+        self.columns.push(ColumnField {
+            ident,
+            ty: field.ty.clone(),
+            attrs,
+            column,
+        });
+        Ok(())
+    }
+
+    /// A model has exactly one key: its own `primary_key` column or its
+    /// parent's.
+    fn check_key(&self) -> Result<()> {
+        let name = self.name;
+        match (&self.parent, self.key_index) {
+            (Some((pident, _)), Some(k)) => Err(Error::new(
+                self.columns[k].attrs.primary_key.unwrap_or_else(Span::call_site),
+                format!("model `{name}` takes its primary key from its #[odm(parent)] field `{pident}`; remove this primary_key"),
+            )),
+            (None, None) => Err(Error::new(
+                name.span(),
+                format!(
+                    "model `{name}` has no primary key; mark one field with #[odm(primary_key)]"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The position of the first own column in the model's row: after the
+    /// parent's key for a child model.
+    fn own_offset(&self) -> usize {
+        if self.parent.is_some() {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// The own primary key column of a model without a parent.
+    fn key_column(&self) -> &ColumnField {
+        &self.columns[self.key_index.expect("checked above")]
+    }
+}
+
+/// The named fields of a non-generic struct.
+fn named_fields(input: &DeriveInput) -> Result<&FieldsNamed> {
     let name = &input.ident;
     if !input.generics.params.is_empty() {
         return Err(Error::new(
@@ -66,142 +230,63 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
             "#[derive(Model)] applies to structs with named fields",
         ));
     };
-    let model = ModelAttrs::parse(&input.attrs)?;
-    if model.drop_sql.is_some() && model.create_sql.is_none() {
-        return Err(Error::new(
-            name.span(),
-            "drop_sql needs a matching create_sql",
-        ));
-    }
-    let table_name = model
-        .table
-        .clone()
-        .unwrap_or_else(|| name.to_string().to_lowercase());
+    Ok(named)
+}
 
-    let mut columns: Vec<ColumnField> = Vec::new();
-    let mut parent: Option<(Ident, Type)> = None;
-    let mut key_index: Option<usize> = None;
-    for field in &named.named {
-        let ident = field.ident.clone().expect("named field");
-        let attrs = FieldAttrs::parse(&field.attrs)?;
-        if let Some(span) = attrs.parent {
-            if parent.is_some() {
-                return Err(Error::new(
-                    span,
-                    format!("model `{name}` has two #[odm(parent)] fields"),
-                ));
-            }
-            if attrs.primary_key.is_some()
-                || attrs.max_length.is_some()
-                || attrs.column.is_some()
-                || attrs.default.is_some()
-                || attrs.foreign_key.is_some()
-                || attrs.default_fn.is_some()
-            {
-                return Err(Error::new(span, "#[odm(parent)] takes no other attribute"));
-            }
-            parent = Some((ident, field.ty.clone()));
-            continue;
-        }
-        let base = base_type(&field.ty);
-        let base_name = last_segment(base);
-        if let Some((_, span)) = attrs.max_length {
-            if base_name.as_deref() != Some("String") {
-                return Err(Error::new(
-                    span,
-                    format!(
-                        "max_length applies to String fields, not `{}`",
-                        type_text(&field.ty)
-                    ),
-                ));
-            }
-        }
-        if let Some(span) = attrs.json {
-            if base_name.as_deref() != Some("Value") {
-                return Err(Error::new(
-                    span,
-                    format!(
-                        "json applies to serde_json::Value fields, not `{}`",
-                        type_text(&field.ty)
-                    ),
-                ));
-            }
-        }
-        if let Some((_, span)) = &attrs.choices {
-            if base_name.as_deref() != Some("String") {
-                return Err(Error::new(
-                    *span,
-                    format!(
-                        "choices applies to String fields, not `{}`",
-                        type_text(&field.ty)
-                    ),
-                ));
-            }
-        }
-        if let Some((_, span)) = &attrs.default_fn {
-            if option_inner(&field.ty).is_none() {
-                return Err(Error::new(
-                    *span,
-                    format!(
-                        "default_fn applies to Option fields (None is the unset value it fills), not `{}`",
-                        type_text(&field.ty)
-                    ),
-                ));
-            }
-        }
-        if let Some(span) = attrs.primary_key {
-            if let Some(first) = key_index {
-                return Err(Error::new(
-                    span,
-                    format!(
-                        "model `{name}` has two primary keys: `{}` and `{}`",
-                        columns[first].ident.unraw(),
-                        ident.unraw()
-                    ),
-                ));
-            }
-            key_index = Some(columns.len());
-        }
-        let column = attrs
-            .column
-            .clone()
-            .unwrap_or_else(|| ident.unraw().to_string());
-        if let Some(other) = columns.iter().find(|c| c.column == column) {
+/// The column attributes that apply to some types only: `max_length` and
+/// `choices` (String), `json` (serde_json::Value), `default_fn` (Option).
+fn check_column_type(ty: &Type, attrs: &FieldAttrs) -> Result<()> {
+    let base_name = last_segment(base_type(ty));
+    if let Some((_, span)) = attrs.max_length {
+        if base_name.as_deref() != Some("String") {
             return Err(Error::new(
-                ident.span(),
+                span,
                 format!(
-                    "fields `{}` and `{}` both map to column `{column}`",
-                    other.ident.unraw(),
-                    ident.unraw()
+                    "max_length applies to String fields, not `{}`",
+                    type_text(ty)
                 ),
             ));
         }
-        columns.push(ColumnField {
-            ident,
-            ty: field.ty.clone(),
-            attrs,
-            column,
-        });
     }
-    match (&parent, key_index) {
-        (Some((pident, _)), Some(k)) => {
+    if let Some(span) = attrs.json {
+        if base_name.as_deref() != Some("Value") {
             return Err(Error::new(
-                columns[k].attrs.primary_key.unwrap_or_else(Span::call_site),
-                format!("model `{name}` takes its primary key from its #[odm(parent)] field `{pident}`; remove this primary_key"),
-            ));
-        }
-        (None, None) => {
-            return Err(Error::new(
-                name.span(),
+                span,
                 format!(
-                    "model `{name}` has no primary key; mark one field with #[odm(primary_key)]"
+                    "json applies to serde_json::Value fields, not `{}`",
+                    type_text(ty)
                 ),
             ));
         }
-        _ => {}
     }
+    if let Some((_, span)) = &attrs.choices {
+        if base_name.as_deref() != Some("String") {
+            return Err(Error::new(
+                *span,
+                format!("choices applies to String fields, not `{}`", type_text(ty)),
+            ));
+        }
+    }
+    if let Some((_, span)) = &attrs.default_fn {
+        if option_inner(ty).is_none() {
+            return Err(Error::new(
+                *span,
+                format!(
+                    "default_fn applies to Option fields (None is the unset value it fills), not `{}`",
+                    type_text(ty)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
-    let consts = columns.iter().map(|c| {
+/// `impl Task { pub const SUBJECT: Field<..> = ..; .. }`: one typed
+/// constant per column, for filters, ordering and projections.
+fn field_consts(def: &ModelDef<'_>) -> TokenStream {
+    let name = def.name;
+    let table_name = &def.table_name;
+    let consts = def.columns.iter().map(|c| {
         let const_name = format_ident!("{}", c.ident.unraw().to_string().to_uppercase());
         let ty = &c.ty;
         let column = &c.column;
@@ -220,8 +305,19 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
                 ::odm::Field::new(#table_name, #column);
         }
     });
+    quote! {
+        #[allow(dead_code)]
+        impl #name {
+            #(#consts)*
+        }
+    }
+}
 
-    let column_defs = columns.iter().map(column_def);
+/// `impl odm::Record`: the object's values, key, `choices` checks,
+/// `default_fn` fills, reading generated values back, and its parent.
+fn record_impl(def: &ModelDef<'_>) -> TokenStream {
+    let name = def.name;
+    let columns = &def.columns;
     let params = columns.iter().map(|c| {
         let ident = &c.ident;
         let ty = &c.ty;
@@ -242,19 +338,7 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
             }
         })
     });
-    let own_offset: usize = if parent.is_some() { 1 } else { 0 };
-    let decodes: Vec<TokenStream> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let ident = &c.ident;
-            let ty = &c.ty;
-            let pos = i + own_offset;
-            quote_spanned! {ty.span()=>
-                #ident: <#ty as ::odm::types::ColumnType>::decode(__odm_row, __odm_base + #pos)?
-            }
-        })
-        .collect();
+    let own_offset = def.own_offset();
     let read_backs = columns.iter().enumerate().map(|(i, c)| {
         let ident = &c.ident;
         let ty = &c.ty;
@@ -263,96 +347,24 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
             self.#ident = <#ty as ::odm::types::ColumnType>::decode(row, #pos)?;
         }
     });
-    let read_checks: Vec<TokenStream> = columns
-        .iter()
-        .filter_map(|c| {
-            let (codes, _) = c.attrs.choices.as_ref()?;
-            let ident = &c.ident;
-            let column = &c.column;
-            Some(quote! { ::odm::types::check_choice_code(#column, &__odm_value.#ident, &[#(#codes),*])?; })
-        })
-        .collect();
-    let from_row_body = match &parent {
-        Some((pident, pty)) => quote! {
-            let __odm_parent = <#pty as ::odm::Model>::from_row_at(__odm_row, __odm_start)?;
-            let __odm_base = __odm_start + <#pty as ::odm::Model>::table().width();
-            let __odm_value = Self { #pident: __odm_parent, #(#decodes),* };
-        },
-        None => quote! {
-            let __odm_base = __odm_start;
-            let __odm_value = Self { #(#decodes),* };
-        },
-    };
-    let bind = opt_str(model.bind.as_deref());
-    let create_sql = opt_str(model.create_sql.as_deref());
-    let drop_sql = opt_str(model.drop_sql.as_deref());
-    let model_name = name.to_string();
-
-    let (key_def, key_pos, key_ty, key_param, parent_fn, parent_ref, parent_mut, value_prefix) =
-        match &parent {
-            Some((pident, pty)) => {
-                let key_def = quote_spanned! {pty.span()=>
-                    ::odm::ColumnDef {
-                        field: <#pty as ::odm::Model>::KEY_COLUMN,
-                        name: <#pty as ::odm::Model>::KEY_COLUMN,
-                        sql_type: <<#pty as ::odm::Model>::Key as ::odm::types::ColumnType>::SQL_TYPE,
-                        nullable: false,
-                        primary_key: true,
-                        identity: false,
-                        default: ::core::option::Option::None,
-                        unique: false,
-                        index: false,
-                        foreign_key: ::core::option::Option::Some(::odm::ForeignKey {
-                            table: <#pty as ::odm::Model>::TABLE_NAME,
-                            column: <#pty as ::odm::Model>::KEY_COLUMN,
-                        }),
-                        choices: ::core::option::Option::None,
-                    },
-                };
-                (
-                    key_def,
-                    0usize,
-                    quote!(<#pty as ::odm::Model>::Key),
-                    quote!(::odm::Record::key_param(&self.#pident)),
-                    quote!(::core::option::Option::Some(<#pty as ::odm::Model>::table)),
-                    quote!(::core::option::Option::Some(&self.#pident as &dyn ::odm::Record)),
-                    quote!(::core::option::Option::Some(&mut self.#pident as &mut dyn ::odm::Record)),
-                    quote!(::odm::Record::key_param(&self.#pident),),
-                )
-            }
-            None => {
-                let k = &columns[key_index.expect("checked above")];
-                let ident = &k.ident;
-                let ty = &k.ty;
-                (
-                    quote!(),
-                    key_index.expect("checked above"),
-                    quote!(<#ty as ::odm::types::ColumnType>::Inner),
-                    quote!(::odm::types::ColumnType::param(&self.#ident)),
-                    quote!(::core::option::Option::None),
-                    quote!(::core::option::Option::None),
-                    quote!(::core::option::Option::None),
-                    quote!(),
-                )
-            }
-        };
-    let lineage = match &parent {
-        Some((_, pty)) => quote! { (Self, <#pty as ::odm::Model>::Lineage) },
-        None => quote! { (Self, ()) },
-    };
-    let key_column = if let Some((_, pty)) = &parent {
-        quote!(<#pty as ::odm::Model>::KEY_COLUMN)
-    } else {
-        let c = &columns[key_pos].column;
-        quote!(#c)
-    };
-
-    Ok(quote! {
-        #[allow(dead_code)]
-        impl #name {
-            #(#consts)*
+    let (key_param, parent_ref, parent_mut, value_prefix) = match &def.parent {
+        Some((pident, _)) => (
+            quote!(::odm::Record::key_param(&self.#pident)),
+            quote!(::core::option::Option::Some(&self.#pident as &dyn ::odm::Record)),
+            quote!(::core::option::Option::Some(&mut self.#pident as &mut dyn ::odm::Record)),
+            quote!(::odm::Record::key_param(&self.#pident),),
+        ),
+        None => {
+            let ident = &def.key_column().ident;
+            (
+                quote!(::odm::types::ColumnType::param(&self.#ident)),
+                quote!(::core::option::Option::None),
+                quote!(::core::option::Option::None),
+                quote!(),
+            )
         }
-
+    };
+    quote! {
         impl ::odm::Record for #name {
             fn record_table(&self) -> &'static ::odm::Table {
                 <Self as ::odm::Model>::table()
@@ -388,7 +400,50 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
                 #parent_mut
             }
         }
+    }
+}
 
+/// `impl odm::Model`: the key type, the lineage, the table's `static`
+/// description and decoding a row.
+fn model_impl(def: &ModelDef<'_>) -> TokenStream {
+    let name = def.name;
+    let table_name = &def.table_name;
+    let model_name = name.to_string();
+    let column_defs = def.columns.iter().map(column_def);
+    let bind = opt_str(def.attrs.bind.as_deref());
+    let create_sql = opt_str(def.attrs.create_sql.as_deref());
+    let drop_sql = opt_str(def.attrs.drop_sql.as_deref());
+    let from_row_body = from_row_body(def);
+    let read_checks = def.columns.iter().filter_map(|c| {
+        let (codes, _) = c.attrs.choices.as_ref()?;
+        let ident = &c.ident;
+        let column = &c.column;
+        Some(quote! { ::odm::types::check_choice_code(#column, &__odm_value.#ident, &[#(#codes),*])?; })
+    });
+    let (key_def, key_pos, key_ty, parent_fn, lineage, key_column) = match &def.parent {
+        Some((_, pty)) => (
+            parent_key_def(pty),
+            0usize,
+            quote!(<#pty as ::odm::Model>::Key),
+            quote!(::core::option::Option::Some(<#pty as ::odm::Model>::table)),
+            quote! { (Self, <#pty as ::odm::Model>::Lineage) },
+            quote!(<#pty as ::odm::Model>::KEY_COLUMN),
+        ),
+        None => {
+            let k = def.key_column();
+            let ty = &k.ty;
+            let c = &k.column;
+            (
+                quote!(),
+                def.key_index.expect("checked above"),
+                quote!(<#ty as ::odm::types::ColumnType>::Inner),
+                quote!(::core::option::Option::None),
+                quote! { (Self, ()) },
+                quote!(#c),
+            )
+        }
+    };
+    quote! {
         impl ::odm::Model for #name {
             type Key = #key_ty;
             type Lineage = #lineage;
@@ -416,7 +471,55 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
                 ::core::result::Result::Ok(__odm_value)
             }
         }
-    })
+    }
+}
+
+/// The start of `Model::from_row_at`: the parent decoded first (for a child
+/// model), then the own columns into `__odm_value`.
+fn from_row_body(def: &ModelDef<'_>) -> TokenStream {
+    let own_offset = def.own_offset();
+    let decodes = def.columns.iter().enumerate().map(|(i, c)| {
+        let ident = &c.ident;
+        let ty = &c.ty;
+        let pos = i + own_offset;
+        quote_spanned! {ty.span()=>
+            #ident: <#ty as ::odm::types::ColumnType>::decode(__odm_row, __odm_base + #pos)?
+        }
+    });
+    match &def.parent {
+        Some((pident, pty)) => quote! {
+            let __odm_parent = <#pty as ::odm::Model>::from_row_at(__odm_row, __odm_start)?;
+            let __odm_base = __odm_start + <#pty as ::odm::Model>::table().width();
+            let __odm_value = Self { #pident: __odm_parent, #(#decodes),* };
+        },
+        None => quote! {
+            let __odm_base = __odm_start;
+            let __odm_value = Self { #(#decodes),* };
+        },
+    }
+}
+
+/// A child model's first column: its key, of its parent key's type,
+/// referencing the parent's row.
+fn parent_key_def(pty: &Type) -> TokenStream {
+    quote_spanned! {pty.span()=>
+        ::odm::ColumnDef {
+            field: <#pty as ::odm::Model>::KEY_COLUMN,
+            name: <#pty as ::odm::Model>::KEY_COLUMN,
+            sql_type: <<#pty as ::odm::Model>::Key as ::odm::types::ColumnType>::SQL_TYPE,
+            nullable: false,
+            primary_key: true,
+            identity: false,
+            default: ::core::option::Option::None,
+            unique: false,
+            index: false,
+            foreign_key: ::core::option::Option::Some(::odm::ForeignKey {
+                table: <#pty as ::odm::Model>::TABLE_NAME,
+                column: <#pty as ::odm::Model>::KEY_COLUMN,
+            }),
+            choices: ::core::option::Option::None,
+        },
+    }
 }
 
 fn opt_str(value: Option<&str>) -> TokenStream {
