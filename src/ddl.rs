@@ -90,7 +90,7 @@ pub fn create_table_sql(table: &Table) -> Vec<String> {
 }
 
 /// The name of the index on `column`: `ix_{table}_{column}`.
-pub fn index_name(table: &Table, column: &ColumnDef) -> String {
+pub(crate) fn index_name(table: &Table, column: &ColumnDef) -> String {
     format!("ix_{}_{}", table.name, column.name)
 }
 

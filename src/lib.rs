@@ -125,6 +125,10 @@ pub use error::{BoxError, Error, MapperError, Result, WRONG_CONTEXT};
 pub use pg::{DbError, TlsFailure};
 
 mod database_admin;
+/// The DDL text and its order: an implementation detail of
+/// [`Mapper::table_create`], public (and hidden) only for the DDL-text
+/// tests of `tests/models.rs`.
+#[doc(hidden)]
 pub mod ddl;
 pub mod mapper;
 pub mod migrate;

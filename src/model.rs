@@ -286,6 +286,7 @@ impl Table {
 
 /// Decides whether a key column is an identity column (const helper for the
 /// derive): an `Option` integer key without an explicit default.
+#[doc(hidden)]
 pub const fn key_identity(
     primary_key: bool,
     nullable: bool,
@@ -297,6 +298,7 @@ pub const fn key_identity(
 
 /// The default of a column (const helper for the derive): the explicit one,
 /// else the type's key default for an `Option` key (UUID keys).
+#[doc(hidden)]
 pub const fn column_default(
     explicit: Option<&'static str>,
     primary_key: bool,

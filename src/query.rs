@@ -1,11 +1,10 @@
 //! The pure parts of typed queries: [`Field`] constants build [`Expr`]
-//! filters, [`Order`] terms and [`Assignment`]s; [`sql`] turns them into
+//! filters, [`Order`] terms and [`Assignment`]s; the crate turns them into
 //! parameterised SQL (identifiers quoted, values bound); joins, projections
 //! into tuples and aggregates are a [`Report`](crate::Report). Nothing here
 //! talks to the database: [`Query`](crate::Query), made by
 //! [`Session::query`](crate::Session::query), runs them. [`lock`] holds the
-//! locking clauses (`FOR UPDATE ... SKIP LOCKED`), [`ValueArray`] binds many
-//! values as one array parameter (batched eager loading).
+//! locking clauses (`FOR UPDATE ... SKIP LOCKED`).
 //!
 //! ```no_run
 //! # #[derive(odm::Model, Debug, Clone, Default)]
@@ -32,6 +31,9 @@ pub(crate) mod expr;
 pub(crate) mod join;
 pub mod lock;
 pub(crate) mod projection;
+/// SQL text generation: an implementation detail, public (and hidden)
+/// only for the SQL-text tests of `tests/models.rs`.
+#[doc(hidden)]
 pub mod sql;
 mod value_array;
 
@@ -48,5 +50,6 @@ pub use projection::{
     Append, AppendOptional, Contains, Here, HereOptional, InnerSide, JoinSide, Optional, OuterSide,
     Projection, ReportOrder, Selectable, There,
 };
+#[doc(hidden)]
 pub use sql::{QueryParts, Statement};
-pub use value_array::ValueArray;
+pub(crate) use value_array::ValueArray;

@@ -84,13 +84,14 @@ impl WaitPolicy for NoWait {
 
 /// The locking clause of `strength` and policy `W`: `" FOR UPDATE SKIP
 /// LOCKED"`.
-pub fn clause<W: WaitPolicy>(strength: LockStrength) -> String {
+#[cfg(test)]
+pub(crate) fn clause<W: WaitPolicy>(strength: LockStrength) -> String {
     format!("{}{}", strength.sql(), W::SQL)
 }
 
 /// Appends the locking clause to a `SELECT` (it goes last, after `LIMIT`
 /// and `OFFSET`).
-pub fn push_clause<W: WaitPolicy>(statement: &mut Statement<'_>, strength: LockStrength) {
+pub(crate) fn push_clause<W: WaitPolicy>(statement: &mut Statement<'_>, strength: LockStrength) {
     let sql = statement.sql.to_mut();
     sql.push_str(strength.sql());
     sql.push_str(W::SQL);

@@ -14,9 +14,9 @@ mod insert_many;
 mod polymorphic;
 mod related;
 
-pub use insert_many::{insert_rows, insert_runs, InsertShape, MAX_ROWS_PER_INSERT};
-pub use polymorphic::select_by_keys;
-pub use related::select_related_batch;
+pub(crate) use insert_many::{insert_rows, insert_runs, InsertShape};
+pub(crate) use polymorphic::select_by_keys;
+pub(crate) use related::select_related_batch;
 
 /// An SQL text with its bound parameters, ready for the driver.
 #[derive(Debug, Default)]
@@ -266,7 +266,7 @@ pub fn count<'a>(table: &'static Table, parts: &'a QueryParts) -> Statement<'a> 
 }
 
 /// `SELECT EXISTS (SELECT 1 FROM ... WHERE ...)`.
-pub fn exists<'a>(table: &'static Table, parts: &'a QueryParts) -> Statement<'a> {
+pub(crate) fn exists<'a>(table: &'static Table, parts: &'a QueryParts) -> Statement<'a> {
     let mut st = Statement::default();
     st.push("SELECT EXISTS (SELECT 1");
     st.push_from(table);
@@ -499,15 +499,7 @@ fn select_prefix(table: &'static Table) -> &'static str {
 
 /// `SELECT ... WHERE "table"."key" = $1`: one model by primary key (the
 /// text is built once per table).
-pub fn get_by_key<'a>(table: &'static Table, key: &'a (dyn ToSql + Sync)) -> Statement<'a> {
-    Statement {
-        sql: Cow::Borrowed(get_by_key_sql(table)),
-        params: vec![key],
-    }
-}
-
-/// The text of [`get_by_key`], built once per table.
-pub fn get_by_key_sql(table: &'static Table) -> &'static str {
+pub(crate) fn get_by_key_sql(table: &'static Table) -> &'static str {
     table.cache.get.get_or_init(|| {
         let mut st = Statement::default();
         st.push(select_prefix(table));
@@ -522,7 +514,10 @@ pub fn get_by_key_sql(table: &'static Table) -> &'static str {
 }
 
 /// `DELETE FROM "table" WHERE "key" = $1` for one table of a lineage.
-pub fn delete_by_key<'a>(table: &'static Table, key: &'a (dyn ToSql + Sync)) -> Statement<'a> {
+pub(crate) fn delete_by_key<'a>(
+    table: &'static Table,
+    key: &'a (dyn ToSql + Sync),
+) -> Statement<'a> {
     let mut st = Statement::default();
     st.push("DELETE FROM ");
     st.push_ident(table.name);
@@ -536,7 +531,7 @@ pub fn delete_by_key<'a>(table: &'static Table, key: &'a (dyn ToSql + Sync)) -> 
 /// `SELECT ... WHERE "owner"."column" = $1 ORDER BY <key>`: the rows of a
 /// model whose foreign key `column` (of `owner`, a table of the model's
 /// lineage) equals `value`.
-pub fn select_related<'a>(
+pub(crate) fn select_related<'a>(
     table: &'static Table,
     owner: &'static Table,
     column: &ColumnDef,

@@ -15,7 +15,7 @@ use postgres_protocol::types::{array_to_sql, ArrayDimension};
 use postgres_types::{to_sql_checked, IsNull, Kind, ToSql, Type};
 
 /// Values of one column bound as one array parameter.
-pub struct ValueArray<'a>(pub Vec<&'a (dyn ToSql + Sync)>);
+pub(crate) struct ValueArray<'a>(pub(crate) Vec<&'a (dyn ToSql + Sync)>);
 
 impl fmt::Debug for ValueArray<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -11,15 +11,12 @@ use crate::error::{Error, Result};
 use crate::model::{Model, Record};
 use crate::query::sql::{insert_rows, insert_runs, InsertShape};
 
-#[cfg(doc)]
-use crate::query::sql::MAX_ROWS_PER_INSERT;
-
 impl Session {
     /// Adds every object as [`Session::add`] would (an insert, or an upsert
     /// when its key is set; `default_fn` fields filled first; a child
     /// model's parent rows first), with one multi-row statement per run of
     /// consecutive objects that write the same columns, up to
-    /// [`MAX_ROWS_PER_INSERT`] rows and 65535 parameters a statement.
+    /// 1000 rows and 65535 parameters a statement.
     /// Generated keys and server defaults are read back into each object,
     /// in order.
     ///

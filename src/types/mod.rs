@@ -18,5 +18,8 @@
 mod choice;
 mod column_type;
 
-pub use choice::{check_choice_code, decode_choice, Choice, ChoiceCode};
+pub use choice::Choice;
+// For the code the derives generate.
+#[doc(hidden)]
+pub use choice::{check_choice_code, decode_choice, ChoiceCode};
 pub use column_type::ColumnType;

@@ -15,7 +15,7 @@ use crate::model::Table;
 /// many columns that 65535 parameters run out first). Measured with
 /// `cargo run --release --example bench -- --bulk --no-matrix`: past a few hundred
 /// rows a statement, larger statements gain nothing.
-pub const MAX_ROWS_PER_INSERT: usize = 1000;
+pub(crate) const MAX_ROWS_PER_INSERT: usize = 1000;
 
 /// The most parameters one statement may bind (the protocol counts them in
 /// 16 bits).
@@ -24,7 +24,7 @@ const MAX_PARAMS: usize = 65535;
 /// What one record's insert writes: the columns listed and whether it is an
 /// upsert. Records of equal shape can share one statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InsertShape {
+pub(crate) struct InsertShape {
     /// The positions of the columns listed in the statement.
     written: Vec<usize>,
     /// Whether the key is set, so the row may exist already
@@ -38,7 +38,7 @@ impl InsertShape {
     /// becomes `DEFAULT`, so such records share one shape whatever is
     /// unset. With a key, a `None` the server fills is left out, as in
     /// [`upsert`](super::upsert), so that an existing row keeps its value.
-    pub fn of(table: &'static Table, values: &[Option<&(dyn ToSql + Sync)>]) -> InsertShape {
+    pub(crate) fn of(table: &'static Table, values: &[Option<&(dyn ToSql + Sync)>]) -> InsertShape {
         let upsert = values[table.primary_key].is_some();
         let written = (0..table.columns.len())
             .filter(|&i| !upsert || values[i].is_some() || !table.columns[i].server_fills())
@@ -47,7 +47,7 @@ impl InsertShape {
     }
 
     /// How many records of this shape one statement takes.
-    pub fn rows_per_statement(&self) -> usize {
+    pub(crate) fn rows_per_statement(&self) -> usize {
         (MAX_PARAMS / self.written.len().max(1)).clamp(1, MAX_ROWS_PER_INSERT)
     }
 }
@@ -56,7 +56,7 @@ impl InsertShape {
 /// longest runs of consecutive records of the same shape (`shape_of(i)` is
 /// record `i`'s), each at most [`InsertShape::rows_per_statement`] long,
 /// in order.
-pub fn insert_runs(
+pub(crate) fn insert_runs(
     count: usize,
     shape_of: impl Fn(usize) -> InsertShape,
 ) -> Vec<(InsertShape, Range<usize>)> {
@@ -78,7 +78,7 @@ pub fn insert_runs(
 /// `INSERT INTO "table" (...) VALUES (...), (...) [ON CONFLICT ...]
 /// RETURNING <own columns>` for `rows` (each a record's values in column
 /// order) of one `shape`; the server returns the rows in `VALUES` order.
-pub fn insert_rows<'a>(
+pub(crate) fn insert_rows<'a>(
     table: &'static Table,
     shape: &InsertShape,
     rows: &[Vec<Option<&'a (dyn ToSql + Sync)>>],

@@ -10,7 +10,10 @@ use crate::query::ColumnRef;
 /// `SELECT <every column of the lineage> FROM <joins> WHERE
 /// "table"."key" = ANY($1)`: the rows of `table` whose key is in `keys`
 /// (one array parameter, so one statement text whatever the count).
-pub fn select_by_keys<'a>(table: &'static Table, keys: &'a (dyn ToSql + Sync)) -> Statement<'a> {
+pub(crate) fn select_by_keys<'a>(
+    table: &'static Table,
+    keys: &'a (dyn ToSql + Sync),
+) -> Statement<'a> {
     let mut st = Statement::default();
     st.push("SELECT ");
     st.push_select_list(table);

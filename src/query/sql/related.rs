@@ -10,7 +10,7 @@ use crate::query::{ColumnRef, ValueArray};
 /// key `column` (of `owner`, a table of the model's lineage) is one of
 /// `keys`, each with the 1-based position of its key in `keys` first. The
 /// text does not depend on how many keys there are.
-pub fn select_related_batch<'a>(
+pub(crate) fn select_related_batch<'a>(
     table: &'static Table,
     owner: &'static Table,
     column: &ColumnDef,
