@@ -25,6 +25,7 @@
 
 use std::marker::PhantomData;
 
+use super::report::Report;
 use super::Session;
 
 mod polymorphic;
@@ -32,13 +33,16 @@ mod stream;
 
 use crate::error::{Error, Result};
 use crate::model::{Model, Table};
+use crate::query::expr::Field;
+use crate::query::lock::{LockStrength, Wait};
+use crate::query::projection::{Append, AppendOptional, Contains, Projection};
 use crate::query::{sql, Assignment, Expr, Order, QueryParts, Statement};
 use green_postgres::Row;
 pub use polymorphic::{Kind, Polymorphic};
 pub use stream::{QueryIter, DEFAULT_FETCH_SIZE};
 
 #[cfg(doc)]
-use crate::error::MapperError;
+use crate::error::{MapperError, QueryError};
 
 mod locked;
 mod with_related;
@@ -208,6 +212,120 @@ impl<'s, M: Model> Query<'s, M> {
         let table = M::table();
         let statement = sql::delete(table, &self.parts);
         run_bulk(self.session, table, &statement)
+    }
+}
+
+/// Loading more than the rows: each owner's children (`query/with_related.rs`),
+/// each row as its most specific kind (`query/polymorphic.rs`), rows
+/// streamed from a cursor (`query/stream.rs`).
+impl<'s, M: Model> Query<'s, M> {
+    /// Also loads the rows of `C` whose foreign key points at each owner:
+    /// one query for the owners and one for all their `C`s, instead of one
+    /// [`Session::related`] per owner (the N+1 pattern).
+    pub fn with_related<C: Model>(self) -> WithRelated<'s, M, C> {
+        WithRelated::new(self)
+    }
+
+    /// The matching rows, each as its most specific kind of `P` (the
+    /// first listed kind whose table has its key), else as the base
+    /// variant, in the query's order.
+    ///
+    /// # Errors
+    ///
+    /// [`MapperError::NotAKind`] when a kind does not inherit from `M`;
+    /// the server's error; a decoding error naming the column.
+    pub fn polymorphic<P: Polymorphic<Base = M>>(self) -> Result<Vec<P>> {
+        polymorphic::load(self)
+    }
+
+    /// The matching rows one at a time, fetched in batches of
+    /// [`DEFAULT_FETCH_SIZE`] (see [`QueryIter::fetch_size`]) from a
+    /// server-side cursor (`DECLARE ... NO SCROLL CURSOR`), so only one
+    /// batch is in memory at a time. The cursor lives in the session's
+    /// transaction, which this starts on the model's bind (as a write
+    /// would), and the session's connection stays with it until commit or
+    /// rollback. Dropping the iterator early closes the cursor; the session
+    /// goes on as usual.
+    ///
+    /// # Errors
+    ///
+    /// The server's error for the `DECLARE`; each item carries the error of
+    /// its `FETCH` or of decoding its row (naming the column).
+    pub fn iter(self) -> Result<QueryIter<'s, M>> {
+        stream::open(self)
+    }
+}
+
+/// Locking reads (`query/locked.rs`).
+impl<'s, M: Model> Query<'s, M> {
+    /// Locks the rows read (`FOR UPDATE`) until the session's transaction
+    /// ends, which this query starts; the rows will be updated or deleted.
+    pub fn for_update(self) -> Locked<'s, M, Wait> {
+        Locked::new(self, LockStrength::Update)
+    }
+
+    /// Locks the rows read with `FOR NO KEY UPDATE`: they will be updated,
+    /// but not their keys, so foreign key checks of other transactions do
+    /// not wait.
+    pub fn for_no_key_update(self) -> Locked<'s, M, Wait> {
+        Locked::new(self, LockStrength::NoKeyUpdate)
+    }
+
+    /// Locks the rows read with `FOR SHARE`: no other transaction may change
+    /// them until this one ends ("read, check, write" rules).
+    pub fn for_share(self) -> Locked<'s, M, Wait> {
+        Locked::new(self, LockStrength::Share)
+    }
+
+    /// Locks the rows read with `FOR KEY SHARE`: their keys must not change.
+    pub fn for_key_share(self) -> Locked<'s, M, Wait> {
+        Locked::new(self, LockStrength::KeyShare)
+    }
+}
+
+/// Joins, projections and aggregates: the query becomes a [`Report`]
+/// (`session/report.rs`).
+impl<'s, M: Model> Query<'s, M> {
+    /// Joins model `C` along the one declared foreign key between `C`'s
+    /// table and the query's (either direction). None or several such keys
+    /// is a [`QueryError`] naming the tables, returned when the query runs.
+    pub fn join<C: Model>(self) -> Report<'s, <C::Lineage as Append<M::Lineage>>::Output, ()>
+    where
+        C::Lineage: Append<M::Lineage>,
+    {
+        Report::from_query(self).join::<C>()
+    }
+
+    /// `LEFT JOIN`s model `C`; see [`Report::left_join`].
+    pub fn left_join<C: Model>(
+        self,
+    ) -> Report<'s, <C::Lineage as AppendOptional<M::Lineage>>::Output, ()>
+    where
+        C::Lineage: AppendOptional<M::Lineage>,
+    {
+        Report::from_query(self).left_join::<C>()
+    }
+
+    /// Selects columns and aggregates instead of whole models:
+    /// `.select((Task::ID, Task::SUBJECT))` reads `Vec<(Uuid, String)>`.
+    pub fn select<P, I>(self, projection: P) -> Report<'s, M::Lineage, P>
+    where
+        P: Projection<M::Lineage, I>,
+    {
+        Report::from_query(self).select(projection)
+    }
+
+    /// Groups the rows by a column, for aggregates per group.
+    pub fn group_by<N, T, D, I>(self, column: Field<N, T, D>) -> Report<'s, M::Lineage, ()>
+    where
+        M::Lineage: Contains<N, I>,
+    {
+        Report::from_query(self).group_by(column)
+    }
+
+    /// `SELECT DISTINCT`: equal result rows once.
+    pub fn distinct(self) -> Report<'s, M::Lineage, ()> {
+        Report::from_query(self).distinct()
     }
 }
 

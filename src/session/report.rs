@@ -105,11 +105,13 @@ struct ReportSql {
     error: Option<QueryError>,
 }
 
-impl<'s, M: Model> Query<'s, M> {
-    fn into_report(self) -> Report<'s, M::Lineage, ()> {
+impl<'s, S> Report<'s, S, ()> {
+    /// The report of a query over `M`, before any join or projection: its
+    /// filters, order and limits, selecting `M`'s lineage.
+    pub(super) fn from_query<M: Model<Lineage = S>>(query: Query<'s, M>) -> Self {
         let Query {
             session, mut parts, ..
-        } = self;
+        } = query;
         let order = parts.order.drain(..).map(ReportOrder::from).collect();
         let root = M::table();
         Report {
@@ -129,51 +131,6 @@ impl<'s, M: Model> Query<'s, M> {
             _sources: PhantomData,
         }
     }
-
-    /// Joins model `C` along the one declared foreign key between `C`'s
-    /// table and the query's (either direction). None or several such keys
-    /// is a [`QueryError`] naming the tables, returned when the query runs.
-    pub fn join<C: Model>(self) -> Report<'s, <C::Lineage as Append<M::Lineage>>::Output, ()>
-    where
-        C::Lineage: Append<M::Lineage>,
-    {
-        self.into_report().join::<C>()
-    }
-
-    /// `LEFT JOIN`s model `C`; see [`Report::left_join`].
-    pub fn left_join<C: Model>(
-        self,
-    ) -> Report<'s, <C::Lineage as AppendOptional<M::Lineage>>::Output, ()>
-    where
-        C::Lineage: AppendOptional<M::Lineage>,
-    {
-        self.into_report().left_join::<C>()
-    }
-
-    /// Selects columns and aggregates instead of whole models:
-    /// `.select((Task::ID, Task::SUBJECT))` reads `Vec<(Uuid, String)>`.
-    pub fn select<P, I>(self, projection: P) -> Report<'s, M::Lineage, P>
-    where
-        P: Projection<M::Lineage, I>,
-    {
-        self.into_report().select(projection)
-    }
-
-    /// Groups the rows by a column, for aggregates per group.
-    pub fn group_by<N, T, D, I>(self, column: Field<N, T, D>) -> Report<'s, M::Lineage, ()>
-    where
-        M::Lineage: Contains<N, I>,
-    {
-        self.into_report().group_by(column)
-    }
-
-    /// `SELECT DISTINCT`: equal result rows once.
-    pub fn distinct(self) -> Report<'s, M::Lineage, ()> {
-        self.into_report().distinct()
-    }
-}
-
-impl<'s, S> Report<'s, S, ()> {
     /// Joins model `C` along the one declared foreign key between `C`'s
     /// table and a table already in the query; see [`Query::join`].
     pub fn join<C: Model>(self) -> Report<'s, <C::Lineage as Append<S>>::Output, ()>

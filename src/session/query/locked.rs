@@ -80,41 +80,17 @@ impl<M, W> std::fmt::Debug for Locked<'_, M, W> {
     }
 }
 
-impl<'s, M: Model> Query<'s, M> {
-    fn locked(self, strength: LockStrength) -> Locked<'s, M, Wait> {
+impl<'s, M: Model> Locked<'s, M, Wait> {
+    /// `query` as a locking read of `strength` that waits for locked rows
+    /// ([`Query::for_update`] and its siblings).
+    pub(super) fn new(query: Query<'s, M>, strength: LockStrength) -> Self {
         Locked {
-            query: self,
+            query,
             strength,
             _wait: PhantomData,
         }
     }
 
-    /// Locks the rows read (`FOR UPDATE`) until the session's transaction
-    /// ends, which this query starts; the rows will be updated or deleted.
-    pub fn for_update(self) -> Locked<'s, M, Wait> {
-        self.locked(LockStrength::Update)
-    }
-
-    /// Locks the rows read with `FOR NO KEY UPDATE`: they will be updated,
-    /// but not their keys, so foreign key checks of other transactions do
-    /// not wait.
-    pub fn for_no_key_update(self) -> Locked<'s, M, Wait> {
-        self.locked(LockStrength::NoKeyUpdate)
-    }
-
-    /// Locks the rows read with `FOR SHARE`: no other transaction may change
-    /// them until this one ends ("read, check, write" rules).
-    pub fn for_share(self) -> Locked<'s, M, Wait> {
-        self.locked(LockStrength::Share)
-    }
-
-    /// Locks the rows read with `FOR KEY SHARE`: their keys must not change.
-    pub fn for_key_share(self) -> Locked<'s, M, Wait> {
-        self.locked(LockStrength::KeyShare)
-    }
-}
-
-impl<'s, M: Model> Locked<'s, M, Wait> {
     fn with_policy<W: WaitPolicy>(self) -> Locked<'s, M, W> {
         Locked {
             query: self.query,

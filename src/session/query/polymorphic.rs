@@ -75,62 +75,54 @@ fn key_bytes(table: &'static Table, row: &Row) -> Option<Vec<u8>> {
     row.raw(at).map(<[u8]>::to_vec)
 }
 
-impl<M: Model> Query<'_, M> {
-    /// The matching rows, each as its most specific kind of `P` (the
-    /// first listed kind whose table has its key), else as the base
-    /// variant, in the query's order.
-    ///
-    /// # Errors
-    ///
-    /// [`MapperError::NotAKind`] when a kind does not inherit from `M`;
-    /// the server's error; a decoding error naming the column.
-    pub fn polymorphic<P: Polymorphic<Base = M>>(mut self) -> Result<Vec<P>> {
-        let base = M::table();
-        let kinds = P::kinds();
-        for kind in &kinds {
-            if !kind.table.lineage().iter().any(|t| std::ptr::eq(*t, base)) {
-                return Err(MapperError::NotAKind {
-                    kind: kind.table.model,
-                    base: base.model,
-                }
-                .into());
+/// [`Query::polymorphic`]: the base rows, then one query per kind for the
+/// keys found.
+pub(super) fn load<M: Model, P: Polymorphic<Base = M>>(mut query: Query<'_, M>) -> Result<Vec<P>> {
+    let base = M::table();
+    let kinds = P::kinds();
+    for kind in &kinds {
+        if !kind.table.lineage().iter().any(|t| std::ptr::eq(*t, base)) {
+            return Err(MapperError::NotAKind {
+                kind: kind.table.model,
+                base: base.model,
             }
+            .into());
         }
-        let rows = self.rows(sql::select)?;
-        let key_at = base.width() - base.columns.len() + base.primary_key;
-        let keys = rows
-            .iter()
-            .map(|row| <M::Key as ColumnType>::decode(row, key_at))
-            .collect::<Result<Vec<M::Key>>>()?;
-        let mut found: Vec<HashMap<Vec<u8>, P>> = Vec::with_capacity(kinds.len());
-        for kind in &kinds {
-            let mut of_kind = HashMap::new();
-            if !keys.is_empty() {
-                let statement = sql::select_by_keys(kind.table, &keys);
-                let kind_rows = self.session.read(kind.table, |client| {
-                    client.query(&statement.sql, &statement.params)
-                })?;
-                for row in &kind_rows {
-                    if let Some(key) = key_bytes(kind.table, row) {
-                        of_kind.insert(key, (kind.decode)(row)?);
-                    }
-                }
-            }
-            found.push(of_kind);
-        }
-        rows.iter()
-            .map(|row| {
-                let key = key_bytes(base, row);
-                let specific = key
-                    .as_ref()
-                    .and_then(|key| found.iter_mut().find_map(|of_kind| of_kind.remove(key)));
-                match specific {
-                    Some(value) => Ok(value),
-                    None => Ok(P::from_base(M::from_row(row)?)),
-                }
-            })
-            .collect()
     }
+    let rows = query.rows(sql::select)?;
+    let key_at = base.width() - base.columns.len() + base.primary_key;
+    let keys = rows
+        .iter()
+        .map(|row| <M::Key as ColumnType>::decode(row, key_at))
+        .collect::<Result<Vec<M::Key>>>()?;
+    let mut found: Vec<HashMap<Vec<u8>, P>> = Vec::with_capacity(kinds.len());
+    for kind in &kinds {
+        let mut of_kind = HashMap::new();
+        if !keys.is_empty() {
+            let statement = sql::select_by_keys(kind.table, &keys);
+            let kind_rows = query.session.read(kind.table, |client| {
+                client.query(&statement.sql, &statement.params)
+            })?;
+            for row in &kind_rows {
+                if let Some(key) = key_bytes(kind.table, row) {
+                    of_kind.insert(key, (kind.decode)(row)?);
+                }
+            }
+        }
+        found.push(of_kind);
+    }
+    rows.iter()
+        .map(|row| {
+            let key = key_bytes(base, row);
+            let specific = key
+                .as_ref()
+                .and_then(|key| found.iter_mut().find_map(|of_kind| of_kind.remove(key)));
+            match specific {
+                Some(value) => Ok(value),
+                None => Ok(P::from_base(M::from_row(row)?)),
+            }
+        })
+        .collect()
 }
 
 /// Declares an enum of the concrete kinds of a base model (joined-table

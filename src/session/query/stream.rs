@@ -38,37 +38,24 @@ fn cursor_name(select_sql: &str) -> String {
     format!("odm_cursor_{:016x}", hasher.finish())
 }
 
-impl<'s, M: Model> Query<'s, M> {
-    /// The matching rows one at a time, fetched in batches of
-    /// [`DEFAULT_FETCH_SIZE`] (see [`QueryIter::fetch_size`]) from a
-    /// server-side cursor (`DECLARE ... NO SCROLL CURSOR`), so only one
-    /// batch is in memory at a time. The cursor lives in the session's
-    /// transaction, which this starts on the model's bind (as a write
-    /// would), and the session's connection stays with it until commit or
-    /// rollback. Dropping the iterator early closes the cursor; the session
-    /// goes on as usual.
-    ///
-    /// # Errors
-    ///
-    /// The server's error for the `DECLARE`; each item carries the error of
-    /// its `FETCH` or of decoding its row (naming the column).
-    pub fn iter(self) -> Result<QueryIter<'s, M>> {
-        let table = M::table();
-        let statement = sql::select(table, &self.parts);
-        let cursor = cursor_name(&statement.sql);
-        let declare = format!("DECLARE {cursor} NO SCROLL CURSOR FOR {}", statement.sql);
-        self.session
-            .write(table, |client| client.execute(&declare, &statement.params))?;
-        Ok(QueryIter {
-            session: self.session,
-            table,
-            cursor,
-            fetch_size: DEFAULT_FETCH_SIZE,
-            batch: Vec::new().into_iter(),
-            open: true,
-            _model: PhantomData,
-        })
-    }
+/// [`Query::iter`]: declares the cursor in the session's transaction.
+pub(super) fn open<'s, M: Model>(query: Query<'s, M>) -> Result<QueryIter<'s, M>> {
+    let table = M::table();
+    let statement = sql::select(table, &query.parts);
+    let cursor = cursor_name(&statement.sql);
+    let declare = format!("DECLARE {cursor} NO SCROLL CURSOR FOR {}", statement.sql);
+    query
+        .session
+        .write(table, |client| client.execute(&declare, &statement.params))?;
+    Ok(QueryIter {
+        session: query.session,
+        table,
+        cursor,
+        fetch_size: DEFAULT_FETCH_SIZE,
+        batch: Vec::new().into_iter(),
+        open: true,
+        _model: PhantomData,
+    })
 }
 
 /// The rows of a [`Query`] streamed from a server-side cursor: made by

@@ -49,19 +49,15 @@ impl<M, C> std::fmt::Debug for WithRelated<'_, M, C> {
     }
 }
 
-impl<'s, M: Model> Query<'s, M> {
-    /// Also loads the rows of `C` whose foreign key points at each owner:
-    /// one query for the owners and one for all their `C`s, instead of one
-    /// [`Session::related`] per owner (the N+1 pattern).
-    pub fn with_related<C: Model>(self) -> WithRelated<'s, M, C> {
+impl<'s, M: Model, C: Model> WithRelated<'s, M, C> {
+    /// `query` with the rows of `C` ([`Query::with_related`]).
+    pub(super) fn new(query: Query<'s, M>) -> Self {
         WithRelated {
-            query: self,
+            query,
             _child: PhantomData,
         }
     }
-}
 
-impl<'s, M: Model, C: Model> WithRelated<'s, M, C> {
     /// Keeps the owners matching `expr` (`AND`-ed with earlier filters).
     pub fn filter(mut self, expr: Expr) -> Self {
         self.query = self.query.filter(expr);
