@@ -305,7 +305,10 @@ pub enum Error {
 }
 
 impl From<pg::Error> for Error {
-    /// The ORM variant of the same name, with the same fields.
+    /// The ORM variant of the same name, with the same fields. Cold: it
+    /// runs only on a failure, so the success paths that convert with `?`
+    /// stay small.
+    #[cold]
     fn from(e: pg::Error) -> Error {
         match e {
             pg::Error::Config(x) => Error::Config(x),

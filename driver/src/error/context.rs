@@ -10,6 +10,7 @@ use crate::error::Error;
 
 /// `Ok` on a green worker (any `may` coroutine); otherwise the
 /// wrong-context error naming `operation`. Nothing is sent or blocked.
+#[inline]
 pub fn require_green(operation: &'static str) -> Result<(), Error> {
     if green::in_green_worker() {
         Ok(())
