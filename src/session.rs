@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, MapperError, Result};
 use crate::mapper::Mapper;
-use crate::model::{Table, DEFAULT_BIND};
+use crate::model::{Model, Record, Table, DEFAULT_BIND};
 use crate::replicas::ReadRoute;
 use green_postgres::seam::{self, require_green};
 use green_postgres::{self as pg, Client, Param, Row};
@@ -431,6 +431,83 @@ impl Session {
             }
         }
         failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Objects: writes, reads by key, relations and queries (their bodies are in
+/// `session/crud.rs`, `session/add_all.rs` and `session/query.rs`).
+impl Session {
+    /// Inserts or updates `object` by primary key (an upsert) and reads the
+    /// row back: generated keys and server defaults land in `object`. A
+    /// child model writes its parent's row first. `None` fields with a
+    /// `#[odm(default_fn = "...")]` are filled by their function first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidChoice`] for a code outside a `choices` list; the
+    /// server's error (constraint violations, ...).
+    pub fn add<M: Model>(&mut self, object: &mut M) -> Result<()> {
+        self.add_object(object)
+    }
+
+    /// Adds every object as [`Session::add`] would (an insert, or an upsert
+    /// when its key is set; `default_fn` fields filled first; a child
+    /// model's parent rows first), with one multi-row statement per run of
+    /// consecutive objects that write the same columns, up to
+    /// 1000 rows and 65535 parameters a statement.
+    /// Generated keys and server defaults are read back into each object,
+    /// in order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidChoice`] for a code outside a `choices` list (before
+    /// anything is written); the server's error (a constraint violation,
+    /// or two objects with the same key in one statement); as with
+    /// [`Session::add`], the transaction is then aborted.
+    pub fn add_all<M: Model>(&mut self, objects: &mut [M]) -> Result<()> {
+        self.add_all_objects(objects)
+    }
+
+    /// The model with primary key `key`, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// The server's error; a decoding error naming the column.
+    pub fn get<M: Model>(&mut self, key: impl Into<M::Key>) -> Result<Option<M>> {
+        self.get_object(key)
+    }
+
+    /// Deletes `object`'s row (and, for a child model, its ancestors' rows)
+    /// by primary key. Returns whether a row was deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`MapperError::KeyNotSet`] when the object has no primary key yet; the
+    /// server's error.
+    pub fn delete<M: Model>(&mut self, object: &M) -> Result<bool> {
+        self.delete_object(object)
+    }
+
+    /// The rows of `M` whose foreign key points at `owner` (the tasks of an
+    /// employee), ordered by `M`'s primary key. Loading the same relation for
+    /// many owners one by one is an N+1 pattern (see
+    /// [`Session::set_load_policy`]); load them for all owners at once with
+    /// [`Query::with_related`](crate::Query::with_related).
+    ///
+    /// # Errors
+    ///
+    /// [`MapperError::NPlusOne`] past the N+1 threshold under
+    /// [`LoadPolicy::Raise`]; the errors of [`Table::foreign_key_to`] when
+    /// `M` has no foreign key, or several, to `owner`'s table (or its
+    /// ancestors); [`MapperError::ReferencedValueNotSet`] when the
+    /// referenced value of `owner` is not set; the server's error.
+    pub fn related<M: Model>(&mut self, owner: &dyn Record) -> Result<Vec<M>> {
+        self.related_objects(owner)
+    }
+
+    /// A query over model `M`: `s.query::<Task>().filter(Task::DONE.eq(false)).all()`.
+    pub fn query<M: Model>(&mut self) -> Query<'_, M> {
+        Query::new(self)
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Chosen by measurement against one-by-one [`Session::add`] (see the
 //! `add_all` case of the bench): one statement per up to
-//! [`MAX_ROWS_PER_INSERT`] objects needs no extra round trip to read back
+//! `MAX_ROWS_PER_INSERT` objects needs no extra round trip to read back
 //! keys and server defaults, which `COPY` cannot return.
 
 use super::Session;
@@ -12,21 +12,7 @@ use crate::model::{Model, Record};
 use crate::query::sql::{insert_rows, insert_runs, InsertShape};
 
 impl Session {
-    /// Adds every object as [`Session::add`] would (an insert, or an upsert
-    /// when its key is set; `default_fn` fields filled first; a child
-    /// model's parent rows first), with one multi-row statement per run of
-    /// consecutive objects that write the same columns, up to
-    /// 1000 rows and 65535 parameters a statement.
-    /// Generated keys and server defaults are read back into each object,
-    /// in order.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidChoice`] for a code outside a `choices` list (before
-    /// anything is written); the server's error (a constraint violation,
-    /// or two objects with the same key in one statement); as with
-    /// [`Session::add`], the transaction is then aborted.
-    pub fn add_all<M: Model>(&mut self, objects: &mut [M]) -> Result<()> {
+    pub(super) fn add_all_objects<M: Model>(&mut self, objects: &mut [M]) -> Result<()> {
         let mut records: Vec<&mut dyn Record> =
             objects.iter_mut().map(|o| o as &mut dyn Record).collect();
         self.add_records(&mut records)

@@ -8,20 +8,10 @@ use crate::error::{Error, MapperError, Result};
 use crate::model::{Model, Record, Table};
 use crate::query::sql;
 
-#[cfg(doc)]
-use super::LoadPolicy;
-
+/// The bodies of [`Session::add`], [`Session::get`], [`Session::delete`]
+/// and [`Session::related`], whose docs are in `session.rs`.
 impl Session {
-    /// Inserts or updates `object` by primary key (an upsert) and reads the
-    /// row back: generated keys and server defaults land in `object`. A
-    /// child model writes its parent's row first. `None` fields with a
-    /// `#[odm(default_fn = "...")]` are filled by their function first.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidChoice`] for a code outside a `choices` list; the
-    /// server's error (constraint violations, ...).
-    pub fn add<M: Model>(&mut self, object: &mut M) -> Result<()> {
+    pub(super) fn add_object<M: Model>(&mut self, object: &mut M) -> Result<()> {
         self.add_record(object)
     }
 
@@ -42,12 +32,7 @@ impl Session {
         record.read_back(&row)
     }
 
-    /// The model with primary key `key`, or `None`.
-    ///
-    /// # Errors
-    ///
-    /// The server's error; a decoding error naming the column.
-    pub fn get<M: Model>(&mut self, key: impl Into<M::Key>) -> Result<Option<M>> {
+    pub(super) fn get_object<M: Model>(&mut self, key: impl Into<M::Key>) -> Result<Option<M>> {
         let key: M::Key = key.into();
         let table = M::table();
         let sql = sql::get_by_key_sql(table);
@@ -55,14 +40,7 @@ impl Session {
         row.map(|r| M::from_row(&r)).transpose()
     }
 
-    /// Deletes `object`'s row (and, for a child model, its ancestors' rows)
-    /// by primary key. Returns whether a row was deleted.
-    ///
-    /// # Errors
-    ///
-    /// [`MapperError::KeyNotSet`] when the object has no primary key yet; the
-    /// server's error.
-    pub fn delete<M: Model>(&mut self, object: &M) -> Result<bool> {
+    pub(super) fn delete_object<M: Model>(&mut self, object: &M) -> Result<bool> {
         let table = M::table();
         let key = object.key_param().ok_or_else(|| {
             Error::from(MapperError::KeyNotSet {
@@ -83,20 +61,7 @@ impl Session {
         Ok(deleted.unwrap_or(0) > 0)
     }
 
-    /// The rows of `M` whose foreign key points at `owner` (the tasks of an
-    /// employee), ordered by `M`'s primary key. Loading the same relation for
-    /// many owners one by one is an N+1 pattern (see
-    /// [`Session::set_load_policy`]); load them for all owners at once with
-    /// [`Query::with_related`](crate::Query::with_related).
-    ///
-    /// # Errors
-    ///
-    /// [`MapperError::NPlusOne`] past the N+1 threshold under
-    /// [`LoadPolicy::Raise`]; the errors of [`Table::foreign_key_to`] when
-    /// `M` has no foreign key, or several, to `owner`'s table (or its
-    /// ancestors); [`MapperError::ReferencedValueNotSet`] when the
-    /// referenced value of `owner` is not set; the server's error.
-    pub fn related<M: Model>(&mut self, owner: &dyn Record) -> Result<Vec<M>> {
+    pub(super) fn related_objects<M: Model>(&mut self, owner: &dyn Record) -> Result<Vec<M>> {
         let table = M::table();
         // the owner's record chain: its own record, then its ancestors'
         let mut records = vec![owner];

@@ -50,13 +50,6 @@ mod with_related;
 pub use locked::Locked;
 pub use with_related::WithRelated;
 
-impl Session {
-    /// A query over model `M`: `s.query::<Task>().filter(Task::DONE.eq(false)).all()`.
-    pub fn query<M: Model>(&mut self) -> Query<'_, M> {
-        Query::new(self)
-    }
-}
-
 /// A query over model `M` in a session; build it with [`Session::query`],
 /// refine it, then run it with one of [`all`](Query::all),
 /// [`first`](Query::first), [`one`](Query::one), [`count`](Query::count),
@@ -78,7 +71,7 @@ impl<M> std::fmt::Debug for Query<'_, M> {
 }
 
 impl<'s, M: Model> Query<'s, M> {
-    fn new(session: &'s mut Session) -> Self {
+    pub(super) fn new(session: &'s mut Session) -> Self {
         Query {
             session,
             parts: QueryParts::default(),
