@@ -7,7 +7,7 @@
 //! waiters). The lock is a `parking_lot` mutex held for a few instructions,
 //! never across I/O or a park.
 //!
-//! A caller's whole visit is bounded by one [`Deadline`], `pool_timeout`
+//! A caller's whole visit is bounded by one [`AcquireDeadline`], `pool_timeout`
 //! after it asked: the wait in the queue, the liveness checks of idle
 //! connections, the backoff and the connect all take from it.
 
@@ -22,7 +22,7 @@ use super::opening::Opening;
 use super::state::{Checkout, Effects, Lease, State};
 use super::stats::Counters;
 use super::task::current_task;
-use super::waiter::{Deadline, Grant, Waiter};
+use super::waiter::{AcquireDeadline, Grant, Waiter};
 use crate::error::Error;
 
 /// The shared part of a pool, behind the [`Pool`](crate::Pool) handle.
@@ -111,7 +111,7 @@ impl<K: Connector> Core<K> {
     }
 
     /// The timeout error for a caller whose deadline passed.
-    pub(super) fn timed_out(&self, deadline: &Deadline) -> Error {
+    pub(super) fn timed_out(&self, deadline: &AcquireDeadline) -> Error {
         self.counters.timed_out();
         Error::PoolTimeout {
             waited: deadline.started.elapsed(),
@@ -124,7 +124,7 @@ impl<K: Connector> Core<K> {
     /// once when its own holdings fill the pool); without it, that is
     /// [`Error::NestedAcquire`].
     pub(crate) fn acquire(&self, task: u64, another: bool) -> Result<Checkout<K::Conn>, Error> {
-        let deadline = Deadline::after(self.timeout);
+        let deadline = AcquireDeadline::after(self.timeout);
         loop {
             let checkout = match self.exclusive_grant(task, another, &deadline)? {
                 Grant::Ready(checkout) => checkout,
@@ -144,7 +144,7 @@ impl<K: Connector> Core<K> {
         &self,
         task: u64,
         another: bool,
-        deadline: &Deadline,
+        deadline: &AcquireDeadline,
     ) -> Result<Grant<Checkout<K::Conn>>, Error> {
         let mut fx = Effects::default();
         let now = Instant::now();
@@ -195,7 +195,7 @@ impl<K: Connector> Core<K> {
         &self,
         checkout: Checkout<K::Conn>,
         task: u64,
-        deadline: &Deadline,
+        deadline: &AcquireDeadline,
     ) -> Result<Option<Checkout<K::Conn>>, Error> {
         let now = Instant::now();
         if !self.lifecycle.needs_check(&checkout.age, now) {
@@ -227,7 +227,7 @@ impl<K: Connector> Core<K> {
     fn wait<T>(
         &self,
         waiter: &Arc<Waiter<T>>,
-        deadline: &Deadline,
+        deadline: &AcquireDeadline,
         exit: Exit<K, T>,
     ) -> Result<Grant<T>, Error> {
         let leave = exit.leave;
@@ -391,7 +391,7 @@ impl<K: Connector> Core<K> {
 
     /// Lends a connection to one shared (pipelined, autocommit) statement.
     pub(crate) fn lease(&self) -> Result<Lease<K::Conn>, Error> {
-        let deadline = Deadline::after(self.timeout);
+        let deadline = AcquireDeadline::after(self.timeout);
         let now = deadline.started;
         let mut fx = Effects::default();
         let immediate = {

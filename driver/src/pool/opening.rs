@@ -17,7 +17,7 @@ use super::core::Core;
 use super::jitter;
 use super::lifecycle::Age;
 use super::state::{Checkout, Effects, Lease};
-use super::waiter::{park_duration, Deadline};
+use super::waiter::{park_duration, AcquireDeadline};
 use crate::error::Error;
 
 /// A connection slot reserved for opening; gives the slot back if opening
@@ -64,7 +64,7 @@ impl<K: Connector> Core<K> {
     pub(super) fn open_exclusive(
         &self,
         task: u64,
-        deadline: &Deadline,
+        deadline: &AcquireDeadline,
     ) -> Result<Checkout<K::Conn>, Error> {
         let mut opening = Opening::new(self, Some(task));
         let (conn, age) = self.connect(deadline)?;
@@ -86,7 +86,7 @@ impl<K: Connector> Core<K> {
 
     /// Opens a connection for a shared statement whose slot is counted; the
     /// new connection joins the pool and queued statements pile onto it.
-    pub(super) fn open_shared(&self, deadline: &Deadline) -> Result<Lease<K::Conn>, Error> {
+    pub(super) fn open_shared(&self, deadline: &AcquireDeadline) -> Result<Lease<K::Conn>, Error> {
         let mut opening = Opening::new(self, None);
         let (conn, age) = self.connect(deadline)?;
         opening.armed = false;
@@ -111,7 +111,7 @@ impl<K: Connector> Core<K> {
     /// Connects once the backoff allows it, within `deadline`; retries a
     /// transient refusal (the server is starting up, or full) as long as
     /// the deadline allows.
-    fn connect(&self, deadline: &Deadline) -> Result<(K::Conn, Age), Error> {
+    fn connect(&self, deadline: &AcquireDeadline) -> Result<(K::Conn, Age), Error> {
         loop {
             let now = Instant::now();
             let gate = self.state().backoff.gate(now, deadline.at);

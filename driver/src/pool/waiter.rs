@@ -96,18 +96,18 @@ impl<T> Waiter<T> {
 /// shared by its wait in the queue, its liveness checks, its backoff and
 /// its connect.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Deadline {
+pub(crate) struct AcquireDeadline {
     /// When the caller asked.
     pub(crate) started: Instant,
     /// When it must have an answer.
     pub(crate) at: Instant,
 }
 
-impl Deadline {
+impl AcquireDeadline {
     /// A deadline `timeout` from now.
-    pub(crate) fn after(timeout: Duration) -> Deadline {
+    pub(crate) fn after(timeout: Duration) -> AcquireDeadline {
         let started = Instant::now();
-        Deadline {
+        AcquireDeadline {
             started,
             at: started + timeout,
         }

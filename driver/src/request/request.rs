@@ -22,7 +22,7 @@ use postgres_protocol::message::frontend;
 use crate::connection::connection::{Connection, Sending};
 use crate::connection::slot::Slot;
 use crate::error::Error;
-use crate::request::response::{Deadline, Frame, Response};
+use crate::request::response::{Frame, QueryDeadline, Response};
 use crate::wire::bind_execute::{self, encode_bind_execute_sync, Param};
 use crate::wire::command_tag::{forgets_prepared_statements, rows_affected};
 use crate::wire::row::Row;
@@ -102,7 +102,7 @@ where
 pub(crate) fn request_until<F>(
     conn: &Connection,
     streaming: bool,
-    deadline: Option<Deadline>,
+    deadline: Option<QueryDeadline>,
     encode: F,
 ) -> Result<Response, Error>
 where
@@ -131,8 +131,8 @@ where
 }
 
 /// The deadline of the connection's requests, when `query_timeout` is set.
-pub(crate) fn deadline(conn: &Arc<Connection>) -> Option<Deadline> {
-    conn.config().query_timeout().map(|timeout| Deadline {
+pub(crate) fn deadline(conn: &Arc<Connection>) -> Option<QueryDeadline> {
+    conn.config().query_timeout().map(|timeout| QueryDeadline {
         timeout,
         connection: conn.clone(),
         cancel: true,
@@ -253,7 +253,7 @@ pub(crate) fn close_statements(conn: &Connection, statements: &[Statement]) {
 /// Checks that the server still answers: an empty query answered within
 /// `timeout`, else the connection is closed (no cancel is tried).
 pub(crate) fn check_alive(conn: &Arc<Connection>, timeout: Duration) -> Result<(), Error> {
-    let deadline = Deadline {
+    let deadline = QueryDeadline {
         timeout,
         connection: conn.clone(),
         cancel: false,
@@ -352,7 +352,7 @@ pub(super) fn read_results(
     };
     let mut error = None;
     loop {
-        let message = match response.next_light()? {
+        let message = match response.next_frame()? {
             Frame::Skip => continue,
             Frame::CommandComplete(count) => {
                 done.rows = count;

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::wire::command_tag::{forgets_prepared_statements, tag_row_count};
 use crate::wire::server_error;
 
-/// A backend message as [`Response::next_light`] returns it.
+/// A backend message as [`Response::next_frame`] returns it.
 pub(crate) enum Frame {
     /// A message with nothing to read but its tag (`BindComplete`,
     /// `ParseComplete`, `NoData`, `EmptyQueryResponse`, ...).
@@ -32,7 +32,7 @@ pub(crate) enum Frame {
 /// for more of the answer may last, and the connection to clean up when
 /// one does not end in time.
 #[derive(Debug)]
-pub(crate) struct Deadline {
+pub(crate) struct QueryDeadline {
     pub(crate) timeout: Duration,
     pub(crate) connection: Arc<Connection>,
     /// Ask the server to cancel the request when it times out (else the
@@ -48,11 +48,11 @@ pub(crate) struct Response {
     data: BytesMut,
     received_all: bool,
     finished: bool,
-    deadline: Option<Deadline>,
+    deadline: Option<QueryDeadline>,
 }
 
 impl Response {
-    pub(crate) fn new(slot: Arc<Slot>, deadline: Option<Deadline>) -> Response {
+    pub(crate) fn new(slot: Arc<Slot>, deadline: Option<QueryDeadline>) -> Response {
         Response {
             slot,
             data: BytesMut::new(),
@@ -77,7 +77,7 @@ impl Response {
     /// `ReadyForQuery`, ...) are consumed in place, without splitting them
     /// off the shared receive buffer (each split costs atomic reference
     /// counting on a buffer the reader and other tasks touch too).
-    pub(crate) fn next_light(&mut self) -> Result<Frame, Error> {
+    pub(crate) fn next_frame(&mut self) -> Result<Frame, Error> {
         loop {
             let Some((tag, total)) = self.complete_frame()? else {
                 self.receive()?;
