@@ -16,38 +16,70 @@ impl Config {
     /// equal `Config`; settings at their defaults are left out. It contains
     /// the password: do not log it.
     pub fn to_url(&self) -> String {
-        let mut url = format!("{}://", self.scheme);
-        url.push_str(&percent_encode(&self.user));
+        let mut url = format!("{}://{}@", self.scheme, self.userinfo());
+        let mut query = self.host_parameters();
+        if query.is_empty() {
+            url.push_str(&self.authority());
+        }
+        url.push_str(&format!("/{}", percent_encode(&self.dbname)));
+        query.extend(self.changed_settings());
+        for (i, (key, value)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(key);
+            url.push('=');
+            url.push_str(&percent_encode(value));
+        }
+        url
+    }
+
+    /// `user` or `user:password`, percent-encoded.
+    fn userinfo(&self) -> String {
+        let mut userinfo = percent_encode(&self.user);
         if let Some(password) = &self.password {
-            url.push(':');
-            url.push_str(&percent_encode(password));
+            userinfo.push(':');
+            userinfo.push_str(&percent_encode(password));
         }
-        url.push('@');
-        let mut query: Vec<(&str, String)> = Vec::new();
+        userinfo
+    }
+
+    /// The hosts as the URL's authority, `host:port,...` (an IPv6 address in
+    /// brackets); only for TCP hosts (see [`Config::host_parameters`]).
+    fn authority(&self) -> String {
+        self.hosts()
+            .iter()
+            .map(|(host, port)| match host {
+                Host::Tcp(name) if name.contains(':') => format!("[{name}]:{port}"),
+                Host::Tcp(name) => format!("{}:{port}", percent_encode(name)),
+                Host::Unix(dir) => format!("{}:{port}", dir.to_string_lossy()),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// With a unix-socket host among the hosts (a directory cannot be an
+    /// authority), every host and port as the `host` and `port`
+    /// parameters, libpq's way; else none.
+    fn host_parameters(&self) -> Vec<(&'static str, String)> {
         let hosts = self.hosts();
-        if hosts.iter().any(|(host, _)| matches!(host, Host::Unix(_))) {
-            let text = |host: &Host| match host {
-                Host::Tcp(name) => name.clone(),
-                Host::Unix(dir) => dir.to_string_lossy().into_owned(),
-            };
-            let list = |f: &dyn Fn(&(Host, u16)) -> String| {
-                hosts.iter().map(f).collect::<Vec<_>>().join(",")
-            };
-            query.push(("host", list(&|(host, _)| text(host))));
-            query.push(("port", list(&|(_, port)| port.to_string())));
-            url.push_str(&format!("/{}", percent_encode(&self.dbname)));
-        } else {
-            let authority: Vec<String> = hosts
-                .iter()
-                .map(|(host, port)| match host {
-                    Host::Tcp(name) if name.contains(':') => format!("[{name}]:{port}"),
-                    Host::Tcp(name) => format!("{}:{port}", percent_encode(name)),
-                    Host::Unix(_) => unreachable!("unix hosts are written as parameters"),
-                })
-                .collect();
-            url.push_str(&authority.join(","));
-            url.push_str(&format!("/{}", percent_encode(&self.dbname)));
+        if !hosts.iter().any(|(host, _)| matches!(host, Host::Unix(_))) {
+            return Vec::new();
         }
+        let text = |host: &Host| match host {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(dir) => dir.to_string_lossy().into_owned(),
+        };
+        let list =
+            |f: &dyn Fn(&(Host, u16)) -> String| hosts.iter().map(f).collect::<Vec<_>>().join(",");
+        vec![
+            ("host", list(&|(host, _)| text(host))),
+            ("port", list(&|(_, port)| port.to_string())),
+        ]
+    }
+
+    /// Every setting that differs from its default, as `(key, value)` in
+    /// the URL's order.
+    fn changed_settings(&self) -> Vec<(&'static str, String)> {
+        let mut query: Vec<(&'static str, String)> = Vec::new();
         if self.target_session_attrs != TargetSessionAttrs::Any {
             query.push((
                 "target_session_attrs",
@@ -128,17 +160,10 @@ impl Config {
                 self.statement_cache_capacity.to_string(),
             ));
         }
-        for (i, (key, value)) in query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(key);
-            url.push('=');
-            url.push_str(&percent_encode(value));
-        }
-        url
+        query
     }
 }
 
-/// Seconds as [`super::settings`] reads them: whole, or decimal.
 pub(super) fn format_seconds(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         d.as_secs().to_string()
