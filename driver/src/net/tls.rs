@@ -273,84 +273,116 @@ type BuildError = (TlsFailure, String);
 /// Builds a client configuration, reading the files it names (blocking).
 fn build(settings: &Settings) -> Result<ClientConfig, BuildError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let roots = match settings.root_cert.as_deref() {
+    let roots = root_store(settings)?;
+    let verification = checked_verification(settings.verification, roots.is_some())?;
+    let verifier = server_verifier(roots, verification, &provider)?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| (TlsFailure::Handshake, e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut client = match client_identity(settings)? {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| (TlsFailure::CertificateFile, format!("sslcert/sslkey: {e}")))?,
+    };
+    if settings.direct {
+        client.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+    }
+    Ok(client)
+}
+
+/// The trusted roots: `sslrootcert` (a file, or `system` for the
+/// platform's), else `~/.postgresql/root.crt` when it exists, else none.
+fn root_store(settings: &Settings) -> Result<Option<RootCertStore>, BuildError> {
+    Ok(match settings.root_cert.as_deref() {
         Some("system") => Some(system_roots()?),
         Some(path) => Some(file_roots(Path::new(path))?),
         None => match default_file("root.crt") {
             Some(path) => Some(file_roots(&path)?),
             None => None,
         },
-    };
-    let verification = match (settings.verification, &roots) {
-        (Verification::None, Some(_)) => Verification::Chain,
-        (Verification::Chain | Verification::Full, None) => {
-            return Err((
-                TlsFailure::CertificateFile,
-                "no root certificate: set sslrootcert to a file or to `system` \
-                 (or create ~/.postgresql/root.crt)"
-                    .to_owned(),
-            ))
-        }
-        (other, _) => other,
-    };
-    let verifier: Arc<dyn ServerCertVerifier> = match roots {
+    })
+}
+
+/// The verification `sslmode` asks for, given whether there are roots: as
+/// in libpq, roots make even `require` check the chain, and
+/// `verify-ca`/`verify-full` without roots is an error.
+fn checked_verification(asked: Verification, has_roots: bool) -> Result<Verification, BuildError> {
+    match (asked, has_roots) {
+        (Verification::None, true) => Ok(Verification::Chain),
+        (Verification::Chain | Verification::Full, false) => Err((
+            TlsFailure::CertificateFile,
+            "no root certificate: set sslrootcert to a file or to `system` \
+             (or create ~/.postgresql/root.crt)"
+                .to_owned(),
+        )),
+        (other, _) => Ok(other),
+    }
+}
+
+/// What checks the server's certificate: webpki with the roots (and the
+/// host name for `verify-full`), or, without verification, only the
+/// handshake signatures.
+fn server_verifier(
+    roots: Option<RootCertStore>,
+    verification: Verification,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>, BuildError> {
+    match roots {
         Some(roots) if verification != Verification::None => {
             let webpki =
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
                     .map_err(|e| (TlsFailure::CertificateFile, e.to_string()))?;
-            if verification == Verification::Full {
+            Ok(if verification == Verification::Full {
                 webpki
             } else {
                 Arc::new(ChainOnly(webpki))
-            }
+            })
         }
-        _ => Arc::new(AnyCertificate(provider.clone())),
-    };
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| (TlsFailure::Handshake, e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let cert = settings
+        _ => Ok(Arc::new(AnyCertificate(provider.clone()))),
+    }
+}
+
+/// The client certificate chain and its key: `sslcert`/`sslkey`, else
+/// `~/.postgresql/postgresql.crt`/`.key` when the certificate exists; none
+/// without a certificate. The key file's permissions are checked first.
+fn client_identity(
+    settings: &Settings,
+) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, BuildError> {
+    let Some(cert) = settings
         .cert
         .as_deref()
         .map(PathBuf::from)
-        .or_else(|| default_file("postgresql.crt"));
-    let mut client = match cert {
-        None => builder.with_no_client_auth(),
-        Some(cert) => {
-            let key = settings
-                .key
-                .as_deref()
-                .map(PathBuf::from)
-                .or_else(|| default_file("postgresql.key"))
-                .ok_or_else(|| {
-                    (
-                        TlsFailure::CertificateFile,
-                        format!("sslcert {} has no sslkey", cert.display()),
-                    )
-                })?;
-            let chain = certificates(&cert)?;
-            check_key_file(&key)?;
-            let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| {
-                (
-                    TlsFailure::CertificateFile,
-                    format!(
-                        "cannot read a private key from sslkey {}: {e}",
-                        key.display()
-                    ),
-                )
-            })?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| (TlsFailure::CertificateFile, format!("sslcert/sslkey: {e}")))?
-        }
+        .or_else(|| default_file("postgresql.crt"))
+    else {
+        return Ok(None);
     };
-    if settings.direct {
-        client.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
-    }
-    Ok(client)
+    let key = settings
+        .key
+        .as_deref()
+        .map(PathBuf::from)
+        .or_else(|| default_file("postgresql.key"))
+        .ok_or_else(|| {
+            (
+                TlsFailure::CertificateFile,
+                format!("sslcert {} has no sslkey", cert.display()),
+            )
+        })?;
+    let chain = certificates(&cert)?;
+    check_key_file(&key)?;
+    let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| {
+        (
+            TlsFailure::CertificateFile,
+            format!(
+                "cannot read a private key from sslkey {}: {e}",
+                key.display()
+            ),
+        )
+    })?;
+    Ok(Some((chain, key)))
 }
 
 /// libpq's rule for a private key file: a regular file that no one but its
