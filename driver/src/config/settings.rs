@@ -83,54 +83,18 @@ impl Config {
             "keepalives" => self.keepalives = parse_bool(key, &value)?,
             "keepalives_idle" => self.keepalives_idle = parse_whole_seconds(key, &value)?,
             "keepalives_interval" => self.keepalives_interval = parse_whole_seconds(key, &value)?,
-            "keepalives_count" => {
-                self.keepalives_count = match value.parse::<u32>() {
-                    Ok(n) if (1..=127).contains(&n) => n,
-                    _ => return Err(keepalives_count_error(&value)),
-                }
-            }
+            "keepalives_count" => self.keepalives_count = parse_keepalives_count(&value)?,
             "tcp_user_timeout" => {
                 self.tcp_user_timeout = Some(parse_millis(key, &value)?).filter(|d| !d.is_zero())
             }
             "statement_cache" => self.statement_cache = parse_bool(key, &value)?,
-            "statement_cache_capacity" => {
-                self.statement_cache_capacity = value.parse::<usize>().map_err(|_| {
-                    config_error(&format!(
-                        "invalid statement_cache_capacity `{value}`: expected a whole number"
-                    ))
-                })?
-            }
+            "statement_cache_capacity" => self.statement_cache_capacity = parse_capacity(&value)?,
             "options" => self.options = Some(value),
-            "sslmode" => {
-                self.ssl_mode = match value.as_str() {
-                    "disable" => SslMode::Disable,
-                    "allow" => SslMode::Allow,
-                    "prefer" => SslMode::Prefer,
-                    "require" => SslMode::Require,
-                    "verify-ca" => SslMode::VerifyCa,
-                    "verify-full" => SslMode::VerifyFull,
-                    _ => {
-                        return Err(config_error(&format!(
-                            "invalid sslmode `{value}`: expected disable, allow, prefer, require, \
-                             verify-ca or verify-full"
-                        )))
-                    }
-                }
-            }
+            "sslmode" => self.ssl_mode = SslMode::parse(&value)?,
             "sslrootcert" => self.ssl_root_cert = Some(value).filter(|v| !v.is_empty()),
             "sslcert" => self.ssl_cert = Some(value).filter(|v| !v.is_empty()),
             "sslkey" => self.ssl_key = Some(value).filter(|v| !v.is_empty()),
-            "sslnegotiation" => {
-                self.ssl_negotiation = match value.as_str() {
-                    "postgres" => SslNegotiation::Postgres,
-                    "direct" => SslNegotiation::Direct,
-                    _ => {
-                        return Err(config_error(&format!(
-                            "invalid sslnegotiation `{value}`: expected postgres or direct"
-                        )))
-                    }
-                }
-            }
+            "sslnegotiation" => self.ssl_negotiation = SslNegotiation::parse(&value)?,
             "channel_binding" => self.channel_binding = ChannelBindingMode::parse(&value)?,
             "require_auth" => self.require_auth = RequireAuth::parse(&value)?,
             _ => return Err(config_error(&format!("unknown setting `{key}`"))),
@@ -143,6 +107,23 @@ pub(super) fn keepalives_count_error(value: &str) -> Error {
     config_error(&format!(
         "invalid keepalives_count `{value}`: expected a number from 1 to 127"
     ))
+}
+
+/// `keepalives_count`: 1 to 127 probes, as the kernel allows.
+fn parse_keepalives_count(value: &str) -> Result<u32, Error> {
+    match value.parse::<u32>() {
+        Ok(n) if (1..=127).contains(&n) => Ok(n),
+        _ => Err(keepalives_count_error(value)),
+    }
+}
+
+/// `statement_cache_capacity`: a whole number of statements.
+fn parse_capacity(value: &str) -> Result<usize, Error> {
+    value.parse::<usize>().map_err(|_| {
+        config_error(&format!(
+            "invalid statement_cache_capacity `{value}`: expected a whole number"
+        ))
+    })
 }
 
 pub(super) fn parse_host(host: &str, shown: Shown) -> Result<Host, Error> {

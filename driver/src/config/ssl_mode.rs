@@ -1,7 +1,7 @@
 //! `sslmode` and `sslnegotiation`: whether and how a connection uses TLS,
 //! with libpq's meaning.
 
-#[cfg(doc)]
+use super::config::config_error;
 use crate::error::Error;
 
 /// Whether to use TLS and how much of the server's certificate to check
@@ -34,6 +34,24 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    /// The mode named by an `sslmode` value.
+    pub(super) fn parse(value: &str) -> Result<SslMode, Error> {
+        Ok(match value {
+            "disable" => SslMode::Disable,
+            "allow" => SslMode::Allow,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => {
+                return Err(config_error(&format!(
+                    "invalid sslmode `{value}`: expected disable, allow, prefer, require, \
+                     verify-ca or verify-full"
+                )))
+            }
+        })
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
@@ -65,6 +83,17 @@ pub enum SslNegotiation {
 }
 
 impl SslNegotiation {
+    /// The negotiation named by an `sslnegotiation` value.
+    pub(super) fn parse(value: &str) -> Result<SslNegotiation, Error> {
+        match value {
+            "postgres" => Ok(SslNegotiation::Postgres),
+            "direct" => Ok(SslNegotiation::Direct),
+            _ => Err(config_error(&format!(
+                "invalid sslnegotiation `{value}`: expected postgres or direct"
+            ))),
+        }
+    }
+
     pub(super) fn as_str(self) -> &'static str {
         match self {
             SslNegotiation::Postgres => "postgres",
