@@ -16,6 +16,7 @@
 //! | layer | variants |
 //! |---|---|
 //! | the driver and its pool ([`pg::Error`]) | `WrongContext`, `Config`, `Connect`, `Auth`, `AuthMethodRefused`, `ChannelBindingRequired`, `Tls`, `TlsUnsupported`, `Io`, `Closed`, `Protocol`, `Db`, `QueryTimeout`, `CopyNotAllowed`, `ParameterCount`, `ToSql`, `FromSql`, `ColumnNotFound`, `RowCount`, `RolledBack`, `TransactionAborted`, `PoolTimeout`, `PoolClosed`, `NestedAcquire`, `PoolHeldByTask`, `NotShareable`, `Green` |
+//! | a driver variant this version of the ORM has no twin for yet | `Driver` |
 //! | ORM (mapper, session, query, types) | `Mapper`, `Migration`, `Query`, `InvalidChoice` |
 //! | `testing` | `Testing` |
 
