@@ -1,11 +1,8 @@
 //! [`Client`]: one server connection and the query API.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-
-use parking_lot::Mutex;
 
 use crate::client::cancel_token::CancelToken;
 use crate::client::copy::{CopyInWriter, CopyOutReader};
@@ -17,22 +14,14 @@ use crate::connection::connection::Connection;
 use crate::error::context::require_green;
 use crate::error::{DbError, Error};
 use crate::net::open_socket::target_of;
-use crate::request::atomic_batch::{self, BatchAnswer, BatchCompletion};
-use crate::request::request::{self, Completion, RowSink};
-use crate::request::statement_cache::{
-    description_capacity, is_stale_statement, Insertion, StatementCache,
-};
-use crate::request::unnamed::{self, may_be_stale_description, UnnamedCompletion};
+use crate::request::atomic_batch::BatchAnswer;
+use crate::request::prepared::Prepared;
+use crate::request::request::{self, RowSink};
 use crate::startup::connect::open_and_start;
 use crate::wire::bind_execute::Param;
 use crate::wire::row::Row;
 use crate::wire::statement::Statement;
 use crate::wire::transaction_status::TransactionStatus;
-
-/// Gives every connection (and so every statement) a process-unique id.
-static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
-/// Gives every named statement a process-unique name.
-static NEXT_STATEMENT: AtomicU64 = AtomicU64::new(1);
 
 /// One server connection.
 ///
@@ -46,25 +35,20 @@ static NEXT_STATEMENT: AtomicU64 = AtomicU64::new(1);
 /// worker); elsewhere it returns [`Error::WrongContext`] at once.
 ///
 /// A thin face: the inner connection carries the socket, the settings and
-/// the notification queue, the request engine (free functions over that
-/// connection) talks to the server, and the client adds its identity and
-/// its statement caches.
+/// the notification queue; the request engine talks to the server, and its
+/// `Prepared` keeps the statement caches and runs statements through
+/// them (prepared once, prepared again when the server forgot them). The
+/// client checks the context and delegates.
 pub struct Client {
     conn: Arc<Connection>,
-    id: u64,
-    /// Named statements kept on the server (`statement_cache=true`).
-    statements: Mutex<StatementCache>,
-    /// With the cache off: unnamed statements, that is descriptions only
-    /// (parameter types and result columns by SQL text), kept in this
-    /// client's memory so each run takes one round trip (see
-    /// [`unnamed`]); nothing of them lives on the server.
-    descriptions: Mutex<StatementCache>,
+    /// The statement caches, and running statements through them.
+    prepared: Prepared,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("id", &self.id)
+            .field("id", &self.prepared.id())
             .field("backend_pid", &self.conn.process_id)
             .field("closed", &self.conn.is_closed())
             .field("config", self.conn.config())
@@ -110,9 +94,7 @@ impl Client {
         let conn = Connection::start(read, write, shutdown, placement, state, config)?;
         Ok(Client {
             conn,
-            id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
-            statements: Mutex::new(StatementCache::new(config.statement_cache_capacity())),
-            descriptions: Mutex::new(StatementCache::new(description_capacity(config))),
+            prepared: Prepared::new(config),
         })
     }
 
@@ -135,7 +117,7 @@ impl Client {
     pub(crate) fn simple_query(&self, sql: &str) -> Result<String, Error> {
         let done = request::simple_query(&self.conn, sql)?;
         if done.forgot_statements {
-            self.forget_statements();
+            self.prepared.forget_statements();
         }
         Ok(done.tag)
     }
@@ -197,14 +179,16 @@ impl Client {
     /// Runs a statement and returns the number of rows it affected.
     pub fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
         require_green("execute")?;
-        self.run_sql(sql, params, RowSink::Discard)
+        self.prepared
+            .run_sql(&self.conn, sql, params, RowSink::Discard)
     }
 
     /// Runs a query and returns its rows.
     pub fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
         require_green("query")?;
         let mut rows = Vec::new();
-        self.run_sql(sql, params, RowSink::Collect(&mut rows))?;
+        self.prepared
+            .run_sql(&self.conn, sql, params, RowSink::Collect(&mut rows))?;
         Ok(rows)
     }
 
@@ -243,66 +227,7 @@ impl Client {
     /// `Parse`/`Describe` round trip.
     pub fn prepare(&self, sql: &str) -> Result<Statement, Error> {
         require_green("prepare")?;
-        self.prepare_on_green(sql)
-    }
-
-    /// [`Client::prepare`] for callers that have checked the context.
-    fn prepare_on_green(&self, sql: &str) -> Result<Statement, Error> {
-        if !self.caches_statements() {
-            return self.describe_unnamed(sql);
-        }
-        if let Some(statement) = self.statements.lock().get(sql) {
-            return Ok(statement);
-        }
-        let name = format!("odm_s{}", NEXT_STATEMENT.fetch_add(1, Ordering::Relaxed));
-        let statement = request::describe(&self.conn, self.id, name, sql)?;
-        // `closed` holds the evicted statements and ours when another task
-        // prepared the same SQL meanwhile.
-        let Insertion { cached, closed } = self.statements.lock().insert(statement);
-        request::close_statements(&self.conn, &closed);
-        Ok(cached)
-    }
-
-    /// The description of `sql` for an unnamed run: cached, or learned by
-    /// one `Parse`/`Describe` round trip and cached. Descriptions evicted
-    /// from the cache have nothing on the server to close.
-    fn describe_unnamed(&self, sql: &str) -> Result<Statement, Error> {
-        if let Some(statement) = self.descriptions.lock().get(sql) {
-            return Ok(statement);
-        }
-        let statement = request::describe(&self.conn, self.id, String::new(), sql)?;
-        Ok(self.descriptions.lock().insert(statement).cached)
-    }
-
-    /// Whether prepared statements are cached (named and kept).
-    fn caches_statements(&self) -> bool {
-        let config = self.config();
-        config.statement_cache() && config.statement_cache_capacity() > 0
-    }
-
-    /// Called after `DISCARD ALL` or `DEALLOCATE ALL`: the server knows
-    /// none of the cached statements, so the cache is emptied (statements
-    /// still held are prepared again on their next run).
-    fn forget_statements(&self) {
-        self.statements.lock().clear();
-    }
-
-    /// Runs a statement prepared on this connection once and returns its
-    /// row count.
-    fn run_once(
-        &self,
-        statement: &Statement,
-        params: &[Param<'_>],
-        rows: RowSink<'_>,
-    ) -> Result<u64, Error> {
-        let Completion {
-            rows,
-            forgot_statements,
-        } = request::run(&self.conn, statement, params, rows)?;
-        if forgot_statements {
-            self.forget_statements();
-        }
-        Ok(rows)
+        self.prepared.prepare(&self.conn, sql)
     }
 
     /// Runs a prepared statement and returns its rows.
@@ -313,7 +238,8 @@ impl Client {
     ) -> Result<Vec<Row>, Error> {
         require_green("query")?;
         let mut rows = Vec::new();
-        self.run_statement(statement, params, RowSink::Collect(&mut rows))?;
+        self.prepared
+            .run_statement(&self.conn, statement, params, RowSink::Collect(&mut rows))?;
         Ok(rows)
     }
 
@@ -324,124 +250,8 @@ impl Client {
         params: &[Param<'_>],
     ) -> Result<u64, Error> {
         require_green("execute")?;
-        self.run_statement(statement, params, RowSink::Discard)
-    }
-
-    fn run_statement(
-        &self,
-        statement: &Statement,
-        params: &[Param<'_>],
-        rows: RowSink<'_>,
-    ) -> Result<u64, Error> {
-        if statement.connection_id() == self.id && !statement.is_closed() {
-            self.run_prepared(statement, params, rows)
-        } else {
-            // Prepared on another connection, or closed here since: prepare
-            // it (again) through the cache.
-            self.run_sql(statement.sql(), params, rows)
-        }
-    }
-
-    /// Prepare (cached) and run; every caller has checked the context.
-    fn run_sql(&self, sql: &str, params: &[Param<'_>], rows: RowSink<'_>) -> Result<u64, Error> {
-        let statement = self.prepare_on_green(sql)?;
-        self.run_prepared(&statement, params, rows)
-    }
-
-    /// Runs a statement prepared on this connection. A named statement the
-    /// server no longer knows or can no longer use (schema change) is
-    /// closed and, when not inside a transaction, prepared again once.
-    fn run_prepared(
-        &self,
-        statement: &Statement,
-        params: &[Param<'_>],
-        mut rows: RowSink<'_>,
-    ) -> Result<u64, Error> {
-        if statement.is_unnamed() {
-            return self.run_unnamed(statement, params, rows);
-        }
-        let first = match &mut rows {
-            RowSink::Discard => self.run_once(statement, params, RowSink::Discard),
-            RowSink::Collect(rows) => self.run_once(statement, params, RowSink::Collect(rows)),
-        };
-        match first {
-            Err(e) if !statement.is_unnamed() && is_stale_statement(&e) => {
-                if self.statements.lock().remove(statement) {
-                    request::close_statements(&self.conn, std::slice::from_ref(statement));
-                }
-                if self.transaction_status() != TransactionStatus::Idle {
-                    return Err(e);
-                }
-                if let RowSink::Collect(rows) = &mut rows {
-                    rows.clear();
-                }
-                let again = self.prepare(statement.sql())?;
-                self.run_once(&again, params, rows)
-            }
-            other => other,
-        }
-    }
-
-    /// Runs an unnamed statement (a description) in one round trip. New
-    /// result columns the server described replace the cached ones. An
-    /// error that may come from a stale description drops it; the
-    /// statement is described again and, when its parameter types changed
-    /// and running it again is safe (nothing was sent, or the connection
-    /// is outside a transaction, so the failed run left no trace), run
-    /// once more.
-    fn run_unnamed(
-        &self,
-        statement: &Statement,
-        params: &[Param<'_>],
-        mut rows: RowSink<'_>,
-    ) -> Result<u64, Error> {
-        let first = match &mut rows {
-            RowSink::Discard => self.run_unnamed_once(statement, params, RowSink::Discard),
-            RowSink::Collect(rows) => {
-                self.run_unnamed_once(statement, params, RowSink::Collect(rows))
-            }
-        };
-        let e = match first {
-            Err(e) if may_be_stale_description(&e) => e,
-            other => return other,
-        };
-        self.descriptions.lock().remove(statement);
-        let nothing_sent = matches!(e, Error::ToSql { .. });
-        if !nothing_sent && self.transaction_status() != TransactionStatus::Idle {
-            return Err(e);
-        }
-        let again = self.describe_unnamed(statement.sql())?;
-        if again.params() == statement.params() {
-            // The same parameter types: the error was not the
-            // description's.
-            return Err(e);
-        }
-        if let RowSink::Collect(rows) = &mut rows {
-            rows.clear();
-        }
-        self.run_unnamed_once(&again, params, rows)
-    }
-
-    fn run_unnamed_once(
-        &self,
-        statement: &Statement,
-        params: &[Param<'_>],
-        rows: RowSink<'_>,
-    ) -> Result<u64, Error> {
-        let UnnamedCompletion {
-            done,
-            changed_columns,
-        } = unnamed::run(&self.conn, statement, params, rows)?;
-        if let Some(columns) = changed_columns {
-            let described = statement.with_columns(columns);
-            let mut descriptions = self.descriptions.lock();
-            descriptions.remove(statement);
-            descriptions.insert(described);
-        }
-        if done.forgot_statements {
-            self.forget_statements();
-        }
-        Ok(done.rows)
+        self.prepared
+            .run_statement(&self.conn, statement, params, RowSink::Discard)
     }
 
     /// Runs `statements` (SQL and parameters) as one atomic batch: one
@@ -476,46 +286,7 @@ impl Client {
         statements: &[(&str, &[Param<'_>])],
     ) -> Result<Vec<BatchAnswer>, Error> {
         require_green("atomic_batch")?;
-        if statements.is_empty() {
-            return Ok(Vec::new());
-        }
-        let prepared = self.prepare_batch(statements)?;
-        let done = match atomic_batch::run(&self.conn, &prepared) {
-            Err(e)
-                if is_stale_statement(&e)
-                    && self.transaction_status() == TransactionStatus::Idle =>
-            {
-                let stale: Vec<Statement> = prepared
-                    .into_iter()
-                    .map(|(statement, _)| statement)
-                    .filter(|s| !s.is_unnamed() && self.statements.lock().remove(s))
-                    .collect();
-                request::close_statements(&self.conn, &stale);
-                let again = self.prepare_batch(statements)?;
-                atomic_batch::run(&self.conn, &again)
-            }
-            other => other,
-        };
-        let BatchCompletion {
-            answers,
-            forgot_statements,
-        } = done?;
-        if forgot_statements {
-            self.forget_statements();
-        }
-        Ok(answers)
-    }
-
-    /// Each statement of a batch prepared (through the cache), beside its
-    /// parameters.
-    fn prepare_batch<'p, 'v>(
-        &self,
-        statements: &[(&str, &'p [Param<'v>])],
-    ) -> Result<Vec<(Statement, &'p [Param<'v>])>, Error> {
-        statements
-            .iter()
-            .map(|&(sql, params)| Ok((self.prepare(sql)?, params)))
-            .collect()
+        self.prepared.atomic_batch(&self.conn, statements)
     }
 
     /// Starts a transaction (`BEGIN`). Dropping it without
@@ -589,7 +360,7 @@ impl Client {
     /// Number of statements in this connection's cache (at most
     /// [`Config::statement_cache_capacity`] plus those callers hold).
     pub fn cached_statements(&self) -> usize {
-        self.statements.lock().len()
+        self.prepared.cached()
     }
 
     /// Marks this client as shared by several tasks at once (the pool's
