@@ -571,6 +571,51 @@ mod tests {
     }
 
     #[test]
+    fn a_driver_error_becomes_the_orm_variant_of_the_same_name_with_the_same_answers() {
+        let driver_errors = || {
+            vec![
+                pg::Error::Config("bad port".into()),
+                pg::Error::WrongContext { operation: "query" },
+                pg::Error::Closed,
+                pg::Error::Db(db(sqlstate::UNIQUE_VIOLATION)),
+                pg::Error::RolledBack {
+                    cause: Some(db(sqlstate::SERIALIZATION_FAILURE)),
+                },
+                pg::Error::TransactionAborted {
+                    cause: Some(db(sqlstate::DEADLOCK_DETECTED)),
+                },
+                pg::Error::QueryTimeout {
+                    timeout: Duration::from_millis(5),
+                },
+                pg::Error::PoolTimeout {
+                    waited: Duration::from_secs(1),
+                    size: 2,
+                },
+                pg::Error::NestedAcquire,
+                pg::Error::RowCount(3),
+                pg::Error::Io(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+            ]
+        };
+        for (driver, orm) in driver_errors().into_iter().zip(driver_errors()) {
+            let orm = Error::from(orm);
+            assert!(
+                !matches!(orm, Error::Driver(_)),
+                "{orm:?} has its own variant"
+            );
+            let (d, o) = (format!("{driver:?}"), format!("{orm:?}"));
+            let variant = |s: &str| s.split(['(', ' ', '{']).next().unwrap_or("").to_owned();
+            assert_eq!(variant(&d), variant(&o), "{d} became {o}");
+            assert_eq!(driver.to_string(), orm.to_string());
+            assert_eq!(driver.code(), orm.code());
+            assert_eq!(driver.is_closed(), orm.is_closed());
+            assert_eq!(driver.is_timeout(), orm.is_timeout());
+            assert_eq!(driver.is_retryable(), orm.is_retryable());
+            assert_eq!(driver.is_connection_error(), orm.is_connection_error());
+            assert_eq!(driver.is_wrong_context(), orm.is_wrong_context());
+        }
+    }
+
+    #[test]
     fn the_code_of_a_rolled_back_commit_is_its_causes() {
         let e = Error::RolledBack {
             cause: Some(db(sqlstate::FOREIGN_KEY_VIOLATION)),
