@@ -7,7 +7,7 @@
 //! messages itself (`request::response`), so the reader only frames bytes.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,6 +38,16 @@ pub(crate) struct Slot {
     /// the connection idle (no transaction left open). Set before the slot
     /// is queued, read by the reader without taking the state's lock.
     require_idle: AtomicBool,
+    /// The request runs statements (not only describes them or probes the
+    /// connection). Set before the slot is queued.
+    runs_statements: AtomicBool,
+    /// Decided when queued: the request commits (a `COMMIT`, or statements
+    /// run outside a transaction), so a break after it left the client
+    /// leaves its outcome unknown.
+    commits: AtomicBool,
+    /// The connection's count of queued requests when this one was
+    /// queued: it left the client once the writer took everything up to it.
+    seq: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +73,8 @@ impl Slot {
                         ..SlotState::default()
                     };
                     *unique.require_idle.get_mut() = require_idle;
+                    *unique.runs_statements.get_mut() = true;
+                    *unique.commits.get_mut() = false;
                     // A wake-up left over from the last answer (it came
                     // before its requester parked) at worst makes the
                     // next wait loop once more.
@@ -77,6 +89,9 @@ impl Slot {
             }),
             blocker: Blocker::new(true),
             require_idle: AtomicBool::new(require_idle),
+            runs_statements: AtomicBool::new(true),
+            commits: AtomicBool::new(false),
+            seq: AtomicU64::new(0),
         })
     }
 
@@ -107,6 +122,28 @@ impl Slot {
         }
     }
 
+    /// Marks a request that only describes statements or probes the
+    /// connection: nothing it does can be committed.
+    pub(crate) fn runs_nothing(&self) {
+        self.runs_statements.store(false, Ordering::Relaxed);
+    }
+
+    /// Records, when the request is queued (under the queue's lock), its
+    /// place in the connection's order and whether it commits: `outside`
+    /// says it runs outside a transaction or ends one.
+    pub(crate) fn queued(&self, seq: u64, outside: bool) {
+        self.seq.store(seq, Ordering::Relaxed);
+        let commits = outside && self.runs_statements.load(Ordering::Relaxed);
+        self.commits.store(commits, Ordering::Relaxed);
+    }
+
+    /// Whether the connection breaking leaves this request's outcome
+    /// unknown, `written_through` being the last request that left the
+    /// client: it commits and it had left.
+    pub(crate) fn outcome_unknown(&self, written_through: u64) -> bool {
+        self.commits.load(Ordering::Relaxed) && self.seq.load(Ordering::Relaxed) <= written_through
+    }
+
     /// Whether this request must leave the connection outside a transaction.
     pub(crate) fn requires_idle(&self) -> bool {
         self.require_idle.load(Ordering::Relaxed)
@@ -119,6 +156,8 @@ impl Slot {
             if state.done || state.abandoned {
                 return;
             }
+            // The part of the answer that came is of no use now.
+            state.data = BytesMut::new();
             state.failed = Some(error);
         }
         self.blocker.unpark();
@@ -179,8 +218,15 @@ impl Slot {
         }
     }
 
-    /// Keeps a finished slot, which nobody else holds, for the next request
-    /// on this thread.
+    /// Empties a finished slot that nobody else holds: whatever it still
+    /// holds (the rest of an answer that failed part-way) is freed now,
+    /// never cached with it.
+    pub(crate) fn empty(&mut self) {
+        *self.state.get_mut() = SlotState::default();
+    }
+
+    /// Keeps a finished slot, which nobody else holds and which was
+    /// [emptied](Slot::empty), for the next request on this thread.
     pub(crate) fn keep_for_reuse(slot: Arc<Slot>) {
         SPARE_SLOTS.with(|spare| {
             let mut spare = spare.borrow_mut();

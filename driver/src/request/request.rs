@@ -95,22 +95,28 @@ pub(crate) fn request<F>(
 where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
-    request_until(conn, streaming, deadline(conn), encode)
+    request_until(conn, streaming, deadline(conn), true, encode)
 }
 
-/// [`request`] with an explicit deadline.
+/// [`request`] with an explicit deadline; `runs_statements` false for a
+/// request that only describes statements or probes the connection, so
+/// nothing of it can be committed.
 pub(crate) fn request_until<F>(
     conn: &Connection,
     streaming: bool,
     deadline: Option<QueryDeadline>,
+    runs_statements: bool,
     encode: F,
 ) -> Result<Response, Error>
 where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
     let slot = Slot::new(streaming, conn.is_shared());
+    if !runs_statements {
+        slot.runs_nothing();
+    }
     encode_then_send(encode, |bytes| {
-        conn.send(bytes, Some(slot.clone()), Sending::Now)
+        conn.send_owned(bytes, Some(slot.clone()), Sending::Now)
     })?;
     Ok(Response::new(slot, deadline))
 }
@@ -119,15 +125,32 @@ where
 /// hands its bytes to `send`: the one place requests are encoded and sent.
 fn encode_then_send<F>(
     encode: F,
-    send: impl FnOnce(&[u8]) -> Result<(), Error>,
+    send: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
 ) -> Result<(), Error>
 where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
     let mut buf = take_scratch();
-    let sent = encode(&mut buf).and_then(|()| send(&buf));
+    let sent = encode(&mut buf)
+        .map_err(not_sent)
+        .and_then(|()| send(&mut buf));
     put_scratch(buf);
     sent
+}
+
+/// An encoding failure is the caller's, not the connection's: nothing was
+/// sent, so an I/O error from the message writers (a NUL byte in the SQL
+/// text or a name, a message over the protocol's size limit) becomes
+/// [`Error::Encode`] and the connection stays usable.
+#[cold]
+fn not_sent(error: Error) -> Error {
+    match error {
+        Error::Io(e) if e.to_string().contains("embedded null") => {
+            Error::Encode("the sql text or a name contains a nul byte".to_owned())
+        }
+        Error::Io(e) => Error::Encode(e.to_string()),
+        other => other,
+    }
 }
 
 /// The deadline of the connection's requests, when `query_timeout` is set.
@@ -145,7 +168,7 @@ where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
     encode_then_send(encode, |bytes| {
-        conn.send(bytes, Some(Slot::abandoned()), Sending::Now)
+        conn.send_owned(bytes, Some(Slot::abandoned()), Sending::Now)
     })
 }
 
@@ -181,7 +204,7 @@ pub(crate) fn queue_simple_statement_ahead(conn: &Connection, sql: &str) -> Resu
     log_queued(sql);
     encode_then_send(
         |buf| Ok(frontend::query(sql, buf)?),
-        |bytes| conn.send(bytes, Some(Slot::abandoned()), Sending::Deferred),
+        |bytes| conn.send_owned(bytes, Some(Slot::abandoned()), Sending::Deferred),
     )
 }
 
@@ -208,7 +231,7 @@ pub(crate) fn send_transaction_end(
     let slot = Slot::new(false, false);
     encode_then_send(
         |buf| Ok(frontend::query(sql, buf)?),
-        |bytes| conn.send(bytes, Some(slot.clone()), Sending::EndingTransaction),
+        |bytes| conn.send_owned(bytes, Some(slot.clone()), Sending::EndingTransaction),
     )?;
     Ok(TransactionEnd {
         conn: conn.clone(),
@@ -258,7 +281,7 @@ pub(crate) fn check_alive(conn: &Arc<Connection>, timeout: Duration) -> Result<(
         connection: conn.clone(),
         cancel: false,
     };
-    let mut response = request_until(conn, false, Some(deadline), |buf| {
+    let mut response = request_until(conn, false, Some(deadline), false, |buf| {
         frontend::query("", buf)?;
         Ok(())
     })?;
@@ -273,7 +296,7 @@ pub(crate) fn describe(
     name: String,
     sql: &str,
 ) -> Result<Statement, Error> {
-    let mut response = request(conn, false, |buf| {
+    let mut response = request_until(conn, false, deadline(conn), false, |buf| {
         frontend::parse(&name, sql, std::iter::empty(), buf)?;
         frontend::describe(b'S', &name, buf)?;
         frontend::sync(buf);
