@@ -7,7 +7,7 @@
 //! messages itself (`request::response`), so the reader only frames bytes.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,6 +29,18 @@ thread_local! {
 /// How many finished slots a thread keeps for reuse.
 const SPARE_SLOTS_KEPT: usize = 64;
 
+/// What a request may do to stored data: whether a break after it left the
+/// client leaves its outcome unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Nothing: it describes statements or probes the connection.
+    Nothing,
+    /// It runs statements: they commit when run outside a transaction.
+    Statements,
+    /// Its text may end the transaction it runs in (`COMMIT`, `END`).
+    EndsTransaction,
+}
+
 /// Where the reader puts one request's answer.
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -38,9 +50,9 @@ pub(crate) struct Slot {
     /// the connection idle (no transaction left open). Set before the slot
     /// is queued, read by the reader without taking the state's lock.
     require_idle: AtomicBool,
-    /// The request runs statements (not only describes them or probes the
-    /// connection). Set before the slot is queued.
-    runs_statements: AtomicBool,
+    /// What the request may do to stored data (an [`Effect`] as a byte).
+    /// Set before the slot is queued.
+    effect: AtomicU8,
     /// Decided when queued: the request commits (a `COMMIT`, or statements
     /// run outside a transaction), so a break after it left the client
     /// leaves its outcome unknown.
@@ -73,7 +85,7 @@ impl Slot {
                         ..SlotState::default()
                     };
                     *unique.require_idle.get_mut() = require_idle;
-                    *unique.runs_statements.get_mut() = true;
+                    *unique.effect.get_mut() = Effect::Statements as u8;
                     *unique.commits.get_mut() = false;
                     // A wake-up left over from the last answer (it came
                     // before its requester parked) at worst makes the
@@ -89,7 +101,7 @@ impl Slot {
             }),
             blocker: Blocker::new(true),
             require_idle: AtomicBool::new(require_idle),
-            runs_statements: AtomicBool::new(true),
+            effect: AtomicU8::new(Effect::Statements as u8),
             commits: AtomicBool::new(false),
             seq: AtomicU64::new(0),
         })
@@ -122,10 +134,10 @@ impl Slot {
         }
     }
 
-    /// Marks a request that only describes statements or probes the
-    /// connection: nothing it does can be committed.
-    pub(crate) fn runs_nothing(&self) {
-        self.runs_statements.store(false, Ordering::Relaxed);
+    /// Says what the request may do to stored data (by default it runs
+    /// statements).
+    pub(crate) fn set_effect(&self, effect: Effect) {
+        self.effect.store(effect as u8, Ordering::Relaxed);
     }
 
     /// Records, when the request is queued (under the queue's lock), its
@@ -133,7 +145,9 @@ impl Slot {
     /// says it runs outside a transaction or ends one.
     pub(crate) fn queued(&self, seq: u64, outside: bool) {
         self.seq.store(seq, Ordering::Relaxed);
-        let commits = outside && self.runs_statements.load(Ordering::Relaxed);
+        let effect = self.effect.load(Ordering::Relaxed);
+        let commits = effect == Effect::EndsTransaction as u8
+            || (outside && effect == Effect::Statements as u8);
         self.commits.store(commits, Ordering::Relaxed);
     }
 

@@ -20,7 +20,7 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
 use crate::connection::connection::{Connection, Sending};
-use crate::connection::slot::Slot;
+use crate::connection::slot::{Effect, Slot};
 use crate::error::Error;
 use crate::request::response::{Frame, QueryDeadline, Response};
 use crate::wire::bind_execute::{self, encode_bind_execute_sync, Param};
@@ -95,25 +95,24 @@ pub(crate) fn request<F>(
 where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
-    request_until(conn, streaming, deadline(conn), true, encode)
+    request_until(conn, streaming, deadline(conn), Effect::Statements, encode)
 }
 
-/// [`request`] with an explicit deadline; `runs_statements` false for a
-/// request that only describes statements or probes the connection, so
-/// nothing of it can be committed.
+/// [`request`] with an explicit deadline and what it may do to stored data
+/// (which decides whether a break leaves its outcome unknown).
 pub(crate) fn request_until<F>(
     conn: &Connection,
     streaming: bool,
     deadline: Option<QueryDeadline>,
-    runs_statements: bool,
+    effect: Effect,
     encode: F,
 ) -> Result<Response, Error>
 where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
     let slot = Slot::new(streaming, conn.is_shared());
-    if !runs_statements {
-        slot.runs_nothing();
+    if effect != Effect::Statements {
+        slot.set_effect(effect);
     }
     encode_then_send(encode, |bytes| {
         conn.send_owned(bytes, Some(slot.clone()), Sending::Now)
@@ -281,7 +280,7 @@ pub(crate) fn check_alive(conn: &Arc<Connection>, timeout: Duration) -> Result<(
         connection: conn.clone(),
         cancel: false,
     };
-    let mut response = request_until(conn, false, Some(deadline), false, |buf| {
+    let mut response = request_until(conn, false, Some(deadline), Effect::Nothing, |buf| {
         frontend::query("", buf)?;
         Ok(())
     })?;
@@ -296,7 +295,7 @@ pub(crate) fn describe(
     name: String,
     sql: &str,
 ) -> Result<Statement, Error> {
-    let mut response = request_until(conn, false, deadline(conn), false, |buf| {
+    let mut response = request_until(conn, false, deadline(conn), Effect::Nothing, |buf| {
         frontend::parse(&name, sql, std::iter::empty(), buf)?;
         frontend::describe(b'S', &name, buf)?;
         frontend::sync(buf);
@@ -434,11 +433,25 @@ pub(crate) fn simple_query(conn: &Arc<Connection>, sql: &str) -> Result<SimpleCo
 }
 
 fn simple_query_unlogged(conn: &Arc<Connection>, sql: &str) -> Result<SimpleCompletion, Error> {
-    let response = request(conn, false, |buf| {
+    let effect = if may_end_transaction(sql) {
+        Effect::EndsTransaction
+    } else {
+        Effect::Statements
+    };
+    let response = request_until(conn, false, deadline(conn), effect, |buf| {
         frontend::query(sql, buf)?;
         Ok(())
     })?;
     read_simple(conn, response).0
+}
+
+/// Whether simple-protocol text may end the transaction it runs in — it
+/// names `COMMIT` or `END` anywhere (in any case) — so that a break after
+/// it left leaves its outcome unknown even inside a transaction. Erring
+/// towards "may" only costs a more careful error.
+fn may_end_transaction(sql: &str) -> bool {
+    sql.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .any(|word| word.eq_ignore_ascii_case("commit") || word.eq_ignore_ascii_case("end"))
 }
 
 /// Reads a simple-protocol answer up to `ReadyForQuery`; also returns the
@@ -588,4 +601,19 @@ pub(super) fn encode_bind(
     buf: &mut BytesMut,
 ) -> Result<(), Error> {
     bind_execute::encode_bind(statement.name(), statement.params(), params, buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_end_transaction;
+
+    #[test]
+    fn text_naming_commit_or_end_may_end_the_transaction() {
+        assert!(may_end_transaction("COMMIT"));
+        assert!(may_end_transaction("insert into t values (1); commit;"));
+        assert!(may_end_transaction("END"));
+        assert!(!may_end_transaction("SELECT * FROM commits"));
+        assert!(!may_end_transaction("INSERT INTO t VALUES (1)"));
+        assert!(!may_end_transaction("SELECT ending FROM t"));
+    }
 }

@@ -212,6 +212,9 @@ fn data_row(body: &[u8]) -> Result<(), &'static str> {
 fn row_description(body: &[u8]) -> Result<(), &'static str> {
     let (count, mut rest) = counted(body).ok_or("no column count")?;
     for _ in 0..count {
+        if rest.is_empty() {
+            return Err("shorter than its column count");
+        }
         let end = rest
             .iter()
             .position(|&b| b == 0)
