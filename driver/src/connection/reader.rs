@@ -17,7 +17,7 @@ use postgres_protocol::message::backend::Message;
 use crate::connection::connection::{CloseReason, Connection};
 use crate::connection::slot::Slot;
 use crate::net::socket::ReadHalf;
-use crate::wire::frame::{check_body, check_header, FrameError, MessageOrder, Phase};
+use crate::wire::frame::{next_message, FrameError, Framed, MessageOrder, Phase};
 use crate::wire::notification::Notification;
 use crate::wire::server_error::{log_notice, parse_fields};
 
@@ -28,7 +28,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// a connection does not keep the largest answer it ever received.
 const KEPT_BUFFER: usize = 256 * 1024;
 
-/// A message [`check_header`], [`check_body`] or [`MessageOrder`] refused.
+/// A message [`next_message`] refused.
 fn refused(error: FrameError) -> CloseReason {
     CloseReason::Protocol(error.to_string())
 }
@@ -103,34 +103,27 @@ impl Reader {
     }
 
     /// Routes every complete message in the buffer. Each message is
-    /// checked as soon as its 5-byte header is in ([`check_header`]: its
+    /// checked by [`next_message`] as soon as its 5-byte header is in (its
     /// type and length, before anything of its body is buffered) and again
-    /// when it is complete ([`check_body`], [`MessageOrder`]): a bad one
-    /// closes the connection at once, failing every request on it.
+    /// when it is complete (its shape and its place in the order): a bad
+    /// one closes the connection at once, failing every request on it.
     fn route(&mut self) -> Result<(), CloseReason> {
         let mut pos = 0;
         let mut large = false;
         loop {
-            let available = self.buf.len() - pos;
-            if available < 5 {
-                break;
-            }
-            let tag = self.buf[pos];
-            let word = u32::from_be_bytes([
-                self.buf[pos + 1],
-                self.buf[pos + 2],
-                self.buf[pos + 3],
-                self.buf[pos + 4],
-            ]);
-            let total = check_header(tag, word, self.phase).map_err(refused)?;
-            if available < total {
-                // Room for the rest of this message in one allocation (its
-                // size is bounded now), instead of doubling up to it.
-                self.buf.reserve(total - available);
-                break;
-            }
-            check_body(tag, &self.buf[pos + 5..pos + total]).map_err(refused)?;
-            self.order.accept(tag).map_err(refused)?;
+            let (tag, total) = match next_message(&self.buf[pos..], self.phase, &mut self.order)
+                .map_err(refused)?
+            {
+                Framed::NeedHeader => break,
+                Framed::Partial { total } => {
+                    // Room for the rest of this message in one allocation
+                    // (its size is bounded now), instead of doubling up
+                    // to it.
+                    self.buf.reserve(total - (self.buf.len() - pos));
+                    break;
+                }
+                Framed::Message { tag, total } => (tag, total),
+            };
             large |= total > KEPT_BUFFER;
             match tag {
                 b'A' | b'N' | b'S' => {

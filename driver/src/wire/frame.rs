@@ -232,6 +232,39 @@ fn row_description(body: &[u8]) -> Result<(), &'static str> {
     }
 }
 
+/// What the start of a receive buffer holds, by [`next_message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framed {
+    /// Fewer than the 5 bytes of a header.
+    NeedHeader,
+    /// A message whose header passed [`check_header`], not complete yet:
+    /// `total` bytes in all (the most its buffer need hold).
+    Partial { total: usize },
+    /// A complete message of `total` bytes whose header, body and order
+    /// passed every check.
+    Message { tag: u8, total: usize },
+}
+
+/// Frames the message at the start of `buf`: checks its header as soon as
+/// the 5 bytes are there, its body and its order (in `order`, which then
+/// counts it) once it is complete.
+pub(crate) fn next_message(
+    buf: &[u8],
+    phase: Phase,
+    order: &mut MessageOrder,
+) -> Result<Framed, FrameError> {
+    let Some(&[tag, a, b, c, d]) = buf.first_chunk::<5>() else {
+        return Ok(Framed::NeedHeader);
+    };
+    let total = check_header(tag, u32::from_be_bytes([a, b, c, d]), phase)?;
+    if buf.len() < total {
+        return Ok(Framed::Partial { total });
+    }
+    check_body(tag, &buf[5..total])?;
+    order.accept(tag)?;
+    Ok(Framed::Message { tag, total })
+}
+
 /// The order of an answer's messages, as far as the reader can tell it
 /// without knowing the requests: rows only after a description (or a
 /// `BindComplete`, whose statement's description the requester cached),
@@ -281,6 +314,8 @@ impl MessageOrder {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const READY: Phase = Phase::Ready {
@@ -390,5 +425,146 @@ mod tests {
             order.accept(tag).unwrap();
         }
         assert!(order.accept(b'c').is_err());
+    }
+
+    /// Feeds `stream` to [`next_message`] in chunks of the given sizes, as
+    /// the reader does, consuming whole messages. Returns how it ended:
+    /// `Ok(leftover)` (bytes of an incomplete message still wanted) or the
+    /// error; checks on the way that no message ever asks for room over
+    /// its bound.
+    fn feed(stream: &[u8], chunks: &[usize], max: usize) -> Result<usize, FrameError> {
+        let phase = Phase::Ready {
+            max_message_bytes: max,
+        };
+        let mut order = MessageOrder::default();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut fed = 0;
+        let mut chunk = chunks.iter().cycle();
+        while fed < stream.len() {
+            let n = (*chunk.next().unwrap()).clamp(1, stream.len() - fed);
+            buf.extend_from_slice(&stream[fed..fed + n]);
+            fed += n;
+            loop {
+                match next_message(&buf, phase, &mut order)? {
+                    Framed::NeedHeader => break,
+                    Framed::Partial { total } => {
+                        assert!(total <= max + 1, "asked for {total} bytes");
+                        break;
+                    }
+                    Framed::Message { total, .. } => {
+                        assert!(total <= max + 1);
+                        buf.drain(..total);
+                    }
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    /// A well-formed answer: each element one message's bytes.
+    fn answer() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        let row = prop::collection::vec(
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..40)),
+            0..6,
+        );
+        (prop::collection::vec(row, 0..8), 0..3usize).prop_map(|(rows, shape)| {
+            let mut messages = Vec::new();
+            match shape {
+                0 => {
+                    messages.push(message(b'1', b""));
+                    messages.push(message(b'2', b""));
+                    messages.push(message(b'T', &description(2)));
+                }
+                1 => messages.push(message(b'2', b"")),
+                _ => messages.push(message(b'T', &description(1))),
+            }
+            messages.push(message(b'N', b"SNOTICE\0Mhi\0\0"));
+            for values in rows {
+                messages.push(message(b'D', &data_row(&values)));
+            }
+            messages.push(message(b'C', b"SELECT 1\0"));
+            messages.push(message(b'Z', b"I"));
+            messages
+        })
+    }
+
+    fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![tag];
+        bytes.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn description(columns: u16) -> Vec<u8> {
+        let mut body = columns.to_be_bytes().to_vec();
+        for _ in 0..columns {
+            body.extend_from_slice(b"c\0");
+            body.extend_from_slice(&[0; 18]);
+        }
+        body
+    }
+
+    fn data_row(values: &[Option<Vec<u8>>]) -> Vec<u8> {
+        let mut body = (values.len() as u16).to_be_bytes().to_vec();
+        for value in values {
+            match value {
+                Some(v) => {
+                    body.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                    body.extend_from_slice(v);
+                }
+                None => body.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        body
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Arbitrary bytes: never a panic, never room asked over the bound
+        /// (64 KiB here), and garbage is refused within the stream — what
+        /// is left is at most one incomplete message with a valid header.
+        #[test]
+        fn arbitrary_bytes_never_panic_or_ask_for_more_than_the_bound(
+            stream in prop::collection::vec(any::<u8>(), 0..4096),
+            chunks in prop::collection::vec(1usize..512, 1..8),
+        ) {
+            let max = 65_536;
+            if let Ok(left) = feed(&stream, &chunks, max) {
+                if left >= 5 {
+                    let start = stream.len() - left;
+                    let word = u32::from_be_bytes(stream[start + 1..start + 5].try_into().unwrap());
+                    let phase = Phase::Ready { max_message_bytes: max };
+                    let valid = check_header(stream[start], word, phase).is_ok();
+                    prop_assert!(valid, "an invalid header was left waiting");
+                }
+            }
+        }
+
+        /// Well-formed answers pass whole, however the bytes are chunked.
+        #[test]
+        fn well_formed_answers_pass_in_any_chunking(
+            answers in prop::collection::vec(answer(), 1..4),
+            chunks in prop::collection::vec(1usize..64, 1..8),
+        ) {
+            let stream: Vec<u8> = answers.into_iter().flatten().flatten().collect();
+            prop_assert_eq!(feed(&stream, &chunks, 65_536), Ok(0));
+        }
+
+        /// One byte of a well-formed answer changed: never a panic, and
+        /// either refused or still well-formed (some changes are harmless,
+        /// e.g. inside a value).
+        #[test]
+        fn a_corrupted_answer_never_panics(
+            answer in answer(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            chunks in prop::collection::vec(1usize..64, 1..8),
+        ) {
+            let mut stream: Vec<u8> = answer.into_iter().flatten().collect();
+            let i = at.index(stream.len());
+            stream[i] = byte;
+            let _ = feed(&stream, &chunks, 65_536);
+        }
     }
 }
