@@ -8,8 +8,6 @@
 //!
 //! Run: `cargo test --test stack_overflow`
 
-use std::time::{Duration, Instant};
-
 use green::{GreenError, GreenPool};
 use odm::pg::{Client, Config, Pool};
 use odm::testing::test_database;
@@ -60,12 +58,12 @@ fn a_task_that_overflows_its_stack_holding_a_transaction_gives_back_the_slot_and
         .join();
     assert_eq!(overflowed.unwrap_err(), GreenError::StackOverflow);
 
-    let started = Instant::now();
     let pool2 = pool.clone();
     let value: i32 = green
         .run(move || {
-            // The pool's only slot is free again, and the row lock is gone:
-            // a lock wait would fail after 2 s instead of succeeding.
+            // The pool's only slot is free again (else this fails after
+            // pool_timeout, 5 s), and the row lock is gone (else the update
+            // fails after lock_timeout, 2 s).
             let conn = pool2.acquire().unwrap();
             conn.batch_execute("SET lock_timeout = 2000").unwrap();
             conn.execute("UPDATE t SET v = v + 2 WHERE id = 1", &[])
@@ -75,9 +73,7 @@ fn a_task_that_overflows_its_stack_holding_a_transaction_gives_back_the_slot_and
                 .get(0)
         })
         .unwrap();
-    let took = started.elapsed();
     assert_eq!(value, 2, "the abandoned transaction was rolled back");
-    assert!(took < Duration::from_secs(4), "took {took:?}");
     assert_eq!(pool.size(), 1);
     assert!(pool.stats().connections_discarded >= 1);
 }
