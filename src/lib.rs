@@ -153,6 +153,7 @@ pub use types::Choice;
 /// Items the derives expand to; not a public API.
 pub mod __private {
     pub use bytes::BytesMut;
+    pub use odm_derive::embed_dir;
     pub use postgres_types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 }
 

@@ -162,7 +162,9 @@ fn an_engine_built_from_the_environment_runs_queries() {
     let engine = odm::Engine::with_options(config, options);
     let user: String = on_green(move || {
         let conn = engine.pool().acquire().unwrap();
-        conn.query_one("SELECT current_user::text", &[]).unwrap().get(0)
+        conn.query_one("SELECT current_user::text", &[])
+            .unwrap()
+            .get(0)
     });
     assert_eq!(user, SCRAM_USER);
 }

@@ -4,6 +4,7 @@
 
 mod attrs;
 mod choice;
+mod embed;
 mod model;
 
 use proc_macro::TokenStream;
@@ -31,6 +32,18 @@ pub fn derive_model(input: TokenStream) -> TokenStream {
 pub fn derive_choice(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     choice::expand(input)
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+/// The migrations of a folder, read at compile time: what
+/// `odm::embed_migrations!("folder")` expands to (use that; this takes
+/// odm's path first).
+#[doc(hidden)]
+#[proc_macro]
+pub fn embed_dir(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as embed::EmbedDir);
+    embed::expand(input)
         .unwrap_or_else(|e| e.to_compile_error())
         .into()
 }

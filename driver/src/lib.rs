@@ -53,8 +53,8 @@ pub use client::copy::{CopyInWriter, CopyOutReader};
 pub use client::notifications::Notifications;
 pub use client::transaction::Transaction;
 pub use config::{
-    AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Environment, Host, LoadBalanceHosts, RequireAuth,
-    SslMode, SslNegotiation, TargetSessionAttrs,
+    AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Environment, Host, LoadBalanceHosts,
+    RequireAuth, SslMode, SslNegotiation, TargetSessionAttrs,
 };
 pub use error::{sqlstate, BoxError, DbError, Error, Result, TlsFailure, WRONG_CONTEXT};
 pub use pool::{Pool, PoolStats, PooledConnection};

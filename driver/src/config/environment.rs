@@ -250,9 +250,11 @@ mod tests {
             ("PGDATABASE", "envdb"),
             ("PGSSLMODE", "disable"),
         ]);
-        let config =
-            Config::parse_with_env("postgresql://bob:urlpass@urlhost/urldb?sslmode=require", &env)
-                .unwrap();
+        let config = Config::parse_with_env(
+            "postgresql://bob:urlpass@urlhost/urldb?sslmode=require",
+            &env,
+        )
+        .unwrap();
         assert_eq!(config.host(), &Host::Tcp("urlhost".into()));
         assert_eq!(config.port(), 6543, "the url gives no port");
         assert_eq!((config.user(), config.password()), ("bob", Some("urlpass")));
@@ -260,7 +262,10 @@ mod tests {
         assert_eq!(config.ssl_mode(), SslMode::Require);
         let config = Config::parse_with_env("postgresql://", &env).unwrap();
         assert_eq!(config.host(), &Host::Tcp("envhost".into()));
-        assert_eq!((config.user(), config.password()), ("alice", Some("envpass")));
+        assert_eq!(
+            (config.user(), config.password()),
+            ("alice", Some("envpass"))
+        );
         assert_eq!(config.dbname(), "envdb");
         let config = Config::parse_with_env("dbname=kv", &env).unwrap();
         assert_eq!((config.dbname(), config.user()), ("kv", "alice"));
@@ -293,13 +298,19 @@ mod tests {
             .to_string();
         assert!(err.contains("PGSSLMODE"), "{err}");
         // An empty variable is unset, as a blank PGPORT in a shell script.
-        assert_eq!(Config::from_env(&env(&[("PGPORT", "")])).unwrap().port(), 5432);
+        assert_eq!(
+            Config::from_env(&env(&[("PGPORT", "")])).unwrap().port(),
+            5432
+        );
     }
 
     #[test]
     fn debug_of_an_environment_hides_pgpassword() {
         let shown = format!("{:?}", env(&[("PGPASSWORD", "s3cret"), ("PGUSER", "a")]));
-        assert!(!shown.contains("s3cret") && shown.contains("PGUSER"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("PGUSER"),
+            "{shown}"
+        );
     }
 
     #[cfg(unix)]

@@ -197,11 +197,26 @@ mod tests {
         );
         assert_eq!(entries.len(), 3);
         let find = |host: &str, port, db, user| find_password(&entries, &tcp(host), port, db, user);
-        assert_eq!(find("db.example.com", 5432, "app", "alice").as_deref(), Some("first"));
-        assert_eq!(find("db.example.com", 5432, "other", "alice").as_deref(), Some("second"));
-        assert_eq!(find("elsewhere", 5432, "app", "alice").as_deref(), Some("second"));
-        assert_eq!(find("elsewhere", 6000, "app", "alice").as_deref(), Some("fallback"));
-        assert_eq!(find("elsewhere", 6000, "app", "bob").as_deref(), Some("fallback"));
+        assert_eq!(
+            find("db.example.com", 5432, "app", "alice").as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            find("db.example.com", 5432, "other", "alice").as_deref(),
+            Some("second")
+        );
+        assert_eq!(
+            find("elsewhere", 5432, "app", "alice").as_deref(),
+            Some("second")
+        );
+        assert_eq!(
+            find("elsewhere", 6000, "app", "alice").as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(
+            find("elsewhere", 6000, "app", "bob").as_deref(),
+            Some("fallback")
+        );
     }
 
     #[test]
@@ -237,7 +252,10 @@ mod tests {
             find_password(&entries, &socket, 5432, "d", "u").as_deref(),
             Some("local")
         );
-        assert_eq!(find_password(&entries, &tcp("127.0.0.1"), 5432, "d", "u"), None);
+        assert_eq!(
+            find_password(&entries, &tcp("127.0.0.1"), 5432, "d", "u"),
+            None
+        );
     }
 
     #[test]

@@ -270,10 +270,7 @@ pub fn parse_url(url: &str) -> Result<(Config, PoolOptions), Error> {
 /// # Errors
 ///
 /// [`Error::Config`] naming the bad setting or variable, never the password.
-pub fn parse_url_with_env(
-    url: &str,
-    env: &Environment,
-) -> Result<(Config, PoolOptions), Error> {
+pub fn parse_url_with_env(url: &str, env: &Environment) -> Result<(Config, PoolOptions), Error> {
     pool_options_of(Config::parse_with_env_and_pool_settings(url, env)?)
 }
 
