@@ -27,7 +27,7 @@
 //!
 //! For each test:
 //!
-//! 1. a fresh database is created with [`testing::test_database`] (on the
+//! 1. a fresh database is created with [`testing::test_database`](odm_testing::test_database) (on the
 //!    server `DATABASE_URL` names, else on a throwaway cluster started once
 //!    per test binary);
 //! 2. on a green worker (one [`GreenPool`] per test binary), the folder
