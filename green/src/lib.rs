@@ -89,6 +89,8 @@ mod lock;
 mod pool;
 pub mod runtime;
 mod submitted;
+#[cfg(feature = "tracing")]
+pub mod trace;
 mod wait;
 mod waiter;
 

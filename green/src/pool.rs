@@ -223,6 +223,8 @@ impl GreenPool {
         if self.in_green_worker() {
             return Ok(Submitted::ready(run_catching(func)));
         }
+        #[cfg(feature = "tracing")]
+        let func = crate::trace::carry(func);
         let task = Arc::new(Task::new(func));
         let submitted = Submitted::from_task(task.clone());
         shared.dispatch(task)?;

@@ -14,9 +14,11 @@
 //! curl -X PATCH localhost:8080/todos/1 -d '{"done": true}'
 //! ```
 //!
-//! Each request runs inside a `tracing` span `http.request`; with odm's
-//! `tracing` feature the green task and every statement and transaction
-//! become its children (see `tests/green_api.rs`, which captures one).
+//! Each request has a `tracing` span `http.request`; with odm's `tracing`
+//! feature its green task, the task's transaction and every statement
+//! become its descendants (`tests/green_api.rs` captures one request's
+//! trace). Install a subscriber (`tracing-subscriber`, an OpenTelemetry
+//! layer) in `main` to see them.
 
 mod todos;
 
@@ -138,11 +140,16 @@ impl HttpService for App {
             url.path = %path,
             http.response.status_code = tracing::field::Empty,
         );
-        let _entered = span.enter();
-        let answer = content_length(&req).and_then(|length| {
-            let mut body = Vec::with_capacity(length);
-            req.body().take(length as u64).read_to_end(&mut body)?;
-            self.route(&method, &path, &query, &body)
+        // Current for this connection's coroutine, not entered: the request
+        // parks while its task runs, and `tracing`'s entered spans are per
+        // OS thread (see green::trace). Its green task and the task's
+        // statements become its children.
+        let answer = green::trace::in_span(&span, || {
+            content_length(&req).and_then(|length| {
+                let mut body = Vec::with_capacity(length);
+                req.body().take(length as u64).read_to_end(&mut body)?;
+                self.route(&method, &path, &query, &body)
+            })
         });
         let (status, body) = answer.unwrap_or_else(|error| {
             if let ApiError::Internal(why) = &error {
