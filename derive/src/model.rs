@@ -306,7 +306,9 @@ fn field_consts(def: &ModelDef<'_>) -> TokenStream {
         }
     });
     quote! {
-        #[allow(dead_code)]
+        // an array or JSON column's constant names a long type
+        // (`Field<M, Vec<i64>, Option<Vec<i64>>>`), which is not the user's to simplify
+        #[allow(dead_code, clippy::type_complexity)]
         impl #name {
             #(#consts)*
         }

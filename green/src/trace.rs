@@ -72,7 +72,9 @@ mod tests {
         let outer = Span::none();
         let inner = Span::none();
         in_span(&outer, || {
-            let caught = std::panic::catch_unwind(|| in_span(&inner, || panic!("boom")));
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                in_span(&inner, || panic!("boom"))
+            }));
             assert!(caught.is_err());
             assert!(CURRENT.with(|c| c.borrow().is_some()));
         });

@@ -108,8 +108,11 @@ mod tests {
         assert_eq!(<Vec<i64> as ColumnType>::SQL_TYPE, "BIGINT[]");
         assert_eq!(<Vec<String> as ColumnType>::SQL_TYPE, "TEXT[]");
         assert_eq!(<Option<Vec<bool>> as ColumnType>::SQL_TYPE, "BOOLEAN[]");
-        assert!(<Option<Vec<bool>> as ColumnType>::NULLABLE);
-        assert!(!<Vec<i32> as ColumnType>::IDENTITY);
+        let flags = [
+            <Option<Vec<bool>> as ColumnType>::NULLABLE,
+            <Vec<i32> as ColumnType>::IDENTITY,
+        ];
+        assert_eq!(flags, [true, false]);
         assert_eq!(<Vec<u8> as ColumnType>::SQL_TYPE, "BYTEA");
     }
 

@@ -44,7 +44,8 @@ mod tests {
     #[test]
     fn typed_json_is_a_jsonb_column() {
         assert_eq!(<Json<Vec<String>> as ColumnType>::SQL_TYPE, "JSONB");
-        assert!(<Option<Json<Vec<String>>> as ColumnType>::NULLABLE);
+        let nullable = [<Option<Json<Vec<String>>> as ColumnType>::NULLABLE];
+        assert_eq!(nullable, [true]);
         assert!(Json(vec![1, 2]).param().is_some());
     }
 }

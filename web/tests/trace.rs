@@ -267,10 +267,13 @@ fn one_request_s_trace_is_the_request_its_task_its_transaction_two_statements_an
     assert!(request.closed && task[0].closed && transaction[0].closed);
 }
 
+/// What the hook saw of a statement: operation, rows, error type.
+type HookSeen = (String, Option<u64>, Option<String>);
+
 #[test]
 fn a_failed_statement_s_span_and_hook_event_carry_its_sqlstate() {
     let spans = spans();
-    let seen: Arc<Mutex<Vec<(String, Option<u64>, Option<String>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<HookSeen>>> = Arc::default();
     let sink = Arc::clone(&seen);
     odm::pg::set_statement_hook(move |event| {
         if event.sql.contains("odm_trace_marker") {
