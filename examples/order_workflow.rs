@@ -30,13 +30,17 @@
 //! exit. `tests/order_workflow.rs` runs [`run_shop`] and checks the
 //! invariants against the database.
 //!
-//! The ORM has no column arithmetic in aggregates (`sum(qty * price)`), so
-//! a line item stores its total (`amount_cents`), as many schemas do.
+//! Money is `NUMERIC` in the database and `rust_decimal::Decimal` in Rust
+//! (odm's `decimal` feature): exact, with its scale kept (`25.00`), and
+//! summed exactly by the server. The ORM has no column arithmetic in
+//! aggregates (`sum(qty * price)`), so a line item stores its total
+//! (`amount`), as many schemas do.
 
 use green::GreenPool;
 use odm::query::{count_distinct, sum};
 use odm::testing::TempCluster;
 use odm::{Mapper, Migration, Migrations};
+use rust_decimal::Decimal;
 
 /// V1: the shop's tables.
 const V1_CREATE_SHOP: &str = "
@@ -47,7 +51,7 @@ CREATE TABLE customers (
 CREATE TABLE products (
     id SERIAL PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    price_cents INTEGER NOT NULL CHECK (price_cents > 0),
+    price NUMERIC(10, 2) NOT NULL CHECK (price > 0),
     stock INTEGER NOT NULL CHECK (stock >= 0)
 );
 CREATE TABLE orders (
@@ -61,8 +65,8 @@ CREATE TABLE line_items (
     order_id INTEGER NOT NULL REFERENCES orders (id),
     product_id INTEGER NOT NULL REFERENCES products (id),
     qty INTEGER NOT NULL CHECK (qty > 0),
-    unit_price_cents INTEGER NOT NULL,
-    amount_cents INTEGER NOT NULL
+    unit_price NUMERIC(10, 2) NOT NULL,
+    amount NUMERIC(12, 2) NOT NULL
 );
 CREATE INDEX line_items_order ON line_items (order_id);
 ";
@@ -94,7 +98,7 @@ pub struct Product {
     #[odm(primary_key)]
     pub id: Option<i32>,
     pub name: String,
-    pub price_cents: i32,
+    pub price: Decimal,
     pub stock: i32,
 }
 
@@ -142,9 +146,9 @@ pub struct LineItem {
     #[odm(foreign_key = "products.id")]
     pub product_id: i32,
     pub qty: i32,
-    pub unit_price_cents: i32,
-    /// `qty * unit_price_cents`.
-    pub amount_cents: i32,
+    pub unit_price: Decimal,
+    /// `qty * unit_price`.
+    pub amount: Decimal,
 }
 
 /// The shop's own errors, beside the database's.
@@ -191,12 +195,12 @@ pub struct OrderRequest {
     pub lines: Vec<(i32, i32)>,
 }
 
-/// Adds the customers and products (`(name, price in cents, stock)`);
+/// Adds the customers and products (`(name, price, stock)`);
 /// returns their ids in the same order.
 pub fn stock_shop(
     mp: &Mapper,
     customers: &[&str],
-    products: &[(&str, i32, i32)],
+    products: &[(&str, Decimal, i32)],
 ) -> odm::Result<(Vec<i32>, Vec<i32>)> {
     mp.begin(|s| {
         let mut people: Vec<Customer> = customers
@@ -209,9 +213,9 @@ pub fn stock_shop(
         s.add_all(&mut people)?;
         let mut goods: Vec<Product> = products
             .iter()
-            .map(|&(name, price_cents, stock)| Product {
+            .map(|&(name, price, stock)| Product {
                 name: name.to_owned(),
-                price_cents,
+                price,
                 stock,
                 ..Product::default()
             })
@@ -280,8 +284,8 @@ pub fn record_order(
                 order_id,
                 product_id: product.id.unwrap_or_default(),
                 qty: *qty,
-                unit_price_cents: product.price_cents,
-                amount_cents: qty * product.price_cents,
+                unit_price: product.price,
+                amount: Decimal::from(*qty) * product.price,
                 ..LineItem::default()
             })
             .collect();
@@ -387,7 +391,7 @@ pub fn run_shop(
 pub struct CustomerRevenue {
     pub name: String,
     pub orders: i64,
-    pub revenue_cents: i64,
+    pub revenue: Decimal,
 }
 
 /// A product's units sold and revenue.
@@ -395,7 +399,7 @@ pub struct CustomerRevenue {
 pub struct ProductSales {
     pub name: String,
     pub units: i64,
-    pub revenue_cents: i64,
+    pub revenue: Decimal,
 }
 
 /// The shop's report.
@@ -409,9 +413,9 @@ pub struct Report {
     pub latest_orders: Vec<(Order, Vec<LineItem>)>,
 }
 
-/// Revenue per customer (those with at least `min_revenue_cents`) and per
+/// Revenue per customer (those with at least `min_revenue`) and per
 /// product, and the `latest` most recently placed orders with their lines.
-pub fn report(mp: &Mapper, min_revenue_cents: i64, latest: i64) -> odm::Result<Report> {
+pub fn report(mp: &Mapper, min_revenue: Decimal, latest: i64) -> odm::Result<Report> {
     mp.begin(|s| {
         let best_customers = s
             .query::<LineItem>()
@@ -419,39 +423,35 @@ pub fn report(mp: &Mapper, min_revenue_cents: i64, latest: i64) -> odm::Result<R
             .join::<Customer>()
             .group_by(Customer::ID)
             .group_by(Customer::NAME)
-            .having(sum(LineItem::AMOUNT_CENTS).ge(min_revenue_cents))
+            .having(sum(LineItem::AMOUNT).ge(min_revenue))
             .select((
                 Customer::NAME,
                 count_distinct(Order::ID),
-                sum(LineItem::AMOUNT_CENTS),
+                sum(LineItem::AMOUNT),
             ))
-            .order_by(sum(LineItem::AMOUNT_CENTS).desc())
+            .order_by(sum(LineItem::AMOUNT).desc())
             .order_by(Customer::NAME.asc())
             .all()?
             .into_iter()
             .map(|(name, orders, revenue)| CustomerRevenue {
                 name,
                 orders,
-                revenue_cents: revenue.unwrap_or(0),
+                revenue: revenue.unwrap_or_default(),
             })
             .collect();
         let per_product = s
             .query::<LineItem>()
             .join::<Product>()
             .group_by(Product::NAME)
-            .select((
-                Product::NAME,
-                sum(LineItem::QTY),
-                sum(LineItem::AMOUNT_CENTS),
-            ))
-            .order_by(sum(LineItem::AMOUNT_CENTS).desc())
+            .select((Product::NAME, sum(LineItem::QTY), sum(LineItem::AMOUNT)))
+            .order_by(sum(LineItem::AMOUNT).desc())
             .order_by(Product::NAME.asc())
             .all()?
             .into_iter()
             .map(|(name, units, revenue)| ProductSales {
                 name,
                 units: units.unwrap_or(0),
-                revenue_cents: revenue.unwrap_or(0),
+                revenue: revenue.unwrap_or_default(),
             })
             .collect();
         let latest_orders = s
@@ -474,15 +474,20 @@ pub fn report(mp: &Mapper, min_revenue_cents: i64, latest: i64) -> odm::Result<R
 pub const SHOPPERS: usize = 40;
 /// The customers and products of the example run.
 pub const CUSTOMERS: [&str; 5] = ["ada", "bob", "cy", "dee", "eve"];
-/// `(name, price in cents, stock)`: less stock than the shoppers ask for.
-pub const PRODUCTS: [(&str, i32, i32); 6] = [
-    ("kettle", 2_500, 60),
-    ("teapot", 1_800, 45),
-    ("mug", 450, 120),
-    ("tea tin", 990, 70),
-    ("strainer", 300, 30),
-    ("tray", 1_200, 40),
+/// `(name, price, stock)`: less stock than the shoppers ask for.
+pub const PRODUCTS: [(&str, Decimal, i32); 6] = [
+    ("kettle", price(2_500), 60),
+    ("teapot", price(1_800), 45),
+    ("mug", price(450), 120),
+    ("tea tin", price(990), 70),
+    ("strainer", price(300), 30),
+    ("tray", price(1_200), 40),
 ];
+
+/// A price of `cents` hundredths: `price(2_500)` is `25.00`.
+pub const fn price(cents: u32) -> Decimal {
+    Decimal::from_parts(cents, 0, 0, false, 2)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // DATABASE_URL, or a throwaway server kept alive until the end of main
@@ -522,22 +527,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         outcome.refused.len()
     );
     let on_pool = mp.clone();
-    let report = pool.submit(move || report(&on_pool, 10_000, 3))?.join()??;
+    let report = pool
+        .submit(move || report(&on_pool, price(10_000), 3))?
+        .join()??;
     for c in &report.best_customers {
-        println!(
-            "{:>6}: {} orders, {:.2}",
-            c.name,
-            c.orders,
-            c.revenue_cents as f64 / 100.0
-        );
+        println!("{:>6}: {} orders, {}", c.name, c.orders, c.revenue);
     }
     for p in &report.per_product {
-        println!(
-            "{:>8}: {} sold, {:.2}",
-            p.name,
-            p.units,
-            p.revenue_cents as f64 / 100.0
-        );
+        println!("{:>8}: {} sold, {}", p.name, p.units, p.revenue);
     }
     for (order, items) in &report.latest_orders {
         println!("{} has {} lines", order.reference, items.len());

@@ -19,6 +19,7 @@ mod query;
 mod report;
 mod scope;
 mod transaction;
+mod transaction_span;
 
 use bind_connection::BindConnection;
 use load_policy::RelatedLoads;

@@ -17,6 +17,7 @@ use odm::Mapper;
 use order_workflow::{
     Customer, LineItem, Order, OrderRequest, OrderStatus, Product, ShopError, CUSTOMERS, PRODUCTS,
 };
+use rust_decimal::Decimal;
 
 /// A fresh database migrated to the shop's schema and stocked; the ids of
 /// its customers and products.
@@ -50,11 +51,17 @@ fn pairs(mp: &Mapper, sql: &'static str) -> Vec<(i64, i64)> {
     .unwrap()
 }
 
+/// An amount of money in hundredths, exactly (the report's NUMERIC sums
+/// against raw SQL's).
+fn cents(amount: Decimal) -> i64 {
+    i64::try_from(amount * Decimal::ONE_HUNDRED).expect("whole cents")
+}
+
 /// An order's lines as comparable `(product id, qty, amount)` triples.
-fn lines_of(items: &[LineItem]) -> Vec<(i32, i32, i32)> {
+fn lines_of(items: &[LineItem]) -> Vec<(i32, i32, Decimal)> {
     let mut lines: Vec<_> = items
         .iter()
-        .map(|i| (i.product_id, i.qty, i.amount_cents))
+        .map(|i| (i.product_id, i.qty, i.amount))
         .collect();
     lines.sort_unstable();
     lines
@@ -140,7 +147,8 @@ fn concurrent_orders_conserve_stock_and_refused_orders_leave_nothing_behind() {
             order.reference
         );
         for item in items {
-            assert_eq!(item.amount_cents, item.qty * item.unit_price_cents);
+            assert_eq!(item.amount, Decimal::from(item.qty) * item.unit_price);
+            assert_eq!(item.amount.scale(), 2, "NUMERIC(12, 2) keeps two places");
         }
     }
     let refused: HashSet<&str> = outcome
@@ -164,39 +172,40 @@ fn concurrent_orders_conserve_stock_and_refused_orders_leave_nothing_behind() {
 
     // the report against raw SQL and against the acknowledged orders
     let on_pool = mp.clone();
-    let report = green(move || order_workflow::report(&on_pool, 10_000, 5)).unwrap();
+    let report =
+        green(move || order_workflow::report(&on_pool, order_workflow::price(10_000), 5)).unwrap();
     let by_customer = pairs(
         &mp,
-        "SELECT COUNT(DISTINCT o.id), SUM(l.qty * l.unit_price_cents)::bigint \
+        "SELECT COUNT(DISTINCT o.id), (SUM(l.qty * l.unit_price) * 100)::bigint \
          FROM line_items l JOIN orders o ON o.id = l.order_id \
          JOIN customers c ON c.id = o.customer_id GROUP BY c.id \
-         HAVING SUM(l.qty * l.unit_price_cents) >= 10000 ORDER BY 2 DESC, c.name",
+         HAVING SUM(l.qty * l.unit_price) >= 100 ORDER BY 2 DESC, c.name",
     );
     let reported: Vec<(i64, i64)> = report
         .best_customers
         .iter()
-        .map(|c| (c.orders, c.revenue_cents))
+        .map(|c| (c.orders, cents(c.revenue)))
         .collect();
     assert_eq!(reported, by_customer);
     let by_product = pairs(
         &mp,
-        "SELECT SUM(l.qty)::bigint, SUM(l.qty * p.price_cents)::bigint \
+        "SELECT SUM(l.qty)::bigint, (SUM(l.qty * p.price) * 100)::bigint \
          FROM line_items l JOIN products p ON p.id = l.product_id \
          GROUP BY p.name ORDER BY 2 DESC, p.name",
     );
     let reported: Vec<(i64, i64)> = report
         .per_product
         .iter()
-        .map(|p| (p.units, p.revenue_cents))
+        .map(|p| (p.units, cents(p.revenue)))
         .collect();
     assert_eq!(reported, by_product);
-    let acked_revenue: i64 = outcome
+    let acked_revenue: Decimal = outcome
         .placed
         .iter()
         .flat_map(|(_, items)| items)
-        .map(|i| i64::from(i.qty) * i64::from(i.unit_price_cents))
+        .map(|i| Decimal::from(i.qty) * i.unit_price)
         .sum();
-    let reported_revenue: i64 = report.per_product.iter().map(|p| p.revenue_cents).sum();
+    let reported_revenue: Decimal = report.per_product.iter().map(|p| p.revenue).sum();
     assert_eq!(reported_revenue, acked_revenue);
 
     // the latest orders come with their own line items

@@ -234,7 +234,7 @@ fn named_fields(input: &DeriveInput) -> Result<&FieldsNamed> {
 }
 
 /// The column attributes that apply to some types only: `max_length` and
-/// `choices` (String), `json` (serde_json::Value), `default_fn` (Option).
+/// `choices` (String), `json` (serde_json::Value, Json<T>), `default_fn` (Option).
 fn check_column_type(ty: &Type, attrs: &FieldAttrs) -> Result<()> {
     let base_name = last_segment(base_type(ty));
     if let Some((_, span)) = attrs.max_length {
@@ -249,11 +249,11 @@ fn check_column_type(ty: &Type, attrs: &FieldAttrs) -> Result<()> {
         }
     }
     if let Some(span) = attrs.json {
-        if base_name.as_deref() != Some("Value") {
+        if !matches!(base_name.as_deref(), Some("Value" | "Json")) {
             return Err(Error::new(
                 span,
                 format!(
-                    "json applies to serde_json::Value fields, not `{}`",
+                    "json applies to serde_json::Value and odm::types::Json<T> fields, not `{}`",
                     type_text(ty)
                 ),
             ));
@@ -306,7 +306,9 @@ fn field_consts(def: &ModelDef<'_>) -> TokenStream {
         }
     });
     quote! {
-        #[allow(dead_code)]
+        // an array or JSON column's constant names a long type
+        // (`Field<M, Vec<i64>, Option<Vec<i64>>>`), which is not the user's to simplify
+        #[allow(dead_code, clippy::type_complexity)]
         impl #name {
             #(#consts)*
         }

@@ -51,6 +51,9 @@ pub use client::cancel_token::CancelToken;
 pub use client::client::Client;
 pub use client::copy::{CopyInWriter, CopyOutReader};
 pub use client::notifications::Notifications;
+pub use client::observe::{
+    clear_statement_hook, observe_statement, operation_name, set_statement_hook, StatementEvent,
+};
 pub use client::transaction::Transaction;
 pub use config::{
     AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Environment, Host, LoadBalanceHosts,

@@ -4,12 +4,13 @@ use crate::error::GreenError;
 use crate::pool::{GreenPool, DEFAULT_MAX_WORKERS};
 use crate::runtime::check_stack_size;
 
-/// Configures a [`GreenPool`]: `GreenPool::builder().max_workers(n).stack_size(bytes).build()`.
+/// Configures a [`GreenPool`]: `GreenPool::builder().max_workers(n).stack_size(bytes).max_queued(m).build()`.
 #[derive(Debug, Clone)]
 pub struct GreenPoolBuilder {
     max_workers: usize,
     stack_size: Option<usize>,
     report_stack_usage: bool,
+    max_queued: Option<usize>,
 }
 
 impl GreenPoolBuilder {
@@ -18,6 +19,7 @@ impl GreenPoolBuilder {
             max_workers: DEFAULT_MAX_WORKERS,
             stack_size: None,
             report_stack_usage: false,
+            max_queued: None,
         }
     }
 
@@ -33,6 +35,24 @@ impl GreenPoolBuilder {
     /// [`GreenError::StackOverflow`] without running its destructors.
     pub fn stack_size(mut self, bytes: usize) -> GreenPoolBuilder {
         self.stack_size = Some(bytes);
+        self
+    }
+
+    /// The most tasks that may wait for a free worker (default: no bound).
+    ///
+    /// With a bound, [`GreenPool::submit`] refuses a task with
+    /// [`GreenError::QueueFull`] (see [`GreenError::is_queue_full`]) when
+    /// every one of the `max_workers` workers is busy and `max_queued`
+    /// tasks already wait, instead of queueing it; a server answers such a
+    /// request "busy" (HTTP 503) and stays responsive under overload. `0`
+    /// means no waiting at all: a task runs at once or is refused. Tasks a
+    /// worker submits to its own pool run inline and are never refused.
+    ///
+    /// The default stays unbounded so that a batch job that submits many
+    /// tasks at once and joins them later keeps working as before; choose
+    /// a bound for anything that takes work from the network.
+    pub fn max_queued(mut self, max_queued: usize) -> GreenPoolBuilder {
+        self.max_queued = Some(max_queued);
         self
     }
 
@@ -65,6 +85,7 @@ impl GreenPoolBuilder {
             self.max_workers,
             self.stack_size,
             self.report_stack_usage,
+            self.max_queued,
             None,
         ))
     }

@@ -28,4 +28,21 @@ pub enum GreenError {
     /// The result of a `Submitted` was already taken (polled after completion).
     #[error("the task's result was already taken")]
     ResultTaken,
+    /// Every worker was busy and the queue already held `max_queued` tasks
+    /// (see [`GreenPoolBuilder::max_queued`](crate::GreenPoolBuilder::max_queued));
+    /// the task was not accepted. A server sheds load on it (for example
+    /// with HTTP 503) instead of letting waiting work grow without bound.
+    #[error("the green pool's queue is full ({max_queued} tasks waiting)")]
+    QueueFull {
+        /// The pool's queue bound.
+        max_queued: usize,
+    },
+}
+
+impl GreenError {
+    /// Whether the pool refused the task because its queue was full
+    /// ([`GreenError::QueueFull`]): retry later or shed the work.
+    pub fn is_queue_full(&self) -> bool {
+        matches!(self, GreenError::QueueFull { .. })
+    }
 }

@@ -46,7 +46,10 @@
 //! - [`GreenPool::submit`] never waits: the task goes to an idle worker
 //!   (reused, most recent first), else to a new worker while fewer than
 //!   `max_workers` exist, else to the back of a FIFO queue. Called from one
-//!   of the pool's own workers it runs the closure inline instead.
+//!   of the pool's own workers it runs the closure inline instead. The
+//!   queue is unbounded unless the pool was built with
+//!   [`GreenPoolBuilder::max_queued`]; past that bound `submit` refuses the
+//!   task with [`GreenError::QueueFull`] at once, so a server can shed load.
 //! - A panic in a task is caught and returned as [`GreenError::Panicked`]
 //!   with its message; the worker and the pool keep going.
 //!
@@ -90,6 +93,8 @@ mod lock;
 mod pool;
 pub mod runtime;
 mod submitted;
+#[cfg(feature = "tracing")]
+pub mod trace;
 mod wait;
 mod waiter;
 

@@ -69,6 +69,8 @@ struct Shared {
     /// Stack size in bytes; `None` follows the runtime default.
     stack_size: Option<usize>,
     report_stack_usage: bool,
+    /// The most queued tasks; `None` is unbounded.
+    max_queued: Option<usize>,
     /// A configuration error reported by every `submit` (`with_max_workers(0)`).
     config_error: Option<GreenError>,
     closed: AtomicBool,
@@ -127,11 +129,11 @@ impl GreenPool {
     pub fn with_max_workers(max_workers: usize) -> GreenPool {
         match GreenPool::builder().max_workers(max_workers).build() {
             Ok(pool) => pool,
-            Err(error) => GreenPool::from_parts(max_workers, None, false, Some(error)),
+            Err(error) => GreenPool::from_parts(max_workers, None, false, None, Some(error)),
         }
     }
 
-    /// A builder to choose `max_workers`, `stack_size` and stack reporting.
+    /// A builder to choose `max_workers`, `stack_size`, `max_queued` and stack reporting.
     pub fn builder() -> GreenPoolBuilder {
         GreenPoolBuilder::new()
     }
@@ -140,6 +142,7 @@ impl GreenPool {
         max_workers: usize,
         stack_size: Option<usize>,
         report_stack_usage: bool,
+        max_queued: Option<usize>,
         config_error: Option<GreenError>,
     ) -> GreenPool {
         let shared = Shared {
@@ -147,6 +150,7 @@ impl GreenPool {
             max_workers,
             stack_size,
             report_stack_usage,
+            max_queued,
             config_error,
             closed: AtomicBool::new(false),
             state: Mutex::new(State {
@@ -201,7 +205,9 @@ impl GreenPool {
     ///
     /// [`GreenError::Closed`] after [`shutdown`](Self::shutdown) (also for
     /// inline calls); [`GreenError::InvalidConfig`] for a pool built with
-    /// `max_workers == 0`; [`GreenError::Spawn`] if the first worker cannot start.
+    /// `max_workers == 0`; [`GreenError::Spawn`] if the first worker cannot
+    /// start; [`GreenError::QueueFull`] when every worker is busy and the
+    /// queue holds [`max_queued`](crate::GreenPoolBuilder::max_queued) tasks.
     pub fn submit<F, T>(&self, func: F) -> Result<Submitted<T>, GreenError>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -217,6 +223,8 @@ impl GreenPool {
         if self.in_green_worker() {
             return Ok(Submitted::ready(run_catching(func)));
         }
+        #[cfg(feature = "tracing")]
+        let func = crate::trace::carry(func);
         let task = Arc::new(Task::new(func));
         let submitted = Submitted::from_task(task.clone());
         shared.dispatch(task)?;
@@ -250,6 +258,12 @@ impl GreenPool {
         self.shared()
             .stack_size
             .unwrap_or_else(|| runtime::settings().default_stack_size)
+    }
+
+    /// The queue bound set with [`GreenPoolBuilder::max_queued`]; `None`
+    /// when the queue is unbounded (the default).
+    pub fn max_queued(&self) -> Option<usize> {
+        self.shared().max_queued
     }
 
     /// Live workers, busy or idle (introspection; a snapshot).
@@ -327,6 +341,11 @@ impl Shared {
             state.workers += 1;
             drop(state);
             return self.spawn_worker(job).inspect_err(|_| self.worker_exited());
+        }
+        if let Some(max_queued) = self.max_queued {
+            if state.queue.len() >= max_queued {
+                return Err(GreenError::QueueFull { max_queued });
+            }
         }
         state.queue.push_back(job);
         Ok(())
@@ -495,6 +514,7 @@ impl fmt::Debug for GreenPool {
             .field("workers", &state.workers)
             .field("idle", &state.idle.len())
             .field("queued", &state.queue.len())
+            .field("max_queued", &shared.max_queued)
             .field("closed", &state.closed)
             .finish()
     }

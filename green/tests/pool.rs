@@ -285,3 +285,64 @@ fn ten_thousand_sleeping_tasks_run_concurrently() {
     );
     pool.shutdown();
 }
+
+#[test]
+fn a_bounded_queue_refuses_tasks_past_its_limit_and_accepts_again_once_drained() {
+    let pool = GreenPool::builder()
+        .max_workers(2)
+        .max_queued(3)
+        .build()
+        .unwrap();
+    assert_eq!(pool.max_queued(), Some(3));
+    assert_eq!(GreenPool::new().max_queued(), None, "unbounded by default");
+    let release = Arc::new(AtomicUsize::new(0));
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let gate = Arc::clone(&release);
+            pool.submit(move || park_until(&gate, 1)).unwrap()
+        })
+        .collect();
+    let queued: Vec<_> = (0..3).map(|i| pool.submit(move || i).unwrap()).collect();
+    assert_eq!(pool.queued(), 3);
+    for _ in 0..5 {
+        let refused = pool.submit(|| 99).unwrap_err();
+        assert_eq!(refused, GreenError::QueueFull { max_queued: 3 });
+        assert!(refused.is_queue_full());
+        assert!(refused.to_string().contains("queue is full"), "{refused}");
+    }
+    assert_eq!(pool.queued(), 3, "a refused task is not queued");
+
+    release.store(1, Ordering::SeqCst);
+    for handle in busy {
+        handle.join().unwrap();
+    }
+    let values: Vec<_> = queued.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(values, vec![0, 1, 2]);
+    assert_eq!(pool.run(|| 5), Ok(5), "accepted again once drained");
+}
+
+#[test]
+fn a_queue_bound_of_zero_runs_a_task_at_once_or_refuses_it_but_never_an_inline_one() {
+    let pool = GreenPool::builder()
+        .max_workers(1)
+        .max_queued(0)
+        .build()
+        .unwrap();
+    let release = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::clone(&release);
+    let own = pool.clone();
+    let busy = pool
+        .submit(move || {
+            // the only worker is busy (this task): its own submit runs inline
+            let inline = own.run(|| 7);
+            park_until(&gate, 1);
+            inline
+        })
+        .unwrap();
+    eventually("the worker is busy", || pool.worker_count() == 1);
+    assert!(pool.submit(|| ()).unwrap_err().is_queue_full());
+    release.store(1, Ordering::SeqCst);
+    assert_eq!(busy.join(), Ok(Ok(7)));
+    eventually("the worker goes idle", || pool.idle_workers() == 1);
+    assert_eq!(pool.run(|| 3), Ok(3));
+}

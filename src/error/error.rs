@@ -576,6 +576,13 @@ impl Error {
     pub fn is_wrong_context(&self) -> bool {
         matches!(self, Error::WrongContext { .. })
     }
+
+    /// True when a [`green::GreenPool`] built with a queue bound
+    /// ([`green::GreenPoolBuilder::max_queued`]) refused the work because
+    /// its queue was full: shed the request (HTTP 503) or retry later.
+    pub fn is_queue_full(&self) -> bool {
+        matches!(self, Error::Green(e) if e.is_queue_full())
+    }
 }
 
 fn aborted_cause(cause: &Option<Box<DbError>>) -> String {

@@ -90,6 +90,7 @@ where
 /// | `sum(i16/i32 col)`   | `SUM(col)`                   | `Option<i64>`  |
 /// | `sum(i64 col)`       | `CAST(SUM(col) AS bigint)`   | `Option<i64>`  |
 /// | `sum(f32/f64 col)`   | `SUM(col)`                   | `Option<f32/f64>` |
+/// | `sum(Decimal col)`   | `SUM(col)` (exact)           | `Option<Decimal>` |
 /// | `avg(numeric col)`   | `CAST(AVG(col) AS double precision)` | `Option<f64>` |
 /// | `min/max(T col)`     | `MIN(col)` / `MAX(col)`      | `Option<T>`    |
 ///
@@ -132,7 +133,7 @@ impl<M, V> Aggregate<M, V> {
 /// Column types [`sum`] accepts, with the type of their sum.
 #[diagnostic::on_unimplemented(
     message = "`sum` needs a numeric column, not one of `{Self}`",
-    note = "sum accepts i16, i32, i64, f32 and f64 columns"
+    note = "sum accepts i16, i32, i64, f32, f64 and (feature `decimal`) rust_decimal::Decimal columns"
 )]
 pub trait Summable {
     /// The Rust type of the sum.
@@ -157,12 +158,16 @@ impl Summable for f32 {
 impl Summable for f64 {
     type Sum = f64;
 }
+#[cfg(feature = "decimal")]
+impl Summable for rust_decimal::Decimal {
+    type Sum = rust_decimal::Decimal;
+}
 
 /// Column types [`avg`] accepts (the numeric ones); the average is read as
 /// `f64`.
 #[diagnostic::on_unimplemented(
     message = "`avg` needs a numeric column, not one of `{Self}`",
-    note = "avg accepts i16, i32, i64, f32 and f64 columns"
+    note = "avg accepts i16, i32, i64, f32, f64 and (feature `decimal`) rust_decimal::Decimal columns"
 )]
 pub trait Averageable {}
 
@@ -171,6 +176,8 @@ impl Averageable for i32 {}
 impl Averageable for i64 {}
 impl Averageable for f32 {}
 impl Averageable for f64 {}
+#[cfg(feature = "decimal")]
+impl Averageable for rust_decimal::Decimal {}
 
 /// `SUM(column)` of a numeric column: `Option<i64>` for integers,
 /// `Option<f32>`/`Option<f64>` for floats.

@@ -212,6 +212,20 @@ impl<M, D> Field<M, String, D> {
     }
 }
 
+impl<M, E, D> Field<M, Vec<E>, D>
+where
+    E: ToSql + Sync + Send + 'static,
+{
+    /// `value = ANY(column)`: the array column holds `value` (an array
+    /// column is a `Vec<E>` field; see [`crate::types::ArrayElement`]).
+    pub fn contains(self, value: impl Into<E>) -> Expr {
+        Expr::new(Node::AnyOf {
+            column: self.column,
+            value: Box::new(value.into()),
+        })
+    }
+}
+
 /// The expression tree.
 #[derive(Debug)]
 pub(crate) enum Node {
@@ -223,6 +237,11 @@ pub(crate) enum Node {
     In {
         column: ColumnRef,
         values: Vec<Value>,
+    },
+    /// `value = ANY(column)` on an array column.
+    AnyOf {
+        column: ColumnRef,
+        value: Value,
     },
     IsNull(ColumnRef),
     And(Vec<Node>),

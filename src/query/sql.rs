@@ -89,6 +89,12 @@ impl<'a> Statement<'a> {
                 }
                 self.push(")");
             }
+            Node::AnyOf { column, value } => {
+                self.push_param(value.as_ref());
+                self.push(" = ANY(");
+                self.push_column(*column);
+                self.push(")");
+            }
             Node::IsNull(column) => {
                 self.push_column(*column);
                 self.push(" IS NULL");

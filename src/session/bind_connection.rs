@@ -12,7 +12,7 @@
 use crate::error::Result;
 use green_postgres::pool::PooledConnection;
 use green_postgres::seam::{self, AbortTracker};
-use green_postgres::{self as pg, Client, TransactionStatus};
+use green_postgres::{self as pg, observe_statement, Client, TransactionStatus};
 
 /// One bind's connection inside a session.
 pub(super) struct BindConnection {
@@ -114,17 +114,27 @@ impl BindConnection {
         let BindConnection {
             conn, mut aborted, ..
         } = self;
-        let healthy = conn.transaction_status() == TransactionStatus::InTransaction;
-        if !healthy || conn.config().query_timeout().is_some() {
-            return Ok(aborted.commit(&conn)?);
-        }
-        let pending = aborted.send_commit(&conn)?;
-        // Kept (nobody waits for a connection): given back once the answer
-        // is in, as usual.
-        let kept = seam::pass_on(conn);
-        let outcome = pending.outcome();
-        drop(kept);
-        Ok(outcome?)
+        let database = conn.config().dbname().to_owned();
+        // observed as one statement (hook, span), from sending to the answer
+        let committed = observe_statement(
+            &database,
+            "COMMIT",
+            |_| None,
+            || {
+                let healthy = conn.transaction_status() == TransactionStatus::InTransaction;
+                if !healthy || conn.config().query_timeout().is_some() {
+                    return aborted.commit(&conn);
+                }
+                let pending = aborted.send_commit(&conn)?;
+                // Kept (nobody waits for a connection): given back once the
+                // answer is in, as usual.
+                let kept = seam::pass_on(conn);
+                let outcome = pending.outcome();
+                drop(kept);
+                outcome
+            },
+        );
+        Ok(committed?)
     }
 
     /// Sends `ROLLBACK`.

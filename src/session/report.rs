@@ -406,9 +406,10 @@ impl ReportSql {
 /// Every column a filter reads.
 fn node_columns(node: &Node, out: &mut Vec<ColumnRef>) {
     match node {
-        Node::Compare { column, .. } | Node::In { column, .. } | Node::IsNull(column) => {
-            out.push(*column)
-        }
+        Node::Compare { column, .. }
+        | Node::In { column, .. }
+        | Node::AnyOf { column, .. }
+        | Node::IsNull(column) => out.push(*column),
         Node::And(nodes) | Node::Or(nodes) => nodes.iter().for_each(|n| node_columns(n, out)),
         Node::Not(inner) => node_columns(inner, out),
     }

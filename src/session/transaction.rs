@@ -5,6 +5,7 @@
 //! they compose on one task is told in the [session module
 //! docs](crate::session#composing-transactions).
 
+use crate::session::transaction_span::in_transaction_span;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -288,19 +289,21 @@ impl Mapper {
         F: FnOnce(&mut Session) -> std::result::Result<T, E>,
         E: From<Error>,
     {
-        let mut session = Session::owning(self.clone(), scope);
-        match work(&mut session) {
-            Ok(value) => {
-                session.commit()?;
-                Ok(value)
-            }
-            Err(e) => {
-                if let Err(rollback) = session.rollback() {
-                    log::warn!("rollback after a failed transaction failed too: {rollback}");
+        in_transaction_span(self, || {
+            let mut session = Session::owning(self.clone(), scope);
+            match work(&mut session) {
+                Ok(value) => {
+                    session.commit()?;
+                    Ok(value)
                 }
-                Err(e)
+                Err(e) => {
+                    if let Err(rollback) = session.rollback() {
+                        log::warn!("rollback after a failed transaction failed too: {rollback}");
+                    }
+                    Err(e)
+                }
             }
-        }
+        })
     }
 
     /// `work` in a session joining `scope` at a savepoint: released on

@@ -16,7 +16,7 @@ use green_postgres::Row;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a supported odm column type",
     label = "unsupported column type",
-    note = "supported: i16, i32, i64, f32, f64, bool, String, Vec<u8>, std::net::IpAddr, enums deriving odm::Choice, and Option<T> of these; chrono date/time types, uuid::Uuid and serde_json::Value with odm's features of the same names (serde_json: `json`), on by default"
+    note = "supported: i16, i32, i64, f32, f64, bool, String, Vec<u8>, std::net::IpAddr, enums deriving odm::Choice, Vec<T> of the scalar types, and Option<T> of these; chrono date/time types, uuid::Uuid, serde_json::Value and odm::types::Json<T> with odm's features of the same names (serde_json and Json: `json`), on by default; rust_decimal::Decimal (`decimal`) and the time crate's types (`time`), off by default"
 )]
 pub trait ColumnType: Sized {
     /// The SQL type used in `CREATE TABLE`.
@@ -104,6 +104,19 @@ column_types! {
     chrono::NaiveDateTime => "TIMESTAMP", false, None;
     chrono::DateTime<chrono::Utc> => "TIMESTAMPTZ", false, None;
     chrono::DateTime<chrono::FixedOffset> => "TIMESTAMPTZ", false, None;
+}
+
+#[cfg(feature = "time")]
+column_types! {
+    time::Date => "DATE", false, None;
+    time::Time => "TIME", false, None;
+    time::PrimitiveDateTime => "TIMESTAMP", false, None;
+    time::OffsetDateTime => "TIMESTAMPTZ", false, None;
+}
+
+#[cfg(feature = "decimal")]
+column_types! {
+    rust_decimal::Decimal => "NUMERIC", false, None;
 }
 
 #[cfg(feature = "uuid")]

@@ -8,6 +8,7 @@ use crate::client::cancel_token::CancelToken;
 use crate::client::copy::{CopyInWriter, CopyOutReader};
 use crate::client::host_choice::{connect_any, still_fits};
 use crate::client::notifications::Notifications;
+use crate::client::observe::observe_statement;
 use crate::client::transaction::Transaction;
 use crate::config::Config;
 use crate::connection::connection::Connection;
@@ -107,8 +108,19 @@ impl Client {
     /// protocol (no parameters, results discarded).
     pub fn batch_execute(&self, sql: &str) -> Result<(), Error> {
         require_green("batch_execute")?;
-        self.simple_query(sql)?;
+        self.observed(sql, |_| None, || self.simple_query(sql))?;
         Ok(())
+    }
+
+    /// Runs `run`, the statement `sql`, observed (statement hook, and a
+    /// span with the `tracing` feature; see `client::observe`).
+    fn observed<T>(
+        &self,
+        sql: &str,
+        rows: impl FnOnce(&T) -> Option<u64>,
+        run: impl FnOnce() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        observe_statement(self.conn.config().dbname(), sql, rows, run)
     }
 
     /// The simple query protocol (see [`Client::batch_execute`]); returns
@@ -185,17 +197,29 @@ impl Client {
     /// Runs a statement and returns the number of rows it affected.
     pub fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
         require_green("execute")?;
-        self.prepared
-            .run_sql(&self.conn, sql, params, RowSink::Discard)
+        self.observed(
+            sql,
+            |n| Some(*n),
+            || {
+                self.prepared
+                    .run_sql(&self.conn, sql, params, RowSink::Discard)
+            },
+        )
     }
 
     /// Runs a query and returns its rows.
     pub fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
         require_green("query")?;
-        let mut rows = Vec::new();
-        self.prepared
-            .run_sql(&self.conn, sql, params, RowSink::Collect(&mut rows))?;
-        Ok(rows)
+        self.observed(
+            sql,
+            |rows: &Vec<Row>| Some(rows.len() as u64),
+            || {
+                let mut rows = Vec::new();
+                self.prepared
+                    .run_sql(&self.conn, sql, params, RowSink::Collect(&mut rows))?;
+                Ok(rows)
+            },
+        )
     }
 
     /// Runs a query that must return exactly one row
@@ -243,10 +267,20 @@ impl Client {
         params: &[Param<'_>],
     ) -> Result<Vec<Row>, Error> {
         require_green("query")?;
-        let mut rows = Vec::new();
-        self.prepared
-            .run_statement(&self.conn, statement, params, RowSink::Collect(&mut rows))?;
-        Ok(rows)
+        self.observed(
+            statement.sql(),
+            |rows: &Vec<Row>| Some(rows.len() as u64),
+            || {
+                let mut rows = Vec::new();
+                self.prepared.run_statement(
+                    &self.conn,
+                    statement,
+                    params,
+                    RowSink::Collect(&mut rows),
+                )?;
+                Ok(rows)
+            },
+        )
     }
 
     /// Runs a prepared statement and returns the number of rows affected.
@@ -256,8 +290,14 @@ impl Client {
         params: &[Param<'_>],
     ) -> Result<u64, Error> {
         require_green("execute")?;
-        self.prepared
-            .run_statement(&self.conn, statement, params, RowSink::Discard)
+        self.observed(
+            statement.sql(),
+            |n| Some(*n),
+            || {
+                self.prepared
+                    .run_statement(&self.conn, statement, params, RowSink::Discard)
+            },
+        )
     }
 
     /// Runs `statements` (SQL and parameters) as one atomic batch: one
@@ -292,14 +332,24 @@ impl Client {
         statements: &[(&str, &[Param<'_>])],
     ) -> Result<Vec<BatchAnswer>, Error> {
         require_green("atomic_batch")?;
-        self.prepared.atomic_batch(&self.conn, statements)
+        // observed as one statement: the batch's SQL texts joined by "; "
+        let text = statements
+            .iter()
+            .map(|(sql, _)| *sql)
+            .collect::<Vec<_>>()
+            .join("; ");
+        self.observed(
+            &text,
+            |answers: &Vec<BatchAnswer>| Some(answers.iter().map(|a| a.rows_affected).sum()),
+            || self.prepared.atomic_batch(&self.conn, statements),
+        )
     }
 
     /// Starts a transaction (`BEGIN`). Dropping it without
     /// [`Transaction::commit`] rolls it back.
     pub fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
         require_green("transaction")?;
-        self.simple_query("BEGIN")?;
+        self.observed("BEGIN", |_| None, || self.simple_query("BEGIN"))?;
         Ok(Transaction::new(self))
     }
 

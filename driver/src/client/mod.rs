@@ -10,4 +10,5 @@ pub(crate) mod client;
 pub(crate) mod copy;
 pub(crate) mod host_choice;
 pub(crate) mod notifications;
+pub(crate) mod observe;
 pub(crate) mod transaction;

@@ -19,6 +19,7 @@ use postgres_protocol::escape::escape_identifier;
 use crate::client::abort::{rollback_to_savepoint_sql, AbortTracker};
 use crate::client::client::Client;
 use crate::client::copy::{CopyInWriter, CopyOutReader};
+use crate::client::observe::observe_statement;
 use crate::error::Error;
 use crate::wire::bind_execute::Param;
 use crate::wire::row::Row;
@@ -91,7 +92,10 @@ impl<'a> Transaction<'a> {
         let aborted = self.aborted.get_mut();
         match &self.savepoint {
             Some(name) => aborted.release_savepoint(self.client, &escape_identifier(name)),
-            None => aborted.commit(self.client),
+            None => {
+                let database = self.client.config().dbname();
+                observe_statement(database, "COMMIT", |_| None, || aborted.commit(self.client))
+            }
         }
     }
 
