@@ -171,12 +171,17 @@ impl Standby {
     }
 
     /// Waits until the standby has replayed everything `primary` has
-    /// written so far (its `pg_current_wal_lsn()`).
+    /// written so far, committed or not: its `pg_current_wal_insert_lsn()`.
+    ///
+    /// Not `pg_current_wal_lsn()`, the position written out to disk: the
+    /// throwaway servers run `synchronous_commit=off`, so a commit that
+    /// returned may still sit in the WAL buffers, past that position, and
+    /// the wait would end before the standby replays it.
     pub fn wait_caught_up(&self, primary: &TempCluster) -> Result<(), Error> {
         let lsn = psql::query(
             &psql::psql_program(Some(primary.bin_dir()))?,
             &primary.socket_target("postgres"),
-            "SELECT pg_current_wal_lsn()",
+            "SELECT pg_current_wal_insert_lsn()",
             "asking the primary for its wal position",
         )?;
         self.wait_replayed(lsn.trim())
