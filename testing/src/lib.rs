@@ -37,6 +37,7 @@ mod database;
 mod error;
 mod fault_link;
 mod fault_proxy;
+mod file_backup;
 mod pgbouncer;
 mod psql;
 mod scratch;
