@@ -159,6 +159,38 @@ fn a_pool_on_standby_drops_its_connection_once_the_standby_is_promoted_and_says_
     pool.close();
 }
 
+#[test]
+fn a_standby_pools_checkouts_after_the_promotion_land_on_no_promoted_server() {
+    let pair = ReplicatedCluster::start().unwrap();
+    let standby = pair.standby().port();
+    let pool = Pool::from_url(&format!(
+        "{}&pool_size=1&pool_timeout=5",
+        url(&[standby], "target_session_attrs=standby")
+    ))
+    .unwrap();
+    let in_recovery = |pool: &Pool| {
+        let p = pool.clone();
+        on_green(move || {
+            let conn = p.acquire()?;
+            conn.query_one("SELECT pg_is_in_recovery()", &[])?
+                .try_get::<_, bool>(0)
+        })
+    };
+    assert!(in_recovery(&pool).unwrap());
+
+    pair.promote().unwrap();
+    // 14+ report the promotion with the next answer (so the first checkout
+    // may still run on the promoted server); on 13 the pool asks at each
+    // checkout. Either way the one after it finds no standby.
+    let _ = in_recovery(&pool);
+    let err = in_recovery(&pool).unwrap_err();
+    assert!(
+        err.to_string().contains("target_session_attrs=standby"),
+        "{err}"
+    );
+    pool.close();
+}
+
 /// What one writing task saw: the rows acknowledged, with when.
 #[derive(Debug, Default)]
 struct Writes {

@@ -141,7 +141,7 @@ fn pg_config_bindir(search_path: &OsStr) -> Option<PathBuf> {
 
 /// `root/<version>/bin` for every version folder under `root`, highest
 /// version first (compared numerically: 16 > 15 > 9.6).
-fn versioned_bin_dirs(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn versioned_bin_dirs(root: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(root) else {
         return Vec::new();
     };

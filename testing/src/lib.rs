@@ -31,6 +31,7 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod auto_failover;
 mod binaries;
 mod cluster;
 mod database;
@@ -50,6 +51,7 @@ mod url;
 
 use std::sync::Mutex;
 
+pub use auto_failover::{AutoFailover, NodeState};
 pub use binaries::{
     chosen_bin_dir, find_server_bin_dir, find_server_bin_dir_in, BIN_DIR_VARIABLE, VERSIONED_ROOT,
 };

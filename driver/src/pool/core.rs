@@ -198,7 +198,7 @@ impl<K: Connector> Core<K> {
         deadline: &AcquireDeadline,
     ) -> Result<Option<Checkout<K::Conn>>, Error> {
         let now = Instant::now();
-        if !self.lifecycle.needs_check(&checkout.age, now) {
+        if !self.lifecycle.needs_check(&checkout.age, now) && !K::must_ask(&checkout.conn) {
             return Ok(Some(checkout));
         }
         let left = deadline.remaining(now);
@@ -435,7 +435,18 @@ impl<K: Connector> Core<K> {
     /// out of shared service and, once its last statement finished,
     /// discarded, rolled back or closed.
     pub(crate) fn release(&self, lease: Lease<K::Conn>) {
-        let broken = K::is_broken(&lease.conn);
+        self.release_as(lease, false);
+    }
+
+    /// [`Core::release`] of a connection found unusable by asking the
+    /// server ([`Connector::must_ask`]): taken out of service and closed
+    /// once its last statement finished.
+    pub(crate) fn release_unfit(&self, lease: Lease<K::Conn>) {
+        self.release_as(lease, true);
+    }
+
+    fn release_as(&self, lease: Lease<K::Conn>, unfit: bool) {
+        let broken = unfit || K::is_broken(&lease.conn);
         let dirty = !broken && K::in_transaction(&lease.conn);
         let Lease { entry, conn } = lease;
         drop(conn); // before the count goes down: see the lease invariant
@@ -456,7 +467,7 @@ impl<K: Connector> Core<K> {
                 }
                 if e.users == 0 && (e.retired || closed) {
                     if let Some((conn, age)) = state.remove_entry(index) {
-                        if closed || K::is_broken(&conn) {
+                        if closed || unfit || K::is_broken(&conn) {
                             state.forget();
                             fx.close.push(conn);
                         } else {
