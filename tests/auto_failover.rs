@@ -40,9 +40,14 @@ const TASKS: i32 = 100;
 /// What the writing tasks saw around one fault.
 #[derive(Debug)]
 struct Outcome {
-    /// From the fault until the last task's first acknowledged write after
-    /// it.
+    /// From the start of the fault until every task had a write
+    /// acknowledged that it began after the fault was done (the kill sent,
+    /// the switchover finished).
     every_task_writing_again: Duration,
+    /// The longest time any task went without an acknowledged write.
+    longest_pause: Duration,
+    /// How long the fault itself took (the switchover command, the kill).
+    fault_took: Duration,
     acknowledged: usize,
     present: usize,
     lost: usize,
@@ -94,11 +99,14 @@ fn under_load(formation: &AutoFailover, fault: impl FnOnce()) -> Outcome {
             while !stop.load(Ordering::Relaxed) {
                 let id = i64::from(task) * 1_000_000_000 + seq;
                 seq += 1;
+                let began = started.elapsed();
                 match mp.begin(|s| s.add(&mut Ledger { id, task })) {
                     Ok(()) => {
                         let at = started.elapsed();
-                        last_ack_ms[task as usize].store(at.as_millis() as u64, Ordering::Relaxed);
-                        acknowledged.push((id, at));
+                        // When the last acknowledged write began.
+                        last_ack_ms[task as usize]
+                            .store(began.as_millis() as u64, Ordering::Relaxed);
+                        acknowledged.push((id, began, at));
                     }
                     Err(e) => {
                         failed += 1;
@@ -135,10 +143,11 @@ fn under_load(formation: &AutoFailover, fault: impl FnOnce()) -> Outcome {
     let fault_at = started.elapsed();
     fault_at_ms.store(fault_at.as_millis() as u64, Ordering::Relaxed);
     fault();
+    let fault_done = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(120);
     while last_ack_ms
         .iter()
-        .any(|ms| ms.load(Ordering::Relaxed) <= fault_at.as_millis() as u64)
+        .any(|ms| ms.load(Ordering::Relaxed) <= fault_done.as_millis() as u64)
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(20));
@@ -148,15 +157,19 @@ fn under_load(formation: &AutoFailover, fault: impl FnOnce()) -> Outcome {
     let mut acknowledged = Vec::new();
     let (mut failed_calls, mut refused_read_only) = (0, 0);
     let mut every_task_writing_again = Duration::ZERO;
+    let mut longest_pause = Duration::ZERO;
     for (task, writer) in writers.into_iter().enumerate() {
         let (acks, failed, read_only) = writer.join().expect("a writing task ended");
         let first_after = acks
             .iter()
-            .map(|(_, at)| *at)
-            .find(|at| *at > fault_at)
+            .find(|(_, began, _)| *began > fault_done)
+            .map(|(_, _, at)| *at)
             .unwrap_or_else(|| panic!("task {task} never wrote again after the fault"));
         every_task_writing_again = every_task_writing_again.max(first_after - fault_at);
-        acknowledged.extend(acks.into_iter().map(|(id, _)| id));
+        for pair in acks.windows(2) {
+            longest_pause = longest_pause.max(pair[1].2 - pair[0].2);
+        }
+        acknowledged.extend(acks.into_iter().map(|(id, _, _)| id));
         failed_calls += failed;
         refused_read_only += read_only;
     }
@@ -180,6 +193,8 @@ fn under_load(formation: &AutoFailover, fault: impl FnOnce()) -> Outcome {
         .count();
     let outcome = Outcome {
         every_task_writing_again,
+        longest_pause,
+        fault_took: fault_done - fault_at,
         acknowledged: acknowledged.len(),
         present: present.len(),
         lost,
@@ -189,9 +204,12 @@ fn under_load(formation: &AutoFailover, fault: impl FnOnce()) -> Outcome {
         reads: reads.load(Ordering::Relaxed),
     };
     println!(
-        "every task writing again after {:.2} s; acknowledged {}, present {}, lost {}; failed \
-         calls {} (read-only refusals {}); replica-route reads {} (failed after the fault {})",
+        "fault took {:.2} s; every task writing again {:.2} s after it began; longest pause of a \
+         task {:.2} s; acknowledged {}, present {}, lost {}; failed calls {} (read-only refusals \
+         {}); replica-route reads {} (failed after the fault {})",
+        outcome.fault_took.as_secs_f64(),
         outcome.every_task_writing_again.as_secs_f64(),
+        outcome.longest_pause.as_secs_f64(),
         outcome.acknowledged,
         outcome.present,
         outcome.lost,
@@ -250,8 +268,8 @@ fn once_the_old_primary_is_back_as_a_secondary_the_pool_never_writes_to_it_and_r
     // The load runs through the kill, the promotion of the other node and
     // the old primary's return as a secondary (pg_rewind, catch-up).
     let outcome = under_load(&formation, || {
-        formation.kill_primary_postgres().unwrap();
-        formation.wait_settled().unwrap();
+        let killed = formation.kill_primary_postgres().unwrap();
+        formation.wait_new_primary(killed).unwrap();
     });
     let states = formation.states().unwrap();
     assert_ne!(formation.primary_index().unwrap(), first, "{states:?}");

@@ -225,6 +225,30 @@ impl AutoFailover {
         )
     }
 
+    /// Waits (up to 120 s) until a node other than `old` (an index, 0-based)
+    /// is the primary and the formation is settled again (the old primary
+    /// back as a secondary); the new primary's index.
+    pub fn wait_new_primary(&self, old: usize) -> Result<usize, Error> {
+        let old_port = self.nodes[old].port;
+        let count = self.nodes.len();
+        self.wait_for(
+            |states| {
+                Ok(states.len() == count
+                    && states.iter().all(|s| s.reported == s.assigned)
+                    && states
+                        .iter()
+                        .any(|s| s.reported == "primary" && s.port != old_port)
+                    && states
+                        .iter()
+                        .filter(|s| s.port != old_port || s.reported == "secondary")
+                        .count()
+                        == count)
+            },
+            "another node to become the primary, and the old one a secondary",
+        )?;
+        self.primary_index()
+    }
+
     /// Kills the current primary's postmaster with SIGKILL (`kill -9`); its
     /// keeper stays, and the monitor decides what happens next.
     pub fn kill_primary_postgres(&self) -> Result<usize, Error> {

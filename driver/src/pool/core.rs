@@ -33,6 +33,8 @@ pub(crate) struct Core<K: Connector> {
     pub(crate) timeout: Duration,
     /// A copy of the state's rules, readable without the lock.
     pub(crate) lifecycle: Lifecycle,
+    /// [`PoolOptions::fail_fast`](super::PoolOptions::fail_fast).
+    pub(crate) fail_fast: bool,
     state: Mutex<State<K>>,
     pub(crate) counters: Counters,
 }
@@ -87,6 +89,7 @@ impl<K: Connector> Core<K> {
             max_size,
             timeout,
             lifecycle,
+            fail_fast: false,
             state: Mutex::new(State::new(max_size, lifecycle)),
             counters: Counters::default(),
         }
