@@ -174,6 +174,17 @@ impl Default for SqlCache {
 }
 
 impl Table {
+    /// Whether the column at `index` is read back after the model is
+    /// written (the `RETURNING` of `Session::add`, `add_all` and atomic
+    /// batches): the primary key and the columns the server may fill
+    /// (identity, `#[odm(default = ...)]`). The others hold what the model
+    /// sent, so they are not read back: a large value crosses the wire
+    /// once, not twice. A column a trigger changes is not read back either;
+    /// load the model again (`Session::get`) to see it.
+    pub fn reads_back(&self, index: usize) -> bool {
+        index == self.primary_key || self.columns[index].server_fills()
+    }
+
     /// The primary key column.
     pub fn primary_key(&self) -> &'static ColumnDef {
         &self.columns[self.primary_key]
@@ -334,9 +345,10 @@ pub trait Record: Send + Sync {
     /// calls it before every `add`/`add_all` write.
     fn apply_default_fns(&mut self) {}
 
-    /// Overwrites the own table's fields from a row holding the own columns
-    /// in column order (the `RETURNING` of an insert or update), reading
-    /// back generated keys and server defaults.
+    /// Overwrites the own table's fields read back after a write from a row
+    /// holding those columns in column order (the `RETURNING` of an
+    /// insert): the key and the columns the server fills
+    /// ([`Table::reads_back`]).
     fn read_back(&mut self, row: &Row) -> crate::error::Result<()>;
 
     /// The parent record (joined-table inheritance).

@@ -339,12 +339,25 @@ fn record_impl(def: &ModelDef<'_>) -> TokenStream {
         })
     });
     let own_offset = def.own_offset();
+    // The row holds the columns `Table::reads_back` names, in column
+    // order; table column `i + own_offset` is the struct's column `i` (a
+    // child's column 0 is its parent's key, set on the parent).
     let read_backs = columns.iter().enumerate().map(|(i, c)| {
         let ident = &c.ident;
         let ty = &c.ty;
-        let pos = i + own_offset;
+        let index = i + own_offset;
         quote_spanned! {ty.span()=>
-            self.#ident = <#ty as ::odm::types::ColumnType>::decode(row, #pos)?;
+            if table.reads_back(#index) {
+                self.#ident = <#ty as ::odm::types::ColumnType>::decode(row, pos)?;
+                pos += 1;
+            }
+        }
+    });
+    let parent_key_read_back = (own_offset == 1).then(|| {
+        quote! {
+            if table.reads_back(0) {
+                pos += 1;
+            }
         }
     });
     let (key_param, parent_ref, parent_mut, value_prefix) = match &def.parent {
@@ -388,7 +401,11 @@ fn record_impl(def: &ModelDef<'_>) -> TokenStream {
             }
 
             fn read_back(&mut self, row: &::odm::pg::Row) -> ::odm::Result<()> {
+                let table = <Self as ::odm::Model>::table();
+                let mut pos = 0usize;
+                #parent_key_read_back
                 #(#read_backs)*
+                let _ = pos;
                 ::core::result::Result::Ok(())
             }
 

@@ -54,7 +54,7 @@ pub use client::notifications::Notifications;
 pub use client::transaction::Transaction;
 pub use config::{
     AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Host, LoadBalanceHosts, RequireAuth,
-    SslMode, SslNegotiation, TargetSessionAttrs,
+    SslMode, SslNegotiation, TargetSessionAttrs, DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
 };
 pub use error::{sqlstate, BoxError, DbError, Error, Result, TlsFailure, WRONG_CONTEXT};
 pub use pool::{Pool, PoolStats, PooledConnection};

@@ -71,7 +71,10 @@
 //! and drops the worker without unwinding it (no destructor of the task
 //! runs, its memory leaks); the task fails with [`GreenError::StackOverflow`]
 //! and a new worker takes over the queue. In some cases may exits the whole
-//! process instead. Size stacks with the probe, never by trial.
+//! process instead. Size stacks with the probe, never by trial. What the
+//! task held outside itself can still be given back: hooks registered with
+//! [`on_abandon`] run when it is abandoned (the database pool closes a
+//! checked-out connection that way, so its transaction is rolled back).
 //!
 //! **Shutdown.** [`GreenPool::shutdown`] closes the pool (later `submit`s,
 //! inline ones included, fail with [`GreenError::Closed`]), lets queued and
@@ -80,6 +83,7 @@
 //! Dropping the last `GreenPool` handle closes the pool without waiting.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod abandon;
 mod builder;
 mod error;
 mod lock;
@@ -89,6 +93,7 @@ mod submitted;
 mod wait;
 mod waiter;
 
+pub use abandon::{on_abandon, AbandonGuard};
 pub use builder::GreenPoolBuilder;
 pub use error::GreenError;
 pub use lock::{GreenLock, GreenLockGuard};

@@ -465,6 +465,7 @@ fn worker_main(shared: Arc<Shared>, first: Job) {
         let mut next = Next::Wait;
         job.run(&mut || next = shared.after_job(&mailbox));
         set_running(None);
+        crate::abandon::forget_hooks();
         drop(job);
         job = match next {
             Next::Run(queued) => queued,

@@ -15,7 +15,7 @@
 //!
 //! | layer | variants |
 //! |---|---|
-//! | the driver and its pool ([`pg::Error`]) | `WrongContext`, `Config`, `Connect`, `Auth`, `AuthMethodRefused`, `ChannelBindingRequired`, `Tls`, `TlsUnsupported`, `Io`, `Closed`, `Protocol`, `Db`, `QueryTimeout`, `CopyNotAllowed`, `ParameterCount`, `ToSql`, `FromSql`, `ColumnNotFound`, `RowCount`, `RolledBack`, `TransactionAborted`, `PoolTimeout`, `PoolClosed`, `NestedAcquire`, `PoolHeldByTask`, `NotShareable`, `Green` |
+//! | the driver and its pool ([`pg::Error`]) | `WrongContext`, `Config`, `Connect`, `Auth`, `AuthMethodRefused`, `ChannelBindingRequired`, `Tls`, `TlsUnsupported`, `Io`, `Closed`, `Protocol`, `CommitOutcomeUnknown`, `Db`, `QueryTimeout`, `CopyNotAllowed`, `Encode`, `TooManyParameters`, `ParameterCount`, `ToSql`, `FromSql`, `ColumnNotFound`, `RowCount`, `RolledBack`, `TransactionAborted`, `PoolTimeout`, `PoolClosed`, `NestedAcquire`, `PoolHeldByTask`, `NotShareable`, `Green` |
 //! | a driver variant this version of the ORM has no twin for yet | `Driver` |
 //! | ORM (mapper, session, query, types) | `Mapper`, `Migration`, `Query`, `InvalidChoice` |
 //! | `testing` | `Testing` |
@@ -197,6 +197,26 @@ pub enum Error {
     },
 
     /// A statement was run with the wrong number of parameters.
+    /// The driver's [`pg::Error::Encode`].
+    #[error("request not sent: {0}")]
+    Encode(String),
+
+    /// The driver's [`pg::Error::TooManyParameters`].
+    #[error("a statement takes at most 65535 parameters, {count} were given")]
+    TooManyParameters {
+        /// How many values were passed.
+        count: usize,
+    },
+
+    /// The driver's [`pg::Error::CommitOutcomeUnknown`]: the connection
+    /// broke after a `COMMIT` (or an atomic batch, or an autocommit write)
+    /// was sent and before its answer; it may or may not be stored.
+    #[error("the connection broke after the request was sent and before its answer, so it may or may not have committed: {cause}")]
+    CommitOutcomeUnknown {
+        /// How the connection broke.
+        cause: Box<pg::Error>,
+    },
+
     /// The driver's [`pg::Error::ParameterCount`].
     #[error("the statement takes {expected} parameters but {given} were given")]
     ParameterCount {
@@ -346,6 +366,9 @@ impl From<pg::Error> for Error {
             },
             pg::Error::CopyNotAllowed(x) => Error::CopyNotAllowed(x),
             pg::Error::ToSql { index, source } => Error::ToSql { index, source },
+            pg::Error::Encode(x) => Error::Encode(x),
+            pg::Error::TooManyParameters { count } => Error::TooManyParameters { count },
+            pg::Error::CommitOutcomeUnknown { cause } => Error::CommitOutcomeUnknown { cause },
             pg::Error::ParameterCount { expected, given } => {
                 Error::ParameterCount { expected, given }
             }
@@ -505,7 +528,10 @@ impl Error {
     /// ([`sqlstate::is_session_ending`]).
     pub fn is_closed(&self) -> bool {
         match self {
-            Error::Closed | Error::Io(_) | Error::Protocol(_) => true,
+            Error::Closed
+            | Error::Io(_)
+            | Error::Protocol(_)
+            | Error::CommitOutcomeUnknown { .. } => true,
             Error::Db(e) => e.is_session_ending(),
             Error::Driver(e) => e.is_closed(),
             _ => false,
@@ -531,6 +557,18 @@ impl Error {
             }
             Error::Driver(e) => e.is_connection_error(),
             _ => self.is_closed(),
+        }
+    }
+
+    /// True when the connection broke after a `COMMIT` (or an atomic
+    /// batch, or an autocommit write) was sent and before its answer: it
+    /// may or may not be stored ([`Error::CommitOutcomeUnknown`]). Never
+    /// retry such a write blindly; `Mapper::begin_with_retry` does not.
+    pub fn is_commit_outcome_unknown(&self) -> bool {
+        match self {
+            Error::CommitOutcomeUnknown { .. } => true,
+            Error::Driver(e) => e.is_commit_outcome_unknown(),
+            _ => false,
         }
     }
 

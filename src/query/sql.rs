@@ -411,11 +411,11 @@ pub fn delete<'a>(table: &'static Table, parts: &'a QueryParts) -> Statement<'a>
     st
 }
 
-/// `INSERT ... RETURNING <own columns>` for one record's own table; with a
-/// key set it is an upsert (`ON CONFLICT (key) DO UPDATE`). `values` are the
-/// record's values in column order; a NULL in a column the server fills
-/// (identity, default) is left out so the server value is used and read
-/// back.
+/// `INSERT ... RETURNING <the columns read back>` for one record's own
+/// table; with a key set it is an upsert (`ON CONFLICT (key) DO UPDATE`).
+/// `values` are the record's values in column order; a NULL in a column
+/// the server fills (identity, default) is left out so the server value is
+/// used and read back ([`Table::reads_back`]).
 pub fn upsert<'a>(
     table: &'static Table,
     values: &[Option<&'a (dyn ToSql + Sync)>],
@@ -449,7 +449,7 @@ pub fn upsert<'a>(
             push_upsert(&mut st, table, &written);
         }
     }
-    push_returning_all(&mut st, table);
+    push_returning_read_back(&mut st, table);
     st
 }
 
@@ -475,12 +475,13 @@ pub(crate) fn push_upsert(st: &mut Statement<'_>, table: &Table, written: &[usiz
     ));
 }
 
-/// ` RETURNING` every column of `table`.
-pub(crate) fn push_returning_all(st: &mut Statement<'_>, table: &Table) {
-    let returning: Vec<String> = table
-        .columns
-        .iter()
-        .map(|c| escape_identifier(c.name))
+/// ` RETURNING` the columns of `table` read back after a write
+/// ([`Table::reads_back`]: the key and what the server fills), in column
+/// order, as `Record::read_back` reads them.
+pub(crate) fn push_returning_read_back(st: &mut Statement<'_>, table: &Table) {
+    let returning: Vec<String> = (0..table.columns.len())
+        .filter(|&i| table.reads_back(i))
+        .map(|i| escape_identifier(table.columns[i].name))
         .collect();
     st.push(&format!(" RETURNING {}", returning.join(", ")));
 }

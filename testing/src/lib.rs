@@ -1,8 +1,10 @@
 //! Test servers: a throwaway PostgreSQL ([`TempCluster`]) and fresh
 //! databases on it ([`TestDatabase`], [`test_database`]), and the network
 //! faults to test against them: [`FaultProxy`] (forward, black-hole, delay,
-//! truncate, reset, refuse) and [`SilentListener`] (accepts and never
-//! answers). It knows nothing of odm itself (it runs `initdb`, `postgres`
+//! truncate, reset, refuse), [`SilentListener`] (accepts and never
+//! answers) and [`ScriptedServer`] (a fake PostgreSQL playing a script of
+//! answers, lies, garbage and silence; its messages from
+//! [`backend_message`]). It knows nothing of odm itself (it runs `initdb`, `postgres`
 //! and `psql`), so odm can re-export it as `odm::testing` (cargo feature
 //! `testing`, off by default: a dev-dependency feature), where [`Error`]
 //! converts into `odm::Error`.
@@ -32,6 +34,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod auto_failover;
+pub mod backend_message;
 mod binaries;
 mod cluster;
 mod database;
@@ -42,6 +45,7 @@ mod file_backup;
 mod pgbouncer;
 mod psql;
 mod scratch;
+mod scripted_server;
 mod server_process;
 mod silent_listener;
 mod standby;
@@ -60,6 +64,7 @@ pub use database::TestDatabase;
 pub use error::Error;
 pub use fault_proxy::{Direction, FaultProxy};
 pub use pgbouncer::PgBouncer;
+pub use scripted_server::{ScriptedServer, Step};
 pub use silent_listener::SilentListener;
 pub use standby::{ReplicatedCluster, Standby};
 pub use tls_files::{TlsFiles, TLS_SERVER_NAME};

@@ -145,6 +145,12 @@ impl Client {
         request::send_transaction_end(&self.conn, sql)
     }
 
+    /// The connection itself (for the pool's clean-up of a checkout whose
+    /// task was abandoned).
+    pub(crate) fn connection(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
     /// Marks this client as used by one task only (the pool's exclusive
     /// checkout) or not: see `Connection::set_exclusive`.
     pub(crate) fn set_exclusive(&self, exclusive: bool) {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::config::config_error;
+use super::config::{check_max_message_bytes, config_error};
 use super::host_selection::parse_host_list;
 use super::percent::Shown;
 use super::settings::{keepalives_count_error, whole_seconds_error, KEEPALIVE_SECONDS};
@@ -147,6 +147,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// See [`Config::max_message_bytes`]; a value out of range makes
+    /// [`ConfigBuilder::build`] fail.
+    pub fn max_message_bytes(mut self, bytes: usize) -> ConfigBuilder {
+        self.config.max_message_bytes = bytes;
+        self
+    }
+
     /// See [`Config::keepalives`].
     pub fn keepalives(mut self, on: bool) -> ConfigBuilder {
         self.config.keepalives = on;
@@ -262,6 +269,7 @@ impl ConfigBuilder {
             ));
         }
         config.fit_ports_to_hosts()?;
+        check_max_message_bytes(config.max_message_bytes)?;
         for (key, value) in [
             ("keepalives_idle", config.keepalives_idle),
             ("keepalives_interval", config.keepalives_interval),

@@ -22,6 +22,13 @@ pub(super) const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(60);
 pub(super) const DEFAULT_KEEPALIVES_INTERVAL: Duration = Duration::from_secs(10);
 pub(super) const DEFAULT_KEEPALIVES_COUNT: u32 = 6;
 pub(super) const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 256;
+/// The default of `max_message_bytes`: PostgreSQL builds every message in
+/// one buffer capped at 1 GB (`MaxAllocSize`), so a real server never sends
+/// a larger one.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = (1 << 30) - 1;
+/// The smallest `max_message_bytes`: every message type may be this long
+/// (libpq's bound for the types that are never long).
+pub const MIN_MAX_MESSAGE_BYTES: usize = 30_000;
 
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +137,7 @@ pub struct Config {
     pub(super) ssl_negotiation: SslNegotiation,
     pub(super) statement_cache: bool,
     pub(super) statement_cache_capacity: usize,
+    pub(super) max_message_bytes: usize,
 }
 
 impl fmt::Debug for Config {
@@ -162,6 +170,7 @@ impl fmt::Debug for Config {
             .field("ssl_negotiation", &self.ssl_negotiation)
             .field("statement_cache", &self.statement_cache)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
+            .field("max_message_bytes", &self.max_message_bytes)
             .finish()
     }
 }
@@ -205,6 +214,7 @@ impl Config {
             ssl_negotiation: SslNegotiation::Postgres,
             statement_cache: true,
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 
@@ -400,6 +410,34 @@ impl Config {
         self
     }
 
+    /// The largest backend message the connection accepts, in bytes
+    /// (`max_message_bytes`; default [`DEFAULT_MAX_MESSAGE_BYTES`], just
+    /// under 1 GiB, the largest message PostgreSQL itself can build). It
+    /// bounds the messages whose size follows the data — a row, a row
+    /// description, COPY data, an error or notice, a notification — so it
+    /// is the most a server can make the client buffer for one message.
+    /// Every other message is bounded at 30,000 bytes after login, and
+    /// before login every message is (2,000 for an authentication
+    /// request), as in libpq. A message over its bound is refused from its
+    /// 5-byte header, before anything of it is buffered: the request
+    /// fails with [`Error::Protocol`](crate::Error::Protocol) and the
+    /// connection closes. Lower it when the server is not trusted and no
+    /// row is that large.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    /// Sets the largest backend message accepted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] below [`MIN_MAX_MESSAGE_BYTES`] (30,000) or above
+    /// [`DEFAULT_MAX_MESSAGE_BYTES`].
+    pub fn set_max_message_bytes(&mut self, bytes: usize) -> Result<&mut Config, Error> {
+        self.max_message_bytes = check_max_message_bytes(bytes)?;
+        Ok(self)
+    }
+
     /// Whether TCP keepalive probes are sent on an idle connection
     /// (`keepalives`, default on), so a peer that vanished is noticed.
     pub fn keepalives(&self) -> bool {
@@ -525,4 +563,15 @@ impl Config {
 
 pub(super) fn config_error(message: &str) -> Error {
     Error::Config(message.to_owned())
+}
+
+/// Checks a `max_message_bytes` value against its range.
+pub(super) fn check_max_message_bytes(bytes: usize) -> Result<usize, Error> {
+    if (MIN_MAX_MESSAGE_BYTES..=DEFAULT_MAX_MESSAGE_BYTES).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(config_error(&format!(
+            "invalid max_message_bytes `{bytes}`: expected {MIN_MAX_MESSAGE_BYTES} to {DEFAULT_MAX_MESSAGE_BYTES}"
+        )))
+    }
 }

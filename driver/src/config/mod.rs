@@ -25,7 +25,7 @@ mod url;
 
 pub use auth_settings::{AuthMethod, ChannelBindingMode, RequireAuth};
 pub use builder::ConfigBuilder;
-pub use config::{Config, Host};
+pub use config::{Config, Host, DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES};
 pub use host_selection::{LoadBalanceHosts, TargetSessionAttrs};
 pub(crate) use settings::parse_seconds;
 pub use ssl_mode::{SslMode, SslNegotiation};

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::config::config_error;
+use super::config::{check_max_message_bytes, config_error};
 use super::host_selection::{parse_host_list, parse_port_list};
 use super::percent::Shown;
 use super::{
@@ -90,6 +90,16 @@ impl Config {
             }
             "statement_cache" => self.statement_cache = parse_bool(key, &value)?,
             "statement_cache_capacity" => self.statement_cache_capacity = parse_capacity(&value)?,
+            "max_message_bytes" => {
+                self.max_message_bytes = match value.trim().parse::<usize>() {
+                    Ok(bytes) => check_max_message_bytes(bytes)?,
+                    Err(_) => {
+                        return Err(config_error(&format!(
+                            "invalid max_message_bytes `{value}`: expected a whole number of bytes"
+                        )))
+                    }
+                }
+            }
             "options" => self.options = Some(value),
             "sslmode" => self.ssl_mode = SslMode::parse(&value)?,
             "sslrootcert" => self.ssl_root_cert = Some(value).filter(|v| !v.is_empty()),

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVES_COUNT, DEFAULT_KEEPALIVES_IDLE,
-    DEFAULT_KEEPALIVES_INTERVAL, DEFAULT_SLOW_STATEMENT, DEFAULT_STATEMENT_CACHE_CAPACITY,
+    DEFAULT_KEEPALIVES_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SLOW_STATEMENT,
+    DEFAULT_STATEMENT_CACHE_CAPACITY,
 };
 use super::percent::percent_encode;
 use super::{
@@ -104,6 +105,9 @@ impl Config {
         }
         if let Some(timeout) = self.query_timeout {
             query.push(("query_timeout", format_millis(timeout)));
+        }
+        if self.max_message_bytes != DEFAULT_MAX_MESSAGE_BYTES {
+            query.push(("max_message_bytes", self.max_message_bytes.to_string()));
         }
         if self.slow_statement != Some(DEFAULT_SLOW_STATEMENT) {
             let threshold = self.slow_statement.unwrap_or_default();

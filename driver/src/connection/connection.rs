@@ -75,6 +75,12 @@ pub(super) struct Queue {
     /// `buf` holds a request queued to go out with the next one
     /// ([`Sending::Deferred`]) and nothing has written it yet.
     deferred: bool,
+    /// How many answered requests were ever queued (each slot records its
+    /// number, [`Slot::queued`]).
+    queued: u64,
+    /// The number of the last request whose bytes a flush took: it and
+    /// every one before it may have reached the server.
+    written_through: u64,
 }
 
 /// One server connection, shared by the client handle, its reader
@@ -269,6 +275,32 @@ impl Connection {
         }
     }
 
+    /// The error a request gets when the connection closed before its
+    /// answer was complete: [`Error::CommitOutcomeUnknown`] when it commits
+    /// and had left the client (`written_through`), unless the connection
+    /// was closed because a shared request left a transaction open (the
+    /// requests behind it ran inside that transaction, which died with the
+    /// connection); else [`Connection::closed_error`].
+    pub(super) fn failure_of(&self, slot: &Slot, written_through: u64) -> Error {
+        let error = self.closed_error();
+        let rolled_back = matches!(
+            *self.close_reason.lock(),
+            Some(CloseReason::SharedTransaction)
+        );
+        if !rolled_back && slot.outcome_unknown(written_through) {
+            Error::CommitOutcomeUnknown {
+                cause: Box::new(error),
+            }
+        } else {
+            error
+        }
+    }
+
+    /// The number of the last request that may have reached the server.
+    pub(super) fn written_through(&self) -> u64 {
+        self.queue.lock().written_through
+    }
+
     /// The transaction status of the last `ReadyForQuery`, or `Idle` when
     /// the last request queued is a `COMMIT` sent by
     /// [`Sending::EndingTransaction`]: whatever its answer, the
@@ -316,6 +348,28 @@ impl Connection {
         slot: Option<Arc<Slot>>,
         sending: Sending,
     ) -> Result<(), Error> {
+        self.queue_request(Outgoing::Borrowed(bytes), slot, sending)
+    }
+
+    /// [`Connection::send`] for a request encoded in a buffer the caller
+    /// gives up: a large one (over 256 KiB) is queued as it is when nothing
+    /// else is queued, instead of copied (a large value then exists once on
+    /// the client, not twice). `bytes` is left empty or holding anything.
+    pub(crate) fn send_owned(
+        &self,
+        bytes: &mut BytesMut,
+        slot: Option<Arc<Slot>>,
+        sending: Sending,
+    ) -> Result<(), Error> {
+        self.queue_request(Outgoing::Owned(bytes), slot, sending)
+    }
+
+    fn queue_request(
+        &self,
+        bytes: Outgoing<'_>,
+        slot: Option<Arc<Slot>>,
+        sending: Sending,
+    ) -> Result<(), Error> {
         let by_holder = sending == Sending::ByWriteHolder;
         let mut queue = self.queue.lock();
         loop {
@@ -334,8 +388,18 @@ impl Connection {
         }
         let busy = !self.exclusive.load(Ordering::Relaxed)
             && (!queue.pending.is_empty() || self.reader_holds.load(Ordering::Relaxed) > 0);
-        queue.buf.extend_from_slice(bytes);
+        match bytes {
+            Outgoing::Owned(bytes) if queue.buf.is_empty() && bytes.len() > MAX_SPARE_BUFFER => {
+                std::mem::swap(&mut queue.buf, bytes);
+            }
+            Outgoing::Owned(bytes) => queue.buf.extend_from_slice(bytes),
+            Outgoing::Borrowed(bytes) => queue.buf.extend_from_slice(bytes),
+        }
         if let Some(slot) = slot {
+            queue.queued += 1;
+            let outside = sending == Sending::EndingTransaction
+                || (!queue.deferred && self.transaction_status() == TransactionStatus::Idle);
+            slot.queued(queue.queued, outside);
             queue.pending.push_back(slot);
         }
         // Under the queue lock, so the flag always describes the last
@@ -405,6 +469,7 @@ impl Connection {
                     };
                 }
                 queue.deferred = false;
+                queue.written_through = queue.queued;
                 let spare = std::mem::take(&mut queue.spare);
                 std::mem::replace(&mut queue.buf, spare)
             };
@@ -531,7 +596,7 @@ impl Connection {
     /// Marks the connection closed, fails every queued request and shuts
     /// the socket down (which also stops the reader).
     pub(super) fn shut(&self, reason: CloseReason) {
-        let (pending, waiters) = {
+        let (pending, waiters, written_through) = {
             let mut queue = self.queue.lock();
             {
                 let mut current = self.close_reason.lock();
@@ -546,10 +611,11 @@ impl Connection {
             (
                 std::mem::take(&mut queue.pending),
                 std::mem::take(&mut queue.gate_waiters),
+                queue.written_through,
             )
         };
         for slot in pending {
-            slot.fail(self.closed_error());
+            slot.fail(self.failure_of(&slot, written_through));
         }
         for waiter in waiters {
             waiter.unpark();
@@ -590,6 +656,13 @@ impl Connection {
             *reason = Some(CloseReason::Fatal(Box::new(error)));
         }
     }
+}
+
+/// A request's bytes, as [`Connection::send`] (borrowed, copied) or
+/// [`Connection::send_owned`] (may be taken as they are) hand them over.
+enum Outgoing<'a> {
+    Borrowed(&'a [u8]),
+    Owned(&'a mut BytesMut),
 }
 
 /// How [`Connection::send`] treats a request.

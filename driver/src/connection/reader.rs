@@ -17,12 +17,21 @@ use postgres_protocol::message::backend::Message;
 use crate::connection::connection::{CloseReason, Connection};
 use crate::connection::slot::Slot;
 use crate::net::socket::ReadHalf;
+use crate::wire::frame::{next_message, FrameError, Framed, MessageOrder, Phase};
 use crate::wire::notification::Notification;
 use crate::wire::server_error::{log_notice, parse_fields};
 
 /// How many recent notices a connection keeps for inspection.
 const KEPT_NOTICES: usize = 16;
 const READ_CHUNK: usize = 64 * 1024;
+/// After a message larger than this the receive buffer starts afresh, so
+/// a connection does not keep the largest answer it ever received.
+const KEPT_BUFFER: usize = 256 * 1024;
+
+/// A message [`next_message`] refused.
+fn refused(error: FrameError) -> CloseReason {
+    CloseReason::Protocol(error.to_string())
+}
 
 /// The per-connection reader coroutine.
 pub(super) struct Reader {
@@ -34,6 +43,10 @@ pub(super) struct Reader {
     /// many answers), oldest first.
     taken: VecDeque<Arc<Slot>>,
     notifications: Sender<Notification>,
+    /// The bounds of incoming messages (after login).
+    phase: Phase,
+    /// The order of the messages so far.
+    order: MessageOrder,
 }
 
 impl Reader {
@@ -43,6 +56,9 @@ impl Reader {
         buf: BytesMut,
         notifications: Sender<Notification>,
     ) -> Reader {
+        let phase = Phase::Ready {
+            max_message_bytes: conn.config().max_message_bytes(),
+        };
         Reader {
             conn,
             read,
@@ -50,6 +66,8 @@ impl Reader {
             current: None,
             taken: VecDeque::new(),
             notifications,
+            phase,
+            order: MessageOrder::default(),
         }
     }
 
@@ -75,38 +93,38 @@ impl Reader {
             log::error!(target: "odm::pg", "closing the connection: {message}");
         }
         self.conn.shut(reason);
+        let written_through = self.conn.written_through();
         if let Some(slot) = self.current.take() {
-            slot.fail(self.conn.closed_error());
+            slot.fail(self.conn.failure_of(&slot, written_through));
         }
         for slot in self.taken.drain(..) {
-            slot.fail(self.conn.closed_error());
+            slot.fail(self.conn.failure_of(&slot, written_through));
         }
     }
 
-    /// Routes every complete message in the buffer.
+    /// Routes every complete message in the buffer. Each message is
+    /// checked by [`next_message`] as soon as its 5-byte header is in (its
+    /// type and length, before anything of its body is buffered) and again
+    /// when it is complete (its shape and its place in the order): a bad
+    /// one closes the connection at once, failing every request on it.
     fn route(&mut self) -> Result<(), CloseReason> {
         let mut pos = 0;
+        let mut large = false;
         loop {
-            let available = self.buf.len() - pos;
-            if available < 5 {
-                break;
-            }
-            let tag = self.buf[pos];
-            let len = u32::from_be_bytes([
-                self.buf[pos + 1],
-                self.buf[pos + 2],
-                self.buf[pos + 3],
-                self.buf[pos + 4],
-            ]) as usize;
-            if len < 4 {
-                return Err(CloseReason::Protocol(format!(
-                    "invalid message length {len}"
-                )));
-            }
-            let total = len + 1;
-            if available < total {
-                break;
-            }
+            let (tag, total) = match next_message(&self.buf[pos..], self.phase, &mut self.order)
+                .map_err(refused)?
+            {
+                Framed::NeedHeader => break,
+                Framed::Partial { total } => {
+                    // Room for the rest of this message in one allocation
+                    // (its size is bounded now), instead of doubling up
+                    // to it.
+                    self.buf.reserve(total - (self.buf.len() - pos));
+                    break;
+                }
+                Framed::Message { tag, total } => (tag, total),
+            };
+            large |= total > KEPT_BUFFER;
             match tag {
                 b'A' | b'N' | b'S' => {
                     if pos > 0 {
@@ -118,9 +136,7 @@ impl Reader {
                     self.handle_async(message)?;
                 }
                 b'Z' => {
-                    if total >= 6 {
-                        self.conn.status.store(self.buf[pos + 5], Ordering::Release);
-                    }
+                    self.conn.status.store(self.buf[pos + 5], Ordering::Release);
                     pos += total;
                     let segment = self.buf.split_to(pos);
                     pos = 0;
@@ -144,6 +160,15 @@ impl Reader {
         if pos > 0 {
             let segment = self.buf.split_to(pos);
             self.deliver(segment, false, false)?;
+        }
+        if large {
+            // The buffer is a view into the allocation of a large message
+            // (which would otherwise be reused, and stay resident, for the
+            // connection's life): start a small one, so the large one is
+            // freed as soon as its request is done with it.
+            let mut fresh = BytesMut::with_capacity(READ_CHUNK.max(self.buf.len()));
+            fresh.extend_from_slice(&self.buf);
+            self.buf = fresh;
         }
         Ok(())
     }

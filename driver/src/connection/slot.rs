@@ -7,7 +7,7 @@
 //! messages itself (`request::response`), so the reader only frames bytes.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,6 +29,18 @@ thread_local! {
 /// How many finished slots a thread keeps for reuse.
 const SPARE_SLOTS_KEPT: usize = 64;
 
+/// What a request may do to stored data: whether a break after it left the
+/// client leaves its outcome unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Nothing: it describes statements or probes the connection.
+    Nothing,
+    /// It runs statements: they commit when run outside a transaction.
+    Statements,
+    /// Its text may end the transaction it runs in (`COMMIT`, `END`).
+    EndsTransaction,
+}
+
 /// Where the reader puts one request's answer.
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -38,6 +50,16 @@ pub(crate) struct Slot {
     /// the connection idle (no transaction left open). Set before the slot
     /// is queued, read by the reader without taking the state's lock.
     require_idle: AtomicBool,
+    /// What the request may do to stored data (an [`Effect`] as a byte).
+    /// Set before the slot is queued.
+    effect: AtomicU8,
+    /// Decided when queued: the request commits (a `COMMIT`, or statements
+    /// run outside a transaction), so a break after it left the client
+    /// leaves its outcome unknown.
+    commits: AtomicBool,
+    /// The connection's count of queued requests when this one was
+    /// queued: it left the client once the writer took everything up to it.
+    seq: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +85,8 @@ impl Slot {
                         ..SlotState::default()
                     };
                     *unique.require_idle.get_mut() = require_idle;
+                    *unique.effect.get_mut() = Effect::Statements as u8;
+                    *unique.commits.get_mut() = false;
                     // A wake-up left over from the last answer (it came
                     // before its requester parked) at worst makes the
                     // next wait loop once more.
@@ -77,6 +101,9 @@ impl Slot {
             }),
             blocker: Blocker::new(true),
             require_idle: AtomicBool::new(require_idle),
+            effect: AtomicU8::new(Effect::Statements as u8),
+            commits: AtomicBool::new(false),
+            seq: AtomicU64::new(0),
         })
     }
 
@@ -107,6 +134,30 @@ impl Slot {
         }
     }
 
+    /// Says what the request may do to stored data (by default it runs
+    /// statements).
+    pub(crate) fn set_effect(&self, effect: Effect) {
+        self.effect.store(effect as u8, Ordering::Relaxed);
+    }
+
+    /// Records, when the request is queued (under the queue's lock), its
+    /// place in the connection's order and whether it commits: `outside`
+    /// says it runs outside a transaction or ends one.
+    pub(crate) fn queued(&self, seq: u64, outside: bool) {
+        self.seq.store(seq, Ordering::Relaxed);
+        let effect = self.effect.load(Ordering::Relaxed);
+        let commits = effect == Effect::EndsTransaction as u8
+            || (outside && effect == Effect::Statements as u8);
+        self.commits.store(commits, Ordering::Relaxed);
+    }
+
+    /// Whether the connection breaking leaves this request's outcome
+    /// unknown, `written_through` being the last request that left the
+    /// client: it commits and it had left.
+    pub(crate) fn outcome_unknown(&self, written_through: u64) -> bool {
+        self.commits.load(Ordering::Relaxed) && self.seq.load(Ordering::Relaxed) <= written_through
+    }
+
     /// Whether this request must leave the connection outside a transaction.
     pub(crate) fn requires_idle(&self) -> bool {
         self.require_idle.load(Ordering::Relaxed)
@@ -119,6 +170,8 @@ impl Slot {
             if state.done || state.abandoned {
                 return;
             }
+            // The part of the answer that came is of no use now.
+            state.data = BytesMut::new();
             state.failed = Some(error);
         }
         self.blocker.unpark();
@@ -179,8 +232,15 @@ impl Slot {
         }
     }
 
-    /// Keeps a finished slot, which nobody else holds, for the next request
-    /// on this thread.
+    /// Empties a finished slot that nobody else holds: whatever it still
+    /// holds (the rest of an answer that failed part-way) is freed now,
+    /// never cached with it.
+    pub(crate) fn empty(&mut self) {
+        *self.state.get_mut() = SlotState::default();
+    }
+
+    /// Keeps a finished slot, which nobody else holds and which was
+    /// [emptied](Slot::empty), for the next request on this thread.
     pub(crate) fn keep_for_reuse(slot: Arc<Slot>) {
         SPARE_SLOTS.with(|spare| {
             let mut spare = spare.borrow_mut();

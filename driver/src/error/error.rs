@@ -16,7 +16,7 @@
 //! | any entry point off a green worker | `WrongContext` |
 //! | configuration (URL parsing) | `Config` |
 //! | connecting | `Connect`, `Auth`, `AuthMethodRefused`, `ChannelBindingRequired`, `Tls`, `TlsUnsupported` |
-//! | connection and requests | `Io`, `Closed`, `Protocol`, `Db`, `QueryTimeout`, `CopyNotAllowed`, `ParameterCount`, `ToSql`, `FromSql`, `ColumnNotFound`, `RowCount` |
+//! | connection and requests | `Io`, `Closed`, `Protocol`, `CommitOutcomeUnknown`, `Db`, `QueryTimeout`, `CopyNotAllowed`, `Encode`, `TooManyParameters`, `ParameterCount`, `ToSql`, `FromSql`, `ColumnNotFound`, `RowCount` |
 //! | transactions | `RolledBack`, `TransactionAborted` |
 //! | `pool` | `PoolTimeout`, `PoolClosed`, `NestedAcquire`, `PoolHeldByTask`, `NotShareable` |
 //! | `green` runtime | `Green` |
@@ -189,6 +189,37 @@ pub enum Error {
         /// Why the value could not be encoded.
         #[source]
         source: BoxError,
+    },
+
+    /// A request could not be encoded, so nothing of it was sent: a NUL
+    /// byte in its SQL text or a name, or a message over the protocol's
+    /// size limit. The connection is unaffected ([`Error::is_closed`] is
+    /// false).
+    #[error("request not sent: {0}")]
+    Encode(String),
+
+    /// A statement was given more parameters than the protocol can carry
+    /// (65,535); nothing was sent and the connection is unaffected.
+    #[error("a statement takes at most 65535 parameters, {count} were given")]
+    TooManyParameters {
+        /// How many values were passed.
+        count: usize,
+    },
+
+    /// The connection broke after a request that commits was sent — a
+    /// `COMMIT`, an atomic batch, or a statement outside a transaction
+    /// (autocommit) — and before its answer came: the server may have
+    /// committed it or not, and nobody can tell from here. Retrying it
+    /// blindly may apply a write twice; make the write idempotent, or check
+    /// by key whether it is stored. [`Error::is_closed`] is true and
+    /// [`Error::is_retryable`] false. A request that had not left the
+    /// client when the connection broke, or a statement inside a
+    /// transaction other than its `COMMIT`, gets the plain connection
+    /// error instead: nothing of it was committed.
+    #[error("the connection broke after the request was sent and before its answer, so it may or may not have committed: {cause}")]
+    CommitOutcomeUnknown {
+        /// How the connection broke (a [`Error::is_closed`] error).
+        cause: Box<Error>,
     },
 
     /// A statement was run with the wrong number of parameters.
@@ -386,7 +417,10 @@ impl Error {
     /// ([`sqlstate::is_session_ending`]).
     pub fn is_closed(&self) -> bool {
         match self {
-            Error::Closed | Error::Io(_) | Error::Protocol(_) => true,
+            Error::Closed
+            | Error::Io(_)
+            | Error::Protocol(_)
+            | Error::CommitOutcomeUnknown { .. } => true,
             Error::Db(e) => e.is_session_ending(),
             _ => false,
         }
@@ -411,6 +445,14 @@ impl Error {
             }
             _ => self.is_closed(),
         }
+    }
+
+    /// True when the connection broke after a request that commits (a
+    /// `COMMIT`, an atomic batch, an autocommit statement) was sent and
+    /// before its answer: it may or may not be stored
+    /// ([`Error::CommitOutcomeUnknown`]). Never retry such a write blindly.
+    pub fn is_commit_outcome_unknown(&self) -> bool {
+        matches!(self, Error::CommitOutcomeUnknown { .. })
     }
 
     /// True when database work was attempted off a green worker.

@@ -37,16 +37,31 @@ pub struct PooledConnection {
     age: Age,
     core: Arc<Core<PgConnector>>,
     task: u64,
+    /// Closes the connection and frees its slot if the task is abandoned
+    /// without unwinding (a stack overflow: this value is never dropped
+    /// then); unregistered when this value is dropped.
+    _abandoned: green::AbandonGuard,
 }
 
 impl PooledConnection {
     pub(crate) fn new(checkout: Checkout<Client>, core: Arc<Core<PgConnector>>, task: u64) -> Self {
         checkout.conn.set_exclusive(true);
+        let abandoned = {
+            let conn = checkout.conn.connection().clone();
+            let core = Arc::clone(&core);
+            // The server rolls back the transaction of a closed session and
+            // releases its locks.
+            green::on_abandon(move || {
+                conn.terminate();
+                core.reclaim_abandoned(task);
+            })
+        };
         PooledConnection {
             client: Some(checkout.conn),
             age: checkout.age,
             core,
             task,
+            _abandoned: abandoned,
         }
     }
 

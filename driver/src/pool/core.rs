@@ -379,6 +379,22 @@ impl<K: Connector> Core<K> {
 
     /// Closes a connection and frees its slot for a fresh one.
     pub(crate) fn discard(&self, conn: K::Conn, task: Option<u64>) {
+        self.free_slot(Some(conn), task);
+    }
+
+    /// Frees the slot of a checkout whose task was abandoned without
+    /// unwinding (a stack overflow): its connection, out of reach on the
+    /// dead task's stack, was closed by the caller. Never parks.
+    pub(crate) fn reclaim_abandoned(&self, task: u64) {
+        log::warn!(
+            target: "odm::pool",
+            "a task was abandoned (stack overflow) holding a connection: it was closed and its slot freed"
+        );
+        self.counters.discarded();
+        self.free_slot(None, Some(task));
+    }
+
+    fn free_slot(&self, conn: Option<K::Conn>, task: Option<u64>) {
         let mut fx = Effects::default();
         {
             let mut state = self.state.lock();
@@ -386,7 +402,7 @@ impl<K: Connector> Core<K> {
                 state.release_holder(task);
             }
             state.forget();
-            fx.close.push(conn);
+            fx.close.extend(conn);
             state.dispatch(Instant::now(), &mut fx);
         }
         self.finish(fx);

@@ -20,7 +20,7 @@ use crate::request::statement_cache::{
     description_capacity, is_stale_statement, Insertion, StatementCache,
 };
 use crate::request::unnamed::{self, may_be_stale_description, UnnamedCompletion};
-use crate::wire::bind_execute::Param;
+use crate::wire::bind_execute::{check_parameter_limit, Param};
 use crate::wire::statement::Statement;
 use crate::wire::transaction_status::TransactionStatus;
 
@@ -131,6 +131,7 @@ impl Prepared {
         params: &[Param<'_>],
         rows: RowSink<'_>,
     ) -> Result<u64, Error> {
+        check_parameter_limit(params.len())?;
         if statement.connection_id() == self.id && !statement.is_closed() {
             self.run_prepared(conn, statement, params, rows)
         } else {
@@ -148,6 +149,7 @@ impl Prepared {
         params: &[Param<'_>],
         rows: RowSink<'_>,
     ) -> Result<u64, Error> {
+        check_parameter_limit(params.len())?;
         let statement = self.prepare(conn, sql)?;
         self.run_prepared(conn, &statement, params, rows)
     }
@@ -301,7 +303,10 @@ impl Prepared {
     ) -> Result<Vec<(Statement, &'p [Param<'v>])>, Error> {
         statements
             .iter()
-            .map(|&(sql, params)| Ok((self.prepare(conn, sql)?, params)))
+            .map(|&(sql, params)| {
+                check_parameter_limit(params.len())?;
+                Ok((self.prepare(conn, sql)?, params))
+            })
             .collect()
     }
 }

@@ -20,7 +20,7 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
 use crate::connection::connection::{Connection, Sending};
-use crate::connection::slot::Slot;
+use crate::connection::slot::{Effect, Slot};
 use crate::error::Error;
 use crate::request::response::{Frame, QueryDeadline, Response};
 use crate::wire::bind_execute::{self, encode_bind_execute_sync, Param};
@@ -95,22 +95,27 @@ pub(crate) fn request<F>(
 where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
-    request_until(conn, streaming, deadline(conn), encode)
+    request_until(conn, streaming, deadline(conn), Effect::Statements, encode)
 }
 
-/// [`request`] with an explicit deadline.
+/// [`request`] with an explicit deadline and what it may do to stored data
+/// (which decides whether a break leaves its outcome unknown).
 pub(crate) fn request_until<F>(
     conn: &Connection,
     streaming: bool,
     deadline: Option<QueryDeadline>,
+    effect: Effect,
     encode: F,
 ) -> Result<Response, Error>
 where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
     let slot = Slot::new(streaming, conn.is_shared());
+    if effect != Effect::Statements {
+        slot.set_effect(effect);
+    }
     encode_then_send(encode, |bytes| {
-        conn.send(bytes, Some(slot.clone()), Sending::Now)
+        conn.send_owned(bytes, Some(slot.clone()), Sending::Now)
     })?;
     Ok(Response::new(slot, deadline))
 }
@@ -119,15 +124,32 @@ where
 /// hands its bytes to `send`: the one place requests are encoded and sent.
 fn encode_then_send<F>(
     encode: F,
-    send: impl FnOnce(&[u8]) -> Result<(), Error>,
+    send: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
 ) -> Result<(), Error>
 where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
     let mut buf = take_scratch();
-    let sent = encode(&mut buf).and_then(|()| send(&buf));
+    let sent = encode(&mut buf)
+        .map_err(not_sent)
+        .and_then(|()| send(&mut buf));
     put_scratch(buf);
     sent
+}
+
+/// An encoding failure is the caller's, not the connection's: nothing was
+/// sent, so an I/O error from the message writers (a NUL byte in the SQL
+/// text or a name, a message over the protocol's size limit) becomes
+/// [`Error::Encode`] and the connection stays usable.
+#[cold]
+fn not_sent(error: Error) -> Error {
+    match error {
+        Error::Io(e) if e.to_string().contains("embedded null") => {
+            Error::Encode("the sql text or a name contains a nul byte".to_owned())
+        }
+        Error::Io(e) => Error::Encode(e.to_string()),
+        other => other,
+    }
 }
 
 /// The deadline of the connection's requests, when `query_timeout` is set.
@@ -145,7 +167,7 @@ where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
     encode_then_send(encode, |bytes| {
-        conn.send(bytes, Some(Slot::abandoned()), Sending::Now)
+        conn.send_owned(bytes, Some(Slot::abandoned()), Sending::Now)
     })
 }
 
@@ -181,7 +203,7 @@ pub(crate) fn queue_simple_statement_ahead(conn: &Connection, sql: &str) -> Resu
     log_queued(sql);
     encode_then_send(
         |buf| Ok(frontend::query(sql, buf)?),
-        |bytes| conn.send(bytes, Some(Slot::abandoned()), Sending::Deferred),
+        |bytes| conn.send_owned(bytes, Some(Slot::abandoned()), Sending::Deferred),
     )
 }
 
@@ -208,7 +230,7 @@ pub(crate) fn send_transaction_end(
     let slot = Slot::new(false, false);
     encode_then_send(
         |buf| Ok(frontend::query(sql, buf)?),
-        |bytes| conn.send(bytes, Some(slot.clone()), Sending::EndingTransaction),
+        |bytes| conn.send_owned(bytes, Some(slot.clone()), Sending::EndingTransaction),
     )?;
     Ok(TransactionEnd {
         conn: conn.clone(),
@@ -258,7 +280,7 @@ pub(crate) fn check_alive(conn: &Arc<Connection>, timeout: Duration) -> Result<(
         connection: conn.clone(),
         cancel: false,
     };
-    let mut response = request_until(conn, false, Some(deadline), |buf| {
+    let mut response = request_until(conn, false, Some(deadline), Effect::Nothing, |buf| {
         frontend::query("", buf)?;
         Ok(())
     })?;
@@ -273,7 +295,7 @@ pub(crate) fn describe(
     name: String,
     sql: &str,
 ) -> Result<Statement, Error> {
-    let mut response = request(conn, false, |buf| {
+    let mut response = request_until(conn, false, deadline(conn), Effect::Nothing, |buf| {
         frontend::parse(&name, sql, std::iter::empty(), buf)?;
         frontend::describe(b'S', &name, buf)?;
         frontend::sync(buf);
@@ -411,11 +433,25 @@ pub(crate) fn simple_query(conn: &Arc<Connection>, sql: &str) -> Result<SimpleCo
 }
 
 fn simple_query_unlogged(conn: &Arc<Connection>, sql: &str) -> Result<SimpleCompletion, Error> {
-    let response = request(conn, false, |buf| {
+    let effect = if may_end_transaction(sql) {
+        Effect::EndsTransaction
+    } else {
+        Effect::Statements
+    };
+    let response = request_until(conn, false, deadline(conn), effect, |buf| {
         frontend::query(sql, buf)?;
         Ok(())
     })?;
     read_simple(conn, response).0
+}
+
+/// Whether simple-protocol text may end the transaction it runs in — it
+/// names `COMMIT` or `END` anywhere (in any case) — so that a break after
+/// it left leaves its outcome unknown even inside a transaction. Erring
+/// towards "may" only costs a more careful error.
+fn may_end_transaction(sql: &str) -> bool {
+    sql.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .any(|word| word.eq_ignore_ascii_case("commit") || word.eq_ignore_ascii_case("end"))
 }
 
 /// Reads a simple-protocol answer up to `ReadyForQuery`; also returns the
@@ -565,4 +601,19 @@ pub(super) fn encode_bind(
     buf: &mut BytesMut,
 ) -> Result<(), Error> {
     bind_execute::encode_bind(statement.name(), statement.params(), params, buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_end_transaction;
+
+    #[test]
+    fn text_naming_commit_or_end_may_end_the_transaction() {
+        assert!(may_end_transaction("COMMIT"));
+        assert!(may_end_transaction("insert into t values (1); commit;"));
+        assert!(may_end_transaction("END"));
+        assert!(!may_end_transaction("SELECT * FROM commits"));
+        assert!(!may_end_transaction("INSERT INTO t VALUES (1)"));
+        assert!(!may_end_transaction("SELECT ending FROM t"));
+    }
 }

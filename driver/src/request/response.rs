@@ -210,7 +210,11 @@ impl Drop for Response {
         }
         // Keep the slot for the next request when nobody else (the reader)
         // still holds it, saving two allocations and two frees per request.
-        if Arc::get_mut(&mut self.slot).is_some() && may::coroutine::is_coroutine() {
+        if !may::coroutine::is_coroutine() {
+            return;
+        }
+        if let Some(slot) = Arc::get_mut(&mut self.slot) {
+            slot.empty();
             Slot::keep_for_reuse(self.slot.clone());
         }
     }

@@ -22,6 +22,7 @@ use crate::net::open_socket::target_of;
 use crate::net::open_socket::{open_socket, open_socket_as};
 use crate::net::socket::{Bounded, Socket};
 use crate::startup::auth_policy::{AuthPolicy, ScramChoice};
+use crate::wire::frame::{check_header, Phase};
 use crate::wire::server_error::{db_error, log_notice, parse_fields};
 use crate::wire::transaction_status::TransactionStatus;
 
@@ -268,10 +269,22 @@ impl MessageReader {
         }
     }
 
+    /// The next message, each checked on its 5-byte header before its
+    /// body is read ([`check_header`] with [`Phase::Startup`]: nothing
+    /// before login may exceed 30,000 bytes, an authentication request
+    /// 2,000), so a server — or anyone on the path before TLS — cannot make
+    /// the client buffer more.
     fn next(&mut self, socket: &mut Bounded<'_>) -> Result<Message, Error> {
         let mut chunk = [0u8; 4096];
         loop {
-            if let Some(message) = Message::parse(&mut self.buf)? {
+            if self.buf.len() >= 5 {
+                let word = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
+                check_header(self.buf[0], word, Phase::Startup)
+                    .map_err(|e| Error::Protocol(format!("during startup: {e}")))?;
+            }
+            if let Some(message) = Message::parse(&mut self.buf)
+                .map_err(|e| Error::Protocol(format!("during startup: malformed message: {e}")))?
+            {
                 return Ok(message);
             }
             let n = socket.read(&mut chunk)?;

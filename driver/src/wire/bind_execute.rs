@@ -17,6 +17,21 @@ use crate::error::Error;
 /// A query parameter: any value that can be encoded for PostgreSQL.
 pub type Param<'a> = &'a (dyn ToSql + Sync);
 
+/// The most parameters one statement can carry: the protocol counts them
+/// in 16 bits.
+pub(crate) const MAX_PARAMETERS: usize = u16::MAX as usize;
+
+/// [`Error::TooManyParameters`] past [`MAX_PARAMETERS`], checked before
+/// anything is sent (PostgreSQL itself describes a statement with more
+/// with a count that wrapped around).
+pub(crate) fn check_parameter_limit(count: usize) -> Result<(), Error> {
+    if count > MAX_PARAMETERS {
+        Err(Error::TooManyParameters { count })
+    } else {
+        Ok(())
+    }
+}
+
 /// `Execute` of the unnamed portal with no row limit, then `Sync`.
 const EXECUTE_SYNC: [u8; 15] = [
     b'E', 0, 0, 0, 9, 0, 0, 0, 0, 0, // Execute: portal "", max rows 0
@@ -64,7 +79,8 @@ fn encode(
     params: &[Param<'_>],
     buf: &mut BytesMut,
 ) -> Result<(), Error> {
-    let count = u16::try_from(params.len()).map_err(|_| too_large(params.len().max(1)))?;
+    check_parameter_limit(params.len())?;
+    let count = params.len() as u16;
     // Names are odm's own (`odm_s<n>`, or empty for the unnamed statement).
     debug_assert!(!name.as_bytes().contains(&0), "statement name with NUL");
     buf.reserve(32 + name.len() + params.len() * PARAM_GUESS + EXECUTE_SYNC.len());
@@ -202,7 +218,10 @@ mod tests {
         let types = vec![Type::INT4; values.len()];
         let mut buf = BytesMut::new();
         let result = encode_bind_execute_sync("odm_s1", &types, &params, &mut buf);
-        assert!(matches!(result, Err(Error::ToSql { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(Error::TooManyParameters { count: 65_536 })),
+            "{result:?}"
+        );
         assert!(buf.is_empty());
     }
 }

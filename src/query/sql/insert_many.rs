@@ -109,7 +109,7 @@ pub(crate) fn insert_rows<'a>(
     if shape.upsert {
         super::push_upsert(&mut st, table, &shape.written);
     }
-    super::push_returning_all(&mut st, table);
+    super::push_returning_read_back(&mut st, table);
     st
 }
 
@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(
             st.sql,
             "INSERT INTO \"item\" (\"id\", \"name\", \"stock\") VALUES (DEFAULT, $1, DEFAULT), \
-             (DEFAULT, $2, $3) RETURNING \"id\", \"name\", \"stock\""
+             (DEFAULT, $2, $3) RETURNING \"id\", \"stock\""
         );
         assert_eq!(st.params.len(), 3);
     }
@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(
             st.sql,
             "INSERT INTO \"item\" (\"id\", \"name\") VALUES ($1, $2) ON CONFLICT (\"id\") \
-             DO UPDATE SET \"name\" = EXCLUDED.\"name\" RETURNING \"id\", \"name\", \"stock\""
+             DO UPDATE SET \"name\" = EXCLUDED.\"name\" RETURNING \"id\", \"stock\""
         );
     }
 
