@@ -136,11 +136,22 @@ pub mod model;
 pub mod query;
 pub mod replicas;
 pub mod session;
+#[cfg(feature = "testing")]
+pub mod test_runner;
 pub mod types;
 
 pub use mapper::Mapper;
 pub use migrate::{Migration, Migrations};
 pub use model::{ColumnDef, ForeignKey, Model, Record, Relation, Table};
+/// A test run on a green worker with a fresh database, given to the body as
+/// its parameter asks (`Mapper`, `Engine`, `Pool`, `pg::Config`, the URL as
+/// a `String`, or nothing): `#[odm::test]`,
+/// `#[odm::test(migrations = "migrations")]` (applied first; the folder
+/// relative to the package root), `#[odm::test(keep_on_failure)]`. The body
+/// may return `()` or a `Result`. Cargo feature `testing` (turn it on in
+/// `[dev-dependencies]`); see [`test_runner`] for the details.
+#[cfg(feature = "testing")]
+pub use odm_derive::test;
 pub use odm_derive::{Choice, Model};
 pub use query::{Assignment, Expr, Field, Order};
 pub use replicas::ReadRoute;

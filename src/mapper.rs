@@ -11,7 +11,9 @@ use parking_lot::RwLock;
 
 use crate::engine::Engine;
 use crate::error::{Error, MapperError, Result};
-use crate::migrate::{self, MigrationError, MigrationReport, Migrations, PendingMigration};
+use crate::migrate::{
+    self, MigrationError, MigrationReport, MigrationStatus, Migrations, PendingMigration,
+};
 use crate::model::{Model, Table};
 use crate::replicas::ReadRoute;
 use green_postgres::seam::require_green;
@@ -254,6 +256,50 @@ impl Mapper {
         require_green("migrate_plan")?;
         let sets = self.inner.migrations.read().clone();
         migrate::plan_registered(&sets, |label| self.engine(Some(label)))
+    }
+
+    /// Undoes the newest `steps` applied migrations of each registered
+    /// set, newest first, with their down scripts (`U<version>__<name>.sql`,
+    /// [`Migration::with_down`](crate::migrate::Migration::with_down)),
+    /// under the same advisory lock as [`Mapper::migrate`]; the report's
+    /// `reverted` lists them. See [`crate::migrate`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Mapper::migrate`]; [`MigrationError::NoDown`] (nothing undone)
+    /// when one of them has no down script.
+    pub fn migrate_revert(&self, steps: usize) -> Result<MigrationReport> {
+        require_green("migrate_revert")?;
+        let sets = self.inner.migrations.read().clone();
+        migrate::revert_registered(&sets, |label| self.engine(Some(label)), steps)
+    }
+
+    /// The dry run of [`Mapper::migrate_revert`]: the migrations it would
+    /// undo, newest first, without undoing anything.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mapper::migrate_revert`], except for failures of down scripts,
+    /// which do not run.
+    pub fn migrate_revert_plan(&self, steps: usize) -> Result<Vec<PendingMigration>> {
+        require_green("migrate_revert_plan")?;
+        let sets = self.inner.migrations.read().clone();
+        migrate::revert_plan_registered(&sets, |label| self.engine(Some(label)), steps)
+    }
+
+    /// Where every registered migration stands in its bind's database
+    /// (applied, pending, edited since it was applied), plus the applied
+    /// ones this program does not know, by bind and version. Changes
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// The wrong-context error off a green worker; pool and connection
+    /// errors.
+    pub fn migrate_status(&self) -> Result<Vec<MigrationStatus>> {
+        require_green("migrate_status")?;
+        let sets = self.inner.migrations.read().clone();
+        migrate::status_registered(&sets, |label| self.engine(Some(label)))
     }
 
     /// The engine a table lives on.

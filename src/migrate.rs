@@ -16,14 +16,22 @@
 //! ignored and a `.sql` file named otherwise is refused, so a typo never
 //! skips a migration silently.
 //!
+//! A migration may have a down script undoing it, named as Flyway names
+//! undo migrations: `U<version>__<name>.sql` (`U2__add_order_note.sql`
+//! undoes `V2__add_order_note.sql`). [`Mapper::migrate_revert`] runs the
+//! down scripts of the newest applied migrations (see its module,
+//! `revert`); a down script is not part of the checksum, so one can be
+//! added to a migration already applied.
+//!
 //! # Sources
 //!
 //! - Read at run time: [`Migrations::from_dir`] reads the folder when
 //!   called (on a green worker the reads run on a helper thread, so no
 //!   scheduler thread blocks on the file system).
 //! - Embedded in the binary: [`embed_migrations!`](crate::embed_migrations)
-//!   takes the folder (relative to the calling source file, as
-//!   `include_str!`) and the file names; the texts are compiled in.
+//!   takes the folder (relative to the package root) and compiles every
+//!   file in, or the folder (relative to the calling source file, as
+//!   `include_str!`) and a list of file names.
 //! - Built in code: [`Migrations::new`] over [`Migration::new`].
 //!
 //! # Applying
@@ -84,20 +92,31 @@
 //!
 //! [`Mapper::migrate`]: crate::Mapper::migrate
 //! [`Mapper::migrate_plan`]: crate::Mapper::migrate_plan
+//! [`Mapper::migrate_revert`]: crate::Mapper::migrate_revert
 //! [`Error::NestedAcquire`]: crate::Error::NestedAcquire
 
+mod revert;
 mod run;
+mod status;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use crate::error::MigrationError;
+pub(crate) use revert::{revert_plan_registered, revert_registered};
 pub(crate) use run::{apply_registered, plan_registered};
 pub use run::{AppliedMigration, MigrationReport, PendingMigration, LOCK_KEY};
+pub(crate) use status::status_registered;
+pub use status::{MigrationState, MigrationStatus};
 
 use crate::error::Result;
 use crate::model::DEFAULT_BIND;
+
+/// The proc macro behind [`embed_migrations!`](crate::embed_migrations)'s
+/// one-folder form; not a public API.
+#[doc(hidden)]
+pub use odm_derive::embed_dir as __embed_dir;
 
 /// The marker, in a migration's leading comment lines, that runs it
 /// outside a transaction.
@@ -110,6 +129,7 @@ pub struct Migration {
     name: String,
     sql: String,
     transactional: bool,
+    down: Option<String>,
 }
 
 impl Migration {
@@ -117,17 +137,30 @@ impl Migration {
     /// lines include [`NO_TRANSACTION`].
     pub fn new(version: i64, name: impl Into<String>, sql: impl Into<String>) -> Migration {
         let sql = sql.into();
-        let transactional = !sql
-            .lines()
-            .map(str::trim)
-            .take_while(|line| line.is_empty() || line.starts_with("--"))
-            .any(|line| line == NO_TRANSACTION);
         Migration {
             version,
             name: name.into(),
+            transactional: is_transactional(&sql),
             sql,
-            transactional,
+            down: None,
         }
+    }
+
+    /// The same migration with a down script: the SQL that undoes it,
+    /// run by a revert ([`Mapper::migrate_revert`]). It runs in a
+    /// transaction unless its own leading comment lines include
+    /// [`NO_TRANSACTION`]. It is not part of the checksum, so a down
+    /// script may be added to an applied migration.
+    ///
+    /// [`Mapper::migrate_revert`]: crate::Mapper::migrate_revert
+    pub fn with_down(mut self, sql: impl Into<String>) -> Migration {
+        self.down = Some(sql.into());
+        self
+    }
+
+    /// The down script, if it has one.
+    pub fn down_sql(&self) -> Option<&str> {
+        self.down.as_deref()
     }
 
     /// A migration from a file named `V<version>__<name>.sql` and its text.
@@ -136,9 +169,10 @@ impl Migration {
     ///
     /// [`MigrationError::FileName`] for any other name.
     pub fn from_file(file: &str, sql: impl Into<String>) -> Result<Migration> {
-        let (version, name) =
-            parse_file_name(file).ok_or_else(|| MigrationError::FileName { file: file.into() })?;
-        Ok(Migration::new(version, name, sql))
+        match parse_file_name(file) {
+            Some((Direction::Up, version, name)) => Ok(Migration::new(version, name, sql)),
+            _ => Err(MigrationError::FileName { file: file.into() }.into()),
+        }
     }
 
     /// The version.
@@ -204,21 +238,36 @@ impl Migrations {
     }
 
     /// The set from `(file name, text)` pairs, file names as
-    /// `V<version>__<name>.sql` (what [`embed_migrations!`] expands to).
+    /// `V<version>__<name>.sql`, each optionally with its down script
+    /// `U<version>__<name>.sql` (what [`embed_migrations!`] expands to).
     ///
     /// # Errors
     ///
-    /// [`MigrationError::FileName`], and as [`Migrations::new`].
+    /// [`MigrationError::FileName`], [`MigrationError::DownWithoutUp`],
+    /// and as [`Migrations::new`].
     ///
     /// [`embed_migrations!`]: crate::embed_migrations
     pub fn from_files<'a, I>(files: I) -> Result<Migrations>
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
-        let list = files
-            .into_iter()
-            .map(|(file, sql)| Migration::from_file(file, sql))
-            .collect::<Result<Vec<_>>>()?;
+        let mut list = Vec::new();
+        let mut downs = Vec::new();
+        for (file, sql) in files {
+            match parse_file_name(file) {
+                Some((Direction::Up, version, name)) => {
+                    list.push(Migration::new(version, name, sql))
+                }
+                Some((Direction::Down, version, _)) => downs.push((version, sql)),
+                None => return Err(MigrationError::FileName { file: file.into() }.into()),
+            }
+        }
+        for (version, sql) in downs {
+            match list.iter_mut().find(|m| m.version == version) {
+                Some(m) if m.down.is_none() => m.down = Some(sql.to_owned()),
+                _ => return Err(MigrationError::DownWithoutUp { version }.into()),
+            }
+        }
         Migrations::new(list)
     }
 
@@ -258,9 +307,28 @@ impl Migrations {
 }
 
 /// A set of migrations compiled into the binary, as
-/// `odm::Result<`[`Migrations`]`>`: the folder (relative to the calling
-/// source file, as for `include_str!`) and its file names, each
-/// `V<version>__<name>.sql`.
+/// `odm::Result<`[`Migrations`]`>`.
+///
+/// With one argument, the folder, relative to the package's root
+/// (`CARGO_MANIFEST_DIR`, as sqlx's `migrate!`): every `.sql` file in it
+/// (`V<version>__<name>.sql` and the down scripts
+/// `U<version>__<name>.sql`) is read at compile time. Cargo rebuilds when
+/// one of the files changes; a file *added* to the folder is seen at the
+/// crate's next rebuild, which a build script with
+/// `println!("cargo:rerun-if-changed=migrations");` makes immediate
+/// (stable Rust lets no macro watch a folder).
+///
+/// ```
+/// # fn main() -> odm::Result<()> {
+/// let migrations = odm::embed_migrations!("tests/migrations")?;
+/// assert_eq!(migrations.list()[1].name(), "add_order_note");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// With the folder and a list of file names, the folder is relative to the
+/// calling source file (as for `include_str!`) and only the files listed
+/// are embedded:
 ///
 /// ```
 /// # fn main() -> odm::Result<()> {
@@ -274,6 +342,9 @@ impl Migrations {
 /// ```
 #[macro_export]
 macro_rules! embed_migrations {
+    ($dir:literal) => {
+        $crate::migrate::__embed_dir!($crate, $dir)
+    };
     ($dir:literal, [$($file:literal),* $(,)?]) => {
         $crate::migrate::Migrations::from_files([
             $(($file, include_str!(concat!($dir, "/", $file)))),*
@@ -281,14 +352,37 @@ macro_rules! embed_migrations {
     };
 }
 
-/// `V<version>__<name>.sql` → `(version, name)`.
-fn parse_file_name(file: &str) -> Option<(i64, String)> {
-    let stem = file.strip_prefix('V')?.strip_suffix(".sql")?;
+/// Whether a migration file applies a migration or undoes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// `V<version>__<name>.sql`.
+    Up,
+    /// `U<version>__<name>.sql` (Flyway's name for an undo script).
+    Down,
+}
+
+/// Whether `sql` runs in a transaction: not when its leading comment lines
+/// include [`NO_TRANSACTION`].
+fn is_transactional(sql: &str) -> bool {
+    !sql.lines()
+        .map(str::trim)
+        .take_while(|line| line.is_empty() || line.starts_with("--"))
+        .any(|line| line == NO_TRANSACTION)
+}
+
+/// `V<version>__<name>.sql` → `(Up, version, name)`,
+/// `U<version>__<name>.sql` → `(Down, version, name)`.
+fn parse_file_name(file: &str) -> Option<(Direction, i64, String)> {
+    let (direction, rest) = match file.strip_prefix('V') {
+        Some(rest) => (Direction::Up, rest),
+        None => (Direction::Down, file.strip_prefix('U')?),
+    };
+    let stem = rest.strip_suffix(".sql")?;
     let (version, name) = stem.split_once("__")?;
     if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) || name.is_empty() {
         return None;
     }
-    Some((version.parse().ok()?, name.to_owned()))
+    Some((direction, version.parse().ok()?, name.to_owned()))
 }
 
 /// The `(file name, text)` of every `.sql` file of `dir`.
@@ -337,9 +431,16 @@ mod tests {
     fn file_names_follow_flyway_versioned_naming() {
         assert_eq!(
             parse_file_name("V1__create_orders.sql"),
-            Some((1, "create_orders".into()))
+            Some((Direction::Up, 1, "create_orders".into()))
         );
-        assert_eq!(parse_file_name("V007__a.sql"), Some((7, "a".into())));
+        assert_eq!(
+            parse_file_name("V007__a.sql"),
+            Some((Direction::Up, 7, "a".into()))
+        );
+        assert_eq!(
+            parse_file_name("U2__add_note.sql"),
+            Some((Direction::Down, 2, "add_note".into()))
+        );
         for bad in [
             "v1__x.sql",
             "V1_x.sql",
@@ -348,6 +449,8 @@ mod tests {
             "V1.1__x.sql",
             "V1__x.SQL",
             "1__x.sql",
+            "u1__x.sql",
+            "D1__x.sql",
         ] {
             assert_eq!(parse_file_name(bad), None, "{bad}");
         }
@@ -375,8 +478,34 @@ mod tests {
         let err = Migrations::from_files([("V1_oops.sql", "")]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "migration file `V1_oops.sql` is not named V<version>__<name>.sql"
+            "migration file `V1_oops.sql` is not named V<version>__<name>.sql \
+             (or U<version>__<name>.sql for a down script)"
         );
+    }
+
+    #[test]
+    fn down_scripts_attach_to_their_migration_and_need_one() {
+        let set = Migrations::from_files([
+            ("U1__create.sql", "DROP TABLE t"),
+            ("V1__create.sql", "CREATE TABLE t ()"),
+            ("V2__more.sql", "SELECT 1"),
+        ])
+        .unwrap();
+        assert_eq!(set.list()[0].down_sql(), Some("DROP TABLE t"));
+        assert_eq!(set.list()[1].down_sql(), None);
+        assert_eq!(
+            set.list()[0].checksum(),
+            Migration::new(1, "create", "CREATE TABLE t ()").checksum(),
+            "the down script is not part of the checksum"
+        );
+        let err = Migrations::from_files([("V1__a.sql", ""), ("U2__b.sql", "")]).unwrap_err();
+        assert!(
+            err.to_string().contains("version 2 has no migration"),
+            "{err}"
+        );
+        let twice = [("V1__a.sql", ""), ("U1__a.sql", ""), ("U1__b.sql", "")];
+        assert!(Migrations::from_files(twice).is_err());
+        assert!(Migration::from_file("U1__a.sql", "").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Versioned migrations: `Mapper::migrate`, its dry run, the table of
-//! applied versions, the advisory lock, and what is refused.
+//! applied versions, the advisory lock, and what is refused. Tests that
+//! need one mapper on a fresh database are written with `#[odm::test]`.
 
 use std::sync::LazyLock;
 
@@ -68,6 +69,18 @@ fn recorded(mp: &Mapper) -> Vec<(i64, String, i64)> {
     .unwrap()
 }
 
+/// [`recorded`] from a body already on a green worker (`#[odm::test]`).
+fn recorded_on_green(mp: &Mapper) -> odm::Result<Vec<(i64, String, i64)>> {
+    let rows = mp.session()?.query_raw(
+        "SELECT version, name, checksum FROM odm_migrations ORDER BY version",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
 fn relation_exists(mp: &Mapper, name: &'static str) -> bool {
     let mp = mp.clone();
     green(move || {
@@ -91,24 +104,20 @@ fn migration_error(err: &Error) -> &MigrationError {
     }
 }
 
-#[test]
-fn migrations_from_a_folder_are_applied_in_order_and_recorded_with_their_checksums() {
-    let migrations = Migrations::from_dir(MIGRATIONS_DIR).unwrap();
+#[odm::test]
+fn migrations_from_a_folder_are_applied_in_order_and_recorded_with_their_checksums(
+    mp: Mapper,
+) -> odm::Result<()> {
+    let migrations = Migrations::from_dir(MIGRATIONS_DIR)?;
     let expected: Vec<(i64, String, i64)> = migrations
         .list()
         .iter()
         .map(|m| (m.version(), m.name().to_owned(), m.checksum() as i64))
         .collect();
-    let db = test_database().unwrap();
-    let mp = Mapper::new(&db.url()).unwrap();
-    mp.register::<Order>().unwrap();
-    mp.register_migrations(migrations).unwrap();
+    mp.register::<Order>()?;
+    mp.register_migrations(migrations)?;
 
-    let report = green({
-        let mp = mp.clone();
-        move || mp.migrate()
-    })
-    .unwrap();
+    let report = mp.migrate()?;
     let applied: Vec<(i64, &str)> = report
         .applied
         .iter()
@@ -116,27 +125,19 @@ fn migrations_from_a_folder_are_applied_in_order_and_recorded_with_their_checksu
         .collect();
     assert_eq!(applied, [(1, "create_orders"), (2, "add_order_note")]);
     assert!(report.applied.iter().all(|a| a.bind == "default"));
-    assert_eq!(recorded(&mp), expected);
+    assert_eq!(recorded_on_green(&mp)?, expected);
 
     // the column V2 added is the model's
-    let stored = green({
-        let mp = mp.clone();
-        move || {
-            mp.begin(|s| {
-                let mut order = Order {
-                    customer: "ada".into(),
-                    note: Some("ring twice".into()),
-                    ..Default::default()
-                };
-                s.add(&mut order)?;
-                Ok(order)
-            })?;
-            mp.session()?.query::<Order>().first()
-        }
-    })
-    .unwrap()
-    .unwrap();
+    mp.begin(|s| {
+        s.add(&mut Order {
+            customer: "ada".into(),
+            note: Some("ring twice".into()),
+            ..Default::default()
+        })
+    })?;
+    let stored = mp.session()?.query::<Order>().first()?.unwrap();
     assert_eq!(stored.note.as_deref(), Some("ring twice"));
+    Ok(())
 }
 
 #[test]
@@ -154,12 +155,13 @@ fn embedded_migrations_are_the_folder_s_migrations_wherever_it_is_read() {
     assert_eq!(embedded.list()[0].name(), "create_orders");
 }
 
-#[test]
-fn a_second_run_applies_nothing() {
-    let (_db, mp) = mapper_with(vec![create_table(1), create_table(2)]);
-    assert_eq!(migrate(&mp).unwrap(), [1, 2]);
-    assert_eq!(migrate(&mp).unwrap(), Vec::<i64>::new());
-    assert_eq!(recorded(&mp).len(), 2);
+#[odm::test]
+fn a_second_run_applies_nothing(mp: Mapper) -> odm::Result<()> {
+    mp.register_migrations(Migrations::new(vec![create_table(1), create_table(2)])?)?;
+    assert_eq!(mp.migrate()?.applied.len(), 2);
+    assert!(mp.migrate()?.applied.is_empty());
+    assert_eq!(recorded_on_green(&mp)?.len(), 2);
+    Ok(())
 }
 
 #[test]
@@ -304,16 +306,23 @@ fn the_dry_run_lists_pending_migrations_without_applying_them() {
     assert!(!relation_exists(&mp, "t2"));
 }
 
-#[test]
-fn a_migration_marked_no_transaction_can_create_an_index_concurrently() {
+#[odm::test]
+fn a_migration_marked_no_transaction_can_create_an_index_concurrently(
+    mp: Mapper,
+) -> odm::Result<()> {
     let concurrently = migration(
         2,
         &format!("{NO_TRANSACTION}\nCREATE INDEX CONCURRENTLY t1_id ON t1 (id)"),
     );
-    let (_db, mp) = mapper_with(vec![create_table(1), concurrently]);
-    assert_eq!(migrate(&mp).unwrap(), [1, 2]);
-    assert!(relation_exists(&mp, "t1_id"));
-    assert_eq!(recorded(&mp).len(), 2);
+    mp.register_migrations(Migrations::new(vec![create_table(1), concurrently])?)?;
+    assert_eq!(mp.migrate()?.applied.len(), 2);
+    let index: bool = mp
+        .session()?
+        .query_raw("SELECT to_regclass('t1_id') IS NOT NULL", &[])?[0]
+        .get(0);
+    assert!(index);
+    assert_eq!(recorded_on_green(&mp)?.len(), 2);
+    Ok(())
 }
 
 #[test]

@@ -1,4 +1,6 @@
-//! Compile errors of the derives point at the offending attribute or type.
+//! Compile errors of the derives, of `#[odm::test]` and of
+//! `embed_migrations!("folder")` point at the offending attribute, type or
+//! folder.
 
 #[test]
 fn derive_errors_point_at_the_offending_attribute() {

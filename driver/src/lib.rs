@@ -53,8 +53,9 @@ pub use client::copy::{CopyInWriter, CopyOutReader};
 pub use client::notifications::Notifications;
 pub use client::transaction::Transaction;
 pub use config::{
-    AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Host, LoadBalanceHosts, RequireAuth,
-    SslMode, SslNegotiation, TargetSessionAttrs, DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
+    AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Environment, Host, LoadBalanceHosts,
+    RequireAuth, SslMode, SslNegotiation, TargetSessionAttrs, DEFAULT_MAX_MESSAGE_BYTES,
+    MIN_MAX_MESSAGE_BYTES,
 };
 pub use error::{sqlstate, BoxError, DbError, Error, Result, TlsFailure, WRONG_CONTEXT};
 pub use pool::{Pool, PoolStats, PooledConnection};

@@ -17,8 +17,12 @@ use green_postgres::DbError;
 #[non_exhaustive]
 pub enum MigrationError {
     /// A `.sql` file in the migrations folder is not named
-    /// `V<version>__<name>.sql`.
-    #[error("migration file `{file}` is not named V<version>__<name>.sql")]
+    /// `V<version>__<name>.sql` (nor `U<version>__<name>.sql`, a down
+    /// script).
+    #[error(
+        "migration file `{file}` is not named V<version>__<name>.sql \
+         (or U<version>__<name>.sql for a down script)"
+    )]
     FileName {
         /// The file name.
         file: String,
@@ -80,6 +84,27 @@ pub enum MigrationError {
         name: String,
     },
 
+    /// A down script (`U<version>__<name>.sql`) whose version has no
+    /// migration (`V<version>__<name>.sql`), or a second one for it.
+    #[error("down script for migration version {version} has no migration V{version}__<name>.sql, or is given twice")]
+    DownWithoutUp {
+        /// The version.
+        version: i64,
+    },
+
+    /// A revert reached a migration without a down script; nothing was
+    /// reverted.
+    #[error(
+        "migration version {version} (`{name}`) has no down script \
+         (U{version}__{name}.sql), so it cannot be reverted"
+    )]
+    NoDown {
+        /// The version.
+        version: i64,
+        /// Its name.
+        name: String,
+    },
+
     /// Migrations were registered for a bind label the mapper does not have.
     #[error("migrations are bound to `{label}`, which is not a bind of this mapper")]
     UnknownBind {
@@ -118,6 +143,8 @@ impl MigrationError {
             | MigrationError::Missing { version }
             | MigrationError::ChecksumMismatch { version, .. }
             | MigrationError::UnknownApplied { version, .. }
+            | MigrationError::DownWithoutUp { version }
+            | MigrationError::NoDown { version, .. }
             | MigrationError::Failed { version, .. } => Some(*version),
             _ => None,
         }

@@ -63,6 +63,9 @@ pub struct MigrationReport {
     /// The migrations applied by this run, in order; empty when the
     /// database was up to date.
     pub applied: Vec<AppliedMigration>,
+    /// The migrations a revert ([`Mapper::migrate_revert`](crate::Mapper::migrate_revert))
+    /// undid, newest first; empty for a forward run.
+    pub reverted: Vec<AppliedMigration>,
 }
 
 /// Applies the pending migrations of `sets` (what
@@ -91,14 +94,7 @@ pub(crate) fn plan_registered<'e>(
     let mut plan = Vec::new();
     for set in sets {
         let conn = engine_of(&engines, set)?.pool().acquire()?;
-        let exists: bool = conn
-            .query_one("SELECT to_regclass('odm_migrations') IS NOT NULL", &[])?
-            .try_get(0)?;
-        let applied = if exists {
-            read_applied(&conn)?
-        } else {
-            Vec::new()
-        };
+        let applied = read_applied_if_any(&conn)?;
         plan.extend(pending(set, &applied)?.map(|m| PendingMigration {
             bind: set.bind().to_owned(),
             version: m.version(),
@@ -109,7 +105,7 @@ pub(crate) fn plan_registered<'e>(
     Ok(plan)
 }
 
-fn engine_of<'e>(
+pub(super) fn engine_of<'e>(
     engines: &impl Fn(&str) -> Option<&'e Engine>,
     set: &Migrations,
 ) -> Result<&'e Engine> {
@@ -119,17 +115,25 @@ fn engine_of<'e>(
     })
 }
 
-/// One bind's run: takes a connection, holds the advisory lock around
-/// [`apply_pending`], and gives the connection back only when the lock is
+/// One bind's run: [`apply_pending`] under the advisory lock ([`with_lock`]).
+fn migrate_bind(engine: &Engine, set: &Migrations) -> Result<Vec<AppliedMigration>> {
+    with_lock(engine, |conn| apply_pending(conn, set))
+}
+
+/// Runs `work` on one connection of `engine` holding the advisory lock
+/// ([`LOCK_KEY`]), and gives the connection back only when the lock is
 /// released and no transaction is open (else closes it, which ends the
 /// server session and so the lock too).
-fn migrate_bind(engine: &Engine, set: &Migrations) -> Result<Vec<AppliedMigration>> {
+pub(super) fn with_lock<T>(
+    engine: &Engine,
+    work: impl FnOnce(&mut Client) -> Result<T>,
+) -> Result<T> {
     let mut conn = engine.pool().acquire()?;
     if let Err(e) = conn.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]) {
         conn.discard();
         return Err(e.into());
     }
-    let outcome = apply_pending(&mut conn, set);
+    let outcome = work(&mut conn);
     let unlocked = conn.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
     if unlocked.is_err() || conn.transaction_status() != TransactionStatus::Idle {
         conn.discard();
@@ -199,8 +203,21 @@ fn apply_one(conn: &mut Client, m: &Migration) -> Result<Duration> {
     }
 }
 
+/// As [`read_applied`], without creating `odm_migrations`: nothing is
+/// applied when it does not exist.
+pub(super) fn read_applied_if_any(conn: &Client) -> Result<Vec<(i64, String, u64)>> {
+    let exists: bool = conn
+        .query_one("SELECT to_regclass('odm_migrations') IS NOT NULL", &[])?
+        .try_get(0)?;
+    if exists {
+        read_applied(conn)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
 /// `(version, name, checksum)` of every applied migration, in order.
-fn read_applied(conn: &Client) -> Result<Vec<(i64, String, u64)>> {
+pub(super) fn read_applied(conn: &Client) -> Result<Vec<(i64, String, u64)>> {
     conn.query(READ_APPLIED, &[])?
         .iter()
         .map(|row| {
@@ -212,7 +229,7 @@ fn read_applied(conn: &Client) -> Result<Vec<(i64, String, u64)>> {
 
 /// The migrations of `set` not in `applied`, after refusing an applied one
 /// whose text changed or that `set` does not hold.
-fn pending<'s>(
+pub(super) fn pending<'s>(
     set: &'s Migrations,
     applied: &[(i64, String, u64)],
 ) -> Result<impl Iterator<Item = &'s Migration> + 's> {

@@ -21,6 +21,8 @@ pub struct TestDatabase {
     /// How `psql` reaches the maintenance database.
     admin: psql::Target,
     psql: PathBuf,
+    /// Set by [`TestDatabase::keep`]: dropping it leaves the database.
+    kept: bool,
 }
 
 impl TestDatabase {
@@ -63,6 +65,7 @@ impl TestDatabase {
             server,
             admin,
             psql,
+            kept: false,
         })
     }
 
@@ -85,6 +88,15 @@ impl TestDatabase {
     pub fn server_url(&self) -> String {
         self.server.green_url(None, "postgres")
     }
+
+    /// Keeps the database: it is not dropped, and its URL is returned (to
+    /// look at after a failed test). On a [`TempCluster`] it still goes
+    /// when the cluster does; on a server named by `DATABASE_URL` it stays
+    /// until dropped by hand.
+    pub fn keep(mut self) -> String {
+        self.kept = true;
+        self.url()
+    }
 }
 
 impl fmt::Debug for TestDatabase {
@@ -99,6 +111,9 @@ impl fmt::Debug for TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         let drop_sql = format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             psql::quote_ident(&self.name)

@@ -138,6 +138,10 @@ pub struct Config {
     pub(super) statement_cache: bool,
     pub(super) statement_cache_capacity: usize,
     pub(super) max_message_bytes: usize,
+    /// Passwords found in the password file for each host, in the order
+    /// of `hosts`, used for a host when no password was given (see
+    /// `passfile`); empty when none was looked up.
+    pub(super) passfile_passwords: Vec<Option<String>>,
 }
 
 impl fmt::Debug for Config {
@@ -171,6 +175,14 @@ impl fmt::Debug for Config {
             .field("statement_cache", &self.statement_cache)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field(
+                "passfile_passwords",
+                &self
+                    .passfile_passwords
+                    .iter()
+                    .map(|found| found.as_ref().map(|_| "<redacted>"))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -215,6 +227,7 @@ impl Config {
             statement_cache: true,
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            passfile_passwords: Vec::new(),
         }
     }
 
@@ -250,13 +263,22 @@ impl Config {
     pub(crate) fn parse_with_pool_settings(
         s: &str,
     ) -> Result<(Config, Vec<(String, String)>), Error> {
+        Config::parse_over(Config::empty("postgresql+green"), s)
+    }
+
+    /// Parses `s` over `base`: what `s` leaves out keeps its value in
+    /// `base` (the defaults, or what libpq's environment variables gave).
+    pub(super) fn parse_over(
+        base: Config,
+        s: &str,
+    ) -> Result<(Config, Vec<(String, String)>), Error> {
         let s = s.trim();
         if s.is_empty() {
             return Err(config_error("empty connection string"));
         }
         let parsed = match s.split_once("://") {
-            Some((scheme, rest)) => super::url::parse_url(scheme, rest)?,
-            None if s.contains('=') => super::key_values::parse_key_values(s)?,
+            Some((scheme, rest)) => super::url::parse_url(base, scheme, rest)?,
+            None if s.contains('=') => super::key_values::parse_key_values(base, s)?,
             None => {
                 return Err(config_error(
                     "connection string is neither a url (scheme://...) nor key=value pairs",
@@ -346,10 +368,21 @@ impl Config {
     }
 
     /// The same settings for one host only, with its port.
+    /// Without a password of its own, it takes the one the password file
+    /// holds for that host (see [`Config::parse_with_env`]).
     pub(crate) fn with_single_host(&self, host: Host, port: u16) -> Config {
+        let password = self.password.clone().or_else(|| {
+            self.hosts()
+                .iter()
+                .zip(&self.passfile_passwords)
+                .find(|((h, p), _)| *h == host && *p == port)
+                .and_then(|(_, found)| found.clone())
+        });
         Config {
             hosts: vec![host],
             ports: vec![port],
+            password,
+            passfile_passwords: Vec::new(),
             ..self.clone()
         }
     }

@@ -12,9 +12,9 @@ use crate::error::Error;
 
 /// libpq's `key=value key='quoted \' value'` form. A password with an
 /// unquoted space runs into the next setting; that setting is therefore
-/// never quoted in an error.
-pub(super) fn parse_key_values(s: &str) -> Result<Parsed, Error> {
-    let mut parsed = Parsed::new(Config::empty("postgresql+green"));
+/// never quoted in an error. Settings not given keep their value in `base`.
+pub(super) fn parse_key_values(base: Config, s: &str) -> Result<Parsed, Error> {
+    let mut parsed = Parsed::new(base);
     let mut chars = s.chars().peekable();
     let mut after_password = false;
     loop {

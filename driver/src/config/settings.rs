@@ -59,7 +59,7 @@ impl Parsed {
 
 impl Config {
     /// Applies one connection setting by its libpq / URL name.
-    fn set(&mut self, key: &str, value: String) -> Result<(), Error> {
+    pub(super) fn set(&mut self, key: &str, value: String) -> Result<(), Error> {
         match key {
             "host" => self.hosts = parse_host_list(&value, Shown::Quoted)?,
             "port" => self.ports = parse_port_list(&value, Shown::Quoted)?,

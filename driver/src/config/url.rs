@@ -110,9 +110,11 @@ impl fmt::Debug for UrlParts<'_> {
     }
 }
 
-/// Parses the URL after its `scheme://`; see [`UrlParts`] for how the
-/// parts are found without ever mistaking a password for something else.
-pub(super) fn parse_url(scheme: &str, rest: &str) -> Result<Parsed, Error> {
+/// Parses the URL after its `scheme://` over `base` (the defaults, or
+/// what the environment gave: a part the URL leaves out keeps its value
+/// there); see [`UrlParts`] for how the parts are found without ever
+/// mistaking a password for something else.
+pub(super) fn parse_url(base: Config, scheme: &str, rest: &str) -> Result<Parsed, Error> {
     let scheme = SCHEMES
         .iter()
         .find(|known| **known == scheme)
@@ -122,7 +124,8 @@ pub(super) fn parse_url(scheme: &str, rest: &str) -> Result<Parsed, Error> {
             ))
         })?;
     let parts = UrlParts::split(rest)?;
-    let mut config = Config::empty(scheme);
+    let mut config = base;
+    config.scheme = *scheme;
     if let Some(user) = parts.user() {
         config.user = percent_decode(user, "the user name", Shown::Hidden)?;
     }
@@ -144,7 +147,9 @@ pub(super) fn parse_url(scheme: &str, rest: &str) -> Result<Parsed, Error> {
             Shown::Hidden => "invalid database name in the url: it contains `/`".to_owned(),
         }));
     }
-    config.dbname = percent_decode(parts.path, "database name", shown)?;
+    if !parts.path.is_empty() {
+        config.dbname = percent_decode(parts.path, "database name", shown)?;
+    }
     let mut parsed = Parsed::new(config);
     if let Some(query) = parts.query {
         parse_query(&mut parsed, query)?;
@@ -205,14 +210,14 @@ fn parse_host_port(config: &mut Config, host_port: &str, shown: Shown) -> Result
         ports.push(port);
     }
     config.hosts = hosts;
-    config.ports = if ports.iter().all(Option::is_none) {
-        Vec::new()
-    } else {
-        ports
+    // Without any port the base's ports stay: none (the default), or
+    // what `PGPORT` gave.
+    if ports.iter().any(Option::is_some) {
+        config.ports = ports
             .into_iter()
             .map(|port| port.unwrap_or(DEFAULT_PORT))
-            .collect()
-    };
+            .collect();
+    }
     Ok(())
 }
 

@@ -146,6 +146,6 @@ mod task;
 mod waiter;
 
 pub use self::connection::PooledConnection;
-pub use self::options::{parse_url, PoolOptions};
+pub use self::options::{parse_url, parse_url_with_env, PoolOptions};
 pub use self::pool::Pool;
 pub use self::stats::PoolStats;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::config::{parse_seconds, Config};
+use crate::config::{parse_seconds, Config, Environment};
 use crate::error::Error;
 
 /// sqlx's default; see [`PoolOptions::max_size`].
@@ -300,7 +300,24 @@ fn seconds(d: Duration) -> String {
 ///
 /// [`Error::Config`] naming the bad setting, never the password.
 pub fn parse_url(url: &str) -> Result<(Config, PoolOptions), Error> {
-    let (config, pool_settings) = Config::parse_with_pool_settings(url)?;
+    pool_options_of(Config::parse_with_pool_settings(url)?)
+}
+
+/// Parses as [`parse_url`], with libpq's environment variables and
+/// password file filling what the URL leaves out (see
+/// [`Config::parse_with_env`]).
+///
+/// # Errors
+///
+/// [`Error::Config`] naming the bad setting or variable, never the password.
+pub fn parse_url_with_env(url: &str, env: &Environment) -> Result<(Config, PoolOptions), Error> {
+    pool_options_of(Config::parse_with_env_and_pool_settings(url, env)?)
+}
+
+/// The pool's settings read from those a connection string carried.
+fn pool_options_of(
+    (config, pool_settings): (Config, Vec<(String, String)>),
+) -> Result<(Config, PoolOptions), Error> {
     let mut options = PoolOptions::new();
     for (key, value) in &pool_settings {
         options.set(key, value)?;

@@ -1,0 +1,3 @@
+fn main() {
+    let _ = odm::embed_migrations!("no_such_migrations_folder");
+}

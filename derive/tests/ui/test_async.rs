@@ -1,0 +1,6 @@
+#[odm::test]
+async fn not_blocking(mp: odm::Mapper) {
+    let _ = mp;
+}
+
+fn main() {}

@@ -1,0 +1,2 @@
+-- The customers.
+CREATE TABLE customers (id SERIAL PRIMARY KEY, name TEXT NOT NULL);

@@ -1,0 +1,2 @@
+-- An e-mail address per customer.
+ALTER TABLE customers ADD COLUMN email TEXT;

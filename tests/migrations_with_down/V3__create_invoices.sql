@@ -1,0 +1,2 @@
+-- Invoices; no down script: reverting past it is refused.
+CREATE TABLE invoices (id SERIAL PRIMARY KEY);
