@@ -159,6 +159,38 @@ fn a_pool_on_standby_drops_its_connection_once_the_standby_is_promoted_and_says_
     pool.close();
 }
 
+#[test]
+fn a_standby_pools_checkouts_after_the_promotion_land_on_no_promoted_server() {
+    let pair = ReplicatedCluster::start().unwrap();
+    let standby = pair.standby().port();
+    let pool = Pool::from_url(&format!(
+        "{}&pool_size=1&pool_timeout=5",
+        url(&[standby], "target_session_attrs=standby")
+    ))
+    .unwrap();
+    let in_recovery = |pool: &Pool| {
+        let p = pool.clone();
+        on_green(move || {
+            let conn = p.acquire()?;
+            conn.query_one("SELECT pg_is_in_recovery()", &[])?
+                .try_get::<_, bool>(0)
+        })
+    };
+    assert!(in_recovery(&pool).unwrap());
+
+    pair.promote().unwrap();
+    // 14+ report the promotion with the next answer (so the first checkout
+    // may still run on the promoted server); on 13 the pool asks at each
+    // checkout. Either way the one after it finds no standby.
+    let _ = in_recovery(&pool);
+    let err = in_recovery(&pool).unwrap_err();
+    assert!(
+        err.to_string().contains("target_session_attrs=standby"),
+        "{err}"
+    );
+    pool.close();
+}
+
 /// What one writing task saw: the rows acknowledged, with when.
 #[derive(Debug, Default)]
 struct Writes {
@@ -280,4 +312,110 @@ fn tasks_writing_through_a_two_host_read_write_url_resume_on_the_promoted_standb
 /// The promoted standby, as a read-write single-host URL.
 fn url_of_standby(port: u16) -> String {
     url(&[port], "target_session_attrs=read-write")
+}
+
+/// What the calls of 100 tasks saw while no host fitted: the slowest
+/// failed call, how many failed, and when each task wrote again.
+fn calls_while_no_host_fits(fail_fast: bool) -> (Duration, u64, Duration) {
+    const TASKS: i32 = 100;
+    let mut pair = ReplicatedCluster::start().unwrap();
+    let primary = pair.primary().unwrap().port();
+    let standby = pair.standby().port();
+    let url = url(&[primary, standby], "target_session_attrs=read-write");
+    let setup = Config::parse(&url).unwrap();
+    on_green(move || {
+        Client::connect(&setup)?.batch_execute(
+            "CREATE TABLE writes (task int4 NOT NULL, seq int8 NOT NULL, PRIMARY KEY (task, seq))",
+        )
+    })
+    .unwrap();
+    let pool = Pool::from_url(&format!(
+        "{url}&pool_size=10&pool_timeout=20&pool_fail_fast={fail_fast}"
+    ))
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let promoted = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (pool, stop, promoted) = (pool.clone(), stop.clone(), promoted.clone());
+            spawn(move || {
+                let (mut slowest_failure, mut failed) = (Duration::ZERO, 0u64);
+                let mut resumed = None;
+                let mut seq: i64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let began = Instant::now();
+                    let outcome = pool.acquire().and_then(|conn| {
+                        conn.execute(
+                            "INSERT INTO writes (task, seq) VALUES ($1, $2)",
+                            &[&task, &seq],
+                        )
+                    });
+                    seq += 1;
+                    match outcome {
+                        Ok(_) => {
+                            if let Some(at) = promoted.get().filter(|at| began > **at) {
+                                resumed.get_or_insert(began.elapsed() + (began - *at));
+                            }
+                        }
+                        Err(_) => {
+                            failed += 1;
+                            slowest_failure = slowest_failure.max(began.elapsed());
+                            may::coroutine::sleep(Duration::from_millis(20));
+                        }
+                    }
+                }
+                (slowest_failure, failed, resumed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    // No host fits for 5 s: the primary is gone, the standby not promoted
+    // yet (as while an HA engine decides).
+    pair.stop_primary();
+    std::thread::sleep(Duration::from_secs(5));
+    pair.promote().unwrap();
+    promoted.set(Instant::now()).unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    let (mut slowest_failure, mut failed, mut resumed) = (Duration::ZERO, 0, Duration::ZERO);
+    for (task, t) in tasks.into_iter().enumerate() {
+        let (slowest, f, r) = t.join().unwrap();
+        slowest_failure = slowest_failure.max(slowest);
+        failed += f;
+        let r = r.unwrap_or_else(|| panic!("task {task} never wrote after the promotion"));
+        resumed = resumed.max(r);
+    }
+    pool.close();
+    println!(
+        "pool_fail_fast={fail_fast}: slowest failed call {:.2} s, {failed} failed calls; every \
+         task wrote again {:.2} s after the promotion",
+        slowest_failure.as_secs_f64(),
+        resumed.as_secs_f64()
+    );
+    (slowest_failure, failed, resumed)
+}
+
+#[test]
+fn with_pool_fail_fast_100_tasks_fail_at_once_while_no_host_fits_and_resume_once_one_does() {
+    let (slowest_failure, failed, resumed) = calls_while_no_host_fits(true);
+    assert!(failed > 0);
+    // The probe's own connect attempt (both hosts) is the longest a call
+    // waits; the others fail at once with its error.
+    assert!(
+        slowest_failure < Duration::from_secs(3),
+        "{slowest_failure:?}"
+    );
+    assert!(resumed < Duration::from_secs(5), "{resumed:?}");
+}
+
+#[test]
+fn without_pool_fail_fast_calls_wait_behind_the_connect_backoff_up_to_pool_timeout() {
+    let (slowest_failure, _, resumed) = calls_while_no_host_fits(false);
+    // One probe per backoff delay (up to 2 s) goes through; the other
+    // callers park behind it, each for a delay or more.
+    assert!(
+        slowest_failure > Duration::from_secs(1),
+        "{slowest_failure:?}"
+    );
+    assert!(resumed < Duration::from_secs(25), "{resumed:?}");
 }

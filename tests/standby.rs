@@ -86,3 +86,33 @@ fn a_standby_of_a_cluster_without_replication_is_refused_with_the_reason() {
     assert!(matches!(e, odm::testing::Error::Server(_)), "{e:?}");
     assert!(e.to_string().contains("start_primary"), "{e}");
 }
+
+#[test]
+fn a_standby_copied_by_file_without_pg_basebackup_follows_the_primary_and_takes_writes_once_promoted(
+) {
+    let primary = odm::testing::TempCluster::start_primary().unwrap();
+    let primary_url = primary.url();
+    execute(&primary_url, "CREATE TABLE t (id int4)").unwrap();
+    execute(&primary_url, "INSERT INTO t VALUES (1)").unwrap();
+    let standby = Standby::start_by_file_copy_from(&primary).unwrap();
+    assert!(standby.is_in_recovery().unwrap());
+    execute(&primary_url, "INSERT INTO t VALUES (2)").unwrap();
+    standby.wait_caught_up(&primary).unwrap();
+    let count: i64 = one(&standby.url(), "SELECT count(*) FROM t").unwrap();
+    assert_eq!(count, 2);
+
+    drop(primary);
+    standby.promote().unwrap();
+    assert!(!standby.is_in_recovery().unwrap());
+    execute(&standby.url(), "INSERT INTO t VALUES (3)").unwrap();
+    let count: i64 = one(&standby.url(), "SELECT count(*) FROM t").unwrap();
+    assert_eq!(count, 3);
+}
+
+#[test]
+fn a_file_copy_standby_of_a_cluster_without_replication_is_refused_with_the_reason() {
+    let cluster = odm::testing::TempCluster::start().unwrap();
+    let e = Standby::start_by_file_copy_from(&cluster).unwrap_err();
+    assert!(matches!(e, odm::testing::Error::Server(_)), "{e:?}");
+    assert!(e.to_string().contains("start_primary"), "{e}");
+}

@@ -339,7 +339,13 @@ fn the_cert_user_is_refused_without_a_client_certificate_or_without_tls() {
     );
     let plain = conninfo(cluster, "127.0.0.1", CERT_USER, "sslmode=disable");
     let err = psql(&plain, None, "SELECT 1").unwrap_err();
-    assert!(err.contains("no encryption"), "{err}");
+    assert!(refused_unencrypted(&err), "{err}");
+}
+
+/// pg_hba's refusal of a connection without TLS: "no encryption" since
+/// PostgreSQL 14, "SSL off" on 13.
+fn refused_unencrypted(message: &str) -> bool {
+    message.contains("no encryption") || message.contains("SSL off")
 }
 
 #[test]
@@ -355,7 +361,7 @@ fn the_tls_only_role_logs_in_over_tls_and_is_rejected_without_it() {
     assert!(
         err.contains(&format!(
             "pg_hba.conf rejects connection for host \"127.0.0.1\", user \"{TLS_ONLY_USER}\""
-        )) && err.contains("no encryption"),
+        )) && refused_unencrypted(&err),
         "{err}"
     );
 }

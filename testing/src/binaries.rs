@@ -1,6 +1,10 @@
 //! Finding the installed PostgreSQL server binaries (`initdb`, `postgres`).
 //!
-//! The search order is: every directory of the executable search path (the
+//! When the environment variable [`BIN_DIR_VARIABLE`] (`ODM_PG_BIN_DIR`) is
+//! set, its folder is the one: a whole test run then starts its throwaway
+//! servers from that installation (`.ci/pg-versions` fetches one per major
+//! version; `.ci/pg-matrix` runs the suites against each). Otherwise the
+//! search order is: every directory of the executable search path (the
 //! `PATH` of the process), then the directory printed by `pg_config --bindir`,
 //! then Debian's versioned folders `/usr/lib/postgresql/<version>/bin`
 //! (highest version first).
@@ -17,11 +21,34 @@ pub const VERSIONED_ROOT: &str = "/usr/lib/postgresql";
 /// The two programs a [`TempCluster`](super::TempCluster) cannot start without.
 const SERVER_PROGRAMS: [&str; 2] = ["initdb", "postgres"];
 
-/// Finds the directory holding the PostgreSQL server binaries, using the
-/// process's `PATH` and [`VERSIONED_ROOT`].
+/// The environment variable naming the folder of server binaries every
+/// throwaway server of the run starts from (`initdb`, `postgres`,
+/// `pg_ctl`), instead of the search.
+pub const BIN_DIR_VARIABLE: &str = "ODM_PG_BIN_DIR";
+
+/// Finds the directory holding the PostgreSQL server binaries: the folder
+/// [`BIN_DIR_VARIABLE`] names when it is set (an error if that folder lacks
+/// `initdb` or `postgres`), else by searching the process's `PATH` and
+/// [`VERSIONED_ROOT`].
 pub fn find_server_bin_dir() -> Result<PathBuf, Error> {
+    if let Some(chosen) = std::env::var_os(BIN_DIR_VARIABLE).filter(|dir| !dir.is_empty()) {
+        return chosen_bin_dir(Path::new(&chosen));
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     find_server_bin_dir_in(&path, Path::new(VERSIONED_ROOT))
+}
+
+/// `dir` when it holds `initdb` and `postgres`; otherwise an error naming
+/// the variable that chose it.
+pub fn chosen_bin_dir(dir: &Path) -> Result<PathBuf, Error> {
+    if has_server_programs(dir) {
+        return Ok(dir.to_path_buf());
+    }
+    Err(Error::Server(format!(
+        "{BIN_DIR_VARIABLE}={} holds no executable initdb and postgres: point it at the bin \
+         folder of a postgresql installation (e.g. one printed by .ci/pg-versions)",
+        dir.display()
+    )))
 }
 
 /// Finds the directory holding `initdb` and `postgres`, looking first in each
@@ -114,7 +141,7 @@ fn pg_config_bindir(search_path: &OsStr) -> Option<PathBuf> {
 
 /// `root/<version>/bin` for every version folder under `root`, highest
 /// version first (compared numerically: 16 > 15 > 9.6).
-fn versioned_bin_dirs(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn versioned_bin_dirs(root: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(root) else {
         return Vec::new();
     };
@@ -139,7 +166,16 @@ fn version_key(name: &str) -> Option<Vec<u64>> {
 
 #[cfg(test)]
 mod tests {
-    use super::version_key;
+    use super::{chosen_bin_dir, version_key, BIN_DIR_VARIABLE};
+    use std::path::Path;
+
+    #[test]
+    fn a_chosen_folder_without_the_server_programs_is_refused_by_name() {
+        let err = chosen_bin_dir(Path::new("/nonexistent/odm-bin")).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains(BIN_DIR_VARIABLE), "{message}");
+        assert!(message.contains("/nonexistent/odm-bin"), "{message}");
+    }
 
     #[test]
     fn version_folders_compare_numerically() {

@@ -15,9 +15,9 @@
 //! Tests and examples need a real server and no setup. When the environment
 //! variable `DATABASE_URL` is set, [`test_database`] uses that server;
 //! otherwise it starts one [`TempCluster`] per process from the installed
-//! PostgreSQL server binaries (found on `PATH`, via `pg_config --bindir`, or
-//! in `/usr/lib/postgresql/<version>/bin`) and stops it when the process
-//! exits. When the process runs as root, the server runs as the `postgres`
+//! PostgreSQL server binaries (the folder `ODM_PG_BIN_DIR` names, else found
+//! on `PATH`, via `pg_config --bindir`, or in
+//! `/usr/lib/postgresql/<version>/bin`) and stops it when the process exits. When the process runs as root, the server runs as the `postgres`
 //! system user.
 //!
 //! [`TempCluster::start_tls`] (or [`shared_tls_cluster`]) starts a cluster
@@ -33,6 +33,7 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod auto_failover;
 pub mod backend_message;
 mod binaries;
 mod cluster;
@@ -40,6 +41,7 @@ mod database;
 mod error;
 mod fault_link;
 mod fault_proxy;
+mod file_backup;
 mod pgbouncer;
 mod psql;
 mod scratch;
@@ -53,7 +55,10 @@ mod url;
 
 use std::sync::Mutex;
 
-pub use binaries::{find_server_bin_dir, find_server_bin_dir_in, VERSIONED_ROOT};
+pub use auto_failover::{AutoFailover, NodeState};
+pub use binaries::{
+    chosen_bin_dir, find_server_bin_dir, find_server_bin_dir_in, BIN_DIR_VARIABLE, VERSIONED_ROOT,
+};
 pub use cluster::TempCluster;
 pub use database::TestDatabase;
 pub use error::Error;

@@ -14,7 +14,7 @@ use crate::Error;
 const LOG_TAIL_LINES: usize = 20;
 
 /// The system user PostgreSQL runs as when the test process is root.
-const SERVER_USER: &str = "postgres";
+pub(crate) const SERVER_USER: &str = "postgres";
 
 /// A directory removed (with everything in it) when dropped.
 #[derive(Debug)]

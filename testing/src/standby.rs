@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::binaries::is_executable;
 use super::cluster::{free_port, open_log, postgres_command, Transport, Wal};
+use super::file_backup::file_base_backup;
 use super::psql;
 use super::scratch::{tail_of, RunAs, ScratchDir};
 use super::server_process::ServerProcess;
@@ -61,13 +63,36 @@ impl Standby {
     /// standby on a free port; it accepts read-only connections when this
     /// returns. The primary must have been started with
     /// [`TempCluster::start_primary`].
+    ///
+    /// When the primary's installation has no `pg_basebackup` (the
+    /// `@embedded-postgres` packages of 16 and later), the copy is taken
+    /// as [`Standby::start_by_file_copy_from`] takes it.
     pub fn start_from(primary: &TempCluster) -> Result<Standby, Error> {
+        let copy = match is_executable(&primary.bin_dir().join("pg_basebackup")) {
+            true => Copy::BaseBackup,
+            false => Copy::Files,
+        };
+        Standby::start_with(primary, copy)
+    }
+
+    /// Starts a hot standby of `primary` as [`Standby::start_from`] does,
+    /// but copies the data directory by hand under the low-level backup
+    /// API (`pg_backup_start`, a file copy, `pg_backup_stop`) instead of
+    /// running `pg_basebackup`; the standby streams the WAL it lacks.
+    pub fn start_by_file_copy_from(primary: &TempCluster) -> Result<Standby, Error> {
+        Standby::start_with(primary, Copy::Files)
+    }
+
+    fn start_with(primary: &TempCluster, copy: Copy) -> Result<Standby, Error> {
         let bin_dir = primary.bin_dir().to_path_buf();
         let run_as = RunAs::for_server()?;
         let scratch = ScratchDir::create(run_as)?;
         let socket_dir = scratch.subdir("socket", run_as)?;
         let data_dir = scratch.path().join("data");
-        base_backup(primary, &data_dir, run_as)?;
+        match copy {
+            Copy::BaseBackup => base_backup(primary, &data_dir, run_as)?,
+            Copy::Files => file_base_backup(primary, &data_dir, run_as)?,
+        }
         let mut failed_attempts = Vec::new();
         let (server, port) = loop {
             let attempt = failed_attempts.len() + 1;
@@ -171,12 +196,17 @@ impl Standby {
     }
 
     /// Waits until the standby has replayed everything `primary` has
-    /// written so far (its `pg_current_wal_lsn()`).
+    /// written so far, committed or not: its `pg_current_wal_insert_lsn()`.
+    ///
+    /// Not `pg_current_wal_lsn()`, the position written out to disk: the
+    /// throwaway servers run `synchronous_commit=off`, so a commit that
+    /// returned may still sit in the WAL buffers, past that position, and
+    /// the wait would end before the standby replays it.
     pub fn wait_caught_up(&self, primary: &TempCluster) -> Result<(), Error> {
         let lsn = psql::query(
             &psql::psql_program(Some(primary.bin_dir()))?,
             &primary.socket_target("postgres"),
-            "SELECT pg_current_wal_lsn()",
+            "SELECT pg_current_wal_insert_lsn()",
             "asking the primary for its wal position",
         )?;
         self.wait_replayed(lsn.trim())
@@ -228,6 +258,15 @@ impl Standby {
         )?;
         Ok(answer.trim().to_string())
     }
+}
+
+/// How a standby's data directory is copied from the primary.
+#[derive(Debug, Clone, Copy)]
+enum Copy {
+    /// `pg_basebackup -R -X stream`.
+    BaseBackup,
+    /// [`file_base_backup`].
+    Files,
 }
 
 /// Waits until the postmaster accepts connections (`standby` once hot

@@ -76,7 +76,9 @@ fn server_state(client: &Client) -> Result<ServerState, Error> {
 /// Whether an open connection still satisfies the `target_session_attrs`
 /// it was opened with, judged from what the server has reported since (a
 /// promoted standby reports `in_hot_standby=off`); `true` when the server
-/// reports nothing to judge by.
+/// reports nothing to judge by (PostgreSQL 13 and older: then
+/// [`must_ask_whether_it_fits`] says whether [`asked_whether_it_fits`] is
+/// needed).
 pub(crate) fn still_fits(client: &Client) -> bool {
     let attrs = client.config().target_session_attrs();
     if matches!(
@@ -96,6 +98,39 @@ pub(crate) fn still_fits(client: &Client) -> bool {
             read_only,
         },
     )
+}
+
+/// True when [`still_fits`] cannot tell from the server's reports whether
+/// the connection still fits, and the answer can change while it stays
+/// open: a `standby` or `read-only` connection to a server that does not
+/// report `in_hot_standby` (PostgreSQL 13 and older), which a promotion
+/// turns into a primary without closing it. (A primary turns standby only
+/// through a restart, which closes its connections: `primary` and
+/// `read-write` connections need no asking.)
+pub(crate) fn must_ask_whether_it_fits(client: &Client) -> bool {
+    matches!(
+        client.config().target_session_attrs(),
+        TargetSessionAttrs::Standby | TargetSessionAttrs::ReadOnly
+    ) && reported(client, "in_hot_standby").is_none()
+}
+
+/// Asks the server (`pg_is_in_recovery()` and `transaction_read_only`, one
+/// round trip) whether the connection still fits its
+/// `target_session_attrs`.
+pub(crate) fn asked_whether_it_fits(client: &Client) -> Result<bool, Error> {
+    let row = client.query_one(
+        "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'",
+        &[],
+    )?;
+    let hot_standby: bool = row.try_get(0)?;
+    let read_only: bool = row.try_get(1)?;
+    Ok(fits(
+        client.config().target_session_attrs(),
+        ServerState {
+            hot_standby,
+            read_only: read_only || hot_standby,
+        },
+    ))
 }
 
 /// Connects to the first host that accepts and fits `target_session_attrs`

@@ -16,7 +16,9 @@ use crate::error::Error;
 /// PostgreSQL 14 and later report `in_hot_standby` and
 /// `default_transaction_read_only` at startup, so no query is needed;
 /// against an older server `SHOW transaction_read_only` or
-/// `SELECT pg_is_in_recovery()` asks.
+/// `SELECT pg_is_in_recovery()` asks. 14 and later also report a promotion
+/// on open connections; on 13 the pool asks again (one round trip at each
+/// checkout) for its `standby` and `read-only` connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TargetSessionAttrs {
     /// Any server (the default).

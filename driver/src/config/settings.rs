@@ -19,12 +19,13 @@ use super::{
 use crate::error::Error;
 
 /// The keys the connection pool reads from the same connection string
-/// (`pool_size`, `pool_max_shared`, `pool_timeout`, `max_lifetime`,
-/// `idle_timeout`).
-pub(crate) const POOL_SETTINGS: [&str; 5] = [
+/// (`pool_size`, `pool_max_shared`, `pool_timeout`, `pool_fail_fast`,
+/// `max_lifetime`, `idle_timeout`).
+pub(crate) const POOL_SETTINGS: [&str; 6] = [
     "pool_size",
     "pool_max_shared",
     "pool_timeout",
+    "pool_fail_fast",
     "max_lifetime",
     "idle_timeout",
 ];

@@ -22,6 +22,11 @@
 //!   transient (a wrong password, a missing database): the server is up and
 //!   answering, and each caller should see its answer.
 //!
+//! - With [`PoolOptions::fail_fast`](super::PoolOptions::fail_fast), a
+//!   caller that would park fails at once with a copy of the last connect
+//!   error instead (the probe still goes through when the delay has
+//!   passed, so the pool notices a recovered server as soon as without).
+//!
 //! This is pure bookkeeping under the pool lock; the parking is done by the
 //! caller ([`super::opening`]).
 
@@ -170,6 +175,11 @@ impl Backoff {
         }
     }
 
+    /// A copy of the last connect error while the backoff is armed.
+    pub(crate) fn last_error(&self) -> Option<Error> {
+        self.armed.as_ref().map(|armed| armed.last.error())
+    }
+
     /// A connect succeeded: back to normal.
     pub(crate) fn succeeded(&mut self) {
         self.rounds = 0;
@@ -238,6 +248,19 @@ mod tests {
             target: "127.0.0.1:1".into(),
             source: io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused"),
         }
+    }
+
+    #[test]
+    fn the_last_error_is_kept_while_armed_and_forgotten_after_a_success() {
+        let mut backoff = Backoff::default();
+        assert!(backoff.last_error().is_none());
+        let now = Instant::now();
+        backoff.failed(&refused(), now, now, 0.5);
+        let copy = backoff.last_error().expect("armed");
+        assert!(copy.is_connection_error(), "{copy:?}");
+        assert!(copy.to_string().contains("connection refused"), "{copy}");
+        backoff.succeeded();
+        assert!(backoff.last_error().is_none());
     }
 
     fn server(code: &str) -> Error {

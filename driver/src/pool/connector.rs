@@ -9,8 +9,10 @@ use std::io;
 use std::time::Duration;
 
 use crate::client::client::Client;
+use crate::client::host_choice::{asked_whether_it_fits, must_ask_whether_it_fits};
 use crate::config::Config;
 use crate::error::Error;
+use crate::net::open_socket::target_of;
 
 /// Opens and inspects connections for the pool.
 pub(crate) trait Connector: Send + Sync + 'static {
@@ -21,8 +23,14 @@ pub(crate) trait Connector: Send + Sync + 'static {
     fn connect(&self, within: Duration) -> Result<Self::Conn, Error>;
     /// True when the connection can no longer be used.
     fn is_broken(conn: &Self::Conn) -> bool;
+    /// True when whether the connection is still usable can only be learnt
+    /// by asking the server: it is then vetted ([`Connector::check_alive`])
+    /// at every checkout, not only after sitting idle.
+    fn must_ask(_conn: &Self::Conn) -> bool {
+        false
+    }
     /// Asks the server whether the connection still works, waiting at most
-    /// `timeout` (network I/O; called outside every lock).
+    /// `timeout` for an answer (network I/O; called outside every lock).
     fn check_alive(conn: &Self::Conn, timeout: Duration) -> Result<(), Error>;
     /// True when the connection is inside a transaction (open or failed).
     fn in_transaction(conn: &Self::Conn) -> bool;
@@ -58,8 +66,28 @@ impl Connector for PgConnector {
         conn.is_closed() || !conn.fits_target_session_attrs()
     }
 
+    /// A `standby` or `read-only` connection to a server that does not
+    /// report `in_hot_standby` (PostgreSQL 13): a promotion would go
+    /// unnoticed otherwise.
+    fn must_ask(conn: &Client) -> bool {
+        must_ask_whether_it_fits(conn)
+    }
+
+    /// The empty query; then, when [`PgConnector::must_ask`], whether the
+    /// server is still in recovery (a connection that no longer fits is
+    /// refused with [`Error::Connect`], and the pool discards it).
     fn check_alive(conn: &Client, timeout: Duration) -> Result<(), Error> {
-        conn.check_alive(timeout)
+        conn.check_alive(timeout)?;
+        if must_ask_whether_it_fits(conn) && !asked_whether_it_fits(conn)? {
+            return Err(Error::Connect {
+                target: target_of(conn.config()),
+                source: io::Error::other(format!(
+                    "no longer fits target_session_attrs={}",
+                    conn.config().target_session_attrs().as_str()
+                )),
+            });
+        }
+        Ok(())
     }
 
     fn in_transaction(conn: &Client) -> bool {

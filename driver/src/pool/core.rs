@@ -33,6 +33,8 @@ pub(crate) struct Core<K: Connector> {
     pub(crate) timeout: Duration,
     /// A copy of the state's rules, readable without the lock.
     pub(crate) lifecycle: Lifecycle,
+    /// [`PoolOptions::fail_fast`](super::PoolOptions::fail_fast).
+    pub(crate) fail_fast: bool,
     state: Mutex<State<K>>,
     pub(crate) counters: Counters,
 }
@@ -87,6 +89,7 @@ impl<K: Connector> Core<K> {
             max_size,
             timeout,
             lifecycle,
+            fail_fast: false,
             state: Mutex::new(State::new(max_size, lifecycle)),
             counters: Counters::default(),
         }
@@ -198,7 +201,7 @@ impl<K: Connector> Core<K> {
         deadline: &AcquireDeadline,
     ) -> Result<Option<Checkout<K::Conn>>, Error> {
         let now = Instant::now();
-        if !self.lifecycle.needs_check(&checkout.age, now) {
+        if !self.lifecycle.needs_check(&checkout.age, now) && !K::must_ask(&checkout.conn) {
             return Ok(Some(checkout));
         }
         let left = deadline.remaining(now);
@@ -451,7 +454,18 @@ impl<K: Connector> Core<K> {
     /// out of shared service and, once its last statement finished,
     /// discarded, rolled back or closed.
     pub(crate) fn release(&self, lease: Lease<K::Conn>) {
-        let broken = K::is_broken(&lease.conn);
+        self.release_as(lease, false);
+    }
+
+    /// [`Core::release`] of a connection found unusable by asking the
+    /// server ([`Connector::must_ask`]): taken out of service and closed
+    /// once its last statement finished.
+    pub(crate) fn release_unfit(&self, lease: Lease<K::Conn>) {
+        self.release_as(lease, true);
+    }
+
+    fn release_as(&self, lease: Lease<K::Conn>, unfit: bool) {
+        let broken = unfit || K::is_broken(&lease.conn);
         let dirty = !broken && K::in_transaction(&lease.conn);
         let Lease { entry, conn } = lease;
         drop(conn); // before the count goes down: see the lease invariant
@@ -472,7 +486,7 @@ impl<K: Connector> Core<K> {
                 }
                 if e.users == 0 && (e.retired || closed) {
                     if let Some((conn, age)) = state.remove_entry(index) {
-                        if closed || K::is_broken(&conn) {
+                        if closed || unfit || K::is_broken(&conn) {
                             state.forget();
                             fx.close.push(conn);
                         } else {

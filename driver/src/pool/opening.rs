@@ -118,6 +118,13 @@ impl<K: Connector> Core<K> {
             match gate {
                 Gate::Open => {}
                 Gate::Wait(until) => {
+                    if self.fail_fast {
+                        let last = self.state().backoff.last_error();
+                        if let Some(err) = last {
+                            self.counters.backoff_refused();
+                            return Err(err);
+                        }
+                    }
                     self.counters.backoff_wait();
                     may::coroutine::sleep(park_duration(until.saturating_duration_since(now)));
                     continue;

@@ -40,6 +40,7 @@ pub struct PoolOptions {
     idle_timeout: Option<Duration>,
     liveness_check_after: Duration,
     max_shared: Option<usize>,
+    fail_fast: bool,
 }
 
 impl Default for PoolOptions {
@@ -58,6 +59,7 @@ impl PoolOptions {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             liveness_check_after: DEFAULT_LIVENESS_CHECK_AFTER,
             max_shared: None,
+            fail_fast: false,
         }
     }
 
@@ -138,6 +140,30 @@ impl PoolOptions {
         self
     }
 
+    /// Fail at once rather than wait behind the connect backoff
+    /// (`pool_fail_fast=true`; default false). After a connect failed
+    /// (the server is unreachable, or no host of a multi-host URL fits
+    /// `target_session_attrs`, as while an HA engine has no writable
+    /// primary yet), the pool lets one caller probe again after a delay
+    /// growing to 2 s and parks the others meanwhile; a caller whose
+    /// `pool_timeout` ends first fails then. With `fail_fast`, a caller
+    /// that needs a new connection while the backoff holds connects back
+    /// fails at once with a copy of the last connect error (an
+    /// [`Error::is_connection_error`] error) instead of parking: a request
+    /// with its own deadline answers at once (and can retry by its own
+    /// rules) rather than spend its time in the pool. Callers handed an
+    /// open connection are not affected, nor is the probe, so the pool
+    /// finds a recovered server as soon as without it.
+    pub fn fail_fast(mut self, fail_fast: bool) -> PoolOptions {
+        self.fail_fast = fail_fast;
+        self
+    }
+
+    /// See [`PoolOptions::fail_fast`].
+    pub fn get_fail_fast(&self) -> bool {
+        self.fail_fast
+    }
+
     /// See [`PoolOptions::max_size`].
     pub fn get_max_size(&self) -> usize {
         self.max_size
@@ -194,6 +220,17 @@ impl PoolOptions {
                 }
             }
             "pool_timeout" => self.timeout = parse_seconds(key, value)?,
+            "pool_fail_fast" => {
+                self.fail_fast = match value {
+                    "true" | "on" | "1" | "yes" => true,
+                    "false" | "off" | "0" | "no" => false,
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "invalid pool_fail_fast `{value}`: expected true or false"
+                        )))
+                    }
+                }
+            }
             "max_lifetime" => {
                 self.max_lifetime = Some(parse_seconds(key, value)?).filter(|d| !d.is_zero())
             }
@@ -218,6 +255,9 @@ impl PoolOptions {
         if self.timeout != DEFAULT_TIMEOUT {
             pairs.push(format!("pool_timeout={}", seconds(self.timeout)));
         }
+        if self.fail_fast {
+            pairs.push("pool_fail_fast=true".to_string());
+        }
         if self.max_lifetime != Some(DEFAULT_MAX_LIFETIME) {
             let lifetime = self.max_lifetime.unwrap_or_default();
             pairs.push(format!("max_lifetime={}", seconds(lifetime)));
@@ -241,8 +281,8 @@ fn seconds(d: Duration) -> String {
 
 /// Reads a database URL (or libpq `key=value` string) once into the
 /// connection's [`Config`] and the pool's [`PoolOptions`]
-/// (`pool_size`, `pool_max_shared`, `pool_timeout`, `max_lifetime`,
-/// `idle_timeout`).
+/// (`pool_size`, `pool_max_shared`, `pool_timeout`, `pool_fail_fast`,
+/// `max_lifetime`, `idle_timeout`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -291,6 +331,16 @@ mod tests {
 
     fn err(url: &str) -> String {
         parse_url(url).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn pool_fail_fast_is_read_from_the_url_and_written_back() {
+        let (_, options) = parse_url("postgres://u@h/d?pool_fail_fast=true").unwrap();
+        assert!(options.get_fail_fast());
+        assert_eq!(options.to_url_query(), "pool_fail_fast=true");
+        let (_, options) = parse_url("postgres://u@h/d?pool_fail_fast=off").unwrap();
+        assert!(!options.get_fail_fast());
+        assert!(err("postgres://u@h/d?pool_fail_fast=maybe").contains("pool_fail_fast"));
     }
 
     #[test]

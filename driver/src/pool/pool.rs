@@ -43,13 +43,14 @@ impl Pool {
     /// ```
     pub fn with_options(config: Config, options: PoolOptions) -> Pool {
         let lifecycle = Lifecycle::from_options(&options);
-        let core = Core::new(
+        let mut core = Core::new(
             PgConnector { config },
             options.get_max_size(),
             options.get_timeout(),
             lifecycle,
         );
         core.state().set_max_shared(options.get_max_shared());
+        core.fail_fast = options.get_fail_fast();
         Pool {
             core: Arc::new(core),
             options: Arc::new(options),

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use super::connector::PgConnector;
+use super::connector::{Connector, PgConnector};
 use super::core::Core;
 use super::shareable;
 use super::state::Lease;
 use super::Pool;
 use crate::client::client::Client;
+use crate::client::host_choice::asked_whether_it_fits;
 use crate::error::context::require_green;
 use crate::error::Error;
 use crate::request::atomic_batch::BatchAnswer;
@@ -48,7 +49,7 @@ impl Pool {
         require_green(operation)?;
         let held = SharedUse {
             core: &self.core,
-            lease: Some(self.core.lease()?),
+            lease: Some(self.fitting_lease()?),
         };
         self.core.counters.shared_statement();
         match held.client() {
@@ -57,6 +58,28 @@ impl Pool {
                 statement(client)
             }
             None => Err(Error::PoolClosed.into()),
+        }
+    }
+
+    /// A shared connection that fits the pool's `target_session_attrs`:
+    /// against a server that does not report `in_hot_standby` (PostgreSQL
+    /// 13), a `standby` or `read-only` pool asks the server first (one more
+    /// round trip) and retires a connection a promotion made unfit, then
+    /// takes another (opened through the host list when none is left).
+    fn fitting_lease(&self) -> Result<Lease<Client>, Error> {
+        loop {
+            let lease = self.core.lease()?;
+            if !PgConnector::must_ask(&lease.conn) {
+                return Ok(lease);
+            }
+            match asked_whether_it_fits(&lease.conn) {
+                Ok(true) => return Ok(lease),
+                Ok(false) => self.core.release_unfit(lease),
+                Err(err) => {
+                    self.core.release_unfit(lease);
+                    return Err(err);
+                }
+            }
         }
     }
 
