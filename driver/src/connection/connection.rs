@@ -639,6 +639,9 @@ impl Connection {
                 // abandoned mid-write); do not interleave bytes with it.
                 tail.clear();
             } else {
+                // Whatever is queued goes out with the Terminate: it may
+                // reach the server.
+                queue.written_through = queue.queued;
                 postgres_protocol::message::frontend::terminate(&mut tail);
             }
             tail

@@ -112,7 +112,9 @@ fn startup_on(socket: &mut Bounded<'_>, config: &Config) -> Result<StartupState,
     loop {
         match reader.next(socket)? {
             Message::ParameterStatus(body) => {
-                parameters.insert(body.name()?.to_owned(), body.value()?.to_owned());
+                let name = body.name().map_err(malformed)?;
+                let value = body.value().map_err(malformed)?;
+                parameters.insert(name.to_owned(), value.to_owned());
             }
             Message::BackendKeyData(body) => key = Some((body.process_id(), body.secret_key())),
             Message::NoticeResponse(body) => log_notice(&parse_fields(body.fields())?),
@@ -171,7 +173,11 @@ fn authenticate(
         }
         Message::AuthenticationSasl(body) => {
             policy.allow(AuthMethod::ScramSha256)?;
-            let offered: Vec<String> = body.mechanisms().map(|m| Ok(m.to_owned())).collect()?;
+            let offered: Vec<String> = body
+                .mechanisms()
+                .map(|m| Ok(m.to_owned()))
+                .collect()
+                .map_err(malformed)?;
             let choice = policy.choose_scram(offered.iter().map(String::as_str))?;
             return scram_sha_256(socket, reader, password()?, choice);
         }
@@ -251,6 +257,12 @@ fn scram_sha_256(
         Message::ErrorResponse(body) => Err(db_error(body.fields())),
         _ => Err(unexpected("scram authentication")),
     }
+}
+
+/// A startup message whose body does not parse: the server broke the
+/// protocol (not an i/o failure of the connection).
+fn malformed(error: std::io::Error) -> Error {
+    Error::Protocol(format!("during startup: malformed message: {error}"))
 }
 
 fn unexpected(phase: &str) -> Error {
