@@ -250,3 +250,90 @@ fn adding_a_model_reads_back_its_key_and_server_defaults_not_the_values_it_sent(
         assert_eq!(loaded.name, "QUIET");
     });
 }
+
+#[derive(odm::Model, Debug, Clone, Default, PartialEq)]
+struct Reading {
+    #[odm(primary_key)]
+    id: Option<i32>,
+    label: String,
+    value: f64,
+}
+
+/// Rows of the large result that `Query::all` reads.
+const READINGS: i32 = 1_000_000;
+
+/// Runs `load` (which returns what it built) and returns (peak growth,
+/// growth while its result is still held) of the resident memory, in bytes.
+fn measure_held<T>(load: impl FnOnce() -> T) -> (usize, usize, T) {
+    let before = resident();
+    std::fs::write("/proc/self/clear_refs", "5").expect("the peak can be reset");
+    let built = load();
+    let held = resident().saturating_sub(before);
+    let peak = peak().saturating_sub(before);
+    (peak, held, built)
+}
+
+#[test]
+fn query_all_builds_each_model_as_its_row_arrives_and_peaks_below_one_and_a_half_times_the_models()
+{
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let db = test_database().unwrap();
+    let mapper = Mapper::new(&db.url()).unwrap();
+    mapper.register::<Reading>().unwrap();
+    on_green(move || {
+        mapper.table_create().unwrap();
+        mapper
+            .begin(|s| {
+                s.execute(
+                    "INSERT INTO reading (label, value) \
+                     SELECT 'sensor ' || i || ' of the north wing', i * 0.5 \
+                     FROM generate_series(1, $1) AS i",
+                    &[&READINGS],
+                )
+            })
+            .unwrap();
+        // Warm up: statements prepared, buffers at their usual size.
+        let few = mapper
+            .begin(|s| s.query::<Reading>().limit(10).all())
+            .unwrap();
+        assert_eq!(few.len(), 10);
+
+        let (peak, held, all) = measure_held(|| {
+            mapper.begin(|s| s.query::<Reading>().all()).unwrap()
+        });
+        assert_eq!(all.len(), READINGS as usize);
+        assert_eq!(all[0].label.len(), "sensor 1 of the north wing".len());
+        drop(all);
+        // What `all()` did before it decoded as rows arrived: every row
+        // first, then every model.
+        let select = mapper
+            .begin(|s| Ok(s.query::<Reading>().to_sql()))
+            .unwrap();
+        let (collected_peak, collected_held, collected) = measure_held(|| {
+            mapper
+                .begin(|s| {
+                    let rows = s.query_raw(&select, &[])?;
+                    rows.iter().map(<Reading as odm::Model>::from_row).collect::<odm::Result<Vec<_>>>()
+                })
+                .unwrap()
+        });
+        assert_eq!(collected.len(), READINGS as usize);
+        drop(collected);
+        println!(
+            "{READINGS} rows, Query::all(): peak +{:.1} MB for models of +{:.1} MB ({:.2}x); \
+             rows collected first: peak +{:.1} MB for +{:.1} MB ({:.2}x)",
+            mb(peak),
+            mb(held),
+            peak as f64 / held as f64,
+            mb(collected_peak),
+            mb(collected_held),
+            collected_peak as f64 / collected_held.max(1) as f64,
+        );
+        assert!(
+            peak as f64 <= 1.5 * held as f64 + SLACK as f64,
+            "peak +{:.1} MB for models of +{:.1} MB",
+            mb(peak),
+            mb(held)
+        );
+    });
+}

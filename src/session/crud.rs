@@ -3,6 +3,7 @@
 //! [`Session::delete`], and [`Session::related`], which follows a foreign
 //! key found by [`Table::foreign_key_to`] under the session's N+1 policy.
 
+use super::query::decode_each;
 use super::Session;
 use crate::error::{Error, MapperError, Result};
 use crate::model::{Model, Record, Table};
@@ -85,9 +86,8 @@ impl Session {
         self.related_loads
             .note(table.model, relation.table.name, relation.column.name)?;
         let statement = sql::select_related(table, relation.table, relation.column, value);
-        let rows = self.read(table, |client| {
-            client.query(&statement.sql, &statement.params)
-        })?;
-        rows.iter().map(M::from_row).collect()
+        self.read(table, |client| {
+            decode_each(client, &statement.sql, &statement.params, M::from_row)
+        })?
     }
 }

@@ -37,7 +37,7 @@ use crate::query::expr::Field;
 use crate::query::lock::{LockStrength, Wait};
 use crate::query::projection::{Append, AppendOptional, Contains, Projection};
 use crate::query::{sql, Assignment, Expr, Order, QueryParts, Statement};
-use green_postgres::Row;
+use green_postgres::{Client, Param, Row};
 pub use polymorphic::{Kind, Polymorphic};
 pub use stream::{QueryIter, DEFAULT_FETCH_SIZE};
 
@@ -120,14 +120,19 @@ impl<'s, M: Model> Query<'s, M> {
         })
     }
 
-    /// Every matching row.
+    /// Every matching row. Each model is built as its row arrives, so the
+    /// rows are never all held beside the models (see
+    /// [`Client::for_each_row`](green_postgres::Client::for_each_row)).
     ///
     /// # Errors
     ///
     /// The server's error; a decoding error naming the column.
-    pub fn all(mut self) -> Result<Vec<M>> {
-        let rows = self.rows(sql::select)?;
-        rows.iter().map(M::from_row).collect()
+    pub fn all(self) -> Result<Vec<M>> {
+        let table = M::table();
+        let statement = sql::select(table, &self.parts);
+        self.session.read(table, |client| {
+            decode_each(client, &statement.sql, &statement.params, M::from_row)
+        })?
     }
 
     /// The first matching row, if any.
@@ -137,8 +142,7 @@ impl<'s, M: Model> Query<'s, M> {
     /// As [`Query::all`].
     pub fn first(mut self) -> Result<Option<M>> {
         self.parts.limit = Some(1);
-        let rows = self.rows(sql::select)?;
-        rows.first().map(M::from_row).transpose()
+        Ok(self.all()?.pop())
     }
 
     /// The only matching row.
@@ -320,6 +324,34 @@ impl<'s, M: Model> Query<'s, M> {
     pub fn distinct(self) -> Report<'s, M::Lineage, ()> {
         Report::from_query(self).distinct()
     }
+}
+
+/// Runs a query on `client` and builds a value from each row with
+/// `decode` as the row arrives (the row is dropped right after), so a large
+/// result is held once, as values. The outer result is the driver's answer;
+/// the inner one the first decoding error (the rows after it are read and
+/// dropped undecoded).
+pub(super) fn decode_each<T>(
+    client: &Client,
+    sql: &str,
+    params: &[Param<'_>],
+    mut decode: impl FnMut(&Row) -> Result<T>,
+) -> green_postgres::Result<Result<Vec<T>>> {
+    let mut values = Vec::new();
+    let mut failed = None;
+    client.for_each_row(sql, params, |row| {
+        if failed.is_none() {
+            match decode(&row) {
+                Ok(value) => values.push(value),
+                Err(e) => failed = Some(e),
+            }
+        }
+        Ok(())
+    })?;
+    Ok(match failed {
+        Some(e) => Err(e),
+        None => Ok(values),
+    })
 }
 
 /// Runs a bulk `UPDATE`/`DELETE` in the session's transaction and returns

@@ -4,7 +4,7 @@
 
 use std::marker::PhantomData;
 
-use super::query::Query;
+use super::query::{decode_each, Query};
 use crate::error::{Error, Result};
 use crate::model::{Model, Table};
 use crate::query::aggregate::{AggregateExpr, HavingNode};
@@ -265,12 +265,15 @@ impl<S, P> Report<'_, S, P> {
     /// [`Error::Query`] for a join without one foreign key or a filter or
     /// order column outside the query; the server's error; a decoding error
     /// naming the column (a NULL read into a non-`Option` type).
-    pub fn all<I>(mut self) -> Result<Vec<P::Row>>
+    pub fn all<I>(self) -> Result<Vec<P::Row>>
     where
         P: Projection<S, I>,
     {
-        let rows = self.rows()?;
-        rows.iter().map(P::decode).collect()
+        let terms = self.projection.terms();
+        let statement = self.sql.statement(&terms)?;
+        self.session.read(self.sql.root, |client| {
+            decode_each(client, &statement.sql, &statement.params, P::decode)
+        })?
     }
 
     /// The first result row, if any.
@@ -283,8 +286,7 @@ impl<S, P> Report<'_, S, P> {
         P: Projection<S, I>,
     {
         self.sql.parts.limit = Some(1);
-        let rows = self.rows()?;
-        rows.first().map(P::decode).transpose()
+        Ok(self.all()?.pop())
     }
 
     /// The only result row.

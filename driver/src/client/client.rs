@@ -17,7 +17,7 @@ use crate::error::{DbError, Error};
 use crate::net::open_socket::target_of;
 use crate::request::atomic_batch::BatchAnswer;
 use crate::request::prepared::Prepared;
-use crate::request::request::{self, RowSink};
+use crate::request::request::{self, EachRow, RowSink};
 use crate::startup::connect::open_and_start;
 use crate::wire::bind_execute::Param;
 use crate::wire::row::Row;
@@ -218,6 +218,34 @@ impl Client {
                 self.prepared
                     .run_sql(&self.conn, sql, params, RowSink::Collect(&mut rows))?;
                 Ok(rows)
+            },
+        )
+    }
+
+    /// Runs a query and gives each row to `on_row` as soon as it is
+    /// decoded, while the rest of the answer is still arriving; returns the
+    /// number of rows. No row is kept: a caller that builds its own values
+    /// from the rows holds those alone, never the rows and the values of a
+    /// whole large result at once (as collecting [`Client::query`]'s rows
+    /// first would).
+    ///
+    /// An error from `on_row` stops the delivery: the rest of the answer
+    /// is read and dropped, and that error is the answer. When the server
+    /// answers with an error after some rows, those rows have already been
+    /// given to `on_row`; the answer is the server's error.
+    pub fn for_each_row<F>(&self, sql: &str, params: &[Param<'_>], on_row: F) -> Result<u64, Error>
+    where
+        F: FnMut(Row) -> Result<(), Error>,
+    {
+        require_green("query")?;
+        self.observed(
+            sql,
+            |n| Some(*n),
+            || {
+                let mut each = EachRow::new(on_row);
+                self.prepared
+                    .run_sql(&self.conn, sql, params, RowSink::Collect(&mut each))?;
+                Ok(each.delivered())
             },
         )
     }

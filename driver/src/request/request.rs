@@ -61,8 +61,107 @@ fn put_scratch(mut buf: BytesMut) {
 pub(crate) enum RowSink<'a> {
     /// Rows are not wanted (execute).
     Discard,
-    /// Rows are collected.
-    Collect(&'a mut Vec<Row>),
+    /// Rows are handed over one at a time as they are decoded: kept in a
+    /// `Vec<Row>`, or given to a caller's function ([`EachRow`]).
+    Collect(&'a mut dyn RowReceiver),
+}
+
+impl RowSink<'_> {
+    /// Whether the requester is woken as parts of the answer arrive
+    /// (rows are then decoded while the rest is still on its way) rather
+    /// than once at its end.
+    pub(crate) fn streams(&self) -> bool {
+        matches!(self, RowSink::Collect(rows) if rows.streams())
+    }
+}
+
+/// What takes the rows of an answer, one at a time, as they are decoded.
+pub(crate) trait RowReceiver {
+    /// Takes one row; an error stops the delivery (the rest of the answer
+    /// is read and dropped) and becomes the request's answer.
+    fn receive(&mut self, row: Row) -> Result<(), Error>;
+    /// The statement runs again (it had to be prepared again): forget the
+    /// rows received so far.
+    fn clear(&mut self);
+    /// Whether rows should be handed over while the answer still arrives.
+    fn streams(&self) -> bool {
+        false
+    }
+}
+
+impl RowReceiver for Vec<Row> {
+    fn receive(&mut self, row: Row) -> Result<(), Error> {
+        self.push(row);
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+}
+
+/// A receiver handed on (the retry paths of `prepared.rs` pass the sink
+/// they were given again).
+impl RowReceiver for &mut dyn RowReceiver {
+    fn receive(&mut self, row: Row) -> Result<(), Error> {
+        (**self).receive(row)
+    }
+
+    fn clear(&mut self) {
+        (**self).clear();
+    }
+
+    fn streams(&self) -> bool {
+        (**self).streams()
+    }
+}
+
+/// A caller's function given each row as it is decoded, while the rest of
+/// the answer is still arriving, so no row is kept by the driver
+/// ([`Client::for_each_row`](crate::client::client::Client::for_each_row)).
+pub(crate) struct EachRow<F> {
+    on_row: F,
+    delivered: u64,
+    /// The statement ran again after rows had been delivered: they cannot
+    /// be taken back, so the run fails instead of delivering them twice.
+    restarted_late: bool,
+}
+
+impl<F: FnMut(Row) -> Result<(), Error>> EachRow<F> {
+    pub(crate) fn new(on_row: F) -> Self {
+        EachRow {
+            on_row,
+            delivered: 0,
+            restarted_late: false,
+        }
+    }
+
+    /// How many rows the function took.
+    pub(crate) fn delivered(&self) -> u64 {
+        self.delivered
+    }
+}
+
+impl<F: FnMut(Row) -> Result<(), Error>> RowReceiver for EachRow<F> {
+    fn receive(&mut self, row: Row) -> Result<(), Error> {
+        if self.restarted_late {
+            return Err(Error::Protocol(
+                "a statement ran again after it had delivered rows".to_owned(),
+            ));
+        }
+        self.delivered += 1;
+        (self.on_row)(row)
+    }
+
+    fn clear(&mut self) {
+        // The statements that run again (one the server no longer knows,
+        // a stale description) fail before their first row.
+        self.restarted_late |= self.delivered > 0;
+    }
+
+    fn streams(&self) -> bool {
+        true
+    }
 }
 
 /// How a statement of the extended protocol ended.
@@ -347,7 +446,7 @@ pub(crate) fn run(
     statement.check_param_count(params.len())?;
     let types = statement.params();
     let started = start_clock(conn);
-    let response = request(conn, false, |buf| {
+    let response = request(conn, rows.streams(), |buf| {
         encode_bind_execute_sync(statement.name(), types, params, buf)
     });
     let mut columns = statement.shared_columns().clone();
@@ -386,9 +485,9 @@ pub(super) fn read_results(
         match message {
             Message::DataRow(body) => {
                 if let (RowSink::Collect(rows), None) = (&mut rows, &error) {
-                    match Row::new(columns.clone(), body) {
-                        Ok(row) => rows.push(row),
-                        Err(e) => error = Some(e),
+                    if let Err(e) = Row::new(columns.clone(), body).and_then(|row| rows.receive(row))
+                    {
+                        error = Some(e);
                     }
                 }
             }

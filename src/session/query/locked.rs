@@ -53,7 +53,7 @@
 
 use std::marker::PhantomData;
 
-use super::Query;
+use super::{decode_each, Query};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::query::lock::{self, LockStrength, NoWait, SkipLocked, Wait, WaitPolicy};
@@ -162,9 +162,13 @@ impl<'s, M: Model, W: WaitPolicy> Locked<'s, M, W> {
     /// The server's error (with [`NoWait`], a locked row is SQLSTATE 55P03,
     /// [`Error::is_lock_not_available`]); a decoding error naming the
     /// column.
-    pub fn all(mut self) -> Result<Vec<M>> {
-        let rows = self.rows()?;
-        rows.iter().map(M::from_row).collect()
+    pub fn all(self) -> Result<Vec<M>> {
+        let table = M::table();
+        let mut statement = sql::select(table, &self.query.parts);
+        lock::push_clause::<W>(&mut statement, self.strength);
+        self.query.session.write(table, |client| {
+            decode_each(client, &statement.sql, &statement.params, M::from_row)
+        })?
     }
 
     /// The first matching row, if any, locked until the transaction ends.
@@ -174,8 +178,7 @@ impl<'s, M: Model, W: WaitPolicy> Locked<'s, M, W> {
     /// As [`Locked::all`].
     pub fn first(mut self) -> Result<Option<M>> {
         self.query.parts.limit = Some(1);
-        let rows = self.rows()?;
-        rows.first().map(M::from_row).transpose()
+        Ok(self.all()?.pop())
     }
 
     /// The only matching row, locked until the transaction ends.

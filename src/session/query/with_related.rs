@@ -25,7 +25,7 @@
 
 use std::marker::PhantomData;
 
-use super::Query;
+use super::{decode_each, Query};
 use crate::error::Result;
 use crate::model::{Model, Record, Table};
 use crate::query::{sql, Expr, Order, ValueArray};
@@ -90,14 +90,16 @@ impl<'s, M: Model, C: Model> WithRelated<'s, M, C> {
     /// The errors of [`Table::foreign_key_to`] when `C` has no foreign key,
     /// or several, to `M`'s table (or its ancestors), before any query
     /// runs; the server's error; a decoding error naming the column.
-    pub fn all(mut self) -> Result<Vec<(M, Vec<C>)>> {
+    pub fn all(self) -> Result<Vec<(M, Vec<C>)>> {
         let child_table = C::table();
         // the owner's record chain: its own table, then its ancestors'
         let mut targets = M::table().lineage();
         targets.reverse();
         let relation = child_table.foreign_key_to(&targets)?;
-        let rows = self.query.rows(sql::select)?;
-        let owners: Vec<M> = rows.iter().map(M::from_row).collect::<Result<_>>()?;
+        let statement = sql::select(M::table(), &self.query.parts);
+        let owners: Vec<M> = self.query.session.read(M::table(), |client| {
+            decode_each(client, &statement.sql, &statement.params, M::from_row)
+        })??;
         let mut children: Vec<Vec<C>> = owners.iter().map(|_| Vec::new()).collect();
         // the referenced value of each owner (owners whose value is NULL
         // have no children and are left out); `slots[i]` is the owner of
@@ -115,17 +117,20 @@ impl<'s, M: Model, C: Model> WithRelated<'s, M, C> {
             let keys = ValueArray(keys);
             let statement =
                 sql::select_related_batch(child_table, relation.table, relation.column, &keys);
-            let rows = self.query.session.read(child_table, |client| {
-                client.query(&statement.sql, &statement.params)
-            })?;
-            for row in &rows {
+            // each child with its owner's position, built as its row arrives
+            let found: Vec<(i32, C)> = self.query.session.read(child_table, |client| {
+                decode_each(client, &statement.sql, &statement.params, |row| {
+                    Ok((row.try_get(0usize)?, C::from_row_at(row, 1)?))
+                })
+            })??;
+            let count = found.len();
+            for (position, child) in found {
                 // array_position is 1-based; the WHERE clause guarantees a match
-                let position: i32 = row.try_get(0usize)?;
                 let slot = usize::try_from(position - 1)
                     .ok()
                     .and_then(|i| slots.get(i).copied())
-                    .ok_or(crate::error::Error::RowCount(rows.len()))?;
-                children[slot].push(C::from_row_at(row, 1)?);
+                    .ok_or(crate::error::Error::RowCount(count))?;
+                children[slot].push(child);
             }
         }
         Ok(owners.into_iter().zip(children).collect())
