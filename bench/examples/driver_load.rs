@@ -14,6 +14,12 @@
 //! perf record -e 'syscalls:sys_enter_*' target/release/examples/driver_load 256 2 2000
 //! ```
 //!
+//! It also prints the client CPU per 1,000 queries: this process's CPU time
+//! (`getrusage(RUSAGE_SELF)`, user + system, every thread: the driver, its
+//! reader coroutines, `may`'s scheduler) from the first query to the last
+//! task's end, connecting and loading excluded — the figure to hold beside
+//! pgbench's and may_postgres's (see docs/benchmark.md).
+//!
 //! Arguments: `TASKS CONNS QUERIES` (defaults 256, 2, 1000). Uses
 //! `DATABASE_URL` when set, else a throwaway cluster. `orm_load` counts the
 //! same read made through the ORM (a session and `get` per request).
@@ -26,6 +32,7 @@ use green::GreenPool;
 use odm::pg::{Client, Config};
 use odm::testing::test_database;
 use odm_bench::args::positional;
+use odm_bench::measure::cpu_time;
 
 const SELECT_WORLD: &str = "SELECT id, randomnumber FROM world WHERE id = $1";
 use odm_bench::workload::WORLD_ROWS;
@@ -61,6 +68,7 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("{e:?}"))?
         .map_err(|e| e.to_string())?;
     let done = Arc::new(AtomicU64::new(0));
+    let cpu_before = cpu_time(false);
     let started = Instant::now();
     let mut handles = Vec::with_capacity(tasks);
     for i in 0..tasks {
@@ -92,11 +100,14 @@ fn run() -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_time(false).saturating_sub(cpu_before);
     let total = done.load(Ordering::Relaxed);
     println!(
-        "{total} queries by {tasks} tasks on {conns} connections in {:.3} s: {:.0} q/s",
+        "{total} queries by {tasks} tasks on {conns} connections in {:.3} s: {:.0} q/s, \
+         client CPU {:.2} ms per 1,000 queries",
         elapsed.as_secs_f64(),
-        total as f64 / elapsed.as_secs_f64()
+        total as f64 / elapsed.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / total.max(1) as f64
     );
     Ok(())
 }

@@ -78,6 +78,93 @@ fn many_tasks_sharing_one_client_get_their_own_answers_in_order() {
 }
 
 #[test]
+fn for_each_row_hands_over_a_large_answer_in_order_while_other_tasks_share_the_client() {
+    with_client(|c, _| {
+        c.set_shared(true);
+        let c = Arc::new(c);
+        let streamer = {
+            let c = c.clone();
+            go(move || {
+                let mut next = 1i32;
+                let n = c
+                    .for_each_row(
+                        "SELECT i, repeat('x', 100) FROM generate_series(1, $1) AS i",
+                        &[&200_000i32],
+                        |row| {
+                            assert_eq!(row.get::<_, i32>(0), next);
+                            assert_eq!(row.get::<_, &str>(1).len(), 100);
+                            next += 1;
+                            Ok(())
+                        },
+                    )
+                    .unwrap();
+                (n, next)
+            })
+        };
+        let others: Vec<_> = (0..16i32)
+            .map(|task| {
+                let c = c.clone();
+                go(move || {
+                    for i in 0..50i32 {
+                        let v = task * 1000 + i;
+                        let row = c.query_one("SELECT $1::int4 + 0", &[&v]).unwrap();
+                        assert_eq!(row.get::<_, i32>(0), v);
+                    }
+                })
+            })
+            .collect();
+        let (n, next) = streamer.join().unwrap();
+        assert_eq!(n, 200_000);
+        assert_eq!(next, 200_001);
+        for h in others {
+            h.join().unwrap();
+        }
+        assert_eq!(c.transaction_status(), TransactionStatus::Idle);
+    });
+}
+
+#[test]
+fn an_error_from_the_row_function_stops_the_delivery_and_the_connection_goes_on() {
+    with_client(|c, _| {
+        let mut seen = 0;
+        let e = c
+            .for_each_row("SELECT generate_series(1, 1000)", &[], |_| {
+                seen += 1;
+                if seen == 10 {
+                    return Err(odm::pg::Error::RowCount(seen));
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(e, odm::pg::Error::RowCount(10)), "{e:?}");
+        assert_eq!(seen, 10, "no row is given after the function's error");
+        let row = c.query_one("SELECT 7", &[]).unwrap();
+        assert_eq!(row.get::<_, i32>(0), 7);
+        assert_eq!(c.transaction_status(), TransactionStatus::Idle);
+    });
+}
+
+#[test]
+fn a_server_error_after_some_rows_is_the_answer_of_for_each_row() {
+    with_client(|c, _| {
+        let mut seen = Vec::new();
+        let e = c
+            .for_each_row(
+                "SELECT 10 / (5 - i) FROM generate_series(1, 10) AS i",
+                &[],
+                |row| {
+                    seen.push(row.get::<_, i32>(0));
+                    Ok(())
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), Some("22012"));
+        assert!(seen.len() <= 4, "only the rows before the error: {seen:?}");
+        assert_eq!(c.query_one("SELECT 1", &[]).unwrap().get::<_, i32>(0), 1);
+    });
+}
+
+#[test]
 fn the_statement_cache_can_be_switched_off() {
     let db = test_database().unwrap();
     let url = format!("{}?statement_cache=false", db.url());

@@ -485,7 +485,8 @@ pub(super) fn read_results(
         match message {
             Message::DataRow(body) => {
                 if let (RowSink::Collect(rows), None) = (&mut rows, &error) {
-                    if let Err(e) = Row::new(columns.clone(), body).and_then(|row| rows.receive(row))
+                    if let Err(e) =
+                        Row::new(columns.clone(), body).and_then(|row| rows.receive(row))
                     {
                         error = Some(e);
                     }
