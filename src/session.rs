@@ -13,6 +13,7 @@ use green_postgres::{self as pg, Client, Param, Row};
 mod add_all;
 mod atomic_batch;
 mod bind_connection;
+mod commit_with;
 mod crud;
 mod load_policy;
 mod query;
@@ -57,6 +58,9 @@ pub struct Session {
     read_route: ReadRoute,
     /// Picks this session's replica of each bind ([`crate::replicas`]).
     replica_seed: usize,
+    /// Inside [`Session::commit_with`]: the next ORM write carries the
+    /// `COMMIT` behind it.
+    commit_behind: bool,
 }
 
 impl fmt::Debug for Session {
@@ -107,6 +111,7 @@ impl Session {
             finished: false,
             related_loads: RelatedLoads::default(),
             autocommit: false,
+            commit_behind: false,
         }
     }
 
@@ -143,6 +148,7 @@ impl Session {
             finished: false,
             related_loads: RelatedLoads::default(),
             autocommit: false,
+            commit_behind: false,
         }
     }
 
@@ -181,6 +187,19 @@ impl Session {
         sql: Option<&str>,
         work: impl FnOnce(&Client) -> pg::Result<R>,
     ) -> Result<R> {
+        self.run_ending(label, sql, work, false)
+    }
+
+    /// [`Session::run`]; with `commit_behind`, the statement is the
+    /// transaction's last and `COMMIT` goes out behind it (see
+    /// `session/commit_with.rs`).
+    fn run_ending<R>(
+        &mut self,
+        label: &str,
+        sql: Option<&str>,
+        work: impl FnOnce(&Client) -> pg::Result<R>,
+        commit_behind: bool,
+    ) -> Result<R> {
         if self.autocommit {
             require_green("session")?;
             let engine =
@@ -201,7 +220,7 @@ impl Session {
         self.scope.with_bind(
             label,
             || connect(mapper, label, independent),
-            |conn| conn.run(depth, sql, work),
+            |conn| conn.run(depth, sql, work, commit_behind),
         )
     }
 
@@ -223,7 +242,11 @@ impl Session {
             return self.run(label, None, read);
         }
         if let Some(current) = self.mapper.task_transaction(label) {
-            return current.with_bind(label, || Err(busy(label)), |conn| conn.run(0, None, read));
+            return current.with_bind(
+                label,
+                || Err(busy(label)),
+                |conn| conn.run(0, None, read, false),
+            );
         }
         require_green("session")?;
         let engine = self.mapper.engine_for(table)?;
@@ -246,7 +269,8 @@ impl Session {
         if !self.scope.has_bind(label) {
             self.mapper.engine_for(table)?;
         }
-        self.run(label, None, write)
+        let commit_behind = self.take_commit_behind(label);
+        self.run_ending(label, None, write, commit_behind)
     }
 
     /// Starts the transaction on the default bind now with an isolation

@@ -14,6 +14,7 @@
 //! | [`queue_begin`] | sends a session's `BEGIN` / `SAVEPOINT` in the same write as its first statement |
 //! | [`AbortTracker`], [`PendingCommit`] | remembers what aborted a session's transaction and tells the truth about `COMMIT` |
 //! | [`pass_on`] | hands a committing session's connection to the next waiting task once `COMMIT` is sent |
+//! | [`commit_behind_next_statement`] | sends a session's `COMMIT` in the same write as its last statement (`Session::commit_with`) |
 //!
 //! These follow the crate's version like the rest of its API.
 
@@ -61,6 +62,17 @@ pub fn check_batch_statement(sql: &str) -> Result<(), Error> {
 /// the statement's failure.
 pub fn queue_begin(client: &Client, sql: &str) -> Result<(), Error> {
     client.queue_simple_statement_ahead(sql)
+}
+
+/// With `on`, the next statement `client` runs by SQL text (`execute`,
+/// `query`, `query_one`, `query_opt`, `for_each_row`) is a transaction's
+/// last: `COMMIT` goes out behind it in the same write, and the statement's
+/// own answer is returned as usual. The `COMMIT`'s answer is then read
+/// through [`AbortTracker::commit_sent_behind`]. A statement that runs
+/// unnamed (`statement_cache=false`) goes alone, leaving the `COMMIT` to
+/// the caller. `false` withdraws a request not yet used.
+pub fn commit_behind_next_statement(client: &Client, on: bool) {
+    client.set_commit_behind(on);
 }
 
 /// Hands `conn` straight to the task at the front of its pool's queue,

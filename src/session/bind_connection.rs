@@ -9,9 +9,9 @@
 //! the next statement is refused naming it and the commit reports it (see
 //! [`crate::session`]).
 
-use crate::error::Result;
+use crate::error::{MapperError, Result};
 use green_postgres::pool::PooledConnection;
-use green_postgres::seam::{self, AbortTracker};
+use green_postgres::seam::{self, AbortTracker, PendingCommit};
 use green_postgres::{self as pg, observe_statement, Client, TransactionStatus};
 
 /// One bind's connection inside a session.
@@ -23,6 +23,10 @@ pub(super) struct BindConnection {
     savepoints: usize,
     /// The first failure of the transaction, while it is aborted.
     aborted: AbortTracker,
+    /// The `COMMIT` sent behind the transaction's last statement
+    /// ([`Session::commit_with`](crate::Session::commit_with)), its answer
+    /// not yet read: nothing more may run here.
+    commit_sent: Option<PendingCommit>,
 }
 
 /// Queues a simple statement (`BEGIN`, `SAVEPOINT`) without waiting for
@@ -47,6 +51,7 @@ impl BindConnection {
             in_transaction: false,
             savepoints: 0,
             aborted: AbortTracker::default(),
+            commit_sent: None,
         }
     }
 
@@ -54,13 +59,22 @@ impl BindConnection {
     /// `BEGIN` and any missing `SAVEPOINT`s are queued ahead of it. In an
     /// aborted transaction the statement is refused unless `sql` (the
     /// caller's own SQL, `None` for the ORM's) is a rollback; the error that
-    /// aborts the transaction is kept.
+    /// aborts the transaction is kept. With `commit_behind` (a healthy
+    /// transaction at the top level, no `query_timeout`) the statement is
+    /// the transaction's last: `COMMIT` goes out behind it in the same
+    /// write, and its answer is read by [`BindConnection::commit`]. After
+    /// that, a statement is refused with
+    /// [`MapperError::TransactionEnded`](crate::error::MapperError::TransactionEnded).
     pub(super) fn run<R>(
         &mut self,
         depth: usize,
         sql: Option<&str>,
         work: impl FnOnce(&Client) -> pg::Result<R>,
+        commit_behind: bool,
     ) -> Result<R> {
+        if self.commit_sent.is_some() {
+            return Err(MapperError::TransactionEnded.into());
+        }
         self.aborted.refuse_if_aborted(&self.conn, sql)?;
         if self.conn.transaction_status() != TransactionStatus::Failed {
             if !self.in_transaction {
@@ -75,9 +89,27 @@ impl BindConnection {
                 )?;
             }
         }
+        let commit_behind =
+            commit_behind && depth == 0 && self.conn.config().query_timeout().is_none();
+        if commit_behind {
+            seam::commit_behind_next_statement(&self.conn, true);
+        }
         let outcome = work(&self.conn);
+        if commit_behind {
+            // Withdrawn if `work` ran no statement by SQL text.
+            seam::commit_behind_next_statement(&self.conn, false);
+            self.commit_sent = self.aborted.commit_sent_behind(&self.conn, &outcome);
+            if self.commit_sent.is_some() {
+                return Ok(outcome?);
+            }
+        }
         self.aborted.note(&self.conn, &outcome);
         Ok(outcome?)
+    }
+
+    /// Whether `COMMIT` went out behind the last statement.
+    pub(super) fn commit_was_sent(&self) -> bool {
+        self.commit_sent.is_some()
     }
 
     /// Ends savepoint level `level` if it exists here: released when `keep`,
@@ -112,8 +144,19 @@ impl BindConnection {
     /// cancelled only while it is alone on its connection.
     pub(super) fn commit(self) -> Result<()> {
         let BindConnection {
-            conn, mut aborted, ..
+            conn,
+            mut aborted,
+            commit_sent,
+            ..
         } = self;
+        if let Some(pending) = commit_sent {
+            // Sent behind the last statement, whose answer has been read:
+            // hand the connection on, then read the commit's answer.
+            let kept = seam::pass_on(conn);
+            let outcome = pending.outcome();
+            drop(kept);
+            return Ok(outcome?);
+        }
         let database = conn.config().dbname().to_owned();
         // observed as one statement (hook, span), from sending to the answer
         let committed = observe_statement(
@@ -137,8 +180,13 @@ impl BindConnection {
         Ok(committed?)
     }
 
-    /// Sends `ROLLBACK`.
+    /// Sends `ROLLBACK`. When `COMMIT` already went out behind the last
+    /// statement, nothing can be rolled back any more: its answer is read
+    /// and returned (`Ok` when it committed).
     pub(super) fn rollback(self) -> Result<()> {
+        if self.commit_sent.is_some() {
+            return self.commit();
+        }
         Ok(self.conn.batch_execute("ROLLBACK")?)
     }
 }

@@ -119,6 +119,12 @@ impl Scope {
         self.state.lock().slots.iter().any(|(l, _)| l == label)
     }
 
+    /// Whether the scope uses no bind but `label` (it may not use that
+    /// one yet).
+    pub(super) fn only_bind(&self, label: &str) -> bool {
+        self.state.lock().slots.iter().all(|(l, _)| l == label)
+    }
+
     /// Whether any of its connections is in a transaction.
     pub(super) fn in_transaction(&self, label: Option<&str>) -> bool {
         self.state.lock().slots.iter().any(|(l, conn)| {

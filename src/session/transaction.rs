@@ -278,7 +278,7 @@ impl Mapper {
         Some(scope.with_bind(
             label,
             || Err(super::busy(label)),
-            |conn| conn.run(0, None, work),
+            |conn| conn.run(0, None, work, false),
         ))
     }
 

@@ -82,6 +82,25 @@ impl AbortTracker {
         })
     }
 
+    /// The [`PendingCommit`] of a `COMMIT` that `client` sent behind its
+    /// last statement ([`crate::seam::commit_behind_next_statement`]), when
+    /// it did; `outcome` is that statement's. A server error of the
+    /// statement aborted the transaction, so the `COMMIT` will answer
+    /// [`Error::RolledBack`] with it as the cause.
+    pub fn commit_sent_behind<T>(
+        &mut self,
+        client: &Client,
+        outcome: &Result<T, Error>,
+    ) -> Option<PendingCommit> {
+        let answer = client.take_commit_sent_behind()?;
+        let failure = outcome.as_ref().err().and_then(Error::as_db_error);
+        let cause = failure.map(|db| Box::new(db.clone()));
+        Some(PendingCommit {
+            answer,
+            cause: cause.or_else(|| self.cause.take()),
+        })
+    }
+
     /// Releases the savepoint `name` (already quoted as needed). When the
     /// transaction is aborted the savepoint cannot be released: it is rolled
     /// back to (and released), so the enclosing transaction is healthy

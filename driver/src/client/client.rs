@@ -1,6 +1,7 @@
 //! [`Client`]: one server connection and the query API.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,6 +45,11 @@ pub struct Client {
     conn: Arc<Connection>,
     /// The statement caches, and running statements through them.
     prepared: Prepared,
+    /// The next statement run by SQL text carries a `COMMIT` behind it
+    /// ([`crate::seam::commit_behind_next_statement`]).
+    commit_behind: AtomicBool,
+    /// The `COMMIT` sent behind a statement, its answer not yet read.
+    commit_sent: parking_lot::Mutex<Option<request::TransactionEnd>>,
 }
 
 impl fmt::Debug for Client {
@@ -96,6 +102,8 @@ impl Client {
         Ok(Client {
             conn,
             prepared: Prepared::new(config),
+            commit_behind: AtomicBool::new(false),
+            commit_sent: parking_lot::Mutex::new(None),
         })
     }
 
@@ -157,6 +165,45 @@ impl Client {
         request::send_transaction_end(&self.conn, sql)
     }
 
+    /// Runs the statement `sql` through the statement cache — with a
+    /// `COMMIT` behind it in the same write when
+    /// [`Client::set_commit_behind`] asked for it and a healthy transaction
+    /// is open (a named statement only; an unnamed one runs alone and the
+    /// `COMMIT` is left to the caller).
+    fn run_sql(&self, sql: &str, params: &[Param<'_>], rows: RowSink<'_>) -> Result<u64, Error> {
+        let in_transaction = || {
+            self.conn.transaction_status() == TransactionStatus::InTransaction
+                || self.conn.has_deferred_request()
+        };
+        if !self.commit_behind.swap(false, Ordering::Relaxed) || !in_transaction() {
+            return self.prepared.run_sql(&self.conn, sql, params, rows);
+        }
+        let statement = self.prepared.prepare(&self.conn, sql)?;
+        if statement.is_unnamed() {
+            return self
+                .prepared
+                .run_statement(&self.conn, &statement, params, rows);
+        }
+        let (outcome, end) = request::run_then_commit(&self.conn, &statement, params, rows)?;
+        *self.commit_sent.lock() = Some(end);
+        let done = outcome?;
+        if done.forgot_statements {
+            self.prepared.forget_statements();
+        }
+        Ok(done.rows)
+    }
+
+    /// Whether the next statement run by SQL text (`execute`, `query` and
+    /// their kin) sends `COMMIT` behind it (see [`Client::run_sql`]).
+    pub(crate) fn set_commit_behind(&self, on: bool) {
+        self.commit_behind.store(on, Ordering::Relaxed);
+    }
+
+    /// The `COMMIT` sent behind the last statement, if one was.
+    pub(crate) fn take_commit_sent_behind(&self) -> Option<request::TransactionEnd> {
+        self.commit_sent.lock().take()
+    }
+
     /// The connection itself (for the pool's clean-up of a checkout whose
     /// task was abandoned).
     pub(crate) fn connection(&self) -> &Arc<Connection> {
@@ -200,10 +247,7 @@ impl Client {
         self.observed(
             sql,
             |n| Some(*n),
-            || {
-                self.prepared
-                    .run_sql(&self.conn, sql, params, RowSink::Discard)
-            },
+            || self.run_sql(sql, params, RowSink::Discard),
         )
     }
 
@@ -215,8 +259,7 @@ impl Client {
             |rows: &Vec<Row>| Some(rows.len() as u64),
             || {
                 let mut rows = Vec::new();
-                self.prepared
-                    .run_sql(&self.conn, sql, params, RowSink::Collect(&mut rows))?;
+                self.run_sql(sql, params, RowSink::Collect(&mut rows))?;
                 Ok(rows)
             },
         )
@@ -243,8 +286,7 @@ impl Client {
             |n| Some(*n),
             || {
                 let mut each = EachRow::new(on_row);
-                self.prepared
-                    .run_sql(&self.conn, sql, params, RowSink::Collect(&mut each))?;
+                self.run_sql(sql, params, RowSink::Collect(&mut each))?;
                 Ok(each.delivered())
             },
         )

@@ -354,6 +354,43 @@ impl TransactionEnd {
     }
 }
 
+/// Bind + Execute + Sync on a named prepared statement and, behind it in
+/// the same write, `COMMIT` (sent as [`send_transaction_end`] sends it):
+/// the transaction's last statement and its end cost one round trip. The
+/// statement's answer is read here (into `rows`); the `COMMIT`'s is left
+/// to the caller. The outer error means nothing was sent (an encoding
+/// failure, a closed connection): the transaction is still open, or gone
+/// with the connection. When the statement fails, the server rolls the
+/// transaction back and answers the `COMMIT` with `ROLLBACK`.
+pub(crate) fn run_then_commit(
+    conn: &Arc<Connection>,
+    statement: &Statement,
+    params: &[Param<'_>],
+    rows: RowSink<'_>,
+) -> Result<(Result<Completion, Error>, TransactionEnd), Error> {
+    statement.check_param_count(params.len())?;
+    let types = statement.params();
+    let started = start_clock(conn);
+    let slot = Slot::new(rows.streams(), conn.is_shared());
+    encode_then_send(
+        |buf| encode_bind_execute_sync(statement.name(), types, params, buf),
+        |bytes| conn.send_owned(bytes, Some(slot.clone()), Sending::Deferred),
+    )?;
+    let end = send_transaction_end(conn, "COMMIT")?;
+    let mut columns = statement.shared_columns().clone();
+    let outcome = read_results(
+        conn,
+        Response::new(slot, deadline(conn)),
+        &mut columns,
+        rows,
+    );
+    if let Some(started) = started {
+        let rows = outcome.as_ref().map(|done| done.rows);
+        log_statement(conn, statement.sql(), started, rows, None);
+    }
+    Ok((outcome, end))
+}
+
 /// Queues `Close` for `statements` (and one `Sync`) without waiting for
 /// the answer.
 pub(crate) fn close_statements(conn: &Connection, statements: &[Statement]) {
