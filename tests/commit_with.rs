@@ -246,3 +246,27 @@ fn a_connection_that_breaks_after_the_write_and_the_commit_left_is_outcome_unkno
         "the server committed what the caller could not confirm"
     );
 }
+
+#[test]
+fn a_write_armed_to_carry_the_commit_is_confirmed_by_commit_and_a_failed_one_rolls_back() {
+    let (db, mapper) = database(|db| db.url());
+    on_green(move || {
+        let mut session = mapper.session().unwrap();
+        session.add(&mut entry(10)).unwrap();
+        session.commit_behind_next_write();
+        session.add(&mut entry(11)).unwrap();
+        session.commit().unwrap();
+
+        let mut session = mapper.session().unwrap();
+        session.add(&mut entry(12)).unwrap();
+        session.commit_behind_next_write();
+        let error = session.add(&mut entry(-2)).unwrap_err();
+        assert_eq!(error.code(), Some("23514"), "{error:?}");
+        let error = session.commit().unwrap_err();
+        assert!(
+            matches!(&error, Error::RolledBack { cause: Some(cause) } if cause.code == "23514"),
+            "{error:?}"
+        );
+    });
+    assert_eq!(stored(&db), [10, 11]);
+}

@@ -25,6 +25,7 @@
 //! | `odm-pool-nocache` | `odm-pool` with `statement_cache=false` (every statement parsed again): what PgBouncer before 1.21 requires, measured direct |
 //! | `odm-pool-pgbouncer` | `odm-pool-nocache` through a PgBouncer (transaction mode, `--connections` server connections) in front of the throwaway cluster (not with `DATABASE_URL`) |
 //! | `odm-orm` | odm's ORM as the README shows it: `World`/`Fortune` models, a `Mapper` (`pool_size = --orm-connections`), one `Session` per request (`get`, `query().all()`, the batched update through `session.execute`), committed |
+//! | `odm-orm-commit-with` | `odm-orm` with the request's last write carrying the `COMMIT` behind it (`Session::commit_behind_next_write`): write and commit in one round trip |
 //! | `odm-orm-autocommit` | `odm-orm` with each request in an autocommit session (`Mapper::autocommit`): the batched update commits on its own on a shared, pipelined connection instead of in a transaction on a connection of its own |
 //! | `tokio-postgres` | `level` tokio tasks sharing 1, 2, 4 or 8 connections (each tried briefly; the best is measured) |
 //! | `postgres-sync` | the sync `postgres` crate on `level` OS threads, a connection each up to 64, then a blocking pool of 64 |
@@ -290,7 +291,7 @@ impl Bench<'_> {
                 let pool = Pool::with_options(config, PoolOptions::new().max_size(connections));
                 Prepared::Pool(PoolExecutor::new(pool))
             }
-            "odm-orm" | "odm-orm-autocommit" | "odm-orm-batch" => {
+            "odm-orm" | "odm-orm-commit-with" | "odm-orm-autocommit" | "odm-orm-batch" => {
                 let size = self.args.orm_connections.min(level).max(1);
                 Prepared::Orm(
                     odm_orm::mapper_capped(&self.config, size, self.args.orm_max_shared)
@@ -347,6 +348,7 @@ impl Bench<'_> {
                 let mode = *mode;
                 let kind = match mode {
                     OrmMode::Transaction => "",
+                    OrmMode::CommitWith => "commit behind the write, ",
                     OrmMode::Autocommit => "autocommit ",
                     OrmMode::AtomicBatch => "autocommit + atomic batch ",
                 };

@@ -18,8 +18,8 @@
 //! ```
 //!
 //! Arguments: `TASKS POOL REQUESTS` (defaults 256, 8, 20); a fourth,
-//! `autocommit` or `batch`, runs the request as `odm-orm-autocommit` or
-//! `odm-orm-batch` instead. Uses `DATABASE_URL` when set, else a throwaway
+//! `commit-with`, `autocommit` or `batch`, runs the request as
+//! `odm-orm-commit-with`, `odm-orm-autocommit` or `odm-orm-batch` instead. Uses `DATABASE_URL` when set, else a throwaway
 //! cluster.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,8 +46,9 @@ fn mode() -> Result<OrmMode, String> {
         None | Some("transaction") => Ok(OrmMode::Transaction),
         Some("autocommit") => Ok(OrmMode::Autocommit),
         Some("batch") => Ok(OrmMode::AtomicBatch),
+        Some("commit-with") => Ok(OrmMode::CommitWith),
         Some(other) => Err(format!(
-            "argument 4 must be transaction, autocommit or batch, got `{other}`"
+            "argument 4 must be transaction, commit-with, autocommit or batch, got `{other}`"
         )),
     }
 }

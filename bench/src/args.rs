@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::workload::Workload;
 
 /// Every contender, in report order.
-pub const CONTENDERS: [&str; 12] = [
+pub const CONTENDERS: [&str; 13] = [
     "pgbench",
     "pgbench-pipe",
     "odm-raw",
@@ -14,6 +14,7 @@ pub const CONTENDERS: [&str; 12] = [
     "odm-pool-nocache",
     "odm-pool-pgbouncer",
     "odm-orm",
+    "odm-orm-commit-with",
     "odm-orm-autocommit",
     "odm-orm-batch",
     "tokio-postgres",
@@ -66,7 +67,8 @@ usage: cargo run --release --example bench -- [FLAGS]
                         spread (max - min) / median of queries/s (default: 1)
   --contenders LIST     pgbench,pgbench-pipe,odm-raw,odm-raw-tls,odm-pool,
                         odm-pool-nocache,odm-pool-pgbouncer,odm-orm,
-                        odm-orm-autocommit,odm-orm-batch,tokio-postgres,postgres-sync
+                        odm-orm-commit-with,odm-orm-autocommit,odm-orm-batch,
+                        tokio-postgres,postgres-sync
                         (default: all)
   --connections N       connections of odm-raw(-tls) and odm-pool(-*), and
                         PgBouncer's server connections (default: cores)

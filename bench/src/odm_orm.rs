@@ -5,9 +5,11 @@
 //! through the ORM, [`Session::add_all`] (one multi-row upsert;
 //! TechEmpower allows batching the updates of a request).
 //! [`request`] runs each request as its [`OrmMode`] says: in a transaction
-//! (`odm-orm`), in an autocommit session (`odm-orm-autocommit`), or with
-//! reads on the shared path and the write as an atomic batch
-//! (`odm-orm-batch`, [`Mapper::atomic_batch`]).
+//! (`odm-orm`), in a transaction whose write carries the `COMMIT` behind it
+//! (`odm-orm-commit-with`, [`Session::commit_behind_next_write`]), in an
+//! autocommit session (`odm-orm-autocommit`), or with reads on the shared
+//! path and the write as an atomic batch (`odm-orm-batch`,
+//! [`Mapper::atomic_batch`]).
 
 use odm::{Error, Mapper, Session};
 
@@ -26,6 +28,10 @@ pub enum OrmMode {
     /// An autocommit session for the reads, the write as one atomic batch
     /// on a shared connection (`odm-orm-batch`).
     AtomicBatch,
+    /// As [`OrmMode::Transaction`], with the `COMMIT` sent behind the write
+    /// ([`Session::commit_behind_next_write`]): the write and the commit in
+    /// one round trip (`odm-orm-commit-with`).
+    CommitWith,
 }
 
 impl OrmMode {
@@ -35,6 +41,7 @@ impl OrmMode {
             "odm-orm" => Some(OrmMode::Transaction),
             "odm-orm-autocommit" => Some(OrmMode::Autocommit),
             "odm-orm-batch" => Some(OrmMode::AtomicBatch),
+            "odm-orm-commit-with" => Some(OrmMode::CommitWith),
             _ => None,
         }
     }
@@ -108,12 +115,15 @@ fn world_models(worlds: &[workload::World]) -> Vec<World> {
 /// Runs one workload operation inside `session`; an update is written
 /// with [`Session::add_all`].
 pub fn exec(session: &mut Session, op: Op) -> Result<Reply, Error> {
-    exec_in(session, op, false)
+    exec_in(session, op, OrmMode::Transaction)
 }
 
-/// Runs one workload operation inside `session`; with `batched`, an
-/// update is written as an atomic batch of the session's mapper instead.
-pub fn exec_in(session: &mut Session, op: Op, batched: bool) -> Result<Reply, Error> {
+/// Runs one workload operation inside `session` as `mode` says: with
+/// [`OrmMode::AtomicBatch`] an update is written as an atomic batch of the
+/// session's mapper instead; with [`OrmMode::CommitWith`] the update (a
+/// request's last statement) carries the session's `COMMIT` behind it.
+pub fn exec_in(session: &mut Session, op: Op, mode: OrmMode) -> Result<Reply, Error> {
+    let batched = mode == OrmMode::AtomicBatch;
     match op {
         Op::World(id) => Ok(Reply::World(session.get::<World>(id)?.map(|w| {
             workload::World {
@@ -128,6 +138,9 @@ pub fn exec_in(session: &mut Session, op: Op, batched: bool) -> Result<Reply, Er
                 batch.add_all(&mut models)?;
                 let counts = batch.commit()?;
                 return Ok(Reply::Updated(counts.iter().sum()));
+            }
+            if mode == OrmMode::CommitWith {
+                session.commit_behind_next_write();
             }
             session.add_all(&mut models)?;
             Ok(Reply::Updated(models.len() as u64))
@@ -179,10 +192,9 @@ pub fn request(
     done: &dyn Fn(),
     mode: OrmMode,
 ) -> Result<u64, RequestError<Error>> {
-    let batched = mode == OrmMode::AtomicBatch;
     let work = |session: &mut Session| {
         workload::request(workload, rng, &mut |op| {
-            let reply = exec_in(session, op, batched);
+            let reply = exec_in(session, op, mode);
             if reply.is_ok() {
                 done();
             }
@@ -190,7 +202,7 @@ pub fn request(
         })
     };
     match mode {
-        OrmMode::Transaction => in_session(mapper, work),
+        OrmMode::Transaction | OrmMode::CommitWith => in_session(mapper, work),
         OrmMode::Autocommit | OrmMode::AtomicBatch => in_autocommit_session(mapper, work),
     }
 }

@@ -66,7 +66,7 @@ impl Session {
     /// — unless the commit's own answer is an error, which is returned
     /// instead when it leaves the outcome unknown.
     pub fn commit_with<T>(mut self, last: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
-        self.commit_behind = !self.autocommit && !self.is_joined() && self.depth == 0;
+        self.commit_behind_next_write();
         let outcome = last(&mut self);
         self.commit_behind = false;
         match outcome {
@@ -85,6 +85,24 @@ impl Session {
                 Err(e)
             }
         }
+    }
+
+    /// Makes the session's next ORM write its transaction's last: `COMMIT`
+    /// goes out behind it in the same write, as in
+    /// [`commit_with`](Session::commit_with), for code that cannot wrap its
+    /// last step in a closure (a loop that learns only at its last item
+    /// that it is the last). Call [`commit`](Session::commit) after the
+    /// write: it reads the `COMMIT`'s answer (`Ok` when the write and the
+    /// commit succeeded; [`Error::RolledBack`] with the write's error as the
+    /// cause when the write failed, the error the write itself returned). A
+    /// statement on that bind between the write and `commit` is refused
+    /// with [`MapperError::TransactionEnded`]; dropping the session or
+    /// [`rollback`](Session::rollback) reads the answer too, but cannot
+    /// undo the commit. Without a write before `commit`, `commit` sends the
+    /// `COMMIT` as usual. No effect in the sessions
+    /// [`commit_with`](Session::commit_with) lists.
+    pub fn commit_behind_next_write(&mut self) {
+        self.commit_behind = !self.autocommit && !self.is_joined() && self.depth == 0;
     }
 
     /// Whether `COMMIT` already went out behind a write on one of the
