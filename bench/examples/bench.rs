@@ -84,7 +84,7 @@ use odm_raw::RawExecutor;
 use peers::{SyncPeer, Target, TokioPeer};
 use pgbench::Pgbench;
 use report::{Report, RunInfo};
-use workload::{request, Rng, Workload};
+use workload::{request, Op, Reply, Rng, Workload, World};
 
 /// The contender every other is compared with.
 const REFERENCE: &str = "odm-orm";
@@ -522,6 +522,14 @@ fn run(args: &Args) -> Result<(), String> {
             }
         }
     }
+    if contenders.iter().any(|c| c.starts_with("odm-")) {
+        match bookkeeping_cpu(&bench.green, args) {
+            Ok(note) => report.notes.push(note),
+            Err(e) => report
+                .notes
+                .push(format!("bookkeeping calibration failed: {e}")),
+        }
+    }
     if let Some(tasks) = args.scale {
         match scale_run(&bench, tasks) {
             Ok(note) => report.notes.push(note),
@@ -544,6 +552,47 @@ fn run(args: &Args) -> Result<(), String> {
     green.shutdown();
     drop(database);
     Ok(())
+}
+
+/// The bench's own share of the client CPU figure of a green contender:
+/// the same cell machinery (`drive_green`: the probe's clock reads and
+/// counters, the latency histogram, the workload's random ids) around an
+/// executor that does no database work and only yields to the scheduler
+/// once per statement, as a parked request would, at 256 tasks on `db`.
+/// The CPU column (this process's CPU in the window, `RUSAGE_SELF`: the
+/// driver, its reader coroutines, `may`'s scheduler and this bookkeeping;
+/// never the server, a separate process) includes it.
+fn bookkeeping_cpu(green: &GreenPool, args: &Args) -> Result<String, String> {
+    let cell = Cell {
+        contender: "bookkeeping".into(),
+        workload: Workload::Db,
+        level: 256,
+        position: (1, 1),
+    };
+    let setup = "no-op executor".to_owned();
+    let m = drive_green(green, &cell, args, setup, |_, rng, probe| {
+        request(
+            Workload::Db,
+            rng,
+            &mut probe.counting(|op| -> Result<Reply, Error> {
+                may::coroutine::yield_now();
+                Ok(match op {
+                    Op::World(id) => Reply::World(Some(World {
+                        id,
+                        randomnumber: id,
+                    })),
+                    Op::Update(worlds) => Reply::Updated(worlds.len() as u64),
+                    Op::Fortunes => Reply::Fortunes(Vec::new()),
+                })
+            }),
+        )
+    })?;
+    Ok(format!(
+        "bench bookkeeping (db, 256 green tasks, an executor that only yields): \
+         {:.2} CPU ms per 1,000 statements — part of every odm contender's CPU \
+         figure; the rest is the driver, its coroutines and the scheduler",
+        m.cpu_ms_per_1k()
+    ))
 }
 
 /// The command line, for the report.
