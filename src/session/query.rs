@@ -37,7 +37,7 @@ use crate::query::expr::Field;
 use crate::query::lock::{LockStrength, Wait};
 use crate::query::projection::{Append, AppendOptional, Contains, Projection};
 use crate::query::{sql, Assignment, Expr, Order, QueryParts, Statement};
-use green_postgres::{Client, Param, Row};
+use green_postgres::{Client, Param, ReadOnly, Row};
 pub use polymorphic::{Kind, Polymorphic};
 pub use stream::{QueryIter, DEFAULT_FETCH_SIZE};
 
@@ -326,20 +326,54 @@ impl<'s, M: Model> Query<'s, M> {
     }
 }
 
-/// Runs a query on `client` and builds a value from each row with
+/// Where [`decode_each`] runs its query: a session's client (a write's
+/// path, a locking read) or its read-only methods (a plain read).
+pub(super) trait RowSource {
+    /// [`Client::for_each_row`].
+    fn for_each_row(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        on_row: &mut dyn FnMut(Row) -> green_postgres::Result<()>,
+    ) -> green_postgres::Result<u64>;
+}
+
+impl RowSource for &Client {
+    fn for_each_row(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        on_row: &mut dyn FnMut(Row) -> green_postgres::Result<()>,
+    ) -> green_postgres::Result<u64> {
+        Client::for_each_row(self, sql, params, on_row)
+    }
+}
+
+impl RowSource for ReadOnly<'_> {
+    fn for_each_row(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        on_row: &mut dyn FnMut(Row) -> green_postgres::Result<()>,
+    ) -> green_postgres::Result<u64> {
+        ReadOnly::for_each_row(self, sql, params, on_row)
+    }
+}
+
+/// Runs a query on `source` and builds a value from each row with
 /// `decode` as the row arrives (the row is dropped right after), so a large
 /// result is held once, as values. The outer result is the driver's answer;
 /// the inner one the first decoding error (the rows after it are read and
 /// dropped undecoded).
 pub(super) fn decode_each<T>(
-    client: &Client,
+    source: impl RowSource,
     sql: &str,
     params: &[Param<'_>],
     mut decode: impl FnMut(&Row) -> Result<T>,
 ) -> green_postgres::Result<Result<Vec<T>>> {
     let mut values = Vec::new();
     let mut failed = None;
-    client.for_each_row(sql, params, |row| {
+    source.for_each_row(sql, params, &mut |row| {
         if failed.is_none() {
             match decode(&row) {
                 Ok(value) => values.push(value),

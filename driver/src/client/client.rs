@@ -10,6 +10,7 @@ use crate::client::copy::{CopyInWriter, CopyOutReader};
 use crate::client::host_choice::{connect_any, still_fits};
 use crate::client::notifications::Notifications;
 use crate::client::observe::observe_statement;
+use crate::client::read_only::ReadOnly;
 use crate::client::transaction::Transaction;
 use crate::config::Config;
 use crate::connection::connection::Connection;
@@ -18,7 +19,7 @@ use crate::error::{DbError, Error};
 use crate::net::open_socket::target_of;
 use crate::request::atomic_batch::BatchAnswer;
 use crate::request::prepared::Prepared;
-use crate::request::request::{self, EachRow, RowSink};
+use crate::request::request::{self, Access, EachRow, RowSink};
 use crate::startup::connect::open_and_start;
 use crate::wire::bind_execute::Param;
 use crate::wire::row::Row;
@@ -165,45 +166,6 @@ impl Client {
         request::send_transaction_end(&self.conn, sql)
     }
 
-    /// Runs the statement `sql` through the statement cache — with a
-    /// `COMMIT` behind it in the same write when
-    /// [`Client::set_commit_behind`] asked for it and a healthy transaction
-    /// is open (a named statement only; an unnamed one runs alone and the
-    /// `COMMIT` is left to the caller).
-    fn run_sql(&self, sql: &str, params: &[Param<'_>], rows: RowSink<'_>) -> Result<u64, Error> {
-        let in_transaction = || {
-            self.conn.transaction_status() == TransactionStatus::InTransaction
-                || self.conn.has_deferred_request()
-        };
-        if !self.commit_behind.swap(false, Ordering::Relaxed) || !in_transaction() {
-            return self.prepared.run_sql(&self.conn, sql, params, rows);
-        }
-        let statement = self.prepared.prepare(&self.conn, sql)?;
-        if statement.is_unnamed() {
-            return self
-                .prepared
-                .run_statement(&self.conn, &statement, params, rows);
-        }
-        let (outcome, end) = request::run_then_commit(&self.conn, &statement, params, rows)?;
-        *self.commit_sent.lock() = Some(end);
-        let done = outcome?;
-        if done.forgot_statements {
-            self.prepared.forget_statements();
-        }
-        Ok(done.rows)
-    }
-
-    /// Whether the next statement run by SQL text (`execute`, `query` and
-    /// their kin) sends `COMMIT` behind it (see [`Client::run_sql`]).
-    pub(crate) fn set_commit_behind(&self, on: bool) {
-        self.commit_behind.store(on, Ordering::Relaxed);
-    }
-
-    /// The `COMMIT` sent behind the last statement, if one was.
-    pub(crate) fn take_commit_sent_behind(&self) -> Option<request::TransactionEnd> {
-        self.commit_sent.lock().take()
-    }
-
     /// The connection itself (for the pool's clean-up of a checkout whose
     /// task was abandoned).
     pub(crate) fn connection(&self) -> &Arc<Connection> {
@@ -247,19 +209,50 @@ impl Client {
         self.observed(
             sql,
             |n| Some(*n),
-            || self.run_sql(sql, params, RowSink::Discard),
+            || self.run_sql(sql, params, RowSink::Discard, Access::ReadWrite),
         )
     }
 
     /// Runs a query and returns its rows.
     pub fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
+        self.query_as(sql, params, Access::ReadWrite)
+    }
+
+    /// Runs a query that must return exactly one row
+    /// ([`Error::RowCount`] otherwise).
+    pub fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, Error> {
+        exactly_one(self.query(sql, params)?)
+    }
+
+    /// Runs a query that returns at most one row ([`Error::RowCount`] when
+    /// it returns more).
+    pub fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, Error> {
+        at_most_one(self.query(sql, params)?)
+    }
+
+    /// The query methods for statements the caller promises change nothing
+    /// — plain `SELECT`s — which may then share their `Sync` with other
+    /// tasks' reads on a busy pipelined connection, so the server flushes
+    /// once per group instead of once per statement (see [`ReadOnly`] for
+    /// the exact guarantee, and `coalesce_reads` to turn it off).
+    pub fn read_only(&self) -> ReadOnly<'_> {
+        ReadOnly::new(self)
+    }
+
+    /// [`Client::query`] with what the statement may do.
+    pub(crate) fn query_as(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        access: Access,
+    ) -> Result<Vec<Row>, Error> {
         require_green("query")?;
         self.observed(
             sql,
             |rows: &Vec<Row>| Some(rows.len() as u64),
             || {
                 let mut rows = Vec::new();
-                self.run_sql(sql, params, RowSink::Collect(&mut rows))?;
+                self.run_sql(sql, params, RowSink::Collect(&mut rows), access)?;
                 Ok(rows)
             },
         )
@@ -270,7 +263,7 @@ impl Client {
     /// number of rows. No row is kept: a caller that builds its own values
     /// from the rows holds those alone, never the rows and the values of a
     /// whole large result at once (as collecting [`Client::query`]'s rows
-    /// first would).
+    /// first would). [`ReadOnly::for_each_row`] is the same for a read.
     ///
     /// An error from `on_row` stops the delivery: the rest of the answer
     /// is read and dropped, and that error is the answer. When the server
@@ -280,37 +273,75 @@ impl Client {
     where
         F: FnMut(Row) -> Result<(), Error>,
     {
+        self.for_each_row_as(sql, params, on_row, Access::ReadWrite)
+    }
+
+    /// [`Client::for_each_row`] with what the statement may do.
+    pub(crate) fn for_each_row_as<F>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        on_row: F,
+        access: Access,
+    ) -> Result<u64, Error>
+    where
+        F: FnMut(Row) -> Result<(), Error>,
+    {
         require_green("query")?;
         self.observed(
             sql,
             |n| Some(*n),
             || {
                 let mut each = EachRow::new(on_row);
-                self.run_sql(sql, params, RowSink::Collect(&mut each))?;
+                self.run_sql(sql, params, RowSink::Collect(&mut each), access)?;
                 Ok(each.delivered())
             },
         )
     }
 
-    /// Runs a query that must return exactly one row
-    /// ([`Error::RowCount`] otherwise).
-    pub fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, Error> {
-        let mut rows = self.query(sql, params)?;
-        match rows.len() {
-            1 => Ok(rows.pop().expect("one row")),
-            n => Err(Error::RowCount(n)),
+    /// Runs the statement `sql` through the statement cache — with a
+    /// `COMMIT` behind it in the same write when
+    /// [`Client::set_commit_behind`] asked for it and a healthy transaction
+    /// is open (a named statement only; an unnamed one runs alone and the
+    /// `COMMIT` is left to the caller).
+    fn run_sql(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        rows: RowSink<'_>,
+        access: Access,
+    ) -> Result<u64, Error> {
+        let in_transaction = || {
+            self.conn.transaction_status() == TransactionStatus::InTransaction
+                || self.conn.has_deferred_request()
+        };
+        if !self.commit_behind.swap(false, Ordering::Relaxed) || !in_transaction() {
+            return self.prepared.run_sql(&self.conn, sql, params, rows, access);
         }
+        let statement = self.prepared.prepare(&self.conn, sql)?;
+        if statement.is_unnamed() {
+            return self
+                .prepared
+                .run_statement(&self.conn, &statement, params, rows, access);
+        }
+        let (outcome, end) = request::run_then_commit(&self.conn, &statement, params, rows)?;
+        *self.commit_sent.lock() = Some(end);
+        let done = outcome?;
+        if done.forgot_statements {
+            self.prepared.forget_statements();
+        }
+        Ok(done.rows)
     }
 
-    /// Runs a query that returns at most one row ([`Error::RowCount`] when
-    /// it returns more).
-    pub fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, Error> {
-        let mut rows = self.query(sql, params)?;
-        match rows.len() {
-            0 => Ok(None),
-            1 => Ok(rows.pop()),
-            n => Err(Error::RowCount(n)),
-        }
+    /// Whether the next statement run by SQL text (`execute`, `query` and
+    /// their kin) sends `COMMIT` behind it (see [`Client::run_sql`]).
+    pub(crate) fn set_commit_behind(&self, on: bool) {
+        self.commit_behind.store(on, Ordering::Relaxed);
+    }
+
+    /// The `COMMIT` sent behind the last statement, if one was.
+    pub(crate) fn take_commit_sent_behind(&self) -> Option<request::TransactionEnd> {
+        self.commit_sent.lock().take()
     }
 
     /// Prepares a statement, or returns it from this connection's cache.
@@ -336,6 +367,16 @@ impl Client {
         statement: &Statement,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>, Error> {
+        self.query_statement_as(statement, params, Access::ReadWrite)
+    }
+
+    /// [`Client::query_statement`] with what the statement may do.
+    pub(crate) fn query_statement_as(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+        access: Access,
+    ) -> Result<Vec<Row>, Error> {
         require_green("query")?;
         self.observed(
             statement.sql(),
@@ -347,6 +388,7 @@ impl Client {
                     statement,
                     params,
                     RowSink::Collect(&mut rows),
+                    access,
                 )?;
                 Ok(rows)
             },
@@ -364,8 +406,13 @@ impl Client {
             statement.sql(),
             |n| Some(*n),
             || {
-                self.prepared
-                    .run_statement(&self.conn, statement, params, RowSink::Discard)
+                self.prepared.run_statement(
+                    &self.conn,
+                    statement,
+                    params,
+                    RowSink::Discard,
+                    Access::ReadWrite,
+                )
             },
         )
     }
@@ -514,6 +561,23 @@ impl Client {
         // Drop sends Terminate and shuts the socket down.
         drop(self);
         Ok(())
+    }
+}
+
+/// The one row of `rows`, else [`Error::RowCount`].
+pub(crate) fn exactly_one(mut rows: Vec<Row>) -> Result<Row, Error> {
+    match rows.len() {
+        1 => Ok(rows.pop().expect("one row")),
+        n => Err(Error::RowCount(n)),
+    }
+}
+
+/// The row of `rows` when there is at most one, else [`Error::RowCount`].
+pub(crate) fn at_most_one(mut rows: Vec<Row>) -> Result<Option<Row>, Error> {
+    match rows.len() {
+        0 => Ok(None),
+        1 => Ok(rows.pop()),
+        n => Err(Error::RowCount(n)),
     }
 }
 
