@@ -271,11 +271,24 @@ impl Session {
         table: &Table,
         write: impl FnOnce(&Client) -> pg::Result<R>,
     ) -> Result<R> {
+        self.write_ending(table, write, false)
+    }
+
+    /// [`Session::write`]; `last` says the statement is the last of an ORM
+    /// write (`add`, `add_all`, `delete`, a query's `update`/`delete`): it
+    /// carries the `COMMIT` when [`Session::commit_behind_next_write`] asked
+    /// for it (see `session/commit_with.rs`).
+    pub(crate) fn write_ending<R>(
+        &mut self,
+        table: &Table,
+        write: impl FnOnce(&Client) -> pg::Result<R>,
+        last: bool,
+    ) -> Result<R> {
         let label = table.bind_label();
         if !self.scope.has_bind(label) {
             self.mapper.engine_for(table)?;
         }
-        let commit_behind = self.take_commit_behind(label);
+        let commit_behind = last && self.take_commit_behind(label);
         self.run_ending(label, None, write, commit_behind)
     }
 

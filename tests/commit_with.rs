@@ -29,6 +29,15 @@ struct Entry {
     amount: i32,
 }
 
+/// A child model: writing one is two statements (its parent's row, then
+/// its own).
+#[derive(odm::Model, Debug, Clone, Default, PartialEq)]
+struct Bonus {
+    #[odm(parent)]
+    entry: Entry,
+    points: i32,
+}
+
 /// A fresh database with the `entry` table (amounts must not be negative)
 /// and a mapper on it.
 fn database(url_of: impl FnOnce(&TestDatabase) -> String) -> (TestDatabase, Mapper) {
@@ -42,11 +51,15 @@ fn database(url_of: impl FnOnce(&TestDatabase) -> String) -> (TestDatabase, Mapp
 fn database_behind(db: TestDatabase, url: String) -> (TestDatabase, Mapper) {
     let mapper = Mapper::new(&url).unwrap();
     mapper.register::<Entry>().unwrap();
+    mapper.register::<Bonus>().unwrap();
     let setup = mapper.clone();
     on_green(move || {
         setup.table_create().unwrap();
         setup
-            .begin(|s| s.execute("ALTER TABLE entry ADD CHECK (amount >= 0)", &[]))
+            .begin(|s| {
+                s.execute("ALTER TABLE entry ADD CHECK (amount >= 0)", &[])?;
+                s.execute("ALTER TABLE bonus ADD CHECK (points >= 0)", &[])
+            })
             .unwrap();
     });
     (db, mapper)
@@ -269,4 +282,53 @@ fn a_write_armed_to_carry_the_commit_is_confirmed_by_commit_and_a_failed_one_rol
         );
     });
     assert_eq!(stored(&db), [10, 11]);
+}
+
+#[test]
+fn a_write_of_several_statements_carries_the_commit_behind_its_last_one_only() {
+    let (db, mapper) = database(|db| db.url());
+    on_green(move || {
+        let mut bonus = Bonus {
+            entry: entry(20),
+            points: 3,
+        };
+        mapper
+            .session()
+            .unwrap()
+            .commit_with(|s| s.add(&mut bonus))
+            .unwrap();
+        assert!(bonus.entry.id.is_some());
+        // the child's own row fails after its parent's was written: neither
+        // is stored
+        let mut refused = Bonus {
+            entry: entry(21),
+            points: -1,
+        };
+        let error = mapper
+            .session()
+            .unwrap()
+            .commit_with(|s| s.add(&mut refused))
+            .unwrap_err();
+        assert_eq!(error.code(), Some("23514"), "{error:?}");
+        // several rows of a child model in one add_all: parents, then
+        // children
+        let mut many = vec![
+            Bonus {
+                entry: entry(22),
+                points: 1,
+            },
+            Bonus {
+                entry: entry(23),
+                points: 2,
+            },
+        ];
+        mapper
+            .session()
+            .unwrap()
+            .commit_with(|s| s.add_all(&mut many))
+            .unwrap();
+        let bonuses = mapper.begin(|s| s.query::<Bonus>().count()).unwrap();
+        assert_eq!(bonuses, 3);
+    });
+    assert_eq!(stored(&db), [20, 22, 23]);
 }

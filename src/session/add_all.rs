@@ -15,11 +15,12 @@ impl Session {
     pub(super) fn add_all_objects<M: Model>(&mut self, objects: &mut [M]) -> Result<()> {
         let mut records: Vec<&mut dyn Record> =
             objects.iter_mut().map(|o| o as &mut dyn Record).collect();
-        self.add_records(&mut records)
+        self.add_records(&mut records, true)
     }
 
-    /// Writes `records`, all of one table, parents first.
-    fn add_records(&mut self, records: &mut [&mut dyn Record]) -> Result<()> {
+    /// Writes `records`, all of one table, parents first; `last`: the
+    /// statement of its last run is the operation's last.
+    fn add_records(&mut self, records: &mut [&mut dyn Record], last: bool) -> Result<()> {
         let Some(first) = records.first() else {
             return Ok(());
         };
@@ -29,7 +30,7 @@ impl Session {
                 .iter_mut()
                 .filter_map(|r| r.parent_record_mut())
                 .collect();
-            self.add_records(&mut parents)?;
+            self.add_records(&mut parents, false)?;
         }
         for record in records.iter_mut() {
             record.apply_default_fns();
@@ -38,14 +39,17 @@ impl Session {
         let runs = insert_runs(records.len(), |i| {
             InsertShape::of(table, &records[i].values())
         });
-        for (shape, run) in runs {
+        let count = runs.len();
+        for (i, (shape, run)) in runs.into_iter().enumerate() {
             let (start, end) = (run.start, run.end);
             let rows = {
                 let values: Vec<_> = records[start..end].iter().map(|r| r.values()).collect();
                 let statement = insert_rows(table, &shape, &values);
-                self.write(table, |client| {
-                    client.query(&statement.sql, &statement.params)
-                })?
+                self.write_ending(
+                    table,
+                    |client| client.query(&statement.sql, &statement.params),
+                    last && i + 1 == count,
+                )?
             };
             if rows.len() != end - start {
                 return Err(Error::RowCount(rows.len()));

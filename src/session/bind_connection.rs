@@ -39,6 +39,24 @@ fn send_simple(client: &Client, sql: &str) -> pg::Result<()> {
     seam::queue_begin(client, sql)
 }
 
+/// A client whose next statement carries `COMMIT` behind it, for as long
+/// as this lives: dropping it withdraws the request if no statement used
+/// it (so a connection never goes back to its pool still armed).
+struct ArmedCommit<'a>(&'a Client);
+
+impl<'a> ArmedCommit<'a> {
+    fn arm(client: &'a Client) -> ArmedCommit<'a> {
+        seam::commit_behind_next_statement(client, true);
+        ArmedCommit(client)
+    }
+}
+
+impl Drop for ArmedCommit<'_> {
+    fn drop(&mut self) {
+        seam::commit_behind_next_statement(self.0, false);
+    }
+}
+
 fn savepoint_name(level: usize) -> String {
     format!("odm_savepoint_{level}")
 }
@@ -91,13 +109,17 @@ impl BindConnection {
         }
         let commit_behind =
             commit_behind && depth == 0 && self.conn.config().query_timeout().is_none();
+        let outcome = if commit_behind {
+            let armed = ArmedCommit::arm(&self.conn);
+            let outcome = work(armed.0);
+            // Withdrawn (also when `work` panics) if `work` ran no
+            // statement by SQL text.
+            drop(armed);
+            outcome
+        } else {
+            work(&self.conn)
+        };
         if commit_behind {
-            seam::commit_behind_next_statement(&self.conn, true);
-        }
-        let outcome = work(&self.conn);
-        if commit_behind {
-            // Withdrawn if `work` ran no statement by SQL text.
-            seam::commit_behind_next_statement(&self.conn, false);
             self.commit_sent = self.aborted.commit_sent_behind(&self.conn, &outcome);
             if self.commit_sent.is_some() {
                 return Ok(outcome?);

@@ -30,11 +30,14 @@ impl Session {
     /// `COMMIT` in the same write as the first ORM write `last` makes
     /// ([`add`](Session::add), [`add_all`](Session::add_all),
     /// [`delete`](Session::delete), a query's
-    /// [`update`](super::Query::update) or [`delete`](super::Query::delete),
-    /// a locking read): one round trip for both, where
-    /// [`commit`](Session::commit) after the write costs two. The write's
-    /// own answer (generated keys, row counts) is read as usual before
-    /// `last` goes on.
+    /// [`update`](super::Query::update) or [`delete`](super::Query::delete))
+    /// — behind that write's last statement, when it takes several (a
+    /// child model's parent rows first, `add_all` rows of different
+    /// shapes): one round trip for the write's last statement and the
+    /// commit, where [`commit`](Session::commit) after the write costs two.
+    /// The write's own answer (generated keys, row counts) is read as usual
+    /// before `last` goes on. Locking reads, raw SQL and
+    /// [`Query::iter`](super::Query::iter) never carry it.
     ///
     /// That write must be `last`'s last statement on its bind: any
     /// statement of the session on that bind after it is refused with
@@ -88,7 +91,7 @@ impl Session {
     }
 
     /// Makes the session's next ORM write its transaction's last: `COMMIT`
-    /// goes out behind it in the same write, as in
+    /// goes out behind its last statement in the same write, as in
     /// [`commit_with`](Session::commit_with), for code that cannot wrap its
     /// last step in a closure (a loop that learns only at its last item
     /// that it is the last). Call [`commit`](Session::commit) after the

@@ -13,12 +13,14 @@ use crate::query::sql;
 /// and [`Session::related`], whose docs are in `session.rs`.
 impl Session {
     pub(super) fn add_object<M: Model>(&mut self, object: &mut M) -> Result<()> {
-        self.add_record(object)
+        self.add_record(object, true)
     }
 
-    fn add_record(&mut self, record: &mut dyn Record) -> Result<()> {
+    /// Writes `record` (its parents first); `last`: its own statement is
+    /// the operation's last.
+    fn add_record(&mut self, record: &mut dyn Record, last: bool) -> Result<()> {
         if let Some(parent) = record.parent_record_mut() {
-            self.add_record(parent)?;
+            self.add_record(parent, false)?;
         }
         record.apply_default_fns();
         record.validate()?;
@@ -26,9 +28,11 @@ impl Session {
         let row = {
             let values = record.values();
             let statement = sql::upsert(table, &values);
-            self.write(table, |client| {
-                client.query_one(&statement.sql, &statement.params)
-            })?
+            self.write_ending(
+                table,
+                |client| client.query_one(&statement.sql, &statement.params),
+                last,
+            )?
         };
         record.read_back(&row)
     }
@@ -52,11 +56,14 @@ impl Session {
         let mut deleted = None;
         let mut lineage = table.lineage();
         lineage.reverse();
-        for t in lineage {
+        let tables = lineage.len();
+        for (i, t) in lineage.into_iter().enumerate() {
             let statement = sql::delete_by_key(t, key);
-            let n = self.write(t, |client| {
-                client.execute(&statement.sql, &statement.params)
-            })?;
+            let n = self.write_ending(
+                t,
+                |client| client.execute(&statement.sql, &statement.params),
+                i + 1 == tables,
+            )?;
             deleted.get_or_insert(n);
         }
         Ok(deleted.unwrap_or(0) > 0)

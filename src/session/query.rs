@@ -396,13 +396,17 @@ fn run_bulk(
     table: &'static Table,
     statement: &Statement<'_>,
 ) -> Result<u64> {
-    session.write(table, |client| {
-        if table.parent.is_some() {
-            let row = client.query_one(&statement.sql, &statement.params)?;
-            let n: i64 = row.try_get(0usize)?;
-            Ok(n.max(0) as u64)
-        } else {
-            client.execute(&statement.sql, &statement.params)
-        }
-    })
+    session.write_ending(
+        table,
+        |client| {
+            if table.parent.is_some() {
+                let row = client.query_one(&statement.sql, &statement.params)?;
+                let n: i64 = row.try_get(0usize)?;
+                Ok(n.max(0) as u64)
+            } else {
+                client.execute(&statement.sql, &statement.params)
+            }
+        },
+        true,
+    )
 }
