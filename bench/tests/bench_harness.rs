@@ -280,7 +280,7 @@ fn bad_flags_are_refused_with_a_message_naming_them() {
         parse("--contenders odm,pgbench").unwrap_err(),
         "--contenders: unknown contender `odm` (expected one of pgbench, pgbench-pipe, \
          odm-raw, odm-raw-tls, odm-pool, odm-pool-nocache, odm-pool-pgbouncer, odm-orm, \
-         odm-orm-autocommit, odm-orm-batch, tokio-postgres, postgres-sync)"
+         odm-orm-commit-with, odm-orm-autocommit, odm-orm-batch, tokio-postgres, postgres-sync)"
     );
     assert_eq!(
         parse("--bulk-stream-rows 0").unwrap_err(),
