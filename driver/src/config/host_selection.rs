@@ -3,7 +3,8 @@
 //! order the hosts are tried ([`LoadBalanceHosts`]), and reading the host
 //! and port lists (`host=h1,h2 port=5432,5433`).
 
-use super::config::{config_error, DEFAULT_PORT};
+use super::config::config_error;
+use super::defaults::DEFAULT_PORT;
 use super::percent::Shown;
 use super::settings::{parse_host, parse_port};
 use super::Host;
