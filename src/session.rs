@@ -213,11 +213,17 @@ impl Session {
     /// autocommit statement on a shared, pipelined connection of the bind's
     /// pool — or of one of its replicas with [`ReadRoute::Replica`] — so a
     /// session that only reads never holds a connection exclusively.
+    ///
+    /// `read` gets the client's [`ReadOnly`](pg::ReadOnly) methods: the
+    /// ORM's reads are plain `SELECT`s it generates (no locking clause, no
+    /// caller-written SQL), so on a shared connection they may share one
+    /// `Sync` with other tasks' reads.
     pub(crate) fn read<R>(
         &mut self,
         table: &Table,
-        read: impl FnOnce(&Client) -> pg::Result<R>,
+        read: impl FnOnce(pg::ReadOnly<'_>) -> pg::Result<R>,
     ) -> Result<R> {
+        let read = |client: &Client| read(client.read_only());
         let label = table.bind_label();
         if self.scope.has_bind(label) || self.scope.independent {
             return self.run(label, None, read);

@@ -54,6 +54,7 @@ pub use client::notifications::Notifications;
 pub use client::observe::{
     clear_statement_hook, observe_statement, operation_name, set_statement_hook, StatementEvent,
 };
+pub use client::read_only::ReadOnly;
 pub use client::transaction::Transaction;
 pub use config::{
     AuthMethod, ChannelBindingMode, Config, ConfigBuilder, Environment, Host, LoadBalanceHosts,
@@ -64,7 +65,7 @@ pub use error::{sqlstate, BoxError, DbError, Error, Result, TlsFailure, WRONG_CO
 pub use pool::{Pool, PoolStats, PooledConnection};
 pub use postgres_types::{FromSql, IsNull, ToSql, Type};
 pub use request::atomic_batch::BatchAnswer;
-pub use request::request::SQL_LOG_TARGET;
+pub use request::statement_log::SQL_LOG_TARGET;
 pub use wire::bind_execute::Param;
 pub use wire::notification::Notification;
 pub use wire::row::{Row, RowIndex};

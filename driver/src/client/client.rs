@@ -9,6 +9,7 @@ use crate::client::copy::{CopyInWriter, CopyOutReader};
 use crate::client::host_choice::{connect_any, still_fits};
 use crate::client::notifications::Notifications;
 use crate::client::observe::observe_statement;
+use crate::client::read_only::ReadOnly;
 use crate::client::transaction::Transaction;
 use crate::config::Config;
 use crate::connection::connection::Connection;
@@ -17,7 +18,7 @@ use crate::error::{DbError, Error};
 use crate::net::open_socket::target_of;
 use crate::request::atomic_batch::BatchAnswer;
 use crate::request::prepared::Prepared;
-use crate::request::request::{self, RowSink};
+use crate::request::request::{self, Access, RowSink};
 use crate::startup::connect::open_and_start;
 use crate::wire::bind_execute::Param;
 use crate::wire::row::Row;
@@ -202,45 +203,60 @@ impl Client {
             |n| Some(*n),
             || {
                 self.prepared
-                    .run_sql(&self.conn, sql, params, RowSink::Discard)
+                    .run_sql(&self.conn, sql, params, RowSink::Discard, Access::ReadWrite)
             },
         )
     }
 
     /// Runs a query and returns its rows.
     pub fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
+        self.query_as(sql, params, Access::ReadWrite)
+    }
+
+    /// Runs a query that must return exactly one row
+    /// ([`Error::RowCount`] otherwise).
+    pub fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, Error> {
+        exactly_one(self.query(sql, params)?)
+    }
+
+    /// Runs a query that returns at most one row ([`Error::RowCount`] when
+    /// it returns more).
+    pub fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, Error> {
+        at_most_one(self.query(sql, params)?)
+    }
+
+    /// The query methods for statements the caller promises change nothing
+    /// — plain `SELECT`s — which may then share their `Sync` with other
+    /// tasks' reads on a busy pipelined connection, so the server flushes
+    /// once per group instead of once per statement (see [`ReadOnly`] for
+    /// the exact guarantee, and `coalesce_reads` to turn it off).
+    pub fn read_only(&self) -> ReadOnly<'_> {
+        ReadOnly::new(self)
+    }
+
+    /// [`Client::query`] with what the statement may do.
+    pub(crate) fn query_as(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        access: Access,
+    ) -> Result<Vec<Row>, Error> {
         require_green("query")?;
         self.observed(
             sql,
             |rows: &Vec<Row>| Some(rows.len() as u64),
             || {
                 let mut rows = Vec::new();
-                self.prepared
-                    .run_sql(&self.conn, sql, params, RowSink::Collect(&mut rows))?;
+                self.prepared.run_sql(
+                    &self.conn,
+                    sql,
+                    params,
+                    RowSink::Collect(&mut rows),
+                    access,
+                )?;
                 Ok(rows)
             },
         )
-    }
-
-    /// Runs a query that must return exactly one row
-    /// ([`Error::RowCount`] otherwise).
-    pub fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, Error> {
-        let mut rows = self.query(sql, params)?;
-        match rows.len() {
-            1 => Ok(rows.pop().expect("one row")),
-            n => Err(Error::RowCount(n)),
-        }
-    }
-
-    /// Runs a query that returns at most one row ([`Error::RowCount`] when
-    /// it returns more).
-    pub fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, Error> {
-        let mut rows = self.query(sql, params)?;
-        match rows.len() {
-            0 => Ok(None),
-            1 => Ok(rows.pop()),
-            n => Err(Error::RowCount(n)),
-        }
     }
 
     /// Prepares a statement, or returns it from this connection's cache.
@@ -266,6 +282,16 @@ impl Client {
         statement: &Statement,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>, Error> {
+        self.query_statement_as(statement, params, Access::ReadWrite)
+    }
+
+    /// [`Client::query_statement`] with what the statement may do.
+    pub(crate) fn query_statement_as(
+        &self,
+        statement: &Statement,
+        params: &[Param<'_>],
+        access: Access,
+    ) -> Result<Vec<Row>, Error> {
         require_green("query")?;
         self.observed(
             statement.sql(),
@@ -277,6 +303,7 @@ impl Client {
                     statement,
                     params,
                     RowSink::Collect(&mut rows),
+                    access,
                 )?;
                 Ok(rows)
             },
@@ -294,8 +321,13 @@ impl Client {
             statement.sql(),
             |n| Some(*n),
             || {
-                self.prepared
-                    .run_statement(&self.conn, statement, params, RowSink::Discard)
+                self.prepared.run_statement(
+                    &self.conn,
+                    statement,
+                    params,
+                    RowSink::Discard,
+                    Access::ReadWrite,
+                )
             },
         )
     }
@@ -444,6 +476,23 @@ impl Client {
         // Drop sends Terminate and shuts the socket down.
         drop(self);
         Ok(())
+    }
+}
+
+/// The one row of `rows`, else [`Error::RowCount`].
+pub(crate) fn exactly_one(mut rows: Vec<Row>) -> Result<Row, Error> {
+    match rows.len() {
+        1 => Ok(rows.pop().expect("one row")),
+        n => Err(Error::RowCount(n)),
+    }
+}
+
+/// The row of `rows` when there is at most one, else [`Error::RowCount`].
+pub(crate) fn at_most_one(mut rows: Vec<Row>) -> Result<Option<Row>, Error> {
+    match rows.len() {
+        0 => Ok(None),
+        1 => Ok(rows.pop()),
+        n => Err(Error::RowCount(n)),
     }
 }
 

@@ -10,11 +10,13 @@ use postgres_protocol::message::frontend;
 
 use std::sync::Arc;
 
-use crate::connection::connection::{Connection, Sending};
+use crate::connection::connection::Connection;
 use crate::connection::slot::Slot;
+use crate::connection::write_queue::Sending;
 use crate::error::Error;
-use crate::request::request::{self, StatementLog};
+use crate::request::request;
 use crate::request::response::Response;
+use crate::request::statement_log::StatementLog;
 use crate::wire::command_tag::rows_affected;
 use crate::wire::server_error::db_error;
 

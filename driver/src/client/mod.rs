@@ -11,4 +11,5 @@ pub(crate) mod copy;
 pub(crate) mod host_choice;
 pub(crate) mod notifications;
 pub(crate) mod observe;
+pub(crate) mod read_only;
 pub(crate) mod transaction;

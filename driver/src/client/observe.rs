@@ -1,7 +1,7 @@
 //! Observing statements: a per-statement hook for metrics
 //! ([`set_statement_hook`]) and, with the `tracing` feature, a span per
 //! statement carrying OpenTelemetry's database fields. Both beside the
-//! `log` output of [`SQL_LOG_TARGET`](crate::request::request::SQL_LOG_TARGET),
+//! `log` output of [`SQL_LOG_TARGET`](crate::request::statement_log::SQL_LOG_TARGET),
 //! which stays as it is.
 //!
 //! A statement is observed where a [`Client`](crate::client::client::Client)

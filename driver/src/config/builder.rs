@@ -191,6 +191,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// See [`Config::coalesce_reads`].
+    pub fn coalesce_reads(mut self, on: bool) -> ConfigBuilder {
+        self.config.coalesce_reads = on;
+        self
+    }
+
     /// See [`Config::statement_cache_capacity`].
     pub fn statement_cache_capacity(mut self, capacity: usize) -> ConfigBuilder {
         self.config.statement_cache_capacity = capacity;

@@ -119,6 +119,7 @@ pub struct Config {
     pub(super) ssl_key: Option<String>,
     pub(super) ssl_negotiation: SslNegotiation,
     pub(super) statement_cache: bool,
+    pub(super) coalesce_reads: bool,
     pub(super) statement_cache_capacity: usize,
     pub(super) max_message_bytes: usize,
     /// Passwords found in the password file for each host, in the order
@@ -156,6 +157,7 @@ impl fmt::Debug for Config {
             .field("ssl_key", &self.ssl_key)
             .field("ssl_negotiation", &self.ssl_negotiation)
             .field("statement_cache", &self.statement_cache)
+            .field("coalesce_reads", &self.coalesce_reads)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("max_message_bytes", &self.max_message_bytes)
             .field(
@@ -248,14 +250,6 @@ impl Config {
         if self.dbname.is_empty() {
             self.dbname = self.user.clone();
         }
-    }
-
-    /// Gives every host its port: the default when none was given, the one
-    /// port for all, or each its own; other counts are an error.
-    pub(super) fn fit_ports_to_hosts(&mut self) -> Result<(), Error> {
-        super::host_selection::check_ports_fit(self.hosts.len(), self.ports.len())?;
-        self.ports = self.hosts().into_iter().map(|(_, port)| port).collect();
-        Ok(())
     }
 
     /// Parses a URL or `key=value` string as [`Config::parse`] does, with
@@ -561,6 +555,19 @@ impl Config {
     /// `statement_cache_capacity=0`; only descriptions are cached).
     pub fn statement_cache(&self) -> bool {
         self.statement_cache
+    }
+
+    /// Whether reads marked read-only ([`Client::read_only`]) may share
+    /// one `Sync` with other tasks' reads on a pipelined connection
+    /// (`coalesce_reads`, default true): the server then runs the group
+    /// as one implicit transaction and flushes its answers once, instead
+    /// of once per statement. Each statement still gets exactly its own
+    /// rows or its own error (see the README's "Read coalescing"). `false`
+    /// gives every statement its own `Sync`, as writes always have.
+    ///
+    /// [`Client::read_only`]: crate::client::client::Client::read_only
+    pub fn coalesce_reads(&self) -> bool {
+        self.coalesce_reads
     }
 
     /// How many prepared statements one connection keeps

@@ -60,6 +60,7 @@ pub(super) fn default_config(scheme: &'static str) -> Config {
         ssl_key: None,
         ssl_negotiation: SslNegotiation::Postgres,
         statement_cache: true,
+        coalesce_reads: true,
         statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         passfile_passwords: Vec::new(),

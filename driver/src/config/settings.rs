@@ -90,6 +90,7 @@ impl Config {
                 self.tcp_user_timeout = Some(parse_millis(key, &value)?).filter(|d| !d.is_zero())
             }
             "statement_cache" => self.statement_cache = parse_bool(key, &value)?,
+            "coalesce_reads" => self.coalesce_reads = parse_bool(key, &value)?,
             "statement_cache_capacity" => self.statement_cache_capacity = parse_capacity(&value)?,
             "max_message_bytes" => {
                 self.max_message_bytes = match value.trim().parse::<usize>() {

@@ -157,6 +157,9 @@ impl Config {
         if !self.statement_cache {
             query.push(("statement_cache", "false".to_owned()));
         }
+        if !self.coalesce_reads {
+            query.push(("coalesce_reads", "false".to_owned()));
+        }
         if self.statement_cache_capacity != DEFAULT_STATEMENT_CACHE_CAPACITY {
             query.push((
                 "statement_cache_capacity",

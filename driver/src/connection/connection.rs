@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::connection::reader::Reader;
 use crate::connection::slot::Slot;
+use crate::connection::write_queue::{Outgoing, Queue, Sending};
 use crate::error::{DbError, Error};
 use crate::net::cancel_request::send_cancel;
 use crate::net::placement::Placement;
@@ -29,8 +30,6 @@ use crate::startup::connect::StartupState;
 use crate::wire::notification::Notification;
 use crate::wire::transaction_status::TransactionStatus;
 
-/// A write buffer larger than this is not kept for reuse.
-const MAX_SPARE_BUFFER: usize = 256 * 1024;
 /// Stack of the reader coroutine, in machine words (`may`'s unit): 64 KiB.
 /// Measured (debug build, error paths included): at most ~16 KiB used.
 const READER_STACK_WORDS: usize = 0x2000;
@@ -57,30 +56,6 @@ pub(super) enum CloseReason {
     /// A request passed its `query_timeout` and could not be cancelled
     /// cleanly.
     TimedOut,
-}
-
-#[derive(Debug, Default)]
-pub(super) struct Queue {
-    buf: BytesMut,
-    spare: BytesMut,
-    pub(super) pending: VecDeque<Arc<Slot>>,
-    writing: bool,
-    /// The writer coroutine was woken and will flush the queue soon.
-    flush_scheduled: bool,
-    closed: bool,
-    /// Write holds (COPY IN in progress, cancel in flight): other requests
-    /// wait until it drops to zero.
-    holds: usize,
-    gate_waiters: Vec<Arc<Blocker>>,
-    /// `buf` holds a request queued to go out with the next one
-    /// ([`Sending::Deferred`]) and nothing has written it yet.
-    deferred: bool,
-    /// How many answered requests were ever queued (each slot records its
-    /// number, [`Slot::queued`]).
-    queued: u64,
-    /// The number of the last request whose bytes a flush took: it and
-    /// every one before it may have reached the server.
-    written_through: u64,
 }
 
 /// One server connection, shared by the client handle, its reader
@@ -388,19 +363,35 @@ impl Connection {
         }
         let busy = !self.exclusive.load(Ordering::Relaxed)
             && (!queue.pending.is_empty() || self.reader_holds.load(Ordering::Relaxed) > 0);
-        match bytes {
-            Outgoing::Owned(bytes) if queue.buf.is_empty() && bytes.len() > MAX_SPARE_BUFFER => {
-                std::mem::swap(&mut queue.buf, bytes);
-            }
-            Outgoing::Owned(bytes) => queue.buf.extend_from_slice(bytes),
-            Outgoing::Borrowed(bytes) => queue.buf.extend_from_slice(bytes),
+        // A read joins a group while earlier answers are outstanding: the
+        // group's `Sync` waits until they are in (`close_group_if_alone`).
+        let grouped = sending == Sending::Coalescable
+            && slot.is_some()
+            && (queue.has_open_group()
+                || (busy
+                    && self.config.coalesce_reads()
+                    && !queue.deferred
+                    && self.transaction_status() == TransactionStatus::Idle));
+        if !grouped {
+            // Whatever follows a group goes after its `Sync`.
+            queue.close_group();
+        }
+        queue.append(bytes);
+        if sending == Sending::Coalescable && !grouped {
+            postgres_protocol::message::frontend::sync(&mut queue.buf);
         }
         if let Some(slot) = slot {
+            if grouped {
+                queue.join_group(&slot, self.is_shared());
+            }
             queue.queued += 1;
             let outside = sending == Sending::EndingTransaction
                 || (!queue.deferred && self.transaction_status() == TransactionStatus::Idle);
             slot.queued(queue.queued, outside);
             queue.pending.push_back(slot);
+            if queue.group_is_full() {
+                queue.close_group();
+            }
         }
         // Under the queue lock, so the flag always describes the last
         // request queued.
@@ -422,6 +413,28 @@ impl Connection {
         queue.writing = true;
         drop(queue);
         self.flush()
+    }
+
+    /// Closes the open group of reads (see `write_queue`) and gets its
+    /// `Sync` written, when its reads are all that is still outstanding:
+    /// the server has answered everything before them, and would sit on
+    /// their answers until the `Sync` comes. Called by the reader before it
+    /// waits for more, with the number of answers it still holds.
+    pub(super) fn close_group_if_alone(&self, reader_holds: usize) {
+        let mut queue = self.queue.lock();
+        if !queue.has_open_group()
+            || queue.closed
+            || reader_holds + queue.pending.len() != queue.grouped_reads()
+        {
+            return;
+        }
+        queue.close_group();
+        if queue.writing || queue.flush_scheduled {
+            return;
+        }
+        queue.flush_scheduled = true;
+        drop(queue);
+        self.flusher.unpark();
     }
 
     /// The writer coroutine: flushes the queue whenever woken, until the
@@ -451,27 +464,27 @@ impl Connection {
         let mut writer = self.writer.lock().map_err(|_| Error::Closed)?;
         let mut done: Option<BytesMut> = None;
         loop {
-            let mut out = {
+            let (taken, closed) = {
                 let mut queue = self.queue.lock();
-                if let Some(mut used) = done.take() {
-                    if used.capacity() <= MAX_SPARE_BUFFER {
-                        used.clear();
-                        queue.spare = used;
-                    }
+                if let Some(used) = done.take() {
+                    queue.give_back(used);
                 }
-                if queue.buf.is_empty() || queue.closed {
+                let taken = if queue.closed {
+                    None
+                } else {
+                    queue.take_for_write()
+                };
+                if taken.is_none() {
                     queue.writing = false;
-                    return if queue.closed {
-                        drop(queue);
-                        Err(self.closed_error())
-                    } else {
-                        Ok(())
-                    };
                 }
-                queue.deferred = false;
-                queue.written_through = queue.queued;
-                let spare = std::mem::take(&mut queue.spare);
-                std::mem::replace(&mut queue.buf, spare)
+                (taken, queue.closed)
+            };
+            let Some(out) = taken else {
+                return if closed {
+                    Err(self.closed_error())
+                } else {
+                    Ok(())
+                };
             };
             if let Err(e) = writer.write_all(&out) {
                 drop(writer);
@@ -479,7 +492,6 @@ impl Connection {
                 self.queue.lock().writing = false;
                 return Err(self.closed_error());
             }
-            out.clear();
             done = Some(out);
         }
     }
@@ -659,35 +671,4 @@ impl Connection {
             *reason = Some(CloseReason::Fatal(Box::new(error)));
         }
     }
-}
-
-/// A request's bytes, as [`Connection::send`] (borrowed, copied) or
-/// [`Connection::send_owned`] (may be taken as they are) hand them over.
-enum Outgoing<'a> {
-    Borrowed(&'a [u8]),
-    Owned(&'a mut BytesMut),
-}
-
-/// How [`Connection::send`] treats a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sending {
-    /// Written now, or by the writer coroutine soon when the server is busy
-    /// with earlier requests anyway.
-    Now,
-    /// Not written yet: it goes out in the same system call as the next
-    /// request sent on the connection (how a session's `BEGIN` rides in
-    /// front of its first statement). Only for a caller that sends another
-    /// request right after, or hands the connection back (a deferred
-    /// request counts as an open transaction there).
-    Deferred,
-    /// Written now, and it ends the transaction whatever its answer (a
-    /// `COMMIT`): until another request is queued, the transaction status
-    /// reads `Idle`, so a task the connection is handed to before the
-    /// answer comes sees it as the server will be when it reads that
-    /// task's first request.
-    EndingTransaction,
-    /// Written before this returns, past any write hold: for the holder of
-    /// the hold (COPY data), so a large COPY feels the socket's
-    /// back-pressure.
-    ByWriteHolder,
 }

@@ -6,3 +6,4 @@
 pub(crate) mod connection;
 pub(crate) mod reader;
 pub(crate) mod slot;
+pub(crate) mod write_queue;

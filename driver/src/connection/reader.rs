@@ -137,6 +137,7 @@ impl Reader {
                 }
                 b'Z' => {
                     self.conn.status.store(self.buf[pos + 5], Ordering::Release);
+                    self.skip_grouped_reads();
                     pos += total;
                     let segment = self.buf.split_to(pos);
                     pos = 0;
@@ -150,9 +151,17 @@ impl Reader {
                     pos = 0;
                     self.deliver(segment, false, true)?;
                 }
-                b'E' => {
-                    self.check_fatal(pos, total);
+                b'C' | b'I' | b'E' => {
+                    if tag == b'E' {
+                        self.check_fatal(pos, total);
+                    }
                     pos += total;
+                    if self.current_is_grouped() {
+                        // A grouped read's answer ends with its statement.
+                        let segment = self.buf.split_to(pos);
+                        pos = 0;
+                        self.deliver(segment, true, false)?;
+                    }
                 }
                 _ => pos += total,
             }
@@ -161,6 +170,8 @@ impl Reader {
             let segment = self.buf.split_to(pos);
             self.deliver(segment, false, false)?;
         }
+        let held = self.taken.len() + usize::from(self.current.is_some());
+        self.conn.close_group_if_alone(held);
         if large {
             // The buffer is a view into the allocation of a large message
             // (which would otherwise be reused, and stay resident, for the
@@ -173,24 +184,53 @@ impl Reader {
         Ok(())
     }
 
-    /// Hands whole messages to the request they answer.
-    fn deliver(&mut self, segment: BytesMut, last: bool, copy_in: bool) -> Result<(), CloseReason> {
-        if self.current.is_none() {
-            if self.taken.is_empty() {
-                let mut queue = self.conn.queue.lock();
-                std::mem::swap(&mut self.taken, &mut queue.pending);
-                // Published under the lock, so that `pending` plus the
-                // reader's holds never undercounts what is in flight.
-                self.conn
-                    .reader_holds
-                    .store(self.taken.len(), Ordering::Release);
+    /// Makes the oldest request without a complete answer the current
+    /// one, when there is none.
+    fn load_current(&mut self) {
+        if self.current.is_some() {
+            return;
+        }
+        if self.taken.is_empty() {
+            let mut queue = self.conn.queue.lock();
+            std::mem::swap(&mut self.taken, &mut queue.pending);
+            // Published under the lock, so that `pending` plus the
+            // reader's holds never undercounts what is in flight.
+            self.conn
+                .reader_holds
+                .store(self.taken.len(), Ordering::Release);
+        }
+        self.current = self.taken.pop_front();
+        self.publish_holds();
+    }
+
+    /// Whether the current answer is a grouped read's, which ends with its
+    /// statement's completion or error.
+    fn current_is_grouped(&mut self) -> bool {
+        self.load_current();
+        self.current.as_ref().is_some_and(|slot| slot.is_grouped())
+    }
+
+    /// At a `ReadyForQuery`: the grouped reads still waiting for an answer
+    /// were skipped by the server, because a read before them in their
+    /// group failed; their requesters send them again.
+    fn skip_grouped_reads(&mut self) {
+        while self.current_is_grouped() {
+            if let Some(slot) = self.current.take() {
+                slot.skip();
             }
-            self.current = self.taken.pop_front();
             self.publish_holds();
         }
+    }
+
+    /// Hands whole messages to the request they answer.
+    fn deliver(&mut self, segment: BytesMut, last: bool, copy_in: bool) -> Result<(), CloseReason> {
+        self.load_current();
         match &self.current {
             Some(slot) => {
-                if last && self.conn.status.load(Ordering::Acquire) != b'I' && slot.requires_idle()
+                if last
+                    && !slot.is_grouped()
+                    && self.conn.status.load(Ordering::Acquire) != b'I'
+                    && slot.requires_idle()
                 {
                     // Every request behind it ran inside that transaction,
                     // which dies with the connection: all of them fail.

@@ -60,6 +60,12 @@ pub(crate) struct Slot {
     /// The connection's count of queued requests when this one was
     /// queued: it left the client once the writer took everything up to it.
     seq: AtomicU64,
+    /// A read in a group of reads that share one `Sync` (see
+    /// `connection::write_queue`): its answer ends with its statement's
+    /// completion (or error), not with `ReadyForQuery`, and the server
+    /// skips it when an earlier read of the group failed. Set under the
+    /// queue's lock before the slot is queued.
+    grouped: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +76,9 @@ struct SlotState {
     done: bool,
     failed: Option<Error>,
     abandoned: bool,
+    /// The server skipped this grouped read (an earlier read of its group
+    /// failed): the requester sends it again.
+    skipped: bool,
 }
 
 impl Slot {
@@ -87,6 +96,7 @@ impl Slot {
                     *unique.require_idle.get_mut() = require_idle;
                     *unique.effect.get_mut() = Effect::Statements as u8;
                     *unique.commits.get_mut() = false;
+                    *unique.grouped.get_mut() = false;
                     // A wake-up left over from the last answer (it came
                     // before its requester parked) at worst makes the
                     // next wait loop once more.
@@ -104,6 +114,7 @@ impl Slot {
             effect: AtomicU8::new(Effect::Statements as u8),
             commits: AtomicBool::new(false),
             seq: AtomicU64::new(0),
+            grouped: AtomicBool::new(false),
         })
     }
 
@@ -156,6 +167,45 @@ impl Slot {
     /// client: it commits and it had left.
     pub(crate) fn outcome_unknown(&self, written_through: u64) -> bool {
         self.commits.load(Ordering::Relaxed) && self.seq.load(Ordering::Relaxed) <= written_through
+    }
+
+    /// Makes this request a read in a group sharing one `Sync` (under the
+    /// queue's lock, before it is queued).
+    pub(crate) fn set_grouped(&self) {
+        self.grouped.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this request is a read in a group sharing one `Sync`: its
+    /// answer ends with its statement's completion or error.
+    pub(crate) fn is_grouped(&self) -> bool {
+        self.grouped.load(Ordering::Relaxed)
+    }
+
+    /// The server skipped this grouped read, because an earlier read of
+    /// its group failed: it got no answer, and its requester sends it again.
+    pub(crate) fn skip(&self) {
+        {
+            let mut state = self.state.lock();
+            if state.done || state.abandoned || state.failed.is_some() {
+                return;
+            }
+            state.skipped = true;
+            state.failed = Some(Error::Protocol(
+                "a grouped read was skipped by the server".to_owned(),
+            ));
+        }
+        self.blocker.unpark();
+    }
+
+    /// Whether the server skipped this grouped read ([`Slot::skip`]).
+    pub(crate) fn was_skipped(&self) -> bool {
+        self.state.lock().skipped
+    }
+
+    /// Makes this request one that must leave the connection outside a
+    /// transaction (before it is queued).
+    pub(crate) fn set_requires_idle(&self) {
+        self.require_idle.store(true, Ordering::Relaxed);
     }
 
     /// Whether this request must leave the connection outside a transaction.

@@ -24,8 +24,9 @@ use postgres_types::Type;
 
 use crate::connection::connection::Connection;
 use crate::error::Error;
-use crate::request::request::{self, encode_bind, StatementLog, SQL_LOG_TARGET};
+use crate::request::request::{self, encode_bind};
 use crate::request::response::Response;
+use crate::request::statement_log::{StatementLog, SQL_LOG_TARGET};
 use crate::wire::bind_execute::Param;
 use crate::wire::command_tag::{forgets_prepared_statements, rows_affected};
 use crate::wire::row::Row;

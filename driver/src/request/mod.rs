@@ -9,4 +9,5 @@ pub(crate) mod prepared;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod statement_cache;
+pub(crate) mod statement_log;
 pub(crate) mod unnamed;

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::connection::connection::Connection;
 use crate::error::Error;
 use crate::request::atomic_batch::{self, BatchAnswer, BatchCompletion};
-use crate::request::request::{self, Completion, RowSink};
+use crate::request::request::{self, Access, Completion, RowSink};
 use crate::request::statement_cache::{
     description_capacity, is_stale_statement, Insertion, StatementCache,
 };
@@ -113,11 +113,12 @@ impl Prepared {
         statement: &Statement,
         params: &[Param<'_>],
         rows: RowSink<'_>,
+        access: Access,
     ) -> Result<u64, Error> {
         let Completion {
             rows,
             forgot_statements,
-        } = request::run(conn, statement, params, rows)?;
+        } = request::run(conn, statement, params, rows, access)?;
         if forgot_statements {
             self.forget_statements();
         }
@@ -130,14 +131,15 @@ impl Prepared {
         statement: &Statement,
         params: &[Param<'_>],
         rows: RowSink<'_>,
+        access: Access,
     ) -> Result<u64, Error> {
         check_parameter_limit(params.len())?;
         if statement.connection_id() == self.id && !statement.is_closed() {
-            self.run_prepared(conn, statement, params, rows)
+            self.run_prepared(conn, statement, params, rows, access)
         } else {
             // Prepared on another connection, or closed here since: prepare
             // it (again) through the cache.
-            self.run_sql(conn, statement.sql(), params, rows)
+            self.run_sql(conn, statement.sql(), params, rows, access)
         }
     }
 
@@ -148,10 +150,11 @@ impl Prepared {
         sql: &str,
         params: &[Param<'_>],
         rows: RowSink<'_>,
+        access: Access,
     ) -> Result<u64, Error> {
         check_parameter_limit(params.len())?;
         let statement = self.prepare(conn, sql)?;
-        self.run_prepared(conn, &statement, params, rows)
+        self.run_prepared(conn, &statement, params, rows, access)
     }
 
     /// Runs a statement prepared on this connection. A named statement the
@@ -163,14 +166,15 @@ impl Prepared {
         statement: &Statement,
         params: &[Param<'_>],
         mut rows: RowSink<'_>,
+        access: Access,
     ) -> Result<u64, Error> {
         if statement.is_unnamed() {
-            return self.run_unnamed(conn, statement, params, rows);
+            return self.run_unnamed(conn, statement, params, rows, access);
         }
         let first = match &mut rows {
-            RowSink::Discard => self.run_once(conn, statement, params, RowSink::Discard),
+            RowSink::Discard => self.run_once(conn, statement, params, RowSink::Discard, access),
             RowSink::Collect(rows) => {
-                self.run_once(conn, statement, params, RowSink::Collect(rows))
+                self.run_once(conn, statement, params, RowSink::Collect(rows), access)
             }
         };
         match first {
@@ -185,7 +189,7 @@ impl Prepared {
                     rows.clear();
                 }
                 let again = self.prepare(conn, statement.sql())?;
-                self.run_once(conn, &again, params, rows)
+                self.run_once(conn, &again, params, rows, access)
             }
             other => other,
         }
@@ -204,11 +208,14 @@ impl Prepared {
         statement: &Statement,
         params: &[Param<'_>],
         mut rows: RowSink<'_>,
+        access: Access,
     ) -> Result<u64, Error> {
         let first = match &mut rows {
-            RowSink::Discard => self.run_unnamed_once(conn, statement, params, RowSink::Discard),
+            RowSink::Discard => {
+                self.run_unnamed_once(conn, statement, params, RowSink::Discard, access)
+            }
             RowSink::Collect(rows) => {
-                self.run_unnamed_once(conn, statement, params, RowSink::Collect(rows))
+                self.run_unnamed_once(conn, statement, params, RowSink::Collect(rows), access)
             }
         };
         let e = match first {
@@ -229,7 +236,7 @@ impl Prepared {
         if let RowSink::Collect(rows) = &mut rows {
             rows.clear();
         }
-        self.run_unnamed_once(conn, &again, params, rows)
+        self.run_unnamed_once(conn, &again, params, rows, access)
     }
 
     fn run_unnamed_once(
@@ -238,11 +245,12 @@ impl Prepared {
         statement: &Statement,
         params: &[Param<'_>],
         rows: RowSink<'_>,
+        access: Access,
     ) -> Result<u64, Error> {
         let UnnamedCompletion {
             done,
             changed_columns,
-        } = unnamed::run(conn, statement, params, rows)?;
+        } = unnamed::run(conn, statement, params, rows, access)?;
         if let Some(columns) = changed_columns {
             let described = statement.with_columns(columns);
             let mut descriptions = self.descriptions.lock();

@@ -4,26 +4,23 @@
 //! on a prepared statement) and requests nobody waits for.
 //! [`Client`](super::Client) is a thin face over these.
 //!
-//! Every statement that runs is logged under the one target
-//! [`SQL_LOG_TARGET`] (`odm::sql`): at debug level its SQL text (never its
-//! parameter values, which may be secrets), duration and row count, and at
-//! warn level when it took longer than the connection's `slow_statement_ms`.
-//! With both levels off no clock is read.
+//! Every statement that runs is logged ([`super::statement_log`]).
 
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use log::Level;
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
-use crate::connection::connection::{Connection, Sending};
+use crate::connection::connection::Connection;
 use crate::connection::slot::{Effect, Slot};
+use crate::connection::write_queue::Sending;
 use crate::error::Error;
 use crate::request::response::{Frame, QueryDeadline, Response};
-use crate::wire::bind_execute::{self, encode_bind_execute_sync, Param};
+use crate::request::statement_log::{log_statement, start_clock, SQL_LOG_TARGET};
+use crate::wire::bind_execute::{self, encode_bind_execute, Param};
 use crate::wire::command_tag::{forgets_prepared_statements, rows_affected};
 use crate::wire::row::Row;
 use crate::wire::server_error::db_error;
@@ -31,9 +28,7 @@ use crate::wire::statement::{
     adopt_described_columns, columns_of, type_for_oid, Column, Statement,
 };
 use crate::wire::transaction_status::TransactionStatus;
-
-/// The `log` target of every statement the driver runs.
-pub const SQL_LOG_TARGET: &str = "odm::sql";
+use log::Level;
 
 thread_local! {
     /// A reusable encoding buffer. It is taken out of the thread-local for
@@ -63,6 +58,30 @@ pub(crate) enum RowSink<'a> {
     Discard,
     /// Rows are collected.
     Collect(&'a mut Vec<Row>),
+}
+
+/// What the caller says a statement may do: it decides whether the
+/// statement may share its `Sync` with other tasks' reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// It may change data or session state: it always ends with its own
+    /// `Sync`.
+    ReadWrite,
+    /// The caller promises it changes nothing (a plain `SELECT`): on a
+    /// busy pipelined connection it may share one `Sync` with other reads
+    /// (see `connection::write_queue`).
+    ReadOnly,
+}
+
+impl RowSink<'_> {
+    /// The same sink, borrowed for one more run (the first was skipped
+    /// and left nothing in it).
+    fn reborrow(&mut self) -> RowSink<'_> {
+        match self {
+            RowSink::Discard => RowSink::Discard,
+            RowSink::Collect(rows) => RowSink::Collect(rows),
+        }
+    }
 }
 
 /// How a statement of the extended protocol ended.
@@ -110,14 +129,86 @@ pub(crate) fn request_until<F>(
 where
     F: FnOnce(&mut BytesMut) -> Result<(), Error>,
 {
+    queue_request(conn, streaming, deadline, effect, Sending::Now, encode)
+}
+
+/// Encodes a request with `encode`, queues it as `sending` says and
+/// returns the reader of its answer.
+fn queue_request<F>(
+    conn: &Connection,
+    streaming: bool,
+    deadline: Option<QueryDeadline>,
+    effect: Effect,
+    sending: Sending,
+    encode: F,
+) -> Result<Response, Error>
+where
+    F: FnOnce(&mut BytesMut) -> Result<(), Error>,
+{
     let slot = Slot::new(streaming, conn.is_shared());
     if effect != Effect::Statements {
         slot.set_effect(effect);
     }
     encode_then_send(encode, |bytes| {
-        conn.send_owned(bytes, Some(slot.clone()), Sending::Now)
+        conn.send_owned(bytes, Some(slot.clone()), sending)
     })?;
     Ok(Response::new(slot, deadline))
+}
+
+/// Sends one run of the extended protocol — the messages `encode` writes,
+/// up to but not including `Sync` — and reads its answer with `columns`
+/// into `rows`. A [read-only](Access::ReadOnly) run may share its `Sync`
+/// with other reads; when the server skipped it (an earlier read of its
+/// group failed) it is sent again with its own `Sync`, so the caller sees
+/// exactly its own result either way.
+pub(super) fn run_extended<F>(
+    conn: &Arc<Connection>,
+    access: Access,
+    columns: &mut Arc<[Column]>,
+    mut rows: RowSink<'_>,
+    encode: F,
+) -> Result<Completion, Error>
+where
+    F: Fn(&mut BytesMut) -> Result<(), Error>,
+{
+    let with_sync = |buf: &mut BytesMut| {
+        encode(buf)?;
+        frontend::sync(buf);
+        Ok(())
+    };
+    let mut response = match access {
+        Access::ReadWrite => queue_request(
+            conn,
+            false,
+            deadline(conn),
+            Effect::Statements,
+            Sending::Now,
+            with_sync,
+        )?,
+        Access::ReadOnly => queue_request(
+            conn,
+            false,
+            deadline(conn),
+            Effect::Nothing,
+            Sending::Coalescable,
+            &encode,
+        )?,
+    };
+    match read_results(conn, &mut response, columns, rows.reborrow()) {
+        Err(_) if response.was_skipped() => {
+            drop(response);
+            let mut again = queue_request(
+                conn,
+                false,
+                deadline(conn),
+                Effect::Nothing,
+                Sending::Now,
+                with_sync,
+            )?;
+            read_results(conn, &mut again, columns, rows)
+        }
+        outcome => outcome,
+    }
 }
 
 /// Encodes a request into a scratch buffer (given back afterwards) and
@@ -221,7 +312,7 @@ pub(crate) struct TransactionEnd {
 }
 
 /// Sends `sql`, a statement that ends the transaction whatever its
-/// answer (see [`Sending::EndingTransaction`](crate::connection::connection::Sending::EndingTransaction)).
+/// answer (see [`Sending::EndingTransaction`](crate::connection::write_queue::Sending::EndingTransaction)).
 pub(crate) fn send_transaction_end(
     conn: &Arc<Connection>,
     sql: &'static str,
@@ -336,22 +427,23 @@ pub(crate) fn describe(
 }
 
 /// Bind + Execute + Sync on a named prepared statement (an unnamed one
-/// runs through [`super::unnamed::run`]); fills `rows` and returns how the
-/// statement ended.
+/// runs through [`super::unnamed::run`]), the `Sync` shared with other
+/// reads when `access` allows ([`run_extended`]); fills `rows` and returns
+/// how the statement ended.
 pub(crate) fn run(
     conn: &Arc<Connection>,
     statement: &Statement,
     params: &[Param<'_>],
     rows: RowSink<'_>,
+    access: Access,
 ) -> Result<Completion, Error> {
     statement.check_param_count(params.len())?;
     let types = statement.params();
     let started = start_clock(conn);
-    let response = request(conn, false, |buf| {
-        encode_bind_execute_sync(statement.name(), types, params, buf)
-    });
     let mut columns = statement.shared_columns().clone();
-    let outcome = response.and_then(|r| read_results(conn, r, &mut columns, rows));
+    let outcome = run_extended(conn, access, &mut columns, rows, |buf| {
+        encode_bind_execute(statement.name(), types, params, buf)
+    });
     if let Some(started) = started {
         let rows = outcome.as_ref().map(|done| done.rows);
         log_statement(conn, statement.sql(), started, rows, None);
@@ -364,7 +456,7 @@ pub(crate) fn run(
 /// `Describe` of an unnamed run) replaces when it differs.
 pub(super) fn read_results(
     conn: &Connection,
-    mut response: Response,
+    response: &mut Response,
     columns: &mut Arc<[Column]>,
     mut rows: RowSink<'_>,
 ) -> Result<Completion, Error> {
@@ -494,81 +586,6 @@ fn read_simple(
         }
     };
     (error.map_or(Ok(done), Err), Some(status))
-}
-
-/// A statement that streams (COPY), timed for the log from its start to
-/// its end; made only when statements are logged (see [`start_clock`]).
-#[derive(Debug)]
-pub(crate) struct StatementLog {
-    started: Instant,
-    sql: String,
-}
-
-impl StatementLog {
-    /// Starts timing `sql`, when it is going to be logged.
-    pub(crate) fn start(conn: &Connection, sql: &str) -> Option<StatementLog> {
-        start_clock(conn).map(|started| StatementLog {
-            started,
-            sql: sql.to_owned(),
-        })
-    }
-
-    /// Logs the end of the statement: its row count or its error.
-    pub(crate) fn finish(self, conn: &Connection, rows: Result<u64, &Error>) {
-        log_statement(conn, &self.sql, self.started, rows, None);
-    }
-}
-
-/// The time a statement starts, when it is going to be logged: debug is on
-/// for [`SQL_LOG_TARGET`], or warn is and a slow-statement threshold is
-/// set. `None` (no clock read) otherwise.
-pub(super) fn start_clock(conn: &Connection) -> Option<Instant> {
-    let wanted = log::log_enabled!(target: SQL_LOG_TARGET, Level::Debug)
-        || (conn.config().slow_statement().is_some()
-            && log::log_enabled!(target: SQL_LOG_TARGET, Level::Warn));
-    wanted.then(Instant::now)
-}
-
-/// Logs a finished statement: at debug its duration and row count (or the
-/// SQLSTATE it failed with), at warn when it passed the slow-statement
-/// threshold. Only the SQL text is shown, never parameter values, and for
-/// a failure only the error's code: a server message may quote a value.
-pub(super) fn log_statement(
-    conn: &Connection,
-    sql: &str,
-    started: Instant,
-    rows: Result<u64, &Error>,
-    tag: Option<&str>,
-) {
-    let elapsed = started.elapsed();
-    let millis = elapsed.as_secs_f64() * 1000.0;
-    let tag = tag.map(|tag| format!(" ({tag})")).unwrap_or_default();
-    let outcome = match rows {
-        Ok(rows) => format!("{rows} rows{tag}"),
-        Err(e) => format!("failed: {}", error_code(e)),
-    };
-    if let Some(threshold) = conn.config().slow_statement() {
-        if elapsed >= threshold {
-            log::warn!(
-                target: SQL_LOG_TARGET,
-                "slow statement: {millis:.3} ms (slow_statement_ms={}), {outcome}: {sql}",
-                threshold.as_millis()
-            );
-            return;
-        }
-    }
-    log::debug!(target: SQL_LOG_TARGET, "{millis:.3} ms, {outcome}: {sql}");
-}
-
-/// What a failed statement's log line shows of its error: the SQLSTATE of
-/// a server error, or the kind of a client-side one.
-fn error_code(e: &Error) -> String {
-    match e.code() {
-        Some(code) => format!("SQLSTATE {code}"),
-        None if e.is_query_timeout() => "query_timeout passed".to_owned(),
-        None if e.is_closed() => "connection closed".to_owned(),
-        None => "client-side error".to_owned(),
-    }
 }
 
 /// A `COPY ... FROM STDIN` met by a query method: the copy is ended on the

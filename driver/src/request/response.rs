@@ -68,6 +68,10 @@ impl Response {
             if self.complete_frame()?.is_some() {
                 return self.parse_frame();
             }
+            if self.ends_grouped_read() {
+                self.finished = true;
+                return ready_for_query();
+            }
             self.receive()?;
         }
     }
@@ -80,6 +84,10 @@ impl Response {
     pub(crate) fn next_frame(&mut self) -> Result<Frame, Error> {
         loop {
             let Some((tag, total)) = self.complete_frame()? else {
+                if self.ends_grouped_read() {
+                    self.finished = true;
+                    return Ok(Frame::Ready);
+                }
                 self.receive()?;
                 continue;
             };
@@ -107,6 +115,20 @@ impl Response {
             self.data.advance(total);
             return Ok(frame);
         }
+    }
+
+    /// Whether the answer of a grouped read (see
+    /// `connection::write_queue`) was read to its end: it ends with its
+    /// statement's completion or error, not with `ReadyForQuery` (which
+    /// answers the whole group), so the end counts as one.
+    fn ends_grouped_read(&self) -> bool {
+        self.received_all && !self.finished && self.data.is_empty() && self.slot.is_grouped()
+    }
+
+    /// Whether the server skipped this grouped read (an earlier read of
+    /// its group failed) and it got no answer: it may be sent again.
+    pub(crate) fn was_skipped(&self) -> bool {
+        self.slot.was_skipped()
     }
 
     /// The tag and total length of the first buffered message, when it is
@@ -217,5 +239,17 @@ impl Drop for Response {
             slot.empty();
             Slot::keep_for_reuse(self.slot.clone());
         }
+    }
+}
+
+/// The `ReadyForQuery` that ends a grouped read's answer for a caller that
+/// reads whole messages.
+fn ready_for_query() -> Result<Message, Error> {
+    let mut bytes = BytesMut::from(&b"Z\0\0\0\x05I"[..]);
+    match Message::parse(&mut bytes) {
+        Ok(Some(message)) => Ok(message),
+        _ => Err(Error::Protocol(
+            "malformed message: bad ReadyForQuery".to_owned(),
+        )),
     }
 }

@@ -42,9 +42,8 @@ use postgres_types::Type;
 use crate::connection::connection::Connection;
 use crate::error::sqlstate;
 use crate::error::Error;
-use crate::request::request::{
-    encode_bind, log_statement, read_results, request, start_clock, Completion, RowSink,
-};
+use crate::request::request::{encode_bind, run_extended, Access, Completion, RowSink};
+use crate::request::statement_log::{log_statement, start_clock};
 use crate::wire::bind_execute::Param;
 use crate::wire::statement::{Column, Statement};
 
@@ -63,29 +62,30 @@ pub(crate) struct UnnamedCompletion {
 
 /// Runs `statement` (an unnamed one: a cached description) in one round
 /// trip: `Parse` with its parameter types, `Bind`, `Describe` of the
-/// portal, `Execute`, `Sync`. Rows are decoded with the columns the server
+/// portal, `Execute`, `Sync` (shared with other reads when `access`
+/// allows: every read of a group parses its own unnamed statement before
+/// binding it). Rows are decoded with the columns the server
 /// describes for this very run.
 pub(crate) fn run(
     conn: &Arc<Connection>,
     statement: &Statement,
     params: &[Param<'_>],
     rows: RowSink<'_>,
+    access: Access,
 ) -> Result<UnnamedCompletion, Error> {
     debug_assert!(statement.is_unnamed());
     statement.check_param_count(params.len())?;
     let types = statement.params();
     let started = start_clock(conn);
-    let response = request(conn, false, |buf| {
+    let cached = statement.shared_columns();
+    let mut columns = cached.clone();
+    let outcome = run_extended(conn, access, &mut columns, rows, |buf| {
         frontend::parse("", statement.sql(), types.iter().map(Type::oid), buf)?;
         encode_bind(statement, params, buf)?;
         frontend::describe(b'P', "", buf)?;
         frontend::execute("", 0, buf)?;
-        frontend::sync(buf);
         Ok(())
     });
-    let cached = statement.shared_columns();
-    let mut columns = cached.clone();
-    let outcome = response.and_then(|r| read_results(conn, r, &mut columns, rows));
     if let Some(started) = started {
         let rows = outcome.as_ref().map(|done| done.rows);
         log_statement(conn, statement.sql(), started, rows, None);

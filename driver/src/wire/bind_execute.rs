@@ -32,27 +32,29 @@ pub(crate) fn check_parameter_limit(count: usize) -> Result<(), Error> {
     }
 }
 
-/// `Execute` of the unnamed portal with no row limit, then `Sync`.
-const EXECUTE_SYNC: [u8; 15] = [
+/// `Execute` of the unnamed portal with no row limit.
+const EXECUTE: [u8; 10] = [
     b'E', 0, 0, 0, 9, 0, 0, 0, 0, 0, // Execute: portal "", max rows 0
-    b'S', 0, 0, 0, 4, // Sync
 ];
+
+/// The length of a `Sync` message.
+const SYNC_LEN: usize = 5;
 
 /// Room reserved up front for one parameter (its length word and a small
 /// value); larger values grow the buffer as they are written.
 const PARAM_GUESS: usize = 16;
 
 /// Appends `Bind` of `statement` (named `name`, parameter types `types`)
-/// with `params`, `Execute` and `Sync` to `buf`. On error `buf` is left
-/// as it was.
-pub(crate) fn encode_bind_execute_sync(
+/// with `params`, and `Execute`, to `buf`; the caller adds the `Sync` (a
+/// read may share one with other reads). On error `buf` is left as it was.
+pub(crate) fn encode_bind_execute(
     name: &str,
     types: &[Type],
     params: &[Param<'_>],
     buf: &mut BytesMut,
 ) -> Result<(), Error> {
     encode_bind(name, types, params, buf)?;
-    buf.extend_from_slice(&EXECUTE_SYNC);
+    buf.extend_from_slice(&EXECUTE);
     Ok(())
 }
 
@@ -83,7 +85,8 @@ fn encode(
     let count = params.len() as u16;
     // Names are odm's own (`odm_s<n>`, or empty for the unnamed statement).
     debug_assert!(!name.as_bytes().contains(&0), "statement name with NUL");
-    buf.reserve(32 + name.len() + params.len() * PARAM_GUESS + EXECUTE_SYNC.len());
+    // Room for the `Execute` and a `Sync` after it too.
+    buf.reserve(32 + name.len() + params.len() * PARAM_GUESS + EXECUTE.len() + SYNC_LEN);
     let base = buf.len();
     // Tag, length (patched below), portal "".
     buf.extend_from_slice(&[b'B', 0, 0, 0, 0, 0]);
@@ -131,7 +134,7 @@ mod tests {
     use postgres_protocol::message::frontend;
     use postgres_types::{ToSql, Type};
 
-    use super::encode_bind_execute_sync;
+    use super::encode_bind_execute;
     use crate::error::Error;
     use crate::wire::bind_execute::Param;
 
@@ -153,13 +156,12 @@ mod tests {
         );
         assert!(bound.is_ok());
         frontend::execute("", 0, &mut buf).unwrap();
-        frontend::sync(&mut buf);
         buf
     }
 
     fn ours(name: &str, types: &[Type], params: &[Param<'_>]) -> BytesMut {
         let mut buf = BytesMut::from(&b"queued"[..]);
-        encode_bind_execute_sync(name, types, params, &mut buf).unwrap();
+        encode_bind_execute(name, types, params, &mut buf).unwrap();
         assert_eq!(&buf[..6], b"queued");
         buf.split_off(6)
     }
@@ -198,7 +200,7 @@ mod tests {
     #[test]
     fn a_parameter_of_the_wrong_type_is_reported_by_its_position_and_leaves_the_buffer_as_it_was() {
         let mut buf = BytesMut::from(&b"queued"[..]);
-        let result = encode_bind_execute_sync(
+        let result = encode_bind_execute(
             "odm_s1",
             &[Type::INT4, Type::INT4],
             &[&1i32, &"not a number"],
@@ -217,7 +219,7 @@ mod tests {
         let params: Vec<Param<'_>> = values.iter().map(|v| v as Param<'_>).collect();
         let types = vec![Type::INT4; values.len()];
         let mut buf = BytesMut::new();
-        let result = encode_bind_execute_sync("odm_s1", &types, &params, &mut buf);
+        let result = encode_bind_execute("odm_s1", &types, &params, &mut buf);
         assert!(
             matches!(result, Err(Error::TooManyParameters { count: 65_536 })),
             "{result:?}"
