@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 /// SQL text that depends only on the table, built on first use and kept for
-/// the life of the process (the derive puts one in every [`Table`]).
+/// the life of the process (the derive puts one in every [`Table`](crate::model::Table)).
 #[derive(Debug)]
 pub struct SqlCache {
     pub(crate) select: OnceLock<String>,
