@@ -14,7 +14,11 @@
 //! perf record -e 'syscalls:sys_enter_*' target/release/examples/driver_load 256 2 2000
 //! ```
 //!
-//! Arguments: `TASKS CONNS QUERIES` (defaults 256, 2, 1000). Uses
+//! Arguments: `TASKS CONNS QUERIES` (defaults 256, 2, 1000). The selects
+//! are marked read-only (`Client::read_only`), so they share a `Sync`
+//! while answers are outstanding; with `COALESCE_READS=false` in the
+//! environment each has its own (`coalesce_reads=false`), as before read
+//! coalescing. Uses
 //! `DATABASE_URL` when set, else a throwaway cluster. `orm_load` counts the
 //! same read made through the ORM (a session and `get` per request).
 
@@ -41,8 +45,13 @@ fn run() -> Result<(), String> {
     let tasks = positional(1, 256)?;
     let conns = positional(2, 2)?;
     let queries = positional(3, 1000)?;
+    let coalesce = std::env::var("COALESCE_READS").map_or(true, |v| v != "false");
     let database = test_database().map_err(|e| e.to_string())?;
-    let config = Config::parse(&database.url()).map_err(|e| e.to_string())?;
+    let mut config = Config::parse(&database.url()).map_err(|e| e.to_string())?;
+    if !coalesce {
+        config = Config::parse(&format!("{}?coalesce_reads=false", database.url()))
+            .map_err(|e| e.to_string())?;
+    }
     let pool = GreenPool::with_max_workers(tasks + 8);
     let clients: Vec<Arc<Client>> = pool
         .submit(move || -> Result<Vec<Arc<Client>>, odm::Error> {
@@ -73,7 +82,9 @@ fn run() -> Result<(), String> {
                 let mut id = (i as i32 * 7) % WORLD_ROWS;
                 for _ in 0..queries {
                     id = (id * 31 + 17) % WORLD_ROWS;
-                    let rows = client.query_statement(&statement, &[&(id + 1)])?;
+                    let rows = client
+                        .read_only()
+                        .query_statement(&statement, &[&(id + 1)])?;
                     let got: i32 = rows[0].try_get(0)?;
                     if got != id + 1 {
                         return Err(odm::Error::Protocol(format!("asked {}, got {got}", id + 1)));

@@ -56,7 +56,10 @@ impl RawExecutor {
     pub fn exec(&self, op: Op) -> Result<Reply, Error> {
         match op {
             Op::World(id) => {
-                let rows = self.client.query_statement(&self.world, &[&id])?;
+                let rows = self
+                    .client
+                    .read_only()
+                    .query_statement(&self.world, &[&id])?;
                 Ok(Reply::World(rows.first().map(world_from).transpose()?))
             }
             Op::Update(worlds) => {
@@ -72,7 +75,10 @@ impl RawExecutor {
                 Ok(Reply::Updated(changed))
             }
             Op::Fortunes => {
-                let rows = self.client.query_statement(&self.fortunes, &[])?;
+                let rows = self
+                    .client
+                    .read_only()
+                    .query_statement(&self.fortunes, &[])?;
                 Ok(Reply::Fortunes(
                     rows.iter().map(fortune_from).collect::<Result<_, _>>()?,
                 ))

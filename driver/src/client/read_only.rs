@@ -17,13 +17,16 @@ use crate::wire::statement::Statement;
 /// # What changes
 ///
 /// PostgreSQL flushes its answers once per `Sync`, and a request usually
-/// ends with its own. When several tasks pipeline reads on one busy
-/// connection, reads sent through this view share one `Sync` — up to 32
-/// of them, the ones queued while the connection's earlier requests are
-/// answered — so the server makes one `send` system call for the group
-/// instead of one per read. A read on an idle connection, inside a
-/// transaction, or with `coalesce_reads=false` in the URL is sent exactly
-/// as [`Client::query`] sends it.
+/// ends with its own. A read sent through this view while earlier answers
+/// on its connection are still outstanding joins a group of reads that
+/// share one `Sync` instead: its bytes go out at once (the server runs it
+/// as soon as it reads it), and the group's `Sync` follows when the
+/// group's reads are all that is left to answer — or once the group holds
+/// 32 reads, or before any other request. The server then sends the
+/// group's answers in one burst, one `send` system call for the group
+/// instead of one per read. A read on a connection with nothing
+/// outstanding, inside a transaction, or with `coalesce_reads=false` in
+/// the URL is sent exactly as [`Client::query`] sends it.
 ///
 /// # The guarantee
 ///
@@ -38,9 +41,9 @@ use crate::wire::statement::Statement;
 ///   or `SERIALIZABLE` the reads of a group share one;
 /// - a slow read delays the answers of the reads grouped behind it, as
 ///   pipelining already does for any request queued behind it;
-/// - a read that passes its `query_timeout` closes the connection (the
-///   reads grouped with it fail as closed, and are safe to retry), since
-///   a cancel could hit a neighbour.
+/// - a grouped read that passes its `query_timeout` closes the connection
+///   (the reads on it fail as closed, never as an unknown outcome, and are
+///   safe to retry), since a cancel could hit a neighbour.
 ///
 /// The promise matters: were a statement sent here to write, and a later
 /// read of its group fail, the server would roll its write back after
