@@ -113,11 +113,6 @@ pub use status::{MigrationState, MigrationStatus};
 use crate::error::Result;
 use crate::model::DEFAULT_BIND;
 
-/// The proc macro behind [`embed_migrations!`](crate::embed_migrations)'s
-/// one-folder form; not a public API.
-#[doc(hidden)]
-pub use odm_derive::embed_dir as __embed_dir;
-
 /// The marker, in a migration's leading comment lines, that runs it
 /// outside a transaction.
 pub const NO_TRANSACTION: &str = "-- odm:no-transaction";
@@ -343,7 +338,7 @@ impl Migrations {
 #[macro_export]
 macro_rules! embed_migrations {
     ($dir:literal) => {
-        $crate::migrate::__embed_dir!($crate, $dir)
+        $crate::__private::embed_dir!($crate, $dir)
     };
     ($dir:literal, [$($file:literal),* $(,)?]) => {
         $crate::migrate::Migrations::from_files([

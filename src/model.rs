@@ -53,12 +53,13 @@
 //!
 //! Chains are allowed (a child of a child); each level adds one join.
 
-use std::sync::OnceLock;
-
 use postgres_types::ToSql;
 
+use self::derived_table::SqlCache;
 use crate::error::MapperError;
 use green_postgres::Row;
+
+pub(crate) mod derived_table;
 
 /// The label of the bind used by models without `#[odm(bind = "...")]`.
 pub const DEFAULT_BIND: &str = "default";
@@ -146,31 +147,6 @@ pub struct Table {
     /// SQL text built once per table (filled on first use).
     #[doc(hidden)]
     pub cache: SqlCache,
-}
-
-/// SQL text that depends only on the table, built on first use and kept for
-/// the life of the process (the derive puts one in every [`Table`]).
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct SqlCache {
-    pub(crate) select: OnceLock<String>,
-    pub(crate) get: OnceLock<String>,
-}
-
-impl SqlCache {
-    /// An empty cache (const, for the derive's static).
-    pub const fn new() -> SqlCache {
-        SqlCache {
-            select: OnceLock::new(),
-            get: OnceLock::new(),
-        }
-    }
-}
-
-impl Default for SqlCache {
-    fn default() -> Self {
-        SqlCache::new()
-    }
 }
 
 impl Table {
@@ -292,34 +268,6 @@ impl Table {
             target,
             target_index,
         })
-    }
-}
-
-/// Decides whether a key column is an identity column (const helper for the
-/// derive): an `Option` integer key without an explicit default.
-#[doc(hidden)]
-pub const fn key_identity(
-    primary_key: bool,
-    nullable: bool,
-    integer: bool,
-    has_default: bool,
-) -> bool {
-    primary_key && nullable && integer && !has_default
-}
-
-/// The default of a column (const helper for the derive): the explicit one,
-/// else the type's key default for an `Option` key (UUID keys).
-#[doc(hidden)]
-pub const fn column_default(
-    explicit: Option<&'static str>,
-    primary_key: bool,
-    nullable: bool,
-    key_default: Option<&'static str>,
-) -> Option<&'static str> {
-    match explicit {
-        Some(d) => Some(d),
-        None if primary_key && nullable => key_default,
-        None => None,
     }
 }
 

@@ -32,7 +32,8 @@ pub(crate) mod join;
 pub mod lock;
 pub(crate) mod projection;
 /// SQL text generation: an implementation detail, public (and hidden)
-/// only for the SQL-text tests of `tests/models.rs`.
+/// only for the SQL-text tests of `tests/models.rs` and
+/// `tests/column_types.rs` (another crate); not a public API.
 #[doc(hidden)]
 pub mod sql;
 mod value_array;
@@ -44,12 +45,9 @@ pub use aggregate::{
 };
 pub use expr::{Assignment, ColumnRef, Expr, Field, Order};
 pub use lock::{LockStrength, NoWait, SkipLocked, Wait, WaitPolicy};
-#[doc(hidden)]
-pub use projection::Term;
 pub use projection::{
     Append, AppendOptional, Contains, Here, HereOptional, InnerSide, JoinSide, Optional, OuterSide,
     Projection, ReportOrder, Selectable, There,
 };
-#[doc(hidden)]
-pub use sql::{QueryParts, Statement};
+pub(crate) use sql::{QueryParts, Statement};
 pub(crate) use value_array::ValueArray;

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use green_tasks::on_green;
 use odm::ddl::create_table_sql;
-use odm::query::{sql, QueryParts};
+use odm::query::sql::{self, QueryParts};
 use odm::testing::{test_database, TestDatabase};
 use odm::types::Json;
 use odm::{Error, Mapper, Model};

@@ -1,8 +1,7 @@
 //! Model metadata, DDL and SQL generation (no database needed).
 
 use odm::ddl::{create_table_sql, creation_order, drop_order, drop_table_sql};
-use odm::query::sql;
-use odm::query::QueryParts;
+use odm::query::sql::{self, QueryParts};
 use odm::types::Choice;
 use odm::{MapperError, Model, Record};
 

@@ -117,7 +117,7 @@ pub(crate) fn expand(input: DeriveInput) -> Result<TokenStream> {
             }
 
             fn decode_nullable(row: &::odm::pg::Row, idx: usize) -> ::odm::Result<::core::option::Option<Self>> {
-                ::odm::types::decode_choice::<Self>(row, idx)
+                ::odm::__private::decode_choice::<Self>(row, idx)
             }
         }
 

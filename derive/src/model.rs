@@ -329,7 +329,9 @@ fn record_impl(def: &ModelDef<'_>) -> TokenStream {
         let (codes, _) = c.attrs.choices.as_ref()?;
         let ident = &c.ident;
         let column = &c.column;
-        Some(quote! { ::odm::types::check_choice_code(#column, &self.#ident, &[#(#codes),*])?; })
+        Some(
+            quote! { ::odm::__private::check_choice_code(#column, &self.#ident, &[#(#codes),*])?; },
+        )
     });
     let default_fns = columns.iter().filter_map(|c| {
         let (path, span) = c.attrs.default_fn.as_ref()?;
@@ -437,7 +439,7 @@ fn model_impl(def: &ModelDef<'_>) -> TokenStream {
         let (codes, _) = c.attrs.choices.as_ref()?;
         let ident = &c.ident;
         let column = &c.column;
-        Some(quote! { ::odm::types::check_choice_code(#column, &__odm_value.#ident, &[#(#codes),*])?; })
+        Some(quote! { ::odm::__private::check_choice_code(#column, &__odm_value.#ident, &[#(#codes),*])?; })
     });
     let (key_def, key_pos, key_ty, parent_fn, lineage, key_column) = match &def.parent {
         Some((_, pty)) => (
@@ -479,7 +481,7 @@ fn model_impl(def: &ModelDef<'_>) -> TokenStream {
                     create_sql: #create_sql,
                     drop_sql: #drop_sql,
                     parent: #parent_fn,
-                    cache: ::odm::model::SqlCache::new(),
+                    cache: ::odm::__private::SqlCache::new(),
                 };
                 &TABLE
             }
@@ -583,8 +585,8 @@ fn column_def(c: &ColumnField) -> TokenStream {
             sql_type: #sql_type,
             nullable: #ct::NULLABLE,
             primary_key: #pk,
-            identity: ::odm::model::key_identity(#pk, #ct::NULLABLE, #ct::IDENTITY, #has_default),
-            default: ::odm::model::column_default(#default, #pk, #ct::NULLABLE, #ct::KEY_DEFAULT),
+            identity: ::odm::__private::key_identity(#pk, #ct::NULLABLE, #ct::IDENTITY, #has_default),
+            default: ::odm::__private::column_default(#default, #pk, #ct::NULLABLE, #ct::KEY_DEFAULT),
             unique: #unique,
             index: #index,
             foreign_key: #foreign_key,

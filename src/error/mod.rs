@@ -5,6 +5,7 @@
 
 #[allow(clippy::module_inception)]
 mod error;
+mod from_driver;
 mod mapper_error;
 mod migration_error;
 mod query_error;

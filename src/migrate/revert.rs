@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::run::{engine_of, pending, read_applied_if_any, with_lock};
+use super::run::{engine_of, pending, read_applied_if_any, run_step, with_lock};
 use super::{is_transactional, AppliedMigration, Migration, MigrationError, Migrations};
 use super::{MigrationReport, PendingMigration};
 use crate::engine::Engine;
@@ -101,24 +101,7 @@ fn revert_newest(
 ) -> Result<Vec<AppliedMigration>> {
     let mut done = Vec::new();
     for (m, down) in to_revert(conn, set, steps)? {
-        let duration = revert_one(conn, m, down).map_err(|source| MigrationError::Failed {
-            version: m.version(),
-            name: m.name().to_owned(),
-            source: Box::new(source),
-        })?;
-        log::info!(
-            "reverted migration {} ({}) on bind {} in {} ms",
-            m.version(),
-            m.name(),
-            set.bind(),
-            duration.as_millis()
-        );
-        done.push(AppliedMigration {
-            bind: set.bind().to_owned(),
-            version: m.version(),
-            name: m.name().to_owned(),
-            duration,
-        });
+        done.push(run_step(set, m, "reverted", || revert_one(conn, m, down))?);
     }
     Ok(done)
 }

@@ -26,16 +26,13 @@
 //! naming the column.
 
 mod array;
-mod choice;
+pub(crate) mod choice;
 mod column_type;
 #[cfg(feature = "json")]
 mod json;
 
-pub use choice::Choice;
-// For the code the derives generate.
 pub use array::ArrayElement;
-#[doc(hidden)]
-pub use choice::{check_choice_code, decode_choice, ChoiceCode};
+pub use choice::Choice;
 pub use column_type::ColumnType;
 #[cfg(feature = "json")]
 pub use json::Json;

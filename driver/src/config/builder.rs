@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use super::config::{check_max_message_bytes, config_error};
+use super::config::config_error;
+use super::defaults::{check_max_message_bytes, default_config};
 use super::host_selection::parse_host_list;
 use super::percent::Shown;
 use super::settings::{keepalives_count_error, whole_seconds_error, KEEPALIVE_SECONDS};
@@ -66,7 +67,7 @@ impl Default for ConfigBuilder {
 impl ConfigBuilder {
     /// The defaults, as a URL with no settings (`postgresql+green://`).
     pub fn new() -> ConfigBuilder {
-        ConfigBuilder::from(Config::empty("postgresql+green"))
+        ConfigBuilder::from(default_config("postgresql+green"))
     }
 
     /// A host name or IP address, or an absolute directory holding the

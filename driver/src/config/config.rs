@@ -6,29 +6,12 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::defaults::{check_max_message_bytes, default_config, DEFAULT_PORT};
 use super::{
-    ChannelBindingMode, ConfigBuilder, LoadBalanceHosts, RequireAuth, SslMode, SslNegotiation,
-    TargetSessionAttrs,
+    ChannelBindingMode, ConfigBuilder, Environment, LoadBalanceHosts, RequireAuth, SslMode,
+    SslNegotiation, TargetSessionAttrs,
 };
 use crate::error::Error;
-
-pub(super) const DEFAULT_PORT: u16 = 5432;
-/// pgjdbc's default: long enough for a loaded server's authentication,
-/// short enough that a silent peer surfaces as an error.
-pub(super) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Statements slower than this are logged at warn level (`slow_statement_ms`).
-pub(super) const DEFAULT_SLOW_STATEMENT: Duration = Duration::from_secs(1);
-pub(super) const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(60);
-pub(super) const DEFAULT_KEEPALIVES_INTERVAL: Duration = Duration::from_secs(10);
-pub(super) const DEFAULT_KEEPALIVES_COUNT: u32 = 6;
-pub(super) const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 256;
-/// The default of `max_message_bytes`: PostgreSQL builds every message in
-/// one buffer capped at 1 GB (`MaxAllocSize`), so a real server never sends
-/// a larger one.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = (1 << 30) - 1;
-/// The smallest `max_message_bytes`: every message type may be this long
-/// (libpq's bound for the types that are never long).
-pub const MIN_MAX_MESSAGE_BYTES: usize = 30_000;
 
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,42 +181,6 @@ impl FromStr for Config {
 }
 
 impl Config {
-    pub(super) fn empty(scheme: &'static str) -> Config {
-        Config {
-            scheme,
-            user: String::new(),
-            password: None,
-            hosts: vec![Host::Tcp("localhost".to_owned())],
-            ports: Vec::new(),
-            target_session_attrs: TargetSessionAttrs::Any,
-            load_balance_hosts: LoadBalanceHosts::Disable,
-            dbname: String::new(),
-            application_name: None,
-            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
-            statement_timeout: None,
-            query_timeout: None,
-            slow_statement: Some(DEFAULT_SLOW_STATEMENT),
-            keepalives: true,
-            keepalives_idle: DEFAULT_KEEPALIVES_IDLE,
-            keepalives_interval: DEFAULT_KEEPALIVES_INTERVAL,
-            keepalives_count: DEFAULT_KEEPALIVES_COUNT,
-            tcp_user_timeout: None,
-            options: None,
-            ssl_mode: SslMode::Prefer,
-            channel_binding: ChannelBindingMode::Prefer,
-            require_auth: None,
-            ssl_root_cert: None,
-            ssl_cert: None,
-            ssl_key: None,
-            ssl_negotiation: SslNegotiation::Postgres,
-            statement_cache: true,
-            coalesce_reads: true,
-            statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            passfile_passwords: Vec::new(),
-        }
-    }
-
     /// A builder starting from the defaults (user `postgres`, host
     /// `localhost`, port 5432, database = the user name).
     pub fn builder() -> ConfigBuilder {
@@ -266,7 +213,7 @@ impl Config {
     pub(crate) fn parse_with_pool_settings(
         s: &str,
     ) -> Result<(Config, Vec<(String, String)>), Error> {
-        Config::parse_over(Config::empty("postgresql+green"), s)
+        Config::parse_over(default_config("postgresql+green"), s)
     }
 
     /// Parses `s` over `base`: what `s` leaves out keeps its value in
@@ -305,12 +252,44 @@ impl Config {
         }
     }
 
-    /// Gives every host its port: the default when none was given, the one
-    /// port for all, or each its own; other counts are an error.
-    pub(super) fn fit_ports_to_hosts(&mut self) -> Result<(), Error> {
-        super::host_selection::check_ports_fit(self.hosts.len(), self.ports.len())?;
-        self.ports = self.hosts().into_iter().map(|(_, port)| port).collect();
-        Ok(())
+    /// Parses a URL or `key=value` string as [`Config::parse`] does, with
+    /// libpq's environment filling what it leaves out: each `PG*` variable
+    /// of [`Environment`] gives its setting unless the string gives it
+    /// (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`,
+    /// `PGAPPNAME`, `PGCONNECT_TIMEOUT`, `PGSSLMODE`, `PGOPTIONS`,
+    /// `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, `PGSSLNEGOTIATION`,
+    /// `PGCHANNELBINDING`, `PGREQUIREAUTH`, `PGTARGETSESSIONATTRS`,
+    /// `PGLOADBALANCEHOSTS`), and when no password was given at all the
+    /// password file (`PGPASSFILE`, else `$HOME/.pgpass`) is searched for
+    /// each host, as libpq does. An empty string means the environment
+    /// alone (as `psql` without arguments).
+    ///
+    /// Unlike libpq, the user still defaults to `postgres` (not the
+    /// operating system's user name) and the host to `localhost`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the bad setting; a bad variable's error
+    /// names the variable (never a password).
+    pub fn parse_with_env(s: &str, env: &Environment) -> Result<Config, Error> {
+        Config::parse_with_env_and_pool_settings(s, env).map(|(config, _)| config)
+    }
+
+    /// The configuration of the environment alone: as
+    /// [`Config::parse_with_env`] with an empty connection string.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the bad variable.
+    pub fn from_env(env: &Environment) -> Result<Config, Error> {
+        Config::parse_with_env("", env)
+    }
+
+    /// This configuration as a URL that [`Config::parse`] turns back into an
+    /// equal `Config`; settings at their defaults are left out. It contains
+    /// the password: do not log it.
+    pub fn to_url(&self) -> String {
+        self.write_url()
     }
 
     /// The user name.
@@ -447,7 +426,7 @@ impl Config {
     }
 
     /// The largest backend message the connection accepts, in bytes
-    /// (`max_message_bytes`; default [`DEFAULT_MAX_MESSAGE_BYTES`], just
+    /// (`max_message_bytes`; default [`DEFAULT_MAX_MESSAGE_BYTES`](crate::DEFAULT_MAX_MESSAGE_BYTES), just
     /// under 1 GiB, the largest message PostgreSQL itself can build). It
     /// bounds the messages whose size follows the data — a row, a row
     /// description, COPY data, an error or notice, a notification — so it
@@ -467,8 +446,8 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] below [`MIN_MAX_MESSAGE_BYTES`] (30,000) or above
-    /// [`DEFAULT_MAX_MESSAGE_BYTES`].
+    /// [`Error::Config`] below [`MIN_MAX_MESSAGE_BYTES`](crate::MIN_MAX_MESSAGE_BYTES) (30,000) or above
+    /// [`DEFAULT_MAX_MESSAGE_BYTES`](crate::DEFAULT_MAX_MESSAGE_BYTES).
     pub fn set_max_message_bytes(&mut self, bytes: usize) -> Result<&mut Config, Error> {
         self.max_message_bytes = check_max_message_bytes(bytes)?;
         Ok(self)
@@ -612,15 +591,4 @@ impl Config {
 
 pub(super) fn config_error(message: &str) -> Error {
     Error::Config(message.to_owned())
-}
-
-/// Checks a `max_message_bytes` value against its range.
-pub(super) fn check_max_message_bytes(bytes: usize) -> Result<usize, Error> {
-    if (MIN_MAX_MESSAGE_BYTES..=DEFAULT_MAX_MESSAGE_BYTES).contains(&bytes) {
-        Ok(bytes)
-    } else {
-        Err(config_error(&format!(
-            "invalid max_message_bytes `{bytes}`: expected {MIN_MAX_MESSAGE_BYTES} to {DEFAULT_MAX_MESSAGE_BYTES}"
-        )))
-    }
 }

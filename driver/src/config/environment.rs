@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::config::config_error;
+use super::defaults::default_config;
 use super::passfile::{find_password, passfile_path, read_passfile};
 use super::Config;
 use crate::error::Error;
@@ -116,39 +117,6 @@ impl Environment {
 }
 
 impl Config {
-    /// Parses a URL or `key=value` string as [`Config::parse`] does, with
-    /// libpq's environment filling what it leaves out: each `PG*` variable
-    /// of [`Environment`] gives its setting unless the string gives it
-    /// (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`,
-    /// `PGAPPNAME`, `PGCONNECT_TIMEOUT`, `PGSSLMODE`, `PGOPTIONS`,
-    /// `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, `PGSSLNEGOTIATION`,
-    /// `PGCHANNELBINDING`, `PGREQUIREAUTH`, `PGTARGETSESSIONATTRS`,
-    /// `PGLOADBALANCEHOSTS`), and when no password was given at all the
-    /// password file (`PGPASSFILE`, else `$HOME/.pgpass`) is searched for
-    /// each host, as libpq does. An empty string means the environment
-    /// alone (as `psql` without arguments).
-    ///
-    /// Unlike libpq, the user still defaults to `postgres` (not the
-    /// operating system's user name) and the host to `localhost`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] naming the bad setting; a bad variable's error
-    /// names the variable (never a password).
-    pub fn parse_with_env(s: &str, env: &Environment) -> Result<Config, Error> {
-        Config::parse_with_env_and_pool_settings(s, env).map(|(config, _)| config)
-    }
-
-    /// The configuration of the environment alone: as
-    /// [`Config::parse_with_env`] with an empty connection string.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] naming the bad variable.
-    pub fn from_env(env: &Environment) -> Result<Config, Error> {
-        Config::parse_with_env("", env)
-    }
-
     /// [`Config::parse_with_env`], also returning the pool's settings.
     pub(crate) fn parse_with_env_and_pool_settings(
         s: &str,
@@ -171,7 +139,7 @@ impl Config {
 
     /// The defaults with every set `PG*` variable applied.
     fn from_variables(env: &Environment) -> Result<Config, Error> {
-        let mut config = Config::empty("postgresql+green");
+        let mut config = default_config("postgresql+green");
         for (name, key) in SETTING_VARIABLES {
             if let Some(value) = env.var(name) {
                 config.set(key, value.to_owned()).map_err(|err| match err {

@@ -3,10 +3,11 @@
 //! order the hosts are tried ([`LoadBalanceHosts`]), and reading the host
 //! and port lists (`host=h1,h2 port=5432,5433`).
 
-use super::config::{config_error, DEFAULT_PORT};
+use super::config::config_error;
+use super::defaults::DEFAULT_PORT;
 use super::percent::Shown;
 use super::settings::{parse_host, parse_port};
-use super::Host;
+use super::{Config, Host};
 use crate::error::Error;
 
 /// Which servers a connection may stay on (libpq's `target_session_attrs`,
@@ -131,9 +132,18 @@ pub(super) fn check_ports_fit(hosts: usize, ports: usize) -> Result<(), Error> {
     )))
 }
 
+impl Config {
+    /// Gives every host its port: the default when none was given, the one
+    /// port for all, or each its own; other counts are an error.
+    pub(super) fn fit_ports_to_hosts(&mut self) -> Result<(), Error> {
+        check_ports_fit(self.hosts.len(), self.ports.len())?;
+        self.ports = self.hosts().into_iter().map(|(_, port)| port).collect();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
     use super::*;
 
     fn tcp(name: &str, port: u16) -> (Host, u16) {

@@ -3,7 +3,7 @@
 //! back as a URL.
 //!
 //! Where each part lives: the key table and value parsers in `settings`,
-//! the URL form in `url`, the `key=value` form in `key_values`,
+//! the defaults in `defaults`, the URL form in `url`, the `key=value` form in `key_values`,
 //! percent-encoding in `percent`, the builder in `builder`, writing a URL
 //! in `to_url`, the authentication policy settings in `auth_settings`,
 //! `sslmode`/`sslnegotiation` in `ssl_mode`, libpq's `PG*` environment
@@ -17,6 +17,7 @@ mod auth_settings;
 mod builder;
 #[allow(clippy::module_inception)]
 mod config;
+mod defaults;
 mod environment;
 mod host_selection;
 mod key_values;
@@ -29,7 +30,8 @@ mod url;
 
 pub use auth_settings::{AuthMethod, ChannelBindingMode, RequireAuth};
 pub use builder::ConfigBuilder;
-pub use config::{Config, Host, DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES};
+pub use config::{Config, Host};
+pub use defaults::{DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES};
 pub use environment::Environment;
 pub use host_selection::{LoadBalanceHosts, TargetSessionAttrs};
 pub(crate) use settings::parse_seconds;

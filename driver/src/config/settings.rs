@@ -9,7 +9,8 @@
 
 use std::time::Duration;
 
-use super::config::{check_max_message_bytes, config_error};
+use super::config::config_error;
+use super::defaults::check_max_message_bytes;
 use super::host_selection::{parse_host_list, parse_port_list};
 use super::percent::Shown;
 use super::{

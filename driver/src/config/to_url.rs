@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::config::{
+use super::defaults::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVES_COUNT, DEFAULT_KEEPALIVES_IDLE,
     DEFAULT_KEEPALIVES_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SLOW_STATEMENT,
     DEFAULT_STATEMENT_CACHE_CAPACITY,
@@ -13,10 +13,9 @@ use super::{
 };
 
 impl Config {
-    /// This configuration as a URL that [`Config::parse`] turns back into an
-    /// equal `Config`; settings at their defaults are left out. It contains
-    /// the password: do not log it.
-    pub fn to_url(&self) -> String {
+    /// [`Config::to_url`]: the scheme, user, hosts, database and every
+    /// setting not at its default.
+    pub(super) fn write_url(&self) -> String {
         let mut url = format!("{}://{}@", self.scheme, self.userinfo());
         let mut query = self.host_parameters();
         if query.is_empty() {

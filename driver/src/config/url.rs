@@ -23,7 +23,8 @@
 
 use std::fmt;
 
-use super::config::{config_error, DEFAULT_PORT};
+use super::config::config_error;
+use super::defaults::DEFAULT_PORT;
 use super::percent::{percent_decode, Shown};
 use super::settings::{parse_host, parse_port, Parsed};
 use super::{Config, Host};

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use may::sync::mpsc::Receiver;
@@ -21,9 +21,9 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::connection::reader::Reader;
 use crate::connection::slot::Slot;
+use crate::connection::write_holds;
 use crate::connection::write_queue::{Outgoing, Queue, Sending};
 use crate::error::{DbError, Error};
-use crate::net::cancel_request::send_cancel;
 use crate::net::placement::Placement;
 use crate::net::socket::{ReadHalf, ShutdownHandle, WriteHalf};
 use crate::startup::connect::StartupState;
@@ -499,110 +499,26 @@ impl Connection {
     /// Holds back other requests (not the holder's): for COPY IN, waits
     /// until no one else holds; for a cancel, `wait` is false.
     pub(crate) fn hold_writes(&self, wait: bool) -> Result<(), Error> {
-        let mut queue = self.queue.lock();
-        loop {
-            if queue.closed {
-                drop(queue);
-                return Err(self.closed_error());
-            }
-            if queue.holds == 0 || !wait {
-                queue.holds += 1;
-                return Ok(());
-            }
-            let waiter = Arc::new(Blocker::new(true));
-            queue.gate_waiters.push(waiter.clone());
-            drop(queue);
-            let _ = waiter.park(None);
-            queue = self.queue.lock();
-        }
-    }
-
-    /// Ends a `COPY ... FROM STDIN` (or `COPY BOTH`) that reached a query
-    /// method. The server ignores everything but COPY messages now, and a
-    /// `Sync` sent with the request was swallowed, so `CopyFail` goes out
-    /// with a fresh `Sync` when the request used the extended protocol
-    /// (`extended`). That keeps the connection in step only if no other
-    /// request was queued behind this one — their messages would abort the
-    /// copy themselves and their `Sync` would answer for ours — so with
-    /// anything queued behind, the connection is closed instead and every
-    /// request on it fails (none is answered wrongly). Returns whether the
-    /// connection is still usable.
-    pub(crate) fn refuse_copy(&self, extended: bool) -> bool {
-        let mut queue = self.queue.lock();
-        if queue.closed {
-            return false;
-        }
-        // While the refused request is the reader's current answer, the
-        // reader takes nothing new from `pending`, so this count is exact.
-        let alone = queue.pending.is_empty() && self.reader_holds.load(Ordering::Acquire) <= 1;
-        if !alone {
-            drop(queue);
-            self.shut(CloseReason::Protocol(
-                "a COPY reached a query method while other requests were pipelined behind it"
-                    .to_owned(),
-            ));
-            return false;
-        }
-        // No new request may be written before CopyFail (and Sync).
-        queue.holds += 1;
-        drop(queue);
-        let mut buf = BytesMut::new();
-        let encoded =
-            postgres_protocol::message::frontend::copy_fail("COPY needs the COPY API", &mut buf);
-        if extended {
-            postgres_protocol::message::frontend::sync(&mut buf);
-        }
-        let sent = encoded.is_ok() && self.send(&buf, None, Sending::ByWriteHolder).is_ok();
-        self.release_writes();
-        sent
-    }
-
-    /// Cleans up after `slot`'s request passed its `query_timeout`, so that
-    /// its late answer can never reach another request and no cancel can hit
-    /// one: when `cancel` is asked for and it is the only request in flight,
-    /// new requests are held back, the server is asked to cancel it, and its
-    /// answer is awaited for at most [`CANCEL_GRACE`]; otherwise — no
-    /// cancel wanted, other requests pipelined behind it, or no answer in
-    /// time — the connection is closed and every request on it fails.
-    pub(crate) fn time_out(&self, slot: &Arc<Slot>, cancel: bool) {
-        let alone = cancel && {
-            let mut queue = self.queue.lock();
-            if queue.closed {
-                return;
-            }
-            let alone = queue.pending.len() + self.reader_holds.load(Ordering::Acquire) <= 1;
-            if alone {
-                queue.holds += 1;
-            }
-            alone
-        };
-        let answered = alone && {
-            let deadline = Instant::now() + CANCEL_GRACE;
-            let cancelled =
-                send_cancel(&self.config, self.process_id, self.secret_key, deadline).is_ok();
-            let answered = cancelled && slot.wait_done(deadline);
-            self.release_writes();
-            answered
-        };
-        if !answered {
-            slot.abandon();
-            self.shut(CloseReason::TimedOut);
-        }
+        write_holds::hold_writes(self, wait)
     }
 
     /// Ends a hold taken by [`Connection::hold_writes`].
     pub(crate) fn release_writes(&self) {
-        let waiters = {
-            let mut queue = self.queue.lock();
-            queue.holds = queue.holds.saturating_sub(1);
-            if queue.holds > 0 {
-                return;
-            }
-            std::mem::take(&mut queue.gate_waiters)
-        };
-        for waiter in waiters {
-            waiter.unpark();
-        }
+        write_holds::release_writes(self)
+    }
+
+    /// Ends a `COPY ... FROM STDIN` that reached a query method, or closes
+    /// the connection when that cannot be done cleanly; whether the
+    /// connection is still usable (see [`write_holds::refuse_copy`]).
+    pub(crate) fn refuse_copy(&self, extended: bool) -> bool {
+        write_holds::refuse_copy(self, extended)
+    }
+
+    /// Cleans up after `slot`'s request passed its `query_timeout`: a
+    /// cancel when it is alone, else the connection is closed (see
+    /// [`write_holds::time_out`]).
+    pub(crate) fn time_out(&self, slot: &Arc<Slot>, cancel: bool) {
+        write_holds::time_out(self, slot, cancel)
     }
 
     /// Marks the connection closed, fails every queued request and shuts

@@ -6,4 +6,5 @@
 pub(crate) mod connection;
 pub(crate) mod reader;
 pub(crate) mod slot;
+pub(crate) mod write_holds;
 pub(crate) mod write_queue;

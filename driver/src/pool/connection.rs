@@ -5,7 +5,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use super::connector::PgConnector;
-use super::core::Core;
+use super::keeper::Keeper;
 use super::lifecycle::Age;
 use super::state::Checkout;
 use crate::client::client::Client;
@@ -35,7 +35,7 @@ pub struct PooledConnection {
     client: Option<Client>,
     /// When it expires and since when it was idle, handed back with it.
     age: Age,
-    core: Arc<Core<PgConnector>>,
+    keeper: Arc<Keeper<PgConnector>>,
     task: u64,
     /// Closes the connection and frees its slot if the task is abandoned
     /// without unwinding (a stack overflow: this value is never dropped
@@ -44,22 +44,26 @@ pub struct PooledConnection {
 }
 
 impl PooledConnection {
-    pub(crate) fn new(checkout: Checkout<Client>, core: Arc<Core<PgConnector>>, task: u64) -> Self {
+    pub(crate) fn new(
+        checkout: Checkout<Client>,
+        keeper: Arc<Keeper<PgConnector>>,
+        task: u64,
+    ) -> Self {
         checkout.conn.set_exclusive(true);
         let abandoned = {
             let conn = checkout.conn.connection().clone();
-            let core = Arc::clone(&core);
+            let keeper = Arc::clone(&keeper);
             // The server rolls back the transaction of a closed session and
             // releases its locks.
             green::on_abandon(move || {
                 conn.terminate();
-                core.reclaim_abandoned(task);
+                keeper.reclaim_abandoned(task);
             })
         };
         PooledConnection {
             client: Some(checkout.conn),
             age: checkout.age,
-            core,
+            keeper,
             task,
             _abandoned: abandoned,
         }
@@ -69,7 +73,7 @@ impl PooledConnection {
     /// is freed and a fresh connection is opened when one is needed.
     pub fn discard(mut self) {
         if let Some(client) = self.client.take() {
-            self.core.discard(client, Some(self.task));
+            self.keeper.discard(client, Some(self.task));
         }
     }
 
@@ -86,7 +90,7 @@ impl PooledConnection {
             conn,
             age: self.age,
         };
-        match self.core.pass_on(checkout, self.task) {
+        match self.keeper.pass_on(checkout, self.task) {
             Ok(()) => None,
             Err(checkout) => {
                 self.client = Some(checkout.conn);
@@ -124,7 +128,7 @@ impl Drop for PooledConnection {
                 conn,
                 age: self.age,
             };
-            self.core.give_back(checkout, Some(self.task));
+            self.keeper.give_back(checkout, Some(self.task));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! How the pool opens, inspects and cleans the connections it manages.
 //!
-//! The slot logic ([`super::state`], [`super::core`]) only needs these five
+//! The slot logic ([`super::state`], [`super::keeper`]) only needs these five
 //! operations, so it is written once against this trait and does not depend
 //! on the wire protocol; [`PgConnector`] is the one implementation, for
 //! [`crate::Client`].

@@ -130,16 +130,16 @@
 mod backoff;
 mod connection;
 mod connector;
-mod core;
 mod jitter;
+mod keeper;
 mod lifecycle;
 mod opening;
 mod options;
 #[allow(clippy::module_inception)]
 mod pool;
-mod shareable;
-mod shared;
-mod shared_choice;
+mod shared_mode;
+mod shared_placement;
+mod shared_statement_rules;
 mod state;
 mod stats;
 mod task;

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use super::backoff::{Failure, Gate};
 use super::connector::Connector;
-use super::core::Core;
 use super::jitter;
+use super::keeper::Keeper;
 use super::lifecycle::Age;
 use super::state::{Checkout, Effects, Lease};
 use super::waiter::{park_duration, AcquireDeadline};
@@ -23,7 +23,7 @@ use crate::error::Error;
 /// A connection slot reserved for opening; gives the slot back if opening
 /// fails or the coroutine unwinds.
 pub(super) struct Opening<'a, K: Connector> {
-    core: &'a Core<K>,
+    keeper: &'a Keeper<K>,
     /// The exclusive holder registered for this slot, if any.
     holder: Option<u64>,
     armed: bool,
@@ -32,9 +32,9 @@ pub(super) struct Opening<'a, K: Connector> {
 impl<'a, K: Connector> Opening<'a, K> {
     /// The slot counted for `holder` (an exclusive caller) or for a shared
     /// statement (`None`).
-    pub(super) fn new(core: &'a Core<K>, holder: Option<u64>) -> Opening<'a, K> {
+    pub(super) fn new(keeper: &'a Keeper<K>, holder: Option<u64>) -> Opening<'a, K> {
         Opening {
-            core,
+            keeper,
             holder,
             armed: true,
         }
@@ -48,18 +48,18 @@ impl<K: Connector> Drop for Opening<'_, K> {
         }
         let mut fx = Effects::default();
         {
-            let mut state = self.core.state();
+            let mut state = self.keeper.state();
             state.opening_ended(self.holder.is_none());
             if let Some(task) = self.holder {
                 state.release_holder(task);
             }
             state.dispatch(Instant::now(), &mut fx);
         }
-        self.core.finish(fx);
+        self.keeper.finish(fx);
     }
 }
 
-impl<K: Connector> Core<K> {
+impl<K: Connector> Keeper<K> {
     /// Opens a connection for an exclusive checkout whose slot is counted.
     pub(super) fn open_exclusive(
         &self,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::connector::PgConnector;
-use super::core::Core;
+use super::keeper::Keeper;
 use super::lifecycle::Lifecycle;
 use super::options::{parse_url, PoolOptions};
 use super::task;
@@ -19,7 +19,7 @@ use crate::error::Error;
 /// (clones share the same connections). See the [module documentation](crate::pool).
 #[derive(Clone)]
 pub struct Pool {
-    pub(super) core: Arc<Core<PgConnector>>,
+    pub(super) keeper: Arc<Keeper<PgConnector>>,
     pub(super) options: Arc<PoolOptions>,
 }
 
@@ -43,16 +43,16 @@ impl Pool {
     /// ```
     pub fn with_options(config: Config, options: PoolOptions) -> Pool {
         let lifecycle = Lifecycle::from_options(&options);
-        let mut core = Core::new(
+        let mut keeper = Keeper::new(
             PgConnector { config },
             options.get_max_size(),
             options.get_timeout(),
             lifecycle,
         );
-        core.state().set_max_shared(options.get_max_shared());
-        core.fail_fast = options.get_fail_fast();
+        keeper.state().set_max_shared(options.get_max_shared());
+        keeper.fail_fast = options.get_fail_fast();
         Pool {
-            core: Arc::new(core),
+            keeper: Arc::new(keeper),
             options: Arc::new(options),
         }
     }
@@ -92,11 +92,11 @@ impl Pool {
     pub fn acquire(&self) -> Result<PooledConnection, Error> {
         require_green("pool acquire")?;
         let task = task::current_task();
-        let checkout = self.core.acquire(task, false)?;
+        let checkout = self.keeper.acquire(task, false)?;
         checkout.conn.set_shared(false);
         Ok(PooledConnection::new(
             checkout,
-            Arc::clone(&self.core),
+            Arc::clone(&self.keeper),
             task,
         ))
     }
@@ -115,18 +115,18 @@ impl Pool {
     pub fn acquire_another(&self) -> Result<PooledConnection, Error> {
         require_green("pool acquire")?;
         let task = task::current_task();
-        let checkout = self.core.acquire(task, true)?;
+        let checkout = self.keeper.acquire(task, true)?;
         checkout.conn.set_shared(false);
         Ok(PooledConnection::new(
             checkout,
-            Arc::clone(&self.core),
+            Arc::clone(&self.keeper),
             task,
         ))
     }
 
     /// The most connections this pool opens (`pool_size`, default 10).
     pub fn max_size(&self) -> usize {
-        self.core.max_size
+        self.keeper.max_size
     }
 
     /// The most connections that carry shared statements at once
@@ -134,35 +134,35 @@ impl Pool {
     /// more than [`max_size`](Pool::max_size)); see
     /// [`PoolOptions::max_shared`].
     pub fn max_shared(&self) -> usize {
-        self.core.state().shared_cap()
+        self.keeper.state().shared_cap()
     }
 
     /// How long a caller waits for a connection (`pool_timeout`, default 30 s).
     pub fn timeout(&self) -> Duration {
-        self.core.timeout
+        self.keeper.timeout
     }
 
     /// Connections open right now: idle, checked out or running shared
     /// statements (connections still being opened are not counted).
     pub fn size(&self) -> usize {
-        self.core.state().size
+        self.keeper.state().size
     }
 
     /// Idle connections: open, in the pool, with no statement running.
     pub fn available(&self) -> usize {
-        self.core.state().available()
+        self.keeper.state().available()
     }
 
     /// Callers parked right now waiting for a connection (exclusive and
     /// shared).
     pub fn waiting(&self) -> usize {
-        let state = self.core.state();
+        let state = self.keeper.state();
         state.exclusive_waiters.len() + state.shared_waiters.len()
     }
 
     /// `"size: N, available: M"`, read under one lock.
     pub fn status(&self) -> String {
-        let state = self.core.state();
+        let state = self.keeper.state();
         format!("size: {}, available: {}", state.size, state.available())
     }
 
@@ -171,12 +171,12 @@ impl Pool {
     /// and idled out, failed liveness checks, and the connect backoff's
     /// waits and refusals.
     pub fn stats(&self) -> PoolStats {
-        self.core.counters.snapshot()
+        self.keeper.counters.snapshot()
     }
 
     /// The configuration connections are opened with.
     pub fn config(&self) -> &Config {
-        &self.core.connector.config
+        &self.keeper.connector.config
     }
 
     /// The pool's settings.
@@ -189,22 +189,22 @@ impl Pool {
     /// every later [`acquire`](Pool::acquire) or shared statement fails with
     /// [`Error::PoolClosed`]. Idempotent.
     pub fn close(&self) {
-        self.core.close();
+        self.keeper.close();
     }
 
     /// True once [`close`](Pool::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.core.state().closed
+        self.keeper.state().closed
     }
 }
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.core.state();
+        let state = self.keeper.state();
         f.debug_struct("Pool")
-            .field("config", &self.core.connector.config)
-            .field("max_size", &self.core.max_size)
-            .field("timeout", &self.core.timeout)
+            .field("config", &self.keeper.connector.config)
+            .field("max_size", &self.keeper.max_size)
+            .field("timeout", &self.keeper.timeout)
             .field("size", &state.size)
             .field("pending", &state.pending)
             .field("available", &state.available())

@@ -5,7 +5,7 @@
 //! - `size + pending <= max_size`: a connection is counted *before* it is
 //!   opened, so a thundering herd can never overshoot.
 //! - `pending_shared <= pending`: the opens counted for shared statements,
-//!   which also count against the shared cap ([`super::shared_choice`]).
+//!   which also count against the shared cap ([`super::shared_placement`]).
 //! - A connection is either checked out exclusively (then it is not in
 //!   `entries`) or it is an [`Entry`] lent to `users` shared statements.
 //! - An entry with `users == 0` holds the only `Arc` to its connection:
@@ -28,7 +28,7 @@ use std::time::Instant;
 use super::backoff::Backoff;
 use super::connector::Connector;
 use super::lifecycle::{Age, Lifecycle, Staleness};
-use super::shared_choice::SharedChoice;
+use super::shared_placement::SharedPlacement;
 use super::waiter::{Grant, Waiter};
 
 /// A connection in the pool that is not checked out exclusively.
@@ -388,10 +388,10 @@ impl<K: Connector> State<K> {
         if !self.shared_waiters.is_empty() {
             return None;
         }
-        match self.shared_choice() {
-            SharedChoice::Lend(i) => Some(Grant::Ready(self.lend(i))),
-            SharedChoice::Create => Some(Grant::Create),
-            SharedChoice::Wait => None,
+        match self.place_shared() {
+            SharedPlacement::Lend(i) => Some(Grant::Ready(self.lend(i))),
+            SharedPlacement::Create => Some(Grant::Create),
+            SharedPlacement::Wait => None,
         }
     }
 
@@ -425,10 +425,10 @@ impl<K: Connector> State<K> {
             self.sweep(now, fx);
         }
         while !self.shared_waiters.is_empty() {
-            let grant = match self.shared_choice() {
-                SharedChoice::Lend(i) => Grant::Ready(self.lend(i)),
-                SharedChoice::Create => Grant::Create,
-                SharedChoice::Wait => break,
+            let grant = match self.place_shared() {
+                SharedPlacement::Lend(i) => Grant::Ready(self.lend(i)),
+                SharedPlacement::Create => Grant::Create,
+                SharedPlacement::Wait => break,
             };
             if let Some(waiter) = self.shared_waiters.pop_front() {
                 waiter.give(grant);

@@ -6,6 +6,7 @@
 pub(crate) mod bind_execute;
 pub(crate) mod command_tag;
 pub(crate) mod frame;
+pub(crate) mod message_shape;
 pub(crate) mod notification;
 pub(crate) mod row;
 pub(crate) mod server_error;

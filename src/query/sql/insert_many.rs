@@ -116,7 +116,8 @@ pub(crate) fn insert_rows<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ColumnDef, SqlCache};
+    use crate::model::derived_table::SqlCache;
+    use crate::model::ColumnDef;
 
     const fn column(
         name: &'static str,

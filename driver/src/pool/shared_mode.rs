@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::connector::{Connector, PgConnector};
-use super::core::Core;
-use super::shareable;
+use super::keeper::Keeper;
+use super::shared_statement_rules;
 use super::state::Lease;
 use super::Pool;
 use crate::client::client::Client;
@@ -20,7 +20,7 @@ use crate::wire::row::Row;
 /// A shared statement's hold on its connection; released on drop, also when
 /// the statement panics or the coroutine is cancelled mid-statement.
 struct SharedUse<'a> {
-    core: &'a Arc<Core<PgConnector>>,
+    keeper: &'a Arc<Keeper<PgConnector>>,
     lease: Option<Lease<Client>>,
 }
 
@@ -33,7 +33,7 @@ impl SharedUse<'_> {
 impl Drop for SharedUse<'_> {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
-            self.core.release(lease);
+            self.keeper.release(lease);
         }
     }
 }
@@ -48,10 +48,10 @@ impl Pool {
     ) -> Result<R, E> {
         require_green(operation)?;
         let held = SharedUse {
-            core: &self.core,
+            keeper: &self.keeper,
             lease: Some(self.fitting_lease()?),
         };
-        self.core.counters.shared_statement();
+        self.keeper.counters.shared_statement();
         match held.client() {
             Some(client) => {
                 client.set_shared(true);
@@ -68,15 +68,15 @@ impl Pool {
     /// takes another (opened through the host list when none is left).
     fn fitting_lease(&self) -> Result<Lease<Client>, Error> {
         loop {
-            let lease = self.core.lease()?;
+            let lease = self.keeper.lease()?;
             if !PgConnector::must_ask(&lease.conn) {
                 return Ok(lease);
             }
             match asked_whether_it_fits(&lease.conn) {
                 Ok(true) => return Ok(lease),
-                Ok(false) => self.core.release_unfit(lease),
+                Ok(false) => self.keeper.release_unfit(lease),
                 Err(err) => {
-                    self.core.release_unfit(lease);
+                    self.keeper.release_unfit(lease);
                     return Err(err);
                 }
             }
@@ -92,7 +92,7 @@ impl Pool {
         sql: &str,
         statement: impl FnOnce(&Client) -> Result<R, E>,
     ) -> Result<R, E> {
-        shareable::check(sql)?;
+        shared_statement_rules::check(sql)?;
         self.shared(operation, statement)
     }
 
@@ -132,7 +132,7 @@ impl Pool {
     /// `Ok` when `sql` may be a statement of [`Pool::atomic_batch`], else
     /// [`Error::NotShareable`] (checked before anything is sent).
     pub(crate) fn check_batch_statement(sql: &str) -> Result<(), Error> {
-        shareable::check_in_batch(sql)
+        shared_statement_rules::check_in_batch(sql)
     }
 
     /// Runs `statements` as one atomic batch on a shared, pipelined
@@ -154,7 +154,7 @@ impl Pool {
         statements: &[(&str, &[Param<'_>])],
     ) -> Result<Vec<BatchAnswer>, Error> {
         for (sql, _) in statements {
-            shareable::check_in_batch(sql)?;
+            shared_statement_rules::check_in_batch(sql)?;
         }
         self.shared("pool atomic batch", |client| {
             client.atomic_batch(statements)

@@ -1,4 +1,7 @@
-//! The pool's procedures: check out, vet, give back, lend, release, wait.
+//! [`Keeper`]: what a [`Pool`](crate::Pool) handle and its checked-out
+//! connections share — the connector, the limits, the counters and the
+//! bookkeeping ([`State`]) under its lock — and the procedures that keep
+//! the connections: check out, vet, give back, lend, release, wait.
 //! Opening connections (with their deadline and backoff) is in
 //! [`super::opening`].
 //!
@@ -25,9 +28,14 @@ use super::task::current_task;
 use super::waiter::{AcquireDeadline, Grant, Waiter};
 use crate::error::Error;
 
-/// The shared part of a pool, behind the [`Pool`](crate::Pool) handle.
+/// The keeper of a pool's connections, behind the [`Pool`](crate::Pool)
+/// handle (and held by every [`PooledConnection`](crate::pool::PooledConnection)
+/// to give its connection back): the connector that opens them, the
+/// limits, the [`State`] that records them under one short lock, the
+/// counters; its methods are the procedures that check them out and take
+/// them back.
 #[derive(Debug)]
-pub(crate) struct Core<K: Connector> {
+pub(crate) struct Keeper<K: Connector> {
     pub(crate) connector: K,
     pub(crate) max_size: usize,
     pub(crate) timeout: Duration,
@@ -43,13 +51,13 @@ pub(crate) struct Core<K: Connector> {
 /// handed back.
 struct Exit<K: Connector, T> {
     leave: fn(&mut State<K>, &Arc<Waiter<T>>),
-    hand_back: fn(&Core<K>, u64, Grant<T>),
+    hand_back: fn(&Keeper<K>, u64, Grant<T>),
 }
 
 /// Leaves the queue if the waiting coroutine unwinds (cancellation) before
 /// it settled, handing back anything it was granted meanwhile.
 struct WaitGuard<'a, K: Connector, T> {
-    core: &'a Core<K>,
+    keeper: &'a Keeper<K>,
     waiter: &'a Arc<Waiter<T>>,
     exit: Exit<K, T>,
     settled: bool,
@@ -62,7 +70,7 @@ impl<K: Connector, T> Drop for WaitGuard<'_, K, T> {
         }
         let mut fx = Effects::default();
         let grant = {
-            let mut state = self.core.state.lock();
+            let mut state = self.keeper.state.lock();
             let grant = self.waiter.take();
             if grant.is_none() {
                 (self.exit.leave)(&mut state, self.waiter);
@@ -70,21 +78,21 @@ impl<K: Connector, T> Drop for WaitGuard<'_, K, T> {
             }
             grant
         };
-        self.core.finish(fx);
+        self.keeper.finish(fx);
         if let Some(grant) = grant {
-            (self.exit.hand_back)(self.core, self.waiter.task, grant);
+            (self.exit.hand_back)(self.keeper, self.waiter.task, grant);
         }
     }
 }
 
-impl<K: Connector> Core<K> {
+impl<K: Connector> Keeper<K> {
     pub(crate) fn new(
         connector: K,
         max_size: usize,
         timeout: Duration,
         lifecycle: Lifecycle,
-    ) -> Core<K> {
-        Core {
+    ) -> Keeper<K> {
+        Keeper {
             connector,
             max_size,
             timeout,
@@ -185,7 +193,7 @@ impl<K: Connector> Core<K> {
                 deadline,
                 Exit {
                     leave: State::leave_exclusive,
-                    hand_back: Core::hand_back_exclusive,
+                    hand_back: Keeper::hand_back_exclusive,
                 },
             ),
         }
@@ -235,7 +243,7 @@ impl<K: Connector> Core<K> {
     ) -> Result<Grant<T>, Error> {
         let leave = exit.leave;
         let mut guard = WaitGuard {
-            core: self,
+            keeper: self,
             waiter,
             exit,
             settled: false,
@@ -311,7 +319,7 @@ impl<K: Connector> Core<K> {
     /// for a connection whose transaction-ending `COMMIT` is on its way
     /// (the waiter's requests follow it on the wire). `Err` gives the
     /// checkout back untouched when nobody waits for a connection, shared
-    /// statements wait (it goes to them first, as in [`Core::check_in`]),
+    /// statements wait (it goes to them first, as in [`Keeper::check_in`]),
     /// the pool is closed, or the connection is broken or past its
     /// `max_lifetime`: the caller then gives it back as usual once the
     /// answer is in.
@@ -438,7 +446,7 @@ impl<K: Connector> Core<K> {
                 &deadline,
                 Exit {
                     leave: State::leave_shared,
-                    hand_back: Core::hand_back_shared,
+                    hand_back: Keeper::hand_back_shared,
                 },
             )?,
         };
@@ -457,7 +465,7 @@ impl<K: Connector> Core<K> {
         self.release_as(lease, false);
     }
 
-    /// [`Core::release`] of a connection found unusable by asking the
+    /// [`Keeper::release`] of a connection found unusable by asking the
     /// server ([`Connector::must_ask`]): taken out of service and closed
     /// once its last statement finished.
     pub(crate) fn release_unfit(&self, lease: Lease<K::Conn>) {

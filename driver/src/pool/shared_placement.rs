@@ -20,7 +20,7 @@ use super::connector::Connector;
 use super::state::State;
 
 /// What a shared statement should do.
-pub(super) enum SharedChoice {
+pub(super) enum SharedPlacement {
     /// Use the entry at this index.
     Lend(usize),
     /// Open a new connection (already counted in `pending` and
@@ -62,7 +62,7 @@ impl<K: Connector> State<K> {
     /// one. At the cap: the least-loaded connection carrying shared
     /// statements; an idle one only when every place is still being opened
     /// (a usable open connection is never left for a queue).
-    pub(super) fn shared_choice(&mut self) -> SharedChoice {
+    pub(super) fn place_shared(&mut self) -> SharedPlacement {
         let cap = self.shared_cap();
         let mut idle = None;
         let mut least_loaded: Option<(usize, usize)> = None;
@@ -82,21 +82,21 @@ impl<K: Connector> State<K> {
         }
         if carrying >= cap {
             return match least_loaded.map(|(i, _)| i).or(idle) {
-                Some(i) => SharedChoice::Lend(i),
-                None => SharedChoice::Wait,
+                Some(i) => SharedPlacement::Lend(i),
+                None => SharedPlacement::Wait,
             };
         }
         if let Some(i) = idle {
-            return SharedChoice::Lend(i);
+            return SharedPlacement::Lend(i);
         }
         if self.has_room() {
             self.pending += 1;
             self.pending_shared += 1;
-            return SharedChoice::Create;
+            return SharedPlacement::Create;
         }
         match least_loaded {
-            Some((i, _)) => SharedChoice::Lend(i),
-            None => SharedChoice::Wait,
+            Some((i, _)) => SharedPlacement::Lend(i),
+            None => SharedPlacement::Wait,
         }
     }
 }
@@ -121,7 +121,7 @@ mod tests {
     }
 
     /// Hands out [`Plain`] connections; the state machine never calls the
-    /// I/O operations (the procedures in `core` do).
+    /// I/O operations (the procedures in `keeper` do).
     #[derive(Debug)]
     struct PlainConnector;
 
@@ -157,7 +157,7 @@ mod tests {
 
     /// One shared statement asks; `Some(entry id)` when it got a connection
     /// at once, `None` when it must open one (the open then completes, as
-    /// `Core::open_shared` does) — the new entry's id is returned too.
+    /// `Keeper::open_shared` does) — the new entry's id is returned too.
     fn shared(state: &mut State<PlainConnector>) -> (Option<u64>, Lease<Plain>) {
         let mut fx = Effects::default();
         match state.try_shared(Instant::now(), &mut fx) {
@@ -174,7 +174,7 @@ mod tests {
         state.insert_lent(Plain::default(), age())
     }
 
-    /// Ends a shared statement's use of its connection (as `Core::release`).
+    /// Ends a shared statement's use of its connection (as `Keeper::release`).
     fn release(state: &mut State<PlainConnector>, lease: Lease<Plain>) {
         let Lease { entry, conn } = lease;
         drop(conn);
