@@ -8,6 +8,7 @@ pub(crate) mod prepared;
 #[allow(clippy::module_inception)]
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod row_sink;
 pub(crate) mod statement_cache;
 pub(crate) mod statement_log;
 pub(crate) mod unnamed;
