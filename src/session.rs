@@ -22,9 +22,9 @@ mod scope;
 mod transaction;
 mod transaction_span;
 
-use bind_connection::BindConnection;
+use bind_connection::{busy, connect};
 use load_policy::RelatedLoads;
-use scope::{Opening, Scope};
+use scope::Scope;
 
 pub use atomic_batch::AtomicBatch;
 pub use load_policy::{LoadPolicy, N_PLUS_ONE_THRESHOLD};
@@ -576,70 +576,5 @@ impl Drop for Session {
         if let Err(e) = outcome {
             log::warn!("rollback of a dropped session failed: {e}");
         }
-    }
-}
-
-/// The session's new connection to bind `label`: taken beside the task's
-/// other connections for an independent transaction
-/// ([`Pool::acquire_another`](crate::Pool::acquire_another)).
-fn connect(mapper: &Mapper, label: &str, independent: bool) -> Result<BindConnection> {
-    require_green("session")?;
-    let engine = mapper
-        .engine(Some(label))
-        .ok_or_else(|| MapperError::UnknownBind {
-            label: label.to_owned(),
-        })?;
-    let conn = if independent {
-        engine.pool().acquire_another()?
-    } else {
-        engine.pool().acquire()?
-    };
-    Ok(BindConnection::new(conn))
-}
-
-fn busy(label: &str) -> Error {
-    MapperError::ConnectionBusy {
-        label: label.to_owned(),
-    }
-    .into()
-}
-
-/// Autocommit sessions.
-impl Mapper {
-    /// Runs `work` in a new autocommit session: each of its statements,
-    /// writes included, runs and commits on its own on a shared, pipelined
-    /// connection, so it holds no connection and waits for none between
-    /// statements (see [autocommit sessions](crate::session#autocommit-sessions-writes-that-hold-no-connection)
-    /// for exactly what that guarantees). Use it when each write stands on
-    /// its own; use [`Mapper::begin`] when writes must commit together.
-    ///
-    /// # Errors
-    ///
-    /// The wrong-context error off a green worker (before `work` runs);
-    /// `work`'s error, with every write that returned `Ok` before it still
-    /// committed.
-    pub fn autocommit<T, F>(&self, work: F) -> Result<T>
-    where
-        F: FnOnce(&mut Session) -> Result<T>,
-    {
-        work(&mut self.autocommit_session()?)
-    }
-
-    /// A new autocommit session, the one [`Mapper::autocommit`] runs its
-    /// work in; `commit` and `rollback` have nothing to do in it.
-    ///
-    /// # Errors
-    ///
-    /// The wrong-context error off a green worker.
-    pub fn autocommit_session(&self) -> Result<Session> {
-        require_green("session")?;
-        // Not the task's transaction (nothing to join, nothing to commit):
-        // every statement runs on the shared path, see `Session::run`.
-        let mut session = Session::owning(
-            self.clone(),
-            Scope::open(self.identity(), Opening::Manual, true),
-        );
-        session.autocommit = true;
-        Ok(session)
     }
 }

@@ -12,13 +12,13 @@
 //! | [`shared`], [`shared_sql`] | runs a session's statement on one of the pool's shared (pipelined) connections, before the session needs its own |
 //! | [`check_batch_statement`] | refuses a statement an atomic batch cannot hold, before anything is sent |
 //! | [`queue_begin`] | sends a session's `BEGIN` / `SAVEPOINT` in the same write as its first statement |
-//! | [`AbortTracker`], [`PendingCommit`] | remembers what aborted a session's transaction and tells the truth about `COMMIT` |
+//! | [`TransactionAbort`], [`PendingCommit`] | remembers what aborted a session's transaction and tells the truth about `COMMIT` |
 //! | [`pass_on`] | hands a committing session's connection to the next waiting task once `COMMIT` is sent |
 //! | [`commit_behind_next_statement`] | sends a session's `COMMIT` in the same write as its last statement (`Session::commit_with`) |
 //!
 //! These follow the crate's version like the rest of its API.
 
-pub use crate::client::abort::{AbortTracker, PendingCommit};
+pub use crate::client::transaction_abort::{PendingCommit, TransactionAbort};
 pub use crate::error::context::require_green;
 pub use crate::net::off_scheduler::run_off_scheduler;
 
@@ -68,7 +68,7 @@ pub fn queue_begin(client: &Client, sql: &str) -> Result<(), Error> {
 /// `query`, `query_one`, `query_opt`, `for_each_row`) is a transaction's
 /// last: `COMMIT` goes out behind it in the same write, and the statement's
 /// own answer is returned as usual. The `COMMIT`'s answer is then read
-/// through [`AbortTracker::commit_sent_behind`]. A statement that runs
+/// through [`TransactionAbort::commit_sent_behind`]. A statement that runs
 /// unnamed (`statement_cache=false`) goes alone, leaving the `COMMIT` to
 /// the caller. `false` withdraws a request not yet used.
 pub fn commit_behind_next_statement(client: &Client, on: bool) {

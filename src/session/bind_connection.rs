@@ -9,9 +9,10 @@
 //! the next statement is refused naming it and the commit reports it (see
 //! [`crate::session`]).
 
-use crate::error::{MapperError, Result};
+use crate::error::{Error, MapperError, Result};
+use crate::mapper::Mapper;
 use green_postgres::pool::PooledConnection;
-use green_postgres::seam::{self, AbortTracker, PendingCommit};
+use green_postgres::seam::{self, require_green, PendingCommit, TransactionAbort};
 use green_postgres::{self as pg, observe_statement, Client, TransactionStatus};
 
 /// One bind's connection inside a session.
@@ -22,7 +23,7 @@ pub(super) struct BindConnection {
     /// How many of the session's savepoint levels exist on this connection.
     savepoints: usize,
     /// The first failure of the transaction, while it is aborted.
-    aborted: AbortTracker,
+    aborted: TransactionAbort,
     /// The `COMMIT` sent behind the transaction's last statement
     /// ([`Session::commit_with`](crate::Session::commit_with)), its answer
     /// not yet read: nothing more may run here.
@@ -68,7 +69,7 @@ impl BindConnection {
             conn,
             in_transaction: false,
             savepoints: 0,
-            aborted: AbortTracker::default(),
+            aborted: TransactionAbort::default(),
             commit_sent: None,
         }
     }
@@ -211,4 +212,29 @@ impl BindConnection {
         }
         Ok(self.conn.batch_execute("ROLLBACK")?)
     }
+}
+
+/// The session's new connection to bind `label`: taken beside the task's
+/// other connections for an independent transaction
+/// ([`Pool::acquire_another`](crate::Pool::acquire_another)).
+pub(super) fn connect(mapper: &Mapper, label: &str, independent: bool) -> Result<BindConnection> {
+    require_green("session")?;
+    let engine = mapper
+        .engine(Some(label))
+        .ok_or_else(|| MapperError::UnknownBind {
+            label: label.to_owned(),
+        })?;
+    let conn = if independent {
+        engine.pool().acquire_another()?
+    } else {
+        engine.pool().acquire()?
+    };
+    Ok(BindConnection::new(conn))
+}
+
+pub(super) fn busy(label: &str) -> Error {
+    MapperError::ConnectionBusy {
+        label: label.to_owned(),
+    }
+    .into()
 }

@@ -9,6 +9,7 @@ use crate::session::transaction_span::in_transaction_span;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
+use super::bind_connection::busy;
 use super::scope::{Opening, Scope};
 use super::Session;
 use crate::error::{Error, Result};
@@ -277,7 +278,7 @@ impl Mapper {
         let scope = self.task_transaction(label)?;
         Some(scope.with_bind(
             label,
-            || Err(super::busy(label)),
+            || Err(busy(label)),
             |conn| conn.run(0, None, work, false),
         ))
     }
@@ -352,4 +353,44 @@ fn is_message(payload: &(dyn std::any::Any + Send)) -> bool {
 
 fn retryable<E: AsOdmError>(error: &E) -> bool {
     error.as_odm_error().is_some_and(Error::is_retryable)
+}
+
+/// Autocommit sessions.
+impl Mapper {
+    /// Runs `work` in a new autocommit session: each of its statements,
+    /// writes included, runs and commits on its own on a shared, pipelined
+    /// connection, so it holds no connection and waits for none between
+    /// statements (see [autocommit sessions](crate::session#autocommit-sessions-writes-that-hold-no-connection)
+    /// for exactly what that guarantees). Use it when each write stands on
+    /// its own; use [`Mapper::begin`] when writes must commit together.
+    ///
+    /// # Errors
+    ///
+    /// The wrong-context error off a green worker (before `work` runs);
+    /// `work`'s error, with every write that returned `Ok` before it still
+    /// committed.
+    pub fn autocommit<T, F>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(&mut Session) -> Result<T>,
+    {
+        work(&mut self.autocommit_session()?)
+    }
+
+    /// A new autocommit session, the one [`Mapper::autocommit`] runs its
+    /// work in; `commit` and `rollback` have nothing to do in it.
+    ///
+    /// # Errors
+    ///
+    /// The wrong-context error off a green worker.
+    pub fn autocommit_session(&self) -> Result<Session> {
+        require_green("session")?;
+        // Not the task's transaction (nothing to join, nothing to commit):
+        // every statement runs on the shared path, see `Session::run`.
+        let mut session = Session::owning(
+            self.clone(),
+            Scope::open(self.identity(), Opening::Manual, true),
+        );
+        session.autocommit = true;
+        Ok(session)
+    }
 }

@@ -21,6 +21,7 @@ use crate::request::atomic_batch::BatchAnswer;
 use crate::request::prepared::Prepared;
 use crate::request::request::{self, Access};
 use crate::request::row_sink::{EachRow, RowSink};
+use crate::request::simple_query;
 use crate::startup::connect::open_and_start;
 use crate::wire::bind_execute::Param;
 use crate::wire::row::Row;
@@ -51,7 +52,7 @@ pub struct Client {
     /// ([`crate::seam::commit_behind_next_statement`]).
     commit_behind: AtomicBool,
     /// The `COMMIT` sent behind a statement, its answer not yet read.
-    commit_sent: parking_lot::Mutex<Option<request::TransactionEnd>>,
+    commit_sent: parking_lot::Mutex<Option<simple_query::TransactionEnd>>,
 }
 
 impl fmt::Debug for Client {
@@ -137,7 +138,7 @@ impl Client {
     /// the command tag of the last statement that completed (`COMMIT`,
     /// `ROLLBACK`, ...; empty when none did).
     pub(crate) fn simple_query(&self, sql: &str) -> Result<String, Error> {
-        let done = request::simple_query(&self.conn, sql)?;
+        let done = simple_query::simple_query(&self.conn, sql)?;
         if done.forgot_statements {
             self.prepared.forget_statements();
         }
@@ -148,14 +149,14 @@ impl Client {
     /// [`request::queue_simple_statement`]): how a transaction dropped off
     /// a coroutine queues its `ROLLBACK`.
     pub(crate) fn queue_simple_statement(&self, sql: &str) -> Result<(), Error> {
-        request::queue_simple_statement(&self.conn, sql)
+        simple_query::queue_simple_statement(&self.conn, sql)
     }
 
     /// Queues one simple statement to go out with this client's next
     /// request (see [`request::queue_simple_statement_ahead`]): how a
     /// session's `BEGIN` and `SAVEPOINT` ride in front of its statement.
     pub(crate) fn queue_simple_statement_ahead(&self, sql: &str) -> Result<(), Error> {
-        request::queue_simple_statement_ahead(&self.conn, sql)
+        simple_query::queue_simple_statement_ahead(&self.conn, sql)
     }
 
     /// Sends a statement that ends the transaction (`COMMIT`) without
@@ -163,8 +164,8 @@ impl Client {
     pub(crate) fn send_transaction_end(
         &self,
         sql: &'static str,
-    ) -> Result<request::TransactionEnd, Error> {
-        request::send_transaction_end(&self.conn, sql)
+    ) -> Result<simple_query::TransactionEnd, Error> {
+        simple_query::send_transaction_end(&self.conn, sql)
     }
 
     /// The connection itself (for the pool's clean-up of a checkout whose
@@ -325,7 +326,7 @@ impl Client {
                 .prepared
                 .run_statement(&self.conn, &statement, params, rows, access);
         }
-        let (outcome, end) = request::run_then_commit(&self.conn, &statement, params, rows)?;
+        let (outcome, end) = simple_query::run_then_commit(&self.conn, &statement, params, rows)?;
         *self.commit_sent.lock() = Some(end);
         let done = outcome?;
         if done.forgot_statements {
@@ -341,7 +342,7 @@ impl Client {
     }
 
     /// The `COMMIT` sent behind the last statement, if one was.
-    pub(crate) fn take_commit_sent_behind(&self) -> Option<request::TransactionEnd> {
+    pub(crate) fn take_commit_sent_behind(&self) -> Option<simple_query::TransactionEnd> {
         self.commit_sent.lock().take()
     }
 

@@ -3,7 +3,6 @@
 //! cancel token, and choosing a host among several. Uses `request` and
 //! below.
 
-pub(crate) mod abort;
 pub(crate) mod cancel_token;
 #[allow(clippy::module_inception)]
 pub(crate) mod client;
@@ -13,3 +12,4 @@ pub(crate) mod notifications;
 pub(crate) mod observe;
 pub(crate) mod read_only;
 pub(crate) mod transaction;
+pub(crate) mod transaction_abort;

@@ -16,10 +16,10 @@ use std::fmt;
 use parking_lot::Mutex;
 use postgres_protocol::escape::escape_identifier;
 
-use crate::client::abort::{rollback_to_savepoint_sql, AbortTracker};
 use crate::client::client::Client;
 use crate::client::copy::{CopyInWriter, CopyOutReader};
 use crate::client::observe::observe_statement;
+use crate::client::transaction_abort::{rollback_to_savepoint_sql, TransactionAbort};
 use crate::error::Error;
 use crate::wire::bind_execute::Param;
 use crate::wire::row::Row;
@@ -33,7 +33,7 @@ pub struct Transaction<'a> {
     done: bool,
     /// The first failure of this transaction (or savepoint), while it is
     /// aborted; locked only around status checks, never across I/O.
-    aborted: Mutex<AbortTracker>,
+    aborted: Mutex<TransactionAbort>,
 }
 
 impl fmt::Debug for Transaction<'_> {
@@ -51,7 +51,7 @@ impl<'a> Transaction<'a> {
             client,
             savepoint: None,
             done: false,
-            aborted: Mutex::new(AbortTracker::default()),
+            aborted: Mutex::new(TransactionAbort::default()),
         }
     }
 
@@ -126,7 +126,7 @@ impl<'a> Transaction<'a> {
             client: self.client,
             savepoint: Some(name.to_owned()),
             done: false,
-            aborted: Mutex::new(AbortTracker::default()),
+            aborted: Mutex::new(TransactionAbort::default()),
         })
     }
 

@@ -9,6 +9,7 @@ pub(crate) mod prepared;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod row_sink;
+pub(crate) mod simple_query;
 pub(crate) mod statement_cache;
 pub(crate) mod statement_log;
 pub(crate) mod unnamed;

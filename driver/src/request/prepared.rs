@@ -15,7 +15,8 @@ use crate::config::Config;
 use crate::connection::connection::Connection;
 use crate::error::Error;
 use crate::request::atomic_batch::{self, BatchAnswer, BatchCompletion};
-use crate::request::request::{self, Access, Completion, RowSink};
+use crate::request::request::{self, Access, Completion};
+use crate::request::row_sink::RowSink;
 use crate::request::statement_cache::{
     description_capacity, is_stale_statement, Insertion, StatementCache,
 };

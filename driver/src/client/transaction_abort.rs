@@ -1,4 +1,4 @@
-//! [`AbortTracker`]: what a transaction knows about its own failure, and
+//! [`TransactionAbort`]: what a transaction knows about its own failure, and
 //! the truth about `COMMIT` and `RELEASE SAVEPOINT`.
 //!
 //! When a statement fails inside a transaction, PostgreSQL aborts the
@@ -14,18 +14,18 @@
 
 use crate::client::client::Client;
 use crate::error::{sqlstate, DbError, Error};
-use crate::request::request::TransactionEnd;
+use crate::request::simple_query::TransactionEnd;
 use crate::wire::transaction_status::TransactionStatus;
 
 /// The first failure of the transaction running on one connection.
 #[derive(Debug, Default)]
-pub struct AbortTracker {
+pub struct TransactionAbort {
     /// The error of the statement that aborted the transaction, while it
     /// stays aborted.
     cause: Option<Box<DbError>>,
 }
 
-impl AbortTracker {
+impl TransactionAbort {
     /// [`Error::TransactionAborted`] when the transaction on `client` is
     /// aborted and `sql` is not a rollback (the only command the server
     /// still accepts); `sql` is `None` for statements the caller did not
@@ -73,7 +73,7 @@ impl AbortTracker {
 
     /// Sends `COMMIT` without waiting for its answer, so that the
     /// connection can be handed to another task at once; the answer, read
-    /// by [`PendingCommit::outcome`], says what [`AbortTracker::commit`]
+    /// by [`PendingCommit::outcome`], says what [`TransactionAbort::commit`]
     /// would have said. Only for a healthy transaction.
     pub fn send_commit(&mut self, client: &Client) -> Result<PendingCommit, Error> {
         Ok(PendingCommit {
@@ -131,7 +131,7 @@ impl AbortTracker {
     }
 }
 
-/// A `COMMIT` sent by [`AbortTracker::send_commit`] whose answer has not
+/// A `COMMIT` sent by [`TransactionAbort::send_commit`] whose answer has not
 /// been read.
 #[derive(Debug)]
 pub struct PendingCommit {
@@ -142,7 +142,7 @@ pub struct PendingCommit {
 
 impl PendingCommit {
     /// Waits for the answer and reports whether the transaction committed,
-    /// exactly as [`AbortTracker::commit`] does; the transaction status is
+    /// exactly as [`TransactionAbort::commit`] does; the transaction status is
     /// the one the answer's own `ReadyForQuery` reported (the connection
     /// may already run another task's requests).
     pub fn outcome(self) -> Result<(), Error> {
