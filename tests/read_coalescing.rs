@@ -18,7 +18,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use green_tasks::{on_green, spawn};
-use odm::pg::{Client, Config, Error};
+use odm::pg::{Client, Config, Error, Pool};
 use odm::testing::{test_database, TestDatabase};
 use odm::Mapper;
 
@@ -144,7 +144,7 @@ fn unnamed_reads_without_a_statement_cache_are_grouped_and_answered_the_same() {
 
 /// Reads of `TASKS` tasks that run until `stop` passes, each checking its
 /// answers; a failed read is handed to `failure`, which says whether the
-/// task goes on. Returns how many reads were answered.
+/// task goes on. Each task ends with how many of its reads were answered.
 fn read_until(
     client: &Arc<Client>,
     stop: Instant,
@@ -359,6 +359,48 @@ fn the_orms_reads_of_many_sessions_share_a_sync_and_each_gets_its_own_object() {
     assert!(
         distinct(&txids) < txids.len() / 2,
         "{} ORM reads ran in {} transactions: they were not grouped",
+        txids.len(),
+        distinct(&txids)
+    );
+}
+
+#[test]
+fn the_pools_shared_reads_share_a_sync_and_state_changing_statements_are_still_refused() {
+    let db = test_database().unwrap();
+    let pool = Pool::from_url(&format!("{}?pool_max_shared=1", db.url())).expect("the url parses");
+    let p = pool.clone();
+    on_green(move || {
+        let e = p
+            .read_only()
+            .query("SET search_path = nowhere", &[])
+            .unwrap_err();
+        assert!(matches!(e, Error::NotShareable { .. }), "{e:?}");
+    });
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let pool = pool.clone();
+            spawn(move || {
+                (0..READS)
+                    .map(|read| {
+                        let n = task * READS + read;
+                        let row = pool
+                            .read_only()
+                            .query_one("SELECT $1::int4, txid_current()", &[&n])
+                            .expect("read");
+                        assert_eq!(row.get::<_, i32>(0), n);
+                        row.get::<_, i64>(1)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let txids: Vec<i64> = tasks
+        .into_iter()
+        .flat_map(|t| t.join().expect("the task ends"))
+        .collect();
+    assert!(
+        distinct(&txids) < txids.len() / 2,
+        "{} pool reads ran in {} transactions: they were not grouped",
         txids.len(),
         distinct(&txids)
     );

@@ -1,6 +1,7 @@
 //! The executor of odm's pool in shared mode: every operation is one
 //! autocommit statement on a pooled connection that other tasks' statements
-//! share (pipelined), as [`Pool::query`] documents.
+//! share (pipelined), as [`Pool::query`] documents; the reads go through
+//! [`Pool::read_only`], so they may share a `Sync`.
 
 use odm::pg::Param;
 use odm::{Error, Pool};
@@ -35,7 +36,7 @@ impl PoolExecutor {
     pub fn exec(&self, op: Op) -> Result<Reply, Error> {
         match op {
             Op::World(id) => {
-                let row = self.pool.query_opt(SELECT_WORLD, &[&id])?;
+                let row = self.pool.read_only().query_opt(SELECT_WORLD, &[&id])?;
                 Ok(Reply::World(row.as_ref().map(world_from).transpose()?))
             }
             Op::Update(worlds) => {
@@ -49,7 +50,7 @@ impl PoolExecutor {
                 Ok(Reply::Updated(changed))
             }
             Op::Fortunes => {
-                let rows = self.pool.query(SELECT_FORTUNES, &[])?;
+                let rows = self.pool.read_only().query(SELECT_FORTUNES, &[])?;
                 Ok(Reply::Fortunes(
                     rows.iter().map(fortune_from).collect::<Result<_, _>>()?,
                 ))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::connector::{Connector, PgConnector};
 use super::keeper::Keeper;
+use super::shared_reads::SharedReads;
 use super::shared_statement_rules;
 use super::state::Lease;
 use super::Pool;
@@ -121,6 +122,13 @@ impl Pool {
     /// [`Error::RowCount`] for more.
     pub fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, Error> {
         self.shared_sql("pool query", sql, |client| client.query_opt(sql, params))
+    }
+
+    /// The shared-mode query methods for reads the caller promises change
+    /// nothing, which may share one `Sync` with other tasks' reads (see
+    /// [`SharedReads`]).
+    pub fn read_only(&self) -> SharedReads<'_> {
+        SharedReads::new(self)
     }
 
     /// Runs one autocommit statement on a shared, pipelined connection and
