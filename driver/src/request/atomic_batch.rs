@@ -18,20 +18,18 @@
 use std::sync::Arc;
 
 use log::Level;
-use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use postgres_types::Type;
 
 use crate::connection::connection::Connection;
 use crate::error::Error;
-use crate::request::request::{self, encode_bind};
+use crate::request::request::{self, encode_bind, AnswerTo, Completion, StatementEnd};
 use crate::request::response::Response;
+use crate::request::row_sink::RowSink;
 use crate::request::statement_log::{StatementLog, SQL_LOG_TARGET};
 use crate::wire::bind_execute::Param;
-use crate::wire::command_tag::{forgets_prepared_statements, rows_affected};
 use crate::wire::row::Row;
-use crate::wire::server_error::db_error;
-use crate::wire::statement::{adopt_described_columns, Column, Statement};
+use crate::wire::statement::Statement;
 
 /// What one statement of an atomic batch answered.
 #[derive(Debug, Default)]
@@ -111,9 +109,10 @@ fn start_log(conn: &Connection, statements: &[(Statement, &[Param<'_>])]) -> Opt
     StatementLog::start(conn, &text)
 }
 
-/// Reads the answers up to `ReadyForQuery`: each statement's rows until
-/// its `CommandComplete` (or `EmptyQueryResponse`), then the next one's.
-/// After an error the server sends nothing more but `ReadyForQuery`.
+/// Reads the answers up to `ReadyForQuery`, statement by statement
+/// ([`request::read_statement`]): each statement's rows until its
+/// `CommandComplete` (or `EmptyQueryResponse`), then the next one's. After
+/// an error the server sends nothing more but `ReadyForQuery`.
 fn read_answers(
     conn: &Connection,
     mut response: Response,
@@ -123,90 +122,54 @@ fn read_answers(
         answers: Vec::with_capacity(statements.len()),
         forgot_statements: false,
     };
-    let mut current = BatchAnswer::default();
     let mut error: Option<Error> = None;
-    // The columns of the statement being answered: an unnamed statement's
-    // `RowDescription` replaces its cached ones.
-    let mut described: Option<Arc<[Column]>> = None;
-    loop {
-        match response.next()? {
-            Message::BindComplete | Message::ParseComplete | Message::NoData => {}
-            Message::RowDescription(body) => {
-                let Some((statement, _)) = statements.get(done.answers.len()) else {
-                    error = error.or_else(|| Some(unexpected()));
-                    continue;
-                };
-                let mut columns = statement.shared_columns().clone();
-                adopt_described_columns(&mut columns, &body)?;
-                described = Some(columns);
-            }
-            Message::DataRow(body) => {
-                if error.is_some() {
-                    continue;
+    let status = loop {
+        let mut answer = BatchAnswer::default();
+        let mut completion = Completion {
+            rows: 0,
+            forgot_statements: false,
+        };
+        // An answer beyond the last statement is the server's mistake: its
+        // rows are dropped and the batch fails.
+        let (mut columns, mut rows) = match statements.get(done.answers.len()) {
+            Some((statement, _)) => (
+                statement.shared_columns().clone(),
+                RowSink::Collect(&mut answer.rows),
+            ),
+            None => (Arc::from(Vec::new()), RowSink::Discard),
+        };
+        let end = request::read_statement(
+            conn,
+            &mut response,
+            &mut columns,
+            &mut rows,
+            &mut completion,
+            &mut error,
+            AnswerTo::AtomicBatch,
+        )?;
+        match end {
+            StatementEnd::Ready(status) => break status,
+            StatementEnd::Completed => {
+                if done.answers.len() == statements.len() {
+                    error = error.or_else(|| Some(AnswerTo::AtomicBatch.unexpected()));
                 }
-                let Some((statement, _)) = statements.get(done.answers.len()) else {
-                    error = Some(unexpected());
-                    continue;
-                };
-                let columns = described
-                    .clone()
-                    .unwrap_or_else(|| statement.shared_columns().clone());
-                match Row::new(columns, body) {
-                    Ok(row) => current.rows.push(row),
-                    Err(e) => error = Some(e),
-                }
+                done.forgot_statements |= completion.forgot_statements;
+                answer.rows_affected = completion.rows;
+                done.answers.push(answer);
             }
-            Message::CommandComplete(body) => {
-                let tag = body.tag()?;
-                done.forgot_statements |= forgets_prepared_statements(tag.as_bytes());
-                current.rows_affected = rows_affected(tag);
-                done.answers.push(std::mem::take(&mut current));
-                described = None;
-            }
-            Message::EmptyQueryResponse => {
-                done.answers.push(std::mem::take(&mut current));
-                described = None;
-            }
-            Message::ErrorResponse(body) => {
-                if error.is_none() {
-                    error = Some(db_error(body.fields()));
-                }
-            }
-            Message::CopyInResponse(_) => {
-                if !conn.refuse_copy(true) {
-                    return Err(conn.closed_error());
-                }
-                error = error.or(Some(Error::CopyNotAllowed(
-                    "COPY ... FROM STDIN needs copy_in(), not an atomic batch",
-                )));
-            }
-            Message::CopyOutResponse(_) => {
-                error = error.or(Some(Error::CopyNotAllowed(
-                    "COPY ... TO STDOUT needs copy_out(), not an atomic batch",
-                )))
-            }
-            Message::CopyData(_) | Message::CopyDone | Message::PortalSuspended => {}
-            Message::ReadyForQuery(body) => {
-                // Idle after a server error: the implicit transaction was
-                // rolled back. Inside an explicit transaction (`E`), the
-                // caller's transaction is aborted instead, not yet ended.
-                if body.status() == b'I' {
-                    error = match error {
-                        Some(Error::Db(db)) => Some(Error::RolledBack { cause: Some(db) }),
-                        other => other,
-                    };
-                }
-                break;
-            }
-            _ => error = error.or_else(|| Some(unexpected())),
         }
+    };
+    // Idle after a server error: the implicit transaction was rolled back.
+    // Inside an explicit transaction (`E`), the caller's transaction is
+    // aborted instead, not yet ended.
+    if status == b'I' {
+        error = match error {
+            Some(Error::Db(db)) => Some(Error::RolledBack { cause: Some(db) }),
+            other => other,
+        };
     }
     if error.is_none() && done.answers.len() != statements.len() {
-        error = Some(unexpected());
+        error = Some(AnswerTo::AtomicBatch.unexpected());
     }
     error.map_or(Ok(done), Err)
-}
-
-fn unexpected() -> Error {
-    Error::Protocol("unexpected message in the answer to an atomic batch".to_owned())
 }

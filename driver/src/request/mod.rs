@@ -12,4 +12,4 @@ pub(crate) mod row_sink;
 pub(crate) mod simple_query;
 pub(crate) mod statement_cache;
 pub(crate) mod statement_log;
-pub(crate) mod unnamed;
+pub(crate) mod unnamed_statement;

@@ -20,7 +20,7 @@ use crate::request::row_sink::RowSink;
 use crate::request::statement_cache::{
     description_capacity, is_stale_statement, Insertion, StatementCache,
 };
-use crate::request::unnamed::{self, may_be_stale_description, UnnamedCompletion};
+use crate::request::unnamed_statement::{self, may_be_stale_description, UnnamedCompletion};
 use crate::wire::bind_execute::{check_parameter_limit, Param};
 use crate::wire::statement::Statement;
 use crate::wire::transaction_status::TransactionStatus;
@@ -40,7 +40,7 @@ pub(crate) struct Prepared {
     /// With the cache off: unnamed statements, that is descriptions only
     /// (parameter types and result columns by SQL text), kept in this
     /// client's memory so each run takes one round trip (see
-    /// [`unnamed`]); nothing of them lives on the server.
+    /// [`unnamed_statement`]); nothing of them lives on the server.
     descriptions: Mutex<StatementCache>,
 }
 
@@ -251,7 +251,7 @@ impl Prepared {
         let UnnamedCompletion {
             done,
             changed_columns,
-        } = unnamed::run(conn, statement, params, rows, access)?;
+        } = unnamed_statement::run(conn, statement, params, rows, access)?;
         if let Some(columns) = changed_columns {
             let described = statement.with_columns(columns);
             let mut descriptions = self.descriptions.lock();

@@ -315,7 +315,7 @@ pub(crate) fn describe(
 }
 
 /// Bind + Execute + Sync on a named prepared statement (an unnamed one
-/// runs through [`super::unnamed::run`]), the `Sync` shared with other
+/// runs through [`super::unnamed_statement::run`]), the `Sync` shared with other
 /// reads when `access` allows ([`run_extended`]); fills `rows` and returns
 /// how the statement ended.
 pub(crate) fn run(
@@ -339,9 +339,10 @@ pub(crate) fn run(
     outcome
 }
 
-/// Reads an extended-protocol answer up to `ReadyForQuery`. Rows are
-/// decoded with `columns`, which a `RowDescription` in the answer (the
-/// `Describe` of an unnamed run) replaces when it differs.
+/// Reads an extended-protocol answer of one statement up to
+/// `ReadyForQuery`. Rows are decoded with `columns`, which a
+/// `RowDescription` in the answer (the `Describe` of an unnamed run)
+/// replaces when it differs.
 pub(super) fn read_results(
     conn: &Connection,
     response: &mut Response,
@@ -354,22 +355,100 @@ pub(super) fn read_results(
     };
     let mut error = None;
     loop {
+        let end = read_statement(
+            conn,
+            response,
+            columns,
+            &mut rows,
+            &mut done,
+            &mut error,
+            AnswerTo::Query,
+        )?;
+        if let StatementEnd::Ready(_) = end {
+            break;
+        }
+    }
+    error.map_or(Ok(done), Err)
+}
+
+/// What a request's answer is read for: it names the request in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AnswerTo {
+    /// A query method (`query`, `execute`, ...).
+    Query,
+    /// An atomic batch.
+    AtomicBatch,
+}
+
+impl AnswerTo {
+    fn copy_in_refused(self) -> Error {
+        Error::CopyNotAllowed(match self {
+            AnswerTo::Query => "COPY ... FROM STDIN needs copy_in(), not a query method",
+            AnswerTo::AtomicBatch => "COPY ... FROM STDIN needs copy_in(), not an atomic batch",
+        })
+    }
+
+    fn copy_out_refused(self) -> Error {
+        Error::CopyNotAllowed(match self {
+            AnswerTo::Query => "COPY ... TO STDOUT needs copy_out(), not a query method",
+            AnswerTo::AtomicBatch => "COPY ... TO STDOUT needs copy_out(), not an atomic batch",
+        })
+    }
+
+    pub(super) fn unexpected(self) -> Error {
+        Error::Protocol(match self {
+            AnswerTo::Query => "unexpected message in the answer to a query".to_owned(),
+            AnswerTo::AtomicBatch => {
+                "unexpected message in the answer to an atomic batch".to_owned()
+            }
+        })
+    }
+}
+
+/// How one statement's part of an answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StatementEnd {
+    /// Its `CommandComplete` or `EmptyQueryResponse`: the next statement's
+    /// part (or the `ReadyForQuery`) follows.
+    Completed,
+    /// The request's `ReadyForQuery` came instead (after an error the
+    /// server skips to it), with the transaction status it reported.
+    Ready(u8),
+}
+
+/// Reads one statement's part of an extended-protocol answer — the one
+/// place such answers are read: its rows into `rows`, decoded with
+/// `columns` (which a `RowDescription` replaces when it differs), its row
+/// count into `done`, and the first error of the request (the server's, a
+/// row's, a refused COPY) into `error`, after which rows are dropped. Ends
+/// at the statement's completion or at the request's `ReadyForQuery`.
+pub(super) fn read_statement(
+    conn: &Connection,
+    response: &mut Response,
+    columns: &mut Arc<[Column]>,
+    rows: &mut RowSink<'_>,
+    done: &mut Completion,
+    error: &mut Option<Error>,
+    answer_to: AnswerTo,
+) -> Result<StatementEnd, Error> {
+    loop {
         let message = match response.next_frame()? {
             Frame::Skip => continue,
             Frame::CommandComplete(count) => {
                 done.rows = count;
-                continue;
+                return Ok(StatementEnd::Completed);
             }
-            Frame::Ready => break,
+            Frame::EmptyQuery => return Ok(StatementEnd::Completed),
+            Frame::Ready(status) => return Ok(StatementEnd::Ready(status)),
             Frame::Message(message) => message,
         };
         match message {
             Message::DataRow(body) => {
-                if let (RowSink::Collect(rows), None) = (&mut rows, &error) {
+                if let (RowSink::Collect(rows), None) = (&mut *rows, &*error) {
                     if let Err(e) =
                         Row::new(columns.clone(), body).and_then(|row| rows.receive(row))
                     {
-                        error = Some(e);
+                        *error = Some(e);
                     }
                 }
             }
@@ -379,25 +458,28 @@ pub(super) fn read_results(
                 let tag = body.tag()?;
                 done.forgot_statements |= forgets_prepared_statements(tag.as_bytes());
                 done.rows = rows_affected(tag);
+                return Ok(StatementEnd::Completed);
             }
-            Message::EmptyQueryResponse | Message::PortalSuspended => {}
+            Message::EmptyQueryResponse => return Ok(StatementEnd::Completed),
+            Message::PortalSuspended => {}
             Message::ErrorResponse(body) => {
                 if error.is_none() {
-                    error = Some(db_error(body.fields()));
+                    *error = Some(db_error(body.fields()));
                 }
             }
             Message::CopyInResponse(_) => {
-                error = error.or(Some(refuse_copy(conn, true)?));
+                if !conn.refuse_copy(true) {
+                    return Err(conn.closed_error());
+                }
+                *error = error.take().or(Some(answer_to.copy_in_refused()));
             }
-            Message::CopyOutResponse(_) => error = error.or(Some(copy_out_refused())),
+            Message::CopyOutResponse(_) => {
+                *error = error.take().or(Some(answer_to.copy_out_refused()));
+            }
             Message::CopyData(_) | Message::CopyDone => {}
-            Message::ReadyForQuery(_) => break,
-            _ => error = error.or_else(|| Some(unexpected("query"))),
+            Message::ReadyForQuery(body) => return Ok(StatementEnd::Ready(body.status())),
+            _ => *error = error.take().or_else(|| Some(answer_to.unexpected())),
         }
-    }
-    match error {
-        Some(e) => Err(e),
-        None => Ok(done),
     }
 }
 

@@ -17,13 +17,16 @@ use crate::wire::server_error;
 /// A backend message as [`Response::next_frame`] returns it.
 pub(crate) enum Frame {
     /// A message with nothing to read but its tag (`BindComplete`,
-    /// `ParseComplete`, `NoData`, `EmptyQueryResponse`, ...).
+    /// `ParseComplete`, `NoData`, `CloseComplete`, `PortalSuspended`).
     Skip,
+    /// `EmptyQueryResponse`: a statement of empty text completed.
+    EmptyQuery,
     /// `CommandComplete` with the row count of its tag (except after
     /// `DISCARD ALL` and `DEALLOCATE ALL`, which come as a [`Frame::Message`]).
     CommandComplete(u64),
-    /// `ReadyForQuery`: the answer is complete.
-    Ready,
+    /// `ReadyForQuery`: the answer is complete; the transaction status it
+    /// reported (`I`, `T` or `E`).
+    Ready(u8),
     /// Any other message, parsed.
     Message(Message),
 }
@@ -86,17 +89,18 @@ impl Response {
             let Some((tag, total)) = self.complete_frame()? else {
                 if self.ends_grouped_read() {
                     self.finished = true;
-                    return Ok(Frame::Ready);
+                    return Ok(Frame::Ready(b'I'));
                 }
                 self.receive()?;
                 continue;
             };
             let bodyless = total == 5;
             let frame = match tag {
-                b'1' | b'2' | b'3' | b'n' | b'I' | b's' if bodyless => Frame::Skip,
+                b'1' | b'2' | b'3' | b'n' | b's' if bodyless => Frame::Skip,
+                b'I' if bodyless => Frame::EmptyQuery,
                 b'Z' if total == 6 => {
                     self.finished = true;
-                    Frame::Ready
+                    Frame::Ready(self.data[5])
                 }
                 b'C' => {
                     let body = &self.data[5..total];

@@ -45,7 +45,7 @@ pub struct Statement(Arc<StatementInner>);
 struct StatementInner {
     /// Server-side name; empty for the unnamed statement (cache disabled),
     /// which is parsed again with every execution (in the same round trip,
-    /// see `request/unnamed.rs`).
+    /// see `request/unnamed_statement.rs`).
     name: String,
     sql: String,
     connection_id: u64,
