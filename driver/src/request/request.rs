@@ -422,6 +422,7 @@ pub(super) enum StatementEnd {
 /// count into `done`, and the first error of the request (the server's, a
 /// row's, a refused COPY) into `error`, after which rows are dropped. Ends
 /// at the statement's completion or at the request's `ReadyForQuery`.
+#[inline]
 pub(super) fn read_statement(
     conn: &Connection,
     response: &mut Response,
