@@ -33,7 +33,9 @@ use crate::wire::transaction_status::TransactionStatus;
 /// `Send + Sync`, and the query methods take `&self`: several green tasks
 /// may share one `Client`, and their requests are pipelined (written
 /// together, answered in order). Each request ends with its own `Sync`, so
-/// an error in one never affects another. A [`Transaction`] needs
+/// an error in one never affects another — reads sent through
+/// [`Client::read_only`] may share one, with the same guarantee (see
+/// [`ReadOnly`]). A [`Transaction`] needs
 /// `&mut Client` and so has the connection to itself.
 ///
 /// Every method that talks to the server must run on a coroutine (a green
