@@ -319,7 +319,11 @@ impl Client {
             self.conn.transaction_status() == TransactionStatus::InTransaction
                 || self.conn.has_deferred_request()
         };
-        if !self.commit_behind.swap(false, Ordering::Relaxed) || !in_transaction() {
+        // A plain load first: on a client many tasks share, an unconditional
+        // swap would write the flag's cache line on every statement.
+        let armed = self.commit_behind.load(Ordering::Relaxed)
+            && self.commit_behind.swap(false, Ordering::Relaxed);
+        if !armed || !in_transaction() {
             return self.prepared.run_sql(&self.conn, sql, params, rows, access);
         }
         let statement = self.prepared.prepare(&self.conn, sql)?;
