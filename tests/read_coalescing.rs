@@ -209,22 +209,24 @@ fn a_read_past_its_statement_timeout_fails_alone_and_its_neighbours_are_answered
     let client = client(&db, "options=-c%20statement_timeout%3D700");
     let stop = Instant::now() + Duration::from_secs(3);
     let readers = read_until(&client, stop, unexpected);
-    let sleeper = {
-        let client = client.clone();
-        spawn(move || {
-            sleep_a_little_on_green();
-            client.read_only().query("SELECT pg_sleep(5)", &[])
-        })
-    };
+    let sleeper = read_among_the_readers(&client, "SELECT pg_sleep(5)");
     let e = sleeper.join().unwrap().unwrap_err();
     assert_eq!(e.code(), Some("57014"), "{e}");
     assert!(answered(readers) > 0);
     assert!(!client.is_closed());
 }
 
-/// Lets the readers fill the connection first.
-fn sleep_a_little_on_green() {
-    may::coroutine::sleep(Duration::from_millis(300));
+/// Sends the read-only `sql` from a task of its own once the readers have
+/// filled the connection (300 ms), so it runs in the middle of their groups.
+fn read_among_the_readers(
+    client: &Arc<Client>,
+    sql: &'static str,
+) -> green::Submitted<Result<Vec<odm::pg::Row>, Error>> {
+    let client = client.clone();
+    spawn(move || {
+        may::coroutine::sleep(Duration::from_millis(300));
+        client.read_only().query(sql, &[])
+    })
 }
 
 /// A failure a read may see when its connection closes under it: closed,
@@ -253,13 +255,7 @@ fn a_read_past_its_query_timeout_fails_and_every_neighbour_gets_its_own_answer_o
     let client = client(&db, "query_timeout=1000");
     let stop = Instant::now() + Duration::from_secs(6);
     let readers = read_until(&client, stop, closed_or_timed_out);
-    let sleeper = {
-        let client = client.clone();
-        spawn(move || {
-            sleep_a_little_on_green();
-            client.read_only().query("SELECT pg_sleep(30)", &[])
-        })
-    };
+    let sleeper = read_among_the_readers(&client, "SELECT pg_sleep(30)");
     let started = Instant::now();
     let e = sleeper.join().unwrap().unwrap_err();
     assert!(e.is_query_timeout() || e.is_closed(), "{e}");
